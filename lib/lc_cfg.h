@@ -1,0 +1,69 @@
+/* lc_cfg.h: configuration as a table. Each service describes its settings as rows
+ * {LCORE_* name, type, field offset, default, bounds, meaning}; one table drives parsing from the
+ * environment, validation, `--help` and the start-up dump (secrets redacted). */
+#ifndef LC_CFG_H
+#define LC_CFG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "lc_common.h"
+
+typedef enum {
+    LC_CFG_STR,  /* char[size] field */
+    LC_CFG_INT,  /* long long field, within [min, max] */
+    LC_CFG_BOOL, /* int field: 0/1, accepts 0/1/true/false/yes/no/on/off */
+    LC_CFG_ENUM, /* int field: index into `choices` ("a|b|c") */
+} lc_cfg_type_t;
+
+typedef struct {
+    const char *name;
+    lc_cfg_type_t type;
+    size_t offset;
+    size_t size; /* LC_CFG_STR: capacity of the char array */
+    const char *def;
+    long long min, max;  /* LC_CFG_INT */
+    const char *choices; /* LC_CFG_ENUM */
+    int secret;          /* never printed */
+    const char *help;
+} lc_cfg_opt_t;
+
+#define LC_CFG_S(name, st, field, def, help)                                                       \
+    {                                                                                              \
+        name, LC_CFG_STR, offsetof(st, field), sizeof(((st *)0)->field), def, 0, 0, NULL, 0, help  \
+    }
+#define LC_CFG_SECRET(name, st, field, def, help)                                                  \
+    {                                                                                              \
+        name, LC_CFG_STR, offsetof(st, field), sizeof(((st *)0)->field), def, 0, 0, NULL, 1, help  \
+    }
+#define LC_CFG_I(name, st, field, def, lo, hi, help)                                               \
+    {                                                                                              \
+        name, LC_CFG_INT, offsetof(st, field), sizeof(long long), def, lo, hi, NULL, 0, help       \
+    }
+#define LC_CFG_B(name, st, field, def, help)                                                       \
+    {                                                                                              \
+        name, LC_CFG_BOOL, offsetof(st, field), sizeof(int), def, 0, 1, NULL, 0, help              \
+    }
+#define LC_CFG_E(name, st, field, def, choices, help)                                              \
+    {                                                                                              \
+        name, LC_CFG_ENUM, offsetof(st, field), sizeof(int), def, 0, 0, choices, 0, help           \
+    }
+
+/* Fills cfg from defaults then the environment. On an invalid value writes a one-line reason
+ * into err and returns LC_ERR_INVALID. */
+int lc_cfg_load(void *cfg, const lc_cfg_opt_t *opts, size_t n, char *err, size_t err_len) LC_WUR;
+
+/* Prints usage: summary line, then every variable with its default and meaning. */
+void lc_cfg_help(FILE *out, const char *prog, const char *summary, const lc_cfg_opt_t *opts,
+                 size_t n);
+
+/* Logs the effective configuration as one key=value line (secrets shown as "<set>"). */
+void lc_cfg_log(const void *cfg, const lc_cfg_opt_t *opts, size_t n);
+
+/* The common start of every service's main(): handles --help/-h and --version, rejects unknown
+ * arguments, loads the table and initialises logging from LCORE_LOG_LEVEL. Returns 0 to go on,
+ * 1 when the program should exit 0 (help printed), -1 on error (reason printed to stderr). */
+int lc_cfg_main(int argc, char **argv, const char *service, const char *summary, void *cfg,
+                const lc_cfg_opt_t *opts, size_t n);
+
+#endif

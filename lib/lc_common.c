@@ -1,0 +1,54 @@
+/* lc_common.c: error strings and clocks. */
+#include "lc_common.h"
+
+#include <time.h>
+
+const char *lc_strerror(int err)
+{
+    switch (err) {
+    case LC_OK:
+        return "ok";
+    case LC_ERR_NOMEM:
+        return "out of memory";
+    case LC_ERR_INVALID:
+        return "invalid input";
+    case LC_ERR_SIGNATURE:
+        return "signature or tag did not verify";
+    case LC_ERR_NOTFOUND:
+        return "not found";
+    case LC_ERR_IO:
+        return "i/o error";
+    case LC_ERR_TOOBIG:
+        return "too large";
+    case LC_ERR_UNSUPPORTED:
+        return "unsupported";
+    case LC_ERR_CONFLICT:
+        return "conflict";
+    case LC_ERR_TIMEOUT:
+        return "timed out";
+    case LC_ERR_UNAVAILABLE:
+        return "unavailable";
+    default:
+        return "unknown error";
+    }
+}
+
+static uint64_t s_clock_us(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t lc_now_us(void)
+{
+    return s_clock_us(CLOCK_REALTIME);
+}
+uint64_t lc_now_ms(void)
+{
+    return s_clock_us(CLOCK_REALTIME) / 1000u;
+}
+uint64_t lc_mono_us(void)
+{
+    return s_clock_us(CLOCK_MONOTONIC);
+}

@@ -1,0 +1,33 @@
+/* lc_record.c: record identity. See lc_record.h. */
+#include "lc_record.h"
+
+#include <sodium.h>
+
+void lc_record_id(uint8_t out[LC_RECORD_ID_LEN], const char *device_id, size_t device_id_len,
+                  uint64_t seq)
+{
+    static const char prefix[] = "lcore/record";
+    uint8_t seq_be[8];
+    for (int i = 0; i < 8; i++)
+        seq_be[i] = (uint8_t)(seq >> (56 - 8 * i));
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const uint8_t *)prefix, sizeof prefix - 1);
+    crypto_hash_sha256_update(&st, (const uint8_t *)device_id, device_id_len);
+    crypto_hash_sha256_update(&st, seq_be, sizeof seq_be);
+    crypto_hash_sha256_final(&st, out);
+}
+
+int lc_device_id_valid(const char *device_id, size_t len)
+{
+    if (len == 0 || len > LC_DEVICE_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = device_id[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == ':' || c == '-';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}

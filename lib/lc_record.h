@@ -1,0 +1,18 @@
+/* lc_record.h: the record identity shared by gateway, store and tools. */
+#ifndef LC_RECORD_H
+#define LC_RECORD_H
+
+#include "lc_common.h"
+
+#define LC_RECORD_ID_LEN 32
+#define LC_DEVICE_ID_MAX 128
+
+/* record_id = SHA-256("lcore/record" || device_id || seq as 8 bytes big-endian). The fixed-width
+ * seq at the end keeps the encoding unambiguous for any device_id length. */
+void lc_record_id(uint8_t out[LC_RECORD_ID_LEN], const char *device_id, size_t device_id_len,
+                  uint64_t seq);
+
+/* A device id is 1..128 bytes of [A-Za-z0-9._:-]. Returns 1 if valid. */
+int lc_device_id_valid(const char *device_id, size_t len);
+
+#endif

@@ -1,0 +1,20 @@
+/* cw_config.h: lcore-crypto settings (table in cw_config.c). */
+#ifndef CW_CONFIG_H
+#define CW_CONFIG_H
+
+#include "lc_cfg.h"
+
+typedef struct {
+    long long admin_port;
+    char readings_connect[1024];
+    char sealed_connect[1024];
+    char keyring[512];
+    int aes_impl; /* lc_aes_impl_t */
+    long long hwm;
+    long long max_reading_bytes;
+} cw_config_t;
+
+extern const lc_cfg_opt_t cw_config_opts[];
+extern const size_t cw_config_opts_len;
+
+#endif

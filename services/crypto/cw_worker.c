@@ -1,0 +1,128 @@
+/* cw_worker.c: see cw_worker.h. */
+#include "cw_worker.h"
+
+#include <czmq.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lc_log.h"
+#include "lc_record.h"
+#include "lc_zmq.h"
+#include "lcore.pb-c.h"
+
+struct cw_worker {
+    lc_sealer_t *sealer;
+    size_t max_reading;
+    uint8_t *ct; /* ciphertext buffer, reused */
+    lc_counter_t *sealed, *bad, *failed;
+    lc_histogram_t *seal_seconds, *queue_seconds;
+};
+
+cw_worker_t *cw_worker_new(lc_sealer_t *sealer, size_t max_reading, lc_metrics_t *m)
+{
+    cw_worker_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->ct = malloc(max_reading + LC_SEAL_OVERHEAD))) {
+        free(self);
+        return NULL;
+    }
+    self->sealer = sealer;
+    self->max_reading = max_reading;
+    self->sealed = lc_metrics_counter(m, "lcore_crypto_readings_sealed_total",
+                                      "Readings sealed and passed to the store", NULL);
+    self->bad = lc_metrics_counter(m, "lcore_crypto_bad_messages_total",
+                                   "Messages dropped as undecodable or invalid, by socket",
+                                   "socket=\"readings\"");
+    self->failed = lc_metrics_counter(m, "lcore_crypto_seal_failures_total",
+                                      "Readings that could not be sealed", NULL);
+    self->seal_seconds = lc_metrics_histogram(m, "lcore_crypto_seal_duration_seconds",
+                                              "Time to dual-encrypt one reading", NULL,
+                                              lc_latency_buckets, lc_latency_buckets_len);
+    self->queue_seconds = lc_metrics_histogram(m, "lcore_crypto_queue_wait_seconds",
+                                               "Gateway receipt to the start of sealing", NULL,
+                                               lc_latency_buckets, lc_latency_buckets_len);
+    return self;
+}
+
+void cw_worker_destroy(cw_worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free((*self_p)->ct);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static const char *s_invalid(const cw_worker_t *self, const Lcore__V1__Reading *r)
+{
+    if (r->version != 1)
+        return "version";
+    if (r->record_id.len != LC_RECORD_ID_LEN)
+        return "record_id";
+    if (!r->device_id || !lc_device_id_valid(r->device_id, strlen(r->device_id)))
+        return "device_id";
+    if (r->jws.len == 0 || r->jws.len > self->max_reading)
+        return "jws_length";
+    if (!r->gateway_id || !*r->gateway_id || strlen(r->gateway_id) > 64)
+        return "gateway_id";
+    uint8_t id[LC_RECORD_ID_LEN];
+    lc_record_id(id, r->device_id, strlen(r->device_id), r->seq);
+    if (memcmp(id, r->record_id.data, sizeof id) != 0)
+        return "record_id_mismatch";
+    return NULL;
+}
+
+int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *out)
+{
+    Lcore__V1__Reading *r = lcore__v1__reading__unpack(NULL, len, data);
+    const char *why = r ? s_invalid(self, r) : "decode";
+    int rc = 0;
+    if (why) {
+        lc_counter_inc(self->bad);
+        lc_warn("reading_dropped", "reason=%s bytes=%zu", why, len);
+        goto out;
+    }
+    uint64_t now = lc_now_us();
+    if (now > r->received_at_us)
+        lc_histogram_observe(self->queue_seconds, (double)(now - r->received_at_us) / 1e6);
+    uint64_t t0 = lc_mono_us();
+    lc_sealed_t s;
+    if (lc_seal(self->sealer, &s, self->ct, r->record_id.data, r->device_id, strlen(r->device_id),
+                r->jws.data, r->jws.len) < 0) {
+        lc_counter_inc(self->failed);
+        lc_error("seal_failed", "device_id=%s seq=%llu", r->device_id, (unsigned long long)r->seq);
+        goto out;
+    }
+    lc_histogram_observe(self->seal_seconds, (double)(lc_mono_us() - t0) / 1e6);
+    Lcore__V1__SealedRecord m = LCORE__V1__SEALED_RECORD__INIT;
+    m.version = 1;
+    m.record_id = r->record_id;
+    m.device_id = r->device_id;
+    m.seq = r->seq;
+    m.device_ts_ms = r->device_ts_ms;
+    m.received_at_us = r->received_at_us;
+    m.sealed_at_us = lc_now_us();
+    m.key_version = s.key_version;
+    m.aes_nonce.data = s.aes_nonce;
+    m.aes_nonce.len = sizeof s.aes_nonce;
+    m.xchacha_nonce.data = s.xchacha_nonce;
+    m.xchacha_nonce.len = sizeof s.xchacha_nonce;
+    m.ciphertext.data = self->ct;
+    m.ciphertext.len = s.ciphertext_len;
+    m.envelope_hash.data = s.envelope_hash;
+    m.envelope_hash.len = sizeof s.envelope_hash;
+    m.gateway_id = r->gateway_id;
+    /* The store may be briefly away: wait for it (the readings socket fills up meanwhile and
+     * the gateway feels the backpressure) rather than drop a reading. */
+    while ((rc = lc_zmq_send_pb(out, NULL, &m.base, 0)) == LC_ERR_TIMEOUT && !zsys_interrupted)
+        ;
+    if (rc == 0)
+        lc_counter_inc(self->sealed);
+out:
+    /* The plaintext JWS was in this message: wipe it before the buffer is freed. */
+    if (r) {
+        sodium_memzero(r->jws.data, r->jws.len);
+        lcore__v1__reading__free_unpacked(r, NULL);
+    }
+    return rc;
+}

@@ -1,0 +1,98 @@
+/* lcore-crypto: a crypto worker. PULLs readings from the gateways, dual-encrypts each one
+ * (AES-256-GCM, then XChaCha20-Poly1305) and PUSHes the sealed record to the store. Workers only
+ * connect, so more of them means more processes and no change elsewhere.
+ * main: config -> log -> resources -> loop -> teardown in reverse. */
+#include <czmq.h>
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+
+#include "cw_config.h"
+#include "cw_worker.h"
+#include "lc_http.h"
+#include "lc_keyring.h"
+#include "lc_log.h"
+#include "lc_zmq.h"
+
+int main(int argc, char **argv)
+{
+    static cw_config_t cfg;
+    int rc = lc_cfg_main(argc, argv, "lcore-crypto",
+                         "Crypto worker: dual-encrypts readings for the store.", &cfg,
+                         cw_config_opts, cw_config_opts_len);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    if (sodium_init() < 0)
+        return 1;
+    zsys_init();
+    zsys_set_ipv6(0);
+
+    int exit_code = 1;
+    lc_metrics_t *metrics = lc_metrics_new();
+    lc_admin_t *admin = NULL;
+    lc_keyring_t *ring = NULL;
+    lc_sealer_t *sealer = NULL;
+    cw_worker_t *worker = NULL;
+    zsock_t *readings = NULL, *sealed = NULL;
+    int err = 0;
+    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics)))
+        goto out;
+    if (!(ring = lc_keyring_load(cfg.keyring, &err))) {
+        lc_error("keyring_load_failed", "path=%s err=\"%s\"", cfg.keyring, lc_strerror(err));
+        goto out;
+    }
+    if (!(sealer = lc_sealer_new(ring, (lc_aes_impl_t)cfg.aes_impl))) {
+        lc_error("sealer_failed", "aes_impl=%d (aesni needs a CPU with AES-NI)", cfg.aes_impl);
+        goto out;
+    }
+    lc_info("sealer_ready", "aes_gcm=%s key_version=%u key_versions=%zu",
+            lc_sealer_aes_impl(sealer), lc_keyring_current(ring)->version, lc_keyring_count(ring));
+    if (!(worker = cw_worker_new(sealer, (size_t)cfg.max_reading_bytes, metrics)))
+        goto out;
+    readings = lc_zmq_socket(ZMQ_PULL, cfg.readings_connect, 0, (int)cfg.hwm, 0);
+    sealed = lc_zmq_socket(ZMQ_PUSH, cfg.sealed_connect, 0, (int)cfg.hwm, 2000);
+    if (!readings || !sealed)
+        goto out;
+    zsock_set_sndtimeo(sealed, 1000);
+    lc_gauge_t *impl = lc_metrics_gauge(metrics, "lcore_crypto_aesni",
+                                        "1 when AES-GCM runs on AES-NI, 0 on constant-time "
+                                        "software",
+                                        NULL);
+    lc_gauge_set(impl, sealer && lc_sealer_aes_impl(sealer)[0] == 'a');
+    lc_admin_set_ready(admin, 1, "");
+    lc_info("started", "readings=%s sealed=%s", cfg.readings_connect, cfg.sealed_connect);
+
+    void *in = zsock_resolve(readings);
+    while (!zsys_interrupted) {
+        zmq_pollitem_t item = {in, 0, ZMQ_POLLIN, 0};
+        int n = zmq_poll(&item, 1, 1000);
+        if (n < 0 && errno != EINTR)
+            break;
+        /* Work through what is queued, then poll again (and notice signals). */
+        for (int i = 0; n > 0 && i < 1000 && !zsys_interrupted; i++) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, in, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                break;
+            }
+            if (cw_worker_handle(worker, zmq_msg_data(&m), zmq_msg_size(&m), sealed) < 0)
+                lc_warn("sealed_send_failed", NULL);
+            zmq_msg_close(&m);
+        }
+    }
+    lc_info("stopping", "reason=signal");
+    lc_admin_set_ready(admin, 0, "shutting down");
+    exit_code = 0;
+out:
+    /* Closing the PULL first hands nothing back: ZeroMQ drops what was queued here. The
+     * gateway's redelivery (durable log) covers it. The PUSH lingers to deliver what is sealed. */
+    zsock_destroy(&readings);
+    zsock_destroy(&sealed);
+    cw_worker_destroy(&worker);
+    lc_sealer_destroy(&sealer);
+    lc_keyring_destroy(&ring);
+    lc_admin_destroy(&admin);
+    lc_metrics_destroy(&metrics);
+    return exit_code;
+}

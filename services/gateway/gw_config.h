@@ -1,0 +1,30 @@
+/* gw_config.h: lcore-gateway settings (one table row each, see gw_config.c). */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include "lc_cfg.h"
+
+typedef struct {
+    long long http_port;
+    long long admin_port;
+    long long threads;
+    char gateway_id[64];
+    char admin_token[256];
+    char admin_token_file[512];
+    char readings_bind[512];
+    char events_connect[512];
+    char queries_connect[512];
+    long long max_reading_bytes;
+    long long max_batch_bytes;
+    long long query_timeout_ms;
+    long long device_cache_ttl_ms;
+    long long device_rate;
+    long long device_burst;
+    long long send_timeout_ms;
+    long long readings_hwm;
+} gw_config_t;
+
+extern const lc_cfg_opt_t gw_config_opts[];
+extern const size_t gw_config_opts_len;
+
+#endif

@@ -1,0 +1,495 @@
+/* gw_http.c: device-facing HTTP. See gw_http.h. */
+#include "gw_http.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "lc_codec.h"
+#include "lc_jws.h"
+#include "lc_log.h"
+
+#define GW_BATCH_MAX_LINES 1000
+
+typedef enum {
+    ROUTE_DEVICES,
+    ROUTE_DATA,
+    ROUTE_BATCH,
+    ROUTE_COMPAT,
+    ROUTE_RECORD,
+    ROUTE_OTHER,
+    ROUTE_COUNT
+} s_route_t;
+static const char *const s_route_names[ROUTE_COUNT] = {"devices", "data",   "batch",
+                                                       "compat",  "record", "other"};
+static const unsigned s_codes[] = {200, 201, 202, 207, 400, 401, 403, 404,
+                                   405, 409, 413, 415, 429, 500, 503};
+#define N_CODES (sizeof s_codes / sizeof s_codes[0])
+
+struct gw_http {
+    gw_http_deps_t deps;
+    uint8_t token_hash[crypto_hash_sha256_BYTES];
+    int token_set;
+    struct MHD_Daemon *daemon;
+    lc_counter_t *requests[ROUTE_COUNT];
+    lc_counter_t *responses[N_CODES];
+    lc_histogram_t *latency[ROUTE_COUNT];
+};
+
+/* Per-request state, created on the first call for a connection's request. */
+typedef struct {
+    s_route_t route;
+    char *body;
+    size_t len, cap, limit;
+    int too_big;
+    uint64_t start_us;
+} s_req_t;
+
+static void s_count(gw_http_t *self, unsigned status)
+{
+    for (size_t i = 0; i < N_CODES; i++)
+        if (s_codes[i] == status) {
+            lc_counter_inc(self->responses[i]);
+            return;
+        }
+}
+
+static enum MHD_Result s_error(gw_http_t *self, struct MHD_Connection *c, unsigned status,
+                               const char *code, const char *msg, unsigned retry)
+{
+    s_count(self, status);
+    return lc_http_reply_error(c, status, code, msg, retry);
+}
+
+static enum MHD_Result s_json(gw_http_t *self, struct MHD_Connection *c, unsigned status, json_t *j)
+{
+    s_count(self, status);
+    if (!j)
+        return MHD_NO;
+    enum MHD_Result r = lc_http_reply_json(c, status, j, 0);
+    json_decref(j);
+    return r;
+}
+
+static json_t *s_hex_json(const uint8_t *b, size_t n)
+{
+    char hex[2 * 64 + 1];
+    if (n > 64 || lc_hex_encode(hex, sizeof hex, b, n) < 0)
+        return json_null();
+    return json_string(hex);
+}
+
+/* The result of one reading as a JSON object (for single and batch answers). */
+static json_t *s_result_json(const gw_result_t *r)
+{
+    if (r->status == 202)
+        return json_pack("{s:i, s:o}", "status", 202, "record_id",
+                         s_hex_json(r->record_id, LC_RECORD_ID_LEN));
+    return json_pack("{s:i, s:s, s:s}", "status", (int)r->status, "error", r->error, "message",
+                     r->message);
+}
+
+static enum MHD_Result s_reply_result(gw_http_t *self, struct MHD_Connection *c,
+                                      const gw_result_t *r)
+{
+    if (r->status != 202)
+        return s_error(self, c, r->status, r->error, r->message, r->retry_after);
+    return s_json(self, c, 202,
+                  json_pack("{s:o, s:s}", "record_id", s_hex_json(r->record_id, LC_RECORD_ID_LEN),
+                            "status", "accepted"));
+}
+
+static int s_content_type_is(struct MHD_Connection *c, const char *want)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct)
+        return 0;
+    size_t n = strlen(want);
+    return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static enum MHD_Result s_data(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+{
+    gw_result_t r;
+    /* Trailing whitespace (curl -d @file adds none, editors add a newline) is not signed. */
+    size_t len = req->len;
+    while (len &&
+           (req->body[len - 1] == '\n' || req->body[len - 1] == '\r' || req->body[len - 1] == ' '))
+        len--;
+    gw_ingest_reading(self->deps.ingest, req->body, len, NULL, NULL, &r);
+    return s_reply_result(self, c, &r);
+}
+
+static enum MHD_Result s_batch(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+{
+    size_t lines = 0;
+    for (size_t i = 0; i < req->len; i++)
+        lines += req->body[i] == '\n';
+    if (lines + 1 > GW_BATCH_MAX_LINES + 1) {
+        /* Count only non-empty lines precisely below; this is a cheap early bound. */
+        size_t nonempty = 0;
+        for (char *p = req->body, *end = req->body + req->len; p < end;) {
+            char *nl = memchr(p, '\n', (size_t)(end - p));
+            char *e = nl ? nl : end;
+            if (e > p && !(e - p == 1 && *p == '\r'))
+                nonempty++;
+            p = e + 1;
+        }
+        if (nonempty > GW_BATCH_MAX_LINES)
+            return s_error(self, c, 413, "too_large", "a batch holds at most 1000 readings", 0);
+    }
+    json_t *results = json_array();
+    size_t accepted = 0, n = 0;
+    for (char *p = req->body, *end = req->body + req->len; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *e = nl ? nl : end;
+        size_t len = (size_t)(e - p);
+        while (len && (p[len - 1] == '\r' || p[len - 1] == ' '))
+            len--;
+        if (len) {
+            if (++n > GW_BATCH_MAX_LINES) {
+                json_decref(results);
+                return s_error(self, c, 413, "too_large", "a batch holds at most 1000 readings", 0);
+            }
+            gw_result_t r;
+            gw_ingest_reading(self->deps.ingest, p, len, NULL, NULL, &r);
+            accepted += r.status == 202;
+            json_array_append_new(results, s_result_json(&r));
+        }
+        p = e + 1;
+    }
+    if (n == 0) {
+        json_decref(results);
+        return s_error(self, c, 400, "malformed", "empty batch: one JWS per line", 0);
+    }
+    return s_json(self, c, 207,
+                  json_pack("{s:I, s:I, s:o}", "accepted", (json_int_t)accepted, "rejected",
+                            (json_int_t)(n - accepted), "results", results));
+}
+
+static enum MHD_Result s_compat(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+{
+    json_error_t err;
+    json_t *body = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &err);
+    const char *device_id = json_string_value(json_object_get(body, "device_id"));
+    const char *jws = json_string_value(json_object_get(body, "jws"));
+    if (!json_is_object(body) || !device_id || !jws) {
+        json_decref(body);
+        return s_error(self, c, 400, "malformed",
+                       "body must be JSON {\"device_id\", \"jws\", \"data\"}", 0);
+    }
+    gw_result_t r;
+    gw_ingest_reading(self->deps.ingest, jws, strlen(jws), device_id, json_object_get(body, "data"),
+                      &r);
+    json_decref(body);
+    return s_reply_result(self, c, &r);
+}
+
+static int s_token_ok(gw_http_t *self, struct MHD_Connection *c)
+{
+    const char *auth =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!self->token_set || !auth || strncasecmp(auth, "Bearer ", 7) != 0)
+        return 0;
+    uint8_t h[crypto_hash_sha256_BYTES];
+    const char *tok = auth + 7;
+    crypto_hash_sha256(h, (const uint8_t *)tok, strlen(tok));
+    return sodium_memcmp(h, self->token_hash, sizeof h) == 0;
+}
+
+static enum MHD_Result s_devices(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+{
+    if (!self->token_set)
+        return s_error(self, c, 403, "registration_disabled",
+                       "no operator token is configured (LCORE_ADMIN_TOKEN)", 0);
+    if (!s_token_ok(self, c))
+        return s_error(self, c, 401, "unauthorized", "operator bearer token required", 0);
+    json_error_t err;
+    json_t *body = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &err);
+    const char *device_id = json_string_value(json_object_get(body, "device_id"));
+    const char *alg_name = json_string_value(json_object_get(body, "alg"));
+    json_t *pk = json_object_get(body, "public_key");
+    json_t *did = json_object_get(body, "did_document");
+    enum MHD_Result ret;
+    char *pk_text = NULL, *did_text = NULL;
+    if (!json_is_object(body) || !device_id || !alg_name || !pk) {
+        ret = s_error(self, c, 400, "malformed",
+                      "body must be JSON {device_id, alg, public_key[, did_document]}", 0);
+        goto out;
+    }
+    if (!lc_device_id_valid(device_id, strlen(device_id))) {
+        ret = s_error(self, c, 400, "malformed",
+                      "device_id must be 1-128 characters of [A-Za-z0-9._:-]", 0);
+        goto out;
+    }
+    lc_alg_t alg = lc_alg_from_name(alg_name);
+    if (alg == LC_ALG_NONE) {
+        ret = s_error(self, c, 400, "malformed", "alg must be EdDSA or ES256K", 0);
+        goto out;
+    }
+    pk_text = json_is_string(pk) ? strdup(json_string_value(pk)) : json_dumps(pk, JSON_COMPACT);
+    uint8_t raw[65];
+    size_t raw_len = 0;
+    if (!pk_text || lc_pubkey_parse(raw, sizeof raw, &raw_len, alg, pk_text, strlen(pk_text))) {
+        ret = s_error(self, c, 400, "malformed",
+                      "public_key is not a valid key for alg (hex or JWK)", 0);
+        goto out;
+    }
+    if (did && !json_is_null(did)) {
+        did_text = json_dumps(did, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!did_text || strlen(did_text) > 16384) {
+            ret = s_error(self, c, 400, "malformed", "did_document too large (16 KiB)", 0);
+            goto out;
+        }
+    }
+    int created = 0;
+    int rc =
+        gw_devices_register(self->deps.devices, device_id, alg, raw, raw_len, did_text, &created);
+    if (rc == LC_ERR_CONFLICT) {
+        ret = s_error(self, c, 409, "conflict",
+                      "device_id is registered with a different key or algorithm", 0);
+    } else if (rc == LC_ERR_INVALID) {
+        ret = s_error(self, c, 400, "malformed", "registration refused by the store", 0);
+    } else if (rc < 0) {
+        ret = s_error(self, c, 503, "not_ready", "device registry unavailable", 1);
+    } else {
+        lc_info("device_registered", "device_id=%s alg=%s created=%d", device_id, alg_name,
+                created);
+        ret = s_json(self, c, created ? 201 : 200,
+                     json_pack("{s:s, s:s, s:o, s:s}", "device_id", device_id, "alg",
+                               lc_alg_name(alg), "public_key", s_hex_json(raw, raw_len), "status",
+                               created ? "registered" : "exists"));
+    }
+out:
+    free(pk_text);
+    free(did_text);
+    json_decref(body);
+    return ret;
+}
+
+static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const char *hex)
+{
+    uint8_t id[LC_RECORD_ID_LEN];
+    size_t n = 0;
+    if (strlen(hex) != 2 * LC_RECORD_ID_LEN || lc_hex_decode(id, sizeof id, &n, hex, strlen(hex)))
+        return s_error(self, c, 400, "malformed", "record_id must be 64 hex digits", 0);
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    q.body_case = LCORE__V1__QUERY__BODY_GET_RECORD;
+    q.get_record.data = id;
+    q.get_record.len = sizeof id;
+    int err = 0;
+    Lcore__V1__QueryReply *r = gw_store_call(self->deps.store, &q, &err);
+    if (!r)
+        return s_error(self, c, 503, "not_ready", "store unavailable", 1);
+    enum MHD_Result ret;
+    if (r->status == LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND) {
+        ret = s_error(self, c, 404, "not_found",
+                      "no stored record with this id (it may still be in flight)", 0);
+    } else if (r->status != LCORE__V1__QUERY_REPLY__STATUS__OK || !r->record) {
+        ret = s_error(self, c, 503, "not_ready", r->message ? r->message : "store error", 1);
+    } else {
+        const Lcore__V1__RecordInfo *ri = r->record;
+        char stored_at[96];
+        time_t secs = (time_t)(ri->stored_at_us / 1000000u);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        snprintf(stored_at, sizeof stored_at, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (unsigned)(ri->stored_at_us % 1000000u));
+        /* leaf, proof and batch are filled once the chain relayer anchors the record. */
+        ret = s_json(self, c, 200,
+                     json_pack("{s:o, s:s, s:I, s:I, s:s, s:i, s:s, s:o, s:n, s:[], s:n}",
+                               "record_id", s_hex_json(ri->record_id.data, ri->record_id.len),
+                               "device_id", ri->device_id, "seq", (json_int_t)ri->seq, "ts",
+                               (json_int_t)ri->device_ts_ms, "status", ri->status, "key_version",
+                               (int)ri->key_version, "stored_at", stored_at, "envelope_hash",
+                               s_hex_json(ri->envelope_hash.data, ri->envelope_hash.len), "leaf",
+                               "proof", "batch"));
+    }
+    lcore__v1__query_reply__free_unpacked(r, NULL);
+    return ret;
+}
+
+static s_route_t s_route(const char *method, const char *url, int *method_ok)
+{
+    int post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
+    s_route_t r = ROUTE_OTHER;
+    if (strcmp(url, "/v1/devices") == 0)
+        r = ROUTE_DEVICES;
+    else if (strcmp(url, "/v1/data") == 0)
+        r = ROUTE_DATA;
+    else if (strcmp(url, "/v1/data/batch") == 0)
+        r = ROUTE_BATCH;
+    else if (strcmp(url, "/device/data") == 0)
+        r = ROUTE_COMPAT;
+    else if (strncmp(url, "/v1/records/", 12) == 0)
+        r = ROUTE_RECORD;
+    *method_ok = r == ROUTE_RECORD ? get : (r == ROUTE_OTHER ? get : post);
+    return r;
+}
+
+static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char *url,
+                                const char *method, const char *version, const char *upload,
+                                size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    gw_http_t *self = cls;
+    s_req_t *req = *con_cls;
+    if (!req) {
+        int method_ok = 0;
+        s_route_t route = s_route(method, url, &method_ok);
+        if (route == ROUTE_OTHER) {
+            enum MHD_Result res;
+            if (method_ok && lc_admin_route(self->deps.admin, c, url, &res))
+                return res;
+            return s_error(self, c, 404, "not_found", "no such endpoint", 0);
+        }
+        lc_counter_inc(self->requests[route]);
+        if (!method_ok)
+            return s_error(self, c, 405, "method_not_allowed", "wrong method for this endpoint", 0);
+        if (route == ROUTE_RECORD)
+            return s_record(self, c, url + 12);
+        if (route == ROUTE_DATA && !s_content_type_is(c, "application/jose"))
+            return s_error(self, c, 415, "unsupported_media_type",
+                           "Content-Type must be application/jose", 0);
+        if (route == ROUTE_BATCH && !s_content_type_is(c, "text/plain") &&
+            !s_content_type_is(c, "application/jose"))
+            return s_error(self, c, 415, "unsupported_media_type",
+                           "Content-Type must be text/plain (one JWS per line)", 0);
+        if ((route == ROUTE_DEVICES || route == ROUTE_COMPAT) &&
+            !s_content_type_is(c, "application/json"))
+            return s_error(self, c, 415, "unsupported_media_type",
+                           "Content-Type must be application/json", 0);
+        size_t limit = route == ROUTE_BATCH     ? (size_t)self->deps.cfg->max_batch_bytes
+                       : route == ROUTE_DEVICES ? 65536
+                       /* compat wraps the JWS in JSON: allow for the wrapping */
+                       : route == ROUTE_COMPAT ? (size_t)self->deps.cfg->max_reading_bytes * 2
+                                               : (size_t)self->deps.cfg->max_reading_bytes;
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > limit)
+            return s_error(self, c, 413, "too_large", "body exceeds the size limit", 0);
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        req->route = route;
+        req->limit = limit;
+        req->start_us = lc_mono_us();
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (req->too_big || req->len + n > req->limit) {
+            req->too_big = 1; /* chunked body past the limit: drain, answer 413 at the end */
+            return MHD_YES;
+        }
+        if (req->len + n + 1 > req->cap) {
+            size_t cap = req->cap ? req->cap : 4096;
+            while (cap < req->len + n + 1)
+                cap *= 2;
+            char *b = realloc(req->body, cap);
+            if (!b)
+                return MHD_NO;
+            req->body = b;
+            req->cap = cap;
+        }
+        memcpy(req->body + req->len, upload, n);
+        req->len += n;
+        return MHD_YES;
+    }
+    if (req->too_big)
+        return s_error(self, c, 413, "too_large", "body exceeds the size limit", 0);
+    if (!req->body && !(req->body = calloc(1, 1)))
+        return MHD_NO;
+    req->body[req->len] = '\0';
+    enum MHD_Result ret;
+    switch (req->route) {
+    case ROUTE_DATA:
+        ret = s_data(self, c, req);
+        break;
+    case ROUTE_BATCH:
+        ret = s_batch(self, c, req);
+        break;
+    case ROUTE_COMPAT:
+        ret = s_compat(self, c, req);
+        break;
+    default:
+        ret = s_devices(self, c, req);
+        break;
+    }
+    lc_histogram_observe(self->latency[req->route], (double)(lc_mono_us() - req->start_us) / 1e6);
+    return ret;
+}
+
+static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    s_req_t *req = *con_cls;
+    if (req) {
+        free(req->body);
+        free(req);
+        *con_cls = NULL;
+    }
+}
+
+gw_http_t *gw_http_new(const gw_http_deps_t *deps)
+{
+    gw_http_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->deps = *deps;
+    if (deps->admin_token && *deps->admin_token) {
+        crypto_hash_sha256(self->token_hash, (const uint8_t *)deps->admin_token,
+                           strlen(deps->admin_token));
+        self->token_set = 1;
+    }
+    for (int i = 0; i < ROUTE_COUNT; i++) {
+        char l[48];
+        snprintf(l, sizeof l, "route=\"%s\"", s_route_names[i]);
+        self->requests[i] = lc_metrics_counter(deps->metrics, "lcore_gateway_requests_total",
+                                               "HTTP requests by route", l);
+        self->latency[i] =
+            lc_metrics_histogram(deps->metrics, "lcore_gateway_request_duration_seconds",
+                                 "Time from request start to response, by route", l,
+                                 lc_latency_buckets, lc_latency_buckets_len);
+    }
+    for (size_t i = 0; i < N_CODES; i++) {
+        char l[32];
+        snprintf(l, sizeof l, "code=\"%u\"", s_codes[i]);
+        self->responses[i] = lc_metrics_counter(deps->metrics, "lcore_gateway_responses_total",
+                                                "HTTP responses by status code", l);
+    }
+    self->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC,
+                                    (uint16_t)deps->cfg->http_port, NULL, NULL, s_handle, self,
+                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)deps->cfg->threads,
+                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                                    MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_END);
+    if (!self->daemon) {
+        lc_error("http_listen_failed", "port=%lld", deps->cfg->http_port);
+        free(self);
+        return NULL;
+    }
+    lc_info("http_listening", "port=%lld threads=%lld", deps->cfg->http_port, deps->cfg->threads);
+    return self;
+}
+
+void gw_http_destroy(gw_http_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gw_http_t *self = *self_p;
+    /* Quiesce first: no new connections, then stop (waits for handlers in flight). */
+    MHD_quiesce_daemon(self->daemon);
+    MHD_stop_daemon(self->daemon);
+    sodium_memzero(self->token_hash, sizeof self->token_hash);
+    free(self);
+    *self_p = NULL;
+}

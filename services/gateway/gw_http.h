@@ -1,0 +1,27 @@
+/* gw_http.h: the device-facing HTTP server (libmicrohttpd, thread pool): routing, bodies, limits,
+ * the operator token, and the JSON answers of DESIGN.md. Reading work goes to gw_ingest,
+ * registrations and record lookups to the store through gw_devices / gw_store. */
+#ifndef GW_HTTP_H
+#define GW_HTTP_H
+
+#include "gw_config.h"
+#include "gw_ingest.h"
+#include "lc_http.h"
+
+typedef struct gw_http gw_http_t;
+
+typedef struct {
+    const gw_config_t *cfg;
+    const char *admin_token; /* empty: registration refused */
+    gw_ingest_t *ingest;
+    gw_devices_t *devices;
+    gw_store_t *store;
+    lc_admin_t *admin;
+    lc_metrics_t *metrics;
+} gw_http_deps_t;
+
+gw_http_t *gw_http_new(const gw_http_deps_t *deps);
+/* Stops accepting, finishes requests in flight, frees. */
+void gw_http_destroy(gw_http_t **self_p);
+
+#endif

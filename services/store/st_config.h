@@ -1,0 +1,22 @@
+/* st_config.h: lcore-store settings (table in st_config.c). */
+#ifndef ST_CONFIG_H
+#define ST_CONFIG_H
+
+#include "lc_cfg.h"
+
+typedef struct {
+    long long admin_port;
+    char pg_dsn[1024];
+    char sealed_bind[512];
+    char events_bind[512];
+    char queries_bind[512];
+    long long batch_max;
+    long long batch_wait_ms;
+    long long max_ciphertext_bytes;
+    long long sealed_hwm;
+} st_config_t;
+
+extern const lc_cfg_opt_t st_config_opts[];
+extern const size_t st_config_opts_len;
+
+#endif

@@ -1,0 +1,243 @@
+/* st_writer.c: see st_writer.h. */
+#include "st_writer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lc_log.h"
+#include "lc_record.h"
+#include "lc_seal.h"
+#include "lc_zmq.h"
+
+struct st_writer {
+    st_db_t *db;
+    zsock_t *events;
+    size_t batch_max, max_ciphertext;
+    int wait_ms;
+    Lcore__V1__SealedRecord **batch;
+    size_t n;
+    uint64_t first_us; /* when the oldest pending record arrived */
+    lc_counter_t *received, *bad, *stored, *duplicates, *refused, *acks_sent;
+    lc_histogram_t *batch_rows, *commit_seconds, *lag_seconds;
+    lc_gauge_t *pending;
+};
+
+static const double s_row_buckets[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
+
+st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t batch_max, int wait_ms,
+                           size_t max_ciphertext, lc_metrics_t *m)
+{
+    st_writer_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->batch = calloc(batch_max, sizeof *self->batch))) {
+        free(self);
+        return NULL;
+    }
+    self->db = db;
+    self->events = events;
+    self->batch_max = batch_max;
+    self->wait_ms = wait_ms;
+    self->max_ciphertext = max_ciphertext;
+    self->received = lc_metrics_counter(m, "lcore_store_records_received_total",
+                                        "Sealed records received from workers", NULL);
+    self->bad = lc_metrics_counter(m, "lcore_store_bad_messages_total",
+                                   "Messages dropped as undecodable or invalid, by socket",
+                                   "socket=\"sealed\"");
+    self->stored = lc_metrics_counter(m, "lcore_store_records_stored_total",
+                                      "Records newly written to PostgreSQL", NULL);
+    self->duplicates = lc_metrics_counter(m, "lcore_store_records_duplicate_total",
+                                          "Redelivered records absorbed by uniqueness", NULL);
+    self->refused = lc_metrics_counter(m, "lcore_store_records_refused_total",
+                                       "Records the database refused (not acknowledged)", NULL);
+    self->acks_sent = lc_metrics_counter(m, "lcore_store_acks_sent_total",
+                                         "Record acknowledgements published to gateways", NULL);
+    self->batch_rows = lc_metrics_histogram(m, "lcore_store_batch_rows", "Rows per transaction",
+                                            NULL, s_row_buckets, LC_ARRAY_LEN(s_row_buckets));
+    self->commit_seconds = lc_metrics_histogram(m, "lcore_store_commit_duration_seconds",
+                                                "Time to write and commit one batch", NULL,
+                                                lc_latency_buckets, lc_latency_buckets_len);
+    self->lag_seconds = lc_metrics_histogram(m, "lcore_store_ingest_lag_seconds",
+                                             "Gateway receipt to commit, per record", NULL,
+                                             lc_latency_buckets, lc_latency_buckets_len);
+    self->pending = lc_metrics_gauge(m, "lcore_store_pending_records",
+                                     "Records waiting for their batch to be written", NULL);
+    return self;
+}
+
+static void s_clear(st_writer_t *self)
+{
+    for (size_t i = 0; i < self->n; i++)
+        lcore__v1__sealed_record__free_unpacked(self->batch[i], NULL);
+    self->n = 0;
+    self->first_us = 0;
+    lc_gauge_set(self->pending, 0);
+}
+
+void st_writer_destroy(st_writer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    s_clear(*self_p);
+    free((*self_p)->batch);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* Everything the database will rely on is checked here, so a batch fails only for reasons
+ * outside the message (database down, unknown device). */
+static const char *s_invalid(const st_writer_t *self, const Lcore__V1__SealedRecord *r)
+{
+    if (r->version != 1)
+        return "version";
+    if (r->record_id.len != LC_RECORD_ID_LEN || r->aes_nonce.len != LC_AES_NONCE_LEN ||
+        r->xchacha_nonce.len != LC_XCHACHA_NONCE_LEN ||
+        r->envelope_hash.len != LC_ENVELOPE_HASH_LEN)
+        return "field_length";
+    if (!r->device_id || !lc_device_id_valid(r->device_id, strlen(r->device_id)))
+        return "device_id";
+    if (r->seq > INT64_MAX || r->device_ts_ms > INT64_MAX || r->key_version == 0 ||
+        r->key_version > INT32_MAX)
+        return "range";
+    if (r->ciphertext.len <= LC_SEAL_OVERHEAD || r->ciphertext.len > self->max_ciphertext)
+        return "ciphertext_length";
+    uint8_t id[LC_RECORD_ID_LEN], eh[LC_ENVELOPE_HASH_LEN];
+    lc_record_id(id, r->device_id, strlen(r->device_id), r->seq);
+    if (memcmp(id, r->record_id.data, sizeof id) != 0)
+        return "record_id";
+    lc_envelope_hash(eh, r->key_version, r->aes_nonce.data, r->xchacha_nonce.data,
+                     r->ciphertext.data, r->ciphertext.len);
+    if (memcmp(eh, r->envelope_hash.data, sizeof eh) != 0)
+        return "envelope_hash";
+    return NULL;
+}
+
+void st_writer_take(st_writer_t *self, const uint8_t *data, size_t len)
+{
+    Lcore__V1__SealedRecord *r = lcore__v1__sealed_record__unpack(NULL, len, data);
+    const char *why = r ? s_invalid(self, r) : "decode";
+    if (why) {
+        lc_counter_inc(self->bad);
+        lc_warn("sealed_record_dropped", "reason=%s bytes=%zu", why, len);
+        if (r)
+            lcore__v1__sealed_record__free_unpacked(r, NULL);
+        return;
+    }
+    lc_counter_inc(self->received);
+    if (self->n == 0)
+        self->first_us = lc_mono_us();
+    self->batch[self->n++] = r;
+    lc_gauge_set(self->pending, (double)self->n);
+}
+
+size_t st_writer_pending(const st_writer_t *self)
+{
+    return self->n;
+}
+int st_writer_full(const st_writer_t *self)
+{
+    return self->n >= self->batch_max;
+}
+
+uint64_t st_writer_deadline(const st_writer_t *self)
+{
+    return self->n ? self->first_us + (uint64_t)self->wait_ms * 1000u : 0;
+}
+
+/* Publishes one Ack per gateway for the records marked in `ok`. */
+static void s_ack(st_writer_t *self, const unsigned char *ok)
+{
+    ProtobufCBinaryData *ids = malloc(self->n * sizeof *ids);
+    unsigned char *done = calloc(self->n, 1);
+    if (!ids || !done)
+        goto out;
+    for (size_t i = 0; i < self->n; i++) {
+        if (done[i] || !ok[i])
+            continue;
+        const char *gw = self->batch[i]->gateway_id;
+        size_t k = 0;
+        for (size_t j = i; j < self->n; j++) {
+            if (!done[j] && ok[j] && strcmp(self->batch[j]->gateway_id, gw) == 0) {
+                ids[k++] = self->batch[j]->record_id;
+                done[j] = 1;
+            }
+        }
+        char topic[96];
+        snprintf(topic, sizeof topic, "ack/%s/", gw);
+        Lcore__V1__Ack ack = LCORE__V1__ACK__INIT;
+        ack.version = 1;
+        ack.n_record_ids = k;
+        ack.record_ids = ids;
+        if (lc_zmq_send_pb(self->events, topic, &ack.base, ZMQ_DONTWAIT) == 0)
+            lc_counter_add(self->acks_sent, k);
+    }
+out:
+    free(ids);
+    free(done);
+}
+
+int st_writer_flush(st_writer_t *self)
+{
+    if (self->n == 0)
+        return 0;
+    uint64_t t0 = lc_mono_us();
+    size_t inserted = 0;
+    uint64_t last_id = 0;
+    unsigned char *ok = malloc(self->n);
+    if (!ok)
+        return LC_ERR_NOMEM;
+    int rc = st_db_insert_records(self->db, self->batch, self->n, &inserted, &last_id);
+    if (rc == 0) {
+        memset(ok, 1, self->n);
+    } else if (rc == LC_ERR_INVALID) {
+        /* One row spoils the statement: write them one by one to keep the good ones. */
+        inserted = 0;
+        for (size_t i = 0; i < self->n; i++) {
+            size_t one = 0;
+            uint64_t id = 0;
+            int r1 = st_db_insert_records(self->db, &self->batch[i], 1, &one, &id);
+            if (r1 == LC_ERR_UNAVAILABLE) {
+                free(ok);
+                return r1; /* retry the whole batch later; rows already in are absorbed */
+            }
+            ok[i] = r1 == 0;
+            inserted += one;
+            if (id > last_id)
+                last_id = id;
+            if (r1 < 0) {
+                lc_counter_inc(self->refused);
+                lc_warn("record_refused", "device_id=%s seq=%llu", self->batch[i]->device_id,
+                        (unsigned long long)self->batch[i]->seq);
+            }
+        }
+    } else {
+        free(ok);
+        return rc;
+    }
+    uint64_t t1 = lc_mono_us();
+    uint64_t now_wall = lc_now_us();
+    lc_histogram_observe(self->commit_seconds, (double)(t1 - t0) / 1e6);
+    lc_histogram_observe(self->batch_rows, (double)self->n);
+    lc_counter_add(self->stored, inserted);
+    size_t acked = 0;
+    for (size_t i = 0; i < self->n; i++) {
+        acked += ok[i];
+        if (ok[i] && now_wall > self->batch[i]->received_at_us)
+            lc_histogram_observe(self->lag_seconds,
+                                 (double)(now_wall - self->batch[i]->received_at_us) / 1e6);
+    }
+    lc_counter_add(self->duplicates, acked - inserted);
+    s_ack(self, ok);
+    if (inserted) {
+        Lcore__V1__StoredEvent ev = LCORE__V1__STORED_EVENT__INIT;
+        ev.version = 1;
+        ev.count = (uint32_t)inserted;
+        ev.last_id = last_id;
+        if (lc_zmq_send_pb(self->events, "stored/", &ev.base, ZMQ_DONTWAIT) < 0)
+            lc_debug("stored_event_dropped", "count=%zu", inserted);
+    }
+    lc_debug("batch_written", "rows=%zu inserted=%zu ms=%.2f", self->n, inserted,
+             (double)(t1 - t0) / 1e3);
+    free(ok);
+    s_clear(self);
+    return 0;
+}

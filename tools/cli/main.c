@@ -1,0 +1,296 @@
+/* lcore-cli: operator tool. Key ring (keygen, rotate), device keys (device-keygen, sign) and
+ * reading a stored record back (decrypt). Configuration by LCORE_KEYRING and LCORE_PG_DSN. */
+#include <getopt.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "lc_codec.h"
+#include "lc_jws.h"
+#include "lc_keyring.h"
+#include "lc_log.h"
+#include "lc_record.h"
+#include "lc_seal.h"
+
+static void s_usage(FILE *out)
+{
+    fputs("Usage: lcore-cli COMMAND [options]\n"
+          "  keygen                      create the key ring (LCORE_KEYRING) with version 1\n"
+          "  rotate                      add a new key version; new records use it\n"
+          "  device-keygen [--alg EdDSA|ES256K] --out FILE\n"
+          "                              make a device key pair (FILE is 0600 JSON); prints\n"
+          "                              the registration body for POST /v1/devices\n"
+          "  sign --key FILE [--kid ID]  read a reading (JSON) on stdin, print its JWS\n"
+          "  decrypt RECORD_ID           read the record from PostgreSQL (LCORE_PG_DSN), open\n"
+          "                              both layers with the key ring, print the reading\n"
+          "Environment: LCORE_KEYRING (default lcore.keyring),\n"
+          "             LCORE_PG_DSN (default postgresql://lcore@127.0.0.1:5432/lcore)\n",
+          out);
+}
+
+static const char *s_env(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+static int s_keygen(void)
+{
+    const char *path = s_env("LCORE_KEYRING", "lcore.keyring");
+    int rc = lc_keyring_create(path);
+    if (rc < 0) {
+        fprintf(stderr, "lcore-cli keygen: %s: %s\n", path,
+                rc == LC_ERR_CONFLICT ? "exists already (use rotate)" : lc_strerror(rc));
+        return 1;
+    }
+    printf("key ring created: %s (version 1)\n", path);
+    return 0;
+}
+
+static int s_rotate(void)
+{
+    const char *path = s_env("LCORE_KEYRING", "lcore.keyring");
+    uint32_t v = 0;
+    int rc = lc_keyring_rotate(path, &v);
+    if (rc < 0) {
+        fprintf(stderr, "lcore-cli rotate: %s: %s\n", path, lc_strerror(rc));
+        return 1;
+    }
+    printf("key ring %s: new records use version %u (restart the crypto workers)\n", path, v);
+    return 0;
+}
+
+static int s_device_keygen(int argc, char **argv)
+{
+    const char *alg_name = "EdDSA", *out = NULL, *device_id = NULL;
+    static const struct option opts[] = {{"alg", required_argument, 0, 'a'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"device-id", required_argument, 0, 'd'},
+                                         {0, 0, 0, 0}};
+    for (int c; (c = getopt_long(argc, argv, "a:o:d:", opts, NULL)) != -1;) {
+        if (c == 'a')
+            alg_name = optarg;
+        else if (c == 'o')
+            out = optarg;
+        else if (c == 'd')
+            device_id = optarg;
+        else
+            return 2;
+    }
+    lc_alg_t alg = lc_alg_from_name(alg_name);
+    if (alg == LC_ALG_NONE || !out) {
+        fprintf(stderr, "lcore-cli device-keygen: --alg EdDSA|ES256K and --out FILE needed\n");
+        return 2;
+    }
+    uint8_t sk[64], pk[65];
+    size_t sk_len = 0, pk_len = 0;
+    char sk_hex[129], pk_hex[131];
+    int ret = 1;
+    if (lc_keypair_generate(alg, sk, &sk_len, pk, &pk_len) < 0)
+        goto out;
+    lc_hex_encode(sk_hex, sizeof sk_hex, sk, sk_len);
+    lc_hex_encode(pk_hex, sizeof pk_hex, pk, pk_len);
+    int fd = open(out, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        perror(out);
+        goto out;
+    }
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "{\"alg\":\"%s\",\"secret_key\":\"%s\",\"public_key\":\"%s\"}\n", lc_alg_name(alg),
+            sk_hex, pk_hex);
+    if (fclose(f) != 0) {
+        perror(out);
+        goto out;
+    }
+    printf("{\"device_id\":\"%s\",\"alg\":\"%s\",\"public_key\":\"%s\"}\n",
+           device_id ? device_id : "<device_id>", lc_alg_name(alg), pk_hex);
+    ret = 0;
+out:
+    sodium_memzero(sk, sizeof sk);
+    sodium_memzero(sk_hex, sizeof sk_hex);
+    return ret;
+}
+
+static int s_sign(int argc, char **argv)
+{
+    const char *key_path = NULL, *kid = NULL;
+    static const struct option opts[] = {
+        {"key", required_argument, 0, 'k'}, {"kid", required_argument, 0, 'i'}, {0, 0, 0, 0}};
+    for (int c; (c = getopt_long(argc, argv, "k:i:", opts, NULL)) != -1;) {
+        if (c == 'k')
+            key_path = optarg;
+        else if (c == 'i')
+            kid = optarg;
+        else
+            return 2;
+    }
+    if (!key_path) {
+        fprintf(stderr, "lcore-cli sign: --key FILE needed\n");
+        return 2;
+    }
+    json_error_t jerr;
+    json_t *key = json_load_file(key_path, 0, &jerr);
+    const char *sk_hex = json_string_value(json_object_get(key, "secret_key"));
+    lc_alg_t alg = lc_alg_from_name(json_string_value(json_object_get(key, "alg")) ?: "");
+    uint8_t sk[64];
+    size_t sk_len = 0;
+    int ret = 1;
+    char *payload = NULL;
+    size_t len = 0, cap = 0;
+    if (!sk_hex || alg == LC_ALG_NONE ||
+        lc_hex_decode(sk, sizeof sk, &sk_len, sk_hex, strlen(sk_hex)) < 0) {
+        fprintf(stderr, "lcore-cli sign: %s is not a device key file\n", key_path);
+        goto out;
+    }
+    for (;;) {
+        if (len + 4096 > cap && !(payload = realloc(payload, cap = cap * 2 + 4096)))
+            goto out;
+        size_t n = fread(payload + len, 1, cap - len, stdin);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    while (len && (payload[len - 1] == '\n' || payload[len - 1] == '\r'))
+        len--;
+    json_t *reading = json_loadb(payload ? payload : "", len, 0, &jerr);
+    const char *did = json_string_value(json_object_get(reading, "device_id"));
+    if (!kid)
+        kid = did;
+    char *jws = lc_jws_sign(alg, kid, (const uint8_t *)payload, len, sk, sk_len);
+    json_decref(reading);
+    if (!jws) {
+        fprintf(stderr, "lcore-cli sign: signing failed\n");
+        goto out;
+    }
+    printf("%s\n", jws);
+    free(jws);
+    ret = 0;
+out:
+    sodium_memzero(sk, sizeof sk);
+    free(payload);
+    json_decref(key);
+    return ret;
+}
+
+static int s_decrypt(const char *record_hex)
+{
+    uint8_t rid[LC_RECORD_ID_LEN];
+    size_t n = 0;
+    if (!record_hex || lc_hex_decode(rid, sizeof rid, &n, record_hex, strlen(record_hex)) < 0 ||
+        n != sizeof rid) {
+        fprintf(stderr, "lcore-cli decrypt: RECORD_ID must be 64 hex digits\n");
+        return 2;
+    }
+    int err = 0, ret = 1;
+    lc_keyring_t *ring = lc_keyring_load(s_env("LCORE_KEYRING", "lcore.keyring"), &err);
+    lc_sealer_t *sealer = ring ? lc_sealer_new(ring, LC_AES_AUTO) : NULL;
+    PGconn *db = PQconnectdb(s_env("LCORE_PG_DSN", "postgresql://lcore@127.0.0.1:5432/lcore"));
+    PGresult *r = NULL;
+    uint8_t *plain = NULL;
+    if (!sealer) {
+        fprintf(stderr, "lcore-cli decrypt: cannot load the key ring: %s\n", lc_strerror(err));
+        goto out;
+    }
+    if (PQstatus(db) != CONNECTION_OK) {
+        fprintf(stderr, "lcore-cli decrypt: %s", PQerrorMessage(db));
+        goto out;
+    }
+    const char *v[1] = {(const char *)rid};
+    int l[1] = {sizeof rid}, f[1] = {1};
+    r = PQexecParams(db,
+                     "SELECT r.device_id, r.seq, r.key_version, r.aes_nonce, r.xchacha_nonce,"
+                     " r.ciphertext, r.envelope_hash, d.alg, d.public_key, r.stored_at::text"
+                     " FROM records r JOIN devices d USING (device_id) WHERE r.record_id = $1",
+                     1, NULL, v, l, f, 1);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        fprintf(stderr, "lcore-cli decrypt: %s\n",
+                PQresultStatus(r) == PGRES_TUPLES_OK ? "no such record" : PQresultErrorMessage(r));
+        goto out;
+    }
+    const char *device_id = PQgetvalue(r, 0, 0);
+    uint64_t seq = 0;
+    uint32_t kv = 0;
+    for (int i = 0; i < 8; i++)
+        seq = seq << 8 | (uint8_t)PQgetvalue(r, 0, 1)[i];
+    for (int i = 0; i < 4; i++)
+        kv = kv << 8 | (uint8_t)PQgetvalue(r, 0, 2)[i];
+    size_t ct_len = (size_t)PQgetlength(r, 0, 5);
+    if (PQgetlength(r, 0, 3) != LC_AES_NONCE_LEN || PQgetlength(r, 0, 4) != LC_XCHACHA_NONCE_LEN ||
+        ct_len <= LC_SEAL_OVERHEAD || !(plain = sodium_malloc(ct_len))) {
+        fprintf(stderr, "lcore-cli decrypt: malformed row\n");
+        goto out;
+    }
+    const uint8_t *ct = (const uint8_t *)PQgetvalue(r, 0, 5);
+    uint8_t eh[LC_ENVELOPE_HASH_LEN];
+    lc_envelope_hash(eh, kv, (const uint8_t *)PQgetvalue(r, 0, 3),
+                     (const uint8_t *)PQgetvalue(r, 0, 4), ct, ct_len);
+    int hash_ok = memcmp(eh, PQgetvalue(r, 0, 6), sizeof eh) == 0;
+    int rc = lc_open(sealer, plain, rid, device_id, strlen(device_id), kv,
+                     (const uint8_t *)PQgetvalue(r, 0, 3), (const uint8_t *)PQgetvalue(r, 0, 4), ct,
+                     ct_len);
+    if (rc < 0) {
+        fprintf(stderr, "lcore-cli decrypt: record %s does not open: %s\n", record_hex,
+                rc == LC_ERR_NOTFOUND ? "key version not in the key ring"
+                                      : "authentication failed (tampered or moved ciphertext)");
+        goto out;
+    }
+    size_t plain_len = ct_len - LC_SEAL_OVERHEAD;
+    /* The sealed plaintext is the device's JWS: check its signature again, then show it. */
+    uint8_t *payload = sodium_malloc(plain_len + 1);
+    lc_jws_t jws;
+    int sig_ok = 0;
+    if (payload &&
+        lc_jws_parse(&jws, (const char *)plain, plain_len, payload, plain_len + 1) == 0) {
+        lc_alg_t alg = lc_alg_from_name(PQgetvalue(r, 0, 7));
+        sig_ok = lc_jws_verify(&jws, alg, (const uint8_t *)PQgetvalue(r, 0, 8),
+                               (size_t)PQgetlength(r, 0, 8)) == 0;
+    }
+    printf("record_id=%s device_id=%s seq=%llu key_version=%u stored_at=\"%s\" "
+           "envelope_hash=%s device_signature=%s\n",
+           record_hex, device_id, (unsigned long long)seq, kv, PQgetvalue(r, 0, 9),
+           hash_ok ? "ok" : "MISMATCH", sig_ok ? "valid" : "INVALID");
+    if (payload && sig_ok)
+        printf("%.*s\n", (int)jws.payload_len, (const char *)jws.payload);
+    if (payload)
+        sodium_free(payload);
+    ret = hash_ok && sig_ok ? 0 : 1;
+out:
+    if (plain)
+        sodium_free(plain);
+    PQclear(r);
+    PQfinish(db);
+    lc_sealer_destroy(&sealer);
+    lc_keyring_destroy(&ring);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    lc_log_init("lcore-cli", LC_LOG_WARN);
+    if (sodium_init() < 0)
+        return 1;
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        s_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "keygen") == 0)
+        return s_keygen();
+    if (strcmp(cmd, "rotate") == 0)
+        return s_rotate();
+    if (strcmp(cmd, "device-keygen") == 0)
+        return s_device_keygen(argc - 1, argv + 1);
+    if (strcmp(cmd, "sign") == 0)
+        return s_sign(argc - 1, argv + 1);
+    if (strcmp(cmd, "decrypt") == 0)
+        return s_decrypt(argc > 2 ? argv[2] : NULL);
+    fprintf(stderr, "lcore-cli: unknown command '%s'\n", cmd);
+    s_usage(stderr);
+    return 2;
+}
