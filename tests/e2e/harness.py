@@ -1,0 +1,212 @@
+"""End-to-end harness: starts the real native stack (scripts/stack) in a private temp dir with
+its own ports, and gives tests real HTTP, psql and CLI access. Python standard library only.
+Every stack is stopped and purged on exit, and the harness checks nothing was left running."""
+import atexit
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SRC = os.environ.get("LCORE_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
+BIN = os.environ.get("LCORE_BIN_DIR", os.path.join(SRC, "build"))
+STACK = os.path.join(SRC, "scripts", "stack")
+
+
+def _ports_free(offset):
+    for base in (8080, 9101, 9102, 9112, 9103, 5551, 5552, 5553, 5554, 55432):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", base + offset))
+            except OSError:
+                return False
+    return True
+
+
+class Stack:
+    """A running native stack. Use as a context manager."""
+
+    def __init__(self, workers=2, extra_env=None):
+        self.dir = tempfile.mkdtemp(prefix="lcore-e2e-")
+        os.chmod(self.dir, 0o755)
+        self.offset = None
+        for _ in range(50):
+            off = random.randrange(10, 90) * 100 + random.randrange(0, 10)
+            if _ports_free(off):
+                self.offset = off
+                break
+        if self.offset is None:
+            raise RuntimeError("no free port range")
+        self.env = dict(os.environ)
+        for k in list(self.env):
+            if k.startswith("LCORE_") and k not in ("LCORE_BIN_DIR", "LCORE_SOURCE_DIR"):
+                del self.env[k]
+        self.env.update({"LCORE_STACK_DIR": self.dir, "LCORE_BIN_DIR": BIN,
+                         "LCORE_STACK_PORT_OFFSET": str(self.offset),
+                         "LCORE_CRYPTO_WORKERS": str(workers)})
+        self.env.update(extra_env or {})
+        self.vars = {}
+        self._up = False
+
+    def __enter__(self):
+        atexit.register(self.down)
+        out = subprocess.run([STACK, "up"], env=self.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, timeout=180)
+        if out.returncode != 0:
+            sys.stderr.write(out.stderr)
+            self.down()
+            raise RuntimeError("stack up failed")
+        self._up = True
+        for line in out.stdout.splitlines():
+            k, _, v = line.partition("=")
+            self.vars[k] = v
+        return self
+
+    def __exit__(self, *exc):
+        self.down()
+
+    def down(self):
+        if self.dir is None:
+            return
+        env = dict(self.env, LCORE_STACK_PURGE="1")
+        subprocess.run([STACK, "down"], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120)
+        left = subprocess.run(["pgrep", "-f", self.dir], stdout=subprocess.PIPE, text=True).stdout.split()
+        if left:
+            subprocess.run(["kill", "-9"] + left)
+            raise AssertionError(f"processes left behind after stack down: {left}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    # -- access -----------------------------------------------------------------------------
+    @property
+    def url(self):
+        return self.vars["LCORE_GATEWAY_URL"]
+
+    @property
+    def token(self):
+        return self.vars["LCORE_ADMIN_TOKEN"]
+
+    def sql(self, query):
+        out = subprocess.run(["psql", self.vars["LCORE_PG_DSN"], "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", query],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"psql: {out.stderr}")
+        return out.stdout.strip()
+
+    def cli(self, *args, stdin=None, check=True):
+        env = dict(self.env, LCORE_KEYRING=self.vars["LCORE_KEYRING"], LCORE_PG_DSN=self.vars["LCORE_PG_DSN"])
+        out = subprocess.run([os.path.join(BIN, "lcore-cli")] + list(args), input=stdin, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        if check and out.returncode != 0:
+            raise RuntimeError(f"lcore-cli {args[0]}: {out.stderr}")
+        return out
+
+    def sim(self, *args):
+        out = subprocess.run([os.path.join(BIN, "lcore-sim"), "--url", self.url, "--admin-token", self.token,
+                              "--quiet"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, timeout=300)
+        if out.returncode != 0:
+            raise RuntimeError(f"lcore-sim failed: {out.stderr}\n{out.stdout}")
+        res = {}
+        for line in out.stdout.splitlines():
+            k, _, v = line.partition("=")
+            res[k] = v
+        return res
+
+    def metric(self, admin_var, name):
+        """Sum of all series of one metric from a service's /metrics."""
+        body = urllib.request.urlopen(self.vars[admin_var] + "/metrics", timeout=10).read().decode()
+        total = 0.0
+        found = False
+        for line in body.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+                found = True
+        if not found:
+            raise AssertionError(f"{name} not exported by {admin_var}")
+        return total
+
+    def wait_rows(self, where, want, timeout=30):
+        deadline = time.time() + timeout
+        n = -1
+        while time.time() < deadline:
+            n = int(self.sql(f"SELECT count(*) FROM records WHERE {where}"))
+            if n >= want:
+                break
+            time.sleep(0.2)
+        return n
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    """Returns (status, headers, parsed JSON or raw text)."""
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, hdrs, raw = r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, raw = e.code, dict(e.headers), e.read()
+    try:
+        return status, hdrs, json.loads(raw)
+    except ValueError:
+        return status, hdrs, raw.decode(errors="replace")
+
+
+class Device:
+    """A device with a key pair made by lcore-cli, registered through the gateway."""
+
+    def __init__(self, stack, device_id, alg="EdDSA"):
+        self.stack, self.id, self.alg = stack, device_id, alg
+        self.key = os.path.join(stack.dir, f"{device_id}.key")
+        out = stack.cli("device-keygen", "--alg", alg, "--out", self.key, "--device-id", device_id)
+        self.registration = out.stdout.strip()
+
+    def register(self):
+        return http("POST", self.stack.url + "/v1/devices", self.registration,
+                    {"Authorization": "Bearer " + self.stack.token, "Content-Type": "application/json"})
+
+    def reading(self, seq, data=None, device_id=None):
+        payload = json.dumps({"device_id": device_id or self.id, "seq": seq, "ts": int(time.time() * 1000),
+                              "data": data if data is not None else {"temp": 21.5}}, separators=(",", ":"))
+        return payload
+
+    def sign(self, payload):
+        return self.stack.cli("sign", "--key", self.key, "--kid", self.id, stdin=payload).stdout.strip()
+
+    def post(self, jws, content_type="application/jose"):
+        return http("POST", self.stack.url + "/v1/data", jws, {"Content-Type": content_type})
+
+
+class Checks:
+    """Named checks; every failure is reported, the exit code says whether all passed."""
+
+    def __init__(self):
+        self.failed = []
+        self.passed = 0
+
+    def run(self, name, fn):
+        t0 = time.time()
+        try:
+            fn()
+            self.passed += 1
+            print(f"PASS {name} ({time.time() - t0:.1f}s)", flush=True)
+        except Exception as e:  # noqa: BLE001 - report every kind of failure
+            self.failed.append(name)
+            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+
+    def done(self):
+        print(f"{self.passed} passed, {len(self.failed)} failed", flush=True)
+        sys.exit(1 if self.failed else 0)
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
