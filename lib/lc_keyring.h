@@ -4,7 +4,8 @@
  * Secrets live in sodium_malloc'd memory, read-only while loaded, wiped on destroy.
  * File format (text, one version per line, '#' comments):
  *   v=<version> created=<unix seconds> aes=<64 hex> xchacha=<64 hex> gateway=<64 hex>
- * New records use the newest (highest) version; older versions stay readable. */
+ * New records use the newest (highest) version; older versions stay readable. A ring with no
+ * version is refused on load; rotate returns LC_ERR_TOOBIG when the ring is full (1024). */
 #ifndef LC_KEYRING_H
 #define LC_KEYRING_H
 

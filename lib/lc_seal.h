@@ -8,7 +8,10 @@
  * covers, SHA-256): 0x01 || key_version (u32 BE) || aes_nonce (12) || xchacha_nonce (24) ||
  * ciphertext Nonces come from a pool refilled by randombytes_buf in blocks, not a syscall per
  * record. AES-GCM uses libsodium's AES-NI code when the CPU has it, else BearSSL's constant-time
- * aes_ct64 + ghash_ctmul64. Used by lcore-crypto (seal) and lcore-cli (open). */
+ * aes_ct64 + ghash_ctmul64. Used by lcore-crypto (seal) and lcore-cli (open).
+ * A sealer is single-threaded (one per worker process); the ring must outlive it; plaintext and
+ * ciphertext buffers must not overlap. lc_open may also return LC_ERR_INVALID (bad arguments) or
+ * LC_ERR_NOMEM. */
 #ifndef LC_SEAL_H
 #define LC_SEAL_H
 
