@@ -1,0 +1,161 @@
+/* Unit tests: the configuration table (defaults, environment, bounds, enums, help, secrets) and
+ * the metrics exposition format. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lc_cfg.h"
+#include "lc_metrics.h"
+
+typedef struct {
+    long long port;
+    char name[16];
+    int flag;
+    int mode;
+    char token[32];
+} t_cfg_t;
+
+#define T t_cfg_t
+static const lc_cfg_opt_t opts[] = {
+    LC_CFG_I("LCT_PORT", T, port, "8080", 1, 65535, "a port"),
+    LC_CFG_S("LCT_NAME", T, name, "gw", "a name"),
+    LC_CFG_B("LCT_FLAG", T, flag, "false", "a flag"),
+    LC_CFG_E("LCT_MODE", T, mode, "auto", "auto|aesni|portable", "a mode"),
+    LC_CFG_SECRET("LCT_TOKEN", T, token, "", "a secret"),
+};
+#undef T
+
+static void s_unset(void)
+{
+    for (size_t i = 0; i < LC_ARRAY_LEN(opts); i++)
+        unsetenv(opts[i].name);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    s_unset();
+    t_cfg_t c;
+    memset(&c, 0x5a, sizeof c);
+    char err[128];
+    assert_int_equal(lc_cfg_load(&c, opts, LC_ARRAY_LEN(opts), err, sizeof err), 0);
+    assert_int_equal(c.port, 8080);
+    assert_string_equal(c.name, "gw");
+    assert_int_equal(c.flag, 0);
+    assert_int_equal(c.mode, 0);
+    assert_string_equal(c.token, "");
+}
+
+static void test_environment(void **state)
+{
+    (void)state;
+    s_unset();
+    setenv("LCT_PORT", "9000", 1);
+    setenv("LCT_NAME", "edge-7", 1);
+    setenv("LCT_FLAG", "yes", 1);
+    setenv("LCT_MODE", "portable", 1);
+    t_cfg_t c;
+    char err[128];
+    assert_int_equal(lc_cfg_load(&c, opts, LC_ARRAY_LEN(opts), err, sizeof err), 0);
+    assert_int_equal(c.port, 9000);
+    assert_string_equal(c.name, "edge-7");
+    assert_int_equal(c.flag, 1);
+    assert_int_equal(c.mode, 2);
+    s_unset();
+}
+
+static void s_expect_invalid(const char *var, const char *value, const char *reason_part)
+{
+    s_unset();
+    setenv(var, value, 1);
+    t_cfg_t c;
+    char err[128] = "";
+    assert_int_equal(lc_cfg_load(&c, opts, LC_ARRAY_LEN(opts), err, sizeof err), LC_ERR_INVALID);
+    assert_non_null(strstr(err, var));
+    assert_non_null(strstr(err, reason_part));
+    s_unset();
+}
+
+static void test_invalid(void **state)
+{
+    (void)state;
+    s_expect_invalid("LCT_PORT", "0", "outside");
+    s_expect_invalid("LCT_PORT", "65536", "outside");
+    s_expect_invalid("LCT_PORT", "80x", "not an integer");
+    s_expect_invalid("LCT_PORT", "", "not an integer");
+    s_expect_invalid("LCT_NAME", "a-name-that-is-far-too-long", "longer");
+    s_expect_invalid("LCT_FLAG", "maybe", "boolean");
+    s_expect_invalid("LCT_MODE", "aes", "one of");
+    s_expect_invalid("LCT_MODE", "autox", "one of");
+}
+
+static void test_help_lists_every_variable(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    lc_cfg_help(f, "prog", "summary", opts, LC_ARRAY_LEN(opts));
+    fclose(f);
+    for (size_t i = 0; i < LC_ARRAY_LEN(opts); i++)
+        assert_non_null(strstr(buf, opts[i].name));
+    assert_non_null(strstr(buf, "default 8080, range [1, 65535]"));
+    assert_non_null(strstr(buf, "one of auto|aesni|portable"));
+    free(buf);
+}
+
+static void test_metrics_render(void **state)
+{
+    (void)state;
+    lc_metrics_t *m = lc_metrics_new();
+    lc_counter_t *a = lc_metrics_counter(m, "lcore_t_requests_total", "Requests", "code=\"200\"");
+    lc_gauge_t *g = lc_metrics_gauge(m, "lcore_t_depth", "Depth", NULL);
+    lc_counter_t *b = lc_metrics_counter(m, "lcore_t_requests_total", "Requests", "code=\"500\"");
+    static const double buckets[] = {0.1, 1};
+    lc_histogram_t *h = lc_metrics_histogram(m, "lcore_t_seconds", "Time", NULL, buckets, 2);
+    lc_counter_add(a, 3);
+    lc_counter_inc(b);
+    lc_gauge_set(g, 2.5);
+    lc_histogram_observe(h, 0.05);
+    lc_histogram_observe(h, 0.5);
+    lc_histogram_observe(h, 5);
+    size_t len = 0;
+    char *text = lc_metrics_render(m, &len);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), len);
+    /* Series of one name are grouped under one HELP/TYPE, whatever the registration order. */
+    const char *want = "# HELP lcore_t_requests_total Requests\n"
+                       "# TYPE lcore_t_requests_total counter\n"
+                       "lcore_t_requests_total{code=\"200\"} 3\n"
+                       "lcore_t_requests_total{code=\"500\"} 1\n"
+                       "# HELP lcore_t_depth Depth\n"
+                       "# TYPE lcore_t_depth gauge\n"
+                       "lcore_t_depth 2.5\n"
+                       "# HELP lcore_t_seconds Time\n"
+                       "# TYPE lcore_t_seconds histogram\n"
+                       "lcore_t_seconds_bucket{le=\"0.1\"} 1\n"
+                       "lcore_t_seconds_bucket{le=\"1\"} 2\n"
+                       "lcore_t_seconds_bucket{le=\"+Inf\"} 3\n"
+                       "lcore_t_seconds_sum 5.5499999999999998\n"
+                       "lcore_t_seconds_count 3\n";
+    assert_string_equal(text, want);
+    free(text);
+    lc_metrics_destroy(&m);
+    assert_null(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_environment),
+        cmocka_unit_test(test_invalid),        cmocka_unit_test(test_help_lists_every_variable),
+        cmocka_unit_test(test_metrics_render),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
