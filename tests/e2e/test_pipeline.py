@@ -19,6 +19,7 @@ def main():
             res = st.sim("--devices", "50", "--count", "1000", "--rate", "0", "--concurrency", "8",
                          "--device-prefix", prefix, "--record-ids", ids_file)
             expect(res["accepted"] == "1000", f"sim accepted {res['accepted']} of 1000: {res}")
+            expect(res["record_id_mismatch"] == "0", f"gateway answered wrong record ids: {res}")
             n = st.wait_rows(f"device_id LIKE '{prefix}-%'", 1000)
             expect(n == 1000, f"{n} rows for 1000 accepted readings")
             accepted = set(open(ids_file).read().split())

@@ -1,0 +1,159 @@
+/* lcore-sim: device simulator and load generator.
+ * options -> devices and keys -> register -> pre-sign -> timed send -> report, then clean up in
+ * reverse. Exit 0 when the run completed (whatever the gateway answered), 1 on a setup failure. */
+#include <curl/curl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lc_log.h"
+#include "sim_config.h"
+#include "sim_devices.h"
+#include "sim_load.h"
+#include "sim_pool.h"
+#include "sim_readings.h"
+#include "sim_stats.h"
+
+/* Set by SIGINT/SIGTERM: stop sending, wait for what is in flight, report. */
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static void s_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN; /* a gateway closing a connection must not kill us */
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+static void s_log_init(void)
+{
+    lc_log_level_t level = LC_LOG_INFO;
+    const char *env = getenv("LCORE_LOG_LEVEL");
+    if (env && *env && lc_log_level_parse(env, &level) < 0)
+        level = LC_LOG_INFO;
+    lc_log_init("sim", level);
+}
+
+/* The summary on stdout: key=value lines, the last one exactly accepted=<n>. */
+static void s_report(const sim_config_t *cfg, const sim_devices_t *devices, long registered,
+                     const sim_stats_t *stats, double duration_s)
+{
+    static const char *const alg_names[] = {"EdDSA", "ES256K", "mixed"};
+    printf("mode=%s\n", sim_mode_name(cfg->mode));
+    printf("alg=%s\n", alg_names[cfg->alg]);
+    printf("devices=%zu\n", sim_devices_count(devices));
+    if (registered >= 0) {
+        printf("registered=%ld\n", registered);
+        printf("register_failed=%zu\n", sim_devices_register_failures(devices));
+    }
+    sim_stats_report(stats, stdout, duration_s);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    sim_config_t cfg;
+    if (sodium_init() < 0) {
+        fprintf(stderr, "lcore-sim: libsodium failed to initialise\n");
+        return 1;
+    }
+    int rc = sim_config_parse(&cfg, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 1;
+    s_log_init();
+    sim_config_log(&cfg);
+    s_signals();
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        lc_error("curl_init_failed", NULL);
+        return 1;
+    }
+
+    int exit_code = 1;
+    FILE *record_ids = NULL;
+    sim_pool_t *pool = NULL;
+    sim_devices_t *devices = NULL;
+    sim_readings_t *readings = NULL;
+    sim_stats_t *stats = NULL;
+    long registered = -1;
+
+    if (cfg.record_ids[0] && !(record_ids = fopen(cfg.record_ids, "a"))) {
+        lc_error("record_ids_open_failed", "path=%s", cfg.record_ids);
+        goto out;
+    }
+    if (!(pool = sim_pool_new(cfg.url, (unsigned)cfg.concurrency, cfg.timeout_s)))
+        goto out;
+    if (!(devices = sim_devices_new(cfg.device_prefix, (size_t)cfg.devices, cfg.alg)))
+        goto out;
+    if (!cfg.no_register) {
+        registered = sim_devices_register(devices, pool, cfg.admin_token, &s_stop);
+        if (registered <= 0) {
+            lc_error("no_device_registered", "url=%s devices=%llu", cfg.url,
+                     (unsigned long long)cfg.devices);
+            goto out;
+        }
+    }
+
+    sim_readings_opts_t ropts = {
+        .mode = cfg.mode,
+        .count = sim_config_total_readings(&cfg),
+        .batch_size = (uint32_t)cfg.batch_size,
+        .payload_bytes = (size_t)cfg.payload_bytes,
+        .seq_start = cfg.seq_start,
+    };
+    readings = sim_readings_new(devices, &ropts);
+    /* Everything is signed: the keys have no further use. */
+    sim_devices_wipe_keys(devices);
+    if (!readings || !(stats = sim_stats_new()))
+        goto out;
+
+    sim_load_opts_t lopts = {
+        .mode = cfg.mode,
+        .rate = cfg.rate,
+        .duration_s = cfg.count ? 0 : cfg.duration_s,
+        .record_ids = record_ids,
+        .quiet = cfg.quiet,
+        .stop = &s_stop,
+    };
+    double duration_s = 0;
+    if (sim_load_run(pool, readings, stats, &lopts, &duration_s) < 0)
+        goto out;
+    if (s_stop)
+        lc_warn("interrupted", "reason=signal elapsed_s=%.3f", duration_s);
+    else if (cfg.count == 0 && cfg.rate <= 0 && duration_s + 0.5 < cfg.duration_s)
+        lc_warn("presigned_exhausted",
+                "readings=%llu elapsed_s=%.3f hint=\"use --count or --rate\"",
+                (unsigned long long)sim_readings_count(readings), duration_s);
+    s_report(&cfg, devices, registered, stats, duration_s);
+
+    if (record_ids && (fflush(record_ids) != 0 || ferror(record_ids))) {
+        lc_error("record_ids_write_failed", "path=%s", cfg.record_ids);
+        goto out;
+    }
+    /* Nothing answered at all: the gateway is not there, which is a setup failure. */
+    if (sim_stats_replies(stats) == 0 && sim_stats_errors(stats) > 0) {
+        lc_error("gateway_unreachable", "url=%s", cfg.url);
+        goto out;
+    }
+    exit_code = 0;
+out:
+    sim_stats_destroy(&stats);
+    sim_readings_destroy(&readings);
+    sim_devices_destroy(&devices);
+    sim_pool_destroy(&pool);
+    if (record_ids)
+        fclose(record_ids);
+    curl_global_cleanup();
+    return exit_code;
+}

@@ -1,0 +1,44 @@
+/* sim_devices.h: the simulated devices: their ids, algorithms and key pairs, and their
+ * registration with the gateway (POST /v1/devices). Secret keys stay inside this module, in
+ * guarded memory, until sim_devices_wipe_keys() or destroy. Called by main() and sim_readings. */
+#ifndef SIM_DEVICES_H
+#define SIM_DEVICES_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "lc_jws.h"
+#include "sim_pool.h"
+
+typedef enum { SIM_ALG_EDDSA = 0, SIM_ALG_ES256K = 1, SIM_ALG_MIXED = 2 } sim_alg_mode_t;
+
+typedef struct sim_devices sim_devices_t;
+
+/* Creates n devices "<prefix>-<index>" with fresh key pairs. With SIM_ALG_MIXED even indexes use
+ * EdDSA and odd ones ES256K. NULL on error (logged). */
+sim_devices_t *sim_devices_new(const char *prefix, size_t n, sim_alg_mode_t alg);
+/* NULL-safe; wipes the secret keys. */
+void sim_devices_destroy(sim_devices_t **self_p);
+
+/* Registers every device (201 created or 200 identical registration exists count as success).
+ * Devices that could not be registered are logged, counted and dropped from the set.
+ * Returns the number registered (>= 0) or a negative error code. */
+long sim_devices_register(sim_devices_t *self, sim_pool_t *pool, const char *admin_token,
+                          const volatile sig_atomic_t *stop);
+/* Devices whose registration failed in the last sim_devices_register(). */
+size_t sim_devices_register_failures(const sim_devices_t *self);
+
+size_t sim_devices_count(const sim_devices_t *self);
+const char *sim_devices_id(const sim_devices_t *self, size_t i);
+size_t sim_devices_id_len(const sim_devices_t *self, size_t i);
+lc_alg_t sim_devices_alg(const sim_devices_t *self, size_t i);
+
+/* Signs payload as device i (kid = device id). Safe to call from several threads at once.
+ * Returns a malloc'd compact JWS (caller frees) or NULL. */
+char *sim_devices_sign(const sim_devices_t *self, size_t i, const uint8_t *payload,
+                       size_t payload_len);
+
+/* Wipes and frees the secret keys once everything is signed; signing fails afterwards. */
+void sim_devices_wipe_keys(sim_devices_t *self);
+
+#endif

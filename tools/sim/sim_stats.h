@@ -1,0 +1,39 @@
+/* sim_stats.h: what happened to the readings of a run: outcome counters (per HTTP status),
+ * a log-linear latency histogram (HDR-style, ~1.5% precision), the per-second progress line and
+ * the key=value summary. Single-threaded: owned by the sending loop. Called by sim_load, main(). */
+#ifndef SIM_STATS_H
+#define SIM_STATS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct sim_stats sim_stats_t;
+
+sim_stats_t *sim_stats_new(void);
+void sim_stats_destroy(sim_stats_t **self_p);
+
+void sim_stats_sent(sim_stats_t *self, uint64_t readings);
+/* n readings answered with HTTP status (per reading, or per batch line). 200/202 count as
+ * accepted, 429/503 as backpressure, anything else as rejected_<status>. */
+void sim_stats_outcome(sim_stats_t *self, long status, uint64_t n);
+/* n readings whose fate is unknown: transport error or a reply we could not read. */
+void sim_stats_error(sim_stats_t *self, uint64_t n);
+/* An accepted reading whose record_id was missing or not the one the contract defines. */
+void sim_stats_record_id_mismatch(sim_stats_t *self);
+void sim_stats_latency(sim_stats_t *self, uint64_t us);
+
+uint64_t sim_stats_accepted(const sim_stats_t *self);
+/* Replies of any kind (HTTP status received), to tell "server said no" from "no server". */
+uint64_t sim_stats_replies(const sim_stats_t *self);
+uint64_t sim_stats_errors(const sim_stats_t *self);
+
+/* Logs one progress line (event=progress) on stderr. */
+void sim_stats_progress(sim_stats_t *self, double elapsed_s);
+
+/* Writes the counters, rate and latency as key=value lines; the last line is accepted=<n>. */
+void sim_stats_report(const sim_stats_t *self, FILE *out, double duration_s);
+
+/* Latency percentile in microseconds (q in [0, 1]); 0 without samples. */
+uint64_t sim_stats_latency_percentile(const sim_stats_t *self, double q);
+
+#endif
