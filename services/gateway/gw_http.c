@@ -122,51 +122,55 @@ static enum MHD_Result s_data(gw_http_t *self, struct MHD_Connection *c, s_req_t
     return s_reply_result(self, c, &r);
 }
 
-static enum MHD_Result s_batch(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+/* Calls fn for every non-empty line (trailing CR and spaces trimmed); returns the count. */
+static size_t s_each_line(char *body, size_t len, void (*fn)(void *, const char *, size_t),
+                          void *arg)
 {
-    size_t lines = 0;
-    for (size_t i = 0; i < req->len; i++)
-        lines += req->body[i] == '\n';
-    if (lines + 1 > GW_BATCH_MAX_LINES + 1) {
-        /* Count only non-empty lines precisely below; this is a cheap early bound. */
-        size_t nonempty = 0;
-        for (char *p = req->body, *end = req->body + req->len; p < end;) {
-            char *nl = memchr(p, '\n', (size_t)(end - p));
-            char *e = nl ? nl : end;
-            if (e > p && !(e - p == 1 && *p == '\r'))
-                nonempty++;
-            p = e + 1;
-        }
-        if (nonempty > GW_BATCH_MAX_LINES)
-            return s_error(self, c, 413, "too_large", "a batch holds at most 1000 readings", 0);
-    }
-    json_t *results = json_array();
-    size_t accepted = 0, n = 0;
-    for (char *p = req->body, *end = req->body + req->len; p < end;) {
+    size_t n = 0;
+    for (char *p = body, *end = body + len; p < end;) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         char *e = nl ? nl : end;
-        size_t len = (size_t)(e - p);
-        while (len && (p[len - 1] == '\r' || p[len - 1] == ' '))
-            len--;
-        if (len) {
-            if (++n > GW_BATCH_MAX_LINES) {
-                json_decref(results);
-                return s_error(self, c, 413, "too_large", "a batch holds at most 1000 readings", 0);
-            }
-            gw_result_t r;
-            gw_ingest_reading(self->deps.ingest, p, len, NULL, NULL, &r);
-            accepted += r.status == 202;
-            json_array_append_new(results, s_result_json(&r));
+        size_t l = (size_t)(e - p);
+        while (l && (p[l - 1] == '\r' || p[l - 1] == ' '))
+            l--;
+        if (l) {
+            n++;
+            if (fn)
+                fn(arg, p, l);
         }
         p = e + 1;
     }
-    if (n == 0) {
-        json_decref(results);
+    return n;
+}
+
+typedef struct {
+    gw_ingest_t *ingest;
+    json_t *results;
+    size_t accepted;
+} s_batch_t;
+
+static void s_batch_line(void *arg, const char *jws, size_t len)
+{
+    s_batch_t *b = arg;
+    gw_result_t r;
+    gw_ingest_reading(b->ingest, jws, len, NULL, NULL, &r);
+    b->accepted += r.status == 202;
+    json_array_append_new(b->results, s_result_json(&r));
+}
+
+static enum MHD_Result s_batch(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+{
+    /* Count first: a batch over the limit is refused whole, never half-accepted. */
+    size_t n = s_each_line(req->body, req->len, NULL, NULL);
+    if (n == 0)
         return s_error(self, c, 400, "malformed", "empty batch: one JWS per line", 0);
-    }
+    if (n > GW_BATCH_MAX_LINES)
+        return s_error(self, c, 413, "too_large", "a batch holds at most 1000 readings", 0);
+    s_batch_t b = {self->deps.ingest, json_array(), 0};
+    s_each_line(req->body, req->len, s_batch_line, &b);
     return s_json(self, c, 207,
-                  json_pack("{s:I, s:I, s:o}", "accepted", (json_int_t)accepted, "rejected",
-                            (json_int_t)(n - accepted), "results", results));
+                  json_pack("{s:I, s:I, s:o}", "accepted", (json_int_t)b.accepted, "rejected",
+                            (json_int_t)(n - b.accepted), "results", b.results));
 }
 
 static enum MHD_Result s_compat(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)

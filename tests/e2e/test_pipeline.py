@@ -183,6 +183,14 @@ def main():
             expect(n == 3, f"{n} of the 3 good lines stored")
             n = st.sql("SELECT count(*) FROM records WHERE device_id = 'ghost-2'")
             expect(n == "0", "a bad line was stored")
+            # Over the limit: refused whole, nothing of it accepted.
+            over = dev.sign(dev.reading(510))
+            s, _, body = http("POST", st.url + "/v1/data/batch", "\n".join([over] * 1001),
+                              {"Content-Type": "text/plain"})
+            expect(s == 413, f"1001-line batch: {s} {body}")
+            st.wait_rows("device_id = 'probe-1' AND seq BETWEEN 500 AND 502", 3)
+            n = st.sql("SELECT count(*) FROM records WHERE device_id = 'probe-1' AND seq = 510")
+            expect(n == "0", "a refused batch was partly stored")
 
         def compat_endpoint():
             data = {"temp": 19.0}
