@@ -12,20 +12,17 @@
 #include "lc_http.h"
 #include "lc_keyring.h"
 #include "lc_log.h"
+#include "lc_service.h"
 #include "lc_zmq.h"
 
 int main(int argc, char **argv)
 {
     static cw_config_t cfg;
-    int rc = lc_cfg_main(argc, argv, "lcore-crypto",
-                         "Crypto worker: dual-encrypts readings for the store.", &cfg,
-                         cw_config_opts, cw_config_opts_len);
-    if (rc)
-        return rc > 0 ? 0 : 2;
-    if (sodium_init() < 0)
-        return 1;
-    zsys_init();
-    zsys_set_ipv6(0);
+    int rc = lc_service_start(argc, argv, "lcore-crypto",
+                              "Crypto worker: dual-encrypts readings for the store.", &cfg,
+                              cw_config_opts, cw_config_opts_len);
+    if (rc >= 0)
+        return rc;
 
     int exit_code = 1;
     lc_metrics_t *metrics = lc_metrics_new();

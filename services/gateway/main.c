@@ -11,6 +11,7 @@
 #include "gw_config.h"
 #include "gw_http.h"
 #include "lc_log.h"
+#include "lc_service.h"
 
 /* Reads the operator token file (first line). Returns 0 or -1. */
 static int s_read_token_file(const char *path, char *out, size_t cap)
@@ -43,13 +44,11 @@ static void s_check_ready(gw_store_t *store, lc_admin_t *admin)
 int main(int argc, char **argv)
 {
     static gw_config_t cfg;
-    int rc = lc_cfg_main(argc, argv, "lcore-gateway",
-                         "HTTP ingest: device signatures, registration, record status.", &cfg,
-                         gw_config_opts, gw_config_opts_len);
-    if (rc)
-        return rc > 0 ? 0 : 2;
-    if (sodium_init() < 0)
-        return 1;
+    int rc = lc_service_start(argc, argv, "lcore-gateway",
+                              "HTTP ingest: device signatures, registration, record status.", &cfg,
+                              gw_config_opts, gw_config_opts_len);
+    if (rc >= 0)
+        return rc;
     if (!cfg.admin_token[0] && cfg.admin_token_file[0] &&
         s_read_token_file(cfg.admin_token_file, cfg.admin_token, sizeof cfg.admin_token) < 0) {
         fprintf(stderr, "lcore-gateway: cannot read LCORE_ADMIN_TOKEN_FILE %s\n",
@@ -62,8 +61,6 @@ int main(int argc, char **argv)
         host[sizeof host - 1] = '\0';
         snprintf(cfg.gateway_id, sizeof cfg.gateway_id, "%s-%lld", host, cfg.http_port);
     }
-    zsys_init();
-    zsys_set_ipv6(0);
 
     int exit_code = 1;
     lc_metrics_t *metrics = lc_metrics_new();

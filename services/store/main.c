@@ -9,6 +9,7 @@
 
 #include "lc_http.h"
 #include "lc_log.h"
+#include "lc_service.h"
 #include "lc_zmq.h"
 #include "st_config.h"
 #include "st_db.h"
@@ -66,15 +67,12 @@ static void s_drain_sealed(zsock_t *pull, st_writer_t *writer)
 int main(int argc, char **argv)
 {
     static st_config_t cfg;
-    int rc = lc_cfg_main(argc, argv, "lcore-store",
+    int rc =
+        lc_service_start(argc, argv, "lcore-store",
                          "The only writer of records to PostgreSQL: batched, idempotent, acked.",
                          &cfg, st_config_opts, st_config_opts_len);
-    if (rc)
-        return rc > 0 ? 0 : 2;
-    if (sodium_init() < 0)
-        return 1;
-    zsys_init();
-    zsys_set_ipv6(0);
+    if (rc >= 0)
+        return rc;
 
     int exit_code = 1;
     lc_metrics_t *metrics = lc_metrics_new();
