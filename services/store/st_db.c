@@ -80,7 +80,10 @@ out:
 
 static PGconn *s_connect(const char *dsn)
 {
-    PGconn *c = PQconnectdb(dsn);
+    /* A DSN without connect_timeout would let an unreachable host stall the store forever. */
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {dsn, "5", "lcore-store", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(c) != CONNECTION_OK) {
         lc_warn("db_connect_failed", "err=\"%s\"", strtok(PQerrorMessage(c), "\n"));
         PQfinish(c);
