@@ -20,7 +20,7 @@ STACK = os.path.join(SRC, "scripts", "stack")
 
 
 def _ports_free(offset):
-    for base in (8080, 9101, 9102, 9112, 9103, 5551, 5552, 5553, 5554, 15432):
+    for base in (8080, 9101, 9102, 9112, 9103, 5551, 5552, 5553, 5554, 15432, 8545, 9104):
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:

@@ -1,0 +1,45 @@
+/* ch_config.c: the relayer's configuration table. KC-Chain is a configuration, not code. */
+#include "ch_config.h"
+
+#define T ch_config_t
+const lc_cfg_opt_t ch_config_opts[] = {
+    LC_CFG_I("LCORE_CHAIN_ADMIN_PORT", T, admin_port, "9104", 1, 65535,
+             "admin port: /metrics, /healthz, /readyz"),
+    LC_CFG_SECRET("LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore@127.0.0.1:5432/lcore",
+                  "PostgreSQL connection string (libpq); the relayer's state lives there"),
+    LC_CFG_S("LCORE_CHAIN_RPC", T, rpc, "http://127.0.0.1:8545",
+             "JSON-RPC endpoints, comma-separated, first preferred (failover in order)"),
+    LC_CFG_I("LCORE_CHAIN_ID", T, chain_id, "31337", 1, 9007199254740991LL,
+             "chain id (KC-Chain: 1205614515668104; anvil: 31337)"),
+    LC_CFG_S("LCORE_CHAIN_KEY_FILE", T, key_file, "lcore-chain.key",
+             "relayer private key file (64 hex digits, mode 0600)"),
+    LC_CFG_S("LCORE_CONTRACT_ADDRESS", T, contract, "",
+             "LcoreAnchor contract address (0x…); empty: only `deploy` works"),
+    LC_CFG_S("LCORE_CHAIN_EVENTS_CONNECT", T, events_connect, "tcp://127.0.0.1:5553",
+             "store events PUB endpoint(s): stored-record events wake the relayer"),
+    LC_CFG_I("LCORE_CHAIN_CONFIRMATIONS", T, confirmations, "3", 1, 10000,
+             "blocks on top of a batch's block before it counts as confirmed"),
+    LC_CFG_I("LCORE_CHAIN_FINALITY", T, finality, "64", 1, 100000,
+             "blocks on top before a batch counts as finalized (no more reorg checks)"),
+    LC_CFG_I("LCORE_CHAIN_BATCH_MAX", T, batch_max, "1000", 1, 100000,
+             "most records in one batch (one transaction)"),
+    LC_CFG_I("LCORE_CHAIN_BATCH_WINDOW_MS", T, batch_window_ms, "2000", 0, 3600000,
+             "longest a stored record waits for its batch to fill"),
+    LC_CFG_I("LCORE_CHAIN_POLL_MS", T, poll_ms, "500", 50, 60000,
+             "how often pending transactions and new blocks are checked"),
+    LC_CFG_E("LCORE_CHAIN_FEE_MODE", T, fee_mode, "bump", "bump|market",
+             "stuck transactions: bump both fees (bump) or resubmit at market price (market, "
+             "Arbitrum Orbit)"),
+    LC_CFG_I("LCORE_CHAIN_BUMP_PERCENT", T, bump_percent, "12", 10, 1000,
+             "fee increase per replacement (nodes require at least 10 %)"),
+    LC_CFG_I("LCORE_CHAIN_BUMP_AFTER_MS", T, bump_after_ms, "15000", 100, 3600000,
+             "time without a receipt before a transaction is replaced"),
+    LC_CFG_I("LCORE_CHAIN_FEE_CAP_MULTIPLE", T, fee_cap_multiple, "10", 1, 1000,
+             "fee cap never above this multiple of the first attempt's fee cap"),
+    LC_CFG_I("LCORE_CHAIN_MAX_FEE_GWEI", T, max_fee_gwei, "500", 1, 1000000,
+             "absolute ceiling for maxFeePerGas, in gwei"),
+    LC_CFG_I("LCORE_CHAIN_RPC_TIMEOUT_MS", T, rpc_timeout_ms, "10000", 100, 120000,
+             "timeout of one JSON-RPC request"),
+};
+#undef T
+const size_t ch_config_opts_len = sizeof ch_config_opts / sizeof ch_config_opts[0];

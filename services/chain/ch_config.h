@@ -1,0 +1,31 @@
+/* ch_config.h: lcore-chain settings (table in ch_config.c). */
+#ifndef CH_CONFIG_H
+#define CH_CONFIG_H
+
+#include "lc_cfg.h"
+
+typedef struct {
+    long long admin_port;
+    char pg_dsn[1024];
+    char rpc[2048];
+    long long chain_id;
+    char key_file[512];
+    char contract[64];
+    char events_connect[512];
+    long long confirmations;
+    long long finality;
+    long long batch_max;
+    long long batch_window_ms;
+    long long poll_ms;
+    int fee_mode; /* 0 bump, 1 market (Orbit: resubmit at market price) */
+    long long bump_percent;
+    long long bump_after_ms;
+    long long fee_cap_multiple;
+    long long max_fee_gwei;
+    long long rpc_timeout_ms;
+} ch_config_t;
+
+extern const lc_cfg_opt_t ch_config_opts[];
+extern const size_t ch_config_opts_len;
+
+#endif

@@ -1,0 +1,597 @@
+/* ch_db.c: see ch_db.h. */
+#include "ch_db.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "lc_codec.h"
+#include "lc_log.h"
+
+struct ch_db {
+    PGconn *conn;
+    char *dsn;
+};
+
+static const char *const s_states[] = {"in_progress", "unconfirmed", "confirmed", "finalized",
+                                       "fatal_error"};
+
+static PGconn *s_connect(const char *dsn)
+{
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {dsn, "5", "lcore-chain", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(c) != CONNECTION_OK) {
+        lc_warn("db_connect_failed", "err=\"%s\"", strtok(PQerrorMessage(c), "\n"));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Runs a statement with text parameters; returns the result when its status is `want`. */
+static PGresult *s_exec(ch_db_t *self, ExecStatusType want, const char *sql, int n,
+                        const char *const *vals, const int *lens, const int *fmts)
+{
+    PGresult *r = PQexecParams(self->conn, sql, n, NULL, vals, lens, fmts, 0);
+    if (PQresultStatus(r) == want)
+        return r;
+    lc_warn("db_error", "err=\"%s\" sql=\"%.60s\"", strtok(PQresultErrorMessage(r), "\n"), sql);
+    PQclear(r);
+    return NULL;
+}
+
+static int s_cmd(ch_db_t *self, const char *sql, int n, const char *const *vals, const int *lens,
+                 const int *fmts)
+{
+    PGresult *r = s_exec(self, PGRES_COMMAND_OK, sql, n, vals, lens, fmts);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    PQclear(r);
+    return 0;
+}
+
+static int s_begin(ch_db_t *self)
+{
+    return s_cmd(self, "BEGIN", 0, NULL, NULL, NULL);
+}
+static int s_commit(ch_db_t *self)
+{
+    return s_cmd(self, "COMMIT", 0, NULL, NULL, NULL);
+}
+static void s_rollback(ch_db_t *self)
+{
+    PQclear(PQexec(self->conn, "ROLLBACK"));
+}
+
+ch_db_t *ch_db_new(const char *dsn)
+{
+    ch_db_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->dsn = strdup(dsn)) || !(self->conn = s_connect(dsn)))
+        goto fail;
+    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
+                         "SELECT 1 FROM pg_tables WHERE tablename = 'chain_tx_attempts'", 0, NULL,
+                         NULL, NULL);
+    int ready = r && PQntuples(r) == 1;
+    PQclear(r);
+    if (!ready) {
+        lc_info("waiting_for_schema", "need=chain_tx_attempts (lcore-store applies migrations)");
+        goto fail;
+    }
+    return self;
+fail:
+    if (self) {
+        PQfinish(self->conn);
+        free(self->dsn);
+        free(self);
+    }
+    return NULL;
+}
+
+void ch_db_destroy(ch_db_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    PQfinish((*self_p)->conn);
+    free((*self_p)->dsn);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+int ch_db_ok(ch_db_t *self)
+{
+    if (self->conn && PQstatus(self->conn) == CONNECTION_OK)
+        return 1;
+    PQfinish(self->conn);
+    self->conn = s_connect(self->dsn);
+    return self->conn != NULL;
+}
+
+static int64_t s_i64(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* bytea columns are read as hex text ('\x…'). */
+static int s_bytes(const PGresult *r, int row, int col, uint8_t *out, size_t len)
+{
+    const char *v = PQgetvalue(r, row, col);
+    size_t n = 0;
+    if (PQgetisnull(r, row, col) || strncmp(v, "\\x", 2) != 0 ||
+        lc_hex_decode(out, len, &n, v + 2, strlen(v + 2)) != 0 || n != len)
+        return LC_ERR_INVALID;
+    return 0;
+}
+
+static void s_hexparam(char *out, const uint8_t *b, size_t len)
+{
+    out[0] = '\\';
+    out[1] = 'x';
+    lc_hex_encode(out + 2, 2 * len + 1, b, len);
+}
+
+int ch_db_cursor(ch_db_t *self, int64_t *last_record)
+{
+    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
+                         "SELECT coalesce(max(last_record), 0) FROM chain_batches"
+                         " WHERE status <> 'superseded'",
+                         0, NULL, NULL, NULL);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    *last_record = s_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+int ch_db_records_after(ch_db_t *self, int64_t after, size_t max, ch_record_t *out, size_t *n,
+                        uint64_t *oldest_age_ms)
+{
+    char a[24], m[24];
+    snprintf(a, sizeof a, "%" PRId64, after);
+    snprintf(m, sizeof m, "%zu", max);
+    const char *v[2] = {a, m};
+    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
+                         "SELECT id, record_id, envelope_hash,"
+                         " (extract(epoch FROM now() - stored_at) * 1000)::bigint"
+                         " FROM records WHERE id > $1 ORDER BY id LIMIT $2",
+                         2, v, NULL, NULL);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    int rows = PQntuples(r);
+    *n = 0;
+    *oldest_age_ms = 0;
+    for (int i = 0; i < rows; i++) {
+        ch_record_t *rec = &out[*n];
+        rec->pk = s_i64(r, i, 0);
+        if (s_bytes(r, i, 1, rec->record_id, 32) || s_bytes(r, i, 2, rec->envelope_hash, 32)) {
+            PQclear(r);
+            return LC_ERR_INVALID;
+        }
+        if (i == 0) {
+            int64_t age = s_i64(r, 0, 3);
+            *oldest_age_ms = age > 0 ? (uint64_t)age : 0;
+        }
+        (*n)++;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *leaves, size_t n,
+                       const uint8_t root[32], int64_t supersedes, int64_t *batch_id)
+{
+    /* Leaves go in as two arrays: {pk,…} and {hex,…}; one round trip for the whole batch. */
+    size_t cap = n * 70 + 16;
+    char *pks = malloc(n * 22 + 4), *lv = malloc(cap);
+    int rc = LC_ERR_NOMEM;
+    if (!pks || !lv)
+        goto out;
+    size_t pp = 0, lp = 0;
+    pks[pp++] = '{';
+    lv[lp++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        pp += (size_t)sprintf(pks + pp, "%s%" PRId64, i ? "," : "", recs[i].pk);
+        if (i)
+            lv[lp++] = ',';
+        lc_hex_encode(lv + lp, cap - lp, leaves + 32 * i, 32);
+        lp += 64;
+    }
+    pks[pp++] = '}';
+    pks[pp] = '\0';
+    lv[lp++] = '}';
+    lv[lp] = '\0';
+    char root_hex[70], cnt[16], first[24], last[24], sup[24];
+    s_hexparam(root_hex, root, 32);
+    snprintf(cnt, sizeof cnt, "%zu", n);
+    snprintf(first, sizeof first, "%" PRId64, recs[0].pk);
+    snprintf(last, sizeof last, "%" PRId64, recs[n - 1].pk);
+    snprintf(sup, sizeof sup, "%" PRId64, supersedes);
+    rc = LC_ERR_UNAVAILABLE;
+    if (s_begin(self) < 0)
+        goto out;
+    const char *v1[4] = {root_hex, cnt, first, last};
+    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
+                         "INSERT INTO chain_batches (root, leaf_count, first_record, last_record)"
+                         " VALUES ($1, $2, $3, $4) RETURNING id",
+                         4, v1, NULL, NULL);
+    if (!r)
+        goto rollback;
+    *batch_id = s_i64(r, 0, 0);
+    PQclear(r);
+    char bid[24];
+    snprintf(bid, sizeof bid, "%" PRId64, *batch_id);
+    const char *v2[3] = {bid, pks, lv};
+    const char *v3[1] = {sup};
+    if (s_cmd(self,
+              "INSERT INTO chain_batch_leaves (batch_id, record_pk, leaf_index, leaf)"
+              " SELECT $1, p, i - 1, decode(l, 'hex')"
+              " FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS t(p, l, i)",
+              3, v2, NULL, NULL) < 0 ||
+        (supersedes && s_cmd(self,
+                             "UPDATE chain_batches SET status = 'superseded' WHERE id = $1"
+                             " AND status = 'pending'",
+                             1, v3, NULL, NULL) < 0) ||
+        s_commit(self) < 0)
+        goto rollback;
+    rc = 0;
+    goto out;
+rollback:
+    s_rollback(self);
+out:
+    free(pks);
+    free(lv);
+    return rc;
+}
+
+int ch_db_unsent_batch(ch_db_t *self, int64_t *batch_id, uint8_t root[32], uint32_t *count,
+                       int64_t *first_record)
+{
+    PGresult *r =
+        s_exec(self, PGRES_TUPLES_OK,
+               "SELECT b.id, b.root, b.leaf_count, b.first_record FROM chain_batches b"
+               " WHERE b.status = 'pending' AND NOT EXISTS (SELECT 1 FROM chain_txs t WHERE"
+               " t.batch_id = b.id AND t.state NOT IN ('fatal_error')) ORDER BY b.id LIMIT 1",
+               0, NULL, NULL, NULL);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    *batch_id = 0;
+    if (PQntuples(r) == 1) {
+        *batch_id = s_i64(r, 0, 0);
+        *count = (uint32_t)s_i64(r, 0, 2);
+        *first_record = s_i64(r, 0, 3);
+        if (s_bytes(r, 0, 1, root, 32)) {
+            PQclear(r);
+            return LC_ERR_INVALID;
+        }
+    }
+    PQclear(r);
+    return 0;
+}
+
+int ch_db_batch_root(ch_db_t *self, int64_t batch_id, uint8_t root[32], uint32_t *count)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, batch_id);
+    const char *v[1] = {id};
+    PGresult *r =
+        s_exec(self, PGRES_TUPLES_OK, "SELECT root, leaf_count FROM chain_batches WHERE id = $1", 1,
+               v, NULL, NULL);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    int rc = LC_ERR_NOTFOUND;
+    if (PQntuples(r) == 1 && s_bytes(r, 0, 0, root, 32) == 0) {
+        *count = (uint32_t)s_i64(r, 0, 1);
+        rc = 0;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int ch_db_batch_ages(ch_db_t *self, int64_t batch_id, double *ages, size_t cap, size_t *n)
+{
+    char id[24], lim[24];
+    snprintf(id, sizeof id, "%" PRId64, batch_id);
+    snprintf(lim, sizeof lim, "%zu", cap);
+    const char *v[2] = {id, lim};
+    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
+                         "SELECT extract(epoch FROM now() - r.stored_at) FROM chain_batch_leaves l"
+                         " JOIN records r ON r.id = l.record_pk WHERE l.batch_id = $1 LIMIT $2",
+                         2, v, NULL, NULL);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    *n = 0;
+    for (int i = 0; i < PQntuples(r); i++)
+        ages[(*n)++] = strtod(PQgetvalue(r, i, 0), NULL);
+    PQclear(r);
+    return 0;
+}
+
+int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], ch_tx_t *txs, size_t cap, size_t *n)
+{
+    char addr[48];
+    s_hexparam(addr, from, 20);
+    const char *v[1] = {addr};
+    PGresult *r = s_exec(
+        self, PGRES_TUPLES_OK,
+        "SELECT t.id, t.batch_id, t.nonce, t.state, t.gas_limit, coalesce(t.block_number, 0),"
+        " t.block_hash, a.tip, a.fee_cap, (extract(epoch FROM now() - a.created_at) * 1000)"
+        "::bigint, (SELECT fee_cap FROM chain_tx_attempts WHERE tx_id = t.id ORDER BY id LIMIT"
+        " 1), b.first_record"
+        " FROM chain_txs t JOIN chain_batches b ON b.id = t.batch_id"
+        " JOIN LATERAL (SELECT * FROM chain_tx_attempts WHERE tx_id = t.id ORDER BY id DESC"
+        " LIMIT 1) a ON true"
+        " WHERE t.from_address = $1 AND t.state IN ('in_progress', 'unconfirmed', 'confirmed')"
+        " ORDER BY t.nonce",
+        1, v, NULL, NULL);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    *n = 0;
+    for (int i = 0; i < PQntuples(r) && *n < cap; i++) {
+        ch_tx_t *tx = &txs[(*n)++];
+        memset(tx, 0, sizeof *tx);
+        tx->id = s_i64(r, i, 0);
+        tx->batch_id = s_i64(r, i, 1);
+        tx->nonce = (uint64_t)s_i64(r, i, 2);
+        const char *st = PQgetvalue(r, i, 3);
+        for (int k = 0; k < 5; k++)
+            if (strcmp(st, s_states[k]) == 0)
+                tx->state = (ch_tx_state_t)k;
+        tx->gas_limit = (uint64_t)s_i64(r, i, 4);
+        tx->block_number = (uint64_t)s_i64(r, i, 5);
+        if (tx->block_number && s_bytes(r, i, 6, tx->block_hash, 32))
+            tx->block_number = 0;
+        tx->last_tip = strtoull(PQgetvalue(r, i, 7), NULL, 10);
+        tx->last_fee_cap = strtoull(PQgetvalue(r, i, 8), NULL, 10);
+        int64_t age = s_i64(r, i, 9);
+        tx->last_attempt_age_ms = age > 0 ? (uint64_t)age : 0;
+        tx->first_fee_cap = strtoull(PQgetvalue(r, i, 10), NULL, 10);
+        tx->first_record = s_i64(r, i, 11);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int ch_db_attempt_hashes(ch_db_t *self, int64_t tx_id, uint8_t (*hashes)[32], int64_t *batch_ids,
+                         size_t cap, size_t *n)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, tx_id);
+    const char *v[1] = {id};
+    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
+                         "SELECT hash, batch_id FROM chain_tx_attempts WHERE tx_id = $1"
+                         " ORDER BY id DESC",
+                         1, v, NULL, NULL);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    *n = 0;
+    for (int i = 0; i < PQntuples(r) && *n < cap; i++) {
+        if (s_bytes(r, i, 0, hashes[*n], 32) == 0) {
+            batch_ids[*n] = s_i64(r, i, 1);
+            (*n)++;
+        }
+    }
+    PQclear(r);
+    return 0;
+}
+
+int ch_db_last_raw(ch_db_t *self, int64_t tx_id, uint8_t **raw, size_t *raw_len)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, tx_id);
+    const char *v[1] = {id};
+    PGresult *r = PQexecParams(self->conn,
+                               "SELECT raw FROM chain_tx_attempts WHERE tx_id = $1"
+                               " ORDER BY id DESC LIMIT 1",
+                               1, NULL, v, NULL, NULL, 1);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        PQclear(r);
+        return LC_ERR_UNAVAILABLE;
+    }
+    *raw_len = (size_t)PQgetlength(r, 0, 0);
+    *raw = malloc(*raw_len);
+    if (*raw)
+        memcpy(*raw, PQgetvalue(r, 0, 0), *raw_len);
+    PQclear(r);
+    return *raw ? 0 : LC_ERR_NOMEM;
+}
+
+int ch_db_max_nonce(ch_db_t *self, const uint8_t from[20], uint64_t *nonce, int *has)
+{
+    char addr[48];
+    s_hexparam(addr, from, 20);
+    const char *v[1] = {addr};
+    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
+                         "SELECT max(nonce) FROM chain_txs WHERE from_address = $1"
+                         " AND state <> 'fatal_error'",
+                         1, v, NULL, NULL);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    *has = !PQgetisnull(r, 0, 0);
+    *nonce = *has ? (uint64_t)s_i64(r, 0, 0) : 0;
+    PQclear(r);
+    return 0;
+}
+
+static int s_attempt(ch_db_t *self, const char *tx, const char *batch, uint64_t tip,
+                     uint64_t fee_cap, const uint8_t hash[32], const uint8_t *raw, size_t len)
+{
+    char t[24], c[24], h[70];
+    snprintf(t, sizeof t, "%" PRIu64, tip);
+    snprintf(c, sizeof c, "%" PRIu64, fee_cap);
+    s_hexparam(h, hash, 32);
+    const char *v[6] = {tx, batch, t, c, h, (const char *)raw};
+    int l[6] = {0, 0, 0, 0, 0, (int)len}, f[6] = {0, 0, 0, 0, 0, 1};
+    return s_cmd(self,
+                 "INSERT INTO chain_tx_attempts (tx_id, batch_id, tip, fee_cap, hash, raw)"
+                 " VALUES ($1, $2, $3, $4, $5, $6)",
+                 6, v, l, f);
+}
+
+int ch_db_insert_tx(ch_db_t *self, int64_t batch_id, const uint8_t from[20], uint64_t nonce,
+                    uint64_t gas_limit, uint64_t tip, uint64_t fee_cap, const uint8_t hash[32],
+                    const uint8_t *raw, size_t raw_len, int64_t *tx_id)
+{
+    char b[24], addr[48], n[24], g[24];
+    snprintf(b, sizeof b, "%" PRId64, batch_id);
+    s_hexparam(addr, from, 20);
+    snprintf(n, sizeof n, "%" PRIu64, nonce);
+    snprintf(g, sizeof g, "%" PRIu64, gas_limit);
+    if (s_begin(self) < 0)
+        return LC_ERR_UNAVAILABLE;
+    const char *v[4] = {b, addr, n, g};
+    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
+                         "INSERT INTO chain_txs (batch_id, from_address, nonce, state, gas_limit)"
+                         " VALUES ($1, $2, $3, 'in_progress', $4) RETURNING id",
+                         4, v, NULL, NULL);
+    if (!r)
+        goto rollback;
+    *tx_id = s_i64(r, 0, 0);
+    PQclear(r);
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, *tx_id);
+    if (s_attempt(self, id, b, tip, fee_cap, hash, raw, raw_len) < 0 || s_commit(self) < 0)
+        goto rollback;
+    return 0;
+rollback:
+    s_rollback(self);
+    return LC_ERR_UNAVAILABLE;
+}
+
+int ch_db_add_attempt(ch_db_t *self, int64_t tx_id, int64_t batch_id, uint64_t tip,
+                      uint64_t fee_cap, const uint8_t hash[32], const uint8_t *raw, size_t raw_len)
+{
+    char id[24], b[24];
+    snprintf(id, sizeof id, "%" PRId64, tx_id);
+    snprintf(b, sizeof b, "%" PRId64, batch_id);
+    const char *v[2] = {id, b};
+    if (s_begin(self) < 0)
+        return LC_ERR_UNAVAILABLE;
+    if (s_attempt(self, id, b, tip, fee_cap, hash, raw, raw_len) < 0 ||
+        s_cmd(self, "UPDATE chain_txs SET batch_id = $2, updated_at = now() WHERE id = $1", 2, v,
+              NULL, NULL) < 0 ||
+        s_commit(self) < 0) {
+        s_rollback(self);
+        return LC_ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
+static int s_tx_update(ch_db_t *self, int64_t tx_id, const char *sql)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, tx_id);
+    const char *v[1] = {id};
+    return s_cmd(self, sql, 1, v, NULL, NULL);
+}
+
+int ch_db_mark_broadcast(ch_db_t *self, int64_t tx_id)
+{
+    return s_tx_update(self, tx_id,
+                       "WITH a AS (UPDATE chain_tx_attempts SET broadcast_at = now()"
+                       " WHERE id = (SELECT max(id) FROM chain_tx_attempts WHERE tx_id = $1)"
+                       " AND broadcast_at IS NULL)"
+                       " UPDATE chain_txs SET state = 'unconfirmed', updated_at = now()"
+                       " WHERE id = $1 AND state = 'in_progress'");
+}
+
+int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8_t hash[32],
+                     uint64_t block, const uint8_t block_hash[32], uint64_t gas_used,
+                     uint64_t gas_price)
+{
+    char id[24], b[24], h[70], bn[24], bh[70], gu[24], gp[24];
+    snprintf(id, sizeof id, "%" PRId64, tx_id);
+    snprintf(b, sizeof b, "%" PRId64, batch_id);
+    s_hexparam(h, hash, 32);
+    snprintf(bn, sizeof bn, "%" PRIu64, block);
+    s_hexparam(bh, block_hash, 32);
+    snprintf(gu, sizeof gu, "%" PRIu64, gas_used);
+    snprintf(gp, sizeof gp, "%" PRIu64, gas_price);
+    const char *v[7] = {id, b, h, bn, bh, gu, gp};
+    if (s_begin(self) < 0)
+        return LC_ERR_UNAVAILABLE;
+    /* Other batches anchored by attempts at this nonce did not land: supersede them. */
+    if (s_cmd(self,
+              "UPDATE chain_txs SET batch_id = $2, mined_hash = $3, block_number = $4,"
+              " block_hash = $5, gas_used = $6, effective_gas_price = $7, state = 'unconfirmed',"
+              " updated_at = now() WHERE id = $1",
+              7, v, NULL, NULL) < 0 ||
+        s_cmd(self,
+              "UPDATE chain_batches SET status = 'anchored' WHERE id = $1 AND status IN"
+              " ('pending', 'superseded')",
+              1, v + 1, NULL, NULL) < 0 ||
+        s_cmd(self,
+              "UPDATE chain_batches SET status = 'superseded' WHERE id IN (SELECT batch_id FROM"
+              " chain_tx_attempts WHERE tx_id = $1) AND id <> $2 AND status = 'pending'",
+              2, v, NULL, NULL) < 0 ||
+        s_commit(self) < 0) {
+        s_rollback(self);
+        return LC_ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
+int ch_db_mark_unmined(ch_db_t *self, int64_t tx_id)
+{
+    if (s_begin(self) < 0)
+        return LC_ERR_UNAVAILABLE;
+    if (s_tx_update(self, tx_id,
+                    "UPDATE chain_batches SET status = 'pending', confirmed_at = NULL WHERE id ="
+                    " (SELECT batch_id FROM chain_txs WHERE id = $1)") < 0 ||
+        s_tx_update(self, tx_id,
+                    "UPDATE chain_txs SET state = 'unconfirmed', mined_hash = NULL,"
+                    " block_number = NULL, block_hash = NULL, gas_used = NULL,"
+                    " effective_gas_price = NULL, updated_at = now() WHERE id = $1") < 0 ||
+        s_commit(self) < 0) {
+        s_rollback(self);
+        return LC_ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
+int ch_db_mark_depth(ch_db_t *self, int64_t tx_id, ch_tx_state_t state)
+{
+    const char *tx_sql = state == CH_TX_FINALIZED
+                             ? "UPDATE chain_txs SET state = 'finalized', updated_at = now()"
+                               " WHERE id = $1"
+                             : "UPDATE chain_txs SET state = 'confirmed', updated_at = now()"
+                               " WHERE id = $1";
+    const char *batch_sql =
+        state == CH_TX_FINALIZED
+            ? "UPDATE chain_batches SET status = 'finalized' WHERE id ="
+              " (SELECT batch_id FROM chain_txs WHERE id = $1)"
+            : "UPDATE chain_batches SET status = 'confirmed', confirmed_at = now() WHERE id ="
+              " (SELECT batch_id FROM chain_txs WHERE id = $1)";
+    if (s_begin(self) < 0)
+        return LC_ERR_UNAVAILABLE;
+    if (s_tx_update(self, tx_id, tx_sql) < 0 || s_tx_update(self, tx_id, batch_sql) < 0 ||
+        s_commit(self) < 0) {
+        s_rollback(self);
+        return LC_ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
+int ch_db_mark_fatal(ch_db_t *self, int64_t tx_id, const char *why)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, tx_id);
+    const char *v[2] = {id, why};
+    if (s_begin(self) < 0)
+        return LC_ERR_UNAVAILABLE;
+    if (s_cmd(self,
+              "UPDATE chain_batches SET status = 'superseded' WHERE id IN (SELECT batch_id FROM"
+              " chain_tx_attempts WHERE tx_id = $1) AND status IN ('pending', 'anchored')",
+              1, v, NULL, NULL) < 0 ||
+        s_cmd(self,
+              "UPDATE chain_txs SET state = 'fatal_error', error = $2, updated_at = now()"
+              " WHERE id = $1",
+              2, v, NULL, NULL) < 0 ||
+        s_commit(self) < 0) {
+        s_rollback(self);
+        return LC_ERR_UNAVAILABLE;
+    }
+    return 0;
+}

@@ -1,0 +1,97 @@
+/* ch_db.h: the relayer's state in PostgreSQL (tables of store migration 2): batches and their
+ * leaves, transactions (one row per nonce) and their signed attempts. Every state change that
+ * must survive kill -9 is one SQL transaction; attempts are saved before they are broadcast. */
+#ifndef CH_DB_H
+#define CH_DB_H
+
+#include "lc_common.h"
+
+typedef struct ch_db ch_db_t;
+
+/* Connects; NULL when PostgreSQL or the chain schema (migration 2) is not there yet. */
+ch_db_t *ch_db_new(const char *dsn);
+void ch_db_destroy(ch_db_t **self_p);
+int ch_db_ok(ch_db_t *self);
+
+/* A record waiting for a batch. */
+typedef struct {
+    int64_t pk;
+    uint8_t record_id[32];
+    uint8_t envelope_hash[32];
+} ch_record_t;
+
+/* Highest records.id already in a live (not superseded) batch; 0 when none. */
+int ch_db_cursor(ch_db_t *self, int64_t *last_record) LC_WUR;
+/* Records with id > after, in insertion order, at most max. *oldest_age_ms: how long the first
+ * one has been stored. */
+int ch_db_records_after(ch_db_t *self, int64_t after, size_t max, ch_record_t *out, size_t *n,
+                        uint64_t *oldest_age_ms) LC_WUR;
+/* Persists a batch and its leaves in one transaction; supersedes (0: none) is marked superseded
+ * in the same transaction. */
+int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *leaves, size_t n,
+                       const uint8_t root[32], int64_t supersedes, int64_t *batch_id) LC_WUR;
+/* A pending batch with no live transaction (oldest first), or *batch_id = 0. */
+int ch_db_unsent_batch(ch_db_t *self, int64_t *batch_id, uint8_t root[32], uint32_t *count,
+                       int64_t *first_record) LC_WUR;
+
+/* A batch's root and leaf count. */
+int ch_db_batch_root(ch_db_t *self, int64_t batch_id, uint8_t root[32], uint32_t *count) LC_WUR;
+/* Seconds since each of the batch's records was stored (at most cap of them). */
+int ch_db_batch_ages(ch_db_t *self, int64_t batch_id, double *ages, size_t cap, size_t *n) LC_WUR;
+
+typedef enum {
+    CH_TX_IN_PROGRESS, /* nonce taken, attempt signed and saved, not known to be broadcast */
+    CH_TX_UNCONFIRMED, /* broadcast; mined (block_number > 0) or not */
+    CH_TX_CONFIRMED,   /* receipt at depth >= confirmations */
+    CH_TX_FINALIZED,
+    CH_TX_FATAL,
+} ch_tx_state_t;
+
+/* A transaction not yet final: at most one unmined (the relayer sends one batch at a time),
+ * plus mined ones still watched for depth and reorgs. */
+typedef struct {
+    int64_t id, batch_id;
+    uint64_t nonce;
+    ch_tx_state_t state;
+    uint64_t gas_limit;
+    uint64_t block_number; /* 0: not mined */
+    uint8_t block_hash[32];
+    uint64_t last_tip, last_fee_cap, first_fee_cap;
+    uint64_t last_attempt_age_ms;
+    int64_t first_record; /* of its batch */
+} ch_tx_t;
+
+/* Transactions in progress, unconfirmed, or confirmed-not-final, by nonce (at most cap). */
+int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], ch_tx_t *txs, size_t cap,
+                   size_t *n) LC_WUR;
+/* All attempt hashes of a transaction (newest first), at most cap. */
+int ch_db_attempt_hashes(ch_db_t *self, int64_t tx_id, uint8_t (*hashes)[32], int64_t *batch_ids,
+                         size_t cap, size_t *n) LC_WUR;
+/* The newest attempt's signed bytes (malloc'd). */
+int ch_db_last_raw(ch_db_t *self, int64_t tx_id, uint8_t **raw, size_t *raw_len) LC_WUR;
+/* Highest nonce of any non-fatal transaction from this address; *has = 0 if none. */
+int ch_db_max_nonce(ch_db_t *self, const uint8_t from[20], uint64_t *nonce, int *has) LC_WUR;
+
+/* New transaction (state in_progress) with its first attempt, in one SQL transaction. */
+int ch_db_insert_tx(ch_db_t *self, int64_t batch_id, const uint8_t from[20], uint64_t nonce,
+                    uint64_t gas_limit, uint64_t tip, uint64_t fee_cap, const uint8_t hash[32],
+                    const uint8_t *raw, size_t raw_len, int64_t *tx_id) LC_WUR;
+/* A replacement at the same nonce (possibly for a newer batch: the tx row follows it). */
+int ch_db_add_attempt(ch_db_t *self, int64_t tx_id, int64_t batch_id, uint64_t tip,
+                      uint64_t fee_cap, const uint8_t hash[32], const uint8_t *raw,
+                      size_t raw_len) LC_WUR;
+int ch_db_mark_broadcast(ch_db_t *self, int64_t tx_id) LC_WUR;
+/* Receipt seen: the attempt's batch becomes the transaction's batch, status 'anchored'; any
+ * other batch that shared this nonce is superseded. */
+int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8_t hash[32],
+                     uint64_t block, const uint8_t block_hash[32], uint64_t gas_used,
+                     uint64_t gas_price) LC_WUR;
+/* Reorg: the receipt is gone; back to unconfirmed, batch back to pending. */
+int ch_db_mark_unmined(ch_db_t *self, int64_t tx_id) LC_WUR;
+/* confirmed / finalized, for the transaction and its batch. */
+int ch_db_mark_depth(ch_db_t *self, int64_t tx_id, ch_tx_state_t state) LC_WUR;
+/* The nonce was used by another transaction, or the transaction can never succeed: fatal, and
+ * its batch superseded so its records are batched again. */
+int ch_db_mark_fatal(ch_db_t *self, int64_t tx_id, const char *why) LC_WUR;
+
+#endif

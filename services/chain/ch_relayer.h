@@ -1,0 +1,31 @@
+/* ch_relayer.h: the relayer's work, one tick at a time: batch stored records (insertion order,
+ * up to N or T seconds), anchor one batch per EIP-1559 transaction signed here, and walk each
+ * transaction through in_progress -> unconfirmed -> (mined) -> confirmed -> finalized, with fee
+ * bumps, replacement by a larger batch at the same nonce, reorg checks, and recovery from a
+ * nonce taken by another sender. All state is in PostgreSQL (ch_db); the relayer can be killed
+ * at any point and resumes from there. Single-threaded, owned by main(). */
+#ifndef CH_RELAYER_H
+#define CH_RELAYER_H
+
+#include "ch_config.h"
+#include "ch_db.h"
+#include "ch_rpc.h"
+#include "lc_ethtx.h"
+#include "lc_metrics.h"
+
+typedef struct ch_relayer ch_relayer_t;
+
+ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, ch_rpc_t *rpc,
+                             const lc_ethtx_signer_t *signer, const uint8_t contract[20],
+                             lc_metrics_t *metrics);
+void ch_relayer_destroy(ch_relayer_t **self_p);
+
+/* One round. Returns 0, or LC_ERR_UNAVAILABLE when the database or every RPC endpoint is away
+ * (the caller waits and tries again). */
+int ch_relayer_tick(ch_relayer_t *self) LC_WUR;
+
+/* anchor(uint64 batchId, bytes32 root, uint32 count) call data (100 bytes). */
+void ch_anchor_calldata(uint8_t out[100], uint64_t batch_id, const uint8_t root[32],
+                        uint32_t count);
+
+#endif
