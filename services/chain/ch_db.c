@@ -271,6 +271,17 @@ int ch_db_unsent_batch(ch_db_t *self, int64_t *batch_id, uint8_t root[32], uint3
     return 0;
 }
 
+int ch_db_set_head(ch_db_t *self, uint64_t block)
+{
+    char b[24];
+    snprintf(b, sizeof b, "%" PRIu64, block);
+    const char *v[1] = {b};
+    return s_cmd(self,
+                 "INSERT INTO chain_head (id, block) VALUES (1, $1) ON CONFLICT (id) DO UPDATE"
+                 " SET block = excluded.block, updated_at = now()",
+                 1, v, NULL, NULL);
+}
+
 int ch_db_batch_root(ch_db_t *self, int64_t batch_id, uint8_t root[32], uint32_t *count)
 {
     char id[24];

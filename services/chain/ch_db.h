@@ -34,6 +34,8 @@ int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *le
 int ch_db_unsent_batch(ch_db_t *self, int64_t *batch_id, uint8_t root[32], uint32_t *count,
                        int64_t *first_record) LC_WUR;
 
+/* Records the latest block the relayer saw (record lookups derive confirmations from it). */
+int ch_db_set_head(ch_db_t *self, uint64_t block) LC_WUR;
 /* A batch's root and leaf count. */
 int ch_db_batch_root(ch_db_t *self, int64_t batch_id, uint8_t root[32], uint32_t *count) LC_WUR;
 /* Seconds since each of the batch's records was stored (at most cap of them). */

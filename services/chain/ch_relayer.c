@@ -22,6 +22,7 @@ struct ch_relayer {
     uint8_t contract[20];
     uint64_t next_nonce;
     int nonce_synced;
+    uint64_t last_head;
     ch_record_t *recs; /* batch_max records, reused */
     uint8_t *leaves;
     lc_counter_t *batches, *records, *txs_sent, *replacements, *reorgs, *stolen, *fatal;
@@ -469,6 +470,8 @@ int ch_relayer_tick(ch_relayer_t *self)
     if (ch_rpc_block_number(self->rpc, &head, &err) < 0)
         return LC_ERR_UNAVAILABLE;
     lc_gauge_set(self->head, (double)head);
+    if (head != self->last_head && ch_db_set_head(self->db, head) == 0)
+        self->last_head = head;
     ch_tx_t txs[CH_MAX_LIVE];
     size_t n = 0;
     int rc = ch_db_live_txs(self->db, self->from, txs, CH_MAX_LIVE, &n);

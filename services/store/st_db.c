@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 
 #include "lc_log.h"
+#include "lc_merkle.h"
 #include "st_migrations.h"
 
 #define ST_COLS 10
@@ -318,52 +319,135 @@ static void s_register(st_db_t *self, const Lcore__V1__Device *d, Lcore__V1__Que
     PQclear(r);
 }
 
-static void s_get_record(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1__QueryReply *reply)
+/* Copies a bytea value read in binary format into a malloc'd protobuf field. */
+static int s_bin(const PGresult *r, int row, int col, ProtobufCBinaryData *out)
+{
+    size_t len = (size_t)PQgetlength(r, row, col);
+    if (PQgetisnull(r, row, col) || !(out->data = malloc(len ? len : 1)))
+        return -1;
+    memcpy(out->data, PQgetvalue(r, row, col), len);
+    out->len = len;
+    return 0;
+}
+
+static uint64_t s_be64(const PGresult *r, int row, int col)
+{
+    uint64_t v = 0;
+    if (PQgetisnull(r, row, col))
+        return 0;
+    const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
+    for (int i = 0; i < PQgetlength(r, row, col); i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The record's anchoring: its live batch, the transaction that mined it, and the proof. */
+static void s_add_anchor(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1__RecordInfo *ri)
 {
     const char *v[1] = {(const char *)id->data};
     int l[1] = {(int)id->len}, f[1] = {1};
     PGresult *r = PQexecParams(
         self->conn,
-        "SELECT device_id, seq, key_version, encode(envelope_hash, 'hex'), device_ts_ms,"
-        " (extract(epoch FROM stored_at) * 1000000)::bigint FROM records WHERE record_id = $1",
-        1, NULL, v, l, f, 0);
+        "SELECT b.id, b.status, b.root, lf.leaf_index, lf.leaf, t.mined_hash, t.block_number,"
+        " (SELECT block FROM chain_head WHERE id = 1)"
+        " FROM records r JOIN chain_batch_leaves lf ON lf.record_pk = r.id"
+        " JOIN chain_batches b ON b.id = lf.batch_id"
+        " AND b.status IN ('anchored', 'confirmed', 'finalized')"
+        " LEFT JOIN chain_txs t ON t.batch_id = b.id AND t.block_number IS NOT NULL"
+        " AND t.state <> 'fatal_error' WHERE r.record_id = $1 LIMIT 1",
+        1, NULL, v, l, f, 1);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
+        s_bin(r, 0, 2, &ri->batch_root) || s_bin(r, 0, 4, &ri->leaf)) {
+        PQclear(r);
+        return; /* not anchored yet: status stays "stored" */
+    }
+    ri->batch_id = s_be64(r, 0, 0);
+    free(ri->status);
+    ri->status = strndup(PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
+    uint32_t index = (uint32_t)s_be64(r, 0, 3);
+    if (s_bin(r, 0, 5, &ri->tx_hash) < 0)
+        ri->tx_hash.len = 0;
+    ri->block_number = s_be64(r, 0, 6);
+    uint64_t head = s_be64(r, 0, 7);
+    ri->confirmations =
+        head >= ri->block_number && ri->block_number ? head - ri->block_number + 1 : 0;
+    PQclear(r);
+    /* The proof: rebuild the batch's tree from its leaves (cheap: at most a few thousand). */
+    char bid[24];
+    snprintf(bid, sizeof bid, "%llu", (unsigned long long)ri->batch_id);
+    const char *v2[1] = {bid};
+    r = PQexecParams(self->conn,
+                     "SELECT leaf FROM chain_batch_leaves WHERE batch_id = $1 ORDER BY leaf_index",
+                     1, NULL, v2, NULL, NULL, 1);
+    int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
+    uint8_t *leaves = n ? malloc((size_t)n * 32) : NULL;
+    lc_merkle_t *tree = NULL;
+    if (leaves && (uint32_t)n > index) {
+        for (int i = 0; i < n; i++)
+            memcpy(leaves + 32 * i, PQgetvalue(r, i, 0), 32);
+        int err = 0;
+        tree = lc_merkle_new(leaves, (size_t)n, &err);
+    }
+    uint8_t proof[LC_MERKLE_MAX_PROOF * 32];
+    size_t plen = 0;
+    if (tree && lc_merkle_proof(tree, proof, sizeof proof / 32, &plen, index) == 0 &&
+        (ri->proof = calloc(plen ? plen : 1, sizeof *ri->proof))) {
+        for (size_t i = 0; i < plen; i++) {
+            ri->proof[i].data = malloc(32);
+            if (!ri->proof[i].data)
+                break;
+            memcpy(ri->proof[i].data, proof + 32 * i, 32);
+            ri->proof[i].len = 32;
+            ri->n_proof++;
+        }
+    }
+    lc_merkle_destroy(&tree);
+    free(leaves);
+    PQclear(r);
+}
+
+static void s_get_record(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1__QueryReply *reply)
+{
+    const char *v[1] = {(const char *)id->data};
+    int l[1] = {(int)id->len}, f[1] = {1};
+    PGresult *r = PQexecParams(self->conn,
+                               "SELECT device_id, seq, key_version, envelope_hash, device_ts_ms,"
+                               " (extract(epoch FROM stored_at) * 1000000)::bigint, record_id"
+                               " FROM records WHERE record_id = $1",
+                               1, NULL, v, l, f, 1);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database error");
-    } else if (PQntuples(r) == 0) {
+        PQclear(r);
+        return;
+    }
+    if (PQntuples(r) == 0) {
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND;
-    } else {
-        Lcore__V1__RecordInfo *ri = malloc(sizeof *ri);
-        uint8_t *rid = malloc(id->len), *eh = malloc(32);
-        if (!ri || !rid || !eh) {
-            free(ri);
-            free(rid);
-            free(eh);
-            s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
-            PQclear(r);
-            return;
-        }
-        lcore__v1__record_info__init(ri);
-        memcpy(rid, id->data, id->len);
-        ri->record_id.data = rid;
-        ri->record_id.len = id->len;
-        ri->device_id = s_dup(PQgetvalue(r, 0, 0));
-        ri->seq = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
-        ri->key_version = (uint32_t)strtoul(PQgetvalue(r, 0, 2), NULL, 10);
-        const char *hex = PQgetvalue(r, 0, 3);
-        for (int i = 0; i < 32 && hex[2 * i] && hex[2 * i + 1]; i++) {
-            unsigned b = 0;
-            sscanf(hex + 2 * i, "%2x", &b);
-            eh[i] = (uint8_t)b;
-        }
-        ri->envelope_hash.data = eh;
-        ri->envelope_hash.len = 32;
-        ri->device_ts_ms = strtoull(PQgetvalue(r, 0, 4), NULL, 10);
-        ri->stored_at_us = strtoull(PQgetvalue(r, 0, 5), NULL, 10);
-        ri->status = s_dup("stored");
-        reply->record = ri;
-        reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
+        PQclear(r);
+        return;
+    }
+    Lcore__V1__RecordInfo *ri = calloc(1, sizeof *ri);
+    if (!ri) {
+        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
+        PQclear(r);
+        return;
+    }
+    lcore__v1__record_info__init(ri);
+    reply->record = ri; /* owned by the reply from here: st_db_reply_clear frees what is set */
+    ri->device_id = strndup(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    ri->seq = s_be64(r, 0, 1);
+    ri->key_version = (uint32_t)s_be64(r, 0, 2);
+    ri->device_ts_ms = s_be64(r, 0, 4);
+    ri->stored_at_us = s_be64(r, 0, 5);
+    ri->status = strdup("stored");
+    if (!ri->device_id || !ri->status || s_bin(r, 0, 3, &ri->envelope_hash) ||
+        s_bin(r, 0, 6, &ri->record_id)) {
+        PQclear(r);
+        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
+        return;
     }
     PQclear(r);
+    s_add_anchor(self, id, ri);
+    reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
 }
 
 void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, Lcore__V1__QueryReply *reply)
@@ -417,11 +501,20 @@ void st_db_reply_clear(Lcore__V1__QueryReply *reply)
         free(reply->device);
     }
     if (reply->record) {
-        free(reply->record->record_id.data);
-        free(reply->record->device_id);
-        free(reply->record->envelope_hash.data);
-        free(reply->record->status);
-        free(reply->record);
+        Lcore__V1__RecordInfo *ri = reply->record;
+        free(ri->record_id.data);
+        if (ri->device_id != protobuf_c_empty_string)
+            free(ri->device_id);
+        free(ri->envelope_hash.data);
+        if (ri->status != protobuf_c_empty_string)
+            free(ri->status);
+        free(ri->leaf.data);
+        free(ri->batch_root.data);
+        free(ri->tx_hash.data);
+        for (size_t i = 0; i < ri->n_proof; i++)
+            free(ri->proof[i].data);
+        free(ri->proof);
+        free(ri);
     }
     lcore__v1__query_reply__init(reply);
 }

@@ -30,7 +30,8 @@ const st_migration_t st_migrations[] = {
      ");"},
     {2, "chain anchoring",
      /* A batch is a contiguous range of records (insertion order); its id is the on-chain
-      * batchId. Each record is a leaf of exactly one live batch (record_pk is the key). */
+      * batchId. A record is a leaf of exactly one live batch; superseded batches (replaced at
+      * the same nonce by a larger one, or never mined) keep their leaves for the audit trail. */
      "CREATE TABLE chain_batches ("
      "  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
      "  root          bytea NOT NULL CHECK (length(root) = 32),"
@@ -43,12 +44,13 @@ const st_migration_t st_migrations[] = {
      "  confirmed_at  timestamptz"
      ");"
      "CREATE TABLE chain_batch_leaves ("
-     "  record_pk     bigint PRIMARY KEY REFERENCES records (id),"
      "  batch_id      bigint NOT NULL REFERENCES chain_batches (id),"
      "  leaf_index    integer NOT NULL,"
-     "  leaf          bytea NOT NULL CHECK (length(leaf) = 32)"
+     "  record_pk     bigint NOT NULL REFERENCES records (id),"
+     "  leaf          bytea NOT NULL CHECK (length(leaf) = 32),"
+     "  PRIMARY KEY (batch_id, leaf_index)"
      ");"
-     "CREATE INDEX chain_batch_leaves_batch ON chain_batch_leaves (batch_id, leaf_index);"
+     "CREATE INDEX chain_batch_leaves_record ON chain_batch_leaves (record_pk);"
      /* One row per nonce used; attempts are the signed transactions sent for it. */
      "CREATE TABLE chain_txs ("
      "  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
@@ -81,5 +83,12 @@ const st_migration_t st_migrations[] = {
      "  created_at    timestamptz NOT NULL DEFAULT now()"
      ");"
      "CREATE INDEX chain_tx_attempts_tx ON chain_tx_attempts (tx_id);"},
+    {3, "chain head",
+     /* The relayer's latest view of the chain, so record lookups can say how deep a batch is. */
+     "CREATE TABLE chain_head ("
+     "  id          integer PRIMARY KEY CHECK (id = 1),"
+     "  block       bigint NOT NULL,"
+     "  updated_at  timestamptz NOT NULL DEFAULT now()"
+     ");"},
 };
 const size_t st_migrations_len = sizeof st_migrations / sizeof st_migrations[0];
