@@ -25,6 +25,8 @@ const lc_cfg_opt_t ch_config_opts[] = {
              "most records in one batch (one transaction)"),
     LC_CFG_I("LCORE_CHAIN_BATCH_WINDOW_MS", T, batch_window_ms, "2000", 0, 3600000,
              "longest a stored record waits for its batch to fill"),
+    LC_CFG_I("LCORE_CHAIN_MAX_INFLIGHT", T, max_inflight, "4", 1, 64,
+             "anchor transactions sent and not yet mined, at consecutive nonces"),
     LC_CFG_I("LCORE_CHAIN_POLL_MS", T, poll_ms, "500", 50, 60000,
              "how often pending transactions and new blocks are checked"),
     LC_CFG_E("LCORE_CHAIN_FEE_MODE", T, fee_mode, "bump", "bump|market",

@@ -16,6 +16,7 @@ typedef struct {
     long long finality;
     long long batch_max;
     long long batch_window_ms;
+    long long max_inflight;
     long long poll_ms;
     int fee_mode; /* 0 bump, 1 market (Orbit: resubmit at market price) */
     long long bump_percent;

@@ -330,7 +330,7 @@ int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], ch_tx_t *txs, size_t c
         "SELECT t.id, t.batch_id, t.nonce, t.state, t.gas_limit, coalesce(t.block_number, 0),"
         " t.block_hash, a.tip, a.fee_cap, (extract(epoch FROM now() - a.created_at) * 1000)"
         "::bigint, (SELECT fee_cap FROM chain_tx_attempts WHERE tx_id = t.id ORDER BY id LIMIT"
-        " 1), b.first_record"
+        " 1), b.first_record, b.last_record"
         " FROM chain_txs t JOIN chain_batches b ON b.id = t.batch_id"
         " JOIN LATERAL (SELECT * FROM chain_tx_attempts WHERE tx_id = t.id ORDER BY id DESC"
         " LIMIT 1) a ON true"
@@ -360,6 +360,7 @@ int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], ch_tx_t *txs, size_t c
         tx->last_attempt_age_ms = age > 0 ? (uint64_t)age : 0;
         tx->first_fee_cap = strtoull(PQgetvalue(r, i, 10), NULL, 10);
         tx->first_record = s_i64(r, i, 11);
+        tx->last_record = s_i64(r, i, 12);
     }
     PQclear(r);
     return 0;
@@ -585,17 +586,18 @@ int ch_db_mark_depth(ch_db_t *self, int64_t tx_id, ch_tx_state_t state)
     return 0;
 }
 
-int ch_db_mark_fatal(ch_db_t *self, int64_t tx_id, const char *why)
+int ch_db_mark_fatal(ch_db_t *self, int64_t tx_id, const char *why, int requeue)
 {
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, tx_id);
     const char *v[2] = {id, why};
     if (s_begin(self) < 0)
         return LC_ERR_UNAVAILABLE;
-    if (s_cmd(self,
-              "UPDATE chain_batches SET status = 'superseded' WHERE id IN (SELECT batch_id FROM"
-              " chain_tx_attempts WHERE tx_id = $1) AND status IN ('pending', 'anchored')",
-              1, v, NULL, NULL) < 0 ||
+    if ((!requeue &&
+         s_cmd(self,
+               "UPDATE chain_batches SET status = 'superseded' WHERE id = (SELECT batch_id FROM"
+               " chain_txs WHERE id = $1) AND status IN ('pending', 'anchored')",
+               1, v, NULL, NULL) < 0) ||
         s_cmd(self,
               "UPDATE chain_txs SET state = 'fatal_error', error = $2, updated_at = now()"
               " WHERE id = $1",

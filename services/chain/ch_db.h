@@ -60,7 +60,7 @@ typedef struct {
     uint8_t block_hash[32];
     uint64_t last_tip, last_fee_cap, first_fee_cap;
     uint64_t last_attempt_age_ms;
-    int64_t first_record; /* of its batch */
+    int64_t first_record, last_record; /* of its batch */
 } ch_tx_t;
 
 /* Transactions in progress, unconfirmed, or confirmed-not-final, by nonce (at most cap). */
@@ -92,8 +92,8 @@ int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8
 int ch_db_mark_unmined(ch_db_t *self, int64_t tx_id) LC_WUR;
 /* confirmed / finalized, for the transaction and its batch. */
 int ch_db_mark_depth(ch_db_t *self, int64_t tx_id, ch_tx_state_t state) LC_WUR;
-/* The nonce was used by another transaction, or the transaction can never succeed: fatal, and
- * its batch superseded so its records are batched again. */
-int ch_db_mark_fatal(ch_db_t *self, int64_t tx_id, const char *why) LC_WUR;
+/* The transaction will never land. requeue: its batch stays pending and is sent again with a new
+ * nonce (the nonce was taken by another sender); else the batch is superseded (reverted). */
+int ch_db_mark_fatal(ch_db_t *self, int64_t tx_id, const char *why, int requeue) LC_WUR;
 
 #endif

@@ -322,7 +322,8 @@ static int s_replace(ch_relayer_t *self, const ch_tx_t *tx)
     uint64_t age = 0;
     if ((rc = ch_db_records_after(self->db, cursor, 1, self->recs, &more, &age)) < 0)
         return rc;
-    if (more) {
+    /* Only the newest batch may grow: batches after it would otherwise share its records. */
+    if (more && tx->last_record == cursor) {
         rc = s_make_batch(self, tx->first_record - 1, 1, tx->batch_id, &batch_id, root, &count);
         if (rc < 0)
             return rc;
@@ -408,7 +409,13 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
         }
         return 0;
     }
-    /* Not mined (yet): any of its attempts may have landed. */
+    /* Not mined (yet): any of its attempts may have landed. The chain's nonce is read before
+     * the receipts: if it is past ours and still no receipt of ours shows, another sender used
+     * the nonce (read the other way round, a block mined in between looks like theft). */
+    uint64_t mined_nonce = 0;
+    if (ch_rpc_get_transaction_count(self->rpc, self->from, CH_BLOCK_LATEST, &mined_nonce, &err) <
+        0)
+        return LC_ERR_UNAVAILABLE;
     uint8_t hashes[CH_MAX_ATTEMPTS][32];
     int64_t batch_ids[CH_MAX_ATTEMPTS];
     size_t n = 0;
@@ -425,7 +432,7 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
             lc_counter_inc(self->fatal);
             lc_error("anchor_reverted", "tx_id=%" PRId64 " batch_id=%" PRId64, tx->id,
                      batch_ids[i]);
-            return ch_db_mark_fatal(self->db, tx->id, "reverted on chain");
+            return ch_db_mark_fatal(self->db, tx->id, "reverted on chain", 0);
         }
         if ((rc = ch_db_mark_mined(self->db, tx->id, batch_ids[i], hashes[i], r.block_number,
                                    r.block_hash, r.gas_used, r.effective_gas_price)) < 0)
@@ -442,19 +449,14 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
                 tx->id, batch_ids[i], r.block_number, r.gas_used, count);
         return 0;
     }
-    /* None landed. If the chain has moved past our nonce, another sender took it. */
-    uint64_t mined_nonce = 0;
-    if (ch_rpc_get_transaction_count(self->rpc, self->from, CH_BLOCK_LATEST, &mined_nonce, &err) <
-        0)
-        return LC_ERR_UNAVAILABLE;
     if (mined_nonce > tx->nonce) {
         lc_counter_inc(self->stolen);
         lc_warn("nonce_taken",
                 "tx_id=%" PRId64 " nonce=%" PRIu64 " chain_nonce=%" PRIu64
-                " (another sender used the relayer's key); batch is anchored again",
+                " (another sender used the relayer's key); the batch is sent again",
                 tx->id, tx->nonce, mined_nonce);
         self->nonce_synced = 0;
-        return ch_db_mark_fatal(self->db, tx->id, "nonce used by another transaction");
+        return ch_db_mark_fatal(self->db, tx->id, "nonce used by another transaction", 1);
     }
     if (tx->last_attempt_age_ms >= (uint64_t)self->cfg->bump_after_ms)
         return s_replace(self, tx);
@@ -477,7 +479,7 @@ int ch_relayer_tick(ch_relayer_t *self)
     int rc = ch_db_live_txs(self->db, self->from, txs, CH_MAX_LIVE, &n);
     if (rc < 0)
         return rc;
-    /* Mined ones: depth and reorgs. The unmined one (at most one): receipts, bumps, nonce. */
+    /* Mined ones: depth and reorgs. Unmined ones: receipts, replacements, nonce conflicts. */
     int unmined = 0;
     for (size_t i = 0; i < n; i++) {
         unmined += txs[i].block_number == 0;
@@ -485,7 +487,7 @@ int ch_relayer_tick(ch_relayer_t *self)
             return rc;
     }
     lc_gauge_set(self->pending, (double)n);
-    /* A new nonce only once the previous transaction is mined: one batch in the pool at a
-     * time keeps replacement simple and nonces gap-free. */
-    return unmined ? 0 : s_start_next(self);
+    /* Up to LCORE_CHAIN_MAX_INFLIGHT unmined transactions at consecutive nonces: one block
+     * can carry several batches when the backlog is deep. */
+    return unmined < (int)self->cfg->max_inflight ? s_start_next(self) : 0;
 }
