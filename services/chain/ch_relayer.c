@@ -23,7 +23,8 @@ struct ch_relayer {
     uint64_t next_nonce;
     int nonce_synced;
     uint64_t last_head;
-    ch_record_t *recs; /* batch_max records, reused */
+    uint64_t balance_at_us; /* when the wallet balance was last read */
+    ch_record_t *recs;      /* batch_max records, reused */
     uint8_t *leaves;
     lc_counter_t *batches, *records, *txs_sent, *replacements, *reorgs, *stolen, *fatal;
     lc_counter_t *gas_total, *fees_wei;
@@ -474,6 +475,16 @@ int ch_relayer_tick(ch_relayer_t *self)
     lc_gauge_set(self->head, (double)head);
     if (head != self->last_head && ch_db_set_head(self->db, head) == 0)
         self->last_head = head;
+    if (lc_mono_us() - self->balance_at_us > 10000000u) {
+        uint8_t wei[32];
+        if (ch_rpc_get_balance(self->rpc, self->from, wei, &err) == 0) {
+            double eth = 0;
+            for (int i = 0; i < 32; i++)
+                eth = eth * 256 + wei[i];
+            lc_gauge_set(self->balance_eth, eth / 1e18);
+            self->balance_at_us = lc_mono_us();
+        }
+    }
     ch_tx_t txs[CH_MAX_LIVE];
     size_t n = 0;
     int rc = ch_db_live_txs(self->db, self->from, txs, CH_MAX_LIVE, &n);
