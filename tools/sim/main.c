@@ -37,12 +37,13 @@ static void s_signals(void)
     sigaction(SIGPIPE, &sa, NULL);
 }
 
-static void s_log_init(void)
+/* --quiet also quiets the info lines (only warnings and errors remain). */
+static void s_log_init(int quiet)
 {
-    lc_log_level_t level = LC_LOG_INFO;
+    lc_log_level_t level = quiet ? LC_LOG_WARN : LC_LOG_INFO;
     const char *env = getenv("LCORE_LOG_LEVEL");
     if (env && *env && lc_log_level_parse(env, &level) < 0)
-        level = LC_LOG_INFO;
+        level = quiet ? LC_LOG_WARN : LC_LOG_INFO;
     lc_log_init("sim", level);
 }
 
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
     int rc = sim_config_parse(&cfg, argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 1;
-    s_log_init();
+    s_log_init(cfg.quiet);
     sim_config_log(&cfg);
     s_signals();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
