@@ -491,14 +491,17 @@ int ch_relayer_tick(ch_relayer_t *self)
     if (rc < 0)
         return rc;
     /* Mined ones: depth and reorgs. Unmined ones: receipts, replacements, nonce conflicts. */
-    int unmined = 0;
+    int unmined = 0, stuck = 0;
     for (size_t i = 0; i < n; i++) {
         unmined += txs[i].block_number == 0;
+        stuck |= txs[i].block_number == 0 &&
+                 txs[i].last_attempt_age_ms >= (uint64_t)self->cfg->bump_after_ms;
         if ((rc = s_track(self, &txs[i], head)) < 0)
             return rc;
     }
     lc_gauge_set(self->pending, (double)n);
     /* Up to LCORE_CHAIN_MAX_INFLIGHT unmined transactions at consecutive nonces: one block
      * can carry several batches when the backlog is deep. */
-    return unmined < (int)self->cfg->max_inflight ? s_start_next(self) : 0;
+    /* Nothing new behind a stuck one: waiting records go into its replacement instead. */
+    return !stuck && unmined < (int)self->cfg->max_inflight ? s_start_next(self) : 0;
 }

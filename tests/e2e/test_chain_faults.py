@@ -128,7 +128,7 @@ def main():
         extra = {"LCORE_CHAIN_RPC": f"http://127.0.0.1:{dead_port},http://127.0.0.1:{proxy.port}",
                  "LCORE_CHAIN_ID": "31337", "LCORE_CHAIN_KEY_FILE": key,
                  "LCORE_CHAIN_CONFIRMATIONS": "2", "LCORE_CHAIN_BATCH_WINDOW_MS": "300",
-                 "LCORE_CHAIN_BUMP_AFTER_MS": "2000"}
+                 "LCORE_CHAIN_BUMP_AFTER_MS": "2000", "LCORE_CHAIN_MAX_INFLIGHT": "1"}
         rpc = Rpc(f"http://127.0.0.1:{anvil.port}")
         try:
             with Stack(workers=1, extra_env=extra) as st:
@@ -160,6 +160,9 @@ def main():
                         tx = wait_for("a pending anchor", lambda: st.sql(
                             "SELECT id FROM chain_txs WHERE state IN ('in_progress', 'unconfirmed')"
                             " AND block_number IS NULL ORDER BY id DESC LIMIT 1"))
+                        first_batch = st.sql(f"SELECT batch_id FROM chain_txs WHERE id = {tx}")
+                        # More records arrive while it is stuck: the replacement should carry them.
+                        post_readings(st, dev, [next(seq) for _ in range(5)])
                         # Blocks keep coming, but at a base fee the anchor's cap cannot pay.
                         def bumped():
                             rpc("anvil_setNextBlockBaseFeePerGas", hex(3 * GWEI))
@@ -171,6 +174,11 @@ def main():
                                                        " ORDER BY id").split()]
                         expect(caps[-1] >= caps[0] * 110 // 100 and caps[-1] >= 3 * GWEI,
                                f"fee caps {caps}: want a >= 10 % bump that pays 3 gwei")
+                        batch = st.sql(f"SELECT batch_id FROM chain_txs WHERE id = {tx}")
+                        expect(batch != first_batch, "the replacement did not anchor a newer batch")
+                        sizes = st.sql(f"SELECT (SELECT leaf_count FROM chain_batches WHERE id = {first_batch}) || ' '"
+                                       f" || (SELECT leaf_count FROM chain_batches WHERE id = {batch})").split()
+                        expect(int(sizes[1]) > int(sizes[0]), f"replacement batch not larger: {sizes}")
                         wait_for("the bumped anchor mined", lambda: (rpc("anvil_setNextBlockBaseFeePerGas",
                                  hex(3 * GWEI)), rpc("evm_mine"), st.sql(
                                  f"SELECT block_number FROM chain_txs WHERE id = {tx}"))[2])
@@ -217,7 +225,8 @@ def main():
 
                 checks.run("first RPC endpoint down: the second is used", first_endpoint_down)
                 checks.run("all RPC endpoints down: relayer not ready, then resumes", all_endpoints_down)
-                checks.run("base fee raised while an anchor is pending: bumped >= 10 % and mined", fee_rise_bumped)
+                checks.run("base fee raised while an anchor is pending: bumped >= 10 %, replaced by a larger batch,"
+                           " mined", fee_rise_bumped)
                 checks.run("nonce taken by another sender: batch re-sent and confirmed", nonce_taken)
                 checks.run("reorg of a mined anchor: back to unconfirmed, confirmed again", reorg_reanchored)
         finally:
