@@ -328,7 +328,8 @@ int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], ch_tx_t *txs, size_t c
     PGresult *r = s_exec(
         self, PGRES_TUPLES_OK,
         "SELECT t.id, t.batch_id, t.nonce, t.state, t.gas_limit, coalesce(t.block_number, 0),"
-        " t.block_hash, a.tip, a.fee_cap, (extract(epoch FROM now() - a.created_at) * 1000)"
+        " t.block_hash, a.tip, a.fee_cap, (extract(epoch FROM now() - coalesce(a.broadcast_at, "
+        "a.created_at)) * 1000)"
         "::bigint, (SELECT fee_cap FROM chain_tx_attempts WHERE tx_id = t.id ORDER BY id LIMIT"
         " 1), b.first_record, b.last_record"
         " FROM chain_txs t JOIN chain_batches b ON b.id = t.batch_id"
@@ -507,6 +508,13 @@ int ch_db_mark_broadcast(ch_db_t *self, int64_t tx_id)
                        " AND broadcast_at IS NULL)"
                        " UPDATE chain_txs SET state = 'unconfirmed', updated_at = now()"
                        " WHERE id = $1 AND state = 'in_progress'");
+}
+
+int ch_db_touch_attempt(ch_db_t *self, int64_t tx_id)
+{
+    return s_tx_update(self, tx_id,
+                       "UPDATE chain_tx_attempts SET broadcast_at = now() WHERE id ="
+                       " (SELECT max(id) FROM chain_tx_attempts WHERE tx_id = $1)");
 }
 
 int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8_t hash[32],

@@ -83,6 +83,9 @@ int ch_db_add_attempt(ch_db_t *self, int64_t tx_id, int64_t batch_id, uint64_t t
                       uint64_t fee_cap, const uint8_t hash[32], const uint8_t *raw,
                       size_t raw_len) LC_WUR;
 int ch_db_mark_broadcast(ch_db_t *self, int64_t tx_id) LC_WUR;
+/* The newest attempt was sent again unchanged: its broadcast time (the replacement clock) is
+ * now. */
+int ch_db_touch_attempt(ch_db_t *self, int64_t tx_id) LC_WUR;
 /* Receipt seen: the attempt's batch becomes the transaction's batch, status 'anchored'; any
  * other batch that shared this nonce is superseded. */
 int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8_t hash[32],

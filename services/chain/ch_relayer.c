@@ -287,6 +287,20 @@ static int s_replace(ch_relayer_t *self, const ch_tx_t *tx)
     int rc = s_market_fees(self, &market);
     if (rc < 0)
         return rc;
+    if (self->cfg->fee_mode == 1 && tx->last_fee_cap >= market.fee_cap) {
+        /* Orbit: the sequencer has no fee market to win; a transaction priced at or above market
+         * is sent again as it is, not outbid. */
+        uint8_t *raw = NULL;
+        size_t len = 0;
+        if ((rc = ch_db_last_raw(self->db, tx->id, &raw, &len)) == 0) {
+            ch_send_status_t st = s_broadcast(self, tx->id, raw, len);
+            if ((st == CH_SEND_OK || st == CH_SEND_ALREADY_KNOWN) &&
+                ch_db_touch_attempt(self->db, tx->id) < 0)
+                rc = LC_ERR_UNAVAILABLE;
+        }
+        free(raw);
+        return rc;
+    }
     uint64_t pct = (uint64_t)self->cfg->bump_percent;
     uint64_t min_tip = tx->last_tip + (tx->last_tip * pct + 99) / 100;
     uint64_t min_cap = tx->last_fee_cap + (tx->last_fee_cap * pct + 99) / 100;

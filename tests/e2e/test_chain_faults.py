@@ -2,12 +2,14 @@
 relayer's nonce taken by another sender, a reorg of mined anchors, the first RPC endpoint down,
 and every endpoint down. After each, every stored record ends in a confirmed batch."""
 import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 
 from chain import Anvil, Rpc, abi_words, calldata
-from harness import Checks, Device, Stack, expect, http
+from harness import STACK, Checks, Device, Stack, expect, http
 
 GWEI = 10**9
 DEV_KEY = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -223,12 +225,48 @@ def main():
                     expect(canon == stored, "the re-anchored batch does not point at the canonical block")
                     proofs_verify(st, contract, rpc, dev.id)
 
+                def orbit_market_mode():
+                    # Restart the relayer in market mode (Arbitrum Orbit): resubmit, do not outbid.
+                    pid = int(open(os.path.join(st.dir, "run", "chain.pid")).read())
+                    os.kill(pid, signal.SIGTERM)
+                    wait_for("relayer stopped", lambda: not os.path.exists(f"/proc/{pid}") or
+                             open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z", timeout=15)
+                    st.env["LCORE_CHAIN_FEE_MODE"] = "market"
+                    up = subprocess.run([STACK, "up"], env=st.env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True, timeout=120)
+                    expect(up.returncode == 0, up.stderr)
+                    rpc("evm_setIntervalMining", 0)
+                    try:
+                        post_readings(st, dev, [next(seq) for _ in range(3)])
+                        tx = wait_for("a pending anchor", lambda: st.sql(
+                            "SELECT id FROM chain_txs WHERE state IN ('in_progress', 'unconfirmed')"
+                            " AND block_number IS NULL ORDER BY id DESC LIMIT 1"))
+                        sent0 = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_transactions_sent_total")
+                        time.sleep(5)  # 2.5 x LCORE_CHAIN_BUMP_AFTER_MS, no block, fees unchanged
+                        n = st.sql(f"SELECT count(*) FROM chain_tx_attempts WHERE tx_id = {tx}")
+                        sent = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_transactions_sent_total")
+                        expect(n == "1" and sent > sent0, f"market mode outbid or did not resend: "
+                               f"attempts={n} sent {sent0}->{sent}")
+                        def repriced():
+                            rpc("anvil_setNextBlockBaseFeePerGas", hex(3 * GWEI))
+                            rpc("evm_mine")
+                            return int(st.sql(f"SELECT count(*) FROM chain_tx_attempts WHERE tx_id = {tx}")) >= 2
+                        wait_for("a market-price resubmission once the base fee rose", repriced)
+                        cap = int(st.sql(f"SELECT fee_cap FROM chain_tx_attempts WHERE tx_id = {tx}"
+                                         " ORDER BY id DESC LIMIT 1"))
+                        expect(cap >= 2 * 3 * GWEI, f"resubmitted below market: fee cap {cap}")
+                    finally:
+                        rpc("evm_setIntervalMining", 1)
+                    all_confirmed(st)
+
                 checks.run("first RPC endpoint down: the second is used", first_endpoint_down)
                 checks.run("all RPC endpoints down: relayer not ready, then resumes", all_endpoints_down)
                 checks.run("base fee raised while an anchor is pending: bumped >= 10 %, replaced by a larger batch,"
                            " mined", fee_rise_bumped)
                 checks.run("nonce taken by another sender: batch re-sent and confirmed", nonce_taken)
                 checks.run("reorg of a mined anchor: back to unconfirmed, confirmed again", reorg_reanchored)
+                checks.run("Orbit market mode: resent unchanged at market, repriced when the base fee rises",
+                           orbit_market_mode)
         finally:
             os.unlink(key)
     checks.done()
