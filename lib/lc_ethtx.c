@@ -1,6 +1,7 @@
 /* lc_ethtx.c: EIP-1559 transaction encoding, signing, decoding and sender recovery.
  * libsecp256k1 signs with RFC 6979 nonces and always returns low-S signatures, which is what
  * Ethereum requires (EIP-2); recovery refuses high-S ones for the same reason. */
+#include "lc_secp.h"
 #include "lc_ethtx.h"
 
 #include "lc_codec.h"
@@ -8,7 +9,6 @@
 #include "lc_log.h"
 #include "lc_rlp.h"
 
-#include <pthread.h>
 #include <secp256k1.h>
 #include <secp256k1_recovery.h>
 #include <sodium.h>
@@ -23,42 +23,10 @@ static const uint8_t s_half_order[32] = {
     0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0};
 
-/* Process-wide crypto state, written once under s_once and read-only afterwards: libsodium's
- * initialisation (for sodium_malloc) and one randomized libsecp256k1 context, shared by
- * threads without locks because every sign/recover call takes it as const. */
-static pthread_once_t s_once = PTHREAD_ONCE_INIT;
-static secp256k1_context *s_secp;
-static int s_init_rc = LC_ERR_UNAVAILABLE;
-
-static void s_init(void)
-{
-    if (sodium_init() < 0) {
-        lc_error("crypto_init_failed", "lib=libsodium module=ethtx");
-        return;
-    }
-    secp256k1_context *ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
-    if (ctx == NULL) {
-        lc_error("crypto_init_failed", "lib=libsecp256k1 module=ethtx");
-        return;
-    }
-    uint8_t seed[32];
-    randombytes_buf(seed, sizeof seed);
-    int ok = secp256k1_context_randomize(ctx, seed);
-    sodium_memzero(seed, sizeof seed);
-    if (!ok) {
-        secp256k1_context_destroy(ctx);
-        lc_error("crypto_init_failed", "lib=libsecp256k1 module=ethtx step=randomize");
-        return;
-    }
-    s_secp = ctx;
-    s_init_rc = 0;
-}
-
+/* The shared, read-only libsecp256k1 context (lc_secp: created once, libsodium initialised). */
 static int s_crypto_ready(void)
 {
-    if (pthread_once(&s_once, s_init) != 0)
-        return LC_ERR_UNAVAILABLE;
-    return s_init_rc;
+    return lc_secp_context() ? 0 : LC_ERR_UNAVAILABLE;
 }
 
 /* ---- 256-bit integers ---- */
@@ -301,7 +269,8 @@ static int s_pubkey_address(uint8_t out[LC_ETH_ADDR_LEN], const secp256k1_pubkey
 {
     uint8_t ser[S_PUBKEY_UNCOMPRESSED_LEN];
     size_t ser_len = sizeof ser;
-    if (!secp256k1_ec_pubkey_serialize(s_secp, ser, &ser_len, pk, SECP256K1_EC_UNCOMPRESSED) ||
+    if (!secp256k1_ec_pubkey_serialize(lc_secp_context(), ser, &ser_len, pk,
+                                       SECP256K1_EC_UNCOMPRESSED) ||
         ser_len != sizeof ser)
         return LC_ERR_INVALID;
     uint8_t h[LC_KECCAK256_LEN];
@@ -317,8 +286,8 @@ int lc_eth_address_from_secret(uint8_t out[LC_ETH_ADDR_LEN],
     if (rc != 0)
         return rc;
     secp256k1_pubkey pk;
-    if (!secp256k1_ec_seckey_verify(s_secp, secret) ||
-        !secp256k1_ec_pubkey_create(s_secp, &pk, secret))
+    if (!secp256k1_ec_seckey_verify(lc_secp_context(), secret) ||
+        !secp256k1_ec_pubkey_create(lc_secp_context(), &pk, secret))
         return LC_ERR_INVALID;
     return s_pubkey_address(out, &pk);
 }
@@ -336,8 +305,9 @@ int lc_ethtx_recover(uint8_t from[LC_ETH_ADDR_LEN], const uint8_t hash[LC_ETH_HA
     memcpy(rs + 32, sig->s, 32);
     secp256k1_ecdsa_recoverable_signature rsig;
     secp256k1_pubkey pk;
-    if (!secp256k1_ecdsa_recoverable_signature_parse_compact(s_secp, &rsig, rs, sig->y_parity) ||
-        !secp256k1_ecdsa_recover(s_secp, &pk, &rsig, hash))
+    if (!secp256k1_ecdsa_recoverable_signature_parse_compact(lc_secp_context(), &rsig, rs,
+                                                             sig->y_parity) ||
+        !secp256k1_ecdsa_recover(lc_secp_context(), &pk, &rsig, hash))
         return LC_ERR_SIGNATURE;
     return s_pubkey_address(from, &pk) == 0 ? 0 : LC_ERR_SIGNATURE;
 }
@@ -452,9 +422,9 @@ int lc_ethtx_signer_sign_hash(const lc_ethtx_signer_t *self, lc_ethtx_sig_t *sig
     uint8_t rs[64];
     int recid = -1;
     /* NULL nonce function: RFC 6979, so the same transaction always gets the same signature. */
-    if (!secp256k1_ecdsa_sign_recoverable(s_secp, &rsig, hash, self->secret, NULL, NULL))
+    if (!secp256k1_ecdsa_sign_recoverable(lc_secp_context(), &rsig, hash, self->secret, NULL, NULL))
         return LC_ERR_INVALID;
-    secp256k1_ecdsa_recoverable_signature_serialize_compact(s_secp, rs, &recid, &rsig);
+    secp256k1_ecdsa_recoverable_signature_serialize_compact(lc_secp_context(), rs, &recid, &rsig);
     if (recid < 0 || recid > 1) /* 2 and 3 need r >= n: probability ~2^-127 */
         return LC_ERR_INVALID;
     sig->y_parity = (uint8_t)recid;

@@ -3,13 +3,13 @@
  * abort and never re-serialise; the signature is checked over the received "header.payload"
  * bytes. The only heap use is jansson's parse of the protected header (at most 1 KiB).
  * Sign, key parsing and key generation serve lcore-cli, lcore-sim and device registration. */
+#include "lc_secp.h"
 #include "lc_jws.h"
 
 #include "lc_codec.h"
 #include "lc_log.h"
 
 #include <jansson.h>
-#include <pthread.h>
 #include <secp256k1.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -20,43 +20,10 @@
 #define S_SECP_UNCOMPRESSED_LEN 65
 #define S_SECP_COORD_LEN 32
 
-/* Process-wide crypto state, written once under s_once and read-only afterwards: libsodium's
- * initialisation and one libsecp256k1 context (all its sign/verify calls take it as const, so
- * threads share it without locks). The context is randomized once, here, because
- * secp256k1_context_randomize mutates it and must not race with a concurrent verify. */
-static pthread_once_t s_once = PTHREAD_ONCE_INIT;
-static secp256k1_context *s_secp;
-static int s_init_rc = LC_ERR_UNAVAILABLE;
-
-static void s_init(void)
-{
-    if (sodium_init() < 0) {
-        lc_error("crypto_init_failed", "lib=libsodium");
-        return;
-    }
-    secp256k1_context *ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
-    if (ctx == NULL) {
-        lc_error("crypto_init_failed", "lib=libsecp256k1");
-        return;
-    }
-    uint8_t seed[32];
-    randombytes_buf(seed, sizeof seed);
-    int ok = secp256k1_context_randomize(ctx, seed);
-    sodium_memzero(seed, sizeof seed);
-    if (!ok) {
-        secp256k1_context_destroy(ctx);
-        lc_error("crypto_init_failed", "lib=libsecp256k1 step=randomize");
-        return;
-    }
-    s_secp = ctx;
-    s_init_rc = 0;
-}
-
+/* The shared, read-only libsecp256k1 context (lc_secp: created once, libsodium initialised). */
 static int s_crypto_ready(void)
 {
-    if (pthread_once(&s_once, s_init) != 0)
-        return LC_ERR_UNAVAILABLE;
-    return s_init_rc;
+    return lc_secp_context() ? 0 : LC_ERR_UNAVAILABLE;
 }
 
 static lc_alg_t s_alg_from_bytes(const char *name, size_t len)
@@ -109,7 +76,7 @@ static int s_secp_pubkey_load(secp256k1_pubkey *key, const uint8_t *raw, size_t 
     int uncompressed = len == S_SECP_UNCOMPRESSED_LEN && raw[0] == 0x04;
     if (!compressed && !uncompressed)
         return 0;
-    return secp256k1_ec_pubkey_parse(s_secp, key, raw, len);
+    return secp256k1_ec_pubkey_parse(lc_secp_context(), key, raw, len);
 }
 
 /* Fills out->alg and out->kid from the decoded protected header. */
@@ -212,17 +179,17 @@ static int s_es256k_verify(const lc_jws_t *jws, const uint8_t *public_key, size_
 
     secp256k1_ecdsa_signature sig;
     /* parse_compact fails when R or S is not below the group order. */
-    if (!secp256k1_ecdsa_signature_parse_compact(s_secp, &sig, jws->signature))
+    if (!secp256k1_ecdsa_signature_parse_compact(lc_secp_context(), &sig, jws->signature))
         return LC_ERR_SIGNATURE;
     /* RFC 8812 / malleability: (R, n - S) is as valid as (R, S); we accept only the low-S
      * form, so a reading has exactly one valid signature encoding. normalize returns 1 when
      * the input was high-S. */
-    if (secp256k1_ecdsa_signature_normalize(s_secp, NULL, &sig) != 0)
+    if (secp256k1_ecdsa_signature_normalize(lc_secp_context(), NULL, &sig) != 0)
         return LC_ERR_SIGNATURE;
 
     uint8_t hash[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(hash, (const uint8_t *)jws->signing_input, jws->signing_input_len);
-    return secp256k1_ecdsa_verify(s_secp, &sig, hash, &key) == 1 ? 0 : LC_ERR_SIGNATURE;
+    return secp256k1_ecdsa_verify(lc_secp_context(), &sig, hash, &key) == 1 ? 0 : LC_ERR_SIGNATURE;
 }
 
 int lc_jws_verify(const lc_jws_t *jws, lc_alg_t alg, const uint8_t *public_key,
@@ -300,9 +267,9 @@ static int s_sign_input(uint8_t sig[S_SIG_LEN], lc_alg_t alg, const uint8_t *inp
     crypto_hash_sha256(hash, input, len);
     secp256k1_ecdsa_signature s;
     /* NULL nonce function: RFC 6979 deterministic nonces; the result is always low-S. */
-    if (!secp256k1_ecdsa_sign(s_secp, &s, hash, secret_key, NULL, NULL))
+    if (!secp256k1_ecdsa_sign(lc_secp_context(), &s, hash, secret_key, NULL, NULL))
         return LC_ERR_INVALID;
-    secp256k1_ecdsa_signature_serialize_compact(s_secp, sig, &s);
+    secp256k1_ecdsa_signature_serialize_compact(lc_secp_context(), sig, &s);
     return 0;
 }
 
@@ -316,7 +283,7 @@ char *lc_jws_sign(lc_alg_t alg, const char *kid, const uint8_t *payload, size_t 
             return NULL;
     } else if (alg == LC_ALG_ES256K) {
         if (secret_key_len != LC_SECP256K1_SK_LEN ||
-            !secp256k1_ec_seckey_verify(s_secp, secret_key))
+            !secp256k1_ec_seckey_verify(lc_secp_context(), secret_key))
             return NULL;
     } else {
         return NULL;
@@ -457,7 +424,7 @@ int lc_pubkey_parse(uint8_t *out, size_t out_cap, size_t *out_len, lc_alg_t alg,
     secp256k1_pubkey key; /* parse checks the point is on the curve */
     size_t n = LC_SECP256K1_PK_LEN;
     if (!s_secp_pubkey_load(&key, raw, raw_len) ||
-        !secp256k1_ec_pubkey_serialize(s_secp, out, &n, &key, SECP256K1_EC_COMPRESSED))
+        !secp256k1_ec_pubkey_serialize(lc_secp_context(), out, &n, &key, SECP256K1_EC_COMPRESSED))
         return LC_ERR_INVALID;
     *out_len = n;
     return 0;
@@ -489,13 +456,14 @@ int lc_keypair_generate(lc_alg_t alg, uint8_t *sk, size_t *sk_len, uint8_t *pk, 
      * stops a broken RNG from spinning forever. */
     for (int tries = 0; tries < 64; tries++) {
         randombytes_buf(candidate, sizeof candidate);
-        if (secp256k1_ec_seckey_verify(s_secp, candidate)) {
+        if (secp256k1_ec_seckey_verify(lc_secp_context(), candidate)) {
             rc = 0;
             break;
         }
     }
-    if (rc == 0 && (!secp256k1_ec_pubkey_create(s_secp, &key, candidate) ||
-                    !secp256k1_ec_pubkey_serialize(s_secp, pk, &n, &key, SECP256K1_EC_COMPRESSED)))
+    if (rc == 0 &&
+        (!secp256k1_ec_pubkey_create(lc_secp_context(), &key, candidate) ||
+         !secp256k1_ec_pubkey_serialize(lc_secp_context(), pk, &n, &key, SECP256K1_EC_COMPRESSED)))
         rc = LC_ERR_INVALID;
     if (rc == 0) {
         memcpy(sk, candidate, sizeof candidate);
