@@ -10,6 +10,7 @@
 
 #include "lc_codec.h"
 #include "lc_log.h"
+#include "lc_pg.h"
 
 struct ch_db {
     PGconn *conn;
@@ -18,19 +19,6 @@ struct ch_db {
 
 static const char *const s_states[] = {"in_progress", "unconfirmed", "confirmed", "finalized",
                                        "fatal_error"};
-
-static PGconn *s_connect(const char *dsn)
-{
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {dsn, "5", "lcore-chain", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) != CONNECTION_OK) {
-        lc_warn("db_connect_failed", "err=\"%s\"", strtok(PQerrorMessage(c), "\n"));
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
-}
 
 /* Runs a statement with text parameters; returns the result when its status is `want`. */
 static PGresult *s_exec(ch_db_t *self, ExecStatusType want, const char *sql, int n,
@@ -70,7 +58,7 @@ static void s_rollback(ch_db_t *self)
 ch_db_t *ch_db_new(const char *dsn)
 {
     ch_db_t *self = calloc(1, sizeof *self);
-    if (!self || !(self->dsn = strdup(dsn)) || !(self->conn = s_connect(dsn)))
+    if (!self || !(self->dsn = strdup(dsn)) || !(self->conn = lc_pg_connect(dsn, "lcore-chain")))
         goto fail;
     PGresult *r = s_exec(self, PGRES_TUPLES_OK,
                          "SELECT 1 FROM pg_tables WHERE tablename = 'chain_tx_attempts'", 0, NULL,
@@ -103,11 +91,7 @@ void ch_db_destroy(ch_db_t **self_p)
 
 int ch_db_ok(ch_db_t *self)
 {
-    if (self->conn && PQstatus(self->conn) == CONNECTION_OK)
-        return 1;
-    PQfinish(self->conn);
-    self->conn = s_connect(self->dsn);
-    return self->conn != NULL;
+    return lc_pg_ensure(&self->conn, self->dsn, "lcore-chain");
 }
 
 static int64_t s_i64(const PGresult *r, int row, int col)

@@ -9,6 +9,7 @@
 
 #include "lc_log.h"
 #include "lc_merkle.h"
+#include "lc_pg.h"
 #include "st_migrations.h"
 
 #define ST_COLS 10
@@ -79,28 +80,12 @@ out:
     return rc;
 }
 
-static PGconn *s_connect(const char *dsn)
-{
-    /* A DSN without connect_timeout would let an unreachable host stall the store forever. */
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {dsn, "5", "lcore-store", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) != CONNECTION_OK) {
-        lc_warn("db_connect_failed", "err=\"%s\"", strtok(PQerrorMessage(c), "\n"));
-        PQfinish(c);
-        return NULL;
-    }
-    /* Wait at most 30 s for any one statement; a hung server must not hang the store. */
-    s_exec_ok(c, "SET statement_timeout = '30s'", "statement_timeout");
-    return c;
-}
-
 st_db_t *st_db_new(const char *dsn, int migrate)
 {
     st_db_t *self = calloc(1, sizeof *self);
     if (!self || !(self->dsn = strdup(dsn)))
         goto fail;
-    if (!(self->conn = s_connect(dsn)))
+    if (!(self->conn = lc_pg_connect(dsn, "lcore-store")))
         goto fail;
     if (migrate && s_migrate(self->conn) < 0)
         goto fail;
@@ -128,13 +113,7 @@ void st_db_destroy(st_db_t **self_p)
 
 int st_db_ok(st_db_t *self)
 {
-    if (self->conn && PQstatus(self->conn) == CONNECTION_OK)
-        return 1;
-    PQfinish(self->conn);
-    self->conn = s_connect(self->dsn);
-    if (self->conn)
-        lc_info("db_reconnected", NULL);
-    return self->conn != NULL;
+    return lc_pg_ensure(&self->conn, self->dsn, "lcore-store");
 }
 
 static int s_build_insert(st_db_t *self, size_t n)

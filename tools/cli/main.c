@@ -15,6 +15,7 @@
 #include "lc_codec.h"
 #include "lc_ethtx.h"
 #include "lc_merkle.h"
+#include "lc_pg.h"
 #include "lc_jws.h"
 #include "lc_keyring.h"
 #include "lc_log.h"
@@ -65,13 +66,14 @@ static int s_verify(const char *record_hex)
         return 2;
     }
     int ret = 1;
-    PGconn *db = PQconnectdb(s_env("LCORE_PG_DSN", "postgresql://lcore@127.0.0.1:5432/lcore"));
+    PGconn *db = lc_pg_connect(s_env("LCORE_PG_DSN", "postgresql://lcore@127.0.0.1:5432/lcore"),
+                               "lcore-cli");
     PGresult *r = NULL, *lr = NULL;
     lc_merkle_t *tree = NULL;
     uint8_t *leaves = NULL, *call = NULL, *out = NULL;
     ch_rpc_t *rpc = NULL;
-    if (PQstatus(db) != CONNECTION_OK) {
-        fprintf(stderr, "lcore-cli verify: %s", PQerrorMessage(db));
+    if (!db) {
+        fprintf(stderr, "lcore-cli verify: cannot connect to PostgreSQL (LCORE_PG_DSN)\n");
         goto out;
     }
     const char *v[1] = {(const char *)rid};
@@ -346,15 +348,16 @@ static int s_decrypt(const char *record_hex)
     int err = 0, ret = 1;
     lc_keyring_t *ring = lc_keyring_load(s_env("LCORE_KEYRING", "lcore.keyring"), &err);
     lc_sealer_t *sealer = ring ? lc_sealer_new(ring, LC_AES_AUTO) : NULL;
-    PGconn *db = PQconnectdb(s_env("LCORE_PG_DSN", "postgresql://lcore@127.0.0.1:5432/lcore"));
+    PGconn *db = lc_pg_connect(s_env("LCORE_PG_DSN", "postgresql://lcore@127.0.0.1:5432/lcore"),
+                               "lcore-cli");
     PGresult *r = NULL;
     uint8_t *plain = NULL;
     if (!sealer) {
         fprintf(stderr, "lcore-cli decrypt: cannot load the key ring: %s\n", lc_strerror(err));
         goto out;
     }
-    if (PQstatus(db) != CONNECTION_OK) {
-        fprintf(stderr, "lcore-cli decrypt: %s", PQerrorMessage(db));
+    if (!db) {
+        fprintf(stderr, "lcore-cli decrypt: cannot connect to PostgreSQL (LCORE_PG_DSN)\n");
         goto out;
     }
     const char *v[1] = {(const char *)rid};

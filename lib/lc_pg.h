@@ -1,0 +1,16 @@
+/* lc_pg.h: how every lcore program connects to PostgreSQL: a bounded connect time (an
+ * unreachable host must not stall a service), a statement timeout, the program's name in
+ * pg_stat_activity, and reconnect-on-demand after the connection broke. */
+#ifndef LC_PG_H
+#define LC_PG_H
+
+#include <libpq-fe.h>
+
+/* Connects; NULL (reason logged, never the DSN: it may hold a password) on failure. */
+PGconn *lc_pg_connect(const char *dsn, const char *application);
+
+/* 1 if *conn is usable; otherwise replaces it with a fresh connection and says whether that
+ * worked. */
+int lc_pg_ensure(PGconn **conn, const char *dsn, const char *application);
+
+#endif
