@@ -320,7 +320,7 @@ int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], ch_tx_t *txs, size_t c
         " JOIN LATERAL (SELECT * FROM chain_tx_attempts WHERE tx_id = t.id ORDER BY id DESC"
         " LIMIT 1) a ON true"
         " WHERE t.from_address = $1 AND t.state IN ('in_progress', 'unconfirmed', 'confirmed')"
-        " ORDER BY t.nonce",
+        " ORDER BY t.block_number IS NOT NULL, t.nonce",
         1, v, NULL, NULL);
     if (!r)
         return LC_ERR_UNAVAILABLE;

@@ -63,7 +63,8 @@ typedef struct {
     int64_t first_record, last_record; /* of its batch */
 } ch_tx_t;
 
-/* Transactions in progress, unconfirmed, or confirmed-not-final, by nonce (at most cap). */
+/* Transactions in progress, unconfirmed, or confirmed-not-final (at most cap): the unmined ones
+ * first, then the mined ones, each by nonce. */
 int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], ch_tx_t *txs, size_t cap,
                    size_t *n) LC_WUR;
 /* All attempt hashes of a transaction (newest first), at most cap. */

@@ -10,7 +10,7 @@
 #include "lc_merkle.h"
 
 #define CH_MAX_ATTEMPTS 64
-#define CH_MAX_LIVE 256
+#define CH_MAX_LIVE 4096 /* 64 blocks of finality x 4 in flight, with room */
 #define CH_GWEI 1000000000ull
 
 struct ch_relayer {
@@ -23,6 +23,8 @@ struct ch_relayer {
     uint64_t next_nonce;
     int nonce_synced;
     uint64_t last_head;
+    uint8_t last_head_hash[32];
+    ch_tx_t *live;          /* CH_MAX_LIVE, reused every tick */
     uint64_t balance_at_us; /* when the wallet balance was last read */
     ch_record_t *recs;      /* batch_max records, reused */
     uint8_t *leaves;
@@ -43,7 +45,8 @@ ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, ch_rpc_t *rpc,
         return NULL;
     self->recs = calloc((size_t)cfg->batch_max, sizeof *self->recs);
     self->leaves = malloc((size_t)cfg->batch_max * 32);
-    if (!self->recs || !self->leaves) {
+    self->live = calloc(CH_MAX_LIVE, sizeof *self->live);
+    if (!self->recs || !self->leaves || !self->live) {
         ch_relayer_destroy(&self);
         return NULL;
     }
@@ -73,7 +76,7 @@ ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, ch_rpc_t *rpc,
     self->fees_wei = lc_metrics_counter(m, "lcore_chain_fees_paid_wei_total",
                                         "Fees paid for anchor transactions, in wei", NULL);
     self->pending = lc_metrics_gauge(m, "lcore_chain_pending_transactions",
-                                     "Transactions sent and not yet confirmed", NULL);
+                                     "Anchor transactions sent and not yet mined", NULL);
     self->nonce = lc_metrics_gauge(m, "lcore_chain_nonce", "Next nonce the relayer will use", NULL);
     self->gas_per_record = lc_metrics_gauge(m, "lcore_chain_gas_per_record",
                                             "Gas per record of the last mined batch", NULL);
@@ -93,6 +96,7 @@ void ch_relayer_destroy(ch_relayer_t **self_p)
         return;
     free((*self_p)->recs);
     free((*self_p)->leaves);
+    free((*self_p)->live);
     free(*self_p);
     *self_p = NULL;
 }
@@ -483,12 +487,21 @@ int ch_relayer_tick(ch_relayer_t *self)
     if (!ch_db_ok(self->db))
         return LC_ERR_UNAVAILABLE;
     uint64_t head = 0;
+    uint8_t head_hash[32];
     ch_rpc_error_t err;
     if (ch_rpc_block_number(self->rpc, &head, &err) < 0)
         return LC_ERR_UNAVAILABLE;
+    int rc = ch_rpc_get_block_hash(self->rpc, head, head_hash, &err);
+    if (rc == LC_ERR_UNAVAILABLE)
+        return rc;
+    /* Same head block as last time (number and hash): no new depth, no reorg to look for. */
+    int chain_moved =
+        rc != 0 || head != self->last_head || memcmp(head_hash, self->last_head_hash, 32) != 0;
     lc_gauge_set(self->head, (double)head);
-    if (head != self->last_head && ch_db_set_head(self->db, head) == 0)
+    if (chain_moved && ch_db_set_head(self->db, head) == 0) {
         self->last_head = head;
+        memcpy(self->last_head_hash, head_hash, 32);
+    }
     if (lc_mono_us() - self->balance_at_us > 10000000u) {
         uint8_t wei[32];
         if (ch_rpc_get_balance(self->rpc, self->from, wei, &err) == 0) {
@@ -499,23 +512,26 @@ int ch_relayer_tick(ch_relayer_t *self)
             self->balance_at_us = lc_mono_us();
         }
     }
-    ch_tx_t txs[CH_MAX_LIVE];
     size_t n = 0;
-    int rc = ch_db_live_txs(self->db, self->from, txs, CH_MAX_LIVE, &n);
-    if (rc < 0)
+    if ((rc = ch_db_live_txs(self->db, self->from, self->live, CH_MAX_LIVE, &n)) < 0)
         return rc;
-    /* Mined ones: depth and reorgs. Unmined ones: receipts, replacements, nonce conflicts. */
+    /* Unmined ones (listed first): receipts, replacements, nonce conflicts. Mined ones: depth
+     * and reorgs, when the chain moved. */
     int unmined = 0, stuck = 0;
     for (size_t i = 0; i < n; i++) {
-        unmined += txs[i].block_number == 0;
-        stuck |= txs[i].block_number == 0 &&
-                 txs[i].last_attempt_age_ms >= (uint64_t)self->cfg->bump_after_ms;
-        if ((rc = s_track(self, &txs[i], head)) < 0)
+        const ch_tx_t *tx = &self->live[i];
+        if (tx->block_number == 0) {
+            unmined++;
+            stuck |= tx->last_attempt_age_ms >= (uint64_t)self->cfg->bump_after_ms;
+        } else if (!chain_moved) {
+            continue;
+        }
+        if ((rc = s_track(self, tx, head)) < 0)
             return rc;
     }
-    lc_gauge_set(self->pending, (double)n);
-    /* Up to LCORE_CHAIN_MAX_INFLIGHT unmined transactions at consecutive nonces: one block
-     * can carry several batches when the backlog is deep. */
-    /* Nothing new behind a stuck one: waiting records go into its replacement instead. */
+    lc_gauge_set(self->pending, (double)unmined);
+    /* Up to LCORE_CHAIN_MAX_INFLIGHT unmined transactions at consecutive nonces: one block can
+     * carry several batches when the backlog is deep. Nothing new behind a stuck one: waiting
+     * records go into its replacement instead. */
     return !stuck && unmined < (int)self->cfg->max_inflight ? s_start_next(self) : 0;
 }
