@@ -34,3 +34,14 @@ int lc_pg_ensure(PGconn **conn, const char *dsn, const char *application)
         lc_info("db_reconnected", "application=%s", application);
     return *conn != NULL;
 }
+
+uint64_t lc_pg_uint(const PGresult *r, int row, int col)
+{
+    uint64_t v = 0;
+    if (PQgetisnull(r, row, col))
+        return 0;
+    const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
+    for (int i = 0; i < PQgetlength(r, row, col) && i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}

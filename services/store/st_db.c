@@ -309,17 +309,6 @@ static int s_bin(const PGresult *r, int row, int col, ProtobufCBinaryData *out)
     return 0;
 }
 
-static uint64_t s_be64(const PGresult *r, int row, int col)
-{
-    uint64_t v = 0;
-    if (PQgetisnull(r, row, col))
-        return 0;
-    const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
-    for (int i = 0; i < PQgetlength(r, row, col); i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* The record's anchoring: its live batch, the transaction that mined it, and the proof. */
 static void s_add_anchor(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1__RecordInfo *ri)
 {
@@ -340,14 +329,14 @@ static void s_add_anchor(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1
         PQclear(r);
         return; /* not anchored yet: status stays "stored" */
     }
-    ri->batch_id = s_be64(r, 0, 0);
+    ri->batch_id = lc_pg_uint(r, 0, 0);
     free(ri->status);
     ri->status = strndup(PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
-    uint32_t index = (uint32_t)s_be64(r, 0, 3);
+    uint32_t index = (uint32_t)lc_pg_uint(r, 0, 3);
     if (s_bin(r, 0, 5, &ri->tx_hash) < 0)
         ri->tx_hash.len = 0;
-    ri->block_number = s_be64(r, 0, 6);
-    uint64_t head = s_be64(r, 0, 7);
+    ri->block_number = lc_pg_uint(r, 0, 6);
+    uint64_t head = lc_pg_uint(r, 0, 7);
     ri->confirmations =
         head >= ri->block_number && ri->block_number ? head - ri->block_number + 1 : 0;
     PQclear(r);
@@ -413,10 +402,10 @@ static void s_get_record(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1
     lcore__v1__record_info__init(ri);
     reply->record = ri; /* owned by the reply from here: st_db_reply_clear frees what is set */
     ri->device_id = strndup(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-    ri->seq = s_be64(r, 0, 1);
-    ri->key_version = (uint32_t)s_be64(r, 0, 2);
-    ri->device_ts_ms = s_be64(r, 0, 4);
-    ri->stored_at_us = s_be64(r, 0, 5);
+    ri->seq = lc_pg_uint(r, 0, 1);
+    ri->key_version = (uint32_t)lc_pg_uint(r, 0, 2);
+    ri->device_ts_ms = lc_pg_uint(r, 0, 4);
+    ri->stored_at_us = lc_pg_uint(r, 0, 5);
     ri->status = strdup("stored");
     if (!ri->device_id || !ri->status || s_bin(r, 0, 3, &ri->envelope_hash) ||
         s_bin(r, 0, 6, &ri->record_id)) {

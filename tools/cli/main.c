@@ -28,6 +28,18 @@ static const char *s_env(const char *name, const char *def)
     return v && *v ? v : def;
 }
 
+/* Parses a RECORD_ID argument (64 hex digits); says what is wrong on stderr. */
+static int s_record_id(uint8_t rid[LC_RECORD_ID_LEN], const char *cmd, const char *hex)
+{
+    size_t n = 0;
+    if (!hex || lc_hex_decode(rid, LC_RECORD_ID_LEN, &n, hex, strlen(hex)) < 0 ||
+        n != LC_RECORD_ID_LEN) {
+        fprintf(stderr, "lcore-cli %s: RECORD_ID must be 64 hex digits\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
 /* verify(uint64 batchId, bytes32[] proof, bytes32 leaf) call data. *len receives its size. */
 static uint8_t *s_verify_calldata(uint64_t batch_id, const uint8_t *proof, size_t n,
                                   const uint8_t leaf[32], size_t *len)
@@ -53,12 +65,8 @@ static uint8_t *s_verify_calldata(uint64_t batch_id, const uint8_t *proof, size_
 static int s_verify(const char *record_hex)
 {
     uint8_t rid[LC_RECORD_ID_LEN];
-    size_t n = 0;
-    if (!record_hex || lc_hex_decode(rid, sizeof rid, &n, record_hex, strlen(record_hex)) < 0 ||
-        n != sizeof rid) {
-        fprintf(stderr, "lcore-cli verify: RECORD_ID must be 64 hex digits\n");
+    if (s_record_id(rid, "verify", record_hex) < 0)
         return 2;
-    }
     const char *contract_text = s_env("LCORE_CONTRACT_ADDRESS", "");
     uint8_t contract[20];
     if (lc_eth_address_parse(contract, contract_text, strlen(contract_text)) != 0) {
@@ -97,17 +105,8 @@ static int s_verify(const char *record_hex)
         printf("NOT VERIFIED: record %s is stored but not anchored yet\n", record_hex);
         goto out;
     }
-    uint32_t kv = 0;
-    uint64_t batch_id = 0, block = 0;
-    uint32_t index = 0;
-    for (int i = 0; i < 4; i++)
-        kv = kv << 8 | (uint8_t)PQgetvalue(r, 0, 0)[i];
-    for (int i = 0; i < 8; i++)
-        batch_id = batch_id << 8 | (uint8_t)PQgetvalue(r, 0, 5)[i];
-    for (int i = 0; i < 4; i++)
-        index = index << 8 | (uint8_t)PQgetvalue(r, 0, 7)[i];
-    for (int i = 0; !PQgetisnull(r, 0, 9) && i < 8; i++)
-        block = block << 8 | (uint8_t)PQgetvalue(r, 0, 9)[i];
+    uint32_t kv = (uint32_t)lc_pg_uint(r, 0, 0), index = (uint32_t)lc_pg_uint(r, 0, 7);
+    uint64_t batch_id = lc_pg_uint(r, 0, 5), block = lc_pg_uint(r, 0, 9);
     if (PQgetlength(r, 0, 1) != LC_AES_NONCE_LEN || PQgetlength(r, 0, 2) != LC_XCHACHA_NONCE_LEN ||
         PQgetlength(r, 0, 6) != 32 || PQgetlength(r, 0, 8) != 32) {
         printf("NOT VERIFIED: malformed row\n");
@@ -339,12 +338,8 @@ out:
 static int s_decrypt(const char *record_hex)
 {
     uint8_t rid[LC_RECORD_ID_LEN];
-    size_t n = 0;
-    if (!record_hex || lc_hex_decode(rid, sizeof rid, &n, record_hex, strlen(record_hex)) < 0 ||
-        n != sizeof rid) {
-        fprintf(stderr, "lcore-cli decrypt: RECORD_ID must be 64 hex digits\n");
+    if (s_record_id(rid, "decrypt", record_hex) < 0)
         return 2;
-    }
     int err = 0, ret = 1;
     lc_keyring_t *ring = lc_keyring_load(s_env("LCORE_KEYRING", "lcore.keyring"), &err);
     lc_sealer_t *sealer = ring ? lc_sealer_new(ring, LC_AES_AUTO) : NULL;
@@ -373,12 +368,8 @@ static int s_decrypt(const char *record_hex)
         goto out;
     }
     const char *device_id = PQgetvalue(r, 0, 0);
-    uint64_t seq = 0;
-    uint32_t kv = 0;
-    for (int i = 0; i < 8; i++)
-        seq = seq << 8 | (uint8_t)PQgetvalue(r, 0, 1)[i];
-    for (int i = 0; i < 4; i++)
-        kv = kv << 8 | (uint8_t)PQgetvalue(r, 0, 2)[i];
+    uint64_t seq = lc_pg_uint(r, 0, 1);
+    uint32_t kv = (uint32_t)lc_pg_uint(r, 0, 2);
     size_t ct_len = (size_t)PQgetlength(r, 0, 5);
     if (PQgetlength(r, 0, 3) != LC_AES_NONCE_LEN || PQgetlength(r, 0, 4) != LC_XCHACHA_NONCE_LEN ||
         ct_len <= LC_SEAL_OVERHEAD || !(plain = sodium_malloc(ct_len))) {
