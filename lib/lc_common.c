@@ -28,6 +28,8 @@ const char *lc_strerror(int err)
         return "timed out";
     case LC_ERR_UNAVAILABLE:
         return "unavailable";
+    case LC_ERR_FULL:
+        return "at its limit";
     default:
         return "unknown error";
     }

@@ -20,6 +20,7 @@ enum {
     LC_ERR_CONFLICT = -8,
     LC_ERR_TIMEOUT = -9,
     LC_ERR_UNAVAILABLE = -10, /* a peer or the database is not reachable */
+    LC_ERR_FULL = -11,        /* a bounded queue or log is at its limit */
 };
 
 const char *lc_strerror(int err);

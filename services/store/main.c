@@ -18,6 +18,7 @@
 typedef struct {
     st_db_t *queries_db;
     lc_counter_t *queries, *bad;
+    const int *backoff_ms; /* the writer's: > 0 while PostgreSQL is down (pings say so) */
 } s_query_ctx_t;
 
 /* One query from a gateway: [identity][Query] -> [identity][QueryReply]. */
@@ -36,7 +37,7 @@ static void s_answer(zsock_t *router, s_query_ctx_t *ctx)
     }
     lc_counter_inc(ctx->queries);
     Lcore__V1__QueryReply reply = LCORE__V1__QUERY_REPLY__INIT;
-    st_db_answer(ctx->queries_db, q, &reply);
+    st_db_answer(ctx->queries_db, q, *ctx->backoff_ms == 0, &reply);
     if (zframe_send(&id, router, ZFRAME_MORE | ZFRAME_REUSE) == 0)
         if (lc_zmq_send_pb(router, NULL, &reply.base, ZMQ_DONTWAIT) < 0)
             lc_debug("query_reply_dropped", "request_id=%llu", (unsigned long long)q->request_id);
@@ -101,18 +102,29 @@ int main(int argc, char **argv)
                            (size_t)cfg.max_ciphertext_bytes, metrics);
     if (!writer)
         goto out;
+    /* Dead letters arrive from gateways (queries) and from the writer: counted on both. */
+    static const char dl_help[] = "Readings given up on and recorded in dead_letters, by stage";
+    lc_counter_t *dl_crypto = lc_metrics_counter(metrics, "lcore_store_dead_letters_total", dl_help,
+                                                 "stage=\"crypto\""),
+                 *dl_store = lc_metrics_counter(metrics, "lcore_store_dead_letters_total", dl_help,
+                                                "stage=\"store\"");
+    st_db_count_dead_letters(db, dl_crypto, dl_store);
+    st_db_count_dead_letters(qdb, dl_crypto, dl_store);
+    int backoff_ms = 0; /* > 0 while the database is down */
     s_query_ctx_t qctx = {
-        qdb, lc_metrics_counter(metrics, "lcore_store_queries_total", "Queries answered", NULL),
-        lc_metrics_counter(metrics, "lcore_store_bad_messages_total",
-                           "Messages dropped as undecodable or invalid, by socket",
-                           "socket=\"queries\"")};
+        .queries_db = qdb,
+        .queries =
+            lc_metrics_counter(metrics, "lcore_store_queries_total", "Queries answered", NULL),
+        .bad = lc_metrics_counter(metrics, "lcore_store_bad_messages_total",
+                                  "Messages dropped as undecodable or invalid, by socket",
+                                  "socket=\"queries\""),
+        .backoff_ms = &backoff_ms};
     lc_gauge_t *db_up = lc_metrics_gauge(metrics, "lcore_store_database_up",
                                          "1 when PostgreSQL accepted the last write", NULL);
     lc_gauge_set(db_up, 1);
     lc_admin_set_ready(admin, 1, "");
     lc_info("started", "batch_max=%lld batch_wait_ms=%lld", cfg.batch_max, cfg.batch_wait_ms);
 
-    int backoff_ms = 0; /* > 0 while the database is down */
     uint64_t retry_at = 0;
     while (!zsys_interrupted) {
         uint64_t now = lc_mono_us();

@@ -7,13 +7,16 @@
 
 #include <libpq-fe.h>
 
+#include "lc_codec.h"
 #include "lc_log.h"
 #include "lc_merkle.h"
 #include "lc_pg.h"
+#include "lc_record.h"
 #include "st_migrations.h"
 
 #define ST_COLS 10
 #define ST_MIGRATION_LOCK 0x6c636f7265 /* "lcore" */
+#define ST_REASON_MAX 300              /* bytes kept of a dead letter's reason */
 
 struct st_db {
     char *dsn;
@@ -21,6 +24,8 @@ struct st_db {
     /* The SQL text for the last batch size used; rebuilt only when the size changes. */
     char *insert_sql;
     size_t insert_rows;
+    char last_error[192]; /* see st_db_last_error */
+    lc_counter_t *dead_crypto, *dead_store;
 };
 
 static const char s_insert_head[] =
@@ -146,6 +151,40 @@ static int s_is_data_error(const char *state)
     return state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
 }
 
+/* Keeps why a statement failed, without parameter values: an integrity violation's primary
+ * message names only the table, column or constraint; a data exception's (class 22) may quote
+ * the offending value, so only its SQLSTATE is kept. Details ("Failing row contains ...") never. */
+static void s_set_error(st_db_t *self, const PGresult *r)
+{
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    if (state && strncmp(state, "23", 2) == 0 && primary)
+        snprintf(self->last_error, sizeof self->last_error, "%s: %s", state, primary);
+    else if (state && strncmp(state, "22", 2) == 0)
+        snprintf(self->last_error, sizeof self->last_error, "%s: data exception", state);
+    else
+        snprintf(self->last_error, sizeof self->last_error, "%s", state ? state : "no SQLSTATE");
+}
+
+/* After a failed statement: LC_ERR_INVALID when the data was refused, else LC_ERR_UNAVAILABLE
+ * (and a broken connection is dropped so the next call reconnects). */
+static int s_failure(st_db_t *self, const PGresult *r)
+{
+    s_set_error(self, r);
+    if (s_is_data_error(PQresultErrorField(r, PG_DIAG_SQLSTATE)))
+        return LC_ERR_INVALID;
+    if (PQstatus(self->conn) != CONNECTION_OK) {
+        PQfinish(self->conn);
+        self->conn = NULL;
+    }
+    return LC_ERR_UNAVAILABLE;
+}
+
+const char *st_db_last_error(const st_db_t *self)
+{
+    return self->last_error;
+}
+
 int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
                          size_t *inserted, uint64_t *last_id)
 {
@@ -200,11 +239,7 @@ int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, si
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         lc_warn("db_insert_failed", "rows=%zu sqlstate=%s err=\"%s\"", n, state ? state : "-",
                 strtok(PQresultErrorMessage(r), "\n"));
-        rc = s_is_data_error(state) ? LC_ERR_INVALID : LC_ERR_UNAVAILABLE;
-        if (rc == LC_ERR_UNAVAILABLE && PQstatus(self->conn) != CONNECTION_OK) {
-            PQfinish(self->conn);
-            self->conn = NULL;
-        }
+        rc = s_failure(self, r);
     }
 out:
     PQclear(r);
@@ -212,6 +247,159 @@ out:
     free(lengths);
     free(formats);
     free(num);
+    return rc;
+}
+
+void st_db_count_dead_letters(st_db_t *self, lc_counter_t *crypto, lc_counter_t *store)
+{
+    self->dead_crypto = crypto;
+    self->dead_store = store;
+}
+
+/* Strict UTF-8 (no overlong forms, no surrogates, at most U+10FFFF): PostgreSQL refuses
+ * anything else in a text column. */
+static int s_utf8_valid(const unsigned char *p, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned c = p[i];
+        size_t more; /* continuation bytes that follow the lead byte */
+        if (c < 0x80)
+            more = 0;
+        else if (c >= 0xc2 && c <= 0xdf)
+            more = 1;
+        else if (c >= 0xe0 && c <= 0xef)
+            more = 2;
+        else if (c >= 0xf0 && c <= 0xf4)
+            more = 3;
+        else
+            return 0;
+        if (len - i <= more)
+            return 0;
+        for (size_t k = 1; k <= more; k++)
+            if ((p[i + k] & 0xc0) != 0x80)
+                return 0;
+        if ((c == 0xe0 && p[i + 1] < 0xa0) || (c == 0xed && p[i + 1] > 0x9f) ||
+            (c == 0xf0 && p[i + 1] < 0x90) || (c == 0xf4 && p[i + 1] > 0x8f))
+            return 0;
+        i += more + 1;
+    }
+    return 1;
+}
+
+/* A copy of untrusted text fit for a quoted log value: quotes, backslashes and control
+ * characters replaced, cut to cap. */
+static void s_log_text(char *out, size_t cap, const char *in)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < cap; i++) {
+        unsigned char c = (unsigned char)in[i];
+        out[i] = c == '"' || c == '\\' ? '\'' : c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    out[i] = '\0';
+}
+
+const char *st_db_dead_letter_invalid(const Lcore__V1__DeadLetter *dl)
+{
+    if (dl->record_id.len != LC_RECORD_ID_LEN)
+        return "record_id must be 32 bytes";
+    if (!dl->device_id || !lc_device_id_valid(dl->device_id, strlen(dl->device_id)))
+        return "device_id must be 1..128 bytes of [A-Za-z0-9._:-]";
+    if (dl->seq > INT64_MAX || dl->device_ts_ms > INT64_MAX || dl->received_at_us > INT64_MAX)
+        return "seq, device_ts_ms and received_at_us must be at most 2^63-1";
+    uint8_t id[LC_RECORD_ID_LEN];
+    lc_record_id(id, dl->device_id, strlen(dl->device_id), dl->seq);
+    if (memcmp(id, dl->record_id.data, sizeof id) != 0)
+        return "record_id does not match device_id and seq";
+    size_t gw = dl->gateway_id ? strlen(dl->gateway_id) : 0;
+    if (gw == 0 || gw > ST_GATEWAY_ID_MAX ||
+        !s_utf8_valid((const unsigned char *)dl->gateway_id, gw))
+        return "gateway_id must be 1..64 bytes of UTF-8";
+    if (!dl->stage || (strcmp(dl->stage, "crypto") != 0 && strcmp(dl->stage, "store") != 0))
+        return "stage must be \"crypto\" or \"store\"";
+    if (!dl->reason || !dl->reason[0] ||
+        !s_utf8_valid((const unsigned char *)dl->reason, strlen(dl->reason)))
+        return "reason must be non-empty UTF-8";
+    if (dl->attempts == 0 || dl->attempts > INT32_MAX)
+        return "attempts must be 1..2^31-1";
+    return NULL;
+}
+
+/* Records the dead letter unless its record is stored, and says which happened, in one
+ * statement (one snapshot: both EXISTS see the same records). */
+static const char s_dead_letter_sql[] =
+    "WITH ins AS (INSERT INTO dead_letters (record_id, device_id, seq, device_ts_ms, received_at,"
+    " gateway_id, stage, reason, attempts)"
+    " SELECT $1::bytea, $2::text, $3::bigint, $4::bigint, to_timestamp($5::float8 / 1000000),"
+    " $6::text, $7::text, $8::text, $9::integer"
+    " WHERE NOT EXISTS (SELECT 1 FROM records WHERE record_id = $1::bytea)"
+    " ON CONFLICT (record_id) DO NOTHING RETURNING 1)"
+    " SELECT (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM records WHERE record_id = "
+    "$1::bytea)";
+
+int st_db_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
+                      st_dead_letter_outcome_t *outcome)
+{
+    const char *why = st_db_dead_letter_invalid(dl);
+    if (why) {
+        snprintf(self->last_error, sizeof self->last_error, "%s", why);
+        return LC_ERR_INVALID;
+    }
+    if (!st_db_ok(self))
+        return LC_ERR_UNAVAILABLE;
+    /* The reason is cut at a character boundary so it stays valid UTF-8. */
+    char reason[ST_REASON_MAX + 1];
+    size_t rlen = strlen(dl->reason);
+    if (rlen > ST_REASON_MAX) {
+        rlen = ST_REASON_MAX;
+        while (rlen > 0 && ((unsigned char)dl->reason[rlen] & 0xc0) == 0x80)
+            rlen--;
+    }
+    memcpy(reason, dl->reason, rlen);
+    reason[rlen] = '\0';
+    char seq[24], ts[24], at[24], attempts[16];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)dl->seq);
+    snprintf(ts, sizeof ts, "%llu", (unsigned long long)dl->device_ts_ms);
+    snprintf(at, sizeof at, "%llu", (unsigned long long)dl->received_at_us);
+    snprintf(attempts, sizeof attempts, "%u", dl->attempts);
+    const char *v[9] = {(const char *)dl->record_id.data,
+                        dl->device_id,
+                        seq,
+                        ts,
+                        dl->received_at_us ? at : NULL, /* 0: unknown */
+                        dl->gateway_id,
+                        dl->stage,
+                        reason,
+                        attempts};
+    int l[9] = {(int)dl->record_id.len}, f[9] = {1};
+    PGresult *r = PQexecParams(self->conn, s_dead_letter_sql, 9, NULL, v, l, f, 0);
+    char hex[LC_HEX_LEN(LC_RECORD_ID_LEN) + 1];
+    lc_hex_encode(hex, sizeof hex, dl->record_id.data, dl->record_id.len);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = s_failure(self, r);
+        char err[sizeof self->last_error];
+        s_log_text(err, sizeof err, self->last_error);
+        lc_warn("dead_letter_failed", "record_id=%s device_id=%s seq=%llu stage=%s err=\"%s\"", hex,
+                dl->device_id, (unsigned long long)dl->seq, dl->stage, err);
+    } else if (strcmp(PQgetvalue(r, 0, 0), "1") == 0) {
+        *outcome = ST_DEAD_LETTERED;
+        lc_counter_t *c = strcmp(dl->stage, "crypto") == 0 ? self->dead_crypto : self->dead_store;
+        if (c)
+            lc_counter_inc(c);
+        char gw[ST_GATEWAY_ID_MAX + 1], why_log[ST_REASON_MAX + 1];
+        s_log_text(gw, sizeof gw, dl->gateway_id);
+        s_log_text(why_log, sizeof why_log, reason);
+        lc_warn("record_dead_lettered",
+                "record_id=%s device_id=%s seq=%llu stage=%s attempts=%u gateway_id=\"%s\""
+                " reason=\"%s\"",
+                hex, dl->device_id, (unsigned long long)dl->seq, dl->stage, dl->attempts, gw,
+                why_log);
+    } else {
+        *outcome = PQgetvalue(r, 0, 1)[0] == 't' ? ST_ALREADY_STORED : ST_ALREADY_DEAD_LETTERED;
+        lc_debug("dead_letter_absorbed", "record_id=%s stage=%s outcome=%s", hex, dl->stage,
+                 *outcome == ST_ALREADY_STORED ? "already_stored" : "already_dead_lettered");
+    }
+    PQclear(r);
     return rc;
 }
 
@@ -418,15 +606,45 @@ static void s_get_record(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1
     reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
 }
 
-void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, Lcore__V1__QueryReply *reply)
+static void s_answer_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
+                                 Lcore__V1__QueryReply *reply)
+{
+    const char *why = dl ? st_db_dead_letter_invalid(dl) : "dead_letter is empty";
+    if (why) {
+        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, why);
+        return;
+    }
+    st_dead_letter_outcome_t outcome = ST_DEAD_LETTERED;
+    int rc = st_db_dead_letter(self, dl, &outcome);
+    if (rc == 0) {
+        reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
+        reply->message = s_dup(outcome == ST_DEAD_LETTERED    ? "dead_lettered"
+                               : outcome == ST_ALREADY_STORED ? "already_stored"
+                                                              : "already_dead_lettered");
+    } else if (rc == LC_ERR_INVALID)
+        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
+                      "dead letter refused by the database");
+    else
+        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR,
+                      rc == LC_ERR_UNAVAILABLE ? "database unavailable" : "out of memory");
+}
+
+void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
+                  Lcore__V1__QueryReply *reply)
 {
     reply->version = 1;
     reply->request_id = q->request_id;
+    /* Readiness is the writer's view (can it make progress?), not a round trip: a ping must stay
+     * cheap however often gateways ask. */
     if (q->body_case == LCORE__V1__QUERY__BODY_PING) {
-        if (st_db_ok(self))
+        if (writable)
             reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
         else
-            s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database unavailable");
+            s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "PostgreSQL unavailable");
+        return;
+    }
+    if (q->body_case == LCORE__V1__QUERY__BODY_DEAD_LETTER) {
+        s_answer_dead_letter(self, q->dead_letter, reply); /* validates before connecting */
         return;
     }
     if (!st_db_ok(self)) {

@@ -5,9 +5,19 @@
 #define ST_DB_H
 
 #include "lc_common.h"
+#include "lc_metrics.h"
 #include "lcore.pb-c.h"
 
 typedef struct st_db st_db_t;
+
+#define ST_GATEWAY_ID_MAX 64 /* bytes of a gateway_id (ack topic, dead letters) */
+
+/* What became of a dead letter that was valid and reached the database. */
+typedef enum {
+    ST_DEAD_LETTERED = 0,     /* recorded now */
+    ST_ALREADY_DEAD_LETTERED, /* recorded before (first write wins) */
+    ST_ALREADY_STORED,        /* its record is in `records`: nothing to record */
+} st_dead_letter_outcome_t;
 
 /* Connects (no retry here) and, with migrate set, applies pending migrations. NULL on error
  * with the reason logged. */
@@ -24,9 +34,31 @@ int st_db_ok(st_db_t *self);
 int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
                          size_t *inserted, uint64_t *last_id) LC_WUR;
 
+/* Why the database refused the last statement, "<SQLSTATE>: <primary message>" for integrity
+ * violations and the SQLSTATE alone otherwise ("" if none): never parameter values, so never a
+ * payload. Valid until the next call on self. */
+const char *st_db_last_error(const st_db_t *self);
+
+/* Counters (borrowed, registered by the caller) for dead letters newly recorded through self,
+ * by stage. NULL leaves them uncounted. */
+void st_db_count_dead_letters(st_db_t *self, lc_counter_t *crypto, lc_counter_t *store);
+
+/* NULL if the dead letter may be recorded, else why not (a message for BAD_REQUEST). */
+const char *st_db_dead_letter_invalid(const Lcore__V1__DeadLetter *dl);
+
+/* Validates, then in one statement records the dead letter unless its record is stored
+ * (reason cut to 300 bytes); counts and logs (ids, stage, reason, attempts) what it recorded.
+ * Returns 0 with *outcome set, LC_ERR_INVALID (invalid, or refused by the database),
+ * LC_ERR_UNAVAILABLE (connection lost or other database failure: retry later) or
+ * LC_ERR_NOMEM. */
+int st_db_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
+                      st_dead_letter_outcome_t *outcome) LC_WUR;
+
 /* Answers one query; fills reply (strings and bytes it sets are owned by the caller's arena:
- * free with st_db_reply_clear). */
-void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, Lcore__V1__QueryReply *reply);
+ * free with st_db_reply_clear). A ping is answered from `writable` (0 while the writer backs off
+ * because PostgreSQL is down) without touching the database. */
+void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
+                  Lcore__V1__QueryReply *reply);
 void st_db_reply_clear(Lcore__V1__QueryReply *reply);
 
 #endif

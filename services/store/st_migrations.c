@@ -90,5 +90,21 @@ const st_migration_t st_migrations[] = {
      "  block       bigint NOT NULL,"
      "  updated_at  timestamptz NOT NULL DEFAULT now()"
      ");"},
+    {4, "dead letters",
+     /* Readings given up on after their last delivery attempt: who, which reading and why, so
+      * an operator can follow up. No payload and no ciphertext. No foreign key to devices: a
+      * reading from an unknown device is one of the reasons a record is refused. */
+     "CREATE TABLE dead_letters ("
+     "  record_id     bytea PRIMARY KEY CHECK (length(record_id) = 32),"
+     "  device_id     text NOT NULL,"
+     "  seq           bigint NOT NULL CHECK (seq >= 0),"
+     "  device_ts_ms  bigint NOT NULL,"
+     "  received_at   timestamptz,"
+     "  gateway_id    text NOT NULL,"
+     "  stage         text NOT NULL CHECK (stage IN ('crypto', 'store')),"
+     "  reason        text NOT NULL,"
+     "  attempts      integer NOT NULL CHECK (attempts > 0),"
+     "  created_at    timestamptz NOT NULL DEFAULT now()"
+     ");"},
 };
 const size_t st_migrations_len = sizeof st_migrations / sizeof st_migrations[0];

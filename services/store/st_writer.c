@@ -10,6 +10,11 @@
 #include "lc_seal.h"
 #include "lc_zmq.h"
 
+#define ST_ATTEMPTS_MAX 1000
+
+/* ok[] marks of a written batch: what is acknowledged, and why. */
+enum { S_NOT_ACKED = 0, S_STORED, S_DEAD_LETTERED };
+
 struct st_writer {
     st_db_t *db;
     zsock_t *events;
@@ -47,8 +52,9 @@ st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t batch_max, int w
                                       "Records newly written to PostgreSQL", NULL);
     self->duplicates = lc_metrics_counter(m, "lcore_store_records_duplicate_total",
                                           "Redelivered records absorbed by uniqueness", NULL);
-    self->refused = lc_metrics_counter(m, "lcore_store_records_refused_total",
-                                       "Records the database refused (not acknowledged)", NULL);
+    self->refused = lc_metrics_counter(
+        m, "lcore_store_records_refused_total",
+        "Records the database refused (acknowledged only once dead-lettered)", NULL);
     self->acks_sent = lc_metrics_counter(m, "lcore_store_acks_sent_total",
                                          "Record acknowledgements published to gateways", NULL);
     self->batch_rows = lc_metrics_histogram(m, "lcore_store_batch_rows", "Rows per transaction",
@@ -95,9 +101,15 @@ static const char *s_invalid(const st_writer_t *self, const Lcore__V1__SealedRec
         return "field_length";
     if (!r->device_id || !lc_device_id_valid(r->device_id, strlen(r->device_id)))
         return "device_id";
-    if (r->seq > INT64_MAX || r->device_ts_ms > INT64_MAX || r->key_version == 0 ||
-        r->key_version > INT32_MAX)
+    if (r->seq > INT64_MAX || r->device_ts_ms > INT64_MAX || r->received_at_us > INT64_MAX ||
+        r->key_version == 0 || r->key_version > INT32_MAX)
         return "range";
+    /* 0 is what senders from before delivery attempts were counted send. */
+    if (r->attempt > ST_ATTEMPTS_MAX || r->max_attempts > ST_ATTEMPTS_MAX)
+        return "attempts";
+    /* The ack goes to topic "ack/<gateway_id>/", and a dead letter names the gateway. */
+    if (!r->gateway_id || !r->gateway_id[0] || strlen(r->gateway_id) > ST_GATEWAY_ID_MAX)
+        return "gateway_id";
     if (r->ciphertext.len <= LC_SEAL_OVERHEAD || r->ciphertext.len > self->max_ciphertext)
         return "ciphertext_length";
     uint8_t id[LC_RECORD_ID_LEN], eh[LC_ENVELOPE_HASH_LEN];
@@ -143,7 +155,7 @@ uint64_t st_writer_deadline(const st_writer_t *self)
     return self->n ? self->first_us + (uint64_t)self->wait_ms * 1000u : 0;
 }
 
-/* Publishes one Ack per gateway for the records marked in `ok`. */
+/* Publishes one Ack per gateway for the records marked in `ok` (stored or dead-lettered). */
 static void s_ack(st_writer_t *self, const unsigned char *ok)
 {
     ProtobufCBinaryData *ids = malloc(self->n * sizeof *ids);
@@ -175,6 +187,28 @@ out:
     free(done);
 }
 
+/* A record the database refused on its last allowed delivery: recorded in dead_letters (stage
+ * "store", the database's reason) so that its gateway, once acked, stops redelivering it.
+ * Returns 0 when recorded (or already recorded), LC_ERR_UNAVAILABLE (retry the batch later), or
+ * another error (left unacknowledged: redelivered). */
+static int s_dead_letter(st_writer_t *self, const Lcore__V1__SealedRecord *r)
+{
+    Lcore__V1__DeadLetter dl = LCORE__V1__DEAD_LETTER__INIT;
+    dl.record_id = r->record_id;
+    dl.device_id = r->device_id;
+    dl.seq = r->seq;
+    dl.device_ts_ms = r->device_ts_ms;
+    dl.received_at_us = r->received_at_us;
+    dl.gateway_id = r->gateway_id;
+    dl.attempts = r->attempt;
+    dl.stage = (char *)"store";
+    char reason[256];
+    snprintf(reason, sizeof reason, "refused by PostgreSQL: %s", st_db_last_error(self->db));
+    dl.reason = reason;
+    st_dead_letter_outcome_t outcome;
+    return st_db_dead_letter(self->db, &dl, &outcome);
+}
+
 int st_writer_flush(st_writer_t *self)
 {
     if (self->n == 0)
@@ -186,8 +220,9 @@ int st_writer_flush(st_writer_t *self)
     if (!ok)
         return LC_ERR_NOMEM;
     int rc = st_db_insert_records(self->db, self->batch, self->n, &inserted, &last_id);
+    size_t dead = 0;
     if (rc == 0) {
-        memset(ok, 1, self->n);
+        memset(ok, S_STORED, self->n);
     } else if (rc == LC_ERR_INVALID) {
         /* One row spoils the statement: write them one by one to keep the good ones. */
         inserted = 0;
@@ -199,14 +234,29 @@ int st_writer_flush(st_writer_t *self)
                 free(ok);
                 return r1; /* retry the whole batch later; rows already in are absorbed */
             }
-            ok[i] = r1 == 0;
+            ok[i] = r1 == 0 ? S_STORED : S_NOT_ACKED;
             inserted += one;
             if (id > last_id)
                 last_id = id;
             if (r1 < 0) {
+                const Lcore__V1__SealedRecord *rec = self->batch[i];
                 lc_counter_inc(self->refused);
-                lc_warn("record_refused", "device_id=%s seq=%llu", self->batch[i]->device_id,
-                        (unsigned long long)self->batch[i]->seq);
+                lc_warn("record_refused", "device_id=%s seq=%llu attempt=%u max_attempts=%u",
+                        rec->device_id, (unsigned long long)rec->seq, rec->attempt,
+                        rec->max_attempts);
+                /* Earlier attempts stay unacknowledged: the gateway redelivers them. */
+                if (r1 == LC_ERR_INVALID && rec->max_attempts > 0 &&
+                    rec->attempt >= rec->max_attempts) {
+                    int d = s_dead_letter(self, rec);
+                    if (d == LC_ERR_UNAVAILABLE) {
+                        free(ok);
+                        return d;
+                    }
+                    if (d == 0) {
+                        ok[i] = S_DEAD_LETTERED;
+                        dead++;
+                    }
+                }
             }
         }
     } else {
@@ -218,10 +268,10 @@ int st_writer_flush(st_writer_t *self)
     lc_histogram_observe(self->commit_seconds, (double)(t1 - t0) / 1e6);
     lc_histogram_observe(self->batch_rows, (double)self->n);
     lc_counter_add(self->stored, inserted);
-    size_t acked = 0;
+    size_t acked = 0; /* stored, newly or before */
     for (size_t i = 0; i < self->n; i++) {
-        acked += ok[i];
-        if (ok[i] && now_wall > self->batch[i]->received_at_us)
+        acked += ok[i] == S_STORED;
+        if (ok[i] == S_STORED && now_wall > self->batch[i]->received_at_us)
             lc_histogram_observe(self->lag_seconds,
                                  (double)(now_wall - self->batch[i]->received_at_us) / 1e6);
     }
@@ -235,8 +285,8 @@ int st_writer_flush(st_writer_t *self)
         if (lc_zmq_send_pb(self->events, "stored/", &ev.base, ZMQ_DONTWAIT) < 0)
             lc_debug("stored_event_dropped", "count=%zu", inserted);
     }
-    lc_debug("batch_written", "rows=%zu inserted=%zu ms=%.2f", self->n, inserted,
-             (double)(t1 - t0) / 1e3);
+    lc_debug("batch_written", "rows=%zu inserted=%zu dead_lettered=%zu ms=%.2f", self->n, inserted,
+             dead, (double)(t1 - t0) / 1e3);
     free(ok);
     s_clear(self);
     return 0;
