@@ -16,6 +16,12 @@ const lc_cfg_opt_t cw_config_opts[] = {
              "messages queued per socket before the worker stops taking more"),
     LC_CFG_I("LCORE_CRYPTO_MAX_READING_BYTES", T, max_reading_bytes, "1048576", 256, 16777216,
              "largest reading accepted from a gateway"),
+    LC_CFG_I("LCORE_CRYPTO_DRAIN_MS", T, drain_ms, "500", 0, 60000,
+             "on SIGTERM, how long to keep sealing what is already queued here"),
+#ifdef LCORE_FAULT_HOOKS
+    LC_CFG_S("LCORE_CRYPTO_CRASH_DEVICE", T, crash_device, "",
+             "fault-injection builds only: abort on any reading of this device_id"),
+#endif
 };
 #undef T
 const size_t cw_config_opts_len = sizeof cw_config_opts / sizeof cw_config_opts[0];

@@ -12,6 +12,10 @@ typedef struct {
     int aes_impl; /* lc_aes_impl_t */
     long long hwm;
     long long max_reading_bytes;
+    long long drain_ms;
+#ifdef LCORE_FAULT_HOOKS
+    char crash_device[129];
+#endif
 } cw_config_t;
 
 extern const lc_cfg_opt_t cw_config_opts[];

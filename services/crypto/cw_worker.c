@@ -17,6 +17,9 @@ struct cw_worker {
     uint8_t *ct; /* ciphertext buffer, reused */
     lc_counter_t *sealed, *bad, *failed;
     lc_histogram_t *seal_seconds, *queue_seconds;
+#ifdef LCORE_FAULT_HOOKS
+    const char *crash_device;
+#endif
 };
 
 cw_worker_t *cw_worker_new(lc_sealer_t *sealer, size_t max_reading, lc_metrics_t *m)
@@ -43,6 +46,13 @@ cw_worker_t *cw_worker_new(lc_sealer_t *sealer, size_t max_reading, lc_metrics_t
                                                lc_latency_buckets, lc_latency_buckets_len);
     return self;
 }
+
+#ifdef LCORE_FAULT_HOOKS
+void cw_worker_crash_on(cw_worker_t *self, const char *device_id)
+{
+    self->crash_device = device_id && *device_id ? device_id : NULL;
+}
+#endif
 
 void cw_worker_destroy(cw_worker_t **self_p)
 {
@@ -82,6 +92,13 @@ int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *o
         lc_warn("reading_dropped", "reason=%s bytes=%zu", why, len);
         goto out;
     }
+#ifdef LCORE_FAULT_HOOKS
+    if (self->crash_device && strcmp(self->crash_device, r->device_id) == 0) {
+        lc_error("fault_injected_crash", "device_id=%s seq=%llu attempt=%u", r->device_id,
+                 (unsigned long long)r->seq, r->attempt);
+        abort();
+    }
+#endif
     uint64_t now = lc_now_us();
     if (now > r->received_at_us)
         lc_histogram_observe(self->queue_seconds, (double)(now - r->received_at_us) / 1e6);
@@ -112,6 +129,8 @@ int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *o
     m.envelope_hash.data = s.envelope_hash;
     m.envelope_hash.len = sizeof s.envelope_hash;
     m.gateway_id = r->gateway_id;
+    m.attempt = r->attempt;
+    m.max_attempts = r->max_attempts;
     /* The store may be briefly away: wait for it (the readings socket fills up meanwhile and
      * the gateway feels the backpressure) rather than drop a reading. */
     while ((rc = lc_zmq_send_pb(out, NULL, &m.base, 0)) == LC_ERR_TIMEOUT && !zsys_interrupted)

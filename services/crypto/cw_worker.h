@@ -16,4 +16,9 @@ void cw_worker_destroy(cw_worker_t **self_p);
  * Returns 0, or LC_ERR_TIMEOUT when `out` could not take it (caller retries later). */
 int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *out) LC_WUR;
 
+#ifdef LCORE_FAULT_HOOKS
+/* Fault-injection builds only: abort() on any reading of this device (a poison reading). */
+void cw_worker_crash_on(cw_worker_t *self, const char *device_id);
+#endif
+
 #endif

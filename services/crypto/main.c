@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cw_config.h"
 #include "cw_worker.h"
@@ -14,6 +15,39 @@
 #include "lc_log.h"
 #include "lc_service.h"
 #include "lc_zmq.h"
+
+/* Seals up to max readings already queued on `in`. Returns how many were taken. After a
+ * signal, a send the store cannot take within its timeout is given up (the gateway redelivers). */
+static int s_work(cw_worker_t *worker, void *in, zsock_t *sealed, int max)
+{
+    int taken = 0;
+    for (; taken < max; taken++) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, in, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        if (cw_worker_handle(worker, zmq_msg_data(&m), zmq_msg_size(&m), sealed) < 0)
+            lc_warn("sealed_send_failed", NULL);
+        zmq_msg_close(&m);
+    }
+    return taken;
+}
+
+/* Disconnects from every gateway in the comma-separated list. */
+static void s_disconnect(zsock_t *sock, const char *endpoints)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", endpoints);
+    char *save = NULL;
+    for (char *ep = strtok_r(buf, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        while (*ep == ' ' || *ep == '>')
+            ep++;
+        if (zsock_disconnect(sock, "%s", ep) != 0)
+            lc_debug("disconnect_failed", "endpoint=%s", ep);
+    }
+}
 
 int main(int argc, char **argv)
 {
@@ -46,6 +80,11 @@ int main(int argc, char **argv)
             lc_sealer_aes_impl(sealer), lc_keyring_current(ring)->version, lc_keyring_count(ring));
     if (!(worker = cw_worker_new(sealer, (size_t)cfg.max_reading_bytes, metrics)))
         goto out;
+#ifdef LCORE_FAULT_HOOKS
+    cw_worker_crash_on(worker, cfg.crash_device);
+    if (cfg.crash_device[0])
+        lc_warn("fault_injection", "crash_device=%s", cfg.crash_device);
+#endif
     readings = lc_zmq_socket(ZMQ_PULL, cfg.readings_connect, 0, (int)cfg.hwm, 0);
     sealed = lc_zmq_socket(ZMQ_PUSH, cfg.sealed_connect, 0, (int)cfg.hwm, 2000);
     if (!readings || !sealed)
@@ -65,25 +104,22 @@ int main(int argc, char **argv)
         int n = zmq_poll(&item, 1, 1000);
         if (n < 0 && errno != EINTR)
             break;
-        /* Work through what is queued, then poll again (and notice signals). */
-        for (int i = 0; n > 0 && i < 1000 && !zsys_interrupted; i++) {
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, in, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&m);
-                break;
-            }
-            if (cw_worker_handle(worker, zmq_msg_data(&m), zmq_msg_size(&m), sealed) < 0)
-                lc_warn("sealed_send_failed", NULL);
-            zmq_msg_close(&m);
-        }
+        if (n > 0)
+            s_work(worker, in, sealed, 1000);
     }
     lc_info("stopping", "reason=signal");
     lc_admin_set_ready(admin, 0, "shutting down");
+    /* Stop taking readings (the gateways route to the other workers), then seal what is
+     * already queued here for a little while. Whatever is left is not lost: the gateway that
+     * sent it redelivers it once its ack is overdue. */
+    s_disconnect(readings, cfg.readings_connect);
+    for (uint64_t end = lc_mono_us() + (uint64_t)cfg.drain_ms * 1000u; lc_mono_us() < end;)
+        if (s_work(worker, in, sealed, 100) == 0)
+            break;
     exit_code = 0;
 out:
-    /* Closing the PULL first hands nothing back: ZeroMQ drops what was queued here. The
-     * gateway's redelivery (durable log) covers it. The PUSH lingers to deliver what is sealed. */
+    /* What the PULL still holds is dropped by ZeroMQ and redelivered by its gateway. The PUSH
+     * lingers to deliver what is sealed. */
     zsock_destroy(&readings);
     zsock_destroy(&sealed);
     cw_worker_destroy(&worker);

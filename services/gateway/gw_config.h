@@ -20,8 +20,17 @@ typedef struct {
     long long device_cache_ttl_ms;
     long long device_rate;
     long long device_burst;
-    long long send_timeout_ms;
     long long readings_hwm;
+    char keyring[512];
+    char wal_dir[512];
+    long long wal_max_bytes;
+    long long wal_max_readings;
+    long long wal_segment_bytes;
+    long long inflight;
+    long long redeliver_ms;
+    long long redeliver_max_ms;
+    long long max_attempts;
+    long long drain_ms;
 } gw_config_t;
 
 extern const lc_cfg_opt_t gw_config_opts[];

@@ -2,10 +2,12 @@
 #include "gw_http.h"
 
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lc_codec.h"
 #include "lc_jws.h"
@@ -33,18 +35,28 @@ struct gw_http {
     uint8_t token_hash[crypto_hash_sha256_BYTES];
     int token_set;
     struct MHD_Daemon *daemon;
+    atomic_int stopping;  /* SIGTERM: readings get 503, waiting requests finish */
+    atomic_int suspended; /* requests waiting for the log */
     lc_counter_t *requests[ROUTE_COUNT];
     lc_counter_t *responses[N_CODES];
     lc_histogram_t *latency[ROUTE_COUNT];
 };
 
-/* Per-request state, created on the first call for a connection's request. */
+/* Per-request state, created on the first call for a connection's request. A request whose
+ * readings were appended to the log is suspended until the log says they are durable; the
+ * relay thread resumes it and MHD calls the handler again to answer. */
 typedef struct {
     s_route_t route;
     char *body;
     size_t len, cap, limit;
     int too_big;
     uint64_t start_us;
+    struct MHD_Connection *conn;
+    int waiting;        /* suspended on the log */
+    int log_status;     /* set before the resume: 0 durable, < 0 the log failed */
+    gw_result_t one;    /* /v1/data, /device/data */
+    gw_result_t *lines; /* /v1/data/batch */
+    size_t n_lines;
 } s_req_t;
 
 static void s_count(gw_http_t *self, unsigned status)
@@ -119,16 +131,52 @@ static int s_content_type_is(struct MHD_Connection *c, const char *want)
     return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* Called by the relay thread once the log entry is durable (or the log failed). */
+static void s_durable(void *arg, int status)
+{
+    s_req_t *req = arg;
+    req->log_status = status;
+    MHD_resume_connection(req->conn);
+}
+
+/* Suspends the request until log entry `lsn` is durable; the answer comes in s_resumed. The
+ * connection is suspended before the log can call back, so the resume never comes first. */
+static enum MHD_Result s_wait(gw_http_t *self, struct MHD_Connection *c, s_req_t *req, uint64_t lsn)
+{
+    req->conn = c;
+    req->waiting = 1;
+    atomic_fetch_add(&self->suspended, 1);
+    MHD_suspend_connection(c);
+    int rc = gw_wal_notify(self->deps.wal, lsn, s_durable, req);
+    if (rc != 0) {
+        req->log_status = rc < 0 ? rc : 0;
+        MHD_resume_connection(c);
+    }
+    return MHD_YES;
+}
+
+/* A 202 stands only if its log entry is durable. */
+static void s_settle(gw_result_t *r, int log_status)
+{
+    if (r->status != 202 || log_status == 0)
+        return;
+    r->status = 503;
+    r->error = "not_ready";
+    r->retry_after = 1;
+    snprintf(r->message, sizeof r->message, "the gateway cannot write its log");
+}
+
 static enum MHD_Result s_data(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
 {
-    gw_result_t r;
     /* Trailing whitespace (curl -d @file adds none, editors add a newline) is not signed. */
     size_t len = req->len;
     while (len &&
            (req->body[len - 1] == '\n' || req->body[len - 1] == '\r' || req->body[len - 1] == ' '))
         len--;
-    gw_ingest_reading(self->deps.ingest, req->body, len, NULL, NULL, &r);
-    return s_reply_result(self, c, &r);
+    gw_ingest_reading(self->deps.ingest, req->body, len, NULL, NULL, &req->one);
+    if (req->one.status == 202)
+        return s_wait(self, c, req, req->one.lsn);
+    return s_reply_result(self, c, &req->one);
 }
 
 /* Calls fn for every non-empty line (trailing CR and spaces trimmed); returns the count. */
@@ -154,17 +202,32 @@ static size_t s_each_line(char *body, size_t len, void (*fn)(void *, const char 
 
 typedef struct {
     gw_ingest_t *ingest;
-    json_t *results;
-    size_t accepted;
+    gw_result_t *lines;
+    size_t n;
+    uint64_t last_lsn;
 } s_batch_t;
 
 static void s_batch_line(void *arg, const char *jws, size_t len)
 {
     s_batch_t *b = arg;
-    gw_result_t r;
-    gw_ingest_reading(b->ingest, jws, len, NULL, NULL, &r);
-    b->accepted += r.status == 202;
-    json_array_append_new(b->results, s_result_json(&r));
+    gw_result_t *r = &b->lines[b->n++];
+    gw_ingest_reading(b->ingest, jws, len, NULL, NULL, r);
+    if (r->status == 202 && r->lsn > b->last_lsn)
+        b->last_lsn = r->lsn;
+}
+
+static enum MHD_Result s_batch_reply(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+{
+    json_t *results = json_array();
+    size_t accepted = 0;
+    for (size_t i = 0; i < req->n_lines; i++) {
+        s_settle(&req->lines[i], req->log_status);
+        accepted += req->lines[i].status == 202;
+        json_array_append_new(results, s_result_json(&req->lines[i]));
+    }
+    return s_json(self, c, 207,
+                  json_pack("{s:I, s:I, s:o}", "accepted", (json_int_t)accepted, "rejected",
+                            (json_int_t)(req->n_lines - accepted), "results", results));
 }
 
 static enum MHD_Result s_batch(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
@@ -175,11 +238,15 @@ static enum MHD_Result s_batch(gw_http_t *self, struct MHD_Connection *c, s_req_
         return s_error(self, c, 400, "malformed", "empty batch: one JWS per line", 0);
     if (n > GW_BATCH_MAX_LINES)
         return s_error(self, c, 413, "too_large", "a batch holds at most 1000 readings", 0);
-    s_batch_t b = {self->deps.ingest, json_array(), 0};
+    if (!(req->lines = calloc(n, sizeof *req->lines)))
+        return s_error(self, c, 503, "overloaded", "out of memory", 1);
+    s_batch_t b = {self->deps.ingest, req->lines, 0, 0};
     s_each_line(req->body, req->len, s_batch_line, &b);
-    return s_json(self, c, 207,
-                  json_pack("{s:I, s:I, s:o}", "accepted", (json_int_t)b.accepted, "rejected",
-                            (json_int_t)(n - b.accepted), "results", b.results));
+    req->n_lines = b.n;
+    /* One wait for the whole batch: the log is written in order. */
+    if (b.last_lsn)
+        return s_wait(self, c, req, b.last_lsn);
+    return s_batch_reply(self, c, req);
 }
 
 static enum MHD_Result s_compat(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
@@ -193,11 +260,12 @@ static enum MHD_Result s_compat(gw_http_t *self, struct MHD_Connection *c, s_req
         return s_error(self, c, 400, "malformed",
                        "body must be JSON {\"device_id\", \"jws\", \"data\"}", 0);
     }
-    gw_result_t r;
     gw_ingest_reading(self->deps.ingest, jws, strlen(jws), device_id, json_object_get(body, "data"),
-                      &r);
+                      &req->one);
     json_decref(body);
-    return s_reply_result(self, c, &r);
+    if (req->one.status == 202)
+        return s_wait(self, c, req, req->one.lsn);
+    return s_reply_result(self, c, &req->one);
 }
 
 static int s_token_ok(gw_http_t *self, struct MHD_Connection *c)
@@ -362,6 +430,21 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
     (void)version;
     gw_http_t *self = cls;
     s_req_t *req = *con_cls;
+    if (req && req->waiting) {
+        /* Resumed: the log has answered. */
+        req->waiting = 0;
+        atomic_fetch_sub(&self->suspended, 1);
+        enum MHD_Result ret;
+        if (req->route == ROUTE_BATCH) {
+            ret = s_batch_reply(self, c, req);
+        } else {
+            s_settle(&req->one, req->log_status);
+            ret = s_reply_result(self, c, &req->one);
+        }
+        lc_histogram_observe(self->latency[req->route],
+                             (double)(lc_mono_us() - req->start_us) / 1e6);
+        return ret;
+    }
     if (!req) {
         int method_ok = 0;
         s_route_t route = s_route(method, url, &method_ok);
@@ -372,6 +455,8 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
             return s_error(self, c, 404, "not_found", "no such endpoint", 0);
         }
         lc_counter_inc(self->requests[route]);
+        if (atomic_load(&self->stopping) && route != ROUTE_RECORD)
+            return s_error(self, c, 503, "not_ready", "the gateway is shutting down", 1);
         if (!method_ok)
             return s_error(self, c, 405, "method_not_allowed", "wrong method for this endpoint", 0);
         if (route == ROUTE_RECORD)
@@ -446,6 +531,8 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
         ret = s_devices(self, c, req);
         break;
     }
+    if (req->waiting)
+        return ret; /* answered on resume */
     lc_histogram_observe(self->latency[req->route], (double)(lc_mono_us() - req->start_us) / 1e6);
     return ret;
 }
@@ -458,7 +545,10 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     s_req_t *req = *con_cls;
     if (req) {
+        if (req->body)
+            sodium_memzero(req->body, req->len);
         free(req->body);
+        free(req->lines);
         free(req);
         *con_cls = NULL;
     }
@@ -491,12 +581,12 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
         self->responses[i] = lc_metrics_counter(deps->metrics, "lcore_gateway_responses_total",
                                                 "HTTP responses by status code", l);
     }
-    self->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC,
-                                    (uint16_t)deps->cfg->http_port, NULL, NULL, s_handle, self,
-                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)deps->cfg->threads,
-                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                                    MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_END);
+    self->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME,
+        (uint16_t)deps->cfg->http_port, NULL, NULL, s_handle, self, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)deps->cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_END);
     if (!self->daemon) {
         lc_error("http_listen_failed", "port=%lld", deps->cfg->http_port);
         free(self);
@@ -511,8 +601,14 @@ void gw_http_destroy(gw_http_t **self_p)
     if (!self_p || !*self_p)
         return;
     gw_http_t *self = *self_p;
-    /* Quiesce first: no new connections, then stop (waits for handlers in flight). */
+    /* No new connections; readings on open ones get 503; requests waiting for the log get
+     * their answer (the relay still runs) before MHD stops: it must not hold suspended ones. */
+    atomic_store(&self->stopping, 1);
     MHD_quiesce_daemon(self->daemon);
+    for (int i = 0; i < 3000 && atomic_load(&self->suspended) > 0; i++)
+        usleep(10000);
+    if (atomic_load(&self->suspended) > 0)
+        lc_warn("http_stop_with_waiting_requests", "n=%d", atomic_load(&self->suspended));
     MHD_stop_daemon(self->daemon);
     sodium_memzero(self->token_hash, sizeof self->token_hash);
     free(self);

@@ -14,6 +14,7 @@ typedef struct {
     const gw_config_t *cfg;
     const char *admin_token; /* empty: registration refused */
     gw_ingest_t *ingest;
+    gw_wal_t *wal;
     gw_devices_t *devices;
     gw_store_t *store;
     lc_admin_t *admin;

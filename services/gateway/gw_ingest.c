@@ -1,7 +1,7 @@
-/* gw_ingest.c: one reading from bytes to a Reading message on the readings socket. */
+/* gw_ingest.c: one reading from bytes to a Reading entry in the write-ahead log. */
 #include "gw_ingest.h"
 
-#include <pthread.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,6 @@
 
 #include "lc_jws.h"
 #include "lc_log.h"
-#include "lc_zmq.h"
 #include "lcore.pb-c.h"
 
 /* Rejection reasons, each a counter (lcore_gateway_readings_rejected_total{reason=...}). */
@@ -21,23 +20,24 @@ enum {
     R_RATE_LIMITED,
     R_OVERLOADED,
     R_UNAVAILABLE,
+    R_LOG_FULL,
+    R_LOG_FAILED,
     R_COUNT
 };
 static const char *const s_reason_names[R_COUNT] = {
-    "malformed",    "bad_signature", "unknown_device",   "too_large",
-    "rate_limited", "overloaded",    "store_unavailable"};
+    "malformed",  "bad_signature",     "unknown_device", "too_large", "rate_limited",
+    "overloaded", "store_unavailable", "log_full",       "log_failed"};
 
 struct gw_ingest {
     gw_ingest_opts_t opts;
     gw_devices_t *devices;
-    pthread_mutex_t send_lock; /* ZeroMQ sockets are not thread-safe */
-    zsock_t *readings;
+    gw_wal_t *wal;
     lc_counter_t *accepted;
     lc_counter_t *rejected[R_COUNT];
     lc_histogram_t *verify_seconds;
 };
 
-gw_ingest_t *gw_ingest_new(const gw_ingest_opts_t *opts, gw_devices_t *devices,
+gw_ingest_t *gw_ingest_new(const gw_ingest_opts_t *opts, gw_devices_t *devices, gw_wal_t *wal,
                            lc_metrics_t *metrics)
 {
     gw_ingest_t *self = calloc(1, sizeof *self);
@@ -45,17 +45,9 @@ gw_ingest_t *gw_ingest_new(const gw_ingest_opts_t *opts, gw_devices_t *devices,
         return NULL;
     self->opts = *opts;
     self->devices = devices;
-    pthread_mutex_init(&self->send_lock, NULL);
-    /* Linger lets readings already handed to ZeroMQ leave on a clean shutdown. */
-    self->readings = lc_zmq_socket(ZMQ_PUSH, opts->readings_bind, 1, opts->hwm, 2000);
-    if (!self->readings) {
-        pthread_mutex_destroy(&self->send_lock);
-        free(self);
-        return NULL;
-    }
-    zsock_set_sndtimeo(self->readings, opts->send_timeout_ms);
+    self->wal = wal;
     self->accepted = lc_metrics_counter(metrics, "lcore_gateway_readings_accepted_total",
-                                        "Readings answered 202 (handed to the workers)", NULL);
+                                        "Readings verified and appended to the log", NULL);
     for (int i = 0; i < R_COUNT; i++) {
         char labels[64];
         snprintf(labels, sizeof labels, "reason=\"%s\"", s_reason_names[i]);
@@ -72,10 +64,7 @@ void gw_ingest_destroy(gw_ingest_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    gw_ingest_t *self = *self_p;
-    zsock_destroy(&self->readings);
-    pthread_mutex_destroy(&self->send_lock);
-    free(self);
+    free(*self_p);
     *self_p = NULL;
 }
 
@@ -114,7 +103,8 @@ void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const cha
         return;
     }
     uint64_t t0 = lc_mono_us();
-    uint8_t *payload_buf = malloc(len + 1);
+    uint8_t *payload_buf = malloc(len + 1), *packed = NULL;
+    size_t packed_len = 0;
     json_t *reading = NULL;
     if (!payload_buf) {
         s_fail(self, res, R_OVERLOADED, 503, "overloaded", "out of memory");
@@ -193,16 +183,31 @@ void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const cha
     msg.jws.data = (uint8_t *)jws;
     msg.jws.len = len;
     msg.gateway_id = (char *)self->opts.gateway_id;
-    pthread_mutex_lock(&self->send_lock);
-    rc = lc_zmq_send_pb(self->readings, NULL, &msg.base, 0);
-    pthread_mutex_unlock(&self->send_lock);
+    packed_len = protobuf_c_message_get_packed_size(&msg.base);
+    if (!(packed = malloc(packed_len))) {
+        s_fail(self, res, R_OVERLOADED, 503, "overloaded", "out of memory");
+        goto out;
+    }
+    protobuf_c_message_pack(&msg.base, packed);
+    rc = gw_wal_append(self->wal, res->record_id, packed, packed_len, &res->lsn);
+    if (rc == LC_ERR_FULL) {
+        s_fail(self, res, R_LOG_FULL, 503, "overloaded",
+               "the gateway's log is at its bound (the pipeline is behind); retry later");
+        goto out;
+    }
     if (rc < 0) {
-        s_fail(self, res, R_OVERLOADED, 503, "overloaded", "no crypto worker took the reading");
+        s_fail(self, res, rc == LC_ERR_IO ? R_LOG_FAILED : R_OVERLOADED, 503, "not_ready",
+               "the gateway cannot write its log");
         goto out;
     }
     lc_counter_inc(self->accepted);
     res->status = 202;
 out:
+    /* The packed copy holds the device's payload: wipe it. */
+    if (packed) {
+        sodium_memzero(packed, packed_len);
+        free(packed);
+    }
     json_decref(reading);
     free(payload_buf);
 }

@@ -1,13 +1,15 @@
 /* gw_ingest.h: the accept path of one reading, shared by /v1/data, /v1/data/batch and
  * /device/data: parse the JWS, find the device's key, verify the signature over the exact bytes
- * received, check the signed reading, rate-limit, derive record_id and hand the reading to the
- * crypto workers (PUSH). Called concurrently from the HTTP threads; owns the readings socket. */
+ * received, check the signed reading, rate-limit, derive record_id and append the reading to
+ * the write-ahead log. The caller answers 202 once the log says the entry is durable
+ * (gw_wal_notify with the result's lsn). Called concurrently from the HTTP threads. */
 #ifndef GW_INGEST_H
 #define GW_INGEST_H
 
 #include <jansson.h>
 
 #include "gw_devices.h"
+#include "gw_wal.h"
 #include "lc_metrics.h"
 #include "lc_record.h"
 
@@ -15,22 +17,20 @@ typedef struct gw_ingest gw_ingest_t;
 
 /* The outcome of one reading, as the device will see it. */
 typedef struct {
-    unsigned status;   /* 202 or an error status */
+    unsigned status;   /* 202 (once lsn is durable) or an error status */
     const char *error; /* error code for the JSON body; NULL on 202 */
     char message[160];
     unsigned retry_after;
     uint8_t record_id[LC_RECORD_ID_LEN];
+    uint64_t lsn; /* 202: the log entry to wait for */
 } gw_result_t;
 
 typedef struct {
     const char *gateway_id;
-    const char *readings_bind;
-    int hwm;
-    int send_timeout_ms;
     size_t max_reading_bytes;
 } gw_ingest_opts_t;
 
-gw_ingest_t *gw_ingest_new(const gw_ingest_opts_t *opts, gw_devices_t *devices,
+gw_ingest_t *gw_ingest_new(const gw_ingest_opts_t *opts, gw_devices_t *devices, gw_wal_t *wal,
                            lc_metrics_t *metrics);
 void gw_ingest_destroy(gw_ingest_t **self_p);
 

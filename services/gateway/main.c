@@ -1,5 +1,6 @@
-/* lcore-gateway: HTTP ingest. Authenticates signed readings and hands them to the crypto
- * workers; registers devices and answers record status through the store.
+/* lcore-gateway: HTTP ingest. Authenticates signed readings, makes them durable in its
+ * write-ahead log (202), and relays them to the crypto workers until the store acknowledges
+ * them; registers devices and answers record status through the store.
  * main: config -> log -> resources -> loop -> teardown in reverse. */
 #include <czmq.h>
 #include <sodium.h>
@@ -7,9 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gw_acks.h"
 #include "gw_config.h"
 #include "gw_http.h"
+#include "gw_relay.h"
+#include "gw_wal.h"
 #include "lc_log.h"
 #include "lc_service.h"
 
@@ -25,15 +27,20 @@ static int s_read_token_file(const char *path, char *out, size_t cap)
     return ok && *out ? 0 : -1;
 }
 
-/* Liveness of the store's query socket decides readiness. */
-static void s_check_ready(gw_store_t *store, lc_admin_t *admin)
+/* Readiness: the store answers (and can write to PostgreSQL) and the log works. The relay
+ * learns from the same ping whether overdue readings are lost or only waiting. */
+static void s_check_ready(gw_store_t *store, gw_relay_t *relay, gw_wal_t *wal, lc_admin_t *admin)
 {
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_PING;
     q.ping = 1;
     int err = 0;
     Lcore__V1__QueryReply *r = gw_store_call(store, &q, &err);
-    if (r && r->status == LCORE__V1__QUERY_REPLY__STATUS__OK)
+    int store_ok = r && r->status == LCORE__V1__QUERY_REPLY__STATUS__OK;
+    gw_relay_set_store_ready(relay, store_ok);
+    if (gw_wal_failed(wal))
+        lc_admin_set_ready(admin, 0, "write-ahead log failed");
+    else if (store_ok)
         lc_admin_set_ready(admin, 1, "");
     else
         lc_admin_set_ready(admin, 0, r && r->message ? r->message : "store not answering");
@@ -65,55 +72,82 @@ int main(int argc, char **argv)
     int exit_code = 1;
     lc_metrics_t *metrics = lc_metrics_new();
     lc_admin_t *admin = NULL;
+    lc_keyring_t *ring = NULL;
     gw_store_t *store = NULL;
+    gw_relay_t *relay = NULL;
+    gw_wal_t *wal = NULL;
     gw_devices_t *devices = NULL;
     gw_ingest_t *ingest = NULL;
-    zactor_t *acks = NULL;
     gw_http_t *http = NULL;
+    int err = 0;
     if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics)))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting to the store");
+    if (!(ring = lc_keyring_load(cfg.keyring, &err))) {
+        lc_error("keyring_load_failed", "path=%s err=\"%s\"", cfg.keyring, lc_strerror(err));
+        goto out;
+    }
     if (!(store = gw_store_new(cfg.queries_connect, (int)cfg.query_timeout_ms)))
+        goto out;
+    /* The log first: what it holds from a previous run goes out before new readings. */
+    gw_relay_opts_t ropts = {.readings_bind = cfg.readings_bind,
+                             .events_connect = cfg.events_connect,
+                             .gateway_id = cfg.gateway_id,
+                             .store = store,
+                             .hwm = (int)cfg.readings_hwm,
+                             .window = (unsigned)cfg.inflight,
+                             .redeliver_ms = (unsigned)cfg.redeliver_ms,
+                             .redeliver_max_ms = (unsigned)cfg.redeliver_max_ms,
+                             .max_attempts = (unsigned)cfg.max_attempts,
+                             .drain_ms = (unsigned)cfg.drain_ms,
+                             .metrics = metrics};
+    gw_wal_opts_t wopts = {.dir = cfg.wal_dir,
+                           .ring = ring,
+                           .max_bytes = (uint64_t)cfg.wal_max_bytes,
+                           .max_entries = (uint64_t)cfg.wal_max_readings,
+                           .segment_bytes = (uint64_t)cfg.wal_segment_bytes,
+                           .metrics = metrics};
+    if (!(relay = gw_relay_new(&ropts)) ||
+        !(wal = gw_wal_open(&wopts, gw_relay_replay_reading, gw_relay_replay_ack, relay)) ||
+        gw_relay_start(relay, wal) < 0)
         goto out;
     if (!(devices = gw_devices_new(store, (int)cfg.device_cache_ttl_ms, (double)cfg.device_rate,
                                    (double)cfg.device_burst)))
         goto out;
     gw_ingest_opts_t iopts = {.gateway_id = cfg.gateway_id,
-                              .readings_bind = cfg.readings_bind,
-                              .hwm = (int)cfg.readings_hwm,
-                              .send_timeout_ms = (int)cfg.send_timeout_ms,
                               .max_reading_bytes = (size_t)cfg.max_reading_bytes};
-    if (!(ingest = gw_ingest_new(&iopts, devices, metrics)))
+    if (!(ingest = gw_ingest_new(&iopts, devices, wal, metrics)))
         goto out;
-    gw_acks_opts_t aopts = {cfg.events_connect, cfg.gateway_id, metrics};
-    if (!(acks = gw_acks_new(&aopts)))
-        goto out;
-    gw_http_deps_t deps = {&cfg, cfg.admin_token, ingest, devices, store, admin, metrics};
+    gw_http_deps_t deps = {&cfg, cfg.admin_token, ingest, wal, devices, store, admin, metrics};
     if (!(http = gw_http_new(&deps)))
         goto out;
-    lc_info("started", "gateway_id=%s registration=%s", cfg.gateway_id,
-            cfg.admin_token[0] ? "enabled" : "disabled");
+    lc_info("started", "gateway_id=%s registration=%s wal_dir=%s", cfg.gateway_id,
+            cfg.admin_token[0] ? "enabled" : "disabled", cfg.wal_dir);
 
     /* The loop only watches readiness; requests run on the HTTP threads. SIGTERM/SIGINT set
      * zsys_interrupted (czmq's handler). */
-    while (!zsys_interrupted) {
-        s_check_ready(store, admin);
+    while (!zsys_interrupted && !gw_wal_failed(wal)) {
+        s_check_ready(store, relay, wal, admin);
         for (int i = 0; i < 10 && !zsys_interrupted; i++)
             zclock_sleep(100);
     }
-    lc_info("stopping", "reason=signal");
+    /* A failed log cannot be trusted with more readings: exit non-zero so the supervisor
+     * restarts the gateway, which replays the log. */
+    exit_code = gw_wal_failed(wal) ? 1 : 0;
+    lc_info("stopping", "reason=%s", exit_code ? "log_failed" : "signal");
     lc_admin_set_ready(admin, 0, "shutting down");
-    exit_code = 0;
 out:
-    gw_http_destroy(&http); /* finishes requests in flight before the sockets go */
-    zactor_destroy(&acks);
+    gw_http_destroy(&http); /* answers requests waiting for the log (the relay still runs) */
     gw_ingest_destroy(&ingest);
     gw_devices_destroy(&devices);
+    gw_relay_destroy(&relay); /* drains acks, logs them */
+    gw_wal_destroy(&wal);
     gw_store_destroy(&store);
+    lc_keyring_destroy(&ring);
     lc_admin_destroy(&admin);
     lc_metrics_destroy(&metrics);
     sodium_memzero(cfg.admin_token, sizeof cfg.admin_token);
     if (exit_code)
-        lc_error("start_failed", "see the lines above");
+        lc_error("exit_failure", "see the lines above");
     return exit_code;
 }

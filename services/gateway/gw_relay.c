@@ -1,0 +1,583 @@
+/* gw_relay.c: see gw_relay.h. */
+#include "gw_relay.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lc_log.h"
+#include "lc_zmq.h"
+#include "lcore.pb-c.h"
+
+#define S_TICK_MS 100        /* redelivery scan period */
+#define S_ACKS_PER_TURN 1000 /* ack messages taken per loop turn */
+#define S_DEAD_PER_TICK 50   /* dead letters written per scan (each is a store round trip) */
+#define S_SUFFIX_MAX 12      /* appended fields 9 and 10: two tags + two 5-byte varints */
+
+/* A reading the log holds and the store has not acknowledged. */
+typedef struct s_entry {
+    struct s_entry *prev, *next; /* in the unsent or in the in-flight list */
+    int in_flight;
+    uint64_t segment;
+    uint64_t durable_us; /* monotonic: when the log made it durable (or replayed it) */
+    uint64_t due_us;     /* in flight: when it counts as lost */
+    uint32_t attempts;   /* deliveries so far */
+    uint8_t record_id[LC_RECORD_ID_LEN];
+    size_t len;
+    uint8_t data[]; /* the packed Reading */
+} s_entry_t;
+
+typedef struct {
+    s_entry_t *head, *tail;
+    size_t n;
+} s_list_t;
+
+typedef struct {
+    uint64_t segment, live;
+} s_seg_t;
+
+struct gw_relay {
+    gw_relay_opts_t opts;
+    gw_wal_t *wal;
+    zactor_t *actor;
+    zsock_t *readings, *events;
+    atomic_int store_ready;
+
+    /* Actor thread only (and replay, before the actor starts): */
+    zhashx_t *table; /* record_id -> s_entry_t */
+    s_list_t unsent, in_flight;
+    s_seg_t *segs;
+    size_t n_segs, cap_segs;
+    uint64_t replay_released;
+    uint64_t rng;
+    uint8_t (*acked)[LC_RECORD_ID_LEN]; /* ids acknowledged this turn, for the log */
+    size_t n_acked, cap_acked;
+
+    lc_counter_t *c_sent, *c_redelivered, *c_acked, *c_dead, *c_dups, *c_bad, *c_blocked;
+    lc_gauge_t *g_in_flight, *g_unsent;
+    lc_histogram_t *h_ack_seconds;
+};
+
+/* -- table, lists and segments ----------------------------------------------------------- */
+
+static size_t s_hash(const void *key)
+{
+    size_t h;
+    memcpy(&h, key, sizeof h); /* record ids are SHA-256 outputs: any 8 bytes are uniform */
+    return h;
+}
+static int s_compare(const void *a, const void *b)
+{
+    return memcmp(a, b, LC_RECORD_ID_LEN);
+}
+
+static void s_push_back(s_list_t *l, s_entry_t *e)
+{
+    e->next = NULL;
+    e->prev = l->tail;
+    if (l->tail)
+        l->tail->next = e;
+    else
+        l->head = e;
+    l->tail = e;
+    l->n++;
+}
+static void s_push_front(s_list_t *l, s_entry_t *e)
+{
+    e->prev = NULL;
+    e->next = l->head;
+    if (l->head)
+        l->head->prev = e;
+    else
+        l->tail = e;
+    l->head = e;
+    l->n++;
+}
+static void s_unlink(s_list_t *l, s_entry_t *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->tail = e->prev;
+    e->prev = e->next = NULL;
+    l->n--;
+}
+
+static s_seg_t *s_seg_find(gw_relay_t *self, uint64_t segment)
+{
+    size_t lo = 0, hi = self->n_segs;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (self->segs[mid].segment < segment)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < self->n_segs && self->segs[lo].segment == segment ? &self->segs[lo] : NULL;
+}
+
+/* Segments only grow: entries arrive in log order. */
+static int s_seg_add(gw_relay_t *self, uint64_t segment)
+{
+    if (self->n_segs && self->segs[self->n_segs - 1].segment >= segment) {
+        s_seg_t *s = s_seg_find(self, segment);
+        if (!s)
+            return LC_ERR_INVALID;
+        s->live++;
+        return 0;
+    }
+    if (self->n_segs == self->cap_segs) {
+        size_t cap = self->cap_segs ? self->cap_segs * 2 : 16;
+        s_seg_t *s = realloc(self->segs, cap * sizeof *s);
+        if (!s)
+            return LC_ERR_NOMEM;
+        self->segs = s;
+        self->cap_segs = cap;
+    }
+    self->segs[self->n_segs++] = (s_seg_t){segment, 1};
+    return 0;
+}
+
+/* The oldest segment still holding an unacknowledged reading (UINT64_MAX: none). */
+static uint64_t s_seg_keep_from(gw_relay_t *self)
+{
+    size_t drop = 0;
+    while (drop < self->n_segs && self->segs[drop].live == 0)
+        drop++;
+    if (drop) {
+        memmove(self->segs, self->segs + drop, (self->n_segs - drop) * sizeof *self->segs);
+        self->n_segs -= drop;
+    }
+    return self->n_segs ? self->segs[0].segment : UINT64_MAX;
+}
+
+static void s_release(gw_relay_t *self, uint64_t n)
+{
+    if (self->wal)
+        gw_wal_release(self->wal, n);
+    else
+        self->replay_released += n;
+}
+
+/* Takes a durable reading into the table. A record_id already waiting (a device retried)
+ * keeps its older entry: the store's uniqueness makes one delivery enough. */
+static void s_take(gw_relay_t *self, uint64_t segment, const uint8_t id[32], const uint8_t *data,
+                   size_t len)
+{
+    if (zhashx_lookup(self->table, id)) {
+        lc_counter_inc(self->c_dups);
+        s_release(self, 1);
+        return;
+    }
+    s_entry_t *e = malloc(sizeof *e + len);
+    if (!e || s_seg_add(self, segment) < 0) {
+        /* The reading stays in the log and comes back on the next start. */
+        lc_error("relay_out_of_memory", "segment=%" PRIu64, segment);
+        free(e);
+        return;
+    }
+    memset(e, 0, sizeof *e);
+    e->segment = segment;
+    e->durable_us = lc_mono_us();
+    memcpy(e->record_id, id, LC_RECORD_ID_LEN);
+    e->len = len;
+    memcpy(e->data, data, len);
+    zhashx_insert(self->table, e->record_id, e);
+    s_push_back(&self->unsent, e);
+}
+
+/* Forgets an entry (acknowledged, or dead-lettered). */
+static void s_drop(gw_relay_t *self, s_entry_t *e)
+{
+    s_unlink(e->in_flight ? &self->in_flight : &self->unsent, e);
+    s_seg_t *s = s_seg_find(self, e->segment);
+    if (s && s->live)
+        s->live--;
+    zhashx_delete(self->table, e->record_id);
+    s_release(self, 1);
+    sodium_memzero(e->data, e->len);
+    free(e);
+}
+
+void gw_relay_replay_reading(void *relay, uint64_t segment, const uint8_t record_id[32],
+                             const uint8_t *data, size_t len)
+{
+    s_take(relay, segment, record_id, data, len);
+}
+
+void gw_relay_replay_ack(void *relay, const uint8_t record_id[32])
+{
+    gw_relay_t *self = relay;
+    s_entry_t *e = zhashx_lookup(self->table, record_id);
+    if (e)
+        s_drop(self, e);
+}
+
+/* -- sending ----------------------------------------------------------------------------- */
+
+static size_t s_varint(uint8_t *p, uint32_t v)
+{
+    size_t n = 0;
+    do {
+        p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return n;
+}
+
+/* Timeout for the delivery just made: base x 2^(attempts-1), capped, +-25 % jitter so that
+ * readings lost together (a worker's queue) are not redelivered together. */
+static uint64_t s_timeout_us(gw_relay_t *self, uint32_t attempts)
+{
+    uint64_t ms = self->opts.redeliver_ms;
+    for (uint32_t i = 1; i < attempts && ms < self->opts.redeliver_max_ms; i++)
+        ms *= 2;
+    if (ms > self->opts.redeliver_max_ms)
+        ms = self->opts.redeliver_max_ms;
+    /* splitmix64 */
+    uint64_t z = (self->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    uint64_t us = ms * 1000u;
+    return us * 3 / 4 + z % (us / 2 + 1);
+}
+
+/* Sends unsent readings while the window and the socket allow. The attempt number travels as
+ * protobuf fields 9 and 10 appended to the logged bytes (a later field value wins). */
+static void s_send(gw_relay_t *self)
+{
+    void *sock = zsock_resolve(self->readings);
+    uint64_t now = lc_mono_us();
+    while (self->unsent.head && self->in_flight.n < self->opts.window) {
+        s_entry_t *e = self->unsent.head;
+        uint8_t suffix[S_SUFFIX_MAX];
+        size_t k = 0;
+        suffix[k++] = 9 << 3;
+        k += s_varint(suffix + k, e->attempts + 1);
+        suffix[k++] = 10 << 3;
+        k += s_varint(suffix + k, self->opts.max_attempts);
+        zmq_msg_t m;
+        if (zmq_msg_init_size(&m, e->len + k) != 0)
+            return;
+        memcpy(zmq_msg_data(&m), e->data, e->len);
+        memcpy((uint8_t *)zmq_msg_data(&m) + e->len, suffix, k);
+        if (zmq_msg_send(&m, sock, ZMQ_DONTWAIT) < 0) {
+            /* No worker connected or all queues full: wait for POLLOUT. */
+            zmq_msg_close(&m);
+            lc_counter_inc(self->c_blocked);
+            return;
+        }
+        s_unlink(&self->unsent, e);
+        e->attempts++;
+        e->in_flight = 1;
+        e->due_us = now + s_timeout_us(self, e->attempts);
+        s_push_back(&self->in_flight, e);
+        lc_counter_inc(e->attempts == 1 ? self->c_sent : self->c_redelivered);
+    }
+}
+
+/* -- acknowledgements -------------------------------------------------------------------- */
+
+static void s_note_acked(gw_relay_t *self, const uint8_t id[32])
+{
+    if (self->n_acked == self->cap_acked) {
+        size_t cap = self->cap_acked ? self->cap_acked * 2 : 1024;
+        void *p = realloc(self->acked, cap * sizeof *self->acked);
+        if (!p)
+            return; /* the ack is not logged: a replay redelivers it, the store absorbs it */
+        self->acked = p;
+        self->cap_acked = cap;
+    }
+    memcpy(self->acked[self->n_acked++], id, LC_RECORD_ID_LEN);
+}
+
+static void s_on_ack_message(gw_relay_t *self, zmsg_t *msg)
+{
+    zframe_t *body = zmsg_size(msg) == 2 ? zmsg_last(msg) : NULL;
+    Lcore__V1__Ack *ack =
+        body ? lcore__v1__ack__unpack(NULL, zframe_size(body), zframe_data(body)) : NULL;
+    if (!ack || ack->version != 1) {
+        lc_counter_inc(self->c_bad);
+        goto out;
+    }
+    uint64_t now = lc_mono_us();
+    for (size_t i = 0; i < ack->n_record_ids; i++) {
+        if (ack->record_ids[i].len != LC_RECORD_ID_LEN) {
+            lc_counter_inc(self->c_bad);
+            continue;
+        }
+        s_entry_t *e = zhashx_lookup(self->table, ack->record_ids[i].data);
+        if (!e)
+            continue; /* a second ack (redelivered duplicate), or another life's reading */
+        lc_counter_inc(self->c_acked);
+        lc_histogram_observe(self->h_ack_seconds, (double)(now - e->durable_us) / 1e6);
+        s_note_acked(self, e->record_id);
+        s_drop(self, e);
+    }
+out:
+    if (ack)
+        lcore__v1__ack__free_unpacked(ack, NULL);
+}
+
+static void s_take_acks(gw_relay_t *self)
+{
+    for (int i = 0; i < S_ACKS_PER_TURN && (zsock_events(self->events) & ZMQ_POLLIN); i++) {
+        zmsg_t *msg = zmsg_recv(self->events);
+        if (!msg)
+            break;
+        s_on_ack_message(self, msg);
+        zmsg_destroy(&msg);
+    }
+    if (self->n_acked) {
+        if (gw_wal_append_acks(self->wal, (const uint8_t(*)[LC_RECORD_ID_LEN])self->acked,
+                               self->n_acked) < 0)
+            lc_debug("wal_ack_not_logged", "n=%zu", self->n_acked);
+        self->n_acked = 0;
+    }
+}
+
+/* -- redelivery and dead letters --------------------------------------------------------- */
+
+/* Records e in the store's dead-letter table. 0 when recorded (or already stored). */
+static int s_dead_letter(gw_relay_t *self, s_entry_t *e)
+{
+    Lcore__V1__Reading *r = lcore__v1__reading__unpack(NULL, e->len, e->data);
+    if (!r)
+        return LC_ERR_INVALID; /* cannot happen: the gateway packed it */
+    char reason[128];
+    snprintf(reason, sizeof reason, "not acknowledged after %u deliveries", e->attempts);
+    Lcore__V1__DeadLetter dl = LCORE__V1__DEAD_LETTER__INIT;
+    dl.record_id.data = e->record_id;
+    dl.record_id.len = LC_RECORD_ID_LEN;
+    dl.device_id = r->device_id;
+    dl.seq = r->seq;
+    dl.device_ts_ms = r->device_ts_ms;
+    dl.received_at_us = r->received_at_us;
+    dl.gateway_id = (char *)self->opts.gateway_id;
+    dl.attempts = e->attempts;
+    dl.stage = "crypto";
+    dl.reason = reason;
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    q.body_case = LCORE__V1__QUERY__BODY_DEAD_LETTER;
+    q.dead_letter = &dl;
+    int err = 0;
+    Lcore__V1__QueryReply *reply = gw_store_call(self->opts.store, &q, &err);
+    int rc = reply && reply->status == LCORE__V1__QUERY_REPLY__STATUS__OK ? 0 : LC_ERR_UNAVAILABLE;
+    if (rc == 0)
+        lc_warn("reading_dead_lettered", "device_id=%s seq=%" PRIu64 " attempts=%u outcome=%s",
+                r->device_id, r->seq, e->attempts, reply->message ? reply->message : "");
+    else
+        lc_warn("dead_letter_failed", "device_id=%s seq=%" PRIu64 " err=\"%s\"", r->device_id,
+                r->seq, reply && reply->message ? reply->message : lc_strerror(err));
+    if (reply)
+        lcore__v1__query_reply__free_unpacked(reply, NULL);
+    lcore__v1__reading__free_unpacked(r, NULL);
+    return rc;
+}
+
+/* Readings whose ack is overdue go back to the front of the queue, or to the dead letters. */
+static void s_scan(gw_relay_t *self)
+{
+    uint64_t now = lc_mono_us();
+    int ready = atomic_load(&self->store_ready);
+    int dead_budget = S_DEAD_PER_TICK;
+    s_list_t again = {0};
+    for (s_entry_t *e = self->in_flight.head, *next; e; e = next) {
+        next = e->next;
+        if (e->due_us > now)
+            continue;
+        if (!ready) {
+            /* The store cannot write: the reading is waiting, not lost. Not an attempt. */
+            e->due_us = now + s_timeout_us(self, 1);
+            continue;
+        }
+        if (e->attempts >= self->opts.max_attempts) {
+            if (dead_budget-- > 0 && s_dead_letter(self, e) == 0) {
+                lc_counter_inc(self->c_dead);
+                s_note_acked(self, e->record_id);
+                s_drop(self, e);
+            } else {
+                e->due_us = now + s_timeout_us(self, 1);
+            }
+            continue;
+        }
+        s_unlink(&self->in_flight, e);
+        e->in_flight = 0;
+        s_push_back(&again, e);
+    }
+    /* Overdue readings go first, in their original order. */
+    while (again.tail) {
+        s_entry_t *e = again.tail;
+        s_unlink(&again, e);
+        s_push_front(&self->unsent, e);
+    }
+    if (self->n_acked) {
+        if (gw_wal_append_acks(self->wal, (const uint8_t(*)[LC_RECORD_ID_LEN])self->acked,
+                               self->n_acked) < 0)
+            lc_debug("wal_ack_not_logged", "n=%zu", self->n_acked);
+        self->n_acked = 0;
+    }
+    gw_wal_trim(self->wal, s_seg_keep_from(self));
+    lc_gauge_set(self->g_in_flight, (double)self->in_flight.n);
+    lc_gauge_set(self->g_unsent, (double)self->unsent.n);
+}
+
+/* -- the actor --------------------------------------------------------------------------- */
+
+static void s_on_durable(void *arg, uint64_t segment, const uint8_t record_id[32],
+                         const uint8_t *data, size_t len)
+{
+    s_take(arg, segment, record_id, data, len);
+}
+
+static void s_actor(zsock_t *pipe, void *arg)
+{
+    gw_relay_t *self = arg;
+    zsock_signal(pipe, 0);
+    uint64_t next_scan = lc_mono_us() + S_TICK_MS * 1000u;
+    uint64_t drain_until = 0; /* set on $TERM */
+    for (;;) {
+        int want_out = self->unsent.head && self->in_flight.n < self->opts.window;
+        zmq_pollitem_t items[4] = {
+            {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
+            {zsock_resolve(self->events), 0, ZMQ_POLLIN, 0},
+            {NULL, gw_wal_wakeup_fd(self->wal), ZMQ_POLLIN, 0},
+            {zsock_resolve(self->readings), 0, ZMQ_POLLOUT, 0},
+        };
+        uint64_t now = lc_mono_us();
+        long timeout = next_scan > now ? (long)((next_scan - now) / 1000u) + 1 : 0;
+        if (gw_wal_has_pending(self->wal))
+            timeout = 0;
+        if (zmq_poll(items, want_out ? 4 : 3, timeout) < 0 && errno != EINTR)
+            break;
+        if (items[0].revents & ZMQ_POLLIN) {
+            char *cmd = zstr_recv(pipe);
+            int term = !cmd || strcmp(cmd, "$TERM") == 0;
+            zstr_free(&cmd);
+            if (term && !drain_until) {
+                drain_until = lc_mono_us() + (uint64_t)self->opts.drain_ms * 1000u;
+                lc_info("relay_draining", "in_flight=%zu unsent=%zu", self->in_flight.n,
+                        self->unsent.n);
+            }
+        }
+        if (items[2].revents & ZMQ_POLLIN)
+            gw_wal_clear_wakeup(self->wal);
+        if (gw_wal_sync(self->wal, s_on_durable, self) < 0 && !drain_until)
+            lc_error("relay_log_failed", "in_flight=%zu", self->in_flight.n);
+        s_take_acks(self);
+        s_send(self);
+        now = lc_mono_us();
+        if (now >= next_scan) {
+            s_scan(self);
+            next_scan = now + S_TICK_MS * 1000u;
+        }
+        if (drain_until && (now >= drain_until || (!self->in_flight.n && !self->unsent.n)))
+            break;
+    }
+    /* The last acks reach the log; what is still unacknowledged is replayed on the next start. */
+    if (gw_wal_sync(self->wal, s_on_durable, self) == 0)
+        lc_info("relay_stopped", "in_flight=%zu unsent=%zu", self->in_flight.n, self->unsent.n);
+}
+
+/* -- life cycle -------------------------------------------------------------------------- */
+
+gw_relay_t *gw_relay_new(const gw_relay_opts_t *opts)
+{
+    gw_relay_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->table = zhashx_new())) {
+        free(self);
+        return NULL;
+    }
+    self->opts = *opts;
+    zhashx_set_key_hasher(self->table, s_hash);
+    zhashx_set_key_comparator(self->table, s_compare);
+    zhashx_set_key_duplicator(self->table, NULL); /* keys point into their entries */
+    zhashx_set_key_destructor(self->table, NULL);
+    randombytes_buf(&self->rng, sizeof self->rng);
+    lc_metrics_t *m = opts->metrics;
+    self->c_sent = lc_metrics_counter(m, "lcore_gateway_readings_sent_total",
+                                      "Readings handed to a crypto worker (first delivery)", NULL);
+    self->c_redelivered =
+        lc_metrics_counter(m, "lcore_gateway_readings_redelivered_total",
+                           "Readings sent again after their ack was overdue", NULL);
+    self->c_acked = lc_metrics_counter(m, "lcore_gateway_acked_total",
+                                       "Readings the store acknowledged as committed", NULL);
+    self->c_dead = lc_metrics_counter(m, "lcore_gateway_dead_letters_total",
+                                      "Readings given up after max attempts (dead-lettered)", NULL);
+    self->c_dups =
+        lc_metrics_counter(m, "lcore_gateway_readings_duplicate_total",
+                           "Readings logged again while an earlier copy awaited its ack", NULL);
+    self->c_bad =
+        lc_metrics_counter(m, "lcore_gateway_bad_messages_total",
+                           "Undecodable or unknown-version messages dropped", "socket=\"events\"");
+    self->c_blocked = lc_metrics_counter(
+        m, "lcore_gateway_send_blocked_total",
+        "Times no crypto worker could take a reading (queues full or none)", NULL);
+    self->g_in_flight = lc_metrics_gauge(m, "lcore_gateway_readings_in_flight",
+                                         "Readings sent and awaiting the store's ack", NULL);
+    self->g_unsent = lc_metrics_gauge(m, "lcore_gateway_readings_unsent",
+                                      "Durable readings waiting for a crypto worker", NULL);
+    self->h_ack_seconds = lc_metrics_histogram(m, "lcore_gateway_ack_duration_seconds",
+                                               "Time from a reading on disk to the store's ack",
+                                               NULL, lc_latency_buckets, lc_latency_buckets_len);
+    return self;
+}
+
+int gw_relay_start(gw_relay_t *self, gw_wal_t *wal)
+{
+    self->wal = wal;
+    gw_wal_release(wal, self->replay_released);
+    self->replay_released = 0;
+    gw_wal_trim(wal, s_seg_keep_from(self));
+    if (self->unsent.n)
+        lc_info("relay_replaying", "readings=%zu", self->unsent.n);
+    /* Linger 0: what ZeroMQ still holds at exit is in the log and is redelivered. */
+    self->readings = lc_zmq_socket(ZMQ_PUSH, self->opts.readings_bind, 1, self->opts.hwm, 0);
+    self->events = lc_zmq_socket(ZMQ_SUB, self->opts.events_connect, 0, 100000, 0);
+    if (!self->readings || !self->events)
+        return LC_ERR_UNAVAILABLE;
+    char topic[96];
+    snprintf(topic, sizeof topic, "ack/%s/", self->opts.gateway_id);
+    zsock_set_subscribe(self->events, topic);
+    if (!(self->actor = zactor_new(s_actor, self)))
+        return LC_ERR_NOMEM;
+    return 0;
+}
+
+void gw_relay_set_store_ready(gw_relay_t *self, int ready)
+{
+    atomic_store(&self->store_ready, ready);
+}
+
+void gw_relay_destroy(gw_relay_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gw_relay_t *self = *self_p;
+    zactor_destroy(&self->actor);
+    zsock_destroy(&self->readings);
+    zsock_destroy(&self->events);
+    s_list_t *lists[] = {&self->unsent, &self->in_flight};
+    for (size_t i = 0; i < 2; i++)
+        while (lists[i]->head) {
+            s_entry_t *e = lists[i]->head;
+            s_unlink(lists[i], e);
+            sodium_memzero(e->data, e->len);
+            free(e);
+        }
+    zhashx_destroy(&self->table);
+    free(self->segs);
+    free(self->acked);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,47 @@
+/* gw_relay.h: what happens to a reading after the log has it. The relay is an actor that owns
+ * the log's group commit (gw_wal_sync), the readings PUSH socket (crypto workers connect), the
+ * SUB socket on the store's events (topic "ack/<gateway_id>/") and the table of readings that
+ * are durable but not yet acknowledged. It pushes each reading once, at most `window` awaiting
+ * an ack; redelivers what stays unacknowledged past a timeout (doubling per attempt, with
+ * jitter) while the store reports itself able to write; after max_attempts deliveries records
+ * the reading in the store's dead-letter table; and deletes log segments once acknowledged.
+ *
+ * Start-up: gw_relay_new, then gw_wal_open(..., gw_relay_replay_reading, gw_relay_replay_ack,
+ * relay) fills its table from the log, then gw_relay_start. Destroy drains (waits up to drain_ms
+ * for acks of what is in flight) and writes the last acks to the log. */
+#ifndef GW_RELAY_H
+#define GW_RELAY_H
+
+#include "gw_store.h"
+#include "gw_wal.h"
+#include "lc_metrics.h"
+
+typedef struct gw_relay gw_relay_t;
+
+typedef struct {
+    const char *readings_bind;  /* PUSH, bound */
+    const char *events_connect; /* SUB, connected */
+    const char *gateway_id;
+    gw_store_t *store; /* borrowed: dead letters go through the query socket */
+    int hwm;
+    unsigned window;           /* readings sent and awaiting an ack, at most */
+    unsigned redeliver_ms;     /* first redelivery timeout; doubles per attempt */
+    unsigned redeliver_max_ms; /* cap of the timeout */
+    unsigned max_attempts;     /* deliveries before a reading is dead-lettered */
+    unsigned drain_ms;         /* on shutdown, how long to wait for outstanding acks */
+    lc_metrics_t *metrics;
+} gw_relay_opts_t;
+
+gw_relay_t *gw_relay_new(const gw_relay_opts_t *opts);
+/* Replay callbacks for gw_wal_open (arg = the relay). */
+void gw_relay_replay_reading(void *relay, uint64_t segment, const uint8_t record_id[32],
+                             const uint8_t *data, size_t len);
+void gw_relay_replay_ack(void *relay, const uint8_t record_id[32]);
+/* Binds and connects the sockets and starts the actor. The log must outlive the relay. */
+int gw_relay_start(gw_relay_t *self, gw_wal_t *wal) LC_WUR;
+/* Thread-safe: whether the store can write (it answers ping OK). While it cannot, expired
+ * deliveries are not counted as attempts and nothing is dead-lettered. */
+void gw_relay_set_store_ready(gw_relay_t *self, int ready);
+void gw_relay_destroy(gw_relay_t **self_p);
+
+#endif

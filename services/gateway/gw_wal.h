@@ -1,0 +1,98 @@
+/* gw_wal.h: the gateway's write-ahead log, what makes a 202 mean "on disk".
+ *
+ * HTTP threads append accepted readings (gw_wal_append, thread-safe) and ask to be told when
+ * they are durable (gw_wal_notify). One thread, the relay, group-commits: gw_wal_sync writes
+ * everything appended since the last call with one write() and one fdatasync(), then tells the
+ * waiters and hands the new readings over. Acknowledged records are logged too (gw_wal_append_acks,
+ * no fsync: a lost ack entry only means a redelivery the store absorbs).
+ *
+ * On disk: a directory of segments <16 hex digits>.wal, written in order, never modified once
+ * closed, deleted by gw_wal_trim once every reading in them (and before them) is acknowledged.
+ *   segment header (32 bytes): "LCWAL001" | u64 segment | u64 created (unix µs) | u32 0 |
+ *                              u32 CRC-32 of the first 28 bytes
+ *   entry: u32 body length | u32 CRC-32 of the body | body
+ *   body:  u8 type (1 reading, 2 acks) | u32 key version | 24-byte nonce | ciphertext
+ * The ciphertext is XChaCha20-Poly1305 under a key derived from the key ring's gateway master
+ * key (crypto_kdf, context "lcgwwal1", id 1), associated data "lcore/wal/v1" | type | key version.
+ * Reading plaintext: record_id (32) | the packed Reading; ack plaintext: record_ids (32 each).
+ * All integers little-endian. No plaintext payload reaches the disk.
+ *
+ * Bounds: appends past max_bytes (live segments plus what is not yet written) or max_entries
+ * (readings not yet acknowledged) fail with LC_ERR_FULL; the gateway answers 503. A failed write
+ * or fsync poisons the log (every later call fails with LC_ERR_IO): the process must restart
+ * and replay, since after a failed fsync the kernel may have dropped the dirty pages. */
+#ifndef GW_WAL_H
+#define GW_WAL_H
+
+#include "lc_common.h"
+#include "lc_keyring.h"
+#include "lc_metrics.h"
+#include "lc_record.h"
+
+typedef struct gw_wal gw_wal_t;
+
+typedef struct {
+    const char *dir;          /* created if missing (0700); locked against a second gateway */
+    const lc_keyring_t *ring; /* borrowed; must outlive the log */
+    uint64_t max_bytes;       /* bound on the log's size */
+    uint64_t max_entries;     /* bound on readings not yet acknowledged */
+    uint64_t segment_bytes;   /* a segment is closed once it holds this much */
+    lc_metrics_t *metrics;    /* the service's registry (tests pass their own) */
+} gw_wal_opts_t;
+
+/* A reading found in the log (replay) or just made durable (sync). Borrowed for the call. */
+typedef void(gw_wal_reading_fn)(void *arg, uint64_t segment, const uint8_t record_id[32],
+                                const uint8_t *data, size_t len);
+/* Replay only: an acknowledgement found in the log, for readings logged before it. */
+typedef void(gw_wal_ack_fn)(void *arg, const uint8_t record_id[32]);
+/* Called from the relay thread when the entry waited for is durable (status 0) or the log
+ * failed (LC_ERR_IO). */
+typedef void(gw_wal_done_fn)(void *arg, int status);
+
+/* Opens the log, replaying every entry of every segment in order through on_reading/on_ack
+ * (the caller works out what is still unacknowledged), then starts a new segment. Torn entries
+ * at the end of the newest segment (a crash mid-write) are skipped; damaged entries elsewhere
+ * are counted and logged. NULL on error (logged): bad directory, lock held, no key ring key. */
+gw_wal_t *gw_wal_open(const gw_wal_opts_t *opts, gw_wal_reading_fn *on_reading,
+                      gw_wal_ack_fn *on_ack, void *arg);
+void gw_wal_destroy(gw_wal_t **self_p);
+
+/* Thread-safe. Appends one reading (data = the packed Reading) and returns its log sequence
+ * number in *lsn. Returns 0, LC_ERR_FULL (over a bound), LC_ERR_TOOBIG or LC_ERR_IO. */
+int gw_wal_append(gw_wal_t *self, const uint8_t record_id[LC_RECORD_ID_LEN], const uint8_t *data,
+                  size_t len, uint64_t *lsn) LC_WUR;
+
+/* Thread-safe. Returns 1 if lsn is already durable, 0 if done(arg, status) will be called once
+ * it is (or the log fails), LC_ERR_IO if the log has failed, LC_ERR_NOMEM. */
+int gw_wal_notify(gw_wal_t *self, uint64_t lsn, gw_wal_done_fn *done, void *arg) LC_WUR;
+
+/* Relay thread only. Logs acknowledgements (written with the next sync, not waited for). */
+int gw_wal_append_acks(gw_wal_t *self, const uint8_t (*ids)[LC_RECORD_ID_LEN], size_t n) LC_WUR;
+
+/* Relay thread only. Writes and fsyncs what was appended, wakes the waiters, then passes each
+ * newly durable reading to on_reading. Returns 0 (also when there was nothing to write) or
+ * LC_ERR_IO. */
+int gw_wal_sync(gw_wal_t *self, gw_wal_reading_fn *on_reading, void *arg) LC_WUR;
+
+/* True when gw_wal_sync has work. Thread-safe. */
+int gw_wal_has_pending(gw_wal_t *self);
+
+/* An eventfd that becomes readable when an append finds the log idle; the relay polls it and
+ * reads it (gw_wal_clear_wakeup) before syncing. One wake-up per group, not per reading. */
+int gw_wal_wakeup_fd(const gw_wal_t *self);
+void gw_wal_clear_wakeup(gw_wal_t *self);
+
+/* Relay thread only. n readings left the log (acknowledged, dead-lettered or duplicates):
+ * frees their room under max_entries. */
+void gw_wal_release(gw_wal_t *self, uint64_t n);
+
+/* Relay thread only. Deletes the closed segments numbered below keep_from. */
+void gw_wal_trim(gw_wal_t *self, uint64_t keep_from);
+
+/* The segment new appends go to. */
+uint64_t gw_wal_segment(const gw_wal_t *self);
+
+/* Whether the log has failed (the service should stop and restart). Thread-safe. */
+int gw_wal_failed(gw_wal_t *self);
+
+#endif
