@@ -93,6 +93,9 @@ int main(int argc, char **argv)
         lc_error("record_ids_open_failed", "path=%s", cfg.record_ids);
         goto out;
     }
+    /* sim_load flushes whole lines before this buffer fills: readers never see half an id. */
+    if (record_ids)
+        setvbuf(record_ids, NULL, _IOFBF, SIM_LOAD_IDS_BUFSIZE);
     if (!(pool = sim_pool_new(cfg.url, (unsigned)cfg.concurrency, cfg.timeout_s)))
         goto out;
     if (!(devices = sim_devices_new(cfg.device_prefix, (size_t)cfg.devices, cfg.alg)))
@@ -125,6 +128,9 @@ int main(int argc, char **argv)
         .duration_s = cfg.count ? 0 : cfg.duration_s,
         .record_ids = record_ids,
         .quiet = cfg.quiet,
+        .progress = cfg.progress,
+        .retry = cfg.retry,
+        .retry_for_s = cfg.retry_for_s,
         .stop = &s_stop,
     };
     double duration_s = 0;

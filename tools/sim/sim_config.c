@@ -71,8 +71,19 @@ static const opt_row_t s_opts[] = {
     {"record-ids", OPT_STR, F(record_ids), "", NULL, 0, 0, NULL, 0, "FILE",
      "append the record_id (hex, as DESIGN.md defines it) of every accepted reading, one a line"},
     {"quiet", OPT_FLAG, F(quiet), "0", NULL, 0, 0, NULL, 0, NULL, "no progress lines on stderr"},
+    {"progress", OPT_FLAG, F(progress), "0", NULL, 0, 0, NULL, 0, NULL,
+     "every second print \"progress t=<s> sent=<n> accepted=<n> rejected=<n> overloaded=<n> "
+     "errors=<n>\" on stdout (cumulative counts; t from the first send; overloaded: 429/503 "
+     "answers; errors: no answer)"},
     {"timeout", OPT_DBL, F(timeout_s), "30", NULL, 0.1, 3600, NULL, 0, "SECONDS",
      "per-request timeout"},
+    {"retry", OPT_FLAG, F(retry), "0", NULL, 0, 0, NULL, 0, NULL,
+     "send a reading again, like a device would, when its request got no answer (connection "
+     "error, timeout) or a 429 or 5xx (batch mode: the whole batch, for its lines that did): "
+     "after Retry-After, else after a backoff of 200 ms doubling to 2 s, until it gets a "
+     "definitive answer (202, or a 4xx but 429). Retries are extra requests, not paced by --rate"},
+    {"retry-for", OPT_DBL, F(retry_for_s), "60", NULL, 0, 86400, NULL, 0, "SECONDS",
+     "with --retry: how long after the paced load ends retries may go on"},
 };
 
 #define SIM_N_OPTS LC_ARRAY_LEN(s_opts)
@@ -197,8 +208,10 @@ static void s_help(FILE *out)
                  "--admin-token), LCORE_LOG_LEVEL (debug|info|warn|error, default info).\n"
                  "Summary keys: mode alg devices [registered register_failed] sent accepted\n"
                  "rejected rejected_<status>... backpressure backpressure_<429|503> errors\n"
-                 "record_id_mismatch duration_s rate_per_s responses p50_ms p90_ms p99_ms max_ms\n"
-                 "accepted (sent = accepted + rejected + backpressure + errors).\n"
+                 "record_id_mismatch retried unanswered duration_s rate_per_s responses p50_ms\n"
+                 "p90_ms p99_ms max_ms accepted (sent = accepted + rejected + backpressure +\n"
+                 "errors, every attempt of a reading counted; accepted counts a reading once;\n"
+                 "retried: requests sent again; unanswered: readings with no definitive answer).\n"
                  "Exit status: 0 when the run completed (even with rejections), 1 on a setup\n"
                  "failure (bad options, no device registered, gateway unreachable).\n");
 }

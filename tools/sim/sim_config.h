@@ -30,7 +30,10 @@ typedef struct {
     int no_register;
     char record_ids[SIM_PATH_MAX]; /* empty: do not write record ids */
     int quiet;
-    double timeout_s; /* per request */
+    int progress;       /* "progress t=..." lines on stdout */
+    double timeout_s;   /* per request */
+    int retry;          /* send again what got no definitive answer */
+    double retry_for_s; /* how long after the paced load retries may go on */
 } sim_config_t;
 
 /* Fills cfg from the defaults, the environment (LCORE_GATEWAY_URL, LCORE_ADMIN_TOKEN) and argv.

@@ -139,22 +139,23 @@ typedef struct {
     sim_devices_t *self;
 } register_ctx_t;
 
-static void s_register_reply(void *ctx, size_t job, const sim_reply_t *r)
+/* Registration is never retried: a device that failed is left out of the run. */
+static int s_register_reply(void *ctx, size_t job, const sim_reply_t *r)
 {
     sim_devices_t *self = ((register_ctx_t *)ctx)->self;
     device_t *d = &self->devices[job];
     if (r->status == 200 || r->status == 201) {
         d->registered = 1;
-        return;
+        return 0;
     }
     self->failures++;
     self->failures_by_status[r->status > 0 && r->status < 600 ? r->status : 0]++;
     if (self->failures_logged >= SIM_REGISTER_LOG_MAX)
-        return;
+        return 0;
     self->failures_logged++;
     if (r->status == 0) {
         lc_warn("register_failed", "device_id=%s error=\"%s\"", d->id, r->error);
-        return;
+        return 0;
     }
     /* Log the error code the gateway gave, never the whole body. */
     const char *code = "-";
@@ -166,6 +167,7 @@ static void s_register_reply(void *ctx, size_t job, const sim_reply_t *r)
     lc_warn("register_failed", "device_id=%s status=%ld error=%.*s", d->id, r->status,
             (int)strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789_-"), code);
     json_decref(root);
+    return 0;
 }
 
 long sim_devices_register(sim_devices_t *self, sim_pool_t *pool, const char *admin_token,

@@ -3,10 +3,13 @@
  *   single/compat: 202 {"record_id":"<hex>","status":"accepted"}, or an error status;
  *   batch: 2xx {"results":[{"status":202,"record_id":..} | {"status":401,"error":..}, ...]},
  *          one entry per line in order; a non-2xx status applies to every line of the batch.
- * Each accepted record_id is checked against SHA-256("lcore/record" || device_id || seq). */
+ * Each accepted record_id is checked against SHA-256("lcore/record" || device_id || seq).
+ * A bit per reading records that it got a definitive answer (202, or a 4xx but 429): a batch sent
+ * again is read only for its lines still without one, so nothing is counted or written twice. */
 #include "sim_load.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -22,11 +25,47 @@ typedef struct {
     sim_stats_t *stats;
     const sim_load_opts_t *opts;
     unsigned logged;
+    uint8_t *answered;            /* bit per reading: got a definitive answer */
+    uint64_t offered, n_answered; /* readings sent at least once; of those, answered */
+    size_t ids_buffered;          /* bytes written to record_ids since its last flush */
 } load_ctx_t;
 
 static int s_is_accepted(long status)
 {
     return status == 200 || status == 202;
+}
+
+/* What a device would send again: no answer (0), rate limited, or a server-side failure. */
+static int s_is_transient(long status)
+{
+    return status <= 0 || status == 429 || status >= 500;
+}
+
+static int s_answered(const load_ctx_t *ctx, uint64_t r)
+{
+    return (ctx->answered[r / 8] >> (r % 8)) & 1;
+}
+
+static void s_set_answered(load_ctx_t *ctx, uint64_t r)
+{
+    ctx->answered[r / 8] |= (uint8_t)(1u << (r % 8));
+    ctx->n_answered++;
+}
+
+/* Readings of a job still without a definitive answer. */
+static uint32_t s_pending(const load_ctx_t *ctx, uint64_t first, uint32_t units)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < units; i++)
+        n += !s_answered(ctx, first + i);
+    return n;
+}
+
+static void s_ids_flush(load_ctx_t *ctx)
+{
+    if (ctx->opts->record_ids && ctx->ids_buffered > 0)
+        fflush(ctx->opts->record_ids);
+    ctx->ids_buffered = 0;
 }
 
 /* Logs the first few problems in detail; after that they are only counted. */
@@ -61,9 +100,14 @@ static void s_accepted_id(load_ctx_t *ctx, uint64_t r, const char *got)
                     (unsigned long long)seq, want,
                     got ? (int)strspn(got, "0123456789abcdefABCDEF") : 1, got ? got : "-");
     }
-    /* The file holds what PostgreSQL must hold: the id the contract defines. */
-    if (ctx->opts->record_ids)
+    /* The file holds what PostgreSQL must hold: the id the contract defines. Flushed before the
+     * stdio buffer could fill, so what a reader sees always ends with a whole line. */
+    if (ctx->opts->record_ids) {
+        if (ctx->ids_buffered + sizeof want > SIM_LOAD_IDS_BUFSIZE)
+            s_ids_flush(ctx);
         fprintf(ctx->opts->record_ids, "%s\n", want);
+        ctx->ids_buffered += sizeof want;
+    }
 }
 
 static const char *s_record_id(json_t *obj)
@@ -83,7 +127,25 @@ static long s_line_status(json_t *line)
     return 0;
 }
 
-static void s_batch_reply(load_ctx_t *ctx, uint64_t first, uint32_t units, const sim_reply_t *r)
+/* Counts one reading's answer (status 0: none readable) and, when it is definitive, marks the
+ * reading answered. Returns 1 when the reading should be sent again. */
+static int s_reading_outcome(load_ctx_t *ctx, uint64_t r, long status, json_t *reply)
+{
+    if (status <= 0)
+        sim_stats_error(ctx->stats, 1);
+    else
+        sim_stats_outcome(ctx->stats, status, 1);
+    if (s_is_accepted(status))
+        s_accepted_id(ctx, r, s_record_id(reply));
+    if (s_is_transient(status))
+        return 1;
+    s_set_answered(ctx, r);
+    return 0;
+}
+
+/* Reads a 2xx batch reply for the lines still without an answer. Returns 1 when any of them
+ * should be sent again. */
+static int s_batch_reply(load_ctx_t *ctx, uint64_t first, uint32_t units, const sim_reply_t *r)
 {
     json_error_t jerr;
     json_t *root = json_loadb(r->body, r->body_len, 0, &jerr);
@@ -91,54 +153,59 @@ static void s_batch_reply(load_ctx_t *ctx, uint64_t first, uint32_t units, const
     size_t n = json_is_array(results) ? json_array_size(results) : 0;
     if (n != units && s_may_log(ctx))
         lc_warn("batch_reply_invalid", "status=%ld lines=%u results=%zu", r->status, units, n);
+    int again = 0;
     for (uint32_t i = 0; i < units; i++) {
-        json_t *line = i < n ? json_array_get(results, i) : NULL;
-        long status = s_line_status(line);
-        if (status <= 0) {
-            sim_stats_error(ctx->stats, 1);
+        if (s_answered(ctx, first + i))
             continue;
-        }
-        sim_stats_outcome(ctx->stats, status, 1);
-        if (s_is_accepted(status))
-            s_accepted_id(ctx, first + i, s_record_id(line));
+        json_t *line = i < n ? json_array_get(results, i) : NULL;
+        again |= s_reading_outcome(ctx, first + i, s_line_status(line), line);
     }
     json_decref(root);
+    return again;
 }
 
-static void s_single_reply(load_ctx_t *ctx, uint64_t r, const sim_reply_t *reply)
-{
-    sim_stats_outcome(ctx->stats, reply->status, 1);
-    if (!s_is_accepted(reply->status))
-        return;
-    json_t *root = json_loadb(reply->body, reply->body_len, 0, NULL);
-    s_accepted_id(ctx, r, s_record_id(root));
-    json_decref(root);
-}
-
-static void s_on_send(void *arg, size_t job)
+static void s_on_send(void *arg, size_t job, unsigned attempt)
 {
     load_ctx_t *ctx = arg;
-    sim_stats_sent(ctx->stats, ctx->jobs[job].units);
+    uint32_t units = ctx->jobs[job].units;
+    if (attempt == 0) {
+        ctx->offered += units;
+        sim_stats_sent(ctx->stats, units);
+        return;
+    }
+    sim_stats_retried(ctx->stats);
+    sim_stats_sent(ctx->stats, s_pending(ctx, sim_readings_first(ctx->readings, job), units));
 }
 
-static void s_on_reply(void *arg, size_t job, const sim_reply_t *r)
+static int s_on_reply(void *arg, size_t job, const sim_reply_t *r)
 {
     load_ctx_t *ctx = arg;
     uint32_t units = ctx->jobs[job].units;
     uint64_t first = sim_readings_first(ctx->readings, job);
+    uint32_t pending = s_pending(ctx, first, units);
+    int again = 0;
     if (r->status == 0) {
-        sim_stats_error(ctx->stats, units);
+        sim_stats_error(ctx->stats, pending);
         if (s_may_log(ctx))
-            lc_warn("request_failed", "readings=%u error=\"%s\"", units, r->error);
-        return;
+            lc_warn("request_failed", "readings=%u error=\"%s\"", pending, r->error);
+        again = 1;
+    } else if (ctx->opts->mode == SIM_MODE_BATCH && r->status >= 200 && r->status < 300) {
+        sim_stats_latency(ctx->stats, r->latency_us);
+        again = s_batch_reply(ctx, first, units, r);
+    } else if (ctx->opts->mode == SIM_MODE_BATCH) {
+        /* A non-2xx status answers every line of the batch. */
+        sim_stats_latency(ctx->stats, r->latency_us);
+        for (uint32_t i = 0; i < units; i++) {
+            if (!s_answered(ctx, first + i))
+                again |= s_reading_outcome(ctx, first + i, r->status, NULL);
+        }
+    } else {
+        sim_stats_latency(ctx->stats, r->latency_us);
+        json_t *root = s_is_accepted(r->status) ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+        again = s_reading_outcome(ctx, first, r->status, root);
+        json_decref(root);
     }
-    sim_stats_latency(ctx->stats, r->latency_us);
-    if (ctx->opts->mode == SIM_MODE_BATCH && r->status >= 200 && r->status < 300)
-        s_batch_reply(ctx, first, units, r);
-    else if (ctx->opts->mode == SIM_MODE_BATCH)
-        sim_stats_outcome(ctx->stats, r->status, units);
-    else
-        s_single_reply(ctx, first, r);
+    return ctx->opts->retry && again;
 }
 
 static void s_on_tick(void *arg, double elapsed_s)
@@ -146,6 +213,9 @@ static void s_on_tick(void *arg, double elapsed_s)
     load_ctx_t *ctx = arg;
     if (!ctx->opts->quiet)
         sim_stats_progress(ctx->stats, elapsed_s);
+    if (ctx->opts->progress)
+        sim_stats_progress_line(ctx->stats, stdout, elapsed_s);
+    s_ids_flush(ctx);
 }
 
 int sim_load_run(sim_pool_t *pool, const sim_readings_t *readings, sim_stats_t *stats,
@@ -158,22 +228,35 @@ int sim_load_run(sim_pool_t *pool, const sim_readings_t *readings, sim_stats_t *
         .stats = stats,
         .opts = opts,
     };
+    uint64_t n_readings = sim_readings_count(readings);
+    ctx.answered = calloc(n_readings / 8 + 1, 1);
+    if (!ctx.answered) {
+        lc_error("load_failed", "error=\"%s\" readings=%llu", lc_strerror(LC_ERR_NOMEM),
+                 (unsigned long long)n_readings);
+        return LC_ERR_NOMEM;
+    }
     sim_pool_run_t run = {
         .path = sim_mode_path(opts->mode),
         .content_type = sim_mode_content_type(opts->mode),
         .rate = opts->rate,
         .duration_s = opts->duration_s,
         .stop = opts->stop,
+        .retry_for_s = opts->retry ? opts->retry_for_s : 0,
         .ctx = &ctx,
         .on_send = s_on_send,
         .on_reply = s_on_reply,
         .on_tick = s_on_tick,
     };
     lc_info("load_start", "mode=%s path=%s readings=%llu requests=%zu rate=%.1f duration_s=%.1f",
-            sim_mode_name(opts->mode), run.path, (unsigned long long)sim_readings_count(readings),
-            n_jobs, opts->rate, opts->duration_s);
+            sim_mode_name(opts->mode), run.path, (unsigned long long)n_readings, n_jobs, opts->rate,
+            opts->duration_s);
     int rc = sim_pool_run(pool, &run, ctx.jobs, n_jobs, duration_s);
-    if (opts->record_ids)
-        fflush(opts->record_ids);
+    s_ids_flush(&ctx);
+    uint64_t unanswered = ctx.offered - ctx.n_answered;
+    sim_stats_set_unanswered(stats, unanswered);
+    if (opts->retry && unanswered > 0)
+        lc_warn("unanswered", "readings=%llu retry_for_s=%.1f", (unsigned long long)unanswered,
+                opts->retry_for_s);
+    free(ctx.answered);
     return rc;
 }

@@ -1,6 +1,8 @@
 /* sim_load.h: the timed phase: sends the pre-signed readings through the pool and reads every
  * reply as the device-facing API defines it (202 + record_id, batch per-line results, error
- * codes, backpressure), into the stats and the optional record-id file. Called by main(). */
+ * codes, backpressure), into the stats and the optional record-id file. With retry on, a reading
+ * without a definitive answer (transport error, 429, 5xx) is sent again, like a device would;
+ * each reading is counted accepted, and its record_id written, once. Called by main(). */
 #ifndef SIM_LOAD_H
 #define SIM_LOAD_H
 
@@ -11,12 +13,19 @@
 #include "sim_readings.h"
 #include "sim_stats.h"
 
+/* Give the record-id file a stdio buffer of this size (setvbuf): sim_load flushes it before it
+ * fills and once a second, so a reader of the file never sees half a line. */
+#define SIM_LOAD_IDS_BUFSIZE 65536
+
 typedef struct {
     sim_mode_t mode;
-    double rate;       /* readings per second; 0 = unpaced */
-    double duration_s; /* 0 = until every reading is sent */
-    FILE *record_ids;  /* borrowed; NULL = do not write */
-    int quiet;         /* no progress lines */
+    double rate;        /* readings per second; 0 = unpaced */
+    double duration_s;  /* 0 = until every reading is sent */
+    FILE *record_ids;   /* borrowed; NULL = do not write */
+    int quiet;          /* no progress lines on stderr */
+    int progress;       /* a "progress t=..." line on stdout every second */
+    int retry;          /* send again what got no definitive answer */
+    double retry_for_s; /* ...until this long after the paced load ends */
     const volatile sig_atomic_t *stop;
 } sim_load_opts_t;
 

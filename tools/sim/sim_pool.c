@@ -1,8 +1,10 @@
 /* sim_pool.c: keep-alive connection pool and token-bucket pacing over libcurl multi.
  * See sim_pool.h. Each connection is one easy handle that is re-added for every request, so
- * libcurl reuses its TCP connection (the multi handle's cache holds exactly `connections`). */
+ * libcurl reuses its TCP connection (the multi handle's cache holds exactly `connections`).
+ * Jobs to send again wait in a min-heap ordered by the time they may leave. */
 #include "sim_pool.h"
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,16 +19,26 @@
 #define SIM_POOL_RETRY_AFTER_DEFAULT_S 1 /* 429/503 without Retry-After */
 #define SIM_POOL_RETRY_AFTER_MAX_S 30    /* never park a connection longer than this */
 #define SIM_POOL_BURST_S 0.02            /* token bucket depth: 20 ms of rate */
+#define SIM_POOL_BACKOFF_MIN_US 200000u  /* first retry without Retry-After... */
+#define SIM_POOL_BACKOFF_MAX_US 2000000u /* ...doubling up to this */
 
 typedef struct {
     CURL *easy;
     int busy;
     size_t job;
+    unsigned attempt;     /* of the job in flight: 0 first send, n n-th retry */
     uint64_t ready_at_us; /* monotonic; paused until then (Retry-After, transport error) */
     char *rx;
     size_t rx_len, rx_cap;
     char errbuf[CURL_ERROR_SIZE];
 } conn_t;
+
+/* A job waiting to be sent again. */
+typedef struct {
+    uint64_t ready_at_us; /* monotonic; not before */
+    size_t job;
+    unsigned attempt;
+} retry_t;
 
 struct sim_pool {
     CURLM *multi;
@@ -34,7 +46,65 @@ struct sim_pool {
     conn_t *conns;
     unsigned n_conns;
     long timeout_ms;
+    retry_t *retries; /* min-heap on ready_at_us; emptied at the end of every run */
+    size_t n_retries, retries_cap;
+    int retry_nomem_logged;
 };
+
+static int s_retry_push(sim_pool_t *self, retry_t item)
+{
+    if (self->n_retries == self->retries_cap) {
+        size_t cap = self->retries_cap ? self->retries_cap * 2 : 256;
+        retry_t *p = realloc(self->retries, cap * sizeof *p);
+        if (!p)
+            return LC_ERR_NOMEM;
+        self->retries = p;
+        self->retries_cap = cap;
+    }
+    size_t i = self->n_retries++;
+    while (i > 0 && self->retries[(i - 1) / 2].ready_at_us > item.ready_at_us) {
+        self->retries[i] = self->retries[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    self->retries[i] = item;
+    return 0;
+}
+
+static retry_t s_retry_pop(sim_pool_t *self)
+{
+    assert(self->n_retries > 0);
+    retry_t top = self->retries[0];
+    retry_t last = self->retries[--self->n_retries];
+    size_t i = 0, n = self->n_retries;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n)
+            break;
+        if (child + 1 < n &&
+            self->retries[child + 1].ready_at_us < self->retries[child].ready_at_us)
+            child++;
+        if (self->retries[child].ready_at_us >= last.ready_at_us)
+            break;
+        self->retries[i] = self->retries[child];
+        i = child;
+    }
+    if (n > 0)
+        self->retries[i] = last;
+    return top;
+}
+
+/* How long a job waits before it is sent again: what Retry-After said (capped like a
+ * connection's pause), else 200 ms doubling with every attempt up to 2 s. */
+static uint64_t s_retry_delay_us(curl_off_t retry_after_s, unsigned attempt)
+{
+    if (retry_after_s > 0) {
+        if (retry_after_s > SIM_POOL_RETRY_AFTER_MAX_S)
+            retry_after_s = SIM_POOL_RETRY_AFTER_MAX_S;
+        return (uint64_t)retry_after_s * 1000000u;
+    }
+    uint64_t d = (uint64_t)SIM_POOL_BACKOFF_MIN_US << (attempt < 4 ? attempt : 4);
+    return d < SIM_POOL_BACKOFF_MAX_US ? d : SIM_POOL_BACKOFF_MAX_US;
+}
 
 static size_t s_on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -125,6 +195,7 @@ void sim_pool_destroy(sim_pool_t **self_p)
             curl_easy_cleanup(c->easy);
         free(c->rx);
     }
+    free(self->retries);
     if (self->multi)
         curl_multi_cleanup(self->multi);
     free(self->conns);
@@ -161,7 +232,8 @@ fail:
     return NULL;
 }
 
-static int s_dispatch(sim_pool_t *self, conn_t *c, size_t job_index, const sim_job_t *job)
+static int s_dispatch(sim_pool_t *self, conn_t *c, size_t job_index, unsigned attempt,
+                      const sim_job_t *job)
 {
     c->rx_len = 0;
     if (c->rx)
@@ -174,11 +246,12 @@ static int s_dispatch(sim_pool_t *self, conn_t *c, size_t job_index, const sim_j
         return LC_ERR_INVALID;
     c->busy = 1;
     c->job = job_index;
+    c->attempt = attempt;
     return 0;
 }
 
-/* Reads one finished transfer, frees its connection (pausing it on backpressure or error) and
- * hands the reply to the caller. */
+/* Reads one finished transfer, frees its connection (pausing it on backpressure or error),
+ * hands the reply to the caller and queues the job again when the caller asks. */
 static void s_complete(sim_pool_t *self, const sim_pool_run_t *run, CURL *easy, CURLcode result,
                        uint64_t now)
 {
@@ -207,7 +280,33 @@ static void s_complete(sim_pool_t *self, const sim_pool_run_t *run, CURL *easy, 
             pause = SIM_POOL_RETRY_AFTER_MAX_S;
         c->ready_at_us = now + (uint64_t)pause * 1000000u;
     }
-    run->on_reply(run->ctx, c->job, &reply);
+    if (!run->on_reply(run->ctx, c->job, &reply))
+        return;
+    retry_t again = {
+        .ready_at_us = now + s_retry_delay_us(result == CURLE_OK ? retry_after : 0, c->attempt),
+        .job = c->job,
+        .attempt = c->attempt + 1,
+    };
+    if (s_retry_push(self, again) < 0 && !self->retry_nomem_logged) {
+        self->retry_nomem_logged = 1;
+        lc_error("retry_queue_failed", "error=\"%s\" job=%zu", lc_strerror(LC_ERR_NOMEM), c->job);
+    }
+}
+
+/* The first connection from index `from` on that is free to send now; else NULL, lowering
+ * *wait_us to the end of the shortest pause. */
+static conn_t *s_idle_conn(sim_pool_t *self, unsigned from, uint64_t now, uint64_t *wait_us)
+{
+    for (unsigned i = from; i < self->n_conns; i++) {
+        conn_t *c = &self->conns[i];
+        if (c->busy)
+            continue;
+        if (c->ready_at_us <= now)
+            return c;
+        if (c->ready_at_us - now < *wait_us)
+            *wait_us = c->ready_at_us - now;
+    }
+    return NULL;
 }
 
 int sim_pool_run(sim_pool_t *self, const sim_pool_run_t *run, const sim_job_t *jobs, size_t n_jobs,
@@ -247,15 +346,20 @@ int sim_pool_run(sim_pool_t *self, const sim_pool_run_t *run, const sim_job_t *j
     const uint64_t start = lc_mono_us();
     const uint64_t deadline = run->duration_s > 0 ? start + (uint64_t)(run->duration_s * 1e6) : 0;
     uint64_t last_refill = start, next_tick = start + SIM_POOL_TICK_US, last_reply = start;
+    uint64_t retry_deadline = 0; /* set when new jobs stop going out */
     size_t next_job = 0;
     unsigned in_flight = 0;
     int dispatching = 1;
+    self->n_retries = 0;
 
     for (;;) {
         uint64_t now = lc_mono_us();
-        if (dispatching &&
-            ((run->stop && *run->stop) || (deadline && now >= deadline) || next_job >= n_jobs))
+        const int stopped = run->stop && *run->stop;
+        if (dispatching && (stopped || (deadline && now >= deadline) || next_job >= n_jobs)) {
             dispatching = 0;
+            retry_deadline = now + (uint64_t)(run->retry_for_s > 0 ? run->retry_for_s * 1e6 : 0);
+        }
+        const int retrying = !stopped && (dispatching || now < retry_deadline);
         if (run->rate > 0) {
             tokens += (double)(now - last_refill) * run->rate / 1e6;
             if (tokens > burst)
@@ -268,6 +372,32 @@ int sim_pool_run(sim_pool_t *self, const sim_pool_run_t *run, const sim_job_t *j
             wait_us = next_tick - now;
         if (deadline && dispatching && deadline - now < wait_us)
             wait_us = deadline - now;
+        /* Retries first, so an unpaced load does not starve them; but while new jobs still go
+         * out, only on the upper half of the connections. A failed request pauses its
+         * connection, so this keeps the lower half's pauses to those of new jobs, and so the
+         * offered rate of new jobs what it would be without retries. */
+        const unsigned retry_from = dispatching ? self->n_conns / 2 : 0;
+        while (retrying && self->n_retries > 0) {
+            if (self->retries[0].ready_at_us > now) {
+                if (self->retries[0].ready_at_us - now < wait_us)
+                    wait_us = self->retries[0].ready_at_us - now;
+                break;
+            }
+            conn_t *c = s_idle_conn(self, retry_from, now, &wait_us);
+            if (!c)
+                break;
+            retry_t again = s_retry_pop(self);
+            if (s_dispatch(self, c, again.job, again.attempt, &jobs[again.job]) < 0) {
+                lc_error("dispatch_failed", "job=%zu attempt=%u", again.job, again.attempt);
+                rc = LC_ERR_INVALID;
+                dispatching = 0; /* drain what is in flight, send nothing more */
+                self->n_retries = 0;
+                break;
+            }
+            in_flight++;
+            if (run->on_send)
+                run->on_send(run->ctx, again.job, again.attempt);
+        }
         for (unsigned i = 0; dispatching && i < self->n_conns && next_job < n_jobs; i++) {
             conn_t *c = &self->conns[i];
             if (c->busy)
@@ -284,7 +414,7 @@ int sim_pool_run(sim_pool_t *self, const sim_pool_run_t *run, const sim_job_t *j
                     wait_us = need;
                 break;
             }
-            if (s_dispatch(self, c, next_job, job) < 0) {
+            if (s_dispatch(self, c, next_job, 0, job) < 0) {
                 lc_error("dispatch_failed", "job=%zu", next_job);
                 rc = LC_ERR_INVALID;
                 dispatching = 0;
@@ -293,10 +423,12 @@ int sim_pool_run(sim_pool_t *self, const sim_pool_run_t *run, const sim_job_t *j
             tokens -= job->units;
             in_flight++;
             if (run->on_send)
-                run->on_send(run->ctx, next_job);
+                run->on_send(run->ctx, next_job, 0);
             next_job++;
         }
-        if (!dispatching && in_flight == 0)
+        /* Done when nothing is in flight and no queued retry may still leave in time. */
+        if (!dispatching && in_flight == 0 &&
+            (!retrying || self->n_retries == 0 || self->retries[0].ready_at_us >= retry_deadline))
             break;
 
         int running = 0;
@@ -338,6 +470,8 @@ out:
         }
         curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
     }
+    /* Retries still queued are abandoned: the caller counts what never got its answer. */
+    self->n_retries = 0;
     curl_slist_free_all(headers);
     free(url);
     return rc;

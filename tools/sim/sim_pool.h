@@ -1,7 +1,8 @@
 /* sim_pool.h: a fixed set of keep-alive HTTP/1.1 connections (libcurl multi, one reused easy
  * handle per connection) that sends a list of pre-built POST bodies, paced by a token bucket.
- * Owns the transport concerns: keep-alive, pacing, Retry-After pauses, timeouts. What a reply
- * means is the caller's business (sim_devices for registration, sim_load for readings). */
+ * Owns the transport concerns: keep-alive, pacing, Retry-After pauses, timeouts, and when to send
+ * a job again (Retry-After or exponential backoff). What a reply means, and so whether a job must
+ * be sent again, is the caller's business (sim_devices for registration, sim_load for readings). */
 #ifndef SIM_POOL_H
 #define SIM_POOL_H
 
@@ -36,18 +37,27 @@ typedef struct {
     double rate;        /* units per second; 0 = unpaced */
     double duration_s;  /* stop dispatching after this long; 0 = until jobs run out */
     const volatile sig_atomic_t *stop; /* set by a signal handler: stop dispatching, drain */
+    /* How long after the last new job is dispatched (or the duration passes) jobs that on_reply
+     * asked to send again may still go out. Retries are not paced by `rate` (they are extra
+     * requests) but use at most half the connections while new jobs are still going out, and
+     * wait out a connection's pause after backpressure or an error like any request. */
+    double retry_for_s;
     void *ctx;
-    void (*on_send)(void *ctx, size_t job);                        /* may be NULL */
-    void (*on_reply)(void *ctx, size_t job, const sim_reply_t *r); /* once per sent job */
-    void (*on_tick)(void *ctx, double elapsed_s);                  /* ~1/s; may be NULL */
+    /* attempt: 0 for the first send of a job, n for its n-th retry. May be NULL. */
+    void (*on_send)(void *ctx, size_t job, unsigned attempt);
+    /* Once per sent job. Returns 1 to send the job again (after the Retry-After the reply gave,
+     * else after a backoff doubling from 200 ms to 2 s), 0 when the job is done. */
+    int (*on_reply)(void *ctx, size_t job, const sim_reply_t *r);
+    void (*on_tick)(void *ctx, double elapsed_s); /* ~1/s; may be NULL */
 } sim_pool_run_t;
 
 /* base_url: "http://host:port" (no trailing '/'). NULL on error (logged). */
 sim_pool_t *sim_pool_new(const char *base_url, unsigned connections, double timeout_s);
 void sim_pool_destroy(sim_pool_t **self_p);
 
-/* Sends jobs in order until all are sent, the duration passes or *stop is set, then waits for
- * every reply. *elapsed_s receives the time from the first send to the last reply.
+/* Sends jobs in order until all are sent, the duration passes or *stop is set, then sends the
+ * retries on_reply asked for until none is left or retry_for_s has passed (none after *stop),
+ * and waits for every reply. *elapsed_s receives the time from the first send to the last reply.
  * Returns 0 or LC_ERR_NOMEM / LC_ERR_INVALID (libcurl refused the setup). */
 int sim_pool_run(sim_pool_t *self, const sim_pool_run_t *run, const sim_job_t *jobs, size_t n_jobs,
                  double *elapsed_s) LC_WUR;

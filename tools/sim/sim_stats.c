@@ -15,6 +15,7 @@
 
 struct sim_stats {
     uint64_t sent, accepted, rejected, backpressure, errors, replies, id_mismatch;
+    uint64_t retried, unanswered;
     uint64_t by_status[SIM_HTTP_CODES]; /* readings per HTTP status, any outcome */
     uint64_t hist[SIM_HIST_BUCKETS];
     uint64_t samples, max_us;
@@ -39,6 +40,16 @@ void sim_stats_destroy(sim_stats_t **self_p)
 void sim_stats_sent(sim_stats_t *self, uint64_t readings)
 {
     self->sent += readings;
+}
+
+void sim_stats_retried(sim_stats_t *self)
+{
+    self->retried++;
+}
+
+void sim_stats_set_unanswered(sim_stats_t *self, uint64_t n)
+{
+    self->unanswered = n;
 }
 
 static int s_is_backpressure(long status)
@@ -147,6 +158,16 @@ void sim_stats_progress(sim_stats_t *self, double elapsed_s)
     self->last_accepted = self->accepted;
 }
 
+void sim_stats_progress_line(const sim_stats_t *self, FILE *out, double elapsed_s)
+{
+    fprintf(out,
+            "progress t=%.1f sent=%llu accepted=%llu rejected=%llu overloaded=%llu errors=%llu\n",
+            elapsed_s, (unsigned long long)self->sent, (unsigned long long)self->accepted,
+            (unsigned long long)self->rejected, (unsigned long long)self->backpressure,
+            (unsigned long long)self->errors);
+    fflush(out);
+}
+
 static void s_report_codes(const sim_stats_t *self, FILE *out, const char *prefix, int backpressure)
 {
     for (long code = 0; code < SIM_HTTP_CODES; code++) {
@@ -168,6 +189,8 @@ void sim_stats_report(const sim_stats_t *self, FILE *out, double duration_s)
     s_report_codes(self, out, "backpressure", 1);
     fprintf(out, "errors=%llu\n", (unsigned long long)self->errors);
     fprintf(out, "record_id_mismatch=%llu\n", (unsigned long long)self->id_mismatch);
+    fprintf(out, "retried=%llu\n", (unsigned long long)self->retried);
+    fprintf(out, "unanswered=%llu\n", (unsigned long long)self->unanswered);
     fprintf(out, "duration_s=%.3f\n", duration_s);
     fprintf(out, "rate_per_s=%.1f\n", duration_s > 0 ? (double)self->accepted / duration_s : 0.0);
     fprintf(out, "responses=%llu\n", (unsigned long long)self->samples);

@@ -12,7 +12,13 @@ typedef struct sim_stats sim_stats_t;
 sim_stats_t *sim_stats_new(void);
 void sim_stats_destroy(sim_stats_t **self_p);
 
+/* readings put on the wire, each attempt of each reading once (so sent = accepted + rejected +
+ * backpressure + errors holds with retries too). */
 void sim_stats_sent(sim_stats_t *self, uint64_t readings);
+/* One request sent again (--retry). */
+void sim_stats_retried(sim_stats_t *self);
+/* Readings that never got a definitive answer (202, or a 4xx but 429): set once, at the end. */
+void sim_stats_set_unanswered(sim_stats_t *self, uint64_t n);
 /* n readings answered with HTTP status (per reading, or per batch line). 200/202 count as
  * accepted, 429/503 as backpressure, anything else as rejected_<status>. */
 void sim_stats_outcome(sim_stats_t *self, long status, uint64_t n);
@@ -29,6 +35,9 @@ uint64_t sim_stats_errors(const sim_stats_t *self);
 
 /* Logs one progress line (event=progress) on stderr. */
 void sim_stats_progress(sim_stats_t *self, double elapsed_s);
+/* Writes and flushes "progress t=<s> sent= accepted= rejected= overloaded= errors=" (--progress):
+ * cumulative counts, for scripts that watch a run. */
+void sim_stats_progress_line(const sim_stats_t *self, FILE *out, double elapsed_s);
 
 /* Writes the counters, rate and latency as key=value lines; the last line is accepted=<n>. */
 void sim_stats_report(const sim_stats_t *self, FILE *out, double duration_s);
