@@ -127,5 +127,6 @@ out:
     lc_keyring_destroy(&ring);
     lc_admin_destroy(&admin);
     lc_metrics_destroy(&metrics);
+    lc_info("exited", "code=%d", exit_code);
     return exit_code;
 }

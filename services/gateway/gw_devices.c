@@ -11,6 +11,7 @@
 
 #define GW_DEV_BUCKETS 4096
 #define GW_DEV_MAX_ENTRIES 1000000
+#define GW_DEV_STALE_MS 5000 /* re-ask an unavailable store this often per device */
 #define GW_DEV_NEGATIVE_TTL_MS 1000
 
 typedef struct s_entry {
@@ -115,6 +116,24 @@ static void s_store_entry(gw_devices_t *self, const char *device_id, int known,
     pthread_mutex_unlock(&self->lock);
 }
 
+/* The store cannot answer: a device whose key we had keeps it for a while (readings keep
+ * flowing into the log while PostgreSQL is down; DESIGN.md "Delivery contract"), and the next
+ * question to the store waits GW_DEV_STALE_MS instead of costing every reading a timeout.
+ * A revocation made meanwhile takes effect once the store answers again. */
+static int s_stale(gw_devices_t *self, const char *device_id, gw_device_key_t *out)
+{
+    int rc = LC_ERR_UNAVAILABLE;
+    pthread_mutex_lock(&self->lock);
+    s_entry_t *e = s_find(self, device_id, 0);
+    if (e && e->known) {
+        *out = e->key;
+        e->expires_ms = lc_mono_us() / 1000 + GW_DEV_STALE_MS;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return rc;
+}
+
 int gw_devices_lookup(gw_devices_t *self, const char *device_id, gw_device_key_t *out)
 {
     uint64_t now_ms = lc_mono_us() / 1000;
@@ -133,8 +152,11 @@ int gw_devices_lookup(gw_devices_t *self, const char *device_id, gw_device_key_t
     q.get_device = (char *)device_id;
     int err = 0;
     Lcore__V1__QueryReply *r = gw_store_call(self->store, &q, &err);
-    if (!r)
-        return LC_ERR_UNAVAILABLE;
+    if (!r || r->status == LCORE__V1__QUERY_REPLY__STATUS__ERROR) {
+        if (r)
+            lcore__v1__query_reply__free_unpacked(r, NULL);
+        return s_stale(self, device_id, out);
+    }
     int rc = LC_ERR_UNAVAILABLE;
     if (r->status == LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND) {
         s_store_entry(self, device_id, 0, NULL);

@@ -1,5 +1,6 @@
 /* gw_devices.h: the gateway's view of registered devices: a cache of public keys fetched from
- * the store (positive entries for the configured TTL, unknown devices for one second), the
+ * the store (positive entries for the configured TTL, unknown devices for one second; while
+ * the store cannot answer, a known device keeps its expired key, re-asked every 5 s), the
  * per-device rate limiter, and registration (forwarded to the store, the only writer). Shared
  * by all HTTP threads (one mutex; lookups are short). */
 #ifndef GW_DEVICES_H

@@ -19,10 +19,13 @@
 #define S_DEAD_PER_TICK 50   /* dead letters written per scan (each is a store round trip) */
 #define S_SUFFIX_MAX 12      /* appended fields 9 and 10: two tags + two 5-byte varints */
 
+/* Where an entry is. */
+enum { S_UNSENT, S_IN_FLIGHT, S_SUSPECT };
+
 /* A reading the log holds and the store has not acknowledged. */
 typedef struct s_entry {
-    struct s_entry *prev, *next; /* in the unsent or in the in-flight list */
-    int in_flight;
+    struct s_entry *prev, *next; /* in the list its `where` names */
+    int where;
     uint64_t segment;
     uint64_t durable_us; /* monotonic: when the log made it durable (or replayed it) */
     uint64_t due_us;     /* in flight: when it counts as lost */
@@ -51,6 +54,11 @@ struct gw_relay {
     /* Actor thread only (and replay, before the actor starts): */
     zhashx_t *table; /* record_id -> s_entry_t */
     s_list_t unsent, in_flight;
+    /* Readings lost twice wait here and are delivered one at a time ("solo"): a worker that
+     * crashes then crashed on that reading, so only a poison reading uses up its attempts,
+     * not the readings that were queued behind it at the worker. */
+    s_list_t suspects;
+    s_entry_t *solo; /* the suspect in flight, if any */
     s_seg_t *segs;
     size_t n_segs, cap_segs;
     uint64_t replay_released;
@@ -59,7 +67,7 @@ struct gw_relay {
     size_t n_acked, cap_acked;
 
     lc_counter_t *c_sent, *c_redelivered, *c_acked, *c_dead, *c_dups, *c_bad, *c_blocked;
-    lc_gauge_t *g_in_flight, *g_unsent;
+    lc_gauge_t *g_in_flight, *g_unsent, *g_suspects;
     lc_histogram_t *h_ack_seconds;
 };
 
@@ -196,9 +204,18 @@ static void s_take(gw_relay_t *self, uint64_t segment, const uint8_t id[32], con
 }
 
 /* Forgets an entry (acknowledged, or dead-lettered). */
+static s_list_t *s_list_of(gw_relay_t *self, const s_entry_t *e)
+{
+    return e->where == S_IN_FLIGHT ? &self->in_flight
+           : e->where == S_SUSPECT ? &self->suspects
+                                   : &self->unsent;
+}
+
 static void s_drop(gw_relay_t *self, s_entry_t *e)
 {
-    s_unlink(e->in_flight ? &self->in_flight : &self->unsent, e);
+    s_unlink(s_list_of(self, e), e);
+    if (self->solo == e)
+        self->solo = NULL;
     s_seg_t *s = s_seg_find(self, e->segment);
     if (s && s->live)
         s->live--;
@@ -252,38 +269,51 @@ static uint64_t s_timeout_us(gw_relay_t *self, uint32_t attempts)
     return us * 3 / 4 + z % (us / 2 + 1);
 }
 
-/* Sends unsent readings while the window and the socket allow. The attempt number travels as
- * protobuf fields 9 and 10 appended to the logged bytes (a later field value wins). */
+/* Sends one reading; 0 when ZeroMQ took it. The attempt number travels as protobuf fields 9
+ * and 10 appended to the logged bytes (a later field value wins). A solo delivery times out
+ * after the base timeout: it is alone, its ack comes fast or not at all. */
+static int s_send_one(gw_relay_t *self, void *sock, s_entry_t *e, int solo, uint64_t now)
+{
+    uint8_t suffix[S_SUFFIX_MAX];
+    size_t k = 0;
+    suffix[k++] = 9 << 3;
+    k += s_varint(suffix + k, e->attempts + 1);
+    suffix[k++] = 10 << 3;
+    k += s_varint(suffix + k, self->opts.max_attempts);
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, e->len + k) != 0)
+        return LC_ERR_NOMEM;
+    memcpy(zmq_msg_data(&m), e->data, e->len);
+    memcpy((uint8_t *)zmq_msg_data(&m) + e->len, suffix, k);
+    if (zmq_msg_send(&m, sock, ZMQ_DONTWAIT) < 0) {
+        /* No worker connected or all queues full: wait for POLLOUT. */
+        zmq_msg_close(&m);
+        lc_counter_inc(self->c_blocked);
+        return LC_ERR_TIMEOUT;
+    }
+    s_unlink(s_list_of(self, e), e);
+    e->attempts++;
+    e->where = S_IN_FLIGHT;
+    e->due_us = now + s_timeout_us(self, solo ? 1 : e->attempts);
+    s_push_back(&self->in_flight, e);
+    lc_counter_inc(e->attempts == 1 ? self->c_sent : self->c_redelivered);
+    return 0;
+}
+
+/* Sends what the window and the socket allow: the next suspect if none is in flight, then
+ * the unsent readings in order. */
 static void s_send(gw_relay_t *self)
 {
     void *sock = zsock_resolve(self->readings);
     uint64_t now = lc_mono_us();
-    while (self->unsent.head && self->in_flight.n < self->opts.window) {
-        s_entry_t *e = self->unsent.head;
-        uint8_t suffix[S_SUFFIX_MAX];
-        size_t k = 0;
-        suffix[k++] = 9 << 3;
-        k += s_varint(suffix + k, e->attempts + 1);
-        suffix[k++] = 10 << 3;
-        k += s_varint(suffix + k, self->opts.max_attempts);
-        zmq_msg_t m;
-        if (zmq_msg_init_size(&m, e->len + k) != 0)
-            return;
-        memcpy(zmq_msg_data(&m), e->data, e->len);
-        memcpy((uint8_t *)zmq_msg_data(&m) + e->len, suffix, k);
-        if (zmq_msg_send(&m, sock, ZMQ_DONTWAIT) < 0) {
-            /* No worker connected or all queues full: wait for POLLOUT. */
-            zmq_msg_close(&m);
-            lc_counter_inc(self->c_blocked);
-            return;
-        }
-        s_unlink(&self->unsent, e);
-        e->attempts++;
-        e->in_flight = 1;
-        e->due_us = now + s_timeout_us(self, e->attempts);
-        s_push_back(&self->in_flight, e);
-        lc_counter_inc(e->attempts == 1 ? self->c_sent : self->c_redelivered);
+    if (!self->solo && self->suspects.head && self->in_flight.n < self->opts.window) {
+        s_entry_t *e = self->suspects.head;
+        if (s_send_one(self, sock, e, 1, now) == 0)
+            self->solo = e;
     }
+    while (self->unsent.head && self->in_flight.n < self->opts.window)
+        if (s_send_one(self, sock, self->unsent.head, 0, now) < 0)
+            return;
 }
 
 /* -- acknowledgements -------------------------------------------------------------------- */
@@ -392,10 +422,14 @@ static void s_scan(gw_relay_t *self)
     int ready = atomic_load(&self->store_ready);
     int dead_budget = S_DEAD_PER_TICK;
     s_list_t again = {0};
+    /* From the third delivery on (and always for the last one), one at a time. */
+    uint32_t solo_from = self->opts.max_attempts < 3 ? self->opts.max_attempts : 3;
     for (s_entry_t *e = self->in_flight.head, *next; e; e = next) {
         next = e->next;
         if (e->due_us > now)
             continue;
+        if (self->solo == e)
+            self->solo = NULL;
         if (!ready) {
             /* The store cannot write: the reading is waiting, not lost. Not an attempt. */
             e->due_us = now + s_timeout_us(self, 1);
@@ -412,8 +446,13 @@ static void s_scan(gw_relay_t *self)
             continue;
         }
         s_unlink(&self->in_flight, e);
-        e->in_flight = 0;
-        s_push_back(&again, e);
+        if (e->attempts + 1 >= solo_from) {
+            e->where = S_SUSPECT;
+            s_push_back(&self->suspects, e);
+        } else {
+            e->where = S_UNSENT;
+            s_push_back(&again, e);
+        }
     }
     /* Overdue readings go first, in their original order. */
     while (again.tail) {
@@ -430,6 +469,7 @@ static void s_scan(gw_relay_t *self)
     gw_wal_trim(self->wal, s_seg_keep_from(self));
     lc_gauge_set(self->g_in_flight, (double)self->in_flight.n);
     lc_gauge_set(self->g_unsent, (double)self->unsent.n);
+    lc_gauge_set(self->g_suspects, (double)self->suspects.n);
 }
 
 /* -- the actor --------------------------------------------------------------------------- */
@@ -447,7 +487,8 @@ static void s_actor(zsock_t *pipe, void *arg)
     uint64_t next_scan = lc_mono_us() + S_TICK_MS * 1000u;
     uint64_t drain_until = 0; /* set on $TERM */
     for (;;) {
-        int want_out = self->unsent.head && self->in_flight.n < self->opts.window;
+        int want_out = (self->unsent.head || (self->suspects.head && !self->solo)) &&
+                       self->in_flight.n < self->opts.window;
         zmq_pollitem_t items[4] = {
             {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->events), 0, ZMQ_POLLIN, 0},
@@ -481,7 +522,8 @@ static void s_actor(zsock_t *pipe, void *arg)
             s_scan(self);
             next_scan = now + S_TICK_MS * 1000u;
         }
-        if (drain_until && (now >= drain_until || (!self->in_flight.n && !self->unsent.n)))
+        if (drain_until &&
+            (now >= drain_until || (!self->in_flight.n && !self->unsent.n && !self->suspects.n)))
             break;
     }
     /* The last acks reach the log; what is still unacknowledged is replayed on the next start. */
@@ -527,6 +569,9 @@ gw_relay_t *gw_relay_new(const gw_relay_opts_t *opts)
                                          "Readings sent and awaiting the store's ack", NULL);
     self->g_unsent = lc_metrics_gauge(m, "lcore_gateway_readings_unsent",
                                       "Durable readings waiting for a crypto worker", NULL);
+    self->g_suspects =
+        lc_metrics_gauge(m, "lcore_gateway_readings_suspect",
+                         "Readings lost twice, redelivered one at a time to isolate poison", NULL);
     self->h_ack_seconds = lc_metrics_histogram(m, "lcore_gateway_ack_duration_seconds",
                                                "Time from a reading on disk to the store's ack",
                                                NULL, lc_latency_buckets, lc_latency_buckets_len);
@@ -567,8 +612,8 @@ void gw_relay_destroy(gw_relay_t **self_p)
     zactor_destroy(&self->actor);
     zsock_destroy(&self->readings);
     zsock_destroy(&self->events);
-    s_list_t *lists[] = {&self->unsent, &self->in_flight};
-    for (size_t i = 0; i < 2; i++)
+    s_list_t *lists[] = {&self->unsent, &self->in_flight, &self->suspects};
+    for (size_t i = 0; i < LC_ARRAY_LEN(lists); i++)
         while (lists[i]->head) {
             s_entry_t *e = lists[i]->head;
             s_unlink(lists[i], e);

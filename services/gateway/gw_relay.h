@@ -3,8 +3,10 @@
  * SUB socket on the store's events (topic "ack/<gateway_id>/") and the table of readings that
  * are durable but not yet acknowledged. It pushes each reading once, at most `window` awaiting
  * an ack; redelivers what stays unacknowledged past a timeout (doubling per attempt, with
- * jitter) while the store reports itself able to write; after max_attempts deliveries records
- * the reading in the store's dead-letter table; and deletes log segments once acknowledged.
+ * jitter) while the store reports itself able to write; delivers readings lost twice one at
+ * a time, so that when a worker crashes on a poison reading only that reading uses up its
+ * attempts; after max_attempts deliveries records the reading in the store's dead-letter
+ * table; and deletes log segments once acknowledged.
  *
  * Start-up: gw_relay_new, then gw_wal_open(..., gw_relay_replay_reading, gw_relay_replay_ack,
  * relay) fills its table from the log, then gw_relay_start. Destroy drains (waits up to drain_ms

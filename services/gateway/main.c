@@ -149,5 +149,6 @@ out:
     sodium_memzero(cfg.admin_token, sizeof cfg.admin_token);
     if (exit_code)
         lc_error("exit_failure", "see the lines above");
+    lc_info("exited", "code=%d", exit_code);
     return exit_code;
 }

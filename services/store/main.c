@@ -186,5 +186,6 @@ out:
     st_db_destroy(&db);
     lc_admin_destroy(&admin);
     lc_metrics_destroy(&metrics);
+    lc_info("exited", "code=%d", exit_code);
     return exit_code;
 }

@@ -75,6 +75,11 @@ class Stack:
     def down(self):
         if self.dir is None:
             return
+        keep = os.environ.get("LCORE_E2E_KEEP_LOGS")
+        if keep:  # a directory: each stack's logs are copied there before the purge
+            shutil.copytree(os.path.join(self.dir, "log"),
+                            os.path.join(keep, os.path.basename(sys.argv[0]).replace(".py", "")
+                                         + "-" + str(self.offset)), dirs_exist_ok=True)
         env = dict(self.env, LCORE_STACK_PURGE="1")
         subprocess.run([STACK, "down"], env=env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=120)

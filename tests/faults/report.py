@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""The fault-test outcome table. Usage: report.py DIR [--update docs/RELIABILITY.md]
+DIR holds the <phase>.json files the fault tests write (default build/faults). Prints the
+markdown table; with --update, replaces the table between the markers in that file."""
+import json
+import os
+import sys
+
+BEGIN, END = "<!-- faults:begin -->", "<!-- faults:end -->"
+
+
+def table(directory):
+    rows = []
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".json"):
+            with open(os.path.join(directory, name)) as f:
+                rows.append(json.load(f))
+    out = ["| # | fault | offered/s | accepted (202) | stored | dead-lettered | lost | duplicated "
+           "| rows never accepted | recovery | stored/s after | 503s seen |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rec = f"{r['recovery_s']} s" if r.get("recovery_s") is not None else "never"
+        dead = str(r["dead_lettered"])
+        if "poison_accepted" in r:
+            dead += f" (+{r['poison_dead_lettered']}/{r['poison_accepted']} poison)"
+        out.append(f"| {r['phase'][1]} | {r['fault']} | {r['offered_per_s']} | {r['accepted']} | "
+                   f"{r['stored']} | {dead} | {r['lost']} | {r['duplicated']} | {r['unexpected']} | "
+                   f"{rec} | {r['stored_per_s_after']} | {r['sim_503']} |")
+    groups = [r["readings_per_fsync"] for r in rows if r.get("readings_per_fsync")]
+    if groups:
+        out.append("")
+        out.append(f"Readings per fdatasync during these runs: {min(groups):.2f}–{max(groups):.2f} "
+                   "(800 readings/s offered on 16 connections).")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    args = sys.argv[1:]
+    directory = args[0] if args and not args[0].startswith("--") else "build/faults"
+    text = table(directory)
+    if "--update" in args:
+        path = args[args.index("--update") + 1]
+        doc = open(path).read()
+        a, b = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+        with open(path, "w") as f:
+            f.write(doc[:a] + "\n" + text + doc[b:])
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Faults 1 and 7: a crypto worker killed mid-load; a poison reading that crashes every worker
+(fault-injection build: LCORE_CRYPTO_CRASH_DEVICE) ends in dead_letters while the rest flows."""
+import os
+import signal
+import threading
+import time
+
+from faults import FAULT_ENV, Checks, Stack, alive, expect, kill, pid_of, run_phase, stack_up
+
+
+def kill_worker(stack):
+    kill(stack, "crypto-1")
+    time.sleep(2)
+    end = time.time()
+    stack_up(stack)
+    return end
+
+
+def main():
+    checks = Checks()
+    with Stack(workers=2, extra_env=FAULT_ENV) as stack:
+        run_phase(stack, checks, "f1_crypto_kill", "kill -9 one of two crypto workers, restart after 2 s",
+                  kill_worker)
+
+        # Fault 7: both workers crash on any reading of the poison device; a supervisor
+        # restarts them, as systemd or docker would.
+        poison = "poison7"
+        crash_env = {"LCORE_CRYPTO_CRASH_DEVICE": f"{poison}-0"}
+        for name in ("crypto-1", "crypto-2"):
+            kill(stack, name, signal.SIGTERM)
+        stack_up(stack, crash_env)
+        stop = threading.Event()
+        restarts = [0]
+
+        def supervise():
+            while not stop.is_set():
+                dead = [n for n in ("crypto-1", "crypto-2") if not alive(pid_of(stack, n))]
+                if dead:
+                    try:
+                        stack_up(stack, crash_env)
+                        restarts[0] += len(dead)
+                    except AssertionError:
+                        pass
+                stop.wait(0.2)
+        sup = threading.Thread(target=supervise, daemon=True)
+        sup.start()
+        try:
+            res = run_phase(stack, checks, "f7_poison", "a worker crashes on every reading of one device",
+                            lambda s: time.time(), duration=25, fault_at=1,
+                            side_loads=[(poison, ["--count", "6", "--rate", "1"])],
+                            poison_prefix=poison)
+        finally:
+            stop.set()
+            sup.join(timeout=30)
+
+        def poison_dead_lettered():
+            expect(res.get("poison_accepted") == 6, f"poison readings accepted: {res.get('poison_accepted')}")
+            expect(res.get("poison_missing") == 0 and res.get("poison_dead_lettered") == 6,
+                   f"poison readings in dead_letters: {res.get('poison_dead_lettered')}, missing {res.get('poison_missing')}")
+            expect(res.get("poison_stored") == 0, "a poison reading was stored")
+            expect(res.get("poison_dead_stage") == ["crypto"], f"stage {res.get('poison_dead_stage')}")
+            expect(restarts[0] >= 3, f"workers crashed only {restarts[0]} times: the hook did not fire")
+            dl = stack.metric("LCORE_GATEWAY_ADMIN_URL", "lcore_gateway_dead_letters_total")
+            expect(dl == 6, f"lcore_gateway_dead_letters_total = {dl}")
+        checks.run("f7: the poison device's readings are dead-lettered after max attempts", poison_dead_lettered)
+        print(f"worker restarts during f7: {restarts[0]}", flush=True)
+    checks.done()
+
+
+if __name__ == "__main__":
+    main()
