@@ -164,8 +164,23 @@ int ch_db_records_after(ch_db_t *self, int64_t after, size_t max, ch_record_t *o
     return 0;
 }
 
+int ch_db_reserve_batch_id(ch_db_t *self, int64_t *batch_id)
+{
+    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
+                         "SELECT nextval(pg_get_serial_sequence('chain_batches', 'id'))", 0, NULL,
+                         NULL, NULL);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    *batch_id = s_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+static int s_attempt(ch_db_t *self, const char *tx, const char *batch, uint64_t tip,
+                     uint64_t fee_cap, const uint8_t hash[32], const uint8_t *raw, size_t len);
+
 int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *leaves, size_t n,
-                       const uint8_t root[32], int64_t supersedes, int64_t *batch_id)
+                       const uint8_t root[32], const ch_replacement_t *repl, int64_t *batch_id)
 {
     /* Leaves go in as two arrays: {pk,…} and {hex,…}; one round trip for the whole batch. */
     size_t cap = n * 70 + 16;
@@ -187,20 +202,27 @@ int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *le
     pks[pp] = '\0';
     lv[lp++] = '}';
     lv[lp] = '\0';
-    char root_hex[70], cnt[16], first[24], last[24], sup[24];
+    char root_hex[70], cnt[16], first[24], last[24], sup[24], rid[24], tx[24];
     s_hexparam(root_hex, root, 32);
     snprintf(cnt, sizeof cnt, "%zu", n);
     snprintf(first, sizeof first, "%" PRId64, recs[0].pk);
     snprintf(last, sizeof last, "%" PRId64, recs[n - 1].pk);
-    snprintf(sup, sizeof sup, "%" PRId64, supersedes);
+    snprintf(sup, sizeof sup, "%" PRId64, repl ? repl->supersedes : 0);
+    snprintf(rid, sizeof rid, "%" PRId64, repl ? *batch_id : 0);
+    snprintf(tx, sizeof tx, "%" PRId64, repl ? repl->tx_id : 0);
     rc = LC_ERR_UNAVAILABLE;
     if (s_begin(self) < 0)
         goto out;
-    const char *v1[4] = {root_hex, cnt, first, last};
-    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
-                         "INSERT INTO chain_batches (root, leaf_count, first_record, last_record)"
-                         " VALUES ($1, $2, $3, $4) RETURNING id",
-                         4, v1, NULL, NULL);
+    const char *v1[5] = {root_hex, cnt, first, last, rid};
+    PGresult *r =
+        repl ? s_exec(self, PGRES_TUPLES_OK,
+                      "INSERT INTO chain_batches (id, root, leaf_count, first_record, last_record)"
+                      " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4) RETURNING id",
+                      5, v1, NULL, NULL)
+             : s_exec(self, PGRES_TUPLES_OK,
+                      "INSERT INTO chain_batches (root, leaf_count, first_record, last_record)"
+                      " VALUES ($1, $2, $3, $4) RETURNING id",
+                      4, v1, NULL, NULL);
     if (!r)
         goto rollback;
     *batch_id = s_i64(r, 0, 0);
@@ -209,16 +231,23 @@ int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *le
     snprintf(bid, sizeof bid, "%" PRId64, *batch_id);
     const char *v2[3] = {bid, pks, lv};
     const char *v3[1] = {sup};
+    const char *v4[2] = {tx, bid};
     if (s_cmd(self,
               "INSERT INTO chain_batch_leaves (batch_id, record_pk, leaf_index, leaf)"
               " SELECT $1, p, i - 1, decode(l, 'hex')"
               " FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS t(p, l, i)",
-              3, v2, NULL, NULL) < 0 ||
-        (supersedes && s_cmd(self,
-                             "UPDATE chain_batches SET status = 'superseded' WHERE id = $1"
-                             " AND status = 'pending'",
-                             1, v3, NULL, NULL) < 0) ||
-        s_commit(self) < 0)
+              3, v2, NULL, NULL) < 0)
+        goto rollback;
+    if (repl && (s_cmd(self,
+                       "UPDATE chain_batches SET status = 'superseded' WHERE id = $1"
+                       " AND status = 'pending'",
+                       1, v3, NULL, NULL) < 0 ||
+                 s_attempt(self, tx, bid, repl->tip, repl->fee_cap, repl->hash, repl->raw,
+                           repl->raw_len) < 0 ||
+                 s_cmd(self, "UPDATE chain_txs SET batch_id = $2, updated_at = now() WHERE id = $1",
+                       2, v4, NULL, NULL) < 0))
+        goto rollback;
+    if (s_commit(self) < 0)
         goto rollback;
     rc = 0;
     goto out;
@@ -228,6 +257,55 @@ out:
     free(pks);
     free(lv);
     return rc;
+}
+
+int ch_db_rebatch(ch_db_t *self, int64_t batch_id, int64_t *new_id)
+{
+    char id[24], nid[24];
+    snprintf(id, sizeof id, "%" PRId64, batch_id);
+    const char *v[1] = {id};
+    if (s_begin(self) < 0)
+        return LC_ERR_UNAVAILABLE;
+    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
+                         "INSERT INTO chain_batches (root, leaf_count, first_record, last_record)"
+                         " SELECT root, leaf_count, first_record, last_record FROM chain_batches"
+                         " WHERE id = $1 AND status = 'pending' RETURNING id",
+                         1, v, NULL, NULL);
+    int rc = LC_ERR_UNAVAILABLE;
+    if (!r)
+        goto rollback;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        rc = LC_ERR_NOTFOUND;
+        goto rollback;
+    }
+    *new_id = s_i64(r, 0, 0);
+    PQclear(r);
+    snprintf(nid, sizeof nid, "%" PRId64, *new_id);
+    const char *v2[2] = {id, nid};
+    if (s_cmd(self,
+              "INSERT INTO chain_batch_leaves (batch_id, record_pk, leaf_index, leaf)"
+              " SELECT $2, record_pk, leaf_index, leaf FROM chain_batch_leaves WHERE batch_id = $1",
+              2, v2, NULL, NULL) < 0 ||
+        s_cmd(self, "UPDATE chain_batches SET status = 'superseded' WHERE id = $1", 1, v, NULL,
+              NULL) < 0 ||
+        s_commit(self) < 0)
+        goto rollback;
+    return 0;
+rollback:
+    s_rollback(self);
+    return rc;
+}
+
+int ch_db_supersede_batch(ch_db_t *self, int64_t batch_id)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, batch_id);
+    const char *v[1] = {id};
+    return s_cmd(self,
+                 "UPDATE chain_batches SET status = 'superseded' WHERE id = $1 AND status ="
+                 " 'pending'",
+                 1, v, NULL, NULL);
 }
 
 int ch_db_unsent_batch(ch_db_t *self, int64_t *batch_id, uint8_t root[32], uint32_t *count,
@@ -517,10 +595,16 @@ int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8
     if (s_begin(self) < 0)
         return LC_ERR_UNAVAILABLE;
     /* Other batches anchored by attempts at this nonce did not land: supersede them. */
-    if (s_cmd(self,
+    if (s_tx_update(self, tx_id,
+                    "UPDATE chain_txs o SET state = 'fatal_error', error = 'nonce used by another"
+                    " transaction', updated_at = now() FROM chain_txs t WHERE t.id = $1"
+                    " AND o.from_address = t.from_address AND o.nonce = t.nonce AND o.id <> t.id"
+                    " AND o.state <> 'fatal_error'") < 0 ||
+        s_cmd(self,
               "UPDATE chain_txs SET batch_id = $2, mined_hash = $3, block_number = $4,"
-              " block_hash = $5, gas_used = $6, effective_gas_price = $7, state = 'unconfirmed',"
-              " updated_at = now() WHERE id = $1",
+              " block_hash = $5, gas_used = nullif($6::bigint, 0),"
+              " effective_gas_price = nullif($7::numeric, 0), state = 'unconfirmed',"
+              " error = NULL, updated_at = now() WHERE id = $1",
               7, v, NULL, NULL) < 0 ||
         s_cmd(self,
               "UPDATE chain_batches SET status = 'anchored' WHERE id = $1 AND status IN"
@@ -535,6 +619,73 @@ int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8
         return LC_ERR_UNAVAILABLE;
     }
     return 0;
+}
+
+int ch_db_find_attempt(ch_db_t *self, const uint8_t hash[32], int64_t *tx_id, int64_t *batch_id)
+{
+    char h[70];
+    s_hexparam(h, hash, 32);
+    const char *v[1] = {h};
+    PGresult *r =
+        s_exec(self, PGRES_TUPLES_OK,
+               "SELECT tx_id, batch_id FROM chain_tx_attempts WHERE hash = $1", 1, v, NULL, NULL);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    int rc = LC_ERR_NOTFOUND;
+    if (PQntuples(r) == 1) {
+        *tx_id = s_i64(r, 0, 0);
+        *batch_id = s_i64(r, 0, 1);
+        rc = 0;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int ch_db_adopt_tx(ch_db_t *self, const ch_adopted_tx_t *tx, int64_t *tx_id)
+{
+    char b[24], addr[48], n[24], g[24], h[70], bn[24], bh[70], gu[24], gp[24], id[24];
+    snprintf(b, sizeof b, "%" PRId64, tx->batch_id);
+    s_hexparam(addr, tx->from, 20);
+    snprintf(n, sizeof n, "%" PRIu64, tx->nonce);
+    snprintf(g, sizeof g, "%" PRIu64, tx->gas_limit);
+    s_hexparam(h, tx->hash, 32);
+    snprintf(bn, sizeof bn, "%" PRIu64, tx->block);
+    s_hexparam(bh, tx->block_hash, 32);
+    snprintf(gu, sizeof gu, "%" PRIu64, tx->gas_used);
+    snprintf(gp, sizeof gp, "%" PRIu64, tx->gas_price);
+    const char *v[9] = {b, addr, n, g, h, bn, bh, gu, gp};
+    if (s_begin(self) < 0)
+        return LC_ERR_UNAVAILABLE;
+    /* The chain says this nonce is used: whatever else we have at it can no longer land. */
+    if (s_cmd(self,
+              "UPDATE chain_txs SET state = 'fatal_error', error = 'nonce used by another"
+              " transaction', updated_at = now() WHERE from_address = $1 AND nonce = $2"
+              " AND state <> 'fatal_error'",
+              2, v + 1, NULL, NULL) < 0)
+        goto rollback;
+    PGresult *r =
+        s_exec(self, PGRES_TUPLES_OK,
+               "INSERT INTO chain_txs (batch_id, from_address, nonce, state, gas_limit, mined_hash,"
+               " block_number, block_hash, gas_used, effective_gas_price) VALUES ($1, $2, $3,"
+               " 'unconfirmed', $4, $5, $6, $7, nullif($8::bigint, 0), nullif($9::numeric, 0))"
+               " RETURNING id",
+               9, v, NULL, NULL);
+    if (!r)
+        goto rollback;
+    *tx_id = s_i64(r, 0, 0);
+    PQclear(r);
+    snprintf(id, sizeof id, "%" PRId64, *tx_id);
+    if (s_attempt(self, id, b, tx->tip, tx->fee_cap, tx->hash, tx->raw, tx->raw_len) < 0 ||
+        s_cmd(self,
+              "UPDATE chain_batches SET status = 'anchored' WHERE id = $1 AND status IN"
+              " ('pending', 'superseded')",
+              1, v, NULL, NULL) < 0 ||
+        s_commit(self) < 0)
+        goto rollback;
+    return 0;
+rollback:
+    s_rollback(self);
+    return LC_ERR_UNAVAILABLE;
 }
 
 int ch_db_mark_unmined(ch_db_t *self, int64_t tx_id)
@@ -587,8 +738,10 @@ int ch_db_mark_fatal(ch_db_t *self, int64_t tx_id, const char *why, int requeue)
         return LC_ERR_UNAVAILABLE;
     if ((!requeue &&
          s_cmd(self,
-               "UPDATE chain_batches SET status = 'superseded' WHERE id = (SELECT batch_id FROM"
-               " chain_txs WHERE id = $1) AND status IN ('pending', 'anchored')",
+               "UPDATE chain_batches b SET status = 'superseded' WHERE b.id = (SELECT batch_id"
+               " FROM chain_txs WHERE id = $1) AND b.status IN ('pending', 'anchored')"
+               " AND NOT EXISTS (SELECT 1 FROM chain_txs o WHERE o.batch_id = b.id AND o.id <> $1"
+               " AND o.block_number IS NOT NULL AND o.state <> 'fatal_error')",
                1, v, NULL, NULL) < 0) ||
         s_cmd(self,
               "UPDATE chain_txs SET state = 'fatal_error', error = $2, updated_at = now()"

@@ -26,10 +26,32 @@ int ch_db_cursor(ch_db_t *self, int64_t *last_record) LC_WUR;
  * one has been stored. */
 int ch_db_records_after(ch_db_t *self, int64_t after, size_t max, ch_record_t *out, size_t *n,
                         uint64_t *oldest_age_ms) LC_WUR;
-/* Persists a batch and its leaves in one transaction; supersedes (0: none) is marked superseded
- * in the same transaction. */
+/* A signed replacement that anchors a new batch at a transaction's nonce. */
+typedef struct {
+    int64_t tx_id;
+    int64_t supersedes; /* the batch it replaces */
+    uint64_t tip, fee_cap;
+    const uint8_t *hash; /* 32 bytes */
+    const uint8_t *raw;
+    size_t raw_len;
+} ch_replacement_t;
+
+/* A batch id for a batch not created yet (ids are the on-chain batchId, so a replacement can be
+ * signed before its batch is saved). An id reserved and never used is a harmless gap. */
+int ch_db_reserve_batch_id(ch_db_t *self, int64_t *batch_id) LC_WUR;
+/* Persists a batch and its leaves in one transaction. repl NULL: a new batch, id assigned here.
+ * repl set: the batch takes the reserved id *batch_id, and in the same transaction repl's batch
+ * is superseded, the attempt saved and the transaction row moved to the new batch, so that a
+ * crash can never leave the new batch saved without the attempt that anchors it (it would be
+ * anchored again at another nonce while the old one may still land: records twice). */
 int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *leaves, size_t n,
-                       const uint8_t root[32], int64_t supersedes, int64_t *batch_id) LC_WUR;
+                       const uint8_t root[32], const ch_replacement_t *repl,
+                       int64_t *batch_id) LC_WUR;
+/* The contract holds batch_id with another root: its leaves go into a new batch (new id, in
+ * *new_id) and batch_id is superseded, in one transaction. Only for a pending batch. */
+int ch_db_rebatch(ch_db_t *self, int64_t batch_id, int64_t *new_id) LC_WUR;
+/* A pending batch whose records are anchored under another batch id: superseded. */
+int ch_db_supersede_batch(ch_db_t *self, int64_t batch_id) LC_WUR;
 /* A pending batch with no live transaction (oldest first), or *batch_id = 0. */
 int ch_db_unsent_batch(ch_db_t *self, int64_t *batch_id, uint8_t root[32], uint32_t *count,
                        int64_t *first_record) LC_WUR;
@@ -88,16 +110,36 @@ int ch_db_mark_broadcast(ch_db_t *self, int64_t tx_id) LC_WUR;
  * now. */
 int ch_db_touch_attempt(ch_db_t *self, int64_t tx_id) LC_WUR;
 /* Receipt seen: the attempt's batch becomes the transaction's batch, status 'anchored'; any
- * other batch that shared this nonce is superseded. */
+ * other batch that shared this nonce is superseded. A transaction given up on (fatal) is taken
+ * back: the chain says it landed. Any other live transaction at its nonce can no longer land:
+ * it becomes fatal and its batch is sent again. gas_used and gas_price 0: not known. */
 int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8_t hash[32],
                      uint64_t block, const uint8_t block_hash[32], uint64_t gas_used,
                      uint64_t gas_price) LC_WUR;
+/* The transaction (and attempt batch) a signed attempt belongs to; LC_ERR_NOTFOUND if none. */
+int ch_db_find_attempt(ch_db_t *self, const uint8_t hash[32], int64_t *tx_id,
+                       int64_t *batch_id) LC_WUR;
+/* A transaction sent with the relayer's key but not in this database (found on chain by its
+ * Anchored event): saved as mined for batch_id, as if this relayer had sent it. */
+typedef struct {
+    int64_t batch_id;
+    const uint8_t *from; /* 20 bytes */
+    uint64_t nonce, gas_limit, tip, fee_cap;
+    const uint8_t *hash; /* 32 bytes */
+    const uint8_t *raw;
+    size_t raw_len;
+    uint64_t block;
+    const uint8_t *block_hash; /* 32 bytes */
+    uint64_t gas_used, gas_price;
+} ch_adopted_tx_t;
+int ch_db_adopt_tx(ch_db_t *self, const ch_adopted_tx_t *tx, int64_t *tx_id) LC_WUR;
 /* Reorg: the receipt is gone; back to unconfirmed, batch back to pending. */
 int ch_db_mark_unmined(ch_db_t *self, int64_t tx_id) LC_WUR;
 /* confirmed / finalized, for the transaction and its batch. */
 int ch_db_mark_depth(ch_db_t *self, int64_t tx_id, ch_tx_state_t state) LC_WUR;
 /* The transaction will never land. requeue: its batch stays pending and is sent again with a new
- * nonce (the nonce was taken by another sender); else the batch is superseded (reverted). */
+ * nonce (the nonce was taken by another sender); else the batch is superseded (reverted), unless
+ * another transaction has it mined. */
 int ch_db_mark_fatal(ch_db_t *self, int64_t tx_id, const char *why, int requeue) LC_WUR;
 
 #endif

@@ -6,12 +6,20 @@
 #include <string.h>
 
 #include "lc_codec.h"
+#include "lc_keccak.h"
 #include "lc_log.h"
 #include "lc_merkle.h"
 
 #define CH_MAX_ATTEMPTS 64
 #define CH_MAX_LIVE 4096 /* 64 blocks of finality x 4 in flight, with room */
 #define CH_GWEI 1000000000ull
+#define CH_MAX_LOGS 8
+#define CH_ESTIMATE_BACKOFF_MIN_US 1000000ull
+#define CH_ESTIMATE_BACKOFF_MAX_US 30000000ull
+
+/* The contract's event for an anchored batch: Anchored(uint64 indexed batchId, bytes32 indexed
+ * root, uint32 count, uint64 timestamp); topic0 is the hash of this signature. */
+static const char s_anchored_event[] = "Anchored(uint64,bytes32,uint32,uint64)";
 
 struct ch_relayer {
     const ch_config_t *cfg;
@@ -28,7 +36,12 @@ struct ch_relayer {
     uint64_t balance_at_us; /* when the wallet balance was last read */
     ch_record_t *recs;      /* batch_max records, reused */
     uint8_t *leaves;
+    int64_t held_batch;     /* a batch whose gas estimate failed: not retried before ... */
+    uint64_t held_until_us; /* ... this time (backoff doubling from 1 s to 30 s) */
+    uint64_t held_backoff_us;
+    uint8_t anchored_topic[32];
     lc_counter_t *batches, *records, *txs_sent, *replacements, *reorgs, *stolen, *fatal;
+    lc_counter_t *reconciled, *conflicts;
     lc_counter_t *gas_total, *fees_wei;
     lc_gauge_t *pending, *nonce, *gas_per_record, *balance_eth, *head;
     lc_histogram_t *confirm_seconds;
@@ -56,6 +69,8 @@ ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, ch_rpc_t *rpc,
     self->signer = signer;
     memcpy(self->from, lc_ethtx_signer_address(signer), 20);
     memcpy(self->contract, contract, 20);
+    lc_keccak256(self->anchored_topic, (const uint8_t *)s_anchored_event,
+                 sizeof s_anchored_event - 1);
     self->batches = lc_metrics_counter(m, "lcore_chain_batches_total", "Batches created", NULL);
     self->records = lc_metrics_counter(m, "lcore_chain_records_anchored_total",
                                        "Records in batches that reached confirmation depth", NULL);
@@ -71,6 +86,15 @@ ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, ch_rpc_t *rpc,
                            "Nonces consumed by another sender of the relayer's key", NULL);
     self->fatal = lc_metrics_counter(m, "lcore_chain_fatal_transactions_total",
                                      "Transactions given up (reverted or refused)", NULL);
+    self->reconciled = lc_metrics_counter(
+        m, "lcore_chain_anchors_reconciled_total",
+        "Anchors found on chain (Anchored event) that the relayer's database had not seen mined",
+        NULL);
+    self->conflicts =
+        lc_metrics_counter(m, "lcore_chain_batch_conflicts_total",
+                           "Batches the contract holds with another root, or whose root it holds "
+                           "under another batch id",
+                           NULL);
     self->gas_total = lc_metrics_counter(m, "lcore_chain_gas_used_total",
                                          "Gas used by anchor transactions", NULL);
     self->fees_wei = lc_metrics_counter(m, "lcore_chain_fees_paid_wei_total",
@@ -198,38 +222,283 @@ static ch_send_status_t s_broadcast(ch_relayer_t *self, int64_t tx_id, const uin
     return st;
 }
 
-/* Builds the next batch from records after `after` (all of them when force, else only when
- * the batch is full or its oldest record waited the window). *batch_id = 0: nothing to do. */
-static int s_make_batch(ch_relayer_t *self, int64_t after, int force, int64_t supersedes,
-                        int64_t *batch_id, uint8_t root[32], uint32_t *count)
+/* Leaves and root of the next batch, in self->recs / self->leaves: the records after `after`
+ * (all of them when force, else only when the batch is full or its oldest record waited the
+ * window). *n = 0: nothing to do. */
+static int s_build_batch(ch_relayer_t *self, int64_t after, int force, size_t *n, uint8_t root[32])
 {
-    size_t n = 0;
     uint64_t age = 0;
-    *batch_id = 0;
+    *n = 0;
+    size_t got = 0;
     int rc =
-        ch_db_records_after(self->db, after, (size_t)self->cfg->batch_max, self->recs, &n, &age);
+        ch_db_records_after(self->db, after, (size_t)self->cfg->batch_max, self->recs, &got, &age);
     if (rc < 0)
         return rc;
-    if (n == 0 ||
-        (!force && n < (size_t)self->cfg->batch_max && age < (uint64_t)self->cfg->batch_window_ms))
+    if (got == 0 || (!force && got < (size_t)self->cfg->batch_max &&
+                     age < (uint64_t)self->cfg->batch_window_ms))
         return 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < got; i++)
         lc_merkle_leaf(self->leaves + 32 * i, self->recs[i].record_id, self->recs[i].envelope_hash);
     int err = 0;
-    lc_merkle_t *tree = lc_merkle_new(self->leaves, n, &err);
+    lc_merkle_t *tree = lc_merkle_new(self->leaves, got, &err);
     if (!tree)
         return err ? err : LC_ERR_NOMEM;
     lc_merkle_root(tree, root);
     lc_merkle_destroy(&tree);
-    rc = ch_db_create_batch(self->db, self->recs, self->leaves, n, root, supersedes, batch_id);
+    *n = got;
+    return 0;
+}
+
+/* Saves the batch s_build_batch made (with repl: under the reserved id *batch_id, together with
+ * the replacement that anchors it). */
+static int s_save_batch(ch_relayer_t *self, size_t n, const uint8_t root[32],
+                        const ch_replacement_t *repl, int64_t *batch_id)
+{
+    int rc = ch_db_create_batch(self->db, self->recs, self->leaves, n, root, repl, batch_id);
     if (rc == 0) {
-        *count = (uint32_t)n;
         lc_counter_inc(self->batches);
         lc_info("batch_created",
                 "batch_id=%" PRId64 " records=%zu first=%" PRId64 " supersedes=%" PRId64, *batch_id,
-                n, self->recs[0].pk, supersedes);
+                n, self->recs[0].pk, repl ? repl->supersedes : 0);
     }
     return rc;
+}
+
+static int s_is_zero(const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return 0;
+    return 1;
+}
+
+/* The uint64 in a 32-byte ABI word; LC_ERR_INVALID when it does not fit. */
+static int s_word_u64(const uint8_t word[32], uint64_t *v)
+{
+    if (!s_is_zero(word, 24))
+        return LC_ERR_INVALID;
+    *v = 0;
+    for (int i = 24; i < 32; i++)
+        *v = *v << 8 | word[i];
+    return 0;
+}
+
+/* The contract's batches(batchId): the root it holds for the id (all zero: not anchored) and the
+ * block that anchored it. */
+static int s_contract_batch(ch_relayer_t *self, int64_t batch_id, uint8_t root[32], uint64_t *block)
+{
+    uint8_t data[36] = {0x82, 0x32, 0xe3, 0x89}; /* batches(uint64) */
+    s_be_word(data + 4, (uint64_t)batch_id);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    ch_rpc_error_t err;
+    int rc = ch_rpc_eth_call(self->rpc, self->contract, data, sizeof data, &out, &len, &err);
+    if (rc == 0 && (len != 128 || s_word_u64(out + 64, block) != 0))
+        rc = LC_ERR_INVALID;
+    if (rc == 0)
+        memcpy(root, out, 32);
+    free(out);
+    return rc;
+}
+
+/* The contract's rootBatch(root): batchId + 1 of the batch that anchored root, 0 if none. */
+static int s_contract_root_batch(ch_relayer_t *self, const uint8_t root[32], uint64_t *plus_one)
+{
+    uint8_t data[36] = {0x45, 0xfb, 0xe1, 0xd5}; /* rootBatch(bytes32) */
+    memcpy(data + 4, root, 32);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    ch_rpc_error_t err;
+    int rc = ch_rpc_eth_call(self->rpc, self->contract, data, sizeof data, &out, &len, &err);
+    if (rc == 0 && (len != 32 || s_word_u64(out, plus_one) != 0))
+        rc = LC_ERR_INVALID;
+    free(out);
+    return rc;
+}
+
+/* The anchoring transaction is not in this database (a relayer with another database, one
+ * restored from an older backup, sent it with our key): saved as ours, mined. */
+static int s_adopt(ch_relayer_t *self, int64_t batch_id, const ch_log_t *log, const ch_receipt_t *r,
+                   int64_t *tx_id)
+{
+    uint8_t *raw = NULL, hash[32], from[20];
+    size_t len = 0;
+    ch_rpc_error_t err;
+    int rc = ch_rpc_get_raw_transaction(self->rpc, log->tx_hash, &raw, &len, &err);
+    if (rc < 0)
+        return rc == LC_ERR_UNAVAILABLE ? rc : LC_ERR_NOTFOUND;
+    lc_ethtx_t tx;
+    lc_ethtx_sig_t sig;
+    uint64_t tip = 0, cap = 0;
+    lc_ethtx_hash(hash, raw, len);
+    if (memcmp(hash, log->tx_hash, 32) != 0 || lc_ethtx_decode(&tx, &sig, raw, len) != 0 ||
+        lc_ethtx_sender(from, raw, len) != 0 || memcmp(from, self->from, 20) != 0 ||
+        lc_u256_to_u64(&tip, &tx.max_priority_fee_per_gas) != 0 ||
+        lc_u256_to_u64(&cap, &tx.max_fee_per_gas) != 0) {
+        lc_error("anchor_not_adoptable",
+                 "batch_id=%" PRId64 " block=%" PRIu64
+                 " (the Anchored event's transaction is not a type-2 transaction of ours)",
+                 batch_id, log->block_number);
+        free(raw);
+        return LC_ERR_INVALID;
+    }
+    ch_adopted_tx_t a = {.batch_id = batch_id,
+                         .from = self->from,
+                         .nonce = tx.nonce,
+                         .gas_limit = tx.gas_limit,
+                         .tip = tip,
+                         .fee_cap = cap,
+                         .hash = hash,
+                         .raw = raw,
+                         .raw_len = len,
+                         .block = r->block_number,
+                         .block_hash = r->block_hash,
+                         .gas_used = r->gas_used,
+                         .gas_price = r->effective_gas_price};
+    rc = ch_db_adopt_tx(self->db, &a, tx_id);
+    free(raw);
+    return rc;
+}
+
+/* The contract holds batch_id with our root, anchored in `block`: find the transaction that did
+ * it (its Anchored event) and record it as mined, so confirmation tracking and reorg checks take
+ * over. That transaction may be any attempt of ours (a fatal one is taken back) or, if this
+ * database never saw it, is adopted. Returns 0, LC_ERR_NOTFOUND while the event or the
+ * transaction is not visible on the endpoint yet (try again later), or another error. */
+static int s_reconcile(ch_relayer_t *self, int64_t batch_id, const uint8_t root[32], uint64_t block)
+{
+    uint8_t topics[3][32];
+    memcpy(topics[0], self->anchored_topic, 32);
+    s_be_word(topics[1], (uint64_t)batch_id);
+    memcpy(topics[2], root, 32);
+    ch_log_t logs[CH_MAX_LOGS];
+    size_t n = 0;
+    ch_rpc_error_t err;
+    int rc = ch_rpc_get_logs(self->rpc, self->contract, (const uint8_t(*)[32])topics, 3, block,
+                             block, logs, CH_MAX_LOGS, &n, &err);
+    if (rc < 0)
+        return rc == LC_ERR_UNAVAILABLE ? rc : LC_ERR_NOTFOUND;
+    const ch_log_t *log = NULL;
+    for (size_t i = 0; i < n && !log; i++)
+        if (!logs[i].removed)
+            log = &logs[i];
+    if (!log)
+        return LC_ERR_NOTFOUND;
+    /* The receipt adds gas figures; the event alone is enough to track the block. */
+    ch_receipt_t r;
+    rc = ch_rpc_get_transaction_receipt(self->rpc, log->tx_hash, &r, &err);
+    if (rc == LC_ERR_UNAVAILABLE)
+        return rc;
+    if (rc != 0 || r.block_number != log->block_number ||
+        memcmp(r.block_hash, log->block_hash, 32) != 0) {
+        memset(&r, 0, sizeof r);
+        r.status = 1;
+        r.block_number = log->block_number;
+        memcpy(r.block_hash, log->block_hash, 32);
+    }
+    int64_t tx_id = 0, attempt_batch = 0;
+    int adopted = 0;
+    rc = ch_db_find_attempt(self->db, log->tx_hash, &tx_id, &attempt_batch);
+    if (rc == LC_ERR_NOTFOUND) {
+        adopted = 1;
+        rc = s_adopt(self, batch_id, log, &r, &tx_id);
+    } else if (rc == 0) {
+        rc = ch_db_mark_mined(self->db, tx_id, batch_id, log->tx_hash, r.block_number, r.block_hash,
+                              r.gas_used, r.effective_gas_price);
+    }
+    if (rc == 0) {
+        lc_counter_inc(self->reconciled);
+        char hex[65];
+        lc_hex_encode(hex, sizeof hex, log->tx_hash, 32);
+        lc_warn("anchor_reconciled",
+                "batch_id=%" PRId64 " tx_id=%" PRId64 " block=%" PRIu64
+                " tx_hash=0x%s adopted=%d (anchored on chain while the database did not have it"
+                " mined)",
+                batch_id, tx_id, r.block_number, hex, adopted);
+    }
+    return rc;
+}
+
+/* Whether the contract holds batch_id with the root the database has for it; if so, reconciled
+ * (s_reconcile). Returns 1 reconciled, 0 not anchored with our root, LC_ERR_NOTFOUND anchored
+ * with our root but not reconcilable yet, or another error. */
+static int s_reconcile_if_anchored(ch_relayer_t *self, int64_t batch_id)
+{
+    uint8_t root[32], on_chain[32];
+    uint32_t count = 0;
+    uint64_t block = 0;
+    int rc = ch_db_batch_root(self->db, batch_id, root, &count);
+    if (rc < 0)
+        return rc;
+    if ((rc = s_contract_batch(self, batch_id, on_chain, &block)) < 0)
+        return rc;
+    if (s_is_zero(on_chain, 32) || memcmp(on_chain, root, 32) != 0)
+        return 0;
+    rc = s_reconcile(self, batch_id, root, block);
+    return rc == 0 ? 1 : rc;
+}
+
+/* The gas estimate of a batch that no live transaction holds reverted. If the contract already
+ * holds the batch, the database lost track of a mined anchor: reconcile from the chain instead
+ * of trying the same anchor forever. Returns 0 or LC_ERR_UNAVAILABLE. */
+static int s_estimate_reverted(ch_relayer_t *self, int64_t batch_id, const uint8_t root[32],
+                               const ch_rpc_error_t *why)
+{
+    uint8_t on_chain[32];
+    uint64_t block = 0, plus_one = 0;
+    int rc = s_contract_batch(self, batch_id, on_chain, &block);
+    if (rc == 0 && !s_is_zero(on_chain, 32)) {
+        if (memcmp(on_chain, root, 32) == 0) {
+            rc = s_reconcile(self, batch_id, root, block);
+            if (rc == LC_ERR_NOTFOUND)
+                lc_warn("anchor_not_reconciled",
+                        "batch_id=%" PRId64 " block=%" PRIu64
+                        " (the contract holds the batch; its Anchored event is not visible yet)",
+                        batch_id, block);
+            return rc == LC_ERR_UNAVAILABLE ? rc : 0;
+        }
+        /* Another root under our batch id: not our anchor. Its records get a new batch id. */
+        lc_counter_inc(self->conflicts);
+        int64_t new_id = 0;
+        rc = ch_db_rebatch(self->db, batch_id, &new_id);
+        lc_error("batch_id_conflict",
+                 "batch_id=%" PRId64 " block=%" PRIu64 " new_batch_id=%" PRId64
+                 " (the contract holds this batch id with another root; its records are batched"
+                 " again)",
+                 batch_id, block, rc == 0 ? new_id : 0);
+        return rc == LC_ERR_UNAVAILABLE ? rc : 0;
+    }
+    if (rc == 0 && (rc = s_contract_root_batch(self, root, &plus_one)) == 0 && plus_one &&
+        plus_one - 1 != (uint64_t)batch_id) {
+        /* The same leaves anchored under another id. If that is a batch of ours with this root,
+         * it is the live one and this one goes. */
+        int64_t other = (int64_t)(plus_one - 1);
+        uint8_t other_root[32];
+        uint32_t count = 0;
+        int k = ch_db_batch_root(self->db, other, other_root, &count) == 0 &&
+                        memcmp(other_root, root, 32) == 0
+                    ? s_reconcile_if_anchored(self, other)
+                    : 0;
+        if (k == LC_ERR_UNAVAILABLE)
+            return k;
+        if (k == 1 && (rc = ch_db_supersede_batch(self->db, batch_id)) == 0) {
+            lc_warn("batch_duplicate",
+                    "batch_id=%" PRId64 " anchored_as=%" PRId64
+                    " (same root already anchored; this batch is superseded)",
+                    batch_id, other);
+            return 0;
+        }
+        lc_counter_inc(self->conflicts);
+        lc_error("root_conflict",
+                 "batch_id=%" PRId64 " anchored_as=%" PRId64
+                 " (the contract holds this batch's root under another batch id)",
+                 batch_id, other);
+    }
+    if (rc == LC_ERR_UNAVAILABLE)
+        return rc;
+    lc_warn("estimate_gas_failed", "batch_id=%" PRId64 " message=\"%.120s\" data=%.74s", batch_id,
+            why->message, why->data);
+    return 0;
 }
 
 /* No transaction in flight: anchor the next batch with a new nonce. */
@@ -238,11 +507,17 @@ static int s_start_next(ch_relayer_t *self)
     int64_t batch_id = 0, first = 0, cursor = 0;
     uint8_t root[32];
     uint32_t count = 0;
+    size_t n = 0;
     int rc = ch_db_unsent_batch(self->db, &batch_id, root, &count, &first);
-    if (rc == 0 && !batch_id && (rc = ch_db_cursor(self->db, &cursor)) == 0)
-        rc = s_make_batch(self, cursor, 0, 0, &batch_id, root, &count);
+    if (rc == 0 && !batch_id && (rc = ch_db_cursor(self->db, &cursor)) == 0 &&
+        (rc = s_build_batch(self, cursor, 0, &n, root)) == 0 && n) {
+        rc = s_save_batch(self, n, root, NULL, &batch_id);
+        count = (uint32_t)n;
+    }
     if (rc < 0 || !batch_id)
         return rc;
+    if (batch_id == self->held_batch && lc_mono_us() < self->held_until_us)
+        return 0; /* its estimate failed a moment ago */
     if (!self->nonce_synced && (rc = s_sync_nonce(self)) < 0)
         return rc;
     uint8_t data[100];
@@ -251,10 +526,22 @@ static int s_start_next(ch_relayer_t *self)
     ch_rpc_error_t err;
     if (ch_rpc_estimate_gas(self->rpc, self->from, self->contract, data, sizeof data, &gas, &err) <
         0) {
+        /* Not again at every tick: back off, per batch. */
+        uint64_t backoff = batch_id == self->held_batch ? 2 * self->held_backoff_us : 0;
+        if (backoff < CH_ESTIMATE_BACKOFF_MIN_US)
+            backoff = CH_ESTIMATE_BACKOFF_MIN_US;
+        if (backoff > CH_ESTIMATE_BACKOFF_MAX_US)
+            backoff = CH_ESTIMATE_BACKOFF_MAX_US;
+        self->held_batch = batch_id;
+        self->held_backoff_us = backoff;
+        self->held_until_us = lc_mono_us() + backoff;
+        if (err.kind == CH_RPC_ERR_REVERTED)
+            return s_estimate_reverted(self, batch_id, root, &err);
         lc_warn("estimate_gas_failed", "batch_id=%" PRId64 " message=\"%.120s\"", batch_id,
                 err.message);
         return err.kind == CH_RPC_ERR_ENDPOINT ? LC_ERR_UNAVAILABLE : 0;
     }
+    self->held_batch = 0;
     gas = gas + gas / 4 + 10000; /* headroom: Orbit adds L1 data cost that moves with L1 fees */
     s_fees_t f;
     if ((rc = s_market_fees(self, &f)) < 0)
@@ -342,12 +629,19 @@ static int s_replace(ch_relayer_t *self, const ch_tx_t *tx)
     if ((rc = ch_db_records_after(self->db, cursor, 1, self->recs, &more, &age)) < 0)
         return rc;
     /* Only the newest batch may grow: batches after it would otherwise share its records. */
+    size_t n = 0;
     if (more && tx->last_record == cursor) {
-        rc = s_make_batch(self, tx->first_record - 1, 1, tx->batch_id, &batch_id, root, &count);
-        if (rc < 0)
+        if ((rc = s_build_batch(self, tx->first_record - 1, 1, &n, root)) < 0)
             return rc;
+        if (n && self->recs[n - 1].pk == tx->last_record)
+            n = 0; /* the stuck batch is as large as a batch gets: nothing to add */
     }
-    if (!batch_id) {
+    if (n) {
+        /* Signed before it is saved: the new batch's id is reserved first. */
+        if ((rc = ch_db_reserve_batch_id(self->db, &batch_id)) < 0)
+            return rc;
+        count = (uint32_t)n;
+    } else {
         /* Same batch: fetch its root and count again from the batch row. */
         batch_id = tx->batch_id;
         if ((rc = ch_db_batch_root(self->db, batch_id, root, &count)) < 0)
@@ -358,7 +652,19 @@ static int s_replace(ch_relayer_t *self, const ch_tx_t *tx)
     if ((rc = s_sign(self, tx->nonce, tx->gas_limit, &f, batch_id, root, count, &raw, &raw_len,
                      hash)) < 0)
         return rc;
-    rc = ch_db_add_attempt(self->db, tx->id, batch_id, f.tip, f.fee_cap, hash, raw, raw_len);
+    if (n) {
+        /* The new batch, the old one superseded and the attempt: one SQL transaction. */
+        ch_replacement_t repl = {.tx_id = tx->id,
+                                 .supersedes = tx->batch_id,
+                                 .tip = f.tip,
+                                 .fee_cap = f.fee_cap,
+                                 .hash = hash,
+                                 .raw = raw,
+                                 .raw_len = raw_len};
+        rc = s_save_batch(self, n, root, &repl, &batch_id);
+    } else {
+        rc = ch_db_add_attempt(self->db, tx->id, batch_id, f.tip, f.fee_cap, hash, raw, raw_len);
+    }
     if (rc == 0) {
         lc_counter_inc(self->replacements);
         lc_info("anchor_tx_replaced",
@@ -448,6 +754,12 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
         if (rc != 0)
             continue;
         if (!r.status) {
+            /* A revert can mean the batch is anchored already, by another transaction (the
+             * contract refuses a batch id twice): that one is recorded first, so the batch is
+             * not superseded under it. */
+            rc = s_reconcile_if_anchored(self, batch_ids[i]);
+            if (rc == LC_ERR_UNAVAILABLE || rc == LC_ERR_NOTFOUND)
+                return rc == LC_ERR_UNAVAILABLE ? rc : 0; /* settled in a later tick */
             lc_counter_inc(self->fatal);
             lc_error("anchor_reverted", "tx_id=%" PRId64 " batch_id=%" PRId64, tx->id,
                      batch_ids[i]);
@@ -469,6 +781,36 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
         return 0;
     }
     if (mined_nonce > tx->nonce) {
+        /* The nonce is used and no receipt of ours shows: not proof yet that another sender
+         * took it. A node can count a block's nonces an instant before it serves the block's
+         * receipts (anvil does), and across failover or a load balancer the receipts may come
+         * from a node some blocks behind. Taking our own mined anchor for a stolen nonce sends
+         * its batch again, which the contract refuses forever (AlreadyAnchored). So: only once
+         * the nonce was used `confirmations` blocks ago, and the contract holds none of this
+         * transaction's batches. */
+        uint64_t depth = (uint64_t)self->cfg->confirmations, settled = 0;
+        if (head < depth)
+            return 0;
+        rc = ch_rpc_get_transaction_count_at(self->rpc, self->from, head - depth, &settled, &err);
+        if (rc == LC_ERR_UNAVAILABLE)
+            return rc;
+        if (rc == 0 && settled <= tx->nonce)
+            return 0; /* used in the last blocks: look again later */
+        for (size_t i = 0; i < n; i++) {
+            int seen = 0;
+            for (size_t k = 0; k < i; k++)
+                seen |= batch_ids[k] == batch_ids[i];
+            if (seen)
+                continue;
+            rc = s_reconcile_if_anchored(self, batch_ids[i]);
+            if (rc == 1 || rc == LC_ERR_NOTFOUND)
+                return 0; /* ours after all (or soon: its event is not visible yet) */
+            if (rc == LC_ERR_UNAVAILABLE)
+                return rc;
+            if (rc < 0) /* the settled nonce stands; a later gas estimate would still notice */
+                lc_warn("anchor_check_failed", "tx_id=%" PRId64 " batch_id=%" PRId64 " err=%s",
+                        tx->id, batch_ids[i], lc_strerror(rc));
+        }
         lc_counter_inc(self->stolen);
         lc_warn("nonce_taken",
                 "tx_id=%" PRId64 " nonce=%" PRIu64 " chain_nonce=%" PRIu64

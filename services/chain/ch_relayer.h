@@ -3,7 +3,9 @@
  * transaction through in_progress -> unconfirmed -> (mined) -> confirmed -> finalized, with fee
  * bumps, replacement by a larger batch at the same nonce, reorg checks, and recovery from a
  * nonce taken by another sender. All state is in PostgreSQL (ch_db); the relayer can be killed
- * at any point and resumes from there. Single-threaded, owned by main(). */
+ * at any point and resumes from there. The contract has the last word: a batch it already holds
+ * is never sent again; the transaction that anchored it (Anchored event) is recorded as mined
+ * instead, even one the database gave up on or never saw. Single-threaded, owned by main(). */
 #ifndef CH_RELAYER_H
 #define CH_RELAYER_H
 

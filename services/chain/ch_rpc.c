@@ -222,6 +222,18 @@ static void s_err_set(ch_rpc_error_t *err, ch_rpc_err_kind_t kind, long long cod
     snprintf(err->message, sizeof err->message, "%s", message ? message : "");
 }
 
+/* Copies a JSON string (len bytes, which may hold NULs) into a C string of cap bytes: truncated,
+ * NUL-terminated, control characters replaced so that the text stays one printable line. */
+static void s_text_set(char *out, size_t cap, const char *s, size_t len)
+{
+    size_t n = len < cap - 1 ? len : cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    out[n] = '\0';
+}
+
 static int s_bad(ch_rpc_error_t *err, const char *why)
 {
     s_err_set(err, CH_RPC_ERR_ENDPOINT, 0, why);
@@ -267,7 +279,7 @@ int ch_rpc_check_response(const char *body, size_t len, uint64_t id, ch_rpc_expe
     if (!body || len == 0)
         return s_bad(err, "empty answer");
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root)
         return s_bad(err, "answer is not JSON");
     int rc;
@@ -299,12 +311,19 @@ int ch_rpc_check_response(const char *body, size_t len, uint64_t id, ch_rpc_expe
         if (!json_is_object(eo) || !json_is_integer(code) || !json_is_string(msg)) {
             rc = s_bad(err, "malformed error object");
         } else {
+            /* With JSON_ALLOW_NUL a string may hold NULs: texts are copied by length. */
+            ch_rpc_error_t local;
+            ch_rpc_error_t *e = err ? err : &local;
+            s_err_set(e, CH_RPC_ERR_NONE, json_integer_value(code), NULL);
+            s_text_set(e->message, sizeof e->message, json_string_value(msg),
+                       json_string_length(msg));
             ch_rpc_err_kind_t kind =
                 ch_rpc_classify_error(json_integer_value(code), json_string_value(msg));
-            s_err_set(err, kind, json_integer_value(code), json_string_value(msg));
+            e->kind = kind;
             if (err && data && !json_is_null(data)) {
                 if (json_is_string(data)) {
-                    snprintf(err->data, sizeof err->data, "%s", json_string_value(data));
+                    s_text_set(err->data, sizeof err->data, json_string_value(data),
+                               json_string_length(data));
                 } else {
                     char *s = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
                     if (s)
@@ -789,6 +808,16 @@ int ch_rpc_get_transaction_count(ch_rpc_t *self, const uint8_t address[20], ch_b
                      nonce, err);
 }
 
+int ch_rpc_get_transaction_count_at(ch_rpc_t *self, const uint8_t address[20], uint64_t block,
+                                    uint64_t *nonce, ch_rpc_error_t *err)
+{
+    json_t *params = json_pack("[o, o]", s_hex_json(address, 20), s_quantity_json(block));
+    if (!params)
+        return LC_ERR_NOMEM;
+    return s_request(self, "eth_getTransactionCount", params, CH_RPC_EXPECT_QUANTITY, s_parse_u64,
+                     nonce, err);
+}
+
 int ch_rpc_get_balance(ch_rpc_t *self, const uint8_t address[20], uint8_t wei[32],
                        ch_rpc_error_t *err)
 {
@@ -950,6 +979,86 @@ int ch_rpc_get_transaction_receipt(ch_rpc_t *self, const uint8_t tx_hash[32], ch
     if (rc != 0)
         memset(receipt, 0, sizeof *receipt);
     return rc;
+}
+
+typedef struct {
+    ch_log_t *out;
+    size_t cap;
+    size_t *n;
+} logs_out_t;
+
+static int s_parse_logs(const json_t *r, void *ctx)
+{
+    logs_out_t *o = ctx;
+    *o->n = 0;
+    if (!json_is_array(r))
+        return LC_ERR_IO;
+    size_t i;
+    const json_t *v;
+    json_array_foreach(r, i, v)
+    {
+        if (*o->n == o->cap)
+            break;
+        ch_log_t *l = &o->out[*o->n];
+        memset(l, 0, sizeof *l);
+        const json_t *removed = json_object_get(v, "removed");
+        if (!json_is_object(v) || s_field_fixed(v, "transactionHash", l->tx_hash, 32) != 0 ||
+            s_field_u64(v, "blockNumber", &l->block_number) != 0 ||
+            s_field_fixed(v, "blockHash", l->block_hash, 32) != 0 ||
+            (removed && !json_is_boolean(removed)))
+            return LC_ERR_IO;
+        l->removed = json_is_true(removed);
+        (*o->n)++;
+    }
+    return 0;
+}
+
+int ch_rpc_get_logs(ch_rpc_t *self, const uint8_t address[20], const uint8_t (*topics)[32],
+                    size_t n_topics, uint64_t from_block, uint64_t to_block, ch_log_t *out,
+                    size_t cap, size_t *n, ch_rpc_error_t *err)
+{
+    *n = 0;
+    json_t *t = json_array();
+    for (size_t i = 0; t && i < n_topics; i++)
+        if (json_array_append_new(t, s_hex_json(topics[i], 32)) != 0) {
+            json_decref(t);
+            t = NULL;
+        }
+    json_t *params = t ? json_pack("[{s:o, s:o, s:o, s:o}]", "address", s_hex_json(address, 20),
+                                   "topics", t, "fromBlock", s_quantity_json(from_block), "toBlock",
+                                   s_quantity_json(to_block))
+                       : NULL;
+    if (!params)
+        return LC_ERR_NOMEM;
+    logs_out_t o = {out, cap, n};
+    int rc = s_request(self, "eth_getLogs", params, CH_RPC_EXPECT_ANY, s_parse_logs, &o, err);
+    if (rc != 0)
+        *n = 0;
+    return rc;
+}
+
+static int s_parse_raw_or_null(const json_t *r, void *ctx)
+{
+    if (json_is_null(r))
+        return LC_ERR_NOTFOUND;
+    const char *s = json_string_value(r);
+    size_t len = json_string_length(r);
+    if (!s || len < 4 || len % 2)
+        return LC_ERR_IO;
+    return s_parse_bytes(r, ctx);
+}
+
+int ch_rpc_get_raw_transaction(ch_rpc_t *self, const uint8_t tx_hash[32], uint8_t **raw,
+                               size_t *raw_len, ch_rpc_error_t *err)
+{
+    *raw = NULL;
+    *raw_len = 0;
+    json_t *params = json_pack("[o]", s_hex_json(tx_hash, 32));
+    if (!params)
+        return LC_ERR_NOMEM;
+    bytes_out_t o = {raw, raw_len};
+    return s_request(self, "eth_getRawTransactionByHash", params, CH_RPC_EXPECT_ANY,
+                     s_parse_raw_or_null, &o, err);
 }
 
 static int s_parse_hash(const json_t *r, void *ctx)

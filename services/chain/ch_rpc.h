@@ -43,7 +43,8 @@ typedef enum {
 #define CH_RPC_ERR_DATA_MAX 512
 
 /* A JSON-RPC error object, or why no endpoint answered (kind CH_RPC_ERR_ENDPOINT, code 0).
- * Texts are NUL-terminated and truncated to fit. */
+ * Texts are NUL-terminated and truncated to fit; control characters the node sent (anvil puts
+ * raw revert bytes, "\u0000" included, in its messages) are replaced by '?'. */
 typedef struct {
     ch_rpc_err_kind_t kind;
     long long code;
@@ -89,6 +90,10 @@ int ch_rpc_block_number(ch_rpc_t *self, uint64_t *number, ch_rpc_error_t *err) L
 /* eth_getTransactionCount(address, "latest" | "pending"). */
 int ch_rpc_get_transaction_count(ch_rpc_t *self, const uint8_t address[20], ch_block_tag_t tag,
                                  uint64_t *nonce, ch_rpc_error_t *err) LC_WUR;
+/* eth_getTransactionCount(address, block number): the nonce as of that block. LC_ERR_NOTFOUND
+ * is not used: a node without the block answers with an error (CH_RPC_REJECTED). */
+int ch_rpc_get_transaction_count_at(ch_rpc_t *self, const uint8_t address[20], uint64_t block,
+                                    uint64_t *nonce, ch_rpc_error_t *err) LC_WUR;
 /* eth_getBalance(address, "latest") in wei, 32 bytes big-endian. */
 int ch_rpc_get_balance(ch_rpc_t *self, const uint8_t address[20], uint8_t wei[32],
                        ch_rpc_error_t *err) LC_WUR;
@@ -123,6 +128,26 @@ typedef struct {
  * receipt must name tx_hash, else it is a bad answer. */
 int ch_rpc_get_transaction_receipt(ch_rpc_t *self, const uint8_t tx_hash[32], ch_receipt_t *receipt,
                                    ch_rpc_error_t *err) LC_WUR;
+
+/* One entry of eth_getLogs. */
+typedef struct {
+    uint8_t tx_hash[32];
+    uint64_t block_number;
+    uint8_t block_hash[32];
+    int removed; /* the node says the log left the chain (reorg) */
+} ch_log_t;
+
+/* eth_getLogs({address, topics, fromBlock, toBlock}): the logs of contract `address` whose first
+ * n_topics topics are `topics`, in blocks from..to. At most cap entries are kept (*n); more is
+ * not an error. */
+int ch_rpc_get_logs(ch_rpc_t *self, const uint8_t address[20], const uint8_t (*topics)[32],
+                    size_t n_topics, uint64_t from_block, uint64_t to_block, ch_log_t *out,
+                    size_t cap, size_t *n, ch_rpc_error_t *err) LC_WUR;
+
+/* eth_getRawTransactionByHash: the signed bytes of a known transaction, malloc'd (*raw, caller
+ * frees). LC_ERR_NOTFOUND when the node does not know the hash. */
+int ch_rpc_get_raw_transaction(ch_rpc_t *self, const uint8_t tx_hash[32], uint8_t **raw,
+                               size_t *raw_len, ch_rpc_error_t *err) LC_WUR;
 
 /* What the relayer should do after eth_sendRawTransaction. */
 typedef enum {

@@ -224,5 +224,6 @@ out:
     lc_admin_destroy(&admin);
     lc_metrics_destroy(&metrics);
     lc_ethtx_signer_destroy(&signer);
+    lc_info("exited", "code=%d", exit_code);
     return exit_code;
 }

@@ -1,14 +1,20 @@
 """Chain relayer under faults, against a real anvil: fees rising while an anchor is pending, the
 relayer's nonce taken by another sender, a reorg of mined anchors, the first RPC endpoint down,
-and every endpoint down. After each, every stored record ends in a confirmed batch."""
+and every endpoint down; receipts that lag behind the account's nonce, and a database that lost
+track of a mined anchor (the contract already holds a batch the database calls pending, or holds
+its id with another root). After each, every stored record ends in exactly one confirmed batch,
+and what the contract holds agrees with the database."""
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json
 import os
 import signal
 import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
-from chain import Anvil, Rpc, abi_words, calldata
+from chain import Anvil, Rpc, abi_words, calldata, topic
 from harness import STACK, Checks, Device, Stack, expect, http
 
 GWEI = 10**9
@@ -77,6 +83,49 @@ class Proxy:
         self.open = True
 
 
+class RpcProxy:
+    """A JSON-RPC forwarder in front of anvil that can answer eth_getTransactionReceipt with null,
+    as a node does that counts a block's nonces before it serves the block's receipts (anvil, for
+    an instant) or a load-balanced endpoint whose receipts come from a node some blocks behind."""
+
+    def __init__(self, target_port):
+        target = f"http://127.0.0.1:{target_port}"
+        proxy = self
+        self.hide_receipts = False
+        self.hidden = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the relayer's libcurl expects
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                req = json.loads(body)
+                if proxy.hide_receipts and req.get("method") == "eth_getTransactionReceipt":
+                    proxy.hidden += 1
+                    out = json.dumps({"jsonrpc": "2.0", "id": req.get("id"), "result": None}).encode()
+                else:
+                    r = urllib.request.Request(target, data=body, headers={"Content-Type": "application/json"})
+                    with urllib.request.urlopen(r, timeout=30) as resp:
+                        out = resp.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def all_confirmed(st, timeout=90):
     deadline = time.time() + timeout
     left = "?"
@@ -107,6 +156,63 @@ def wait_for(what, fn, timeout=60):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+ANCHORED = topic("Anchored(uint64,bytes32,uint32,uint64)")
+
+
+def anchored_on_chain(rpc, contract):
+    """{batch id: [root hex, ...]} from every Anchored event of the contract."""
+    out = {}
+    for log in rpc("eth_getLogs", {"address": contract, "topics": [ANCHORED], "fromBlock": "0x0",
+                                   "toBlock": "latest"}):
+        out.setdefault(int(log["topics"][1], 16), []).append(log["topics"][2][2:])
+    return out
+
+
+def exactly_once(st, rpc, contract, foreign_roots=()):
+    """Every record is a leaf of exactly one live batch, and that batch is confirmed; every
+    Anchored event (but the test's own, foreign_roots) is a live batch of the database with the
+    same root, and no batch id or record is anchored twice on chain."""
+    twice = st.sql("SELECT count(*) FROM (SELECT l.record_pk FROM chain_batch_leaves l JOIN chain_batches b"
+                   " ON b.id = l.batch_id WHERE b.status <> 'superseded' GROUP BY 1 HAVING count(*) > 1) x")
+    expect(twice == "0", f"{twice} records are in more than one live batch")
+    all_confirmed(st, timeout=30)
+    db = {int(i): (r, status) for i, r, status in
+          (line.split("|") for line in st.sql("SELECT id, encode(root, 'hex'), status FROM chain_batches").split())}
+    for batch_id, roots in anchored_on_chain(rpc, contract).items():
+        ours = [r for r in roots if r not in foreign_roots]
+        expect(len(roots) == 1, f"batch {batch_id} anchored {len(roots)} times")
+        if not ours:
+            continue
+        expect(batch_id in db and db[batch_id][0] == ours[0],
+               f"batch {batch_id} anchored on chain with a root the database does not have for it")
+        expect(db[batch_id][1] in ("anchored", "confirmed", "finalized"),
+               f"batch {batch_id} anchored on chain but {db[batch_id][1]} in the database")
+    # A record anchored twice on chain would sit in two batches with anchors: not in a superseded
+    # one whose root the contract holds.
+    for batch_id, (root, status) in db.items():
+        if status == "superseded":
+            plus1 = int(rpc.call(contract, calldata("rootBatch(bytes32)", "0x" + root)), 16)
+            expect(plus1 == 0 or (db.get(plus1 - 1, ("", ""))[0] == root and db[plus1 - 1][1] != "superseded"),
+                   f"superseded batch {batch_id}'s root is anchored as batch {plus1 - 1}")
+
+
+def stop_relayer(st, kill=signal.SIGTERM):
+    pid = int(open(os.path.join(st.dir, "run", "chain.pid")).read())
+    os.kill(pid, kill)
+    wait_for("relayer stopped", lambda: not os.path.exists(f"/proc/{pid}") or
+             open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z", timeout=15)
+
+
+def start_relayer(st):
+    """scripts/stack up: starts the relayer again and waits until it is ready. The contract is
+    named: with a list of endpoints in LCORE_CHAIN_RPC, `up` cannot check the recorded one (it
+    asks the first endpoint only, here a dead one) and would deploy a new contract."""
+    st.env["LCORE_CONTRACT_ADDRESS"] = st.vars["LCORE_CONTRACT_ADDRESS"]
+    up = subprocess.run([STACK, "up"], env=st.env, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE, text=True, timeout=120)
+    expect(up.returncode == 0, up.stderr)
+
+
 def proofs_verify(st, contract, rpc, device_id):
     for rid in st.sql(f"SELECT encode(record_id, 'hex') FROM records WHERE device_id = '{device_id}'").split():
         s, _, rec = http("GET", st.url + "/v1/records/" + rid)
@@ -118,7 +224,8 @@ def proofs_verify(st, contract, rpc, device_id):
 def main():
     checks = Checks()
     with Anvil(chain_id=31337, block_time=1) as anvil:
-        proxy = Proxy(anvil.port)
+        rpc_proxy = RpcProxy(anvil.port)
+        proxy = Proxy(rpc_proxy.port)
         dead = socket.socket()
         dead.bind(("127.0.0.1", 0))
         dead_port = dead.getsockname()[1]
@@ -138,6 +245,7 @@ def main():
                 dev = Device(st, "faulty")
                 expect(dev.register()[0] == 201, "register")
                 seq = iter(range(1, 10**6))
+                foreign_roots = set()  # anchored by the test itself, not by the relayer
 
                 def first_endpoint_down():
                     post_readings(st, dev, [next(seq) for _ in range(20)])
@@ -225,16 +333,95 @@ def main():
                     expect(canon == stored, "the re-anchored batch does not point at the canonical block")
                     proofs_verify(st, contract, rpc, dev.id)
 
+                def receipts_lag_nonce():
+                    # The node counts the anchor's nonce as used but serves no receipt for it yet.
+                    # Taken for a nonce stolen by another sender, the batch would be sent again and
+                    # refused by the contract forever (AlreadyAnchored), its records never confirmed.
+                    stolen0 = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_nonce_conflicts_total")
+                    rpc_proxy.hide_receipts = True
+                    try:
+                        seqs = [next(seq) for _ in range(5)]
+                        post_readings(st, dev, seqs)
+                        tx = wait_for("an anchor for the new records", lambda: st.sql(
+                            "SELECT t.id FROM chain_txs t JOIN chain_batch_leaves l ON l.batch_id = t.batch_id"
+                            f" JOIN records r ON r.id = l.record_pk WHERE r.device_id = '{dev.id}'"
+                            f" AND r.seq = {seqs[-1]} ORDER BY t.id DESC LIMIT 1"))
+                        hashes = st.sql(f"SELECT encode(hash, 'hex') FROM chain_tx_attempts WHERE tx_id = {tx}").split()
+                        block = wait_for("the anchor mined", lambda: next(
+                            (int(r["blockNumber"], 16) for r in (rpc("eth_getTransactionReceipt", "0x" + h)
+                                                                 for h in hashes) if r), None))
+                        # Blocks go by with the receipt still hidden: more than the relayer needs to
+                        # call the nonce taken (the confirmation depth).
+                        wait_for("6 more blocks", lambda: int(rpc("eth_blockNumber"), 16) >= block + 6, timeout=30)
+                        expect(rpc_proxy.hidden > 0, "the relayer never asked for a receipt")
+                    finally:
+                        rpc_proxy.hide_receipts = False
+                    all_confirmed(st)
+                    state = st.sql(f"SELECT state || ' ' || coalesce(block_number, 0) FROM chain_txs WHERE id = {tx}")
+                    expect(state.split()[0] in ("confirmed", "finalized") and int(state.split()[1]) == block,
+                           f"tx {tx}: {state}, mined in block {block}")
+                    stolen = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_nonce_conflicts_total")
+                    expect(stolen == stolen0, f"nonce conflicts {stolen0} -> {stolen}: our own anchor taken for theft")
+                    exactly_once(st, rpc, contract)
+
+                def lost_mined_anchor(forget):
+                    # The state the relayer was found stuck in: a batch anchored on chain while the
+                    # database calls it pending, with no live transaction (forget="fatal": its
+                    # transaction given up on; forget="rows": no trace of it, as after restoring an
+                    # older backup). The relayer, restarted, reconciles from the chain: the mined
+                    # transaction is tracked to confirmation, the batch is not anchored again.
+                    post_readings(st, dev, [next(seq) for _ in range(5)])
+                    all_confirmed(st)
+                    row = st.sql("SELECT t.id || ' ' || t.batch_id || ' ' || t.block_number || ' '"
+                                 " || encode(t.mined_hash, 'hex') FROM chain_txs t WHERE t.block_number"
+                                 " IS NOT NULL AND t.state <> 'fatal_error' ORDER BY t.id DESC LIMIT 1")
+                    tx, batch, block, mined = row.split()
+                    stop_relayer(st, signal.SIGKILL)
+                    if forget == "fatal":
+                        st.sql(f"UPDATE chain_txs SET state = 'fatal_error', error = 'nonce used by another"
+                               f" transaction', mined_hash = NULL, block_number = NULL, block_hash = NULL,"
+                               f" gas_used = NULL, effective_gas_price = NULL WHERE id = {tx}")
+                    else:
+                        st.sql(f"DELETE FROM chain_tx_attempts WHERE tx_id = {tx}")
+                        st.sql(f"DELETE FROM chain_txs WHERE id = {tx}")
+                    st.sql(f"UPDATE chain_batches SET status = 'pending', confirmed_at = NULL WHERE id = {batch}")
+                    start_relayer(st)
+                    post_readings(st, dev, [next(seq) for _ in range(5)])  # and work goes on
+                    all_confirmed(st)
+                    state = st.sql(f"SELECT t.state || ' ' || t.block_number || ' ' || encode(t.mined_hash, 'hex')"
+                                   f" FROM chain_txs t WHERE t.batch_id = {batch} AND t.state <> 'fatal_error'")
+                    expect(state.split()[1:] == [block, mined] and state.split()[0] in ("confirmed", "finalized"),
+                           f"batch {batch}: tx {state!r}, want the one mined in block {block} (0x{mined})")
+                    reconciled = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_anchors_reconciled_total")
+                    expect(reconciled >= 1, "lcore_chain_anchors_reconciled_total of the restarted relayer is 0")
+                    exactly_once(st, rpc, contract)
+                    proofs_verify(st, contract, rpc, dev.id)
+
+                def batch_id_taken():
+                    # The contract holds the next batch id with a root that is not ours (should not
+                    # happen: another relayer with our key and contract). The relayer counts it and
+                    # batches those records again under a new id instead of retrying forever.
+                    all_confirmed(st)
+                    conflicts0 = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_batch_conflicts_total")
+                    nxt = int(st.sql("SELECT last_value + 1 FROM chain_batches_id_seq"))
+                    foreign = os.urandom(32).hex()
+                    foreign_roots.add(foreign)
+                    rc = rpc.send(RELAYER, contract, calldata("anchor(uint64,bytes32,uint32)", nxt, "0x" + foreign, 1))
+                    expect(int(rc["status"], 16) == 1, f"anchor of batch id {nxt} from the test failed")
+                    post_readings(st, dev, [next(seq) for _ in range(5)])
+                    all_confirmed(st)
+                    status = st.sql(f"SELECT status FROM chain_batches WHERE id = {nxt}")
+                    expect(status == "superseded", f"batch {nxt} is {status!r}, want superseded")
+                    conflicts = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_batch_conflicts_total")
+                    expect(conflicts > conflicts0, "lcore_chain_batch_conflicts_total did not move")
+                    exactly_once(st, rpc, contract, foreign_roots={foreign})
+                    proofs_verify(st, contract, rpc, dev.id)
+
                 def orbit_market_mode():
                     # Restart the relayer in market mode (Arbitrum Orbit): resubmit, do not outbid.
-                    pid = int(open(os.path.join(st.dir, "run", "chain.pid")).read())
-                    os.kill(pid, signal.SIGTERM)
-                    wait_for("relayer stopped", lambda: not os.path.exists(f"/proc/{pid}") or
-                             open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z", timeout=15)
+                    stop_relayer(st)
                     st.env["LCORE_CHAIN_FEE_MODE"] = "market"
-                    up = subprocess.run([STACK, "up"], env=st.env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True, timeout=120)
-                    expect(up.returncode == 0, up.stderr)
+                    start_relayer(st)
                     rpc("evm_setIntervalMining", 0)
                     try:
                         post_readings(st, dev, [next(seq) for _ in range(3)])
@@ -265,10 +452,21 @@ def main():
                            " mined", fee_rise_bumped)
                 checks.run("nonce taken by another sender: batch re-sent and confirmed", nonce_taken)
                 checks.run("reorg of a mined anchor: back to unconfirmed, confirmed again", reorg_reanchored)
+                checks.run("receipts lagging behind the nonce: the mined anchor is not taken for a stolen"
+                           " nonce, and is confirmed", receipts_lag_nonce)
+                checks.run("batch anchored on chain, pending in the database, its transaction given up on:"
+                           " reconciled after a restart, not anchored twice", lambda: lost_mined_anchor("fatal"))
+                checks.run("batch anchored on chain by a transaction the database never saw: adopted, not"
+                           " anchored twice", lambda: lost_mined_anchor("rows"))
+                checks.run("batch id held by the contract with another root: counted, records batched again",
+                           batch_id_taken)
                 checks.run("Orbit market mode: resent unchanged at market, repriced when the base fee rises",
                            orbit_market_mode)
+                checks.run("every record in exactly one confirmed batch, the contract agrees with the database",
+                           lambda: exactly_once(st, rpc, contract, foreign_roots=foreign_roots))
         finally:
             os.unlink(key)
+            rpc_proxy.close()
     checks.done()
 
 
