@@ -402,7 +402,8 @@ static int s_replay(gw_wal_t *self, gw_wal_reading_fn *on_reading, gw_wal_ack_fn
         }
         nos[n++] = strtoull(name, NULL, 16);
     }
-    qsort(nos, n, sizeof *nos, s_cmp_u64);
+    if (n)
+        qsort(nos, n, sizeof *nos, s_cmp_u64);
     s_replay_t r = {on_reading, on_ack, arg, sodium_malloc(32), 0, NULL, 0};
     if (!r.key) {
         rc = LC_ERR_NOMEM;
@@ -758,7 +759,8 @@ int gw_wal_sync(gw_wal_t *self, gw_wal_reading_fn *on_reading, void *arg)
     }
 out:
     /* The clear copies are wiped: only the sealed log (and the relay's queue) keep readings. */
-    sodium_memzero(self->out_readings.data, self->out_readings.len);
+    if (self->out_readings.len)
+        sodium_memzero(self->out_readings.data, self->out_readings.len);
     self->out_readings.len = 0;
     self->out_frames.len = 0;
     if (rc < 0)

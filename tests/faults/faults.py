@@ -168,6 +168,18 @@ def kill(stack, name, sig=signal.SIGKILL, wait=20):
     expect(not alive(pid), f"{name} (pid {pid}) still running {wait}s after signal {sig}")
 
 
+def kill_restart(name, down_s):
+    """A fault: kill -9 `name`, leave it down for down_s, restart it (returns when the restart
+    was issued)."""
+    def fault(stack):
+        kill(stack, name)
+        time.sleep(down_s)
+        end = time.time()
+        stack_up(stack)
+        return end
+    return fault
+
+
 def pg_ctl(stack, *args):
     pg = os.path.join(stack.dir, "pg")
     data, owner, bindir = (open(os.path.join(pg, f)).read().strip() for f in ("data_dir", "owner", "bindir"))

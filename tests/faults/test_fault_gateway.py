@@ -3,24 +3,16 @@ turn during load (each exits 0, is restarted, nothing is lost)."""
 import signal
 import time
 
-from faults import FAULT_ENV, Checks, Stack, expect, kill, last_exit_code, run_phase, stack_up
+from faults import FAULT_ENV, Checks, expect, kill, kill_restart, last_exit_code, run_phase, Stack, stack_up
 
 SERVICES = ("gateway", "crypto-1", "crypto-2", "store", "chain")
-
-
-def kill_gateway(stack):
-    kill(stack, "gateway")
-    time.sleep(2)
-    end = time.time()
-    stack_up(stack)
-    return end
 
 
 def main():
     checks = Checks()
     with Stack(workers=2, extra_env=FAULT_ENV) as stack:
         run_phase(stack, checks, "f4_gateway_kill", "kill -9 the gateway, restart after 2 s (log replay)",
-                  kill_gateway)
+                  kill_restart("gateway", 2))
         replayed = stack.metric("LCORE_GATEWAY_ADMIN_URL", "lcore_gateway_wal_replayed_readings_total")
         checks.run("f4: the restarted gateway replayed its log",
                    lambda: expect(replayed > 0, "nothing replayed"))

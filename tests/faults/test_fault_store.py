@@ -3,15 +3,7 @@ gateway's log bound reached while PostgreSQL is down (503 + Retry-After, nothing
 import signal
 import time
 
-from faults import FAULT_ENV, Checks, Device, Stack, expect, kill, pg_ctl, run_phase, stack_up
-
-
-def kill_store(stack):
-    kill(stack, "store")
-    time.sleep(5)
-    end = time.time()
-    stack_up(stack)
-    return end
+from faults import FAULT_ENV, Checks, Device, expect, kill, kill_restart, pg_ctl, run_phase, Stack, stack_up
 
 
 def stop_pg(seconds):
@@ -27,7 +19,7 @@ def stop_pg(seconds):
 def main():
     checks = Checks()
     with Stack(workers=2, extra_env=FAULT_ENV) as stack:
-        run_phase(stack, checks, "f2_store_kill", "kill -9 the store, restart after 5 s", kill_store)
+        run_phase(stack, checks, "f2_store_kill", "kill -9 the store, restart after 5 s", kill_restart("store", 5))
         run_phase(stack, checks, "f3_postgres_down", "PostgreSQL stopped (-m immediate) for 10 s",
                   stop_pg(10), duration=30)
 

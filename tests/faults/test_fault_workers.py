@@ -1,26 +1,17 @@
 """Faults 1 and 7: a crypto worker killed mid-load; a poison reading that crashes every worker
 (fault-injection build: LCORE_CRYPTO_CRASH_DEVICE) ends in dead_letters while the rest flows."""
-import os
 import signal
 import threading
 import time
 
-from faults import FAULT_ENV, Checks, Stack, alive, expect, kill, pid_of, run_phase, stack_up
-
-
-def kill_worker(stack):
-    kill(stack, "crypto-1")
-    time.sleep(2)
-    end = time.time()
-    stack_up(stack)
-    return end
+from faults import FAULT_ENV, alive, Checks, expect, kill, kill_restart, pid_of, run_phase, Stack, stack_up
 
 
 def main():
     checks = Checks()
     with Stack(workers=2, extra_env=FAULT_ENV) as stack:
         run_phase(stack, checks, "f1_crypto_kill", "kill -9 one of two crypto workers, restart after 2 s",
-                  kill_worker)
+                  kill_restart("crypto-1", 2))
 
         # Fault 7: both workers crash on any reading of the poison device; a supervisor
         # restarts them, as systemd or docker would.
