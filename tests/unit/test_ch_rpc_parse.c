@@ -382,6 +382,20 @@ static void test_response_error_object(void **state)
                              2, CH_RPC_EXPECT_ANY, &r, NULL),
                      CH_RPC_REJECTED);
 
+    /* anvil's revert message carries the raw error bytes as \u0000 escapes (a reverting
+     * eth_estimateGas for AlreadyAnchored(1)): still an answer, the message kept whole. */
+    assert_int_equal(
+        s_check("{\"jsonrpc\":\"2.0\",\"id\":5,\"error\":{\"code\":3,\"message\":\"execution "
+                "reverted: custom error 0xc1d04bb3: \\u0000\\u0000\\u0001 tail\",\"data\":"
+                "\"0xc1d04bb30000000000000000000000000000000000000000000000000000000000000001\"}}",
+                5, CH_RPC_EXPECT_QUANTITY, &r, &e),
+        CH_RPC_REJECTED);
+    assert_int_equal(e.kind, CH_RPC_ERR_REVERTED);
+    assert_non_null(strstr(e.message, "custom error 0xc1d04bb3"));
+    assert_non_null(strstr(e.message, " tail"));
+    assert_string_equal(
+        e.data, "0xc1d04bb30000000000000000000000000000000000000000000000000000000000000001");
+
     /* A long message is truncated, NUL-terminated. */
     char body[2048], msg[1000];
     memset(msg, 'm', sizeof msg - 1);
