@@ -127,7 +127,7 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *conn, const ch
     return lc_http_reply_error(conn, 404, "not_found", "no such admin endpoint", 0);
 }
 
-lc_admin_t *lc_admin_new(uint16_t port, lc_metrics_t *metrics)
+lc_admin_t *lc_admin_new(uint16_t port, lc_metrics_t *metrics, const char *service)
 {
     lc_admin_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -135,8 +135,9 @@ lc_admin_t *lc_admin_new(uint16_t port, lc_metrics_t *metrics)
     self->metrics = metrics;
     pthread_mutex_init(&self->lock, NULL);
     snprintf(self->reason, sizeof self->reason, "starting");
-    self->scrapes =
-        lc_metrics_counter(metrics, "lcore_admin_scrapes_total", "Scrapes of /metrics", NULL);
+    char name[96];
+    snprintf(name, sizeof name, "lcore_%s_admin_scrapes_total", service);
+    self->scrapes = lc_metrics_counter(metrics, name, "Scrapes of /metrics", NULL);
     self->daemon =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, port, NULL, NULL, s_handle,
                          self, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);

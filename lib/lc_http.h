@@ -11,8 +11,9 @@
 
 typedef struct lc_admin lc_admin_t;
 
-/* Starts listening on port (all interfaces) with its own thread. NULL on error (logged). */
-lc_admin_t *lc_admin_new(uint16_t port, lc_metrics_t *metrics);
+/* Starts listening on port (all interfaces) with its own thread. service ("gateway", …) names
+ * the admin server's own metrics (lcore_<service>_admin_scrapes_total). NULL on error (logged). */
+lc_admin_t *lc_admin_new(uint16_t port, lc_metrics_t *metrics, const char *service);
 void lc_admin_destroy(lc_admin_t **self_p);
 
 /* Readiness as the service loop sees it; reason is shown by /readyz when not ready. */

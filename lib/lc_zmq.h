@@ -20,4 +20,20 @@ void lc_zmq_tune(zsock_t *sock, int hwm, int linger_ms);
  * per czmq's endpoint syntax; endpoints may be a comma-separated list. NULL on error (logged). */
 zsock_t *lc_zmq_socket(int type, const char *endpoints, int bind, int hwm, int linger_ms);
 
+typedef struct lc_zmq_peers lc_zmq_peers_t;
+
+/* lc_zmq_socket that also counts its connections (*peers, see below); the caller destroys
+ * *peers before the socket. */
+zsock_t *lc_zmq_socket_watched(int type, const char *endpoints, int bind, int hwm, int linger_ms,
+                               lc_zmq_peers_t **peers);
+
+/* Counts a socket's live connections from its monitor events (zmq_socket_monitor: connected
+ * or accepted, minus disconnected). Used for readiness ("is a peer there?") and metrics. Lives
+ * in the thread that owns the socket: call lc_zmq_peers_update from there, and destroy it
+ * before the socket. */
+lc_zmq_peers_t *lc_zmq_peers_new(zsock_t *sock);
+void lc_zmq_peers_destroy(lc_zmq_peers_t **self_p);
+/* Takes the pending events without blocking; returns the number of connected peers. */
+int lc_zmq_peers_update(lc_zmq_peers_t *self);
+
 #endif

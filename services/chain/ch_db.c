@@ -363,21 +363,42 @@ int ch_db_batch_root(ch_db_t *self, int64_t batch_id, uint8_t root[32], uint32_t
     return rc;
 }
 
-int ch_db_batch_ages(ch_db_t *self, int64_t batch_id, double *ages, size_t cap, size_t *n)
+int ch_db_batch_ages(ch_db_t *self, int64_t batch_id, double *stored, double *received, size_t cap,
+                     size_t *n)
 {
     char id[24], lim[24];
     snprintf(id, sizeof id, "%" PRId64, batch_id);
     snprintf(lim, sizeof lim, "%zu", cap);
     const char *v[2] = {id, lim};
     PGresult *r = s_exec(self, PGRES_TUPLES_OK,
-                         "SELECT extract(epoch FROM now() - r.stored_at) FROM chain_batch_leaves l"
+                         "SELECT extract(epoch FROM now() - r.stored_at),"
+                         " extract(epoch FROM now() - r.received_at) FROM chain_batch_leaves l"
                          " JOIN records r ON r.id = l.record_pk WHERE l.batch_id = $1 LIMIT $2",
                          2, v, NULL, NULL);
     if (!r)
         return LC_ERR_UNAVAILABLE;
     *n = 0;
-    for (int i = 0; i < PQntuples(r); i++)
-        ages[(*n)++] = strtod(PQgetvalue(r, i, 0), NULL);
+    for (int i = 0; i < PQntuples(r); i++, (*n)++) {
+        stored[*n] = strtod(PQgetvalue(r, i, 0), NULL);
+        received[*n] = strtod(PQgetvalue(r, i, 1), NULL);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int ch_db_unconfirmed_age(ch_db_t *self, double *age)
+{
+    /* Batches cover records in id order: the first record past the last confirmed batch is the
+     * oldest waiting (one index probe, however long the backlog). */
+    PGresult *r = s_exec(
+        self, PGRES_TUPLES_OK,
+        "SELECT coalesce(extract(epoch FROM now() - (SELECT stored_at FROM records WHERE id >"
+        " coalesce((SELECT max(last_record) FROM chain_batches WHERE status IN"
+        " ('confirmed', 'finalized')), 0) ORDER BY id LIMIT 1)), 0)",
+        0, NULL, NULL, NULL);
+    if (!r)
+        return LC_ERR_UNAVAILABLE;
+    *age = PQntuples(r) == 1 ? strtod(PQgetvalue(r, 0, 0), NULL) : 0;
     PQclear(r);
     return 0;
 }

@@ -60,8 +60,13 @@ int ch_db_unsent_batch(ch_db_t *self, int64_t *batch_id, uint8_t root[32], uint3
 int ch_db_set_head(ch_db_t *self, uint64_t block) LC_WUR;
 /* A batch's root and leaf count. */
 int ch_db_batch_root(ch_db_t *self, int64_t batch_id, uint8_t root[32], uint32_t *count) LC_WUR;
-/* Seconds since each of the batch's records was stored (at most cap of them). */
-int ch_db_batch_ages(ch_db_t *self, int64_t batch_id, double *ages, size_t cap, size_t *n) LC_WUR;
+/* Seconds since each of the batch's records was stored, and since its gateway received it (at
+ * most cap of them). */
+int ch_db_batch_ages(ch_db_t *self, int64_t batch_id, double *stored, double *received, size_t cap,
+                     size_t *n) LC_WUR;
+
+/* Seconds since the oldest record not yet in a confirmed batch was stored (0: none). */
+int ch_db_unconfirmed_age(ch_db_t *self, double *age) LC_WUR;
 
 typedef enum {
     CH_TX_IN_PROGRESS, /* nonce taken, attempt signed and saved, not known to be broadcast */

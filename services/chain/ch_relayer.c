@@ -43,8 +43,8 @@ struct ch_relayer {
     lc_counter_t *batches, *records, *txs_sent, *replacements, *reorgs, *stolen, *fatal;
     lc_counter_t *reconciled, *conflicts;
     lc_counter_t *gas_total, *fees_wei;
-    lc_gauge_t *pending, *nonce, *gas_per_record, *balance_eth, *head;
-    lc_histogram_t *confirm_seconds;
+    lc_gauge_t *pending, *nonce, *gas_per_record, *balance_wei, *head, *unconfirmed_age;
+    lc_histogram_t *confirm_seconds, *received_confirm_seconds;
 };
 
 static const double s_confirm_buckets[] = {0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300};
@@ -105,8 +105,15 @@ ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, ch_rpc_t *rpc,
     self->gas_per_record = lc_metrics_gauge(m, "lcore_chain_gas_per_record",
                                             "Gas per record of the last mined batch", NULL);
     self->head = lc_metrics_gauge(m, "lcore_chain_head_block", "Latest block seen", NULL);
-    self->balance_eth = lc_metrics_gauge(m, "lcore_chain_wallet_balance_eth",
-                                         "Relayer wallet balance (ether, approximate)", NULL);
+    self->balance_wei = lc_metrics_gauge(m, "lcore_chain_wallet_balance_wei",
+                                         "Relayer wallet balance (wei, as a float)", NULL);
+    self->unconfirmed_age = lc_metrics_gauge(
+        m, "lcore_chain_unconfirmed_age_seconds",
+        "Age of the oldest stored record not yet in a confirmed batch (0: none)", NULL);
+    self->received_confirm_seconds = lc_metrics_histogram(
+        m, "lcore_chain_received_to_confirmed_seconds",
+        "Time from a record's receipt at the gateway to its batch's confirmation", NULL,
+        s_confirm_buckets, LC_ARRAY_LEN(s_confirm_buckets));
     self->confirm_seconds = lc_metrics_histogram(
         m, "lcore_chain_stored_to_confirmed_seconds",
         "Time from a record's commit in PostgreSQL to its batch's confirmation", NULL,
@@ -679,11 +686,13 @@ static int s_replace(ch_relayer_t *self, const ch_tx_t *tx)
 
 static void s_observe_confirmed(ch_relayer_t *self, int64_t batch_id)
 {
-    double ages[1024];
+    double stored[1024], received[1024];
     size_t n = 0;
-    if (ch_db_batch_ages(self->db, batch_id, ages, LC_ARRAY_LEN(ages), &n) == 0)
-        for (size_t i = 0; i < n; i++)
-            lc_histogram_observe(self->confirm_seconds, ages[i]);
+    if (ch_db_batch_ages(self->db, batch_id, stored, received, LC_ARRAY_LEN(stored), &n) == 0)
+        for (size_t i = 0; i < n; i++) {
+            lc_histogram_observe(self->confirm_seconds, stored[i]);
+            lc_histogram_observe(self->received_confirm_seconds, received[i]);
+        }
 }
 
 /* The transaction in flight. */
@@ -847,13 +856,16 @@ int ch_relayer_tick(ch_relayer_t *self)
     if (lc_mono_us() - self->balance_at_us > 10000000u) {
         uint8_t wei[32];
         if (ch_rpc_get_balance(self->rpc, self->from, wei, &err) == 0) {
-            double eth = 0;
+            double v = 0;
             for (int i = 0; i < 32; i++)
-                eth = eth * 256 + wei[i];
-            lc_gauge_set(self->balance_eth, eth / 1e18);
+                v = v * 256 + wei[i];
+            lc_gauge_set(self->balance_wei, v);
             self->balance_at_us = lc_mono_us();
         }
     }
+    double age = 0;
+    if (ch_db_unconfirmed_age(self->db, &age) == 0)
+        lc_gauge_set(self->unconfirmed_age, age);
     size_t n = 0;
     if ((rc = ch_db_live_txs(self->db, self->from, self->live, CH_MAX_LIVE, &n)) < 0)
         return rc;

@@ -15,7 +15,7 @@ struct cw_worker {
     lc_sealer_t *sealer;
     size_t max_reading;
     uint8_t *ct; /* ciphertext buffer, reused */
-    lc_counter_t *sealed, *bad, *failed;
+    lc_counter_t *received, *sealed, *bad, *failed, *heartbeats;
     lc_histogram_t *seal_seconds, *queue_seconds;
 #ifdef LCORE_FAULT_HOOKS
     const char *crash_device;
@@ -31,6 +31,10 @@ cw_worker_t *cw_worker_new(lc_sealer_t *sealer, size_t max_reading, lc_metrics_t
     }
     self->sealer = sealer;
     self->max_reading = max_reading;
+    self->received = lc_metrics_counter(m, "lcore_crypto_messages_received_total",
+                                        "Messages taken from the readings socket", NULL);
+    self->heartbeats = lc_metrics_counter(m, "lcore_crypto_heartbeats_total",
+                                          "Gateway heartbeats passed on to the store", NULL);
     self->sealed = lc_metrics_counter(m, "lcore_crypto_readings_sealed_total",
                                       "Readings sealed and passed to the store", NULL);
     self->bad = lc_metrics_counter(m, "lcore_crypto_bad_messages_total",
@@ -82,11 +86,33 @@ static const char *s_invalid(const cw_worker_t *self, const Lcore__V1__Reading *
     return NULL;
 }
 
+/* A heartbeat goes on to the store as it came, unsealed (it carries no reading). */
+static int s_heartbeat(cw_worker_t *self, const Lcore__V1__Reading *r, void *out)
+{
+    Lcore__V1__SealedRecord m = LCORE__V1__SEALED_RECORD__INIT;
+    m.version = 1;
+    m.heartbeat = 1;
+    m.received_at_us = r->received_at_us;
+    m.sealed_at_us = lc_now_us();
+    m.gateway_id = r->gateway_id;
+    int rc = lc_zmq_send_pb(out, NULL, &m.base, ZMQ_DONTWAIT);
+    if (rc == 0)
+        lc_counter_inc(self->heartbeats);
+    return rc == LC_ERR_TIMEOUT ? 0 : rc; /* a heartbeat the store cannot take is dropped */
+}
+
 int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *out)
 {
+    lc_counter_inc(self->received);
     Lcore__V1__Reading *r = lcore__v1__reading__unpack(NULL, len, data);
-    const char *why = r ? s_invalid(self, r) : "decode";
     int rc = 0;
+    if (r && r->version == 1 && r->heartbeat && r->gateway_id && *r->gateway_id &&
+        strlen(r->gateway_id) <= 64) {
+        rc = s_heartbeat(self, r, out);
+        lcore__v1__reading__free_unpacked(r, NULL);
+        return rc;
+    }
+    const char *why = r ? s_invalid(self, r) : "decode";
     if (why) {
         lc_counter_inc(self->bad);
         lc_warn("reading_dropped", "reason=%s bytes=%zu", why, len);

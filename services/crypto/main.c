@@ -65,8 +65,9 @@ int main(int argc, char **argv)
     lc_sealer_t *sealer = NULL;
     cw_worker_t *worker = NULL;
     zsock_t *readings = NULL, *sealed = NULL;
+    lc_zmq_peers_t *gw_peers = NULL, *store_peers = NULL;
     int err = 0;
-    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics)))
+    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics, "crypto")))
         goto out;
     if (!(ring = lc_keyring_load(cfg.keyring, &err))) {
         lc_error("keyring_load_failed", "path=%s err=\"%s\"", cfg.keyring, lc_strerror(err));
@@ -85,8 +86,9 @@ int main(int argc, char **argv)
     if (cfg.crash_device[0])
         lc_warn("fault_injection", "crash_device=%s", cfg.crash_device);
 #endif
-    readings = lc_zmq_socket(ZMQ_PULL, cfg.readings_connect, 0, (int)cfg.hwm, 0);
-    sealed = lc_zmq_socket(ZMQ_PUSH, cfg.sealed_connect, 0, (int)cfg.hwm, 2000);
+    readings = lc_zmq_socket_watched(ZMQ_PULL, cfg.readings_connect, 0, (int)cfg.hwm, 0, &gw_peers);
+    sealed =
+        lc_zmq_socket_watched(ZMQ_PUSH, cfg.sealed_connect, 0, (int)cfg.hwm, 2000, &store_peers);
     if (!readings || !sealed)
         goto out;
     zsock_set_sndtimeo(sealed, 1000);
@@ -95,7 +97,10 @@ int main(int argc, char **argv)
                                         "software",
                                         NULL);
     lc_gauge_set(impl, sealer && lc_sealer_aes_impl(sealer)[0] == 'a');
-    lc_admin_set_ready(admin, 1, "");
+    lc_gauge_t *g_gw = lc_metrics_gauge(metrics, "lcore_crypto_gateways_connected",
+                                        "Gateway connections of the readings socket", NULL);
+    lc_gauge_t *g_store = lc_metrics_gauge(metrics, "lcore_crypto_store_connected",
+                                           "Store connections of the sealed socket", NULL);
     lc_info("started", "readings=%s sealed=%s", cfg.readings_connect, cfg.sealed_connect);
 
     void *in = zsock_resolve(readings);
@@ -106,6 +111,12 @@ int main(int argc, char **argv)
             break;
         if (n > 0)
             s_work(worker, in, sealed, 1000);
+        /* Ready when a gateway and the store are connected (checked at least once a second). */
+        int gws = lc_zmq_peers_update(gw_peers), stores = lc_zmq_peers_update(store_peers);
+        lc_gauge_set(g_gw, gws);
+        lc_gauge_set(g_store, stores);
+        lc_admin_set_ready(admin, gws > 0 && stores > 0,
+                           !gws ? "no gateway connected" : "store not connected");
     }
     lc_info("stopping", "reason=signal");
     lc_admin_set_ready(admin, 0, "shutting down");
@@ -120,6 +131,8 @@ int main(int argc, char **argv)
 out:
     /* What the PULL still holds is dropped by ZeroMQ and redelivered by its gateway. The PUSH
      * lingers to deliver what is sealed. */
+    lc_zmq_peers_destroy(&gw_peers);
+    lc_zmq_peers_destroy(&store_peers);
     zsock_destroy(&readings);
     zsock_destroy(&sealed);
     cw_worker_destroy(&worker);

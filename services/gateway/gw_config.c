@@ -54,6 +54,8 @@ const lc_cfg_opt_t gw_config_opts[] = {
              "deliveries before a reading goes to the dead-letter table"),
     LC_CFG_I("LCORE_GATEWAY_DRAIN_MS", T, drain_ms, "2000", 0, 600000,
              "on SIGTERM, how long to wait for acks of readings in flight"),
+    LC_CFG_I("LCORE_GATEWAY_HEARTBEAT_MS", T, heartbeat_ms, "1000", 0, 3600000,
+             "a heartbeat through workers to the store this often (0: none)"),
 };
 #undef T
 const size_t gw_config_opts_len = sizeof gw_config_opts / sizeof gw_config_opts[0];

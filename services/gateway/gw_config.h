@@ -31,6 +31,7 @@ typedef struct {
     long long redeliver_max_ms;
     long long max_attempts;
     long long drain_ms;
+    long long heartbeat_ms;
 } gw_config_t;
 
 extern const lc_cfg_opt_t gw_config_opts[];

@@ -49,6 +49,7 @@ struct gw_relay {
     gw_wal_t *wal;
     zactor_t *actor;
     zsock_t *readings, *events;
+    lc_zmq_peers_t *workers;
     atomic_int store_ready;
 
     /* Actor thread only (and replay, before the actor starts): */
@@ -67,7 +68,8 @@ struct gw_relay {
     size_t n_acked, cap_acked;
 
     lc_counter_t *c_sent, *c_redelivered, *c_acked, *c_dead, *c_dups, *c_bad, *c_blocked;
-    lc_gauge_t *g_in_flight, *g_unsent, *g_suspects;
+    lc_gauge_t *g_in_flight, *g_unsent, *g_suspects, *g_oldest, *g_workers;
+    lc_counter_t *c_heartbeats;
     lc_histogram_t *h_ack_seconds;
 };
 
@@ -422,10 +424,16 @@ static void s_scan(gw_relay_t *self)
     int ready = atomic_load(&self->store_ready);
     int dead_budget = S_DEAD_PER_TICK;
     s_list_t again = {0};
+    uint64_t oldest = UINT64_MAX;
+    if (self->unsent.head)
+        oldest = self->unsent.head->durable_us;
+    for (s_entry_t *e = self->suspects.head; e; e = e->next)
+        oldest = e->durable_us < oldest ? e->durable_us : oldest;
     /* From the third delivery on (and always for the last one), one at a time. */
     uint32_t solo_from = self->opts.max_attempts < 3 ? self->opts.max_attempts : 3;
     for (s_entry_t *e = self->in_flight.head, *next; e; e = next) {
         next = e->next;
+        oldest = e->durable_us < oldest ? e->durable_us : oldest;
         if (e->due_us > now)
             continue;
         if (self->solo == e)
@@ -470,6 +478,21 @@ static void s_scan(gw_relay_t *self)
     lc_gauge_set(self->g_in_flight, (double)self->in_flight.n);
     lc_gauge_set(self->g_unsent, (double)self->unsent.n);
     lc_gauge_set(self->g_suspects, (double)self->suspects.n);
+    lc_gauge_set(self->g_oldest, oldest == UINT64_MAX ? 0 : (double)(now - oldest) / 1e6);
+    lc_gauge_set(self->g_workers, (double)lc_zmq_peers_update(self->workers));
+}
+
+/* A heartbeat: an empty Reading that the workers pass through unsealed to the store. Skipped
+ * when no worker can take it (the store's heartbeat age then shows the stall). */
+static void s_heartbeat(gw_relay_t *self)
+{
+    Lcore__V1__Reading hb = LCORE__V1__READING__INIT;
+    hb.version = 1;
+    hb.heartbeat = 1;
+    hb.received_at_us = lc_now_us();
+    hb.gateway_id = (char *)self->opts.gateway_id;
+    if (lc_zmq_send_pb(self->readings, NULL, &hb.base, ZMQ_DONTWAIT) == 0)
+        lc_counter_inc(self->c_heartbeats);
 }
 
 /* -- the actor --------------------------------------------------------------------------- */
@@ -485,6 +508,7 @@ static void s_actor(zsock_t *pipe, void *arg)
     gw_relay_t *self = arg;
     zsock_signal(pipe, 0);
     uint64_t next_scan = lc_mono_us() + S_TICK_MS * 1000u;
+    uint64_t next_heartbeat = lc_mono_us();
     uint64_t drain_until = 0; /* set on $TERM */
     for (;;) {
         int want_out = (self->unsent.head || (self->suspects.head && !self->solo)) &&
@@ -521,6 +545,10 @@ static void s_actor(zsock_t *pipe, void *arg)
         if (now >= next_scan) {
             s_scan(self);
             next_scan = now + S_TICK_MS * 1000u;
+        }
+        if (self->opts.heartbeat_ms && now >= next_heartbeat && !drain_until) {
+            s_heartbeat(self);
+            next_heartbeat = now + (uint64_t)self->opts.heartbeat_ms * 1000u;
         }
         if (drain_until &&
             (now >= drain_until || (!self->in_flight.n && !self->unsent.n && !self->suspects.n)))
@@ -572,6 +600,13 @@ gw_relay_t *gw_relay_new(const gw_relay_opts_t *opts)
     self->g_suspects =
         lc_metrics_gauge(m, "lcore_gateway_readings_suspect",
                          "Readings lost twice, redelivered one at a time to isolate poison", NULL);
+    self->g_oldest = lc_metrics_gauge(
+        m, "lcore_gateway_oldest_unacked_age_seconds",
+        "Age of the oldest reading on disk not yet acknowledged by the store (0: none)", NULL);
+    self->g_workers = lc_metrics_gauge(m, "lcore_gateway_workers_connected",
+                                       "Crypto worker connections on the readings socket", NULL);
+    self->c_heartbeats = lc_metrics_counter(m, "lcore_gateway_heartbeats_sent_total",
+                                            "Heartbeats sent through the pipeline", NULL);
     self->h_ack_seconds = lc_metrics_histogram(m, "lcore_gateway_ack_duration_seconds",
                                                "Time from a reading on disk to the store's ack",
                                                NULL, lc_latency_buckets, lc_latency_buckets_len);
@@ -587,7 +622,8 @@ int gw_relay_start(gw_relay_t *self, gw_wal_t *wal)
     if (self->unsent.n)
         lc_info("relay_replaying", "readings=%zu", self->unsent.n);
     /* Linger 0: what ZeroMQ still holds at exit is in the log and is redelivered. */
-    self->readings = lc_zmq_socket(ZMQ_PUSH, self->opts.readings_bind, 1, self->opts.hwm, 0);
+    self->readings = lc_zmq_socket_watched(ZMQ_PUSH, self->opts.readings_bind, 1, self->opts.hwm, 0,
+                                           &self->workers);
     self->events = lc_zmq_socket(ZMQ_SUB, self->opts.events_connect, 0, 100000, 0);
     if (!self->readings || !self->events)
         return LC_ERR_UNAVAILABLE;
@@ -610,6 +646,7 @@ void gw_relay_destroy(gw_relay_t **self_p)
         return;
     gw_relay_t *self = *self_p;
     zactor_destroy(&self->actor);
+    lc_zmq_peers_destroy(&self->workers);
     zsock_destroy(&self->readings);
     zsock_destroy(&self->events);
     s_list_t *lists[] = {&self->unsent, &self->in_flight, &self->suspects};

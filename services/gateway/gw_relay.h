@@ -6,7 +6,8 @@
  * jitter) while the store reports itself able to write; delivers readings lost twice one at
  * a time, so that when a worker crashes on a poison reading only that reading uses up its
  * attempts; after max_attempts deliveries records the reading in the store's dead-letter
- * table; and deletes log segments once acknowledged.
+ * table; deletes log segments once acknowledged; and sends a heartbeat through the pipeline
+ * every heartbeat_ms so the store can measure transit time while devices are idle.
  *
  * Start-up: gw_relay_new, then gw_wal_open(..., gw_relay_replay_reading, gw_relay_replay_ack,
  * relay) fills its table from the log, then gw_relay_start. Destroy drains (waits up to drain_ms
@@ -31,6 +32,7 @@ typedef struct {
     unsigned redeliver_max_ms; /* cap of the timeout */
     unsigned max_attempts;     /* deliveries before a reading is dead-lettered */
     unsigned drain_ms;         /* on shutdown, how long to wait for outstanding acks */
+    unsigned heartbeat_ms;     /* a heartbeat through the pipeline this often (0: none) */
     lc_metrics_t *metrics;
 } gw_relay_opts_t;
 

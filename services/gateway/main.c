@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     gw_ingest_t *ingest = NULL;
     gw_http_t *http = NULL;
     int err = 0;
-    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics)))
+    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics, "gateway")))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting to the store");
     if (!(ring = lc_keyring_load(cfg.keyring, &err))) {
@@ -100,6 +100,7 @@ int main(int argc, char **argv)
                              .redeliver_max_ms = (unsigned)cfg.redeliver_max_ms,
                              .max_attempts = (unsigned)cfg.max_attempts,
                              .drain_ms = (unsigned)cfg.drain_ms,
+                             .heartbeat_ms = (unsigned)cfg.heartbeat_ms,
                              .metrics = metrics};
     gw_wal_opts_t wopts = {.dir = cfg.wal_dir,
                            .ring = ring,

@@ -81,7 +81,8 @@ int main(int argc, char **argv)
     st_db_t *db = NULL, *qdb = NULL;
     zsock_t *sealed = NULL, *events = NULL, *queries = NULL;
     st_writer_t *writer = NULL;
-    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics)))
+    lc_zmq_peers_t *workers = NULL;
+    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics, "store")))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting to PostgreSQL");
     /* PostgreSQL may come up after us (compose, boot order): wait for it, with backoff. */
@@ -93,7 +94,7 @@ int main(int argc, char **argv)
     }
     if (!(qdb = st_db_new(cfg.pg_dsn, 0)))
         goto out;
-    sealed = lc_zmq_socket(ZMQ_PULL, cfg.sealed_bind, 1, (int)cfg.sealed_hwm, 0);
+    sealed = lc_zmq_socket_watched(ZMQ_PULL, cfg.sealed_bind, 1, (int)cfg.sealed_hwm, 0, &workers);
     events = lc_zmq_socket(ZMQ_PUB, cfg.events_bind, 1, 100000, 1000);
     queries = lc_zmq_socket(ZMQ_ROUTER, cfg.queries_bind, 1, 10000, 0);
     if (!sealed || !events || !queries)
@@ -122,6 +123,9 @@ int main(int argc, char **argv)
     lc_gauge_t *db_up = lc_metrics_gauge(metrics, "lcore_store_database_up",
                                          "1 when PostgreSQL accepted the last write", NULL);
     lc_gauge_set(db_up, 1);
+    lc_gauge_t *g_workers =
+        lc_metrics_gauge(metrics, "lcore_store_workers_connected",
+                         "Crypto worker connections on the sealed socket", NULL);
     lc_admin_set_ready(admin, 1, "");
     lc_info("started", "batch_max=%lld batch_wait_ms=%lld", cfg.batch_max, cfg.batch_wait_ms);
 
@@ -140,6 +144,7 @@ int main(int argc, char **argv)
         int n = zmq_poll(items, take_sealed ? 2 : 1, timeout);
         if (n < 0 && errno != EINTR)
             break;
+        lc_gauge_set(g_workers, lc_zmq_peers_update(workers));
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             for (int i = 0; i < 100 && (zsock_events(queries) & ZMQ_POLLIN); i++)
                 s_answer(queries, &qctx);
@@ -179,6 +184,7 @@ int main(int argc, char **argv)
     exit_code = 0;
 out:
     st_writer_destroy(&writer);
+    lc_zmq_peers_destroy(&workers);
     zsock_destroy(&queries);
     zsock_destroy(&events);
     zsock_destroy(&sealed);

@@ -24,10 +24,14 @@ struct st_writer {
     size_t n;
     uint64_t first_us; /* when the oldest pending record arrived */
     lc_counter_t *received, *bad, *stored, *duplicates, *refused, *acks_sent;
-    lc_histogram_t *batch_rows, *commit_seconds, *lag_seconds;
+    lc_histogram_t *batch_rows, *commit_seconds, *lag_seconds, *device_lag_seconds;
+    lc_counter_t *heartbeats;
+    lc_gauge_t *heartbeat_lag, *heartbeat_at, *last_commit_at;
     lc_gauge_t *pending;
 };
 
+static const double s_device_lag_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,   2.5,
+                                              5,    10,    30,   60,  300,  900, 3600};
 static const double s_row_buckets[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
 
 st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t batch_max, int wait_ms,
@@ -62,6 +66,21 @@ st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t batch_max, int w
     self->commit_seconds = lc_metrics_histogram(m, "lcore_store_commit_duration_seconds",
                                                 "Time to write and commit one batch", NULL,
                                                 lc_latency_buckets, lc_latency_buckets_len);
+    self->device_lag_seconds =
+        lc_metrics_histogram(m, "lcore_store_device_lag_seconds",
+                             "Device timestamp to commit, per record (includes device clock skew)",
+                             NULL, s_device_lag_buckets, LC_ARRAY_LEN(s_device_lag_buckets));
+    self->heartbeats = lc_metrics_counter(m, "lcore_store_heartbeats_total",
+                                          "Gateway heartbeats received through the workers", NULL);
+    self->heartbeat_lag =
+        lc_metrics_gauge(m, "lcore_store_heartbeat_lag_seconds",
+                         "Gateway to store transit time of the last heartbeat", NULL);
+    self->heartbeat_at =
+        lc_metrics_gauge(m, "lcore_store_last_heartbeat_timestamp_seconds",
+                         "When the last gateway heartbeat arrived (unix seconds)", NULL);
+    self->last_commit_at =
+        lc_metrics_gauge(m, "lcore_store_last_commit_timestamp_seconds",
+                         "When the last batch of records was committed (unix seconds)", NULL);
     self->lag_seconds = lc_metrics_histogram(m, "lcore_store_ingest_lag_seconds",
                                              "Gateway receipt to commit, per record", NULL,
                                              lc_latency_buckets, lc_latency_buckets_len);
@@ -123,9 +142,24 @@ static const char *s_invalid(const st_writer_t *self, const Lcore__V1__SealedRec
     return NULL;
 }
 
+/* A heartbeat is measured, not stored. */
+static void s_heartbeat(st_writer_t *self, const Lcore__V1__SealedRecord *r)
+{
+    uint64_t now = lc_now_us();
+    lc_counter_inc(self->heartbeats);
+    lc_gauge_set(self->heartbeat_lag,
+                 now > r->received_at_us ? (double)(now - r->received_at_us) / 1e6 : 0);
+    lc_gauge_set(self->heartbeat_at, (double)now / 1e6);
+}
+
 void st_writer_take(st_writer_t *self, const uint8_t *data, size_t len)
 {
     Lcore__V1__SealedRecord *r = lcore__v1__sealed_record__unpack(NULL, len, data);
+    if (r && r->version == 1 && r->heartbeat) {
+        s_heartbeat(self, r);
+        lcore__v1__sealed_record__free_unpacked(r, NULL);
+        return;
+    }
     const char *why = r ? s_invalid(self, r) : "decode";
     if (why) {
         lc_counter_inc(self->bad);
@@ -271,10 +305,16 @@ int st_writer_flush(st_writer_t *self)
     size_t acked = 0; /* stored, newly or before */
     for (size_t i = 0; i < self->n; i++) {
         acked += ok[i] == S_STORED;
-        if (ok[i] == S_STORED && now_wall > self->batch[i]->received_at_us)
+        if (ok[i] != S_STORED)
+            continue;
+        if (now_wall > self->batch[i]->received_at_us)
             lc_histogram_observe(self->lag_seconds,
                                  (double)(now_wall - self->batch[i]->received_at_us) / 1e6);
+        uint64_t now_ms = now_wall / 1000u, ts = self->batch[i]->device_ts_ms;
+        lc_histogram_observe(self->device_lag_seconds,
+                             now_ms > ts ? (double)(now_ms - ts) / 1e3 : 0);
     }
+    lc_gauge_set(self->last_commit_at, (double)now_wall / 1e6);
     lc_counter_add(self->duplicates, acked - inserted);
     s_ack(self, ok);
     if (inserted) {
