@@ -1,0 +1,552 @@
+"""docker-compose.yml and deploy/Dockerfile, checked the way CI can without a docker engine:
+`docker-compose config -q` must accept the file, and what it resolves to must hold together with
+the real executables: every environment variable set on an lcore service is one that service's
+executable lists in `--help` (or is on the allow-list below), no secret value is in the file,
+crypto scales (`--scale crypto=4`), every service has a /healthz healthcheck on its real admin
+port, start order waits on health or on a one-shot's success, every endpoint names a compose
+service and the port its peer binds. The Dockerfile's stages are checked against
+scripts/install-deps and against the libraries the built executables link.
+
+Allow-list (variables not in any lcore `--help`):
+  - lcore services whose executable talks to PostgreSQL (its --help lists LCORE_PG_DSN): libpq's
+    own connection variables (LIBPQ_VARS, from the libpq manual "Environment Variables"), so
+    PGPASSFILE can keep the password out of LCORE_PG_DSN. PGPASSWORD is refused everywhere.
+  - postgres (the official image): its documented POSTGRES_* variables and PGDATA, but not
+    POSTGRES_PASSWORD (the password comes from POSTGRES_PASSWORD_FILE).
+  - grafana: GF_* (Grafana maps every GF_<SECTION>_<KEY> to its configuration), but not
+    GF_SECURITY_ADMIN_PASSWORD (use GF_SECURITY_ADMIN_PASSWORD__FILE).
+  - prometheus, anvil: nothing.
+Python standard library only; YAML is read through docker-compose's own interpreter when the
+compose tool cannot print JSON (Debian's docker-compose 1.29 cannot; `docker compose` v2 can)."""
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+from harness import BIN, SRC, Checks, expect
+
+COMPOSE_FILE = "docker-compose.yml"
+DOCKERFILE = os.path.join(SRC, "deploy", "Dockerfile")
+INIT_SCRIPT = os.path.join(SRC, "deploy", "compose", "lcore-init")
+
+# Each lcore-image service and the executables whose `--help` says which variables it may set.
+# The one-shots set up files for the services, so they read the same variables those do.
+LCORE_SERVICES = {
+    "gateway": ["lcore-gateway"],
+    "crypto": ["lcore-crypto"],
+    "store": ["lcore-store"],
+    "chain": ["lcore-chain"],
+    "init-secrets": ["lcore-cli", "lcore-gateway", "lcore-chain"],
+    "init-contract": ["lcore-chain"],
+    "tools": ["lcore-cli", "lcore-sim"],
+}
+LONG_RUNNING = ("gateway", "crypto", "store", "chain")
+# Third-party images: the variables each may set (a predicate on the name).
+POSTGRES_VARS = {"POSTGRES_USER", "POSTGRES_USER_FILE", "POSTGRES_DB", "POSTGRES_DB_FILE",
+                 "POSTGRES_PASSWORD_FILE", "POSTGRES_INITDB_ARGS", "POSTGRES_INITDB_WALDIR",
+                 "POSTGRES_HOST_AUTH_METHOD", "PGDATA"}
+THIRD_PARTY = {
+    "postgres": lambda v: v in POSTGRES_VARS,
+    "grafana": lambda v: v.startswith("GF_") and v != "GF_SECURITY_ADMIN_PASSWORD",
+    "prometheus": lambda v: False,
+    "anvil": lambda v: False,
+}
+LIBPQ_VARS = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSFILE", "PGSERVICE",
+              "PGSERVICEFILE", "PGOPTIONS", "PGAPPNAME", "PGSSLMODE", "PGREQUIRESSL",
+              "PGSSLCOMPRESSION", "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT", "PGSSLCRL",
+              "PGSSLCRLDIR", "PGSSLSNI", "PGREQUIREPEER", "PGSSLMINPROTOCOLVERSION",
+              "PGSSLMAXPROTOCOLVERSION", "PGGSSENCMODE", "PGKRBSRVNAME", "PGGSSLIB",
+              "PGCONNECT_TIMEOUT", "PGCLIENTENCODING", "PGTARGETSESSIONATTRS", "PGDATESTYLE",
+              "PGTZ", "PGGEQO", "PGSYSCONFDIR", "PGLOCALEDIR"}
+# Secrets go in files: these variables must never carry a value in the compose file.
+SECRET_VARS = {"LCORE_ADMIN_TOKEN", "PGPASSWORD", "POSTGRES_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD"}
+# Variables naming a file or directory that must be on a volume mounted in that service.
+PATH_VARS = re.compile(r"^(LCORE_KEYRING|PGPASSFILE|LCORE_GATEWAY_WAL_DIR|[A-Z0-9_]+_FILE)$")
+# Start order the stack needs (service -> what must be up first; transitively is enough).
+REQUIRED_ORDER = [("postgres", "init-secrets"), ("store", "postgres"), ("store", "init-secrets"),
+                  ("gateway", "store"), ("crypto", "store"), ("crypto", "init-secrets"),
+                  ("init-contract", "anvil"), ("init-contract", "init-secrets"),
+                  ("chain", "init-contract"), ("chain", "store"), ("grafana", "init-secrets")]
+CONDITIONS = ("service_healthy", "service_completed_successfully")
+
+
+def compose_command():
+    """docker-compose (Debian's 1.29) or the `docker compose` v2 plugin, else None."""
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker"):
+        out = subprocess.run(["docker", "compose", "version"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        if out.returncode == 0:
+            return ["docker", "compose"]
+    return None
+
+
+def compose_env():
+    # The operator's COMPOSE_* settings (other files, profiles, project) must not change what
+    # is checked.
+    return {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+
+
+def run_compose(cmd, *args):
+    return subprocess.run(cmd + ["-f", COMPOSE_FILE, "--profile", "tools"] + list(args), cwd=SRC,
+                          env=compose_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=120)
+
+
+def yaml_to_json(text, cmd):
+    """YAML -> JSON with PyYAML: this interpreter's, else docker-compose's own (Debian's
+    docker-compose is a python3 script depending on python3-yaml)."""
+    conv = "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"
+    interpreters = [sys.executable]
+    path = shutil.which(cmd[0])
+    if path:
+        with open(path, "rb") as f:
+            first = f.readline().decode(errors="replace")
+        if first.startswith("#!") and "python" in first:
+            interpreters.append(first[2:].split()[0])
+    for py in interpreters:
+        out = subprocess.run([py, "-c", conv], input=text, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+        if out.returncode == 0:
+            return json.loads(out.stdout)
+    raise AssertionError("cannot read docker-compose's YAML output: no python3 with PyYAML "
+                         f"(tried {interpreters}); install python3-yaml")
+
+
+def load_config(cmd):
+    out = run_compose(cmd, "config", "--format", "json")  # docker compose v2
+    if out.returncode == 0 and out.stdout.lstrip().startswith("{"):
+        return json.loads(out.stdout)
+    out = run_compose(cmd, "config")  # docker-compose 1.29: YAML only
+    expect(out.returncode == 0, f"config: {out.stderr.strip()}")
+    return yaml_to_json(out.stdout, cmd)
+
+
+def help_of(exe):
+    """(names, defaults) of the LCORE_* variables an executable's --help lists."""
+    path = os.path.join(BIN, exe)
+    out = subprocess.run([path, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, timeout=10)
+    expect(out.returncode == 0, f"{exe} --help exited {out.returncode}")
+    names = set(re.findall(r"\bLCORE_[A-Z0-9_]+\b", out.stdout))
+    defaults, current = {}, None
+    for line in out.stdout.splitlines():
+        m = re.match(r"^\s{2}(LCORE_[A-Z0-9_]+)\s", line)
+        if m:
+            current = m.group(1)
+            continue
+        m = re.match(r"^\s+default (.*?)(?:, (?:range|one of) .*)?$", line)
+        if m and current:
+            defaults[current] = m.group(1).strip("'")
+            current = None
+    expect(names, f"{exe} --help lists no LCORE_* variable")
+    return names, defaults
+
+
+def words(value):
+    """A command or entrypoint as one string, with compose's $$ escape undone."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = " ".join(str(v) for v in value)
+    return str(value).replace("$$", "$")
+
+
+def environment(svc):
+    env = svc.get("environment") or {}
+    if isinstance(env, list):  # KEY=VALUE list form
+        env = dict(e.split("=", 1) if "=" in e else (e, None) for e in env)
+    return {k: ("" if v is None else str(v)) for k, v in env.items()}
+
+
+def command_assignments(svc):
+    """Variables a service's command sets itself (sh -c 'VAR=... exec ...')."""
+    return set(re.findall(r"\b([A-Z][A-Z0-9_]*)=", words(svc.get("entrypoint")) + " "
+                          + words(svc.get("command"))))
+
+
+def mounts(svc):
+    """[(type, source, target, read_only)] from either the short or the long volume syntax."""
+    res = []
+    for v in svc.get("volumes") or []:
+        if isinstance(v, dict):
+            res.append((v.get("type", "volume"), v.get("source"), v["target"],
+                        bool(v.get("read_only"))))
+            continue
+        parts = v.split(":")
+        src, tgt = (parts[0], parts[1]) if len(parts) > 1 else (None, parts[0])
+        mode = parts[2].split(",") if len(parts) > 2 else []
+        kind = "bind" if src and src[0] in "/.~" else "volume"
+        res.append((kind, src, tgt, "ro" in mode))
+    return res
+
+
+def mount_of(svc, path):
+    """The mount holding path (the longest matching target), or None."""
+    best = None
+    for m in mounts(svc):
+        tgt = m[2].rstrip("/")
+        if path == tgt or path.startswith(tgt + "/"):
+            if best is None or len(tgt) > len(best[2].rstrip("/")):
+                best = m
+    return best
+
+
+def healthcheck_test(svc):
+    hc = svc.get("healthcheck") or {}
+    if hc.get("disable"):
+        return None
+    test = hc.get("test")
+    if not test or test == ["NONE"]:
+        return None
+    return words(test)
+
+
+def dockerfile_stages():
+    """[(from_line, [instructions])] with continuation lines joined and comments dropped."""
+    with open(DOCKERFILE) as f:
+        lines = f.read().splitlines()
+    instructions, cur = [], ""
+    for line in lines:
+        if not cur and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.lstrip().startswith("#"):
+            continue
+        if line.rstrip().endswith("\\"):
+            cur += line.rstrip()[:-1] + " "
+            continue
+        instructions.append(" ".join((cur + line).split()))
+        cur = ""
+    stages = []
+    for ins in instructions:
+        if ins.upper().startswith("FROM "):
+            stages.append((ins, []))
+        elif stages:
+            stages[-1][1].append(ins)
+    return stages
+
+
+def apt_packages(instrs):
+    pkgs = set()
+    for ins in instrs:
+        if not ins.upper().startswith("RUN "):
+            continue
+        for seg in re.split(r"&&|;|\|\|", ins):
+            m = re.search(r"apt-get\s+install\s+(.*)", seg)
+            if m:
+                pkgs |= {w for w in m.group(1).split() if not w.startswith("-")}
+    return pkgs
+
+
+def main():
+    checks = Checks()
+    cmd = compose_command()
+    if cmd is None:
+        print("FAIL docker-compose is not installed: run scripts/install-deps (Debian package "
+              "docker-compose), or install the docker compose v2 plugin", flush=True)
+        sys.exit(1)
+
+    state = {}
+
+    def config_valid():
+        out = run_compose(cmd, "config", "-q")
+        expect(out.returncode == 0, f"{' '.join(cmd)} config -q exited {out.returncode}: "
+               f"{out.stderr.strip()}")
+        state["cfg"] = load_config(cmd)
+        state["svcs"] = state["cfg"].get("services") or {}
+
+    checks.run(f"{' '.join(cmd)} config -q accepts {COMPOSE_FILE}", config_valid)
+    if "svcs" not in state:
+        checks.done()
+    svcs = state["svcs"]
+    helps = {}
+
+    def known_vars(name):
+        names, defaults = set(), {}
+        for exe in LCORE_SERVICES[name]:
+            if exe not in helps:
+                helps[exe] = help_of(exe)
+            names |= helps[exe][0]
+            defaults.update(helps[exe][1])
+        return names, defaults
+
+    def services_present():
+        want = {"postgres", "anvil", "init-secrets", "init-contract", "gateway", "crypto", "store",
+                "chain", "prometheus", "grafana"}
+        missing = want - set(svcs)
+        expect(not missing, f"services missing: {sorted(missing)}")
+        unknown = set(svcs) - set(LCORE_SERVICES) - set(THIRD_PARTY)
+        expect(not unknown, f"services this test does not know (add them to its tables): "
+               f"{sorted(unknown)}")
+
+    def env_vars_known():
+        bad = []
+        for name, svc in sorted(svcs.items()):
+            set_here = set(environment(svc)) | command_assignments(svc)
+            if name in LCORE_SERVICES:
+                known, _ = known_vars(name)
+                uses_pg = "LCORE_PG_DSN" in known
+                for var in sorted(set_here):
+                    if var in known or (uses_pg and var in LIBPQ_VARS and var != "PGPASSWORD"):
+                        continue
+                    bad.append(f"{name}: {var} (not in {'/'.join(LCORE_SERVICES[name])} --help)")
+            elif name in THIRD_PARTY:
+                bad += [f"{name}: {v} (not on the allow-list)" for v in sorted(set_here)
+                        if not THIRD_PARTY[name](v)]
+        expect(not bad, "unknown environment variables: " + "; ".join(bad))
+
+    def no_secret_values():
+        bad = []
+        for name, svc in sorted(svcs.items()):
+            env = environment(svc)
+            for var in sorted((set(env) | command_assignments(svc)) & SECRET_VARS):
+                bad.append(f"{name}: {var} is set (use its *_FILE variant / a file)")
+            for var, val in sorted(env.items()):
+                if re.search(r"://[^/@\s]*:[^/@\s]+@", val):
+                    bad.append(f"{name}: {var} has a password in its URL")
+                if re.search(r"(?<![0-9a-fA-F])(0x)?[0-9a-fA-F]{64}(?![0-9a-fA-F])", val):
+                    bad.append(f"{name}: {var} holds what looks like a key")
+            if re.search(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])",
+                         words(svc.get("command")) + words(svc.get("entrypoint"))):
+                bad.append(f"{name}: its command holds what looks like a key")
+        expect(not bad, "; ".join(bad))
+
+    def files_on_volumes():
+        bad = []
+        for name, svc in sorted(svcs.items()):
+            for var, val in sorted(environment(svc).items()):
+                if not PATH_VARS.match(var):
+                    continue
+                m = mount_of(svc, val)
+                if m is None or m[0] != "volume":
+                    bad.append(f"{name}: {var}={val} is not on a named volume")
+                elif (name in LONG_RUNNING or name in THIRD_PARTY) and var != "LCORE_GATEWAY_WAL_DIR" \
+                        and not m[3]:
+                    bad.append(f"{name}: {var}={val} is on a writable mount (secrets: read-only)")
+        # What the third-party images and the relayer read is what lcore-init writes.
+        with open(INIT_SCRIPT) as f:
+            init = f.read()
+        wanted = [environment(svcs["postgres"]).get("POSTGRES_PASSWORD_FILE", ""),
+                  environment(svcs["grafana"]).get("GF_SECURITY_ADMIN_PASSWORD__FILE", "")]
+        wanted += re.findall(r"cat\s+(/[^\s);&|]+)", words(svcs["chain"].get("command")))
+        for path in wanted:
+            if not path or path not in init:
+                bad.append(f"{path or 'a secret file'} is not a file deploy/compose/lcore-init writes")
+        expect(not bad, "; ".join(bad))
+
+    def crypto_scales():
+        c = svcs["crypto"]
+        expect("container_name" not in c, f"crypto has container_name {c.get('container_name')}")
+        expect(not c.get("ports"), f"crypto publishes ports {c.get('ports')}")
+        expect("hostname" not in c, "crypto has a fixed hostname")
+
+    def healthchecks():
+        bad = []
+        for name in LONG_RUNNING:
+            svc = svcs[name]
+            test = healthcheck_test(svc)
+            if not test:
+                bad.append(f"{name}: no healthcheck")
+                continue
+            m = re.search(r"http://(?:127\.0\.0\.1|localhost):(\d+)/healthz\b", test)
+            if not m:
+                bad.append(f"{name}: healthcheck does not ask /healthz: {test}")
+                continue
+            _, defaults = known_vars(name)
+            var = f"LCORE_{name.upper()}_ADMIN_PORT"
+            port = environment(svc).get(var) or defaults.get(var)
+            if m.group(1) != port:
+                bad.append(f"{name}: healthcheck port {m.group(1)}, admin port ({var}) {port}")
+        for name in ("postgres", "anvil", "prometheus", "grafana"):
+            if not healthcheck_test(svcs[name]):
+                bad.append(f"{name}: no healthcheck")
+        expect(not bad, "; ".join(bad))
+
+    def start_order():
+        bad, deps = [], {}
+        for name, svc in sorted(svcs.items()):
+            d = svc.get("depends_on") or {}
+            if isinstance(d, list):
+                bad += [f"{name} -> {t}: no condition (list form)" for t in d]
+                d = {}
+            deps[name] = set(d)
+            for target, spec in sorted(d.items()):
+                cond = (spec or {}).get("condition")
+                if target not in svcs:
+                    bad.append(f"{name} -> {target}: no such service")
+                elif cond not in CONDITIONS:
+                    bad.append(f"{name} -> {target}: condition {cond} (want one of {CONDITIONS})")
+                elif cond == "service_healthy" and not healthcheck_test(svcs[target]):
+                    bad.append(f"{name} -> {target}: service_healthy but {target} has no healthcheck")
+                elif cond == "service_completed_successfully" and \
+                        svcs[target].get("restart", "no") not in ("no", None):
+                    bad.append(f"{name} -> {target}: waits for completion of a restarting service")
+
+        def reaches(a, b, seen=()):
+            return b in deps.get(a, ()) or any(reaches(x, b, seen + (a,)) for x in deps.get(a, ())
+                                               if x not in seen)
+
+        bad += [f"{a} does not wait for {b}" for a, b in REQUIRED_ORDER if not reaches(a, b)]
+        expect(not bad, "; ".join(bad))
+
+    def endpoints():
+        bad = []
+        for name in sorted(set(svcs) & set(LCORE_SERVICES)):
+            env = environment(svcs[name])
+            for var, val in sorted(env.items()):
+                for url in re.split(r"[,\s]+", val):
+                    m = re.match(r"^(tcp|https?|postgres(?:ql)?)://(?:[^@/]*@)?([^:/]+):?(\d*)", url)
+                    if not m:
+                        continue
+                    scheme, host, port = m.groups()
+                    if var.endswith("_BIND"):
+                        if host not in ("*", "0.0.0.0"):
+                            bad.append(f"{name}: {var}={val} binds {host}, not every interface")
+                        continue
+                    if host not in svcs:
+                        bad.append(f"{name}: {var}={val}: {host} is not a compose service")
+                        continue
+                    k = re.match(r"^LCORE_[A-Z]+_([A-Z]+)_CONNECT$", var)
+                    if scheme == "tcp" and k and host in LCORE_SERVICES:
+                        bind_var = f"LCORE_{host.upper()}_{k.group(1)}_BIND"
+                        known, defaults = known_vars(host)
+                        bind = environment(svcs[host]).get(bind_var) or defaults.get(bind_var, "")
+                        if not bind.endswith(":" + port):
+                            bad.append(f"{name}: {var}={val} but {host} binds {bind_var}={bind or '?'}")
+        expect(not bad, "; ".join(bad))
+
+    def one_image():
+        bad, images = [], set()
+        for name in sorted(set(svcs) & set(LCORE_SERVICES)):
+            svc = svcs[name]
+            build = svc.get("build") or {}
+            if not str(build.get("dockerfile", "")).endswith("deploy/Dockerfile"):
+                bad.append(f"{name}: not built from deploy/Dockerfile")
+            images.add(svc.get("image"))
+            if name in LONG_RUNNING:
+                exe = LCORE_SERVICES[name][0]
+                if not re.search(rf"(^|[\s/]){exe}(\s|$)", words(svc.get("entrypoint")) + " "
+                                 + words(svc.get("command"))):
+                    bad.append(f"{name}: does not run {exe}")
+        expect(len(images) == 1, f"lcore services use several images: {images}")
+        expect(not bad, "; ".join(bad))
+
+    def dockerfile_stages_ok():
+        stages = dockerfile_stages()
+        expect(len(stages) >= 2, "deploy/Dockerfile is not multi-stage")
+        build_from, build = stages[0]
+        run_from, run = stages[-1]
+        expect(re.match(r"FROM debian:bookworm\b(?!-)", build_from), f"build stage: {build_from}")
+        expect(run_from.split()[1] == "debian:bookworm-slim", f"runtime stage: {run_from}")
+        # Build stage: every build package of scripts/install-deps but the server/tool ones.
+        with open(os.path.join(SRC, "scripts", "install-deps")) as f:
+            m = re.search(r"DEBIAN_PACKAGES=\((.*?)\)", f.read(), re.S)
+        deps = {w for w in re.sub(r"#.*", "", m.group(1)).split()}
+        wanted = {p for p in deps if p.endswith("-dev") or p in (
+            "build-essential", "cmake", "pkg-config", "protobuf-c-compiler")}
+        missing = wanted - apt_packages(build)
+        expect(not missing, f"build stage lacks {sorted(missing)} (from scripts/install-deps)")
+        cm = " ".join(i for i in build if "cmake" in i)
+        for flag in ("-DCMAKE_BUILD_TYPE=Release", "-DLCORE_E2E=OFF", "-DLCORE_FAULT_HOOKS=OFF"):
+            expect(flag in cm, f"build stage's cmake lacks {flag}")
+        # Runtime stage: no toolchain, a non-root user, a /healthz healthcheck.
+        rt = apt_packages(run)
+        heavy = {p for p in rt if p.endswith("-dev") or p in ("postgresql", "nodejs", "npm",
+                                                              "build-essential", "cmake")}
+        expect(not heavy, f"runtime stage installs {sorted(heavy)}")
+        users = [i.split()[1] for i in run if i.upper().startswith("USER ")]
+        expect(users and users[-1] not in ("root", "0", "0:0"), f"runtime user: {users}")
+        hc = [i for i in run if i.upper().startswith("HEALTHCHECK ")]
+        expect(hc and "NONE" not in hc[-1].split(), "runtime stage has no HEALTHCHECK")
+        with open(os.path.join(SRC, "deploy", "compose", "lcore-healthcheck")) as f:
+            expect("/healthz" in f.read(), "lcore-healthcheck does not ask /healthz")
+
+    def build_context():
+        """What the build reads is not left out of the context by .dockerignore."""
+        with open(os.path.join(SRC, ".dockerignore")) as f:
+            patterns = [l.strip().strip("/") for l in f if l.strip() and not l.startswith("#")]
+        expect(not any(p.startswith("!") for p in patterns), "this check ignores ! exceptions")
+        with open(os.path.join(SRC, "CMakeLists.txt")) as f:
+            cmake = f.read()
+        with open(DOCKERFILE) as f:
+            scripts = re.findall(r"deploy/compose/[\w.-]+", f.read())
+        needed = ["CMakeLists.txt", "lib", "proto", "services", "tools", "contracts/LcoreAnchor.json",
+                  "tests/CMakeLists.txt"] + re.findall(r"add_subdirectory\((\S+?)\)", cmake) + scripts
+
+        def excluded(path):
+            parts = path.split("/")
+            for i in range(1, len(parts) + 1):
+                for p in patterns:
+                    if fnmatch.fnmatchcase("/".join(parts[:i]), p) or (
+                            p.startswith("**/") and fnmatch.fnmatchcase(parts[i - 1], p[3:])):
+                        return p
+            return None
+
+        bad = [f"{n} (by {excluded(n)})" for n in needed if excluded(n)]
+        bad += [f"{n} (missing)" for n in needed if not os.path.exists(os.path.join(SRC, n))]
+        expect(not bad, "the image build needs: " + "; ".join(bad))
+        for junk in ("build", ".lcore", ".tools", ".git"):
+            expect(excluded(junk), f".dockerignore keeps {junk}/ in the build context")
+
+    def runtime_libraries():
+        """The runtime packages exist in Debian and cover every library the executables link."""
+        if not shutil.which("dpkg-query") or not shutil.which("apt-cache"):
+            raise AssertionError("needs dpkg-query and apt-cache (Debian)")
+        rt = sorted(apt_packages(dockerfile_stages()[-1][1]))
+        out = subprocess.run(["apt-cache", "show", "--no-all-versions"] + rt,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        found = set(re.findall(r"^Package: (\S+)", out.stdout, re.M))
+        expect(set(rt) <= found, f"not Debian packages here: {sorted(set(rt) - found)}")
+        out = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends",
+                              "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces",
+                              "--no-enhances"] + rt, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, timeout=120)
+        closure = {l.strip() for l in out.stdout.splitlines() if l and not l.startswith(" ")}
+        closure |= set(rt)
+        needed = set()
+        for exe in ("lcore-gateway", "lcore-crypto", "lcore-store", "lcore-chain", "lcore-cli",
+                    "lcore-sim"):
+            dyn = subprocess.run(["readelf", "-d", os.path.join(BIN, exe)], stdout=subprocess.PIPE,
+                                 text=True, timeout=30).stdout
+            needed |= set(re.findall(r"\(NEEDED\).*\[(.+?)\]", dyn))
+        bad = []
+        for so in sorted(needed):
+            out = subprocess.run(["dpkg-query", "-S", f"*/{so}"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True, timeout=30)
+            owners = {l.split(":")[0] for l in out.stdout.splitlines() if l}
+            if not owners:
+                bad.append(f"{so}: no Debian package owns it")
+            elif not owners & closure:
+                bad.append(f"{so} (from {', '.join(sorted(owners))})")
+        expect(not bad, "runtime stage lacks libraries: " + "; ".join(bad))
+
+    checks.run("every service of the stack is there, and only known ones", services_present)
+    checks.run("environment: only variables the executables' --help lists (or the allow-list)",
+               env_vars_known)
+    checks.run("no secret value in the compose file (tokens, passwords, keys are files)",
+               no_secret_values)
+    checks.run("secret files on named volumes, read-only for the services; lcore-init writes them",
+               files_on_volumes)
+    checks.run("crypto scales: no container_name, no host port", crypto_scales)
+    checks.run("healthchecks: lcore services curl /healthz on their admin port; infra has one",
+               healthchecks)
+    checks.run("depends_on: health/completion conditions only, in the order the stack needs",
+               start_order)
+    checks.run("endpoints: services bind *, peers connect to compose services on the bound port",
+               endpoints)
+    checks.run("one lcore image from deploy/Dockerfile; each service runs its executable", one_image)
+    checks.run("deploy/Dockerfile: bookworm build + bookworm-slim runtime, non-root, HEALTHCHECK",
+               dockerfile_stages_ok)
+    checks.run(".dockerignore keeps out build trees and state, and nothing the build reads",
+               build_context)
+    checks.run("deploy/Dockerfile runtime packages exist and cover the executables' libraries",
+               runtime_libraries)
+    checks.done()
+
+
+if __name__ == "__main__":
+    main()
