@@ -162,7 +162,7 @@ int lc_cfg_main(int argc, char **argv, const char *service, const char *summary,
             return 1;
         }
         if (strcmp(argv[i], "--version") == 0) {
-            printf("%s 0.1.0\n", service);
+            printf("%s %s\n", service, LCORE_VERSION);
             return 1;
         }
         fprintf(stderr,

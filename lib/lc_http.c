@@ -16,6 +16,7 @@ struct lc_admin {
     pthread_mutex_t lock; /* guards reason */
     char reason[160];
     lc_counter_t *scrapes;
+    lc_gauge_t *ready_gauge;
 };
 
 enum MHD_Result lc_http_reply_text(struct MHD_Connection *conn, unsigned status,
@@ -138,6 +139,13 @@ lc_admin_t *lc_admin_new(uint16_t port, lc_metrics_t *metrics, const char *servi
     char name[96];
     snprintf(name, sizeof name, "lcore_%s_admin_scrapes_total", service);
     self->scrapes = lc_metrics_counter(metrics, name, "Scrapes of /metrics", NULL);
+    snprintf(name, sizeof name, "lcore_%s_ready", service);
+    self->ready_gauge =
+        lc_metrics_gauge(metrics, name, "1 while /readyz says ready (dependencies answer)", NULL);
+    snprintf(name, sizeof name, "lcore_%s_build_info", service);
+    lc_gauge_set(lc_metrics_gauge(metrics, name, "Always 1; the version label says which build",
+                                  "version=\"" LCORE_VERSION "\""),
+                 1);
     self->daemon =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, port, NULL, NULL, s_handle,
                          self, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
@@ -168,6 +176,7 @@ void lc_admin_set_ready(lc_admin_t *self, int ready, const char *reason)
     snprintf(self->reason, sizeof self->reason, "%s", reason ? reason : "");
     pthread_mutex_unlock(&self->lock);
     atomic_store(&self->ready, ready ? 1 : 0);
+    lc_gauge_set(self->ready_gauge, ready ? 1 : 0);
 }
 
 int lc_admin_ready(lc_admin_t *self)

@@ -1,10 +1,12 @@
 /* lc_metrics.c: counters, gauges and histograms with atomic updates. See lc_metrics.h. */
 #include "lc_metrics.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LC_HIST_MAX 24
 
@@ -206,6 +208,59 @@ static void s_series(s_out_t *o, const char *name, const char *suffix, const cha
              (labels && *labels && extra) ? "," : "", extra ? extra : "", has ? "}" : "", value);
 }
 
+/* The standard process metrics (Prometheus client conventions), read from /proc at scrape
+ * time: CPU seconds, resident memory, open descriptors, start time. */
+static void s_render_process(s_out_t *o)
+{
+    long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    char buf[1024];
+    unsigned long long utime = 0, stime = 0, start = 0, rss = 0, btime = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f && fgets(buf, sizeof buf, f)) {
+        /* Fields after the command name, which may hold spaces: after the last ')'. */
+        const char *p = strrchr(buf, ')');
+        if (p && sscanf(p + 2,
+                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
+                        "%*d %*d %llu",
+                        &utime, &stime, &start) != 3)
+            utime = stime = start = 0;
+    }
+    if (f)
+        fclose(f);
+    if ((f = fopen("/proc/self/statm", "r"))) {
+        if (fscanf(f, "%*u %llu", &rss) != 1)
+            rss = 0;
+        fclose(f);
+    }
+    if ((f = fopen("/proc/stat", "r"))) {
+        while (fgets(buf, sizeof buf, f))
+            if (sscanf(buf, "btime %llu", &btime) == 1)
+                break;
+        fclose(f);
+    }
+    int fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        for (struct dirent *e; (e = readdir(d));)
+            fds += e->d_name[0] != '.';
+        closedir(d);
+        fds--; /* the directory itself */
+    }
+    if (tck <= 0 || page <= 0)
+        return;
+    s_printf(o,
+             "# HELP process_cpu_seconds_total User and system CPU time spent, in seconds\n"
+             "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n"
+             "# HELP process_resident_memory_bytes Resident memory size in bytes\n"
+             "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
+             "# HELP process_open_fds Number of open file descriptors\n"
+             "# TYPE process_open_fds gauge\nprocess_open_fds %d\n"
+             "# HELP process_start_time_seconds Start time of the process since the epoch, in "
+             "seconds\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+             (double)(utime + stime) / (double)tck, rss * (unsigned long long)page, fds,
+             (double)btime + (double)start / (double)tck);
+}
+
 char *lc_metrics_render(const lc_metrics_t *self, size_t *len)
 {
     static const char *const types[] = {"counter", "gauge", "histogram"};
@@ -244,6 +299,7 @@ char *lc_metrics_render(const lc_metrics_t *self, size_t *len)
             s_series(&o, m->name, "_count", m->labels, NULL, v);
         }
     }
+    s_render_process(&o);
     if (o.failed) {
         free(o.buf);
         return NULL;

@@ -40,6 +40,7 @@ struct gw_http {
     lc_counter_t *requests[ROUTE_COUNT];
     lc_counter_t *responses[N_CODES];
     lc_histogram_t *latency[ROUTE_COUNT];
+    lc_gauge_t *waiting;
 };
 
 /* Per-request state, created on the first call for a connection's request. A request whose
@@ -146,6 +147,7 @@ static enum MHD_Result s_wait(gw_http_t *self, struct MHD_Connection *c, s_req_t
     req->conn = c;
     req->waiting = 1;
     atomic_fetch_add(&self->suspended, 1);
+    lc_gauge_add(self->waiting, 1);
     MHD_suspend_connection(c);
     int rc = gw_wal_notify(self->deps.wal, lsn, s_durable, req);
     if (rc != 0) {
@@ -434,6 +436,7 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
         /* Resumed: the log has answered. */
         req->waiting = 0;
         atomic_fetch_sub(&self->suspended, 1);
+        lc_gauge_add(self->waiting, -1);
         enum MHD_Result ret;
         if (req->route == ROUTE_BATCH) {
             ret = s_batch_reply(self, c, req);
@@ -575,6 +578,9 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
                                  "Time from request start to response, by route", l,
                                  lc_latency_buckets, lc_latency_buckets_len);
     }
+    self->waiting =
+        lc_metrics_gauge(deps->metrics, "lcore_gateway_requests_waiting",
+                         "HTTP requests suspended until their log entry is durable", NULL);
     for (size_t i = 0; i < N_CODES; i++) {
         char l[32];
         snprintf(l, sizeof l, "code=\"%u\"", s_codes[i]);

@@ -44,6 +44,7 @@ SERVICES = {  # stack variable -> (documented section, Prometheus job)
 JOBS = ("lcore-gateway", "lcore-crypto", "lcore-store", "lcore-chain")
 HIST_SUFFIXES = ("_bucket", "_sum", "_count")
 METRIC_RE = re.compile(r"\blcore_[a-z0-9_]+")
+PROCESS_SECTION = "every service"
 SELECTOR_RE = re.compile(r"\b(lcore_[a-z0-9_]+|up)\b(\s*\{([^}]*)\})?")
 MATCHER_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
 LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -106,7 +107,7 @@ def parse_doc():
     for line in text.splitlines():
         if line.startswith("## "):
             section = line[3:].strip()
-        m = re.match(r"\|\s*`(lcore_[a-z0-9_]+)`\s*\|\s*([a-z]+)\s*\|\s*([^|]*)\|", line)
+        m = re.match(r"\|\s*`((?:lcore|process)_[a-z0-9_]+)`\s*\|\s*([a-z]+)\s*\|\s*([^|]*)\|", line)
         if m:
             labels = {x.strip() for x in m.group(3).split(",")} - {"–", "-", ""}
             doc[m.group(1)] = (section, m.group(2), labels)
@@ -440,7 +441,8 @@ def main():
                     if labels != set(fam["labels"]):
                         problems.append(f"{name}: documented labels {sorted(labels)}, exported {sorted(fam['labels'])}")
                     for var in fam["vars"]:
-                        if SERVICES[var][0] != section:
+                        # The process collector's metrics are the same in every service.
+                        if (PROCESS_SECTION if name.startswith("process_") else SERVICES[var][0]) != section:
                             problems.append(f"{name}: documented under {section}, exported by {var}")
                 for name in sorted(doc):
                     if name not in fams:

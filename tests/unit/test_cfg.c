@@ -144,7 +144,21 @@ static void test_metrics_render(void **state)
                        "lcore_t_seconds_bucket{le=\"+Inf\"} 3\n"
                        "lcore_t_seconds_sum 5.5499999999999998\n"
                        "lcore_t_seconds_count 3\n";
-    assert_string_equal(text, want);
+    assert_memory_equal(text, want, strlen(want));
+    /* Then the process collector, read from /proc: this process has used some CPU, has memory
+     * and at least stdin/stdout/stderr open. */
+    const char *proc = text + strlen(want);
+    double cpu = -1, rss = -1, fds = -1;
+    const char *p = strstr(proc, "\nprocess_cpu_seconds_total ");
+    assert_non_null(p);
+    cpu = strtod(p + strlen("\nprocess_cpu_seconds_total "), NULL);
+    assert_non_null(p = strstr(proc, "\nprocess_resident_memory_bytes "));
+    rss = strtod(p + strlen("\nprocess_resident_memory_bytes "), NULL);
+    assert_non_null(p = strstr(proc, "\nprocess_open_fds "));
+    fds = strtod(p + strlen("\nprocess_open_fds "), NULL);
+    assert_true(cpu >= 0 && rss > 1e5 && fds >= 3);
+    assert_non_null(strstr(proc, "# TYPE process_cpu_seconds_total counter\n"));
+    assert_non_null(strstr(proc, "\nprocess_start_time_seconds 1"));
     free(text);
     lc_metrics_destroy(&m);
     assert_null(m);
