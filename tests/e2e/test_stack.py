@@ -54,15 +54,21 @@ def main():
             expect(st.wait_rows("device_id = 'after-restart'", 1) == 1, "reading after restart not stored")
 
         def help_lists_variables():
-            for exe in ("lcore-gateway", "lcore-crypto", "lcore-store"):
-                out = subprocess.run([os.path.join(st.env["LCORE_BIN_DIR"], exe), "--help"],
-                                     stdout=subprocess.PIPE, text=True, timeout=10)
-                expect(out.returncode == 0 and "LCORE_" in out.stdout, f"{exe} --help")
-            bad = subprocess.run([os.path.join(st.env["LCORE_BIN_DIR"], "lcore-store")],
-                                 env=dict(st.env, LCORE_STORE_BATCH_MAX="0"), stderr=subprocess.PIPE,
-                                 text=True, timeout=10)
-            expect(bad.returncode == 2 and "LCORE_STORE_BATCH_MAX" in bad.stderr,
-                   f"invalid value: exit {bad.returncode} {bad.stderr!r}")
+            # Every service: --help lists its variables; an invalid value exits 2 with a one-line
+            # reason naming the variable.
+            bad_values = {"lcore-gateway": ("LCORE_GATEWAY_HTTP_PORT", "0"),
+                          "lcore-crypto": ("LCORE_CRYPTO_HWM", "0"),
+                          "lcore-store": ("LCORE_STORE_BATCH_MAX", "0"),
+                          "lcore-chain": ("LCORE_CHAIN_ADMIN_PORT", "70000")}
+            for exe, (var, value) in bad_values.items():
+                path = os.path.join(st.env["LCORE_BIN_DIR"], exe)
+                out = subprocess.run([path, "--help"], stdout=subprocess.PIPE, text=True, timeout=10)
+                expect(out.returncode == 0 and var in out.stdout and "default" in out.stdout, f"{exe} --help")
+                bad = subprocess.run([path], env=dict(st.env, **{var: value}), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, timeout=10)
+                lines = [l for l in bad.stderr.splitlines() if l.strip()]
+                expect(bad.returncode == 2 and len(lines) == 1 and var in lines[0],
+                       f"{exe} with {var}={value}: exit {bad.returncode} {bad.stderr!r}")
 
         checks.run("status: every component running and ready", status_all_ready)
         checks.run("up again: same output, nothing restarted", up_is_idempotent)
