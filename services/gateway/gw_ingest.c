@@ -1,7 +1,6 @@
 /* gw_ingest.c: one reading from bytes to a Reading entry in the write-ahead log. */
 #include "gw_ingest.h"
 
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,8 +102,7 @@ void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const cha
         return;
     }
     uint64_t t0 = lc_mono_us();
-    uint8_t *payload_buf = malloc(len + 1), *packed = NULL;
-    size_t packed_len = 0;
+    uint8_t *payload_buf = malloc(len + 1);
     json_t *reading = NULL;
     if (!payload_buf) {
         s_fail(self, res, R_OVERLOADED, 503, "overloaded", "out of memory");
@@ -183,13 +181,7 @@ void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const cha
     msg.jws.data = (uint8_t *)jws;
     msg.jws.len = len;
     msg.gateway_id = (char *)self->opts.gateway_id;
-    packed_len = protobuf_c_message_get_packed_size(&msg.base);
-    if (!(packed = malloc(packed_len))) {
-        s_fail(self, res, R_OVERLOADED, 503, "overloaded", "out of memory");
-        goto out;
-    }
-    protobuf_c_message_pack(&msg.base, packed);
-    rc = gw_wal_append(self->wal, res->record_id, packed, packed_len, &res->lsn);
+    rc = gw_wal_append_pb(self->wal, res->record_id, &msg.base, &res->lsn);
     if (rc == LC_ERR_FULL) {
         s_fail(self, res, R_LOG_FULL, 503, "overloaded",
                "the gateway's log is at its bound (the pipeline is behind); retry later");
@@ -203,11 +195,6 @@ void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const cha
     lc_counter_inc(self->accepted);
     res->status = 202;
 out:
-    /* The packed copy holds the device's payload: wipe it. */
-    if (packed) {
-        sodium_memzero(packed, packed_len);
-        free(packed);
-    }
     json_decref(reading);
     free(payload_buf);
 }

@@ -333,6 +333,17 @@ static void s_note_acked(gw_relay_t *self, const uint8_t id[32])
     memcpy(self->acked[self->n_acked++], id, LC_RECORD_ID_LEN);
 }
 
+/* Logs the ids noted this turn (no fsync: a lost ack entry costs a redelivery). */
+static void s_log_acks(gw_relay_t *self)
+{
+    if (!self->n_acked)
+        return;
+    if (gw_wal_append_acks(self->wal, (const uint8_t(*)[LC_RECORD_ID_LEN])self->acked,
+                           self->n_acked) < 0)
+        lc_debug("wal_ack_not_logged", "n=%zu", self->n_acked);
+    self->n_acked = 0;
+}
+
 static void s_on_ack_message(gw_relay_t *self, zmsg_t *msg)
 {
     zframe_t *body = zmsg_size(msg) == 2 ? zmsg_last(msg) : NULL;
@@ -370,12 +381,7 @@ static void s_take_acks(gw_relay_t *self)
         s_on_ack_message(self, msg);
         zmsg_destroy(&msg);
     }
-    if (self->n_acked) {
-        if (gw_wal_append_acks(self->wal, (const uint8_t(*)[LC_RECORD_ID_LEN])self->acked,
-                               self->n_acked) < 0)
-            lc_debug("wal_ack_not_logged", "n=%zu", self->n_acked);
-        self->n_acked = 0;
-    }
+    s_log_acks(self);
 }
 
 /* -- redelivery and dead letters --------------------------------------------------------- */
@@ -468,12 +474,7 @@ static void s_scan(gw_relay_t *self)
         s_unlink(&again, e);
         s_push_front(&self->unsent, e);
     }
-    if (self->n_acked) {
-        if (gw_wal_append_acks(self->wal, (const uint8_t(*)[LC_RECORD_ID_LEN])self->acked,
-                               self->n_acked) < 0)
-            lc_debug("wal_ack_not_logged", "n=%zu", self->n_acked);
-        self->n_acked = 0;
-    }
+    s_log_acks(self);
     gw_wal_trim(self->wal, s_seg_keep_from(self));
     lc_gauge_set(self->g_in_flight, (double)self->in_flight.n);
     lc_gauge_set(self->g_unsent, (double)self->unsent.n);

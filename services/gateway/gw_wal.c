@@ -558,8 +558,10 @@ static void s_wake(gw_wal_t *self)
         lc_warn("wal_wakeup_failed", "errno=\"%s\"", strerror(errno));
 }
 
-int gw_wal_append(gw_wal_t *self, const uint8_t record_id[LC_RECORD_ID_LEN], const uint8_t *data,
-                  size_t len, uint64_t *lsn)
+/* Appends a reading of len bytes that put() writes into place (under the lock). */
+static int s_append(gw_wal_t *self, const uint8_t record_id[LC_RECORD_ID_LEN], size_t len,
+                    void (*put)(uint8_t *dst, const void *src, size_t len), const void *src,
+                    uint64_t *lsn)
 {
     if (len == 0 || len > S_MAX_READING)
         return LC_ERR_TOOBIG;
@@ -583,7 +585,7 @@ int gw_wal_append(gw_wal_t *self, const uint8_t record_id[LC_RECORD_ID_LEN], con
     }
     s_put32(p, (uint32_t)len);
     memcpy(p + 4, record_id, LC_RECORD_ID_LEN);
-    memcpy(p + 4 + LC_RECORD_ID_LEN, data, len);
+    put(p + 4 + LC_RECORD_ID_LEN, src, len);
     if ((rc = s_seal_frame(self, S_READING, p + 4, plain)) < 0)
         goto out;
     self->readings.len += 4 + plain;
@@ -597,6 +599,30 @@ out:
     if (wake)
         s_wake(self);
     return rc;
+}
+
+static void s_put_bytes(uint8_t *dst, const void *src, size_t len)
+{
+    memcpy(dst, src, len);
+}
+
+static void s_put_packed(uint8_t *dst, const void *msg, size_t len)
+{
+    (void)len;
+    protobuf_c_message_pack(msg, dst);
+}
+
+int gw_wal_append(gw_wal_t *self, const uint8_t record_id[LC_RECORD_ID_LEN], const uint8_t *data,
+                  size_t len, uint64_t *lsn)
+{
+    return s_append(self, record_id, len, s_put_bytes, data, lsn);
+}
+
+int gw_wal_append_pb(gw_wal_t *self, const uint8_t record_id[LC_RECORD_ID_LEN],
+                     const ProtobufCMessage *reading, uint64_t *lsn)
+{
+    return s_append(self, record_id, protobuf_c_message_get_packed_size(reading), s_put_packed,
+                    reading, lsn);
 }
 
 int gw_wal_notify(gw_wal_t *self, uint64_t lsn, gw_wal_done_fn *done, void *arg)

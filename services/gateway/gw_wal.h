@@ -24,6 +24,8 @@
 #ifndef GW_WAL_H
 #define GW_WAL_H
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "lc_common.h"
 #include "lc_keyring.h"
 #include "lc_metrics.h"
@@ -61,6 +63,10 @@ void gw_wal_destroy(gw_wal_t **self_p);
  * number in *lsn. Returns 0, LC_ERR_FULL (over a bound), LC_ERR_TOOBIG or LC_ERR_IO. */
 int gw_wal_append(gw_wal_t *self, const uint8_t record_id[LC_RECORD_ID_LEN], const uint8_t *data,
                   size_t len, uint64_t *lsn) LC_WUR;
+
+/* The same for a Reading message, packed straight into the log's buffer (no copy). */
+int gw_wal_append_pb(gw_wal_t *self, const uint8_t record_id[LC_RECORD_ID_LEN],
+                     const ProtobufCMessage *reading, uint64_t *lsn) LC_WUR;
 
 /* Thread-safe. Returns 1 if lsn is already durable, 0 if done(arg, status) will be called once
  * it is (or the log fails), LC_ERR_IO if the log has failed, LC_ERR_NOMEM. */
