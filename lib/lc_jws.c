@@ -10,6 +10,7 @@
 #include "lc_log.h"
 
 #include <jansson.h>
+#include <nettle/sha2.h>
 #include <secp256k1.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -171,6 +172,16 @@ out:
     return rc;
 }
 
+/* SHA-256 of an ES256K signing input (nettle: SHA-NI where the CPU has it, about 4x libsodium's
+ * portable code on ~300-byte inputs). */
+static void s_sha256(uint8_t out[SHA256_DIGEST_SIZE], const uint8_t *in, size_t len)
+{
+    struct sha256_ctx st;
+    sha256_init(&st);
+    sha256_update(&st, len, in);
+    sha256_digest(&st, SHA256_DIGEST_SIZE, out);
+}
+
 static int s_es256k_verify(const lc_jws_t *jws, const uint8_t *public_key, size_t public_key_len)
 {
     secp256k1_pubkey key;
@@ -187,8 +198,8 @@ static int s_es256k_verify(const lc_jws_t *jws, const uint8_t *public_key, size_
     if (secp256k1_ecdsa_signature_normalize(lc_secp_context(), NULL, &sig) != 0)
         return LC_ERR_SIGNATURE;
 
-    uint8_t hash[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(hash, (const uint8_t *)jws->signing_input, jws->signing_input_len);
+    uint8_t hash[SHA256_DIGEST_SIZE];
+    s_sha256(hash, (const uint8_t *)jws->signing_input, jws->signing_input_len);
     return secp256k1_ecdsa_verify(lc_secp_context(), &sig, hash, &key) == 1 ? 0 : LC_ERR_SIGNATURE;
 }
 
@@ -263,8 +274,8 @@ static int s_sign_input(uint8_t sig[S_SIG_LEN], lc_alg_t alg, const uint8_t *inp
     if (alg == LC_ALG_EDDSA)
         return crypto_sign_detached(sig, NULL, input, len, secret_key) == 0 ? 0 : LC_ERR_INVALID;
 
-    uint8_t hash[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(hash, input, len);
+    uint8_t hash[SHA256_DIGEST_SIZE];
+    s_sha256(hash, input, len);
     secp256k1_ecdsa_signature s;
     /* NULL nonce function: RFC 6979 deterministic nonces; the result is always low-S. */
     if (!secp256k1_ecdsa_sign(lc_secp_context(), &s, hash, secret_key, NULL, NULL))

@@ -1,7 +1,7 @@
 /* lc_record.c: record identity. See lc_record.h. */
 #include "lc_record.h"
 
-#include <sodium.h>
+#include <nettle/sha2.h>
 
 void lc_record_id(uint8_t out[LC_RECORD_ID_LEN], const char *device_id, size_t device_id_len,
                   uint64_t seq)
@@ -10,12 +10,12 @@ void lc_record_id(uint8_t out[LC_RECORD_ID_LEN], const char *device_id, size_t d
     uint8_t seq_be[8];
     for (int i = 0; i < 8; i++)
         seq_be[i] = (uint8_t)(seq >> (56 - 8 * i));
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const uint8_t *)prefix, sizeof prefix - 1);
-    crypto_hash_sha256_update(&st, (const uint8_t *)device_id, device_id_len);
-    crypto_hash_sha256_update(&st, seq_be, sizeof seq_be);
-    crypto_hash_sha256_final(&st, out);
+    struct sha256_ctx st;
+    sha256_init(&st);
+    sha256_update(&st, sizeof prefix - 1, (const uint8_t *)prefix);
+    sha256_update(&st, device_id_len, (const uint8_t *)device_id);
+    sha256_update(&st, sizeof seq_be, seq_be);
+    sha256_digest(&st, LC_RECORD_ID_LEN, out);
 }
 
 int lc_device_id_valid(const char *device_id, size_t len)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <bearssl.h>
+#include <nettle/sha2.h>
 #include <sodium.h>
 
 #define S_TAG_LEN 16
@@ -444,14 +445,14 @@ void lc_envelope_hash(uint8_t out[LC_ENVELOPE_HASH_LEN], uint32_t key_version,
                       size_t ciphertext_len)
 {
     uint8_t head[1 + 4 + LC_AES_NONCE_LEN + LC_XCHACHA_NONCE_LEN];
-    crypto_hash_sha256_state st;
+    struct sha256_ctx st;
     head[0] = 0x01;
     s_store_be32(head + 1, key_version);
     memcpy(head + 5, aes_nonce, LC_AES_NONCE_LEN);
     memcpy(head + 5 + LC_AES_NONCE_LEN, xchacha_nonce, LC_XCHACHA_NONCE_LEN);
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, head, sizeof head);
+    sha256_init(&st);
+    sha256_update(&st, sizeof head, head);
     if (ciphertext_len > 0)
-        crypto_hash_sha256_update(&st, ciphertext, ciphertext_len);
-    crypto_hash_sha256_final(&st, out);
+        sha256_update(&st, ciphertext_len, ciphertext);
+    sha256_digest(&st, LC_ENVELOPE_HASH_LEN, out);
 }

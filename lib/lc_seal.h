@@ -56,7 +56,8 @@ int lc_open(lc_sealer_t *self, uint8_t *plaintext, const uint8_t record_id[32],
             const uint8_t xchacha_nonce[LC_XCHACHA_NONCE_LEN], const uint8_t *ciphertext,
             size_t ciphertext_len) LC_WUR;
 
-/* SHA-256 of the canonical envelope; used by the sealer, the store checks and lcore-cli. */
+/* SHA-256 (nettle) of the canonical envelope; used by the sealer, the store checks and lcore-cli.
+ */
 void lc_envelope_hash(uint8_t out[LC_ENVELOPE_HASH_LEN], uint32_t key_version,
                       const uint8_t aes_nonce[LC_AES_NONCE_LEN],
                       const uint8_t xchacha_nonce[LC_XCHACHA_NONCE_LEN], const uint8_t *ciphertext,
