@@ -17,6 +17,7 @@
  * is about 200 bytes, the JWS about 400 (lcore-sim --payload-bytes 136 makes the same). */
 #define BENCH_DATA_BYTES 136
 #define BENCH_PAYLOAD_MAX 4096
+#define BENCH_JWS_MAX 8192 /* largest signed reading the ceilings seal */
 
 /* Parses an unsigned integer / a number in [min, max]; 0 or -1 (reason on stderr, prefixed by
  * prog and the option name). */

@@ -96,8 +96,9 @@ typedef struct {
     lc_sealer_t *sealer;
     uint8_t record_id[LC_RECORD_ID_LEN];
     const char *device_id;
-    uint8_t plaintext[256];
-    uint8_t ciphertext[256 + LC_SEAL_OVERHEAD];
+    const uint8_t *plaintext;
+    size_t plaintext_len;
+    uint8_t *ciphertext; /* plaintext_len + LC_SEAL_OVERHEAD bytes */
 } seal_case_t;
 
 static int s_seal(void *arg)
@@ -105,15 +106,16 @@ static int s_seal(void *arg)
     seal_case_t *c = arg;
     lc_sealed_t out;
     return lc_seal(c->sealer, &out, c->ciphertext, c->record_id, c->device_id, strlen(c->device_id),
-                   c->plaintext, sizeof c->plaintext);
+                   c->plaintext, c->plaintext_len);
 }
 
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: " PROG " [--seconds S]\n"
                  "  Single-thread ceilings: EdDSA and ES256K JWS verify/s (parse + verify, as the\n"
-                 "  gateway does), dual seal/s of 256 bytes (real key ring in a temp dir), raw\n"
-                 "  Ed25519 and secp256k1 verify/s. One JSON object on stdout.\n"
+                 "  gateway does), dual seal/s of 256 bytes and of the signed reading itself (the\n"
+                 "  bytes a crypto worker seals; real key ring in a temp dir), raw Ed25519 and\n"
+                 "  secp256k1 verify/s. One JSON object on stdout.\n"
                  "  --seconds S   time per measurement (default 2)\n");
 }
 
@@ -168,7 +170,9 @@ int main(int argc, char **argv)
     char *ed_jws = NULL, *k1_jws = NULL;
     uint8_t ed_payload[BENCH_PAYLOAD_MAX], k1_payload[BENCH_PAYLOAD_MAX];
     lc_jws_t ed_j, k1_j;
-    static seal_case_t seal; /* holds plaintext: static, wiped at the end */
+    static uint8_t plain256[256], ct256[256 + LC_SEAL_OVERHEAD];
+    static uint8_t ct_jws[BENCH_JWS_MAX + LC_SEAL_OVERHEAD];
+    seal_case_t seal = {0}, seal_jws = {0};
 
     if (s_make_jws(&ed, LC_ALG_EDDSA, "bench-ed25519", &ed_jws, &ed_j, ed_payload,
                    sizeof ed_payload) < 0 ||
@@ -205,7 +209,19 @@ int main(int argc, char **argv)
     seal.sealer = sealer;
     seal.device_id = "bench-ed25519";
     lc_record_id(seal.record_id, seal.device_id, strlen(seal.device_id), 1);
-    randombytes_buf(seal.plaintext, sizeof seal.plaintext);
+    randombytes_buf(plain256, sizeof plain256);
+    seal.plaintext = plain256;
+    seal.plaintext_len = sizeof plain256;
+    seal.ciphertext = ct256;
+    /* The same work as a worker's: the signed reading (JWS) of the pipeline's readings. */
+    seal_jws = seal;
+    seal_jws.plaintext = (const uint8_t *)ed_jws;
+    seal_jws.plaintext_len = strlen(ed_jws);
+    seal_jws.ciphertext = ct_jws;
+    if (seal_jws.plaintext_len > BENCH_JWS_MAX) {
+        fprintf(stderr, PROG ": the signed reading is larger than %d bytes\n", BENCH_JWS_MAX);
+        goto out;
+    }
 
     struct {
         const char *name;
@@ -216,6 +232,7 @@ int main(int argc, char **argv)
         {"ed25519_jws_verify_per_s", s_jws_verify, &ed_case, 0},
         {"es256k_jws_verify_per_s", s_jws_verify, &k1_case, 0},
         {"dual_seal_256_per_s", s_seal, &seal, 0},
+        {"dual_seal_jws_per_s", s_seal, &seal_jws, 0},
         {"ed25519_raw_verify_per_s", s_ed25519_raw, &ed_raw, 0},
         {"secp256k1_raw_verify_per_s", s_secp256k1_raw, &k1_raw, 0},
     };
@@ -239,7 +256,9 @@ int main(int argc, char **argv)
     fflush(stdout);
     exit_code = 0;
 out:
-    sodium_memzero(&seal, sizeof seal);
+    sodium_memzero(plain256, sizeof plain256);
+    sodium_memzero(ct256, sizeof ct256);
+    sodium_memzero(ct_jws, sizeof ct_jws);
     lc_sealer_destroy(&sealer);
     lc_keyring_destroy(&ring);
     if (ring_path[0])
