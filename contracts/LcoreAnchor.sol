@@ -5,12 +5,16 @@ pragma solidity ^0.8.24;
 /// @notice One anchor() per batch. A record's leaf is
 ///         keccak256(keccak256(abi.encode(bytes32 record_id, bytes32 envelope_hash))) and batches
 ///         are sorted-pair keccak256 trees, so proofs are those of OpenZeppelin's MerkleProof and
-///         StandardMerkleTree; verify()/verifyRoot() check them here without any other code.
-/// @dev Storage per batch is two slots (about 44k gas of SSTOREs): the root by batch id, and the
-///      batch's facts packed into one slot keyed by the root. A root is therefore anchored at most
-///      once (the same leaves twice would be a relayer bug, not a second fact).
+///         StandardMerkleTree; verify(root, proof, leaf) checks them here without any other code.
+/// @dev Storage is keyed by root only: one fresh slot per anchor (the batch's facts, packed), so
+///      anchor() costs one 22.1k cold SSTORE instead of two. A root is anchored at most once (the
+///      same leaves twice would be a relayer bug, not a second fact). Batch ids are not stored:
+///      the batch id -> root index is the Anchored event (both indexed), and the contract does not
+///      refuse a batch id seen before; lookups go by root (anchors, rootBatch, verify).
 contract LcoreAnchor {
-    /// Facts about an anchored root, packed into one slot (8 + 4 + 8 + 8 bytes).
+    /// Facts about an anchored root, packed into one slot (8 + 4 + 8 + 8 bytes, from the
+    /// low-order end: batchIdPlusOne in bits 0-63, count 64-95, blockNumber 96-159, timestamp
+    /// 160-223; anchor() writes the slot whole in that layout).
     struct Anchor {
         uint64 batchIdPlusOne; // 0: root never anchored
         uint32 count; // leaves in the batch
@@ -21,10 +25,10 @@ contract LcoreAnchor {
     address public owner;
     address public relayer;
 
-    mapping(uint64 batchId => bytes32 root) private _roots;
     mapping(bytes32 root => Anchor) private _anchors;
 
-    event Anchored(uint64 indexed batchId, bytes32 indexed root, uint32 count, uint64 timestamp);
+    /// The block's timestamp is not repeated here (anchors(root) has it, and so has the block).
+    event Anchored(uint64 indexed batchId, bytes32 indexed root, uint32 count);
     /// Per-record mode, same event as the lcore-node MVP contract.
     event DataSubmitted(
         bytes32 indexed dataHash, bytes32 indexed deviceIdHash, address indexed owner, uint256 timestamp
@@ -35,7 +39,6 @@ contract LcoreAnchor {
     error NotOwner(address caller);
     error NotRelayer(address caller);
     error ZeroAddress();
-    error AlreadyAnchored(uint64 batchId);
     error RootAlreadyAnchored(bytes32 root, uint64 batchId);
     error EmptyRoot();
     error EmptyBatch();
@@ -74,14 +77,19 @@ contract LcoreAnchor {
     function anchor(uint64 batchId, bytes32 root, uint32 count) external onlyRelayer {
         if (root == bytes32(0)) revert EmptyRoot();
         if (count == 0) revert EmptyBatch();
-        if (_roots[batchId] != bytes32(0)) revert AlreadyAnchored(batchId);
-        uint64 previous = _anchors[root].batchIdPlusOne;
+        Anchor storage a = _anchors[root];
+        uint64 previous = a.batchIdPlusOne;
         if (previous != 0) revert RootAlreadyAnchored(root, previous - 1);
         // batchId + 1 cannot be 0 for a uint64 batch id below 2^64 - 1; that last id is refused
         // by the checked addition, so 0 keeps meaning "unknown".
-        _roots[batchId] = root;
-        _anchors[root] = Anchor(batchId + 1, count, uint64(block.number), uint64(block.timestamp));
-        emit Anchored(batchId, root, count, uint64(block.timestamp));
+        uint256 packed = uint256(batchId + 1) | (uint256(count) << 64)
+            | (uint256(uint64(block.number)) << 96) | (uint256(uint64(block.timestamp)) << 160);
+        // The slot was just read as empty: one plain SSTORE of the whole word, instead of the
+        // read-modify-write of each struct member Solidity would emit.
+        assembly ("memory-safe") {
+            sstore(a.slot, packed)
+        }
+        emit Anchored(batchId, root, count);
     }
 
     /// @notice Per-record mode: one event per record, nothing stored.
@@ -89,16 +97,16 @@ contract LcoreAnchor {
         emit DataSubmitted(dataHash, deviceIdHash, msg.sender, block.timestamp);
     }
 
-    /// @notice The anchored batch `batchId`; all zero when it was never anchored.
-    function batches(uint64 batchId)
+    /// @notice What anchored `root`: its batch id, leaf count, block and that block's timestamp.
+    ///         All zero when `root` was never anchored (an anchored root has count >= 1).
+    function anchors(bytes32 root)
         external
         view
-        returns (bytes32 root, uint32 count, uint64 blockNumber, uint64 timestamp)
+        returns (uint64 batchId, uint32 count, uint64 blockNumber, uint64 timestamp)
     {
-        root = _roots[batchId];
-        if (root != bytes32(0)) {
-            Anchor memory a = _anchors[root];
-            (count, blockNumber, timestamp) = (a.count, a.blockNumber, a.timestamp);
+        Anchor memory a = _anchors[root];
+        if (a.batchIdPlusOne != 0) {
+            (batchId, count, blockNumber, timestamp) = (a.batchIdPlusOne - 1, a.count, a.blockNumber, a.timestamp);
         }
     }
 
@@ -107,18 +115,8 @@ contract LcoreAnchor {
         return _anchors[root].batchIdPlusOne;
     }
 
-    function isAnchored(uint64 batchId) external view returns (bool) {
-        return _roots[batchId] != bytes32(0);
-    }
-
-    /// @notice True when `proof` proves `leaf` against the root anchored as batch `batchId`.
-    function verify(uint64 batchId, bytes32[] calldata proof, bytes32 leaf) external view returns (bool) {
-        bytes32 root = _roots[batchId];
-        return root != bytes32(0) && _processProof(proof, leaf) == root;
-    }
-
     /// @notice True when `root` was anchored (by any batch) and `proof` proves `leaf` against it.
-    function verifyRoot(bytes32 root, bytes32[] calldata proof, bytes32 leaf) external view returns (bool) {
+    function verify(bytes32 root, bytes32[] calldata proof, bytes32 leaf) external view returns (bool) {
         return _anchors[root].batchIdPlusOne != 0 && _processProof(proof, leaf) == root;
     }
 

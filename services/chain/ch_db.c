@@ -259,44 +259,6 @@ out:
     return rc;
 }
 
-int ch_db_rebatch(ch_db_t *self, int64_t batch_id, int64_t *new_id)
-{
-    char id[24], nid[24];
-    snprintf(id, sizeof id, "%" PRId64, batch_id);
-    const char *v[1] = {id};
-    if (s_begin(self) < 0)
-        return LC_ERR_UNAVAILABLE;
-    PGresult *r = s_exec(self, PGRES_TUPLES_OK,
-                         "INSERT INTO chain_batches (root, leaf_count, first_record, last_record)"
-                         " SELECT root, leaf_count, first_record, last_record FROM chain_batches"
-                         " WHERE id = $1 AND status = 'pending' RETURNING id",
-                         1, v, NULL, NULL);
-    int rc = LC_ERR_UNAVAILABLE;
-    if (!r)
-        goto rollback;
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        rc = LC_ERR_NOTFOUND;
-        goto rollback;
-    }
-    *new_id = s_i64(r, 0, 0);
-    PQclear(r);
-    snprintf(nid, sizeof nid, "%" PRId64, *new_id);
-    const char *v2[2] = {id, nid};
-    if (s_cmd(self,
-              "INSERT INTO chain_batch_leaves (batch_id, record_pk, leaf_index, leaf)"
-              " SELECT $2, record_pk, leaf_index, leaf FROM chain_batch_leaves WHERE batch_id = $1",
-              2, v2, NULL, NULL) < 0 ||
-        s_cmd(self, "UPDATE chain_batches SET status = 'superseded' WHERE id = $1", 1, v, NULL,
-              NULL) < 0 ||
-        s_commit(self) < 0)
-        goto rollback;
-    return 0;
-rollback:
-    s_rollback(self);
-    return rc;
-}
-
 int ch_db_supersede_batch(ch_db_t *self, int64_t batch_id)
 {
     char id[24];

@@ -47,9 +47,6 @@ int ch_db_reserve_batch_id(ch_db_t *self, int64_t *batch_id) LC_WUR;
 int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *leaves, size_t n,
                        const uint8_t root[32], const ch_replacement_t *repl,
                        int64_t *batch_id) LC_WUR;
-/* The contract holds batch_id with another root: its leaves go into a new batch (new id, in
- * *new_id) and batch_id is superseded, in one transaction. Only for a pending batch. */
-int ch_db_rebatch(ch_db_t *self, int64_t batch_id, int64_t *new_id) LC_WUR;
 /* A pending batch whose records are anchored under another batch id: superseded. */
 int ch_db_supersede_batch(ch_db_t *self, int64_t batch_id) LC_WUR;
 /* A pending batch with no live transaction (oldest first), or *batch_id = 0. */

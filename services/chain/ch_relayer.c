@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ch_abi.h"
 #include "lc_codec.h"
 #include "lc_keccak.h"
 #include "lc_log.h"
@@ -16,10 +17,6 @@
 #define CH_MAX_LOGS 8
 #define CH_ESTIMATE_BACKOFF_MIN_US 1000000ull
 #define CH_ESTIMATE_BACKOFF_MAX_US 30000000ull
-
-/* The contract's event for an anchored batch: Anchored(uint64 indexed batchId, bytes32 indexed
- * root, uint32 count, uint64 timestamp); topic0 is the hash of this signature. */
-static const char s_anchored_event[] = "Anchored(uint64,bytes32,uint32,uint64)";
 
 struct ch_relayer {
     const ch_config_t *cfg;
@@ -69,8 +66,8 @@ ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, ch_rpc_t *rpc,
     self->signer = signer;
     memcpy(self->from, lc_ethtx_signer_address(signer), 20);
     memcpy(self->contract, contract, 20);
-    lc_keccak256(self->anchored_topic, (const uint8_t *)s_anchored_event,
-                 sizeof s_anchored_event - 1);
+    lc_keccak256(self->anchored_topic, (const uint8_t *)CH_ABI_ANCHORED_EVENT,
+                 sizeof CH_ABI_ANCHORED_EVENT - 1);
     self->batches = lc_metrics_counter(m, "lcore_chain_batches_total", "Batches created", NULL);
     self->records = lc_metrics_counter(m, "lcore_chain_records_anchored_total",
                                        "Records in batches that reached confirmation depth", NULL);
@@ -92,9 +89,7 @@ ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, ch_rpc_t *rpc,
         NULL);
     self->conflicts =
         lc_metrics_counter(m, "lcore_chain_batch_conflicts_total",
-                           "Batches the contract holds with another root, or whose root it holds "
-                           "under another batch id",
-                           NULL);
+                           "Batches whose root the contract holds under another batch id", NULL);
     self->gas_total = lc_metrics_counter(m, "lcore_chain_gas_used_total",
                                          "Gas used by anchor transactions", NULL);
     self->fees_wei = lc_metrics_counter(m, "lcore_chain_fees_paid_wei_total",
@@ -137,15 +132,6 @@ static void s_be_word(uint8_t word[32], uint64_t v)
     memset(word, 0, 32);
     for (int i = 0; i < 8; i++)
         word[31 - i] = (uint8_t)(v >> (8 * i));
-}
-
-void ch_anchor_calldata(uint8_t out[100], uint64_t batch_id, const uint8_t root[32], uint32_t count)
-{
-    static const uint8_t selector[4] = {0xa1, 0x49, 0xa2, 0x14}; /* anchor(uint64,bytes32,uint32) */
-    memcpy(out, selector, 4);
-    s_be_word(out + 4, batch_id);
-    memcpy(out + 36, root, 32);
-    s_be_word(out + 68, count);
 }
 
 /* Chain nonce for the next new transaction: the chain's pending count, or past our own. */
@@ -196,8 +182,8 @@ static int s_sign(ch_relayer_t *self, uint64_t nonce, uint64_t gas, const s_fees
                   int64_t batch_id, const uint8_t root[32], uint32_t count, uint8_t **raw,
                   size_t *raw_len, uint8_t hash[32])
 {
-    uint8_t data[100];
-    ch_anchor_calldata(data, (uint64_t)batch_id, root, count);
+    uint8_t data[CH_ABI_ANCHOR_LEN];
+    ch_abi_anchor(data, (uint64_t)batch_id, root, count);
     lc_ethtx_t tx = {.chain_id = (uint64_t)self->cfg->chain_id,
                      .nonce = nonce,
                      .gas_limit = gas,
@@ -271,54 +257,19 @@ static int s_save_batch(ch_relayer_t *self, size_t n, const uint8_t root[32],
     return rc;
 }
 
-static int s_is_zero(const uint8_t *b, size_t n)
+/* The contract's anchors(root): the batch id that anchored root and the block it did it in
+ * (a->count 0: never anchored). The relayer knows each of its batches' (id, root), so "is this
+ * batch on chain" is "does the contract hold its root under its id". */
+static int s_contract_anchor(ch_relayer_t *self, const uint8_t root[32], ch_anchor_t *a)
 {
-    for (size_t i = 0; i < n; i++)
-        if (b[i])
-            return 0;
-    return 1;
-}
-
-/* The uint64 in a 32-byte ABI word; LC_ERR_INVALID when it does not fit. */
-static int s_word_u64(const uint8_t word[32], uint64_t *v)
-{
-    if (!s_is_zero(word, 24))
-        return LC_ERR_INVALID;
-    *v = 0;
-    for (int i = 24; i < 32; i++)
-        *v = *v << 8 | word[i];
-    return 0;
-}
-
-/* The contract's batches(batchId): the root it holds for the id (all zero: not anchored) and the
- * block that anchored it. */
-static int s_contract_batch(ch_relayer_t *self, int64_t batch_id, uint8_t root[32], uint64_t *block)
-{
-    uint8_t data[36] = {0x82, 0x32, 0xe3, 0x89}; /* batches(uint64) */
-    s_be_word(data + 4, (uint64_t)batch_id);
+    uint8_t data[CH_ABI_ANCHORS_LEN];
+    ch_abi_anchors(data, root);
     uint8_t *out = NULL;
     size_t len = 0;
     ch_rpc_error_t err;
     int rc = ch_rpc_eth_call(self->rpc, self->contract, data, sizeof data, &out, &len, &err);
-    if (rc == 0 && (len != 128 || s_word_u64(out + 64, block) != 0))
-        rc = LC_ERR_INVALID;
     if (rc == 0)
-        memcpy(root, out, 32);
-    free(out);
-    return rc;
-}
-
-/* The contract's rootBatch(root): batchId + 1 of the batch that anchored root, 0 if none. */
-static int s_contract_root_batch(ch_relayer_t *self, const uint8_t root[32], uint64_t *plus_one)
-{
-    uint8_t data[36] = {0x45, 0xfb, 0xe1, 0xd5}; /* rootBatch(bytes32) */
-    memcpy(data + 4, root, 32);
-    uint8_t *out = NULL;
-    size_t len = 0;
-    ch_rpc_error_t err;
-    int rc = ch_rpc_eth_call(self->rpc, self->contract, data, sizeof data, &out, &len, &err);
-    if (rc == 0 && (len != 32 || s_word_u64(out, plus_one) != 0))
-        rc = LC_ERR_INVALID;
+        rc = ch_abi_anchors_decode(a, out, len);
     free(out);
     return rc;
 }
@@ -367,11 +318,12 @@ static int s_adopt(ch_relayer_t *self, int64_t batch_id, const ch_log_t *log, co
     return rc;
 }
 
-/* The contract holds batch_id with our root, anchored in `block`: find the transaction that did
- * it (its Anchored event) and record it as mined, so confirmation tracking and reorg checks take
- * over. That transaction may be any attempt of ours (a fatal one is taken back) or, if this
- * database never saw it, is adopted. Returns 0, LC_ERR_NOTFOUND while the event or the
- * transaction is not visible on the endpoint yet (try again later), or another error. */
+/* The contract holds our root under batch_id, anchored in `block`: find the transaction that did
+ * it (its Anchored event, matched on both batch id and root) and record it as mined, so
+ * confirmation tracking and reorg checks take over. That transaction may be any attempt of ours (a
+ * fatal one is taken back) or, if this database never saw it, is adopted. Returns 0,
+ * LC_ERR_NOTFOUND while the event or the transaction is not visible on the endpoint yet (try again
+ * later), or another error. */
 static int s_reconcile(ch_relayer_t *self, int64_t batch_id, const uint8_t root[32], uint64_t block)
 {
     uint8_t topics[3][32];
@@ -426,66 +378,55 @@ static int s_reconcile(ch_relayer_t *self, int64_t batch_id, const uint8_t root[
     return rc;
 }
 
-/* Whether the contract holds batch_id with the root the database has for it; if so, reconciled
- * (s_reconcile). Returns 1 reconciled, 0 not anchored with our root, LC_ERR_NOTFOUND anchored
- * with our root but not reconcilable yet, or another error. */
+/* Whether the contract holds the root the database has for batch_id, under batch_id; if so,
+ * reconciled (s_reconcile). Returns 1 reconciled, 0 not anchored with our root under this id,
+ * LC_ERR_NOTFOUND anchored but not reconcilable yet, or another error. */
 static int s_reconcile_if_anchored(ch_relayer_t *self, int64_t batch_id)
 {
-    uint8_t root[32], on_chain[32];
+    uint8_t root[32];
     uint32_t count = 0;
-    uint64_t block = 0;
+    ch_anchor_t a;
     int rc = ch_db_batch_root(self->db, batch_id, root, &count);
     if (rc < 0)
         return rc;
-    if ((rc = s_contract_batch(self, batch_id, on_chain, &block)) < 0)
+    if ((rc = s_contract_anchor(self, root, &a)) < 0)
         return rc;
-    if (s_is_zero(on_chain, 32) || memcmp(on_chain, root, 32) != 0)
+    if (a.count == 0 || a.batch_id != (uint64_t)batch_id)
         return 0;
-    rc = s_reconcile(self, batch_id, root, block);
+    rc = s_reconcile(self, batch_id, root, a.block_number);
     return rc == 0 ? 1 : rc;
 }
 
-/* The gas estimate of a batch that no live transaction holds reverted. If the contract already
- * holds the batch, the database lost track of a mined anchor: reconcile from the chain instead
- * of trying the same anchor forever. Returns 0 or LC_ERR_UNAVAILABLE. */
+/* The gas estimate of a batch that no live transaction holds reverted. The contract refuses a
+ * root it holds already (RootAlreadyAnchored(root, id)): under this batch's id, the database lost
+ * track of a mined anchor, so reconcile from the chain instead of trying the same anchor forever;
+ * under another id, the same leaves were batched twice. Returns 0 or LC_ERR_UNAVAILABLE. */
 static int s_estimate_reverted(ch_relayer_t *self, int64_t batch_id, const uint8_t root[32],
                                const ch_rpc_error_t *why)
 {
-    uint8_t on_chain[32];
-    uint64_t block = 0, plus_one = 0;
-    int rc = s_contract_batch(self, batch_id, on_chain, &block);
-    if (rc == 0 && !s_is_zero(on_chain, 32)) {
-        if (memcmp(on_chain, root, 32) == 0) {
-            rc = s_reconcile(self, batch_id, root, block);
-            if (rc == LC_ERR_NOTFOUND)
-                lc_warn("anchor_not_reconciled",
-                        "batch_id=%" PRId64 " block=%" PRIu64
-                        " (the contract holds the batch; its Anchored event is not visible yet)",
-                        batch_id, block);
-            return rc == LC_ERR_UNAVAILABLE ? rc : 0;
-        }
-        /* Another root under our batch id: not our anchor. Its records get a new batch id. */
-        lc_counter_inc(self->conflicts);
-        int64_t new_id = 0;
-        rc = ch_db_rebatch(self->db, batch_id, &new_id);
-        lc_error("batch_id_conflict",
-                 "batch_id=%" PRId64 " block=%" PRIu64 " new_batch_id=%" PRId64
-                 " (the contract holds this batch id with another root; its records are batched"
-                 " again)",
-                 batch_id, block, rc == 0 ? new_id : 0);
+    ch_anchor_t a;
+    int rc = s_contract_anchor(self, root, &a);
+    if (rc == 0 && a.count && a.batch_id == (uint64_t)batch_id) {
+        rc = s_reconcile(self, batch_id, root, a.block_number);
+        if (rc == LC_ERR_NOTFOUND)
+            lc_warn("anchor_not_reconciled",
+                    "batch_id=%" PRId64 " block=%" PRIu64
+                    " (the contract holds the batch; its Anchored event is not visible yet)",
+                    batch_id, a.block_number);
         return rc == LC_ERR_UNAVAILABLE ? rc : 0;
     }
-    if (rc == 0 && (rc = s_contract_root_batch(self, root, &plus_one)) == 0 && plus_one &&
-        plus_one - 1 != (uint64_t)batch_id) {
+    if (rc == 0 && a.count) {
         /* The same leaves anchored under another id. If that is a batch of ours with this root,
          * it is the live one and this one goes. */
-        int64_t other = (int64_t)(plus_one - 1);
+        int64_t other = (int64_t)a.batch_id;
         uint8_t other_root[32];
         uint32_t count = 0;
-        int k = ch_db_batch_root(self->db, other, other_root, &count) == 0 &&
-                        memcmp(other_root, root, 32) == 0
-                    ? s_reconcile_if_anchored(self, other)
-                    : 0;
+        int k = 0;
+        if (ch_db_batch_root(self->db, other, other_root, &count) == 0 &&
+            memcmp(other_root, root, 32) == 0) {
+            k = s_reconcile(self, other, root, a.block_number);
+            k = k == 0 ? 1 : k;
+        }
         if (k == LC_ERR_UNAVAILABLE)
             return k;
         if (k == 1 && (rc = ch_db_supersede_batch(self->db, batch_id)) == 0) {
@@ -527,8 +468,8 @@ static int s_start_next(ch_relayer_t *self)
         return 0; /* its estimate failed a moment ago */
     if (!self->nonce_synced && (rc = s_sync_nonce(self)) < 0)
         return rc;
-    uint8_t data[100];
-    ch_anchor_calldata(data, (uint64_t)batch_id, root, count);
+    uint8_t data[CH_ABI_ANCHOR_LEN];
+    ch_abi_anchor(data, (uint64_t)batch_id, root, count);
     uint64_t gas = 0;
     ch_rpc_error_t err;
     if (ch_rpc_estimate_gas(self->rpc, self->from, self->contract, data, sizeof data, &gas, &err) <
@@ -764,8 +705,8 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
             continue;
         if (!r.status) {
             /* A revert can mean the batch is anchored already, by another transaction (the
-             * contract refuses a batch id twice): that one is recorded first, so the batch is
-             * not superseded under it. */
+             * contract refuses a root twice, RootAlreadyAnchored): that one is recorded first,
+             * so the batch is not superseded under it. */
             rc = s_reconcile_if_anchored(self, batch_ids[i]);
             if (rc == LC_ERR_UNAVAILABLE || rc == LC_ERR_NOTFOUND)
                 return rc == LC_ERR_UNAVAILABLE ? rc : 0; /* settled in a later tick */
@@ -794,9 +735,9 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
          * took it. A node can count a block's nonces an instant before it serves the block's
          * receipts (anvil does), and across failover or a load balancer the receipts may come
          * from a node some blocks behind. Taking our own mined anchor for a stolen nonce sends
-         * its batch again, which the contract refuses forever (AlreadyAnchored). So: only once
-         * the nonce was used `confirmations` blocks ago, and the contract holds none of this
-         * transaction's batches. */
+         * its batch again, which the contract refuses forever (RootAlreadyAnchored). So: only
+         * once the nonce was used `confirmations` blocks ago, and the contract holds none of
+         * this transaction's batches (no attempt's root under that attempt's batch id). */
         uint64_t depth = (uint64_t)self->cfg->confirmations, settled = 0;
         if (head < depth)
             return 0;

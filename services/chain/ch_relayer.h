@@ -4,8 +4,9 @@
  * bumps, replacement by a larger batch at the same nonce, reorg checks, and recovery from a
  * nonce taken by another sender. All state is in PostgreSQL (ch_db); the relayer can be killed
  * at any point and resumes from there. The contract has the last word: a batch it already holds
- * is never sent again; the transaction that anchored it (Anchored event) is recorded as mined
- * instead, even one the database gave up on or never saw. Single-threaded, owned by main(). */
+ * (its root, under its batch id: the contract keys anchors by root) is never sent again; the
+ * transaction that anchored it (Anchored event) is recorded as mined instead, even one the
+ * database gave up on or never saw. Single-threaded, owned by main(). */
 #ifndef CH_RELAYER_H
 #define CH_RELAYER_H
 
@@ -25,9 +26,5 @@ void ch_relayer_destroy(ch_relayer_t **self_p);
 /* One round. Returns 0, or LC_ERR_UNAVAILABLE when the database or every RPC endpoint is away
  * (the caller waits and tries again). */
 int ch_relayer_tick(ch_relayer_t *self) LC_WUR;
-
-/* anchor(uint64 batchId, bytes32 root, uint32 count) call data (100 bytes). */
-void ch_anchor_calldata(uint8_t out[100], uint64_t batch_id, const uint8_t root[32],
-                        uint32_t count);
 
 #endif

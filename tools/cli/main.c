@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "ch_abi.h"
 #include "ch_rpc.h"
 #include "lc_codec.h"
 #include "lc_ethtx.h"
@@ -40,28 +41,9 @@ static int s_record_id(uint8_t rid[LC_RECORD_ID_LEN], const char *cmd, const cha
     return 0;
 }
 
-/* verify(uint64 batchId, bytes32[] proof, bytes32 leaf) call data. *len receives its size. */
-static uint8_t *s_verify_calldata(uint64_t batch_id, const uint8_t *proof, size_t n,
-                                  const uint8_t leaf[32], size_t *len)
-{
-    static const uint8_t selector[4] = {0x2b, 0x70, 0x77, 0x8a};
-    *len = 4 + 32 * 4 + 32 * n;
-    uint8_t *d = calloc(1, *len);
-    if (!d)
-        return NULL;
-    memcpy(d, selector, 4);
-    for (int i = 0; i < 8; i++)
-        d[4 + 31 - i] = (uint8_t)(batch_id >> (8 * i));
-    d[4 + 32 + 31] = 0x60; /* offset of the proof array: after three head words */
-    memcpy(d + 4 + 64, leaf, 32);
-    for (int i = 0; i < 8; i++)
-        d[4 + 96 + 31 - i] = (uint8_t)((uint64_t)n >> (8 * i));
-    memcpy(d + 4 + 128, proof, 32 * n);
-    return d;
-}
-
 /* Recomputes a record's leaf from the stored row, checks its Merkle proof against the batch
- * root, and asks the anchor contract on chain. */
+ * root, and asks the anchor contract on chain (verify(root, proof, leaf): true only for a root
+ * the contract holds). */
 static int s_verify(const char *record_hex)
 {
     uint8_t rid[LC_RECORD_ID_LEN];
@@ -150,14 +132,16 @@ static int s_verify(const char *record_hex)
     ch_rpc_error_t rerr;
     lc_log_init("lcore-cli", LC_LOG_ERROR);
     if (!(rpc = ch_rpc_new(s_env("LCORE_CHAIN_RPC", "http://127.0.0.1:8545"), 10000, NULL)) ||
-        !(call = s_verify_calldata(batch_id, proof, plen, leaf, &call_len)))
+        !(call = ch_abi_verify(root, proof, plen, leaf, &call_len)))
         goto out;
     if (ch_rpc_eth_call(rpc, contract, call, call_len, &out, &out_len, &rerr) != 0) {
         printf("NOT VERIFIED: the chain did not answer: %s\n", rerr.message);
         goto out;
     }
-    if (out_len != 32 || out[31] != 1) {
-        printf("NOT VERIFIED: the anchor contract does not confirm this leaf in batch %llu\n",
+    bool on_chain = false;
+    if (ch_abi_bool_decode(&on_chain, out, out_len) != 0 || !on_chain) {
+        printf("NOT VERIFIED: the anchor contract does not confirm this leaf under the root of "
+               "batch %llu\n",
                (unsigned long long)batch_id);
         goto out;
     }
