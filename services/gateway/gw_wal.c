@@ -67,6 +67,7 @@ struct gw_wal {
     s_segment_t *segments; /* live segments, oldest first; the last is the one written to */
     size_t n_segments, cap_segments;
     uint64_t live_bytes;
+    uint64_t prefilled; /* size of the open segment's file: data, then zeros up to here */
     int wake_armed;
     atomic_int failed;
 
@@ -182,11 +183,39 @@ static void s_segment_path(const gw_wal_t *self, char *out, size_t cap, uint64_t
 }
 
 /* Creates segment `no` with its header, durable (file and directory entry) before use. */
+static int s_pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* Writes zeros over [from, to) of the open segment. */
+static int s_zero_fill(int fd, uint64_t from, uint64_t to)
+{
+    static const uint8_t zeros[64 * 1024];
+    while (from < to) {
+        size_t n = to - from < sizeof zeros ? (size_t)(to - from) : sizeof zeros;
+        if (s_pwrite_all(fd, zeros, n, from) != 0)
+            return -1;
+        from += n;
+    }
+    return 0;
+}
+
 static int s_open_segment(gw_wal_t *self, uint64_t no)
 {
     char path[4096];
     s_segment_path(self, path, sizeof path, no);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         lc_error("wal_segment_create_failed", "path=%s errno=\"%s\"", path, strerror(errno));
         return LC_ERR_IO;
@@ -196,8 +225,9 @@ static int s_open_segment(gw_wal_t *self, uint64_t no)
     s_put64(h + 8, no);
     s_put64(h + 16, lc_now_us());
     s_put32(h + 28, s_crc(h, 28));
-    if (write(fd, h, sizeof h) != (ssize_t)sizeof h || fdatasync(fd) != 0 ||
-        fsync(self->dir_fd) != 0) {
+    uint64_t prefilled = S_HEADER_LEN + self->opts.prefill_bytes;
+    if (s_pwrite_all(fd, h, sizeof h, 0) != 0 || s_zero_fill(fd, S_HEADER_LEN, prefilled) != 0 ||
+        fdatasync(fd) != 0 || fsync(self->dir_fd) != 0) {
         lc_error("wal_segment_create_failed", "path=%s errno=\"%s\"", path, strerror(errno));
         close(fd);
         unlink(path);
@@ -206,6 +236,7 @@ static int s_open_segment(gw_wal_t *self, uint64_t no)
     if (self->fd >= 0)
         close(self->fd);
     self->fd = fd;
+    self->prefilled = prefilled;
     pthread_mutex_lock(&self->lock);
     int rc = s_add_segment(self, no, S_HEADER_LEN);
     pthread_mutex_unlock(&self->lock);
@@ -306,6 +337,14 @@ static int s_replay_body(gw_wal_t *self, s_replay_t *r, uint64_t seg, const uint
     return 0;
 }
 
+static int s_all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
 /* Replays one segment file. newest: damage at its end is a torn write, not corruption. */
 static int s_replay_segment(gw_wal_t *self, s_replay_t *r, uint64_t no, int newest,
                             uint64_t *readings)
@@ -319,6 +358,7 @@ static int s_replay_segment(gw_wal_t *self, s_replay_t *r, uint64_t no, int newe
         return LC_ERR_IO;
     }
     int rc = 0;
+    size_t end = len; /* of the entries: the zeros written ahead of them do not count */
     if (len < S_HEADER_LEN || memcmp(buf, S_MAGIC, 8) != 0 || s_get64(buf + 8) != no ||
         s_get32(buf + 28) != s_crc(buf, 28)) {
         /* A crash between creating a segment and its header's fsync leaves it short. */
@@ -333,6 +373,11 @@ static int s_replay_segment(gw_wal_t *self, s_replay_t *r, uint64_t no, int newe
     size_t off = S_HEADER_LEN, damaged = 0;
     uint64_t before = lc_counter_get(self->c_replayed);
     while (off < len) {
+        /* Zeros to the end of the file: the space written ahead of the data, not an entry. */
+        if (s_all_zero(buf + off, len - off)) {
+            end = off;
+            break;
+        }
         uint32_t blen = off + S_FRAME_LEN <= len ? s_get32(buf + off) : 0;
         if (off + S_FRAME_LEN > len || blen > S_MAX_BODY || off + S_FRAME_LEN + blen > len ||
             s_get32(buf + off + 4) != s_crc(buf + off + S_FRAME_LEN, blen)) {
@@ -367,7 +412,7 @@ static int s_replay_segment(gw_wal_t *self, s_replay_t *r, uint64_t no, int newe
 out:
     if (rc == 0) {
         pthread_mutex_lock(&self->lock);
-        rc = s_add_segment(self, no, len);
+        rc = s_add_segment(self, no, end);
         pthread_mutex_unlock(&self->lock);
     }
     sodium_memzero(buf, len);
@@ -685,20 +730,6 @@ void gw_wal_clear_wakeup(gw_wal_t *self)
 
 /* -- group commit ------------------------------------------------------------------------ */
 
-static int s_write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Wakes the waiters whose entries are durable (all of them, with an error, if the log failed).
  * Callbacks run outside the lock. */
 static void s_wake_waiters(gw_wal_t *self, int status)
@@ -751,7 +782,21 @@ int gw_wal_sync(gw_wal_t *self, gw_wal_reading_fn *on_reading, void *arg)
         s_fail(self, "segment");
         goto out;
     }
-    if (s_write_all(self->fd, self->out_frames.data, self->out_frames.len) != 0) {
+    pthread_mutex_lock(&self->lock);
+    uint64_t at = self->segments[self->n_segments - 1].bytes;
+    pthread_mutex_unlock(&self->lock);
+    /* Past the zeros written ahead: write the next stretch with this group, so most groups'
+     * fdatasync flush only data blocks and not the inode (the file size does not change). */
+    uint64_t need = at + self->out_frames.len;
+    if (self->opts.prefill_bytes && need > self->prefilled) {
+        if (s_zero_fill(self->fd, need, need + self->opts.prefill_bytes) != 0) {
+            s_fail(self, "write");
+            rc = LC_ERR_IO;
+            goto out;
+        }
+        self->prefilled = need + self->opts.prefill_bytes;
+    }
+    if (s_pwrite_all(self->fd, self->out_frames.data, self->out_frames.len, at) != 0) {
         s_fail(self, "write");
         rc = LC_ERR_IO;
         goto out;

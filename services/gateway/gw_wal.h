@@ -33,6 +33,13 @@
 
 typedef struct gw_wal gw_wal_t;
 
+/* Zeros written ahead of the data in the open segment. An fdatasync that does not change the
+ * file's size flushes the data blocks only, not the inode as well: in paired runs on ext4 /
+ * virtio at 3,600 readings/s the log's fsync p50 went from 0.23-0.30 to 0.17-0.21 ms, and on a
+ * quiet machine the gateway's p99 request time from 4.6 to 3.7 ms. Replay takes zeros after the
+ * last entry for the end of the segment. */
+#define GW_WAL_PREFILL_BYTES (1u << 20)
+
 typedef struct {
     const char *dir;          /* created if missing (0700); locked against a second gateway */
     const lc_keyring_t *ring; /* borrowed; must outlive the log */
@@ -40,6 +47,7 @@ typedef struct {
     uint64_t max_entries;     /* bound on readings not yet acknowledged */
     uint64_t segment_bytes;   /* a segment is closed once it holds this much */
     lc_metrics_t *metrics;    /* the service's registry (tests pass their own) */
+    uint64_t prefill_bytes;   /* zeros written ahead of the data (0: none); see gw_wal.c */
 } gw_wal_opts_t;
 
 /* A reading found in the log (replay) or just made durable (sync). Borrowed for the call. */

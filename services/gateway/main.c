@@ -107,7 +107,8 @@ int main(int argc, char **argv)
                            .max_bytes = (uint64_t)cfg.wal_max_bytes,
                            .max_entries = (uint64_t)cfg.wal_max_readings,
                            .segment_bytes = (uint64_t)cfg.wal_segment_bytes,
-                           .metrics = metrics};
+                           .metrics = metrics,
+                           .prefill_bytes = GW_WAL_PREFILL_BYTES};
     if (!(relay = gw_relay_new(&ropts)) ||
         !(wal = gw_wal_open(&wopts, gw_relay_replay_reading, gw_relay_replay_ack, relay)) ||
         gw_relay_start(relay, wal) < 0)

@@ -1,6 +1,6 @@
 /* test_gw_wal.c: the gateway's write-ahead log — durability notifications, replay after a
  * restart (acks cancel readings), bounds, segment roll and trim, torn tails and damaged
- * segments, sealing at rest, the directory lock. */
+ * segments, zeros written ahead of the data, sealing at rest, the directory lock. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +35,7 @@ typedef struct {
     uint8_t acked[S_MAX][32];
     size_t n_acked;
     int done_calls, done_status;
+    uint64_t prefill; /* gw_wal_opts_t.prefill_bytes of s_open (0 unless a test sets it) */
 } s_fx_t;
 
 static void s_on_reading(void *arg, uint64_t seg, const uint8_t id[32], const uint8_t *data,
@@ -73,7 +74,7 @@ static void s_id(uint8_t id[32], unsigned i)
 static gw_wal_t *s_open(s_fx_t *f, uint64_t max_bytes, uint64_t max_entries, uint64_t seg_bytes)
 {
     f->n = f->n_acked = 0;
-    gw_wal_opts_t o = {f->wal, f->ring, max_bytes, max_entries, seg_bytes, f->metrics};
+    gw_wal_opts_t o = {f->wal, f->ring, max_bytes, max_entries, seg_bytes, f->metrics, f->prefill};
     return gw_wal_open(&o, s_on_reading, s_on_ack, f);
 }
 
@@ -277,6 +278,49 @@ static void test_torn_tail_and_damage(void **state)
     gw_wal_destroy(&w);
 }
 
+/* Zeros are written ahead of the data (so most fdatasyncs do not change the file size), the
+ * stretch is extended as the data reaches it, and replay takes the zeros for the end. */
+static void test_prefill(void **state)
+{
+    s_fx_t *f = *state;
+    f->prefill = 4096;
+    gw_wal_t *w = s_open(f, 1 << 20, 1000, 1 << 20);
+    char path[160];
+    snprintf(path, sizeof path, "%s/%016x.wal", f->wal, 1);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 32 + 4096); /* header, then the zeros */
+    off_t last = st.st_size;
+    int grew = 0;
+    for (unsigned i = 0; i < 100; i++) {
+        s_append(w, i);
+        if (i % 10 == 9) {
+            assert_int_equal(gw_wal_sync(w, s_on_reading, f), 0);
+            assert_int_equal(stat(path, &st), 0);
+            grew += st.st_size > last;
+            last = st.st_size;
+        }
+    }
+    assert_int_equal(f->n, 100);
+    assert_true(grew >= 1 && grew < 10); /* in stretches, not with every group */
+    gw_wal_destroy(&w);
+    /* The tail is zeros; every reading comes back, none counted as damaged. */
+    uint8_t tail[16], zero[16] = {0};
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, tail, sizeof tail, st.st_size - (off_t)sizeof tail), sizeof tail);
+    close(fd);
+    assert_memory_equal(tail, zero, sizeof tail);
+    assert_non_null(w = s_open(f, 1 << 20, 1000, 1 << 20));
+    assert_int_equal(f->n, 100);
+    assert_string_equal(f->data[99], "reading-99");
+    size_t len = 0;
+    char *text = lc_metrics_render(f->metrics, &len);
+    assert_non_null(strstr(text, "lcore_gateway_wal_damaged_entries_total 0\n"));
+    free(text);
+    gw_wal_destroy(&w);
+}
+
 static void test_sealed_at_rest(void **state)
 {
     s_fx_t *f = *state;
@@ -334,6 +378,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bounds, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_roll_and_trim, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_and_damage, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_prefill, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sealed_at_rest, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_lock, s_setup, s_teardown),
     };
