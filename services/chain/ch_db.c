@@ -8,6 +8,7 @@
 
 #include <libpq-fe.h>
 
+#include "ch_pgarray.h"
 #include "lc_codec.h"
 #include "lc_log.h"
 #include "lc_pg.h"
@@ -15,6 +16,7 @@
 struct ch_db {
     PGconn *conn;
     char *dsn;
+    uint64_t writes; /* see ch_db_writes */
 };
 
 static const char *const s_states[] = {"in_progress", "unconfirmed", "confirmed", "finalized",
@@ -36,6 +38,7 @@ static int s_cmd(ch_db_t *self, const char *sql, int n, const char *const *vals,
                  const int *fmts)
 {
     PGresult *r = s_exec(self, PGRES_COMMAND_OK, sql, n, vals, lens, fmts);
+    self->writes++; /* every statement here writes (or opens/ends a writing transaction) */
     if (!r)
         return LC_ERR_UNAVAILABLE;
     PQclear(r);
@@ -52,6 +55,7 @@ static int s_commit(ch_db_t *self)
 }
 static void s_rollback(ch_db_t *self)
 {
+    self->writes++;
     PQclear(PQexec(self->conn, "ROLLBACK"));
 }
 
@@ -91,7 +95,16 @@ void ch_db_destroy(ch_db_t **self_p)
 
 int ch_db_ok(ch_db_t *self)
 {
-    return lc_pg_ensure(&self->conn, self->dsn, "lcore-chain");
+    const PGconn *was = self->conn;
+    int ok = lc_pg_ensure(&self->conn, self->dsn, "lcore-chain");
+    if (self->conn != was)
+        self->writes++; /* reconnected: what was read before may be stale */
+    return ok;
+}
+
+uint64_t ch_db_writes(const ch_db_t *self)
+{
+    return self->writes;
 }
 
 static int64_t s_i64(const PGresult *r, int row, int col)
@@ -182,26 +195,17 @@ static int s_attempt(ch_db_t *self, const char *tx, const char *batch, uint64_t 
 int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *leaves, size_t n,
                        const uint8_t root[32], const ch_replacement_t *repl, int64_t *batch_id)
 {
-    /* Leaves go in as two arrays: {pk,…} and {hex,…}; one round trip for the whole batch. */
-    size_t cap = n * 70 + 16;
-    char *pks = malloc(n * 22 + 4), *lv = malloc(cap);
+    /* Leaves go in as two binary arrays, record pks (int8[]) and leaves (bytea[]): one round
+     * trip for the whole batch, nothing for the server to parse or decode. */
+    uint8_t *pk_be = malloc(n * 8), *pks = malloc(ch_pgarray_size(8, n)),
+            *lv = malloc(ch_pgarray_size(32, n));
     int rc = LC_ERR_NOMEM;
-    if (!pks || !lv)
+    if (!pk_be || !pks || !lv)
         goto out;
-    size_t pp = 0, lp = 0;
-    pks[pp++] = '{';
-    lv[lp++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        pp += (size_t)sprintf(pks + pp, "%s%" PRId64, i ? "," : "", recs[i].pk);
-        if (i)
-            lv[lp++] = ',';
-        lc_hex_encode(lv + lp, cap - lp, leaves + 32 * i, 32);
-        lp += 64;
-    }
-    pks[pp++] = '}';
-    pks[pp] = '\0';
-    lv[lp++] = '}';
-    lv[lp] = '\0';
+    for (size_t i = 0; i < n; i++)
+        ch_pgarray_int8(pk_be + 8 * i, recs[i].pk);
+    int pks_len = (int)ch_pgarray_encode(pks, CH_PGARRAY_OID_INT8, pk_be, 8, 8, n);
+    int lv_len = (int)ch_pgarray_encode(lv, CH_PGARRAY_OID_BYTEA, leaves, 32, 32, n);
     char root_hex[70], cnt[16], first[24], last[24], sup[24], rid[24], tx[24];
     s_hexparam(root_hex, root, 32);
     snprintf(cnt, sizeof cnt, "%zu", n);
@@ -229,14 +233,15 @@ int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *le
     PQclear(r);
     char bid[24];
     snprintf(bid, sizeof bid, "%" PRId64, *batch_id);
-    const char *v2[3] = {bid, pks, lv};
+    const char *v2[3] = {bid, (const char *)pks, (const char *)lv};
+    const int lens2[3] = {0, pks_len, lv_len}, fmts2[3] = {0, 1, 1};
     const char *v3[1] = {sup};
     const char *v4[2] = {tx, bid};
     if (s_cmd(self,
               "INSERT INTO chain_batch_leaves (batch_id, record_pk, leaf_index, leaf)"
-              " SELECT $1, p, i - 1, decode(l, 'hex')"
-              " FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS t(p, l, i)",
-              3, v2, NULL, NULL) < 0)
+              " SELECT $1, p, i - 1, l"
+              " FROM unnest($2::bigint[], $3::bytea[]) WITH ORDINALITY AS t(p, l, i)",
+              3, v2, lens2, fmts2) < 0)
         goto rollback;
     if (repl && (s_cmd(self,
                        "UPDATE chain_batches SET status = 'superseded' WHERE id = $1"
@@ -254,6 +259,7 @@ int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *le
 rollback:
     s_rollback(self);
 out:
+    free(pk_be);
     free(pks);
     free(lv);
     return rc;
@@ -365,11 +371,12 @@ int ch_db_unconfirmed_age(ch_db_t *self, double *age)
     return 0;
 }
 
-int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], ch_tx_t *txs, size_t cap, size_t *n)
+int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], int mined_too, ch_tx_t *txs, size_t cap,
+                   size_t *n)
 {
     char addr[48];
     s_hexparam(addr, from, 20);
-    const char *v[1] = {addr};
+    const char *v[2] = {addr, mined_too ? "t" : "f"};
     PGresult *r = s_exec(
         self, PGRES_TUPLES_OK,
         "SELECT t.id, t.batch_id, t.nonce, t.state, t.gas_limit, coalesce(t.block_number, 0),"
@@ -381,8 +388,9 @@ int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], ch_tx_t *txs, size_t c
         " JOIN LATERAL (SELECT * FROM chain_tx_attempts WHERE tx_id = t.id ORDER BY id DESC"
         " LIMIT 1) a ON true"
         " WHERE t.from_address = $1 AND t.state IN ('in_progress', 'unconfirmed', 'confirmed')"
+        " AND (t.block_number IS NULL OR $2::boolean)"
         " ORDER BY t.block_number IS NOT NULL, t.nonce",
-        1, v, NULL, NULL);
+        2, v, NULL, NULL);
     if (!r)
         return LC_ERR_UNAVAILABLE;
     *n = 0;

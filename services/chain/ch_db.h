@@ -12,6 +12,10 @@ typedef struct ch_db ch_db_t;
 ch_db_t *ch_db_new(const char *dsn);
 void ch_db_destroy(ch_db_t **self_p);
 int ch_db_ok(ch_db_t *self);
+/* Grows with every statement that writes the relayer's state (or may have: failed ones,
+ * rollbacks, a reconnection). The relayer re-reads its live transactions only when this moved,
+ * the chain moved, or a timer ran out: nothing else changes them. */
+uint64_t ch_db_writes(const ch_db_t *self);
 
 /* A record waiting for a batch. */
 typedef struct {
@@ -88,8 +92,8 @@ typedef struct {
 } ch_tx_t;
 
 /* Transactions in progress, unconfirmed, or confirmed-not-final (at most cap): the unmined ones
- * first, then the mined ones, each by nonce. */
-int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], ch_tx_t *txs, size_t cap,
+ * first, then (mined_too) the mined ones, each by nonce. */
+int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], int mined_too, ch_tx_t *txs, size_t cap,
                    size_t *n) LC_WUR;
 /* All attempt hashes of a transaction (newest first), at most cap. */
 int ch_db_attempt_hashes(ch_db_t *self, int64_t tx_id, uint8_t (*hashes)[32], int64_t *batch_ids,

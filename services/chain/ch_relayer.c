@@ -17,6 +17,9 @@
 #define CH_MAX_LOGS 8
 #define CH_ESTIMATE_BACKOFF_MIN_US 1000000ull
 #define CH_ESTIMATE_BACKOFF_MAX_US 30000000ull
+/* Unmined anchors are rechecked this often: nodes count a block's nonces before its receipts. */
+#define CH_UNMINED_RECHECK_US 100000ull
+#define CH_AGE_EVERY_US 1000000ull /* lcore_chain_unconfirmed_age_seconds refresh */
 
 struct ch_relayer {
     const ch_config_t *cfg;
@@ -33,7 +36,24 @@ struct ch_relayer {
     uint64_t balance_at_us; /* when the wallet balance was last read */
     ch_record_t *recs;      /* batch_max records, reused */
     uint8_t *leaves;
-    int64_t held_batch;     /* a batch whose gas estimate failed: not retried before ... */
+    /* The open batch: recs[0..open_n) are the records after open_after read so far, kept
+     * between ticks so that a tick reads only the records stored since the last one (the
+     * store's single writer commits records in id order, which the cursor relies on too).
+     * Dropped when a batch is built, when anything else fills recs, and after a failed tick. */
+    int open_valid;
+    int64_t open_after;
+    size_t open_n;
+    uint64_t open_stored_us; /* lc_mono_us() at which recs[0] was stored (from its age then) */
+    /* Transaction tracking (the live transactions, their receipts and depth) runs when the head
+     * block changed, the relayer wrote to the database since it last read them, a replacement
+     * comes due, or track_due_us passed: nothing else changes them. */
+    int tracked;             /* the fields below hold the last pass's view */
+    uint64_t tracked_writes; /* ch_db_writes() right after that pass read the live list */
+    uint64_t track_due_us;
+    uint64_t stuck_at_us; /* when the first unmined transaction is due for a replacement; 0: none */
+    int unmined;
+    uint64_t age_at_us; /* when the unconfirmed-age gauge was last computed; 0: at the next tick */
+    int64_t held_batch; /* a batch whose gas estimate failed: not retried before ... */
     uint64_t held_until_us; /* ... this time (backoff doubling from 1 s to 30 s) */
     uint64_t held_backoff_us;
     uint8_t anchored_topic[32];
@@ -215,21 +235,46 @@ static ch_send_status_t s_broadcast(ch_relayer_t *self, int64_t tx_id, const uin
     return st;
 }
 
+static void s_drop_open(ch_relayer_t *self)
+{
+    self->open_valid = 0;
+    self->open_n = 0;
+}
+
 /* Leaves and root of the next batch, in self->recs / self->leaves: the records after `after`
  * (all of them when force, else only when the batch is full or its oldest record waited the
- * window). *n = 0: nothing to do. */
+ * window). *n = 0: nothing to do. Without force, the records read stay in recs for the next call
+ * with the same `after`, which reads only newer ones. */
 static int s_build_batch(ch_relayer_t *self, int64_t after, int force, size_t *n, uint8_t root[32])
 {
-    uint64_t age = 0;
+    size_t max = (size_t)self->cfg->batch_max;
     *n = 0;
-    size_t got = 0;
-    int rc =
-        ch_db_records_after(self->db, after, (size_t)self->cfg->batch_max, self->recs, &got, &age);
-    if (rc < 0)
-        return rc;
-    if (got == 0 || (!force && got < (size_t)self->cfg->batch_max &&
-                     age < (uint64_t)self->cfg->batch_window_ms))
+    if (force || !self->open_valid || self->open_after != after) {
+        s_drop_open(self);
+        self->open_after = after;
+    }
+    size_t got = self->open_n;
+    if (got < max) {
+        uint64_t age = 0;
+        size_t more = 0;
+        int64_t from = got ? self->recs[got - 1].pk : after;
+        int rc = ch_db_records_after(self->db, from, max - got, self->recs + got, &more, &age);
+        if (rc < 0) {
+            s_drop_open(self);
+            return rc;
+        }
+        if (got == 0 && more) {
+            uint64_t now = lc_mono_us(), age_us = age * 1000;
+            self->open_stored_us = now > age_us ? now - age_us : 0;
+        }
+        got += more;
+    }
+    self->open_n = got;
+    self->open_valid = !force;
+    uint64_t age_ms = got ? (lc_mono_us() - self->open_stored_us) / 1000 : 0;
+    if (got == 0 || (!force && got < max && age_ms < (uint64_t)self->cfg->batch_window_ms))
         return 0;
+    s_drop_open(self); /* built: the next batch starts after it (recs keep it for the caller) */
     for (size_t i = 0; i < got; i++)
         lc_merkle_leaf(self->leaves + 32 * i, self->recs[i].record_id, self->recs[i].envelope_hash);
     int err = 0;
@@ -574,6 +619,7 @@ static int s_replace(ch_relayer_t *self, const ch_tx_t *tx)
         return rc;
     size_t more = 0;
     uint64_t age = 0;
+    s_drop_open(self); /* recs are overwritten below */
     if ((rc = ch_db_records_after(self->db, cursor, 1, self->recs, &more, &age)) < 0)
         return rc;
     /* Only the newest batch may grow: batches after it would otherwise share its records. */
@@ -674,6 +720,7 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
         if (depth >= (uint64_t)self->cfg->confirmations && tx->state != CH_TX_CONFIRMED) {
             if ((rc = ch_db_mark_depth(self->db, tx->id, CH_TX_CONFIRMED)) < 0)
                 return rc;
+            self->age_at_us = 0; /* the unconfirmed age changes now */
             uint32_t count = 0;
             uint8_t root[32];
             if (ch_db_batch_root(self->db, tx->batch_id, root, &count) == 0)
@@ -774,7 +821,46 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
     return 0;
 }
 
-int ch_relayer_tick(ch_relayer_t *self)
+/* The live transactions: receipts, replacements and nonce conflicts for the unmined ones;
+ * depth and reorgs for the mined ones, when the chain moved. */
+static int s_track_all(ch_relayer_t *self, uint64_t head, int chain_moved)
+{
+    size_t n = 0;
+    int rc = ch_db_live_txs(self->db, self->from, chain_moved, self->live, CH_MAX_LIVE, &n);
+    if (rc < 0)
+        return rc;
+    self->tracked_writes = ch_db_writes(self->db);
+    uint64_t now = lc_mono_us(), bump_us = (uint64_t)self->cfg->bump_after_ms * 1000;
+    uint64_t stuck_at = 0;
+    int unmined = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ch_tx_t *tx = &self->live[i];
+        if (tx->block_number == 0) { /* listed first */
+            unmined++;
+            uint64_t age_us = tx->last_attempt_age_ms * 1000;
+            uint64_t at = age_us >= bump_us ? now : now + (bump_us - age_us);
+            if (!stuck_at || at < stuck_at)
+                stuck_at = at;
+        } else if (!chain_moved) {
+            continue;
+        }
+        if ((rc = s_track(self, tx, head)) < 0)
+            return rc;
+    }
+    self->unmined = unmined;
+    self->stuck_at_us = stuck_at;
+    /* Unmined ones again soon: a receipt can show a moment after the block that holds it. */
+    uint64_t every = (uint64_t)self->cfg->poll_ms * 1000;
+    if (unmined && every > CH_UNMINED_RECHECK_US)
+        every = CH_UNMINED_RECHECK_US;
+    self->track_due_us = now + every;
+    self->tracked = 1;
+    lc_gauge_set(self->pending, (double)unmined);
+    return 0;
+}
+
+static int s_tick(ch_relayer_t *self)
+
 {
     if (!ch_db_ok(self->db))
         return LC_ERR_UNAVAILABLE;
@@ -804,29 +890,34 @@ int ch_relayer_tick(ch_relayer_t *self)
             self->balance_at_us = lc_mono_us();
         }
     }
-    double age = 0;
-    if (ch_db_unconfirmed_age(self->db, &age) == 0)
-        lc_gauge_set(self->unconfirmed_age, age);
-    size_t n = 0;
-    if ((rc = ch_db_live_txs(self->db, self->from, self->live, CH_MAX_LIVE, &n)) < 0)
-        return rc;
-    /* Unmined ones (listed first): receipts, replacements, nonce conflicts. Mined ones: depth
-     * and reorgs, when the chain moved. */
-    int unmined = 0, stuck = 0;
-    for (size_t i = 0; i < n; i++) {
-        const ch_tx_t *tx = &self->live[i];
-        if (tx->block_number == 0) {
-            unmined++;
-            stuck |= tx->last_attempt_age_ms >= (uint64_t)self->cfg->bump_after_ms;
-        } else if (!chain_moved) {
-            continue;
-        }
-        if ((rc = s_track(self, tx, head)) < 0)
+    uint64_t now = lc_mono_us();
+    if (chain_moved || !self->tracked || ch_db_writes(self->db) != self->tracked_writes ||
+        now >= self->track_due_us || (self->stuck_at_us && now >= self->stuck_at_us)) {
+        self->tracked = 0; /* until the pass completes */
+        if ((rc = s_track_all(self, head, chain_moved)) < 0)
             return rc;
     }
-    lc_gauge_set(self->pending, (double)unmined);
+    now = lc_mono_us();
+    if (!self->age_at_us || now - self->age_at_us >= CH_AGE_EVERY_US) {
+        double age = 0;
+        if (ch_db_unconfirmed_age(self->db, &age) == 0) {
+            lc_gauge_set(self->unconfirmed_age, age);
+            self->age_at_us = now;
+        }
+    }
     /* Up to LCORE_CHAIN_MAX_INFLIGHT unmined transactions at consecutive nonces: one block can
      * carry several batches when the backlog is deep. Nothing new behind a stuck one: waiting
      * records go into its replacement instead. */
-    return !stuck && unmined < (int)self->cfg->max_inflight ? s_start_next(self) : 0;
+    int stuck = self->stuck_at_us && now >= self->stuck_at_us;
+    return !stuck && self->unmined < (int)self->cfg->max_inflight ? s_start_next(self) : 0;
+}
+
+int ch_relayer_tick(ch_relayer_t *self)
+{
+    int rc = s_tick(self);
+    if (rc < 0) { /* read everything again next time */
+        s_drop_open(self);
+        self->tracked = 0;
+    }
+    return rc;
 }
