@@ -117,6 +117,16 @@ static uint64_t s_append(gw_wal_t *w, unsigned i)
     return lsn;
 }
 
+/* The registry's text holds `line`. */
+static void s_assert_metric(s_fx_t *f, const char *line)
+{
+    size_t len = 0;
+    char *text = lc_metrics_render(f->metrics, &len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, line));
+    free(text);
+}
+
 static size_t s_count_segments(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -271,10 +281,7 @@ static void test_torn_tail_and_damage(void **state)
     assert_string_equal(f->data[1], "reading-1");
     assert_string_equal(f->data[2], "reading-11");
     assert_string_equal(f->data[3], "reading-2");
-    size_t len = 0;
-    char *text = lc_metrics_render(f->metrics, &len);
-    assert_non_null(strstr(text, "lcore_gateway_wal_damaged_entries_total 1\n"));
-    free(text);
+    s_assert_metric(f, "lcore_gateway_wal_damaged_entries_total 1\n");
     gw_wal_destroy(&w);
 }
 
@@ -314,10 +321,7 @@ static void test_prefill(void **state)
     assert_non_null(w = s_open(f, 1 << 20, 1000, 1 << 20));
     assert_int_equal(f->n, 100);
     assert_string_equal(f->data[99], "reading-99");
-    size_t len = 0;
-    char *text = lc_metrics_render(f->metrics, &len);
-    assert_non_null(strstr(text, "lcore_gateway_wal_damaged_entries_total 0\n"));
-    free(text);
+    s_assert_metric(f, "lcore_gateway_wal_damaged_entries_total 0\n");
     gw_wal_destroy(&w);
 }
 
