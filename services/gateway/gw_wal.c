@@ -182,7 +182,6 @@ static void s_segment_path(const gw_wal_t *self, char *out, size_t cap, uint64_t
     snprintf(out, cap, "%s/%016" PRIx64 ".wal", self->dir, no);
 }
 
-/* Creates segment `no` with its header, durable (file and directory entry) before use. */
 static int s_pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
     while (n) {
@@ -211,6 +210,8 @@ static int s_zero_fill(int fd, uint64_t from, uint64_t to)
     return 0;
 }
 
+/* Creates segment `no` with its header and the first zeros, durable (file and directory entry)
+ * before use. */
 static int s_open_segment(gw_wal_t *self, uint64_t no)
 {
     char path[4096];
