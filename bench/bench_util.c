@@ -86,6 +86,20 @@ void bench_device_wipe(bench_device_t *d)
     sodium_memzero(d->sk, sizeof d->sk);
 }
 
+void bench_register_query(Lcore__V1__Query *q, Lcore__V1__Device *d_msg, const bench_device_t *d)
+{
+    *d_msg = (Lcore__V1__Device)LCORE__V1__DEVICE__INIT;
+    d_msg->device_id = (char *)d->id;
+    d_msg->alg = (char *)lc_alg_name(d->alg);
+    d_msg->public_key.data = (uint8_t *)d->pk;
+    d_msg->public_key.len = d->pk_len;
+    *q = (Lcore__V1__Query)LCORE__V1__QUERY__INIT;
+    q->version = 1;
+    q->request_id = 1;
+    q->body_case = LCORE__V1__QUERY__BODY_REGISTER_DEVICE;
+    q->register_device = d_msg;
+}
+
 int bench_payload(char *out, size_t cap, const char *device_id, uint64_t seq, uint64_t ts_ms,
                   size_t data_bytes)
 {

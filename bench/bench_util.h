@@ -49,6 +49,10 @@ typedef struct {
 int bench_device_init(bench_device_t *d, const char *id, lc_alg_t alg) LC_WUR;
 void bench_device_wipe(bench_device_t *d);
 
+/* The register_device Query a gateway sends the store for d (request id 1); d_msg holds the
+ * Device it points to, and both borrow d's strings and key. */
+void bench_register_query(Lcore__V1__Query *q, Lcore__V1__Device *d_msg, const bench_device_t *d);
+
 /* The signed payload of one reading, as lcore-sim builds it:
  * {"device_id":..,"seq":..,"ts":..,"data":{"temp":..,"hum":..,"pad":"xx.."}}, "data" about
  * data_bytes long. Returns its length, or -1 if cap is too small. */

@@ -125,16 +125,9 @@ static int s_register(const opts_t *o, const bench_device_t *dev, double deadlin
         return -1;
     double left_ms = (deadline - bench_now()) * 1000;
     zsock_set_sndtimeo(q, left_ms < 5000 ? (left_ms > 1 ? (int)left_ms : 1) : 5000);
-    Lcore__V1__Device d = LCORE__V1__DEVICE__INIT;
-    d.device_id = (char *)dev->id;
-    d.alg = (char *)lc_alg_name(dev->alg);
-    d.public_key.data = (uint8_t *)dev->pk;
-    d.public_key.len = dev->pk_len;
-    Lcore__V1__Query query = LCORE__V1__QUERY__INIT;
-    query.version = 1;
-    query.request_id = 1;
-    query.body_case = LCORE__V1__QUERY__BODY_REGISTER_DEVICE;
-    query.register_device = &d;
+    Lcore__V1__Device d;
+    Lcore__V1__Query query;
+    bench_register_query(&query, &d, dev);
     int rc = -1;
     if (lc_zmq_send_pb(q, NULL, &query.base, 0) < 0) {
         fprintf(stderr, PROG ": the store's queries socket %s does not answer\n",

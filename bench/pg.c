@@ -110,16 +110,9 @@ static void s_show(PGconn *conn, const char *name, char *out, size_t cap)
 /* Registers the device the way a gateway's registration reaches the store. */
 static int s_register(st_db_t *db, const bench_device_t *dev)
 {
-    Lcore__V1__Device d = LCORE__V1__DEVICE__INIT;
-    d.device_id = (char *)dev->id;
-    d.alg = (char *)lc_alg_name(dev->alg);
-    d.public_key.data = (uint8_t *)dev->pk;
-    d.public_key.len = dev->pk_len;
-    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
-    q.version = 1;
-    q.request_id = 1;
-    q.body_case = LCORE__V1__QUERY__BODY_REGISTER_DEVICE;
-    q.register_device = &d;
+    Lcore__V1__Device d;
+    Lcore__V1__Query q;
+    bench_register_query(&q, &d, dev);
     Lcore__V1__QueryReply reply = LCORE__V1__QUERY_REPLY__INIT;
     st_db_answer(db, &q, 1, &reply);
     int ok = reply.status == LCORE__V1__QUERY_REPLY__STATUS__CREATED ||

@@ -39,8 +39,8 @@ struct ch_relayer {
     /* The open batch: recs[0..open_n) are the records after open_after read so far, kept
      * between ticks so that a tick reads only the records stored since the last one (the
      * store's single writer commits records in id order, which the cursor relies on too).
-     * Dropped when a batch is built, when anything else fills recs, and after a failed tick. */
-    int open_valid;
+     * Dropped (open_n = 0) when a batch is built, when anything else fills recs, and after a
+     * failed tick. */
     int64_t open_after;
     size_t open_n;
     uint64_t open_stored_us; /* lc_mono_us() at which recs[0] was stored (from its age then) */
@@ -237,7 +237,6 @@ static ch_send_status_t s_broadcast(ch_relayer_t *self, int64_t tx_id, const uin
 
 static void s_drop_open(ch_relayer_t *self)
 {
-    self->open_valid = 0;
     self->open_n = 0;
 }
 
@@ -249,7 +248,7 @@ static int s_build_batch(ch_relayer_t *self, int64_t after, int force, size_t *n
 {
     size_t max = (size_t)self->cfg->batch_max;
     *n = 0;
-    if (force || !self->open_valid || self->open_after != after) {
+    if (force || self->open_after != after) {
         s_drop_open(self);
         self->open_after = after;
     }
@@ -269,8 +268,7 @@ static int s_build_batch(ch_relayer_t *self, int64_t after, int force, size_t *n
         }
         got += more;
     }
-    self->open_n = got;
-    self->open_valid = !force;
+    self->open_n = force ? 0 : got; /* a forced read is not kept: the next one starts over */
     uint64_t age_ms = got ? (lc_mono_us() - self->open_stored_us) / 1000 : 0;
     if (got == 0 || (!force && got < max && age_ms < (uint64_t)self->cfg->batch_window_ms))
         return 0;
