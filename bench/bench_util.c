@@ -187,3 +187,23 @@ void bench_sealed_clear(bench_sealed_t *s)
     free(s->ciphertext);
     memset(s, 0, sizeof *s);
 }
+
+typedef struct {
+    lc_curve_cfg_t curve;
+} s_curve_cfg_t;
+
+lc_curve_t *bench_curve(const char *prog, lc_metrics_t *metrics)
+{
+    static const lc_cfg_opt_t opts[] = {LC_CURVE_CFG_ROWS(s_curve_cfg_t)};
+    static s_curve_cfg_t cfg;
+    char err[256];
+    if (lc_cfg_load(&cfg, opts, LC_ARRAY_LEN(opts), err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return NULL;
+    }
+    lc_curve_t *curve = lc_curve_new(&cfg.curve, "bench", metrics);
+    if (!curve)
+        fprintf(stderr, "%s: CURVE set-up failed (LCORE_CURVE_CERT, LCORE_CURVE_TRUST_DIR)\n",
+                prog);
+    return curve;
+}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lc_curve.h"
 #include "lc_jws.h"
 #include "lc_record.h"
 #include "lc_seal.h"
@@ -34,6 +35,11 @@ double bench_percentile(double *v, size_t n, double p);
 
 /* 8 random hex digits (NUL-terminated), to keep the ids of one run apart from any other's. */
 void bench_run_id(char out[9]);
+
+/* A feeder's CURVE context, from the services' own variables LCORE_CURVE, LCORE_CURVE_CERT and
+ * LCORE_CURVE_TRUST_DIR: a feeder stands in for a gateway, a worker or a store, and the stack
+ * must trust its certificate in that role. NULL on error (said on stderr). */
+lc_curve_t *bench_curve(const char *prog, lc_metrics_t *metrics);
 
 /* A simulated device: id and key pair. The secret key stays in this struct (stack or static
  * storage of main) and is wiped by bench_device_wipe. */

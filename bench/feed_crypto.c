@@ -231,11 +231,13 @@ int feed_crypto_main(int argc, char **argv)
     bench_device_t *devs = calloc(o.devices, sizeof *devs);
     zsock_t *push = NULL, *pull = NULL;
     lc_zmq_peers_t *push_peers = NULL, *pull_peers = NULL;
+    lc_metrics_t *metrics = lc_metrics_new();
+    lc_curve_t *curve = NULL;
     char run[9], prefix[32];
     bench_run_id(run);
     snprintf(prefix, sizeof prefix, "bench-%s-", run);
     double t_start = bench_now(), deadline = t_start + o.timeout_s;
-    if (!devs)
+    if (!devs || !metrics || !(curve = bench_curve(PROG, metrics)))
         goto out;
 
     for (uint64_t d = 0; d < o.devices; d++) {
@@ -255,8 +257,23 @@ int feed_crypto_main(int argc, char **argv)
     /* The clock for --timeout starts now: signing is bounded work, the waits below are not. */
     fprintf(stderr, PROG ": signed in %.1f s\n", bench_now() - t_start);
     deadline = bench_now() + o.timeout_s;
-    push = lc_zmq_socket_watched(ZMQ_PUSH, o.readings_bind, 1, (int)o.window, 0, &push_peers);
-    pull = lc_zmq_socket_watched(ZMQ_PULL, o.sealed_bind, 1, (int)o.window, 0, &pull_peers);
+    /* Stands in for the gateway (readings) and the store (sealed): workers connect to both. */
+    lc_zmq_opts_t po = {.name = "readings",
+                        .type = ZMQ_PUSH,
+                        .endpoints = o.readings_bind,
+                        .bind = 1,
+                        .roles = LC_ROLE_CRYPTO,
+                        .hwm = (int)o.window,
+                        .max_msg = LC_ZMQ_SEND_ONLY_MAX};
+    lc_zmq_opts_t qo = {.name = "sealed",
+                        .type = ZMQ_PULL,
+                        .endpoints = o.sealed_bind,
+                        .bind = 1,
+                        .roles = LC_ROLE_CRYPTO,
+                        .hwm = (int)o.window,
+                        .max_msg = LC_ZMQ_REPLY_MAX + LC_ZMQ_ENVELOPE_OVERHEAD};
+    push = lc_zmq_open(&po, curve, &push_peers);
+    pull = lc_zmq_open(&qo, curve, &pull_peers);
     if (!push || !pull) {
         fprintf(stderr, PROG ": cannot bind %s / %s\n", o.readings_bind, o.sealed_bind);
         goto out;
@@ -337,6 +354,8 @@ out:
     lc_zmq_peers_destroy(&pull_peers);
     zsock_destroy(&push);
     zsock_destroy(&pull);
+    lc_curve_destroy(&curve);
+    lc_metrics_destroy(&metrics);
     if (rd.buf)
         sodium_memzero(rd.buf, rd.len); /* the readings carry plaintext */
     s_readings_free(&rd);

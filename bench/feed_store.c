@@ -118,9 +118,16 @@ static int s_cmp_id(const void *a, const void *b)
 }
 
 /* Registers the device with the store, as a gateway forwards POST /v1/devices. */
-static int s_register(const opts_t *o, const bench_device_t *dev, double deadline)
+static int s_register(const opts_t *o, lc_curve_t *curve, const bench_device_t *dev,
+                      double deadline)
 {
-    zsock_t *q = lc_zmq_socket(ZMQ_DEALER, o->queries_connect, 0, 100, 0);
+    lc_zmq_opts_t qo = {.name = "queries",
+                        .type = ZMQ_DEALER,
+                        .endpoints = o->queries_connect,
+                        .roles = LC_ROLE_STORE,
+                        .hwm = 100,
+                        .max_msg = LC_ZMQ_REPLY_MAX};
+    zsock_t *q = lc_zmq_open(&qo, curve, NULL);
     if (!q)
         return -1;
     double left_ms = (deadline - bench_now()) * 1000;
@@ -204,6 +211,8 @@ int feed_store_main(int argc, char **argv)
     lc_keyring_t *ring = NULL;
     lc_sealer_t *sealer = NULL;
     zsock_t *push = NULL, *sub = NULL;
+    lc_metrics_t *metrics = lc_metrics_new();
+    lc_curve_t *curve = NULL;
     static bench_device_t dev;
     char run[9], device_id[40], topic[80];
     uint8_t *buf = NULL, *acked = calloc(n, 1);
@@ -213,7 +222,8 @@ int feed_store_main(int argc, char **argv)
     bench_run_id(run);
     snprintf(device_id, sizeof device_id, "bench-store-%s", run);
     snprintf(topic, sizeof topic, "ack/%s/", o.gateway_id);
-    if (!acked || !off || !ids || !(buf = malloc(cap)))
+    if (!acked || !off || !ids || !(buf = malloc(cap)) || !metrics ||
+        !(curve = bench_curve(PROG, metrics)))
         goto out;
 
     int err = 0;
@@ -222,7 +232,8 @@ int feed_store_main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot load the key ring %s: %s\n", o.keyring, lc_strerror(err));
         goto out;
     }
-    if (bench_device_init(&dev, device_id, LC_ALG_EDDSA) < 0 || s_register(&o, &dev, deadline) < 0)
+    if (bench_device_init(&dev, device_id, LC_ALG_EDDSA) < 0 ||
+        s_register(&o, curve, &dev, deadline) < 0)
         goto out;
     fprintf(stderr, PROG ": sealing %llu records of %s\n", (unsigned long long)o.count, dev.id);
     for (size_t i = 0; i < n; i++) {
@@ -253,8 +264,21 @@ int feed_store_main(int argc, char **argv)
     qsort(ids, n, sizeof *ids, s_cmp_id);
     deadline = bench_now() + o.timeout_s; /* sealing is bounded work: the waits are not */
 
-    push = lc_zmq_socket(ZMQ_PUSH, o.sealed_connect, 0, (int)o.window, 2000);
-    sub = lc_zmq_socket(ZMQ_SUB, o.events_connect, 0, 1000000, 0);
+    lc_zmq_opts_t po = {.name = "sealed",
+                        .type = ZMQ_PUSH,
+                        .endpoints = o.sealed_connect,
+                        .roles = LC_ROLE_STORE,
+                        .hwm = (int)o.window,
+                        .linger_ms = 2000,
+                        .max_msg = LC_ZMQ_SEND_ONLY_MAX};
+    lc_zmq_opts_t so = {.name = "events",
+                        .type = ZMQ_SUB,
+                        .endpoints = o.events_connect,
+                        .roles = LC_ROLE_STORE,
+                        .hwm = 1000000,
+                        .max_msg = LC_ZMQ_EVENT_MAX};
+    push = lc_zmq_open(&po, curve, NULL);
+    sub = lc_zmq_open(&so, curve, NULL);
     if (!push || !sub) {
         fprintf(stderr, PROG ": cannot connect to %s / %s\n", o.sealed_connect, o.events_connect);
         goto out;
@@ -317,6 +341,8 @@ int feed_store_main(int argc, char **argv)
 out:
     zsock_destroy(&sub);
     zsock_destroy(&push);
+    lc_curve_destroy(&curve);
+    lc_metrics_destroy(&metrics);
     free(buf);
     free(off);
     free(ids);

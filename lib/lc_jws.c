@@ -441,6 +441,17 @@ int lc_pubkey_parse(uint8_t *out, size_t out_cap, size_t *out_len, lc_alg_t alg,
     return 0;
 }
 
+int lc_pubkey_valid(lc_alg_t alg, const uint8_t *raw, size_t raw_len)
+{
+    uint8_t canonical[LC_SECP256K1_PK_LEN];
+    size_t n = 0;
+    char hex[2 * LC_SECP256K1_PK_LEN + 1];
+    if (!raw || raw_len > LC_SECP256K1_PK_LEN || lc_hex_encode(hex, sizeof hex, raw, raw_len) < 0)
+        return 0;
+    return lc_pubkey_parse(canonical, sizeof canonical, &n, alg, hex, 2 * raw_len) == 0 &&
+           n == raw_len && memcmp(canonical, raw, n) == 0;
+}
+
 int lc_keypair_generate(lc_alg_t alg, uint8_t *sk, size_t *sk_len, uint8_t *pk, size_t *pk_len)
 {
     if (sk == NULL || sk_len == NULL || pk == NULL || pk_len == NULL)

@@ -54,6 +54,10 @@ char *lc_jws_sign(lc_alg_t alg, const char *kid, const uint8_t *payload, size_t 
 int lc_pubkey_parse(uint8_t *out, size_t out_cap, size_t *out_len, lc_alg_t alg, const char *text,
                     size_t text_len) LC_WUR;
 
+/* 1 when raw (raw_len bytes) is a device public key in its canonical raw form for alg (what
+ * lc_pubkey_parse writes): the store checks registrations that arrive over ZeroMQ with it. */
+int lc_pubkey_valid(lc_alg_t alg, const uint8_t *raw, size_t raw_len);
+
 /* Key generation for tools: writes the secret and public key (canonical raw forms). */
 int lc_keypair_generate(lc_alg_t alg, uint8_t *sk, size_t *sk_len, uint8_t *pk,
                         size_t *pk_len) LC_WUR;

@@ -1,6 +1,7 @@
 /* lc_zmq.c: see lc_zmq.h. */
 #include "lc_zmq.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,30 +35,61 @@ void lc_zmq_tune(zsock_t *sock, int hwm, int linger_ms)
     zsock_set_linger(sock, linger_ms);
 }
 
-zsock_t *lc_zmq_socket(int type, const char *endpoints, int bind, int hwm, int linger_ms)
+/* Attaches every endpoint of the comma-separated list: binds after making the socket a CURVE
+ * server, or connects each endpoint after setting its server's key. */
+static int s_attach(zsock_t *sock, const lc_zmq_opts_t *o, lc_curve_t *curve)
 {
-    return lc_zmq_socket_watched(type, endpoints, bind, hwm, linger_ms, NULL);
+    if (o->bind && lc_curve_server(curve, sock, o->name, o->roles) < 0)
+        return -1;
+    char list[2048];
+    if (snprintf(list, sizeof list, "%s", o->endpoints) >= (int)sizeof list)
+        return -1;
+    char *save = NULL;
+    int n = 0;
+    for (char *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        while (*ep == ' ' || *ep == '@' || *ep == '>')
+            ep++;
+        char *name = strchr(ep, '#');
+        if (name)
+            *name++ = '\0';
+        if (!*ep)
+            continue;
+        int rc;
+        if (o->bind) {
+            rc = zsock_bind(sock, "%s", ep) < 0 ? -1 : 0;
+        } else {
+            rc = lc_curve_client(curve, sock, o->roles, name);
+            if (rc == 0)
+                rc = zsock_connect(sock, "%s", ep);
+        }
+        if (rc != 0) {
+            lc_error("zmq_attach_failed", "socket=%s endpoint=%s bind=%d err=\"%s\"", o->name, ep,
+                     o->bind, zmq_strerror(zmq_errno()));
+            return -1;
+        }
+        n++;
+    }
+    return n > 0 ? 0 : -1;
 }
 
-zsock_t *lc_zmq_socket_watched(int type, const char *endpoints, int bind, int hwm, int linger_ms,
-                               lc_zmq_peers_t **peers)
+zsock_t *lc_zmq_open(const lc_zmq_opts_t *o, lc_curve_t *curve, lc_zmq_peers_t **peers)
 {
-    zsock_t *sock = zsock_new(type);
+    assert(!o->bind || peers);
+    zsock_t *sock = zsock_new(o->type);
     if (!sock) {
-        lc_error("zmq_socket_failed", "type=%d", type);
+        lc_error("zmq_socket_failed", "socket=%s type=%d", o->name, o->type);
         return NULL;
     }
-    lc_zmq_tune(sock, hwm, linger_ms);
-    if (!bind)
+    lc_zmq_tune(sock, o->hwm, o->linger_ms);
+    zmq_setsockopt(zsock_resolve(sock), ZMQ_MAXMSGSIZE, &o->max_msg, sizeof o->max_msg);
+    if (!o->bind)
         zsock_set_immediate(sock, 1);
     /* The monitor goes on before the first connection so that no event is missed. */
-    if (peers && !(*peers = lc_zmq_peers_new(sock))) {
+    if (peers && !(*peers = lc_zmq_peers_new(sock, curve, o->name))) {
         zsock_destroy(&sock);
         return NULL;
     }
-    if (zsock_attach(sock, endpoints, bind != 0) != 0) {
-        lc_error("zmq_attach_failed", "endpoints=%s bind=%d err=\"%s\"", endpoints, bind,
-                 zmq_strerror(zmq_errno()));
+    if (s_attach(sock, o, curve) != 0) {
         if (peers)
             lc_zmq_peers_destroy(peers);
         zsock_destroy(&sock);
@@ -69,22 +101,30 @@ zsock_t *lc_zmq_socket_watched(int type, const char *endpoints, int bind, int hw
 struct lc_zmq_peers {
     void *watched;
     zsock_t *pair;
+    lc_curve_t *curve;
+    char name[32];
     int count;
+    int failed; /* failed handshakes whose disconnect event is still to come */
 };
 
-lc_zmq_peers_t *lc_zmq_peers_new(zsock_t *sock)
+lc_zmq_peers_t *lc_zmq_peers_new(zsock_t *sock, lc_curve_t *curve, const char *name)
 {
     static atomic_uint next;
     lc_zmq_peers_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
+    self->curve = curve;
+    snprintf(self->name, sizeof self->name, "%s", name);
+    if (curve)
+        lc_curve_socket(curve, name);
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://lc-peers-%u", atomic_fetch_add(&next, 1));
     self->watched = zsock_resolve(sock);
-    if (zmq_socket_monitor(self->watched, ep,
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) !=
-            0 ||
-        !(self->pair = zsock_new(ZMQ_PAIR)) || zsock_connect(self->pair, "%s", ep) != 0) {
+    int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(self->watched, ep, events) != 0 || !(self->pair = zsock_new(ZMQ_PAIR)) ||
+        zsock_connect(self->pair, "%s", ep) != 0) {
         lc_error("zmq_monitor_failed", "err=\"%s\"", zmq_strerror(zmq_errno()));
         lc_zmq_peers_destroy(&self);
         return NULL;
@@ -102,6 +142,38 @@ void lc_zmq_peers_destroy(lc_zmq_peers_t **self_p)
     zsock_destroy(&self->pair);
     free(self);
     *self_p = NULL;
+}
+
+/* One monitor event's accounting. */
+static void s_peer_event(lc_zmq_peers_t *self, uint16_t event)
+{
+    switch (event) {
+    case ZMQ_EVENT_CONNECTED:
+    case ZMQ_EVENT_ACCEPTED:
+        self->count++;
+        break;
+    case ZMQ_EVENT_DISCONNECTED:
+        if (self->count > 0)
+            self->count--;
+        /* libzmq reports a failed handshake, then its disconnect. */
+        if (self->failed > 0)
+            self->failed--;
+        else if (self->curve)
+            lc_curve_count_drop(self->curve, self->name);
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        self->failed++;
+        if (self->curve)
+            lc_curve_count_refusal(self->curve, self->name,
+                                   event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "key_not_admitted"
+                                   : event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? "protocol"
+                                                                                  : "handshake");
+        break;
+    default:
+        break;
+    }
 }
 
 int lc_zmq_peers_update(lc_zmq_peers_t *self)
@@ -130,10 +202,7 @@ int lc_zmq_peers_update(lc_zmq_peers_t *self)
             more = zmq_msg_more(&part);
             zmq_msg_close(&part);
         }
-        if (event == ZMQ_EVENT_CONNECTED || event == ZMQ_EVENT_ACCEPTED)
-            self->count++;
-        else if (event == ZMQ_EVENT_DISCONNECTED && self->count > 0)
-            self->count--;
+        s_peer_event(self, event);
     }
     return self->count;
 }

@@ -7,6 +7,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "lc_common.h"
+#include "lc_curve.h"
 
 /* Sends [topic?][message]. flags: ZMQ_DONTWAIT to fail with LC_ERR_TIMEOUT instead of blocking
  * (high-water mark reached or no peer). Returns 0 or a negative error. */
@@ -16,22 +17,43 @@ int lc_zmq_send_pb(void *socket, const char *topic, const ProtobufCMessage *msg,
  * sockets so messages are never queued to a peer that is not there. */
 void lc_zmq_tune(zsock_t *sock, int hwm, int linger_ms);
 
-/* Creates a socket of `type` that binds (endpoint starts with '@' or not) or connects ('>')
- * per czmq's endpoint syntax; endpoints may be a comma-separated list. NULL on error (logged). */
-zsock_t *lc_zmq_socket(int type, const char *endpoints, int bind, int hwm, int linger_ms);
-
 typedef struct lc_zmq_peers lc_zmq_peers_t;
 
-/* lc_zmq_socket that also counts its connections (*peers, see below); the caller destroys
- * *peers before the socket. */
-zsock_t *lc_zmq_socket_watched(int type, const char *endpoints, int bind, int hwm, int linger_ms,
-                               lc_zmq_peers_t **peers);
+/* ZMQ_MAXMSGSIZE of sockets whose largest message does not depend on configuration. */
+#define LC_ZMQ_SEND_ONLY_MAX 4096     /* PUSH/PUB: only the handshake and subscriptions arrive */
+#define LC_ZMQ_QUERY_MAX 65536        /* a Query (registration: 16 KiB DID document at most) */
+#define LC_ZMQ_REPLY_MAX 1048576      /* a QueryReply */
+#define LC_ZMQ_EVENT_MAX 1048576      /* an Ack (one write batch: 5000 record ids at most) */
+#define LC_ZMQ_ENVELOPE_OVERHEAD 4096 /* protobuf fields around a reading or ciphertext */
+
+/* One socket of a link. */
+typedef struct {
+    const char *name;      /* the link: "readings", "sealed", "events", "queries" (ZAP domain,
+                              metrics label) */
+    int type;              /* ZMQ_PUSH, ZMQ_PULL, ... */
+    const char *endpoints; /* comma-separated; a connecting one may end in "#<server cert name>"
+                              (lc_curve.h) */
+    int bind;              /* 1: bind (CURVE server), 0: connect (CURVE client) */
+    unsigned roles;        /* bind: LC_ROLE_* admitted; connect: the server's LC_ROLE_* */
+    int hwm;               /* send and receive high-water marks, in messages */
+    int linger_ms;
+    int64_t max_msg; /* ZMQ_MAXMSGSIZE: larger frames close the sender's connection
+                        before they are allocated */
+} lc_zmq_opts_t;
+
+/* Creates, secures (lc_curve_server / lc_curve_client per endpoint) and attaches a socket.
+ * peers (required for bound sockets: their refused handshakes are counted from its events)
+ * receives a watcher of the socket's connections; the caller calls lc_zmq_peers_update at
+ * least once a second from the socket's thread and destroys it before the socket.
+ * NULL on error (logged). */
+zsock_t *lc_zmq_open(const lc_zmq_opts_t *opts, lc_curve_t *curve, lc_zmq_peers_t **peers);
 
 /* Counts a socket's live connections from its monitor events (zmq_socket_monitor: connected
- * or accepted, minus disconnected). Used for readiness ("is a peer there?") and metrics. Lives
- * in the thread that owns the socket: call lc_zmq_peers_update from there, and destroy it
- * before the socket. */
-lc_zmq_peers_t *lc_zmq_peers_new(zsock_t *sock);
+ * or accepted, minus disconnected), and passes failed handshakes and ended connections to
+ * lc_curve's counters. Used for readiness ("is a peer there?") and metrics. Lives in the
+ * thread that owns the socket: call lc_zmq_peers_update from there, and destroy it before the
+ * socket. */
+lc_zmq_peers_t *lc_zmq_peers_new(zsock_t *sock, lc_curve_t *curve, const char *name);
 void lc_zmq_peers_destroy(lc_zmq_peers_t **self_p);
 /* Takes the pending events without blocking; returns the number of connected peers. */
 int lc_zmq_peers_update(lc_zmq_peers_t *self);

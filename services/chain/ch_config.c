@@ -42,6 +42,7 @@ const lc_cfg_opt_t ch_config_opts[] = {
              "absolute ceiling for maxFeePerGas, in gwei"),
     LC_CFG_I("LCORE_CHAIN_RPC_TIMEOUT_MS", T, rpc_timeout_ms, "10000", 100, 120000,
              "timeout of one JSON-RPC request"),
+    LC_CURVE_CFG_ROWS(T),
 };
 #undef T
 const size_t ch_config_opts_len = sizeof ch_config_opts / sizeof ch_config_opts[0];

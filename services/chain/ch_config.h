@@ -3,6 +3,7 @@
 #define CH_CONFIG_H
 
 #include "lc_cfg.h"
+#include "lc_curve.h"
 
 typedef struct {
     long long admin_port;
@@ -24,6 +25,7 @@ typedef struct {
     long long fee_cap_multiple;
     long long max_fee_gwei;
     long long rpc_timeout_ms;
+    lc_curve_cfg_t curve;
 } ch_config_t;
 
 extern const lc_cfg_opt_t ch_config_opts[];

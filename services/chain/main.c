@@ -156,6 +156,8 @@ int main(int argc, char **argv)
     ch_rpc_t *rpc = NULL;
     ch_relayer_t *relayer = NULL;
     zsock_t *events = NULL;
+    lc_curve_t *curve = NULL;
+    lc_zmq_peers_t *store_peers = NULL;
     uint8_t contract[20];
     if (cmd && strcmp(cmd, "address") == 0) {
         printf("%s\n", from_text);
@@ -188,8 +190,14 @@ int main(int argc, char **argv)
             goto out;
         zclock_sleep(delay);
     }
-    events = lc_zmq_socket(ZMQ_SUB, cfg.events_connect, 0, 1000, 0);
-    if (!events)
+    lc_zmq_opts_t eo = {.name = "events",
+                        .type = ZMQ_SUB,
+                        .endpoints = cfg.events_connect,
+                        .roles = LC_ROLE_STORE,
+                        .hwm = 1000,
+                        .max_msg = LC_ZMQ_EVENT_MAX};
+    if (!(curve = lc_curve_new(&cfg.curve, "chain", metrics)) ||
+        !(events = lc_zmq_open(&eo, curve, &store_peers)))
         goto out;
     zsock_set_subscribe(events, "stored/");
     if (!(relayer = ch_relayer_new(&cfg, db, rpc, signer, contract, metrics)))
@@ -222,12 +230,15 @@ int main(int argc, char **argv)
         else
             lc_admin_set_ready(admin, 1, "");
         s_wait(events, (int)cfg.poll_ms, tick_at + gap_ms);
+        lc_zmq_peers_update(store_peers); /* counts refused handshakes and drops */
     }
     lc_info("stopping", "reason=signal");
     exit_code = 0;
 out:
     ch_relayer_destroy(&relayer);
+    lc_zmq_peers_destroy(&store_peers);
     zsock_destroy(&events);
+    lc_curve_destroy(&curve);
     ch_db_destroy(&db);
     ch_rpc_destroy(&rpc);
     lc_admin_destroy(&admin);

@@ -22,6 +22,7 @@ const lc_cfg_opt_t cw_config_opts[] = {
     LC_CFG_S("LCORE_CRYPTO_CRASH_DEVICE", T, crash_device, "",
              "fault-injection builds only: abort on any reading of this device_id"),
 #endif
+    LC_CURVE_CFG_ROWS(T),
 };
 #undef T
 const size_t cw_config_opts_len = sizeof cw_config_opts / sizeof cw_config_opts[0];

@@ -3,6 +3,7 @@
 #define CW_CONFIG_H
 
 #include "lc_cfg.h"
+#include "lc_curve.h"
 
 typedef struct {
     long long admin_port;
@@ -16,6 +17,7 @@ typedef struct {
 #ifdef LCORE_FAULT_HOOKS
     char crash_device[129];
 #endif
+    lc_curve_cfg_t curve;
 } cw_config_t;
 
 extern const lc_cfg_opt_t cw_config_opts[];

@@ -62,6 +62,7 @@ int main(int argc, char **argv)
     lc_metrics_t *metrics = lc_metrics_new();
     lc_admin_t *admin = NULL;
     lc_keyring_t *ring = NULL;
+    lc_curve_t *curve = NULL;
     lc_sealer_t *sealer = NULL;
     cw_worker_t *worker = NULL;
     zsock_t *readings = NULL, *sealed = NULL;
@@ -86,9 +87,23 @@ int main(int argc, char **argv)
     if (cfg.crash_device[0])
         lc_warn("fault_injection", "crash_device=%s", cfg.crash_device);
 #endif
-    readings = lc_zmq_socket_watched(ZMQ_PULL, cfg.readings_connect, 0, (int)cfg.hwm, 0, &gw_peers);
-    sealed =
-        lc_zmq_socket_watched(ZMQ_PUSH, cfg.sealed_connect, 0, (int)cfg.hwm, 2000, &store_peers);
+    if (!(curve = lc_curve_new(&cfg.curve, "crypto", metrics)))
+        goto out;
+    lc_zmq_opts_t ro = {.name = "readings",
+                        .type = ZMQ_PULL,
+                        .endpoints = cfg.readings_connect,
+                        .roles = LC_ROLE_GATEWAY,
+                        .hwm = (int)cfg.hwm,
+                        .max_msg = cfg.max_reading_bytes + LC_ZMQ_ENVELOPE_OVERHEAD};
+    lc_zmq_opts_t so = {.name = "sealed",
+                        .type = ZMQ_PUSH,
+                        .endpoints = cfg.sealed_connect,
+                        .roles = LC_ROLE_STORE,
+                        .hwm = (int)cfg.hwm,
+                        .linger_ms = 2000,
+                        .max_msg = LC_ZMQ_SEND_ONLY_MAX};
+    readings = lc_zmq_open(&ro, curve, &gw_peers);
+    sealed = lc_zmq_open(&so, curve, &store_peers);
     if (!readings || !sealed)
         goto out;
     zsock_set_sndtimeo(sealed, 1000);
@@ -137,6 +152,7 @@ out:
     zsock_destroy(&sealed);
     cw_worker_destroy(&worker);
     lc_sealer_destroy(&sealer);
+    lc_curve_destroy(&curve);
     lc_keyring_destroy(&ring);
     lc_admin_destroy(&admin);
     lc_metrics_destroy(&metrics);

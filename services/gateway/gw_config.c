@@ -56,6 +56,7 @@ const lc_cfg_opt_t gw_config_opts[] = {
              "on SIGTERM, how long to wait for acks of readings in flight"),
     LC_CFG_I("LCORE_GATEWAY_HEARTBEAT_MS", T, heartbeat_ms, "1000", 0, 3600000,
              "a heartbeat through workers to the store this often (0: none)"),
+    LC_CURVE_CFG_ROWS(T),
 };
 #undef T
 const size_t gw_config_opts_len = sizeof gw_config_opts / sizeof gw_config_opts[0];

@@ -3,6 +3,7 @@
 #define GW_CONFIG_H
 
 #include "lc_cfg.h"
+#include "lc_curve.h"
 
 typedef struct {
     long long http_port;
@@ -32,6 +33,7 @@ typedef struct {
     long long max_attempts;
     long long drain_ms;
     long long heartbeat_ms;
+    lc_curve_cfg_t curve;
 } gw_config_t;
 
 extern const lc_cfg_opt_t gw_config_opts[];

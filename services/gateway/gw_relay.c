@@ -50,6 +50,7 @@ struct gw_relay {
     zactor_t *actor;
     zsock_t *readings, *events;
     lc_zmq_peers_t *workers;
+    lc_zmq_peers_t *store_events; /* refused handshakes and drops of the events SUB */
     atomic_int store_ready;
 
     /* Actor thread only (and replay, before the actor starts): */
@@ -481,6 +482,8 @@ static void s_scan(gw_relay_t *self)
     lc_gauge_set(self->g_suspects, (double)self->suspects.n);
     lc_gauge_set(self->g_oldest, oldest == UINT64_MAX ? 0 : (double)(now - oldest) / 1e6);
     lc_gauge_set(self->g_workers, (double)lc_zmq_peers_update(self->workers));
+    if (self->store_events)
+        lc_zmq_peers_update(self->store_events);
 }
 
 /* A heartbeat: an empty Reading that the workers pass through unsealed to the store. Skipped
@@ -623,9 +626,21 @@ int gw_relay_start(gw_relay_t *self, gw_wal_t *wal)
     if (self->unsent.n)
         lc_info("relay_replaying", "readings=%zu", self->unsent.n);
     /* Linger 0: what ZeroMQ still holds at exit is in the log and is redelivered. */
-    self->readings = lc_zmq_socket_watched(ZMQ_PUSH, self->opts.readings_bind, 1, self->opts.hwm, 0,
-                                           &self->workers);
-    self->events = lc_zmq_socket(ZMQ_SUB, self->opts.events_connect, 0, 100000, 0);
+    lc_zmq_opts_t ro = {.name = "readings",
+                        .type = ZMQ_PUSH,
+                        .endpoints = self->opts.readings_bind,
+                        .bind = 1,
+                        .roles = LC_ROLE_CRYPTO,
+                        .hwm = self->opts.hwm,
+                        .max_msg = LC_ZMQ_SEND_ONLY_MAX};
+    lc_zmq_opts_t eo = {.name = "events",
+                        .type = ZMQ_SUB,
+                        .endpoints = self->opts.events_connect,
+                        .roles = LC_ROLE_STORE,
+                        .hwm = 100000,
+                        .max_msg = LC_ZMQ_EVENT_MAX};
+    self->readings = lc_zmq_open(&ro, self->opts.curve, &self->workers);
+    self->events = lc_zmq_open(&eo, self->opts.curve, &self->store_events);
     if (!self->readings || !self->events)
         return LC_ERR_UNAVAILABLE;
     char topic[96];
@@ -648,6 +663,7 @@ void gw_relay_destroy(gw_relay_t **self_p)
     gw_relay_t *self = *self_p;
     zactor_destroy(&self->actor);
     lc_zmq_peers_destroy(&self->workers);
+    lc_zmq_peers_destroy(&self->store_events);
     zsock_destroy(&self->readings);
     zsock_destroy(&self->events);
     s_list_t *lists[] = {&self->unsent, &self->in_flight, &self->suspects};

@@ -14,13 +14,14 @@
 struct gw_store {
     char *endpoint;
     int timeout_ms;
+    lc_curve_t *curve;
     pthread_mutex_t lock; /* guards the free stack */
     zsock_t *free_socks[GW_STORE_POOL_MAX];
     size_t n_free;
     _Atomic uint64_t next_id;
 };
 
-gw_store_t *gw_store_new(const char *endpoint, int timeout_ms)
+gw_store_t *gw_store_new(const char *endpoint, int timeout_ms, lc_curve_t *curve)
 {
     gw_store_t *self = calloc(1, sizeof *self);
     if (!self || !(self->endpoint = strdup(endpoint))) {
@@ -28,6 +29,7 @@ gw_store_t *gw_store_new(const char *endpoint, int timeout_ms)
         return NULL;
     }
     self->timeout_ms = timeout_ms;
+    self->curve = curve;
     pthread_mutex_init(&self->lock, NULL);
     atomic_init(&self->next_id, 1);
     return self;
@@ -54,7 +56,13 @@ static zsock_t *s_borrow(gw_store_t *self)
         s = self->free_socks[--self->n_free];
     pthread_mutex_unlock(&self->lock);
     if (!s) {
-        s = lc_zmq_socket(ZMQ_DEALER, self->endpoint, 0, 1000, 0);
+        lc_zmq_opts_t o = {.name = "queries",
+                           .type = ZMQ_DEALER,
+                           .endpoints = self->endpoint,
+                           .roles = LC_ROLE_STORE,
+                           .hwm = 1000,
+                           .max_msg = LC_ZMQ_REPLY_MAX};
+        s = lc_zmq_open(&o, self->curve, NULL);
         if (s)
             zsock_set_sndtimeo(s, self->timeout_ms);
     }

@@ -5,11 +5,13 @@
 #define GW_STORE_H
 
 #include "lc_common.h"
+#include "lc_curve.h"
 #include "lcore.pb-c.h"
 
 typedef struct gw_store gw_store_t;
 
-gw_store_t *gw_store_new(const char *endpoint, int timeout_ms);
+/* endpoint: the store's queries ROUTER (a CURVE server of role store); curve is borrowed. */
+gw_store_t *gw_store_new(const char *endpoint, int timeout_ms, lc_curve_t *curve);
 void gw_store_destroy(gw_store_t **self_p);
 
 /* Sends q (its request_id and version are set here) and waits for the matching reply.

@@ -73,6 +73,7 @@ int main(int argc, char **argv)
     lc_metrics_t *metrics = lc_metrics_new();
     lc_admin_t *admin = NULL;
     lc_keyring_t *ring = NULL;
+    lc_curve_t *curve = NULL;
     gw_store_t *store = NULL;
     gw_relay_t *relay = NULL;
     gw_wal_t *wal = NULL;
@@ -87,13 +88,15 @@ int main(int argc, char **argv)
         lc_error("keyring_load_failed", "path=%s err=\"%s\"", cfg.keyring, lc_strerror(err));
         goto out;
     }
-    if (!(store = gw_store_new(cfg.queries_connect, (int)cfg.query_timeout_ms)))
+    if (!(curve = lc_curve_new(&cfg.curve, "gateway", metrics)) ||
+        !(store = gw_store_new(cfg.queries_connect, (int)cfg.query_timeout_ms, curve)))
         goto out;
     /* The log first: what it holds from a previous run goes out before new readings. */
     gw_relay_opts_t ropts = {.readings_bind = cfg.readings_bind,
                              .events_connect = cfg.events_connect,
                              .gateway_id = cfg.gateway_id,
                              .store = store,
+                             .curve = curve,
                              .hwm = (int)cfg.readings_hwm,
                              .window = (unsigned)cfg.inflight,
                              .redeliver_ms = (unsigned)cfg.redeliver_ms,
@@ -145,6 +148,7 @@ out:
     gw_relay_destroy(&relay); /* drains acks, logs them */
     gw_wal_destroy(&wal);
     gw_store_destroy(&store);
+    lc_curve_destroy(&curve);
     lc_keyring_destroy(&ring);
     lc_admin_destroy(&admin);
     lc_metrics_destroy(&metrics);

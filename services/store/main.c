@@ -17,9 +17,18 @@
 
 typedef struct {
     st_db_t *queries_db;
-    lc_counter_t *queries, *bad;
+    lc_curve_t *curve;
+    lc_counter_t *queries, *bad, *unauthorized;
     const int *backoff_ms; /* the writer's: > 0 while PostgreSQL is down (pings say so) */
 } s_query_ctx_t;
+
+/* Which peers may ask what: every query on this link today is a gateway's (registration only
+ * after the gateway checked the operator token, record status, dead letters from its relay). */
+static unsigned s_query_roles(Lcore__V1__Query__BodyCase body)
+{
+    (void)body;
+    return LC_ROLE_GATEWAY;
+}
 
 /* One query from a gateway: [identity][Query] -> [identity][QueryReply]. */
 static void s_answer(zsock_t *router, s_query_ctx_t *ctx)
@@ -33,6 +42,12 @@ static void s_answer(zsock_t *router, s_query_ctx_t *ctx)
         (id && body) ? lcore__v1__query__unpack(NULL, zframe_size(body), zframe_data(body)) : NULL;
     if (!q || q->version != 1) {
         lc_counter_inc(ctx->bad);
+        goto out;
+    }
+    if (!lc_curve_from(ctx->curve, zframe_meta(body, "User-Id"), s_query_roles(q->body_case))) {
+        lc_counter_inc(ctx->unauthorized);
+        lc_warn("query_unauthorized", "peer=%s query=%d", zframe_meta(body, "User-Id"),
+                (int)q->body_case);
         goto out;
     }
     lc_counter_inc(ctx->queries);
@@ -49,8 +64,10 @@ out:
     zmsg_destroy(&msg);
 }
 
-/* Takes every sealed record already queued, up to a full batch, without blocking. */
-static void s_drain_sealed(zsock_t *pull, st_writer_t *writer)
+/* Takes every sealed record already queued, up to a full batch, without blocking. Only a crypto
+ * worker's messages are taken (the ZAP handler admits no one else on this socket). */
+static void s_drain_sealed(zsock_t *pull, st_writer_t *writer, lc_curve_t *curve,
+                           lc_counter_t *unauthorized)
 {
     void *h = zsock_resolve(pull);
     while (!st_writer_full(writer)) {
@@ -60,7 +77,10 @@ static void s_drain_sealed(zsock_t *pull, st_writer_t *writer)
             zmq_msg_close(&m);
             return;
         }
-        st_writer_take(writer, zmq_msg_data(&m), zmq_msg_size(&m));
+        if (lc_curve_from(curve, zmq_msg_gets(&m, "User-Id"), LC_ROLE_CRYPTO))
+            st_writer_take(writer, zmq_msg_data(&m), zmq_msg_size(&m));
+        else
+            lc_counter_inc(unauthorized);
         zmq_msg_close(&m);
     }
 }
@@ -81,7 +101,8 @@ int main(int argc, char **argv)
     st_db_t *db = NULL, *qdb = NULL;
     zsock_t *sealed = NULL, *events = NULL, *queries = NULL;
     st_writer_t *writer = NULL;
-    lc_zmq_peers_t *workers = NULL;
+    lc_curve_t *curve = NULL;
+    lc_zmq_peers_t *workers = NULL, *subscribers = NULL, *askers = NULL;
     if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics, "store")))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting to PostgreSQL");
@@ -94,9 +115,33 @@ int main(int argc, char **argv)
     }
     if (!(qdb = st_db_new(cfg.pg_dsn, 0)))
         goto out;
-    sealed = lc_zmq_socket_watched(ZMQ_PULL, cfg.sealed_bind, 1, (int)cfg.sealed_hwm, 0, &workers);
-    events = lc_zmq_socket(ZMQ_PUB, cfg.events_bind, 1, 100000, 1000);
-    queries = lc_zmq_socket(ZMQ_ROUTER, cfg.queries_bind, 1, 10000, 0);
+    if (!(curve = lc_curve_new(&cfg.curve, "store", metrics)))
+        goto out;
+    lc_zmq_opts_t so = {.name = "sealed",
+                        .type = ZMQ_PULL,
+                        .endpoints = cfg.sealed_bind,
+                        .bind = 1,
+                        .roles = LC_ROLE_CRYPTO,
+                        .hwm = (int)cfg.sealed_hwm,
+                        .max_msg = cfg.max_ciphertext_bytes + LC_ZMQ_ENVELOPE_OVERHEAD};
+    lc_zmq_opts_t eo = {.name = "events",
+                        .type = ZMQ_PUB,
+                        .endpoints = cfg.events_bind,
+                        .bind = 1,
+                        .roles = LC_ROLE_GATEWAY | LC_ROLE_CHAIN,
+                        .hwm = 100000,
+                        .linger_ms = 1000,
+                        .max_msg = LC_ZMQ_SEND_ONLY_MAX};
+    lc_zmq_opts_t qo = {.name = "queries",
+                        .type = ZMQ_ROUTER,
+                        .endpoints = cfg.queries_bind,
+                        .bind = 1,
+                        .roles = LC_ROLE_GATEWAY,
+                        .hwm = 1000,
+                        .max_msg = LC_ZMQ_QUERY_MAX};
+    sealed = lc_zmq_open(&so, curve, &workers);
+    events = lc_zmq_open(&eo, curve, &subscribers);
+    queries = lc_zmq_open(&qo, curve, &askers);
     if (!sealed || !events || !queries)
         goto out;
     writer = st_writer_new(db, events, (size_t)cfg.batch_max, (int)cfg.batch_wait_ms,
@@ -112,8 +157,15 @@ int main(int argc, char **argv)
     st_db_count_dead_letters(db, dl_crypto, dl_store);
     st_db_count_dead_letters(qdb, dl_crypto, dl_store);
     int backoff_ms = 0; /* > 0 while the database is down */
+    static const char unauth_help[] =
+        "Messages refused because the authenticated peer's role may not send them, by socket";
+    lc_counter_t *sealed_unauthorized = lc_metrics_counter(
+        metrics, "lcore_store_unauthorized_messages_total", unauth_help, "socket=\"sealed\"");
     s_query_ctx_t qctx = {
         .queries_db = qdb,
+        .curve = curve,
+        .unauthorized = lc_metrics_counter(metrics, "lcore_store_unauthorized_messages_total",
+                                           unauth_help, "socket=\"queries\""),
         .queries =
             lc_metrics_counter(metrics, "lcore_store_queries_total", "Queries answered", NULL),
         .bad = lc_metrics_counter(metrics, "lcore_store_bad_messages_total",
@@ -145,11 +197,13 @@ int main(int argc, char **argv)
         if (n < 0 && errno != EINTR)
             break;
         lc_gauge_set(g_workers, lc_zmq_peers_update(workers));
+        lc_zmq_peers_update(subscribers); /* counts refused handshakes */
+        lc_zmq_peers_update(askers);
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             for (int i = 0; i < 100 && (zsock_events(queries) & ZMQ_POLLIN); i++)
                 s_answer(queries, &qctx);
         if (take_sealed)
-            s_drain_sealed(sealed, writer);
+            s_drain_sealed(sealed, writer, curve, sealed_unauthorized);
         now = lc_mono_us();
         int due_now = st_writer_pending(writer) &&
                       (st_writer_full(writer) || now >= st_writer_deadline(writer));
@@ -178,18 +232,21 @@ int main(int argc, char **argv)
     lc_admin_set_ready(admin, 0, "shutting down");
     /* Finish what is in hand: a last drain and write. What cannot be written is not acked, so
      * its gateway redelivers it. */
-    s_drain_sealed(sealed, writer);
+    s_drain_sealed(sealed, writer, curve, sealed_unauthorized);
     if (st_writer_flush(writer) < 0)
         lc_warn("shutdown_unwritten", "records=%zu", st_writer_pending(writer));
     exit_code = 0;
 out:
     st_writer_destroy(&writer);
     lc_zmq_peers_destroy(&workers);
+    lc_zmq_peers_destroy(&subscribers);
+    lc_zmq_peers_destroy(&askers);
     zsock_destroy(&queries);
     zsock_destroy(&events);
     zsock_destroy(&sealed);
     st_db_destroy(&qdb);
     st_db_destroy(&db);
+    lc_curve_destroy(&curve);
     lc_admin_destroy(&admin);
     lc_metrics_destroy(&metrics);
     lc_info("exited", "code=%d", exit_code);

@@ -21,6 +21,7 @@ const lc_cfg_opt_t st_config_opts[] = {
              "largest sealed record accepted from a worker"),
     LC_CFG_I("LCORE_STORE_SEALED_HWM", T, sealed_hwm, "10000", 10, 1000000,
              "sealed records queued before workers wait"),
+    LC_CURVE_CFG_ROWS(T),
 };
 #undef T
 const size_t st_config_opts_len = sizeof st_config_opts / sizeof st_config_opts[0];

@@ -3,6 +3,7 @@
 #define ST_CONFIG_H
 
 #include "lc_cfg.h"
+#include "lc_curve.h"
 
 typedef struct {
     long long admin_port;
@@ -14,6 +15,7 @@ typedef struct {
     long long batch_wait_ms;
     long long max_ciphertext_bytes;
     long long sealed_hwm;
+    lc_curve_cfg_t curve;
 } st_config_t;
 
 extern const lc_cfg_opt_t st_config_opts[];

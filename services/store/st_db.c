@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 
 #include "lc_codec.h"
+#include "lc_jws.h"
 #include "lc_log.h"
 #include "lc_merkle.h"
 #include "lc_pg.h"
@@ -449,8 +450,30 @@ static void s_get_device(st_db_t *self, const char *device_id, Lcore__V1__QueryR
     PQclear(r);
 }
 
+/* A registration is checked as the gateway checks it (device id, algorithm, a canonical key on
+ * the curve, DID document size) before it reaches the database: the query link is not trusted
+ * to have done it. */
+static const char *s_registration_error(const Lcore__V1__Device *d)
+{
+    lc_alg_t alg = lc_alg_from_name(d->alg);
+    if (!lc_device_id_valid(d->device_id, strlen(d->device_id)))
+        return "device_id must be 1-128 characters of [A-Za-z0-9._:-]";
+    if (alg == LC_ALG_NONE)
+        return "alg must be EdDSA or ES256K";
+    if (!lc_pubkey_valid(alg, d->public_key.data, d->public_key.len))
+        return "public_key is not a canonical key on the algorithm's curve";
+    if (d->did_document && strlen(d->did_document) > 16384)
+        return "did_document too large (16 KiB)";
+    return NULL;
+}
+
 static void s_register(st_db_t *self, const Lcore__V1__Device *d, Lcore__V1__QueryReply *reply)
 {
+    const char *invalid = s_registration_error(d);
+    if (invalid) {
+        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, invalid);
+        return;
+    }
     const char *v[4] = {d->device_id, d->alg, (const char *)d->public_key.data, d->did_document};
     int l[4] = {0, 0, (int)d->public_key.len, 0}, f[4] = {0, 0, 1, 0};
     PGresult *r = PQexecParams(self->conn,

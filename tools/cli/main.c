@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ch_abi.h"
+#include "cli_curve.h"
 #include "ch_rpc.h"
 #include "lc_codec.h"
 #include "lc_ethtx.h"
@@ -173,6 +174,11 @@ static void s_usage(FILE *out)
           "  sign --key FILE [--kid ID]  read a reading (JSON) on stdin, print its JWS\n"
           "  decrypt RECORD_ID           read the record from PostgreSQL (LCORE_PG_DSN), open\n"
           "                              both layers with the key ring, print the reading\n"
+          "  curve-keygen --role ROLE --name NAME --out DIR [--trust-dir DIR]\n"
+          "                              a service instance's CURVE key pair: DIR/NAME.cert\n"
+          "                              (public) and DIR/NAME.cert_secret (0600); with\n"
+          "                              --trust-dir, also installs the public one as\n"
+          "                              TRUST/ROLE/NAME.cert (ROLE: gateway|crypto|store|chain)\n"
           "  verify RECORD_ID            recompute the record's leaf from its row, check the\n"
           "                              Merkle proof and ask the anchor contract on chain\n"
           "Environment: LCORE_KEYRING (default lcore.keyring),\n"
@@ -422,6 +428,8 @@ int main(int argc, char **argv)
         return s_device_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "sign") == 0)
         return s_sign(argc - 1, argv + 1);
+    if (strcmp(cmd, "curve-keygen") == 0)
+        return cli_curve_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "verify") == 0)
         return s_verify(argc > 2 ? argv[2] : NULL);
     if (strcmp(cmd, "decrypt") == 0)
