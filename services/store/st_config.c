@@ -5,8 +5,14 @@
 const lc_cfg_opt_t st_config_opts[] = {
     LC_CFG_I("LCORE_STORE_ADMIN_PORT", T, admin_port, "9103", 1, 65535,
              "admin port: /metrics, /healthz, /readyz"),
-    LC_CFG_SECRET("LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore@127.0.0.1:5432/lcore",
-                  "PostgreSQL connection string (libpq)"),
+    LC_CFG_SECRET(
+        "LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore@127.0.0.1:5432/lcore",
+        "PostgreSQL connection string (libpq): the store's own role (LCORE_STORE_DB_ROLE);"
+        " for `lcore-store migrate`, the owner role's"),
+    LC_CFG_S("LCORE_STORE_DB_ROLE", T, store_db_role, "lcore_store",
+             "`migrate` grants this role the store's privileges (INSERT and SELECT)"),
+    LC_CFG_S("LCORE_CHAIN_DB_ROLE", T, chain_db_role, "lcore_chain",
+             "`migrate` grants this role lcore-chain's privileges (its chain_* tables)"),
     LC_CFG_S("LCORE_STORE_SEALED_BIND", T, sealed_bind, "tcp://*:5552",
              "sealed-records PULL socket, bound; crypto workers connect"),
     LC_CFG_S("LCORE_STORE_EVENTS_BIND", T, events_bind, "tcp://*:5553",
