@@ -5,10 +5,8 @@
 const lc_cfg_opt_t st_config_opts[] = {
     LC_CFG_I("LCORE_STORE_ADMIN_PORT", T, admin_port, "9103", 1, 65535,
              "admin port: /metrics, /healthz, /readyz"),
-    LC_CFG_SECRET(
-        "LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore@127.0.0.1:5432/lcore",
-        "PostgreSQL connection string (libpq): the store's own role (LCORE_STORE_DB_ROLE);"
-        " for `lcore-store migrate`, the owner role's"),
+    LC_CFG_SECRET("LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore_store@127.0.0.1:5432/lcore",
+                  "PostgreSQL connection string (libpq): the store's role; `migrate`: the owner's"),
     LC_CFG_S("LCORE_STORE_DB_ROLE", T, store_db_role, "lcore_store",
              "`migrate` grants this role the store's privileges (INSERT and SELECT)"),
     LC_CFG_S("LCORE_CHAIN_DB_ROLE", T, chain_db_role, "lcore_chain",
