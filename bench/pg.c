@@ -1,7 +1,7 @@
 /* lcore-bench-pg: the PostgreSQL ceiling of the store's write path. Connects like the store
- * (st_db_new, which applies the migrations), registers a bench device through the store's own
- * query code (st_db_answer), then for --seconds of insert time writes batches of --rows fresh
- * records with st_db_insert_records: the store's multi-row INSERT ... ON CONFLICT DO NOTHING,
+ * (st_db_new, then st_db_migrate: the migrations, no grants), registers a bench device through the
+ * store's own query code (st_db_answer), then for --seconds of insert time writes batches of --rows
+ * fresh records with st_db_insert_records: the store's multi-row INSERT ... ON CONFLICT DO NOTHING,
  * one transaction per batch, with the server's fsync and synchronous_commit as configured (they
  * are reported, never changed). Every row is a real record: a freshly signed reading sealed
  * under its own record_id. Signing and sealing happen between batches and are not timed.
@@ -185,7 +185,8 @@ int main(int argc, char **argv)
     if (!recs || !ptrs || !batch_s)
         goto out;
 
-    if (!(db = st_db_new(o.dsn, 1)) || !(conn = lc_pg_connect(o.dsn, PROG))) {
+    if (!(db = st_db_new(o.dsn)) || st_db_migrate(db, NULL, NULL, stderr) < 0 ||
+        !(conn = lc_pg_connect(o.dsn, PROG))) {
         fprintf(stderr, PROG ": cannot connect to PostgreSQL or apply the migrations (see the "
                              "log line above)\n");
         goto out;

@@ -5,8 +5,9 @@
 const lc_cfg_opt_t ch_config_opts[] = {
     LC_CFG_I("LCORE_CHAIN_ADMIN_PORT", T, admin_port, "9104", 1, 65535,
              "admin port: /metrics, /healthz, /readyz"),
-    LC_CFG_SECRET("LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore@127.0.0.1:5432/lcore",
-                  "PostgreSQL connection string (libpq); the relayer's state lives there"),
+    LC_CFG_SECRET(
+        "LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore_chain@127.0.0.1:5432/lcore",
+        "PostgreSQL connection string (libpq), as the role lcore_chain: the relayer's state"),
     LC_CFG_S("LCORE_CHAIN_RPC", T, rpc, "http://127.0.0.1:8545",
              "JSON-RPC endpoints, comma-separated, first preferred (failover in order)"),
     LC_CFG_I("LCORE_CHAIN_ID", T, chain_id, "31337", 1, 9007199254740991LL,

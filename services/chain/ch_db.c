@@ -64,13 +64,18 @@ ch_db_t *ch_db_new(const char *dsn)
     ch_db_t *self = calloc(1, sizeof *self);
     if (!self || !(self->dsn = strdup(dsn)) || !(self->conn = lc_pg_connect(dsn, "lcore-chain")))
         goto fail;
+    /* The newest table this relayer writes, and the grant on it: `lcore-store migrate` creates
+     * the tables, then grants our role (a moment later, in another transaction). */
     PGresult *r = s_exec(self, PGRES_TUPLES_OK,
-                         "SELECT 1 FROM pg_tables WHERE tablename = 'chain_tx_attempts'", 0, NULL,
-                         NULL, NULL);
-    int ready = r && PQntuples(r) == 1;
+                         "SELECT coalesce(has_table_privilege(to_regclass('chain_tx_attempts'),"
+                         " 'INSERT'), false)",
+                         0, NULL, NULL, NULL);
+    int ready = r && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     if (!ready) {
-        lc_info("waiting_for_schema", "need=chain_tx_attempts (lcore-store applies migrations)");
+        lc_info("waiting_for_schema",
+                "need=\"INSERT on chain_tx_attempts\" role=%s (run lcore-store migrate)",
+                PQuser(self->conn));
         goto fail;
     }
     return self;

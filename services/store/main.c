@@ -1,11 +1,13 @@
 /* lcore-store: the only writer of records to PostgreSQL. Batches sealed records from the crypto
  * workers into idempotent transactions, acknowledges each record to its gateway after commit,
- * and answers device and record queries.
+ * and answers device and record queries. `lcore-store migrate` (as the owner role) applies the
+ * schema and the service roles' grants; the service itself never changes the schema.
  * main: config -> log -> resources -> loop -> teardown in reverse. */
 #include <czmq.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "lc_http.h"
 #include "lc_log.h"
@@ -13,6 +15,7 @@
 #include "lc_zmq.h"
 #include "st_config.h"
 #include "st_db.h"
+#include "st_schema.h"
 #include "st_writer.h"
 
 typedef struct {
@@ -85,15 +88,73 @@ static void s_drain_sealed(zsock_t *pull, st_writer_t *writer, lc_curve_t *curve
     }
 }
 
+/* `lcore-store migrate`: as the owner role, under the migration lock; says on stdout what it
+ * did. PostgreSQL gets 30 s to come up (a one-shot started next to it). Exit 0 or 1. */
+static int s_migrate(const st_config_t *cfg)
+{
+    st_db_t *db = NULL;
+    for (int delay = 100, waited = 0; !(db = st_db_new(cfg->pg_dsn)); waited += delay) {
+        if (zsys_interrupted || waited >= 30000) {
+            fprintf(stderr, "lcore-store migrate: cannot connect to PostgreSQL (see the log)\n");
+            return 1;
+        }
+        zclock_sleep(delay);
+        delay = delay < 5000 ? delay * 2 : 5000;
+    }
+    int rc = st_db_migrate(db, cfg->store_db_role, cfg->chain_db_role, stdout);
+    st_db_destroy(&db);
+    if (rc < 0)
+        fprintf(stderr, "lcore-store migrate: failed: %s (see the log)\n", lc_strerror(rc));
+    return rc < 0 ? 1 : 0;
+}
+
+/* PostgreSQL may come up after us (compose, boot order) and `lcore-store migrate` may not have
+ * run yet: wait for both, with backoff, not ready meanwhile with the reason (logged once each
+ * time it changes). NULL when interrupted. */
+static st_db_t *s_wait_for_schema(const char *dsn, lc_admin_t *admin)
+{
+    char why[160], said[160] = "";
+    for (int delay = 100; !zsys_interrupted; delay = delay < 5000 ? delay * 2 : 5000) {
+        st_db_t *db = st_db_new(dsn);
+        int rc = db ? st_db_schema_check(db, why, sizeof why) : LC_ERR_UNAVAILABLE;
+        if (rc == 0) {
+            if (said[0])
+                lc_info("schema_ready", "version=%d", st_schema_version());
+            return db;
+        }
+        if (!db)
+            snprintf(why, sizeof why, "PostgreSQL unavailable");
+        st_db_destroy(&db);
+        lc_admin_set_ready(admin, 0, why);
+        if (strcmp(why, said) != 0) {
+            lc_warn("waiting_for_schema", "version=%d reason=\"%s\"", st_schema_version(), why);
+            snprintf(said, sizeof said, "%s", why);
+        }
+        zclock_sleep(delay);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     static st_config_t cfg;
-    int rc =
-        lc_service_start(argc, argv, "lcore-store",
-                         "The only writer of records to PostgreSQL: batched, idempotent, acked.",
-                         &cfg, st_config_opts, st_config_opts_len);
+    const char *cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+    int rc = lc_service_start(
+        cmd ? 1 : argc, argv, "lcore-store",
+        "The only writer of records to PostgreSQL: batched, idempotent, acked.\n"
+        "Commands: (none) run the store, as its own role (LCORE_STORE_DB_ROLE), once the\n"
+        "database is migrated (until then /readyz says why, and the store waits);\n"
+        "migrate: apply the schema migrations, then grant the store's and lcore-chain's roles\n"
+        "exactly their privileges; run with LCORE_PG_DSN = the owner role's DSN; idempotent.",
+        &cfg, st_config_opts, st_config_opts_len);
     if (rc >= 0)
         return rc;
+    if (cmd && strcmp(cmd, "migrate") == 0)
+        return s_migrate(&cfg);
+    if (cmd) {
+        fprintf(stderr, "lcore-store: unknown command '%s' (migrate)\n", cmd);
+        return 2;
+    }
 
     int exit_code = 1;
     lc_metrics_t *metrics = lc_metrics_new();
@@ -106,14 +167,7 @@ int main(int argc, char **argv)
     if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics, "store")))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting to PostgreSQL");
-    /* PostgreSQL may come up after us (compose, boot order): wait for it, with backoff. */
-    for (int delay = 100; !(db = st_db_new(cfg.pg_dsn, 1));
-         delay = delay < 5000 ? delay * 2 : 5000) {
-        if (zsys_interrupted)
-            goto out;
-        zclock_sleep(delay);
-    }
-    if (!(qdb = st_db_new(cfg.pg_dsn, 0)))
+    if (!(db = s_wait_for_schema(cfg.pg_dsn, admin)) || !(qdb = st_db_new(cfg.pg_dsn)))
         goto out;
     if (!(curve = lc_curve_new(&cfg.curve, "store", metrics)))
         goto out;

@@ -13,11 +13,10 @@
 #include "lc_merkle.h"
 #include "lc_pg.h"
 #include "lc_record.h"
-#include "st_migrations.h"
+#include "st_schema.h"
 
 #define ST_COLS 10
-#define ST_MIGRATION_LOCK 0x6c636f7265 /* "lcore" */
-#define ST_REASON_MAX 300              /* bytes kept of a dead letter's reason */
+#define ST_REASON_MAX 300 /* bytes kept of a dead letter's reason */
 
 struct st_db {
     char *dsn;
@@ -34,66 +33,12 @@ static const char s_insert_head[] =
     " xchacha_nonce, ciphertext, envelope_hash, received_at) VALUES ";
 static const char s_insert_tail[] = " ON CONFLICT DO NOTHING RETURNING id";
 
-static int s_exec_ok(PGconn *c, const char *sql, const char *what)
-{
-    PGresult *r = PQexec(c, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok)
-        lc_error("db_error", "what=\"%s\" err=\"%s\"", what, strtok(PQresultErrorMessage(r), "\n"));
-    PQclear(r);
-    return ok;
-}
-
-static int s_migrate(PGconn *c)
-{
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%lld)", (long long)ST_MIGRATION_LOCK);
-    if (!s_exec_ok(c, sql, "migration lock"))
-        return -1;
-    int rc = -1;
-    if (!s_exec_ok(c,
-                   "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
-                   " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-                   "schema_migrations"))
-        goto out;
-    PGresult *r = PQexec(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        PQclear(r);
-        goto out;
-    }
-    int current = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    for (size_t i = 0; i < st_migrations_len; i++) {
-        const st_migration_t *m = &st_migrations[i];
-        if (m->version <= current)
-            continue;
-        if (!s_exec_ok(c, "BEGIN", "begin"))
-            goto out;
-        char ins[256];
-        snprintf(ins, sizeof ins, "INSERT INTO schema_migrations (version, name) VALUES (%d, '%s')",
-                 m->version, m->name);
-        if (!s_exec_ok(c, m->sql, m->name) || !s_exec_ok(c, ins, "record migration") ||
-            !s_exec_ok(c, "COMMIT", "commit")) {
-            s_exec_ok(c, "ROLLBACK", "rollback");
-            goto out;
-        }
-        lc_info("migration_applied", "version=%d name=\"%s\"", m->version, m->name);
-    }
-    rc = 0;
-out:
-    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", (long long)ST_MIGRATION_LOCK);
-    s_exec_ok(c, sql, "migration unlock");
-    return rc;
-}
-
-st_db_t *st_db_new(const char *dsn, int migrate)
+st_db_t *st_db_new(const char *dsn)
 {
     st_db_t *self = calloc(1, sizeof *self);
     if (!self || !(self->dsn = strdup(dsn)))
         goto fail;
     if (!(self->conn = lc_pg_connect(dsn, "lcore-store")))
-        goto fail;
-    if (migrate && s_migrate(self->conn) < 0)
         goto fail;
     return self;
 fail:
@@ -120,6 +65,22 @@ void st_db_destroy(st_db_t **self_p)
 int st_db_ok(st_db_t *self)
 {
     return lc_pg_ensure(&self->conn, self->dsn, "lcore-store");
+}
+
+int st_db_migrate(st_db_t *self, const char *store_role, const char *chain_role, FILE *out)
+{
+    if (!st_db_ok(self))
+        return LC_ERR_UNAVAILABLE;
+    return st_schema_migrate(self->conn, store_role, chain_role, out);
+}
+
+int st_db_schema_check(st_db_t *self, char *why, size_t cap)
+{
+    if (!st_db_ok(self)) {
+        snprintf(why, cap, "PostgreSQL unavailable");
+        return LC_ERR_UNAVAILABLE;
+    }
+    return st_schema_check(self->conn, why, cap);
 }
 
 static int s_build_insert(st_db_t *self, size_t n)

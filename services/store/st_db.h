@@ -1,8 +1,11 @@
-/* st_db.h: the store's PostgreSQL access (libpq): connection with reconnect, versioned
- * migrations under an advisory lock, the batched idempotent insert of sealed records, and the
- * queries the gateways ask for. The store is the only writer of records and devices. */
+/* st_db.h: the store's PostgreSQL access (libpq): connection with reconnect, the schema
+ * (migrations and grants through st_schema, for `lcore-store migrate`; the version check for the
+ * service), the batched idempotent insert of sealed records, and the queries the gateways ask
+ * for. The store is the only writer of records and devices. */
 #ifndef ST_DB_H
 #define ST_DB_H
+
+#include <stdio.h>
 
 #include "lc_common.h"
 #include "lc_metrics.h"
@@ -19,13 +22,20 @@ typedef enum {
     ST_ALREADY_STORED,        /* its record is in `records`: nothing to record */
 } st_dead_letter_outcome_t;
 
-/* Connects (no retry here) and, with migrate set, applies pending migrations. NULL on error
- * with the reason logged. */
-st_db_t *st_db_new(const char *dsn, int migrate);
+/* Connects (no retry here). NULL on error with the reason logged. */
+st_db_t *st_db_new(const char *dsn);
 void st_db_destroy(st_db_t **self_p);
 
 /* 1 if the connection is usable; otherwise tries one reconnect and says whether it worked. */
 int st_db_ok(st_db_t *self);
+
+/* `lcore-store migrate`: pending migrations, then the service roles' grants; see
+ * st_schema_migrate. Run as the owner role. */
+int st_db_migrate(st_db_t *self, const char *store_role, const char *chain_role, FILE *out) LC_WUR;
+
+/* 0 when the schema is the one this build knows and the store's role may write; else why not
+ * (for /readyz and the log); see st_schema_check. */
+int st_db_schema_check(st_db_t *self, char *why, size_t cap) LC_WUR;
 
 /* Inserts the records in one statement (one transaction), ON CONFLICT DO NOTHING.
  * *inserted receives the number of new rows (duplicates excluded).

@@ -1,4 +1,6 @@
-/* st_migrations.c: schema history. Never edit an applied migration: add a new one. */
+/* st_migrations.c: schema history and the service roles' grants. Never edit an applied
+ * migration: add a new one. The grants are applied again by every `lcore-store migrate`, so they
+ * are edited in place (a new table gets its rows here in the same commit as its migration). */
 #include "st_migrations.h"
 
 const st_migration_t st_migrations[] = {
@@ -108,3 +110,29 @@ const st_migration_t st_migrations[] = {
      ");"},
 };
 const size_t st_migrations_len = sizeof st_migrations / sizeof st_migrations[0];
+
+/* Exactly the statements each service runs (services/store/st_db.c, services/chain/ch_db.c).
+ * Identity columns need no sequence privilege for their default; the relayer reserves batch ids
+ * with nextval() itself (ch_db_reserve_batch_id), hence USAGE on that one sequence. */
+const st_grant_t st_grants[] = {
+    /* lcore-store: records and devices are written once, never updated or deleted. */
+    {ST_ROLE_STORE, "SELECT, INSERT", "TABLE records"},
+    {ST_ROLE_STORE, "SELECT, INSERT", "TABLE devices"},
+    {ST_ROLE_STORE, "SELECT, INSERT", "TABLE dead_letters"},
+    {ST_ROLE_STORE, "SELECT", "TABLE schema_migrations"},
+    /* Record status (st_db.c s_add_anchor) still joins the relayer's tables. */
+    {ST_ROLE_STORE, "SELECT", "TABLE chain_batches"},
+    {ST_ROLE_STORE, "SELECT", "TABLE chain_batch_leaves"},
+    {ST_ROLE_STORE, "SELECT", "TABLE chain_txs"},
+    {ST_ROLE_STORE, "SELECT", "TABLE chain_head"},
+    /* lcore-chain: its own tables; leaves are written once. Reads records to batch them (until
+     * stored events carry what it needs). */
+    {ST_ROLE_CHAIN, "SELECT, INSERT, UPDATE", "TABLE chain_batches"},
+    {ST_ROLE_CHAIN, "SELECT, INSERT", "TABLE chain_batch_leaves"},
+    {ST_ROLE_CHAIN, "SELECT, INSERT, UPDATE", "TABLE chain_txs"},
+    {ST_ROLE_CHAIN, "SELECT, INSERT, UPDATE", "TABLE chain_tx_attempts"},
+    {ST_ROLE_CHAIN, "SELECT, INSERT, UPDATE", "TABLE chain_head"},
+    {ST_ROLE_CHAIN, "USAGE", "SEQUENCE chain_batches_id_seq"},
+    {ST_ROLE_CHAIN, "SELECT", "TABLE records"},
+};
+const size_t st_grants_len = sizeof st_grants / sizeof st_grants[0];

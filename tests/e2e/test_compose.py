@@ -13,6 +13,8 @@ Allow-list (variables not in any lcore `--help`):
     PGPASSFILE can keep the password out of LCORE_PG_DSN. PGPASSWORD is refused everywhere.
   - postgres (the official image): its documented POSTGRES_* variables and PGDATA, but not
     POSTGRES_PASSWORD (the password comes from POSTGRES_PASSWORD_FILE).
+  - init-db (the postgres image running deploy/compose/lcore-init-db): libpq's variables, but not
+    PGPASSWORD.
   - grafana: GF_* (Grafana maps every GF_<SECTION>_<KEY> to its configuration), but not
     GF_SECURITY_ADMIN_PASSWORD (use GF_SECURITY_ADMIN_PASSWORD__FILE).
   - prometheus, anvil: nothing.
@@ -41,6 +43,7 @@ LCORE_SERVICES = {
     "chain": ["lcore-chain"],
     "init-secrets": ["lcore-cli", "lcore-gateway", "lcore-chain"],
     "init-contract": ["lcore-chain"],
+    "migrate-db": ["lcore-store"],
     "tools": ["lcore-cli", "lcore-sim"],
 }
 LONG_RUNNING = ("gateway", "crypto", "store", "chain")
@@ -50,6 +53,7 @@ POSTGRES_VARS = {"POSTGRES_USER", "POSTGRES_USER_FILE", "POSTGRES_DB", "POSTGRES
                  "POSTGRES_HOST_AUTH_METHOD", "PGDATA"}
 THIRD_PARTY = {
     "postgres": lambda v: v in POSTGRES_VARS,
+    "init-db": lambda v: v in LIBPQ_VARS and v != "PGPASSWORD",
     "grafana": lambda v: v.startswith("GF_") and v != "GF_SECURITY_ADMIN_PASSWORD",
     "prometheus": lambda v: False,
     "anvil": lambda v: False,
@@ -69,7 +73,13 @@ PATH_VARS = re.compile(r"^(LCORE_KEYRING|PGPASSFILE|LCORE_GATEWAY_WAL_DIR|[A-Z0-
 REQUIRED_ORDER = [("postgres", "init-secrets"), ("store", "postgres"), ("store", "init-secrets"),
                   ("gateway", "store"), ("crypto", "store"), ("crypto", "init-secrets"),
                   ("init-contract", "anvil"), ("init-contract", "init-secrets"),
-                  ("chain", "init-contract"), ("chain", "store"), ("grafana", "init-secrets")]
+                  ("chain", "init-contract"), ("chain", "store"), ("grafana", "init-secrets"),
+                  ("init-db", "postgres"), ("init-db", "init-secrets"), ("migrate-db", "init-db"),
+                  ("store", "migrate-db"), ("chain", "migrate-db")]
+# The PostgreSQL role each lcore service connects as (the user in its LCORE_PG_DSN), and the one
+# pgpass volume it may mount: no service is the superuser, each sees only its own password.
+PG_ROLES = {"store": ("lcore_store", "pgpass-store"), "chain": ("lcore_chain", "pgpass-chain"),
+            "migrate-db": ("lcore", "pgpass-owner"), "tools": ("lcore", "pgpass-owner")}
 CONDITIONS = ("service_healthy", "service_completed_successfully")
 
 
@@ -275,8 +285,8 @@ def main():
         return names, defaults
 
     def services_present():
-        want = {"postgres", "anvil", "init-secrets", "init-contract", "gateway", "crypto", "store",
-                "chain", "prometheus", "grafana"}
+        want = {"postgres", "anvil", "init-secrets", "init-contract", "init-db", "migrate-db",
+                "gateway", "crypto", "store", "chain", "prometheus", "grafana"}
         missing = want - set(svcs)
         expect(not missing, f"services missing: {sorted(missing)}")
         unknown = set(svcs) - set(LCORE_SERVICES) - set(THIRD_PARTY)
@@ -336,6 +346,30 @@ def main():
         for path in wanted:
             if not path or path not in init:
                 bad.append(f"{path or 'a secret file'} is not a file deploy/compose/lcore-init writes")
+        expect(not bad, "; ".join(bad))
+
+    def pg_roles():
+        bad = []
+        superuser = environment(svcs["postgres"]).get("POSTGRES_USER", "postgres")
+        for name in sorted(set(svcs) & set(LCORE_SERVICES)):
+            env = environment(svcs[name])
+            dsn = env.get("LCORE_PG_DSN")
+            pgpass = {m[1] for m in mounts(svcs[name]) if m[1] and "pgpass-" in m[1]}
+            if name not in PG_ROLES:
+                if dsn or (pgpass and name != "init-secrets"):
+                    bad.append(f"{name}: talks to PostgreSQL but has no role in PG_ROLES")
+                continue
+            role, volume = PG_ROLES[name]
+            m = re.match(r"^postgres(?:ql)?://([^:@/]+)@", dsn or "")
+            user = m.group(1) if m else None
+            if user == superuser or user != role:
+                bad.append(f"{name}: connects as {user}, want {role} (superuser: {superuser})")
+            source = mount_of(svcs[name], env.get("PGPASSFILE", "/nonexistent"))
+            if not source or not (source[1] or "").endswith(volume) or not source[3]:
+                bad.append(f"{name}: PGPASSFILE not on the read-only volume {volume}: {source}")
+            others = {p for p in pgpass if not p.endswith(volume)}
+            if others:
+                bad.append(f"{name}: mounts other roles' pgpass volumes {sorted(others)}")
         expect(not bad, "; ".join(bad))
 
     def crypto_scales():
@@ -531,6 +565,8 @@ def main():
                no_secret_values)
     checks.run("secret files on named volumes, read-only for the services; lcore-init writes them",
                files_on_volumes)
+    checks.run("PostgreSQL: no lcore service as the superuser; each its own role and pgpass only",
+               pg_roles)
     checks.run("crypto scales: no container_name, no host port", crypto_scales)
     checks.run("healthchecks: lcore services curl /healthz on their admin port; infra has one",
                healthchecks)
