@@ -179,6 +179,8 @@ def main():
                 s_dsn, o_dsn = (d.rsplit("/", 1)[0] + "/lcore_empty" for d in (store, owner))
                 admin = free_port()
                 env = dict(st.env, LCORE_PG_DSN=s_dsn, LCORE_STORE_ADMIN_PORT=str(admin),
+                           LCORE_CURVE_CERT=os.path.join(st.dir, "curve", "store", "store.cert_secret"),
+                           LCORE_CURVE_TRUST_DIR=st.vars["LCORE_CURVE_TRUST_DIR"],
                            LCORE_STORE_SEALED_BIND=f"tcp://127.0.0.1:{free_port()}",
                            LCORE_STORE_EVENTS_BIND=f"tcp://127.0.0.1:{free_port()}",
                            LCORE_STORE_QUERIES_BIND=f"tcp://127.0.0.1:{free_port()}")
