@@ -3,8 +3,8 @@
 
 #define T ch_config_t
 const lc_cfg_opt_t ch_config_opts[] = {
-    LC_CFG_I("LCORE_CHAIN_ADMIN_PORT", T, admin_port, "9104", 1, 65535,
-             "admin port: /metrics, /healthz, /readyz"),
+    LC_CFG_A("LCORE_CHAIN_ADMIN_BIND", T, admin_bind, "127.0.0.1:9104",
+             "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz"),
     LC_CFG_SECRET("LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore@127.0.0.1:5432/lcore",
                   "PostgreSQL connection string (libpq); the relayer's state lives there"),
     LC_CFG_S("LCORE_CHAIN_RPC", T, rpc, "http://127.0.0.1:8545",

@@ -5,7 +5,7 @@
 #include "lc_cfg.h"
 
 typedef struct {
-    long long admin_port;
+    char admin_bind[64];
     char pg_dsn[1024];
     char rpc[2048];
     long long chain_id;

@@ -82,7 +82,7 @@ int main(int argc, char **argv)
     zsock_t *sealed = NULL, *events = NULL, *queries = NULL;
     st_writer_t *writer = NULL;
     lc_zmq_peers_t *workers = NULL;
-    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics, "store")))
+    if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "store")))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting to PostgreSQL");
     /* PostgreSQL may come up after us (compose, boot order): wait for it, with backoff. */
