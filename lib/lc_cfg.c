@@ -49,8 +49,9 @@ int lc_cfg_addr_parse(struct sockaddr_storage *out, unsigned *out_len, const cha
 {
     char host[64];
     const char *colon = strrchr(text, ':');
-    if (!colon || colon == text || (size_t)(colon - text) >= sizeof host)
-        return LC_ERR_INVALID;
+    if (!colon || colon == text || (size_t)(colon - text) >= sizeof host || colon[1] < '0' ||
+        colon[1] > '9')
+        return LC_ERR_INVALID; /* strtol would take "+80" or " 80" */
     char *end = NULL;
     errno = 0;
     long port = strtol(colon + 1, &end, 10);
