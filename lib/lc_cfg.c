@@ -1,7 +1,10 @@
 /* lc_cfg.c: table-driven configuration. See lc_cfg.h. */
 #include "lc_cfg.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -42,10 +45,56 @@ static int s_parse_bool(const char *v, int *out)
     return -1;
 }
 
+int lc_cfg_addr_parse(struct sockaddr_storage *out, unsigned *out_len, const char *text)
+{
+    char host[64];
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text || (size_t)(colon - text) >= sizeof host || colon[1] < '0' ||
+        colon[1] > '9')
+        return LC_ERR_INVALID; /* strtol would take "+80" or " 80" */
+    char *end = NULL;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+        return LC_ERR_INVALID;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    memset(out, 0, sizeof *out);
+    size_t hlen = strlen(host);
+    if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+        host[hlen - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+            return LC_ERR_INVALID;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *out_len = sizeof *a6;
+        return 0;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+        return LC_ERR_INVALID;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *out_len = sizeof *a4;
+    return 0;
+}
+
 static int s_set(void *cfg, const lc_cfg_opt_t *o, const char *value, char *err, size_t err_len)
 {
     char *field = (char *)cfg + o->offset;
     switch (o->type) {
+    case LC_CFG_ADDR: {
+        struct sockaddr_storage sa;
+        unsigned sa_len = 0;
+        if (strlen(value) >= o->size || lc_cfg_addr_parse(&sa, &sa_len, value) < 0) {
+            snprintf(err, err_len, "%s: '%s' is not IPv4:port or [IPv6]:port (port 1-65535)",
+                     o->name, value);
+            return LC_ERR_INVALID;
+        }
+        memcpy(field, value, strlen(value) + 1); /* kept as text: logged and --help as given */
+        return 0;
+    }
     case LC_CFG_STR:
         if (strlen(value) >= o->size) {
             snprintf(err, err_len, "%s: value longer than %zu bytes", o->name, o->size - 1);
@@ -133,7 +182,7 @@ void lc_cfg_log(const void *cfg, const lc_cfg_opt_t *opts, size_t n)
         if (o->secret) {
             w = snprintf(line + used, left, "%s%s=%s", used ? " " : "", o->name,
                          field[0] ? "<set>" : "<unset>");
-        } else if (o->type == LC_CFG_STR) {
+        } else if (o->type == LC_CFG_STR || o->type == LC_CFG_ADDR) {
             w = snprintf(line + used, left, "%s%s=%s", used ? " " : "", o->name, field);
         } else if (o->type == LC_CFG_INT) {
             long long v;

@@ -14,6 +14,7 @@ typedef enum {
     LC_CFG_INT,  /* long long field, within [min, max] */
     LC_CFG_BOOL, /* int field: 0/1, accepts 0/1/true/false/yes/no/on/off */
     LC_CFG_ENUM, /* int field: index into `choices` ("a|b|c") */
+    LC_CFG_ADDR, /* char[size] field: a listener's IPv4:port or [IPv6]:port */
 } lc_cfg_type_t;
 
 typedef struct {
@@ -40,6 +41,10 @@ typedef struct {
     {                                                                                              \
         name, LC_CFG_INT, offsetof(st, field), sizeof(long long), def, lo, hi, NULL, 0, help       \
     }
+#define LC_CFG_A(name, st, field, def, help)                                                       \
+    {                                                                                              \
+        name, LC_CFG_ADDR, offsetof(st, field), sizeof(((st *)0)->field), def, 0, 0, NULL, 0, help \
+    }
 #define LC_CFG_B(name, st, field, def, help)                                                       \
     {                                                                                              \
         name, LC_CFG_BOOL, offsetof(st, field), sizeof(int), def, 0, 1, NULL, 0, help              \
@@ -48,6 +53,11 @@ typedef struct {
     {                                                                                              \
         name, LC_CFG_ENUM, offsetof(st, field), sizeof(int), def, 0, 0, choices, 0, help           \
     }
+
+/* Parses a listener address: "IPv4:port" or "[IPv6]:port" (literal addresses, port 1-65535).
+ * Fills *out (port in network order) and *out_len. Returns 0 or LC_ERR_INVALID. */
+struct sockaddr_storage;
+int lc_cfg_addr_parse(struct sockaddr_storage *out, unsigned *out_len, const char *text) LC_WUR;
 
 /* Fills cfg from defaults then the environment. On an invalid value writes a one-line reason
  * into err and returns LC_ERR_INVALID. */

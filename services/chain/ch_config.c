@@ -3,8 +3,8 @@
 
 #define T ch_config_t
 const lc_cfg_opt_t ch_config_opts[] = {
-    LC_CFG_I("LCORE_CHAIN_ADMIN_PORT", T, admin_port, "9104", 1, 65535,
-             "admin port: /metrics, /healthz, /readyz"),
+    LC_CFG_A("LCORE_CHAIN_ADMIN_BIND", T, admin_bind, "127.0.0.1:9104",
+             "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz"),
     LC_CFG_SECRET(
         "LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore_chain@127.0.0.1:5432/lcore",
         "PostgreSQL connection string (libpq), as the role lcore_chain: the relayer's state"),

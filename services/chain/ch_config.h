@@ -6,7 +6,7 @@
 #include "lc_curve.h"
 
 typedef struct {
-    long long admin_port;
+    char admin_bind[64];
     char pg_dsn[1024];
     char rpc[2048];
     long long chain_id;

@@ -30,6 +30,7 @@ struct ch_rpc {
     size_t n_eps;
     size_t current; /* the endpoint that answered last */
     long timeout_ms;
+    char *ca_file; /* NULL: libcurl's CA store */
     uint64_t next_id;
     struct curl_slist *headers;
     char *rx;
@@ -397,6 +398,8 @@ static CURL *s_easy_new(ch_rpc_t *self, const char *url)
     rc |= curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    if (self->ca_file)
+        rc |= curl_easy_setopt(e, CURLOPT_CAINFO, self->ca_file);
     rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_data);
     rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, self);
     rc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, self->errbuf);
@@ -695,6 +698,16 @@ fail:
     return NULL;
 }
 
+int ch_rpc_set_ca_file(ch_rpc_t *self, const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return LC_ERR_NOMEM;
+    free(self->ca_file);
+    self->ca_file = copy;
+    return 0;
+}
+
 void ch_rpc_destroy(ch_rpc_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -708,6 +721,7 @@ void ch_rpc_destroy(ch_rpc_t **self_p)
     free(self->eps);
     curl_slist_free_all(self->headers);
     free(self->rx);
+    free(self->ca_file);
     free(self);
     *self_p = NULL;
     curl_global_cleanup();

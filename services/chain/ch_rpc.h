@@ -68,6 +68,9 @@ typedef enum { CH_BLOCK_LATEST = 0, CH_BLOCK_PENDING } ch_block_tag_t;
  * metrics: NULL or the registry to register lcore_chain_rpc_* in. Logs endpoints as
  * scheme://host:port only (paths may hold API keys). NULL on error, logged. */
 ch_rpc_t *ch_rpc_new(const char *urls_csv, int timeout_ms, lc_metrics_t *metrics);
+/* https endpoints are verified against the PEM CA certificates in path instead of the system's
+ * (lcore-cli's LCORE_CA_FILE). Before the first call. 0 or LC_ERR_NOMEM. */
+int ch_rpc_set_ca_file(ch_rpc_t *self, const char *path) LC_WUR;
 void ch_rpc_destroy(ch_rpc_t **self_p);
 
 /* Common contract of every call below. err may be NULL; when given it is reset, then filled on

@@ -179,7 +179,7 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto out;
     }
-    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics, "chain")))
+    if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "chain")))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting");
     if (!(rpc = ch_rpc_new(cfg.rpc, (int)cfg.rpc_timeout_ms, metrics)))

@@ -3,8 +3,9 @@
 
 #define T cw_config_t
 const lc_cfg_opt_t cw_config_opts[] = {
-    LC_CFG_I("LCORE_CRYPTO_ADMIN_PORT", T, admin_port, "9102", 1, 65535,
-             "admin port: /metrics, /healthz, /readyz (one per worker on a host)"),
+    LC_CFG_A("LCORE_CRYPTO_ADMIN_BIND", T, admin_bind, "127.0.0.1:9102",
+             "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz (one per "
+             "worker on a host)"),
     LC_CFG_S("LCORE_CRYPTO_READINGS_CONNECT", T, readings_connect, "tcp://127.0.0.1:5551",
              "gateway readings endpoint(s), comma-separated, to PULL from"),
     LC_CFG_S("LCORE_CRYPTO_SEALED_CONNECT", T, sealed_connect, "tcp://127.0.0.1:5552",

@@ -6,7 +6,7 @@
 #include "lc_curve.h"
 
 typedef struct {
-    long long admin_port;
+    char admin_bind[64];
     char readings_connect[1024];
     char sealed_connect[1024];
     char keyring[512];

@@ -68,7 +68,7 @@ int main(int argc, char **argv)
     zsock_t *readings = NULL, *sealed = NULL;
     lc_zmq_peers_t *gw_peers = NULL, *store_peers = NULL;
     int err = 0;
-    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics, "crypto")))
+    if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "crypto")))
         goto out;
     if (!(ring = lc_keyring_load(cfg.keyring, &err))) {
         lc_error("keyring_load_failed", "path=%s err=\"%s\"", cfg.keyring, lc_strerror(err));

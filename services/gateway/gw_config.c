@@ -3,9 +3,15 @@
 
 #define T gw_config_t
 const lc_cfg_opt_t gw_config_opts[] = {
-    LC_CFG_I("LCORE_GATEWAY_HTTP_PORT", T, http_port, "8080", 1, 65535, "device-facing HTTP port"),
-    LC_CFG_I("LCORE_GATEWAY_ADMIN_PORT", T, admin_port, "9101", 1, 65535,
-             "admin port: /metrics, /healthz, /readyz"),
+    LC_CFG_A("LCORE_GATEWAY_HTTP_BIND", T, http_bind, "0.0.0.0:8080",
+             "device listener, IPv4:port or [IPv6]:port: readings and record reads"),
+    LC_CFG_A("LCORE_GATEWAY_ADMIN_BIND", T, admin_bind, "127.0.0.1:9101",
+             "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz, operator API"),
+    LC_CFG_S("LCORE_GATEWAY_TLS_CERT", T, tls_cert, "",
+             "PEM certificate (chain) file: the device listener speaks TLS (with "
+             "LCORE_GATEWAY_TLS_KEY)"),
+    LC_CFG_S("LCORE_GATEWAY_TLS_KEY", T, tls_key, "",
+             "PEM private key file of LCORE_GATEWAY_TLS_CERT (read at start, then wiped)"),
     LC_CFG_I("LCORE_GATEWAY_THREADS", T, threads, "2", 1, 64,
              "HTTP worker threads (signature checks run on them)"),
     LC_CFG_S("LCORE_GATEWAY_ID", T, gateway_id, "",

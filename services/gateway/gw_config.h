@@ -6,8 +6,10 @@
 #include "lc_curve.h"
 
 typedef struct {
-    long long http_port;
-    long long admin_port;
+    char http_bind[64];
+    char admin_bind[64];
+    char tls_cert[512];
+    char tls_key[512];
     long long threads;
     char gateway_id[64];
     char admin_token[256];

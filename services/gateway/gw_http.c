@@ -1,8 +1,11 @@
-/* gw_http.c: device-facing HTTP. See gw_http.h. */
+/* gw_http.c: the gateway's HTTP routes on its two listeners. See gw_http.h. */
 #include "gw_http.h"
 
 #include <sodium.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +17,9 @@
 #include "lc_log.h"
 
 #define GW_BATCH_MAX_LINES 1000
+
+/* Which listener a request came in on: each serves only its own routes (DESIGN "HTTP API"). */
+typedef enum { LISTENER_DEVICE, LISTENER_ADMIN } s_listener_t;
 
 typedef enum {
     ROUTE_DEVICES,
@@ -35,6 +41,7 @@ struct gw_http {
     uint8_t token_hash[crypto_hash_sha256_BYTES];
     int token_set;
     struct MHD_Daemon *daemon;
+    atomic_int started;   /* the device listener runs: libmicrohttpd's messages are per client */
     atomic_int stopping;  /* SIGTERM: readings get 503, waiting requests finish */
     atomic_int suspended; /* requests waiting for the log */
     lc_counter_t *requests[ROUTE_COUNT];
@@ -407,7 +414,8 @@ static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const
     return ret;
 }
 
-static s_route_t s_route(const char *method, const char *url, int *method_ok)
+/* The route of a request on `listener`; a route of the other listener is ROUTE_OTHER (404). */
+static s_route_t s_route(s_listener_t listener, const char *method, const char *url, int *method_ok)
 {
     int post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
     s_route_t r = ROUTE_OTHER;
@@ -421,16 +429,16 @@ static s_route_t s_route(const char *method, const char *url, int *method_ok)
         r = ROUTE_COMPAT;
     else if (strncmp(url, "/v1/records/", 12) == 0)
         r = ROUTE_RECORD;
+    if ((r == ROUTE_DEVICES) != (listener == LISTENER_ADMIN))
+        r = ROUTE_OTHER;
     *method_ok = r == ROUTE_RECORD ? get : (r == ROUTE_OTHER ? get : post);
     return r;
 }
 
-static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char *url,
-                                const char *method, const char *version, const char *upload,
+static enum MHD_Result s_handle(gw_http_t *self, s_listener_t listener, struct MHD_Connection *c,
+                                const char *url, const char *method, const char *upload,
                                 size_t *upload_size, void **con_cls)
 {
-    (void)version;
-    gw_http_t *self = cls;
     s_req_t *req = *con_cls;
     if (req && req->waiting) {
         /* Resumed: the log has answered. */
@@ -450,14 +458,10 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
     }
     if (!req) {
         int method_ok = 0;
-        s_route_t route = s_route(method, url, &method_ok);
-        if (route == ROUTE_OTHER) {
-            enum MHD_Result res;
-            if (method_ok && lc_admin_route(self->deps.admin, c, url, &res))
-                return res;
-            return s_error(self, c, 404, "not_found", "no such endpoint", 0);
-        }
+        s_route_t route = s_route(listener, method, url, &method_ok);
         lc_counter_inc(self->requests[route]);
+        if (route == ROUTE_OTHER)
+            return s_error(self, c, 404, "not_found", "no such endpoint", 0);
         if (atomic_load(&self->stopping) && route != ROUTE_RECORD)
             return s_error(self, c, 503, "not_ready", "the gateway is shutting down", 1);
         if (!method_ok)
@@ -540,6 +544,23 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c, const char 
     return ret;
 }
 
+static enum MHD_Result s_on_device(void *cls, struct MHD_Connection *c, const char *url,
+                                   const char *method, const char *version, const char *upload,
+                                   size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    return s_handle(cls, LISTENER_DEVICE, c, url, method, upload, upload_size, con_cls);
+}
+
+/* The operator API, a route of the admin listener (lc_admin_add_route). */
+static enum MHD_Result s_on_admin(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    return s_handle(cls, LISTENER_ADMIN, c, url, method, upload, upload_size, con_cls);
+}
+
 static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                         enum MHD_RequestTerminationCode toe)
 {
@@ -555,6 +576,88 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         free(req);
         *con_cls = NULL;
     }
+}
+
+/* Reads a whole PEM file into guarded memory (NUL-terminated; the key is secret). NULL on error. */
+static char *s_read_pem(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (1 << 20) &&
+        fseek(f, 0, SEEK_SET) == 0 && (buf = sodium_malloc((size_t)n + 1)) &&
+        fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = '\0';
+    } else if (buf) {
+        sodium_free(buf);
+        buf = NULL;
+    }
+    if (f)
+        fclose(f);
+    return buf;
+}
+
+/* libmicrohttpd's own messages: why TLS or the socket failed at start; later ones (a client's
+ * failed handshake, say) only at debug level. */
+static void s_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    const gw_http_t *self = cls;
+    char msg[256];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\r\n")] = '\0';
+    lc_log(atomic_load(&self->started) ? LC_LOG_DEBUG : LC_LOG_ERROR, "http_server", "msg=\"%s\"",
+           msg);
+}
+
+/* Starts the device listener: TLS when a certificate and key are configured (both or neither:
+ * checked with the configuration). The PEM bytes are wiped once libmicrohttpd has loaded them. */
+static int s_listen(gw_http_t *self)
+{
+    const gw_config_t *cfg = self->deps.cfg;
+    struct sockaddr_storage sa;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (lc_http_bind(&sa, &flags, cfg->http_bind) < 0) {
+        lc_error("http_bind_invalid", "bind=%s", cfg->http_bind);
+        return -1;
+    }
+    int tls = cfg->tls_cert[0] != '\0';
+    char *cert = NULL, *key = NULL;
+    if (tls) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            lc_error("tls_unavailable", "reason=\"libmicrohttpd was built without TLS\"");
+            return -1;
+        }
+        if (!(cert = s_read_pem(cfg->tls_cert)) || !(key = s_read_pem(cfg->tls_key))) {
+            lc_error("tls_load_failed", "cert=%s key=%s reason=\"cannot read %s\"", cfg->tls_cert,
+                     cfg->tls_key, cert ? "LCORE_GATEWAY_TLS_KEY" : "LCORE_GATEWAY_TLS_CERT");
+            sodium_free(cert);
+            return -1;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    struct MHD_OptionItem tls_opts[] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
+                                        {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+                                        {MHD_OPTION_END, 0, NULL}};
+    self->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, s_on_device, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
+    sodium_free(key); /* wipes */
+    sodium_free(cert);
+    if (!self->daemon) {
+        lc_error(tls ? "tls_listen_failed" : "http_listen_failed",
+                 "bind=%s cert=%s key=%s reason=\"see http_server above: address in use, or a "
+                 "certificate and key that do not load or match\"",
+                 cfg->http_bind, tls ? cfg->tls_cert : "-", tls ? cfg->tls_key : "-");
+        return -1;
+    }
+    atomic_store(&self->started, 1);
+    lc_info("http_listening", "bind=%s tls=%s threads=%lld", cfg->http_bind, tls ? "on" : "off",
+            cfg->threads);
+    return 0;
 }
 
 gw_http_t *gw_http_new(const gw_http_deps_t *deps)
@@ -587,18 +690,17 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
         self->responses[i] = lc_metrics_counter(deps->metrics, "lcore_gateway_responses_total",
                                                 "HTTP responses by status code", l);
     }
-    self->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME,
-        (uint16_t)deps->cfg->http_port, NULL, NULL, s_handle, self, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)deps->cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-        MHD_OPTION_END);
-    if (!self->daemon) {
-        lc_error("http_listen_failed", "port=%lld", deps->cfg->http_port);
+    if (s_listen(self) < 0) {
         free(self);
         return NULL;
     }
-    lc_info("http_listening", "port=%lld threads=%lld", deps->cfg->http_port, deps->cfg->threads);
+    lc_admin_route_t operator_api = {"/v1/devices", s_on_admin, s_completed, self};
+    if (lc_admin_add_route(deps->admin, &operator_api) < 0) {
+        lc_error("admin_route_failed", "path=%s", operator_api.path);
+        MHD_stop_daemon(self->daemon);
+        free(self);
+        return NULL;
+    }
     return self;
 }
 
@@ -607,6 +709,7 @@ void gw_http_destroy(gw_http_t **self_p)
     if (!self_p || !*self_p)
         return;
     gw_http_t *self = *self_p;
+    lc_admin_remove_routes(self->deps.admin, self);
     /* No new connections; readings on open ones get 503; requests waiting for the log get
      * their answer (the relay still runs) before MHD stops: it must not hold suspended ones. */
     atomic_store(&self->stopping, 1);

@@ -1,6 +1,9 @@
-/* gw_http.h: the device-facing HTTP server (libmicrohttpd, thread pool): routing, bodies, limits,
- * the operator token, and the JSON answers of DESIGN.md. Reading work goes to gw_ingest,
- * registrations and record lookups to the store through gw_devices / gw_store. */
+/* gw_http.h: the gateway's HTTP routes (libmicrohttpd): routing, bodies, limits, the operator
+ * token, and the JSON answers of DESIGN.md, on two listeners. The device listener (its own
+ * thread pool; TLS when LCORE_GATEWAY_TLS_CERT/KEY are set) serves devices and readers only; the
+ * operator API is a route added to the admin listener (lc_admin), next to /metrics, /healthz and
+ * /readyz. Reading work goes to gw_ingest, registrations and record lookups to the store
+ * through gw_devices / gw_store. */
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
 
@@ -17,7 +20,7 @@ typedef struct {
     gw_wal_t *wal;
     gw_devices_t *devices;
     gw_store_t *store;
-    lc_admin_t *admin;
+    lc_admin_t *admin; /* the operator API is added to it, and removed by gw_http_destroy */
     lc_metrics_t *metrics;
 } gw_http_deps_t;
 

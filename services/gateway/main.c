@@ -62,11 +62,19 @@ int main(int argc, char **argv)
                 cfg.admin_token_file);
         return 2;
     }
+    if (!cfg.tls_cert[0] != !cfg.tls_key[0]) {
+        fprintf(stderr,
+                "lcore-gateway: invalid configuration: LCORE_GATEWAY_TLS_CERT and "
+                "LCORE_GATEWAY_TLS_KEY are set together or not at all (only %s is set)\n",
+                cfg.tls_cert[0] ? "LCORE_GATEWAY_TLS_CERT" : "LCORE_GATEWAY_TLS_KEY");
+        return 2;
+    }
     if (!cfg.gateway_id[0]) {
         char host[48] = "gateway";
         gethostname(host, sizeof host);
         host[sizeof host - 1] = '\0';
-        snprintf(cfg.gateway_id, sizeof cfg.gateway_id, "%s-%lld", host, cfg.http_port);
+        snprintf(cfg.gateway_id, sizeof cfg.gateway_id, "%s-%s", host,
+                 strrchr(cfg.http_bind, ':') + 1); /* LC_CFG_A: always host:port */
     }
 
     int exit_code = 1;
@@ -81,7 +89,7 @@ int main(int argc, char **argv)
     gw_ingest_t *ingest = NULL;
     gw_http_t *http = NULL;
     int err = 0;
-    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics, "gateway")))
+    if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "gateway")))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting to the store");
     if (!(ring = lc_keyring_load(cfg.keyring, &err))) {

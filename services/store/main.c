@@ -164,7 +164,7 @@ int main(int argc, char **argv)
     st_writer_t *writer = NULL;
     lc_curve_t *curve = NULL;
     lc_zmq_peers_t *workers = NULL, *subscribers = NULL, *askers = NULL;
-    if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics, "store")))
+    if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "store")))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting to PostgreSQL");
     if (!(db = s_wait_for_schema(cfg.pg_dsn, admin)) || !(qdb = st_db_new(cfg.pg_dsn)))

@@ -3,8 +3,8 @@
 
 #define T st_config_t
 const lc_cfg_opt_t st_config_opts[] = {
-    LC_CFG_I("LCORE_STORE_ADMIN_PORT", T, admin_port, "9103", 1, 65535,
-             "admin port: /metrics, /healthz, /readyz"),
+    LC_CFG_A("LCORE_STORE_ADMIN_BIND", T, admin_bind, "127.0.0.1:9103",
+             "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz"),
     LC_CFG_SECRET("LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore_store@127.0.0.1:5432/lcore",
                   "PostgreSQL connection string (libpq): the store's role; `migrate`: the owner's"),
     LC_CFG_S("LCORE_STORE_DB_ROLE", T, store_db_role, "lcore_store",

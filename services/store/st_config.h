@@ -6,7 +6,7 @@
 #include "lc_curve.h"
 
 typedef struct {
-    long long admin_port;
+    char admin_bind[64];
     char pg_dsn[1024];
     char store_db_role[64]; /* PostgreSQL identifiers: at most 63 bytes */
     char chain_db_role[64];

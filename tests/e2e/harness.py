@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,16 @@ import urllib.request
 SRC = os.environ.get("LCORE_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
 BIN = os.environ.get("LCORE_BIN_DIR", os.path.join(SRC, "build"))
 STACK = os.path.join(SRC, "scripts", "stack")
+LCORE_INIT = os.path.join(SRC, "deploy", "compose", "lcore-init")
+
+
+def make_tls_cert(directory):
+    """A self-signed certificate and key for the gateway, made the way docker-compose's
+    init-secrets makes them (lcore-init tls). Returns (cert, key) paths; the cert is the CA file."""
+    cert, key = os.path.join(directory, "gateway-tls.crt"), os.path.join(directory, "gateway-tls.key")
+    subprocess.run(["sh", LCORE_INIT, "tls", cert, key], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, timeout=60)
+    return cert, key
 
 
 def _ports_free(offset):
@@ -33,7 +44,7 @@ def _ports_free(offset):
 class Stack:
     """A running native stack. Use as a context manager."""
 
-    def __init__(self, workers=2, extra_env=None):
+    def __init__(self, workers=2, extra_env=None, tls=False):
         self.dir = tempfile.mkdtemp(prefix="lcore-e2e-")
         os.chmod(self.dir, 0o755)
         self.offset = None
@@ -52,6 +63,11 @@ class Stack:
                          "LCORE_STACK_PORT_OFFSET": str(self.offset),
                          "LCORE_CRYPTO_WORKERS": str(workers)})
         self.env.update(extra_env or {})
+        self.ca_file = None  # tls=True: the gateway's self-signed certificate, to verify it with
+        if tls:
+            cert, key = make_tls_cert(self.dir)
+            self.env.update({"LCORE_GATEWAY_TLS_CERT": cert, "LCORE_GATEWAY_TLS_KEY": key})
+            self.ca_file = cert
         self.vars = {}
         self._up = False
 
@@ -96,6 +112,11 @@ class Stack:
         return self.vars["LCORE_GATEWAY_URL"]
 
     @property
+    def admin_url(self):
+        """The gateway's admin listener: /metrics, /healthz, /readyz and the operator API."""
+        return self.vars["LCORE_GATEWAY_ADMIN_URL"]
+
+    @property
     def token(self):
         return self.vars["LCORE_ADMIN_TOKEN"]
 
@@ -115,8 +136,9 @@ class Stack:
         return out
 
     def sim(self, *args):
-        out = subprocess.run([os.path.join(BIN, "lcore-sim"), "--url", self.url, "--admin-token", self.token,
-                              "--quiet"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        ca = ["--cacert", self.ca_file] if self.ca_file else []
+        out = subprocess.run([os.path.join(BIN, "lcore-sim"), "--url", self.url, "--admin-url", self.admin_url,
+                              "--admin-token", self.token, "--quiet"] + ca + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, timeout=300)
         if out.returncode != 0:
             raise RuntimeError(f"lcore-sim failed: {out.stderr}\n{out.stdout}")
@@ -150,12 +172,14 @@ class Stack:
         return n
 
 
-def http(method, url, body=None, headers=None, timeout=30):
-    """Returns (status, headers, parsed JSON or raw text)."""
+def http(method, url, body=None, headers=None, timeout=30, cafile=None):
+    """Returns (status, headers, parsed JSON or raw text). https URLs are verified against cafile
+    (default: the system's CA certificates)."""
     data = body.encode() if isinstance(body, str) else body
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    ctx = ssl.create_default_context(cafile=cafile) if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
             status, hdrs, raw = r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         status, hdrs, raw = e.code, dict(e.headers), e.read()
@@ -175,7 +199,7 @@ class Device:
         self.registration = out.stdout.strip()
 
     def register(self):
-        return http("POST", self.stack.url + "/v1/devices", self.registration,
+        return http("POST", self.stack.admin_url + "/v1/devices", self.registration,
                     {"Authorization": "Bearer " + self.stack.token, "Content-Type": "application/json"})
 
     def reading(self, seq, data=None, device_id=None):
@@ -187,7 +211,8 @@ class Device:
         return self.stack.cli("sign", "--key", self.key, "--kid", self.id, stdin=payload).stdout.strip()
 
     def post(self, jws, content_type="application/jose"):
-        return http("POST", self.stack.url + "/v1/data", jws, {"Content-Type": content_type})
+        return http("POST", self.stack.url + "/v1/data", jws, {"Content-Type": content_type},
+                    cafile=self.stack.ca_file)
 
 
 class Checks:

@@ -61,7 +61,7 @@ def main():
 
         def load_5000_with_kill():
             # Load in the background while the relayer is killed twice and restarted.
-            sim = subprocess.Popen([os.path.join(st.env["LCORE_BIN_DIR"], "lcore-sim"), "--url", st.url,
+            sim = subprocess.Popen([os.path.join(st.env["LCORE_BIN_DIR"], "lcore-sim"), "--url", st.url, "--admin-url", st.admin_url,
                                     "--admin-token", st.token, "--quiet", "--devices", "50", "--count", "5000",
                                     "--rate", "800", "--concurrency", "8", "--record-ids", ids_file],
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

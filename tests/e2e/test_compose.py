@@ -391,10 +391,12 @@ def main():
                 bad.append(f"{name}: healthcheck does not ask /healthz: {test}")
                 continue
             _, defaults = known_vars(name)
-            var = f"LCORE_{name.upper()}_ADMIN_PORT"
-            port = environment(svc).get(var) or defaults.get(var)
-            if m.group(1) != port:
-                bad.append(f"{name}: healthcheck port {m.group(1)}, admin port ({var}) {port}")
+            var = f"LCORE_{name.upper()}_ADMIN_BIND"
+            bind = environment(svc).get(var) or defaults.get(var) or ""
+            if m.group(1) != bind.rsplit(":", 1)[-1]:
+                bad.append(f"{name}: healthcheck port {m.group(1)}, admin listener ({var}) {bind}")
+            elif not bind.startswith("0.0.0.0:"):
+                bad.append(f"{name}: {var}={bind}: Prometheus cannot reach it (bind 0.0.0.0)")
         for name in ("postgres", "anvil", "prometheus", "grafana"):
             if not healthcheck_test(svcs[name]):
                 bad.append(f"{name}: no healthcheck")
@@ -451,6 +453,31 @@ def main():
                         bind = environment(svcs[host]).get(bind_var) or defaults.get(bind_var, "")
                         if not bind.endswith(":" + port):
                             bad.append(f"{name}: {var}={val} but {host} binds {bind_var}={bind or '?'}")
+        expect(not bad, "; ".join(bad))
+
+    def listeners_and_tls():
+        # DESIGN: the device listener always speaks TLS in compose, with the pair init-secrets
+        # makes (lcore-init tls); the tools reach it over https, verified against that CA.
+        gw, init, tools = (environment(svcs[n]) for n in ("gateway", "init-secrets", "tools"))
+        bad = []
+        for var in ("LCORE_GATEWAY_TLS_CERT", "LCORE_GATEWAY_TLS_KEY"):
+            if not gw.get(var) or gw.get(var) != init.get(var):
+                bad.append(f"{var}: gateway {gw.get(var)}, init-secrets {init.get(var)}")
+        if not tools.get("LCORE_GATEWAY_URL", "").startswith("https://gateway:"):
+            bad.append(f"tools: LCORE_GATEWAY_URL={tools.get('LCORE_GATEWAY_URL')} is not https")
+        if tools.get("LCORE_CA_FILE") != gw.get("LCORE_GATEWAY_TLS_CERT"):
+            bad.append(f"tools: LCORE_CA_FILE={tools.get('LCORE_CA_FILE')}, not the gateway's cert")
+        if tools.get("LCORE_GATEWAY_ADMIN_URL") != "http://gateway:" + \
+                gw.get("LCORE_GATEWAY_ADMIN_BIND", "").rsplit(":", 1)[-1]:
+            bad.append(f"tools: LCORE_GATEWAY_ADMIN_URL={tools.get('LCORE_GATEWAY_ADMIN_URL')}")
+        with open(os.path.join(SRC, "deploy", "prometheus", "prometheus.yml")) as f:
+            prom = f.read()
+        for name in LONG_RUNNING:
+            port = environment(svcs[name]).get(f"LCORE_{name.upper()}_ADMIN_BIND", "").rsplit(":", 1)[-1]
+            if f"{name}:{port}" not in prom and not re.search(rf'names: \["{name}"\][^-]*port: {port}\b', prom):
+                bad.append(f"prometheus.yml does not scrape {name} on its admin port {port}")
+        with open(os.path.join(SRC, "deploy", "compose", "lcore-init")) as f:
+            expect("cmd_tls \"$TLS_CERT\" \"$TLS_KEY\"" in f.read(), "lcore-init secrets makes no certificate")
         expect(not bad, "; ".join(bad))
 
     def one_image():
@@ -574,6 +601,8 @@ def main():
                start_order)
     checks.run("endpoints: services bind *, peers connect to compose services on the bound port",
                endpoints)
+    checks.run("listeners: admin 0.0.0.0 for Prometheus; device listener TLS, tools over https",
+               listeners_and_tls)
     checks.run("one lcore image from deploy/Dockerfile; each service runs its executable", one_image)
     checks.run("deploy/Dockerfile: bookworm build + bookworm-slim runtime, non-root, HEALTHCHECK",
                dockerfile_stages_ok)

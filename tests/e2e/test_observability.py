@@ -220,7 +220,7 @@ class Load:
     """lcore-sim in the background (paced); stopped by stop()."""
 
     def __init__(self, st):
-        cmd = [os.path.join(BIN, "lcore-sim"), "--url", st.url, "--admin-token", st.token, "--quiet",
+        cmd = [os.path.join(BIN, "lcore-sim"), "--url", st.url, "--admin-url", st.admin_url, "--admin-token", st.token, "--quiet",
                "--device-prefix", "obs", "--devices", "20", "--concurrency", "8",
                "--rate", str(LOAD_RATE), "--duration", str(LOAD_SECONDS)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -178,7 +178,7 @@ def main():
             try:
                 s_dsn, o_dsn = (d.rsplit("/", 1)[0] + "/lcore_empty" for d in (store, owner))
                 admin = free_port()
-                env = dict(st.env, LCORE_PG_DSN=s_dsn, LCORE_STORE_ADMIN_PORT=str(admin),
+                env = dict(st.env, LCORE_PG_DSN=s_dsn, LCORE_STORE_ADMIN_BIND=f"127.0.0.1:{admin}",
                            LCORE_CURVE_CERT=os.path.join(st.dir, "curve", "store", "store.cert_secret"),
                            LCORE_CURVE_TRUST_DIR=st.vars["LCORE_CURVE_TRUST_DIR"],
                            LCORE_STORE_SEALED_BIND=f"tcp://127.0.0.1:{free_port()}",

@@ -51,10 +51,10 @@ def main():
             other = Device(st, "probe-1-other")
             conflicting = json.loads(other.registration)
             conflicting["device_id"] = "probe-1"
-            s, _, body = http("POST", st.url + "/v1/devices", json.dumps(conflicting),
+            s, _, body = http("POST", st.admin_url + "/v1/devices", json.dumps(conflicting),
                               {"Authorization": "Bearer " + st.token, "Content-Type": "application/json"})
             expect(s == 409 and body["error"] == "conflict", f"conflicting registration: {s} {body}")
-            s, _, body = http("POST", st.url + "/v1/devices", dev.registration,
+            s, _, body = http("POST", st.admin_url + "/v1/devices", dev.registration,
                               {"Authorization": "Bearer wrong", "Content-Type": "application/json"})
             expect(s == 401, f"bad operator token: {s} {body}")
 
@@ -206,7 +206,7 @@ def main():
             for var in ("LCORE_GATEWAY_ADMIN_URL", "LCORE_CRYPTO_ADMIN_URL", "LCORE_STORE_ADMIN_URL"):
                 s, _, _ = http("GET", st.vars[var] + "/readyz")
                 expect(s == 200, f"{var} not ready")
-            s, _, _ = http("GET", st.url + "/healthz")
+            s, _, _ = http("GET", st.admin_url + "/healthz")
             expect(s == 200, "gateway /healthz")
             s, _, body = http("GET", st.url + "/v1/records/" + "00" * 32)
             expect(s == 404, f"unknown record: {s} {body}")

@@ -56,10 +56,10 @@ def main():
         def help_lists_variables():
             # Every service: --help lists its variables; an invalid value exits 2 with a one-line
             # reason naming the variable.
-            bad_values = {"lcore-gateway": ("LCORE_GATEWAY_HTTP_PORT", "0"),
+            bad_values = {"lcore-gateway": ("LCORE_GATEWAY_HTTP_BIND", "0.0.0.0:0"),
                           "lcore-crypto": ("LCORE_CRYPTO_HWM", "0"),
                           "lcore-store": ("LCORE_STORE_BATCH_MAX", "0"),
-                          "lcore-chain": ("LCORE_CHAIN_ADMIN_PORT", "70000")}
+                          "lcore-chain": ("LCORE_CHAIN_ADMIN_BIND", "127.0.0.1:70000")}
             for exe, (var, value) in bad_values.items():
                 path = os.path.join(st.env["LCORE_BIN_DIR"], exe)
                 out = subprocess.run([path, "--help"], stdout=subprocess.PIPE, text=True, timeout=10)

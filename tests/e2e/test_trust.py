@@ -150,7 +150,7 @@ def main():
             for wname, cert, port in ((name, os.path.join(kdir, name + ".cert_secret"), 9190 + off),
                                       ("rogue", os.path.join(rogue, "rogue.cert_secret"), 9191 + off)):
                 env = dict(st.env, LCORE_KEYRING=st.vars["LCORE_KEYRING"], LCORE_CURVE_CERT=cert,
-                           LCORE_CURVE_TRUST_DIR=trust, LCORE_CRYPTO_ADMIN_PORT=str(port),
+                           LCORE_CURVE_TRUST_DIR=trust, LCORE_CRYPTO_ADMIN_BIND=f"127.0.0.1:{port}",
                            LCORE_CRYPTO_READINGS_CONNECT=ep["readings"], LCORE_CRYPTO_SEALED_CONNECT=ep["sealed"])
                 log = open(os.path.join(st.dir, "log", wname + ".log"), "a")
                 procs.append(subprocess.Popen([os.path.join(BIN, "lcore-crypto")], env=env, stdout=log,

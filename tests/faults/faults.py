@@ -32,7 +32,7 @@ class Load:
     def __init__(self, stack, prefix, rate, duration, devices=20, extra=()):
         self.prefix, self.rate, self.duration = prefix, rate, duration
         self.ids_path = os.path.join(stack.dir, f"{prefix}.ids")
-        cmd = [os.path.join(BIN, "lcore-sim"), "--url", stack.url, "--admin-token", stack.token,
+        cmd = [os.path.join(BIN, "lcore-sim"), "--url", stack.url, "--admin-url", stack.admin_url, "--admin-token", stack.token,
                "--device-prefix", prefix, "--devices", str(devices), "--rate", str(rate),
                "--retry", "--retry-for", "120", "--progress", "--quiet",
                "--record-ids", self.ids_path] + list(extra)

@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "lc_cfg.h"
 #include "lc_metrics.h"
@@ -19,6 +22,7 @@ typedef struct {
     int flag;
     int mode;
     char token[32];
+    char bind[64];
 } t_cfg_t;
 
 #define T t_cfg_t
@@ -28,6 +32,7 @@ static const lc_cfg_opt_t opts[] = {
     LC_CFG_B("LCT_FLAG", T, flag, "false", "a flag"),
     LC_CFG_E("LCT_MODE", T, mode, "auto", "auto|aesni|portable", "a mode"),
     LC_CFG_SECRET("LCT_TOKEN", T, token, "", "a secret"),
+    LC_CFG_A("LCT_BIND", T, bind, "127.0.0.1:9101", "a listener"),
 };
 #undef T
 
@@ -50,6 +55,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.flag, 0);
     assert_int_equal(c.mode, 0);
     assert_string_equal(c.token, "");
+    assert_string_equal(c.bind, "127.0.0.1:9101");
 }
 
 static void test_environment(void **state)
@@ -93,6 +99,37 @@ static void test_invalid(void **state)
     s_expect_invalid("LCT_FLAG", "maybe", "boolean");
     s_expect_invalid("LCT_MODE", "aes", "one of");
     s_expect_invalid("LCT_MODE", "autox", "one of");
+    s_expect_invalid("LCT_BIND", "9101", "IPv4:port or [IPv6]:port");
+    s_expect_invalid("LCT_BIND", "localhost:9101", "IPv4:port");
+    s_expect_invalid("LCT_BIND", "127.0.0.1:0", "IPv4:port");
+    s_expect_invalid("LCT_BIND", "127.0.0.1:65536", "IPv4:port");
+    s_expect_invalid("LCT_BIND", "::1:9101", "IPv4:port");
+    s_expect_invalid("LCT_BIND", "[::1]", "IPv4:port");
+    s_expect_invalid("LCT_BIND", "[127.0.0.1]:80", "IPv4:port");
+}
+
+/* Listener addresses: the forms DESIGN allows, parsed to what bind(2) takes. */
+static void test_addr_parse(void **state)
+{
+    (void)state;
+    struct sockaddr_storage sa;
+    unsigned len = 0;
+    assert_int_equal(lc_cfg_addr_parse(&sa, &len, "0.0.0.0:8080"), 0);
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)&sa;
+    assert_int_equal(a4->sin_family, AF_INET);
+    assert_int_equal(ntohs(a4->sin_port), 8080);
+    assert_int_equal(a4->sin_addr.s_addr, htonl(INADDR_ANY));
+    assert_int_equal(len, sizeof(struct sockaddr_in));
+    assert_int_equal(lc_cfg_addr_parse(&sa, &len, "[::1]:9101"), 0);
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&sa;
+    assert_int_equal(a6->sin6_family, AF_INET6);
+    assert_int_equal(ntohs(a6->sin6_port), 9101);
+    assert_memory_equal(&a6->sin6_addr, &in6addr_loopback, sizeof in6addr_loopback);
+    assert_int_equal(len, sizeof(struct sockaddr_in6));
+    assert_int_equal(lc_cfg_addr_parse(&sa, &len, "[::]:1"), 0);
+    assert_int_equal(lc_cfg_addr_parse(&sa, &len, "10.1.2.3:65535"), 0);
+    assert_int_equal(lc_cfg_addr_parse(&sa, &len, "10.1.2.3:+80"), LC_ERR_INVALID);
+    assert_int_equal(lc_cfg_addr_parse(&sa, &len, ":80"), LC_ERR_INVALID);
 }
 
 static void test_help_lists_every_variable(void **state)
@@ -169,7 +206,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),       cmocka_unit_test(test_environment),
         cmocka_unit_test(test_invalid),        cmocka_unit_test(test_help_lists_every_variable),
-        cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_metrics_render), cmocka_unit_test(test_addr_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,7 +132,9 @@ static int s_verify(const char *record_hex)
     size_t call_len = 0, out_len = 0;
     ch_rpc_error_t rerr;
     lc_log_init("lcore-cli", LC_LOG_ERROR);
+    const char *ca_file = s_env("LCORE_CA_FILE", "");
     if (!(rpc = ch_rpc_new(s_env("LCORE_CHAIN_RPC", "http://127.0.0.1:8545"), 10000, NULL)) ||
+        (*ca_file && ch_rpc_set_ca_file(rpc, ca_file) < 0) ||
         !(call = ch_abi_verify(root, proof, plen, leaf, &call_len)))
         goto out;
     if (ch_rpc_eth_call(rpc, contract, call, call_len, &out, &out_len, &rerr) != 0) {
@@ -183,7 +185,9 @@ static void s_usage(FILE *out)
           "                              Merkle proof and ask the anchor contract on chain\n"
           "Environment: LCORE_KEYRING (default lcore.keyring),\n"
           "             LCORE_PG_DSN (default postgresql://lcore@127.0.0.1:5432/lcore),\n"
-          "             LCORE_CHAIN_RPC, LCORE_CONTRACT_ADDRESS (verify)\n",
+          "             LCORE_CHAIN_RPC, LCORE_CONTRACT_ADDRESS (verify),\n"
+          "             LCORE_CA_FILE (verify: PEM CA certificates for an https RPC URL;\n"
+          "             default the system's, verification is never off)\n",
           out);
 }
 

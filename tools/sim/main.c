@@ -83,7 +83,7 @@ int main(int argc, char **argv)
 
     int exit_code = 1;
     FILE *record_ids = NULL;
-    sim_pool_t *pool = NULL;
+    sim_pool_t *pool = NULL, *admin_pool = NULL;
     sim_devices_t *devices = NULL;
     sim_readings_t *readings = NULL;
     sim_stats_t *stats = NULL;
@@ -96,14 +96,19 @@ int main(int argc, char **argv)
     /* sim_load flushes whole lines before this buffer fills: readers never see half an id. */
     if (record_ids)
         setvbuf(record_ids, NULL, _IOFBF, SIM_LOAD_IDS_BUFSIZE);
-    if (!(pool = sim_pool_new(cfg.url, (unsigned)cfg.concurrency, cfg.timeout_s)))
+    if (!(pool = sim_pool_new(cfg.url, (unsigned)cfg.concurrency, cfg.timeout_s, cfg.ca_file)))
         goto out;
     if (!(devices = sim_devices_new(cfg.device_prefix, (size_t)cfg.devices, cfg.alg)))
         goto out;
+    /* Registration is the operator API: the gateway's admin listener, not the device one. */
     if (!cfg.no_register) {
-        registered = sim_devices_register(devices, pool, cfg.admin_token, &s_stop);
+        if (!(admin_pool = sim_pool_new(cfg.admin_url, (unsigned)cfg.concurrency, cfg.timeout_s,
+                                        cfg.ca_file)))
+            goto out;
+        registered = sim_devices_register(devices, admin_pool, cfg.admin_token, &s_stop);
+        sim_pool_destroy(&admin_pool);
         if (registered <= 0) {
-            lc_error("no_device_registered", "url=%s devices=%llu", cfg.url,
+            lc_error("no_device_registered", "admin_url=%s devices=%llu", cfg.admin_url,
                      (unsigned long long)cfg.devices);
             goto out;
         }
@@ -158,6 +163,7 @@ out:
     sim_stats_destroy(&stats);
     sim_readings_destroy(&readings);
     sim_devices_destroy(&devices);
+    sim_pool_destroy(&admin_pool);
     sim_pool_destroy(&pool);
     if (record_ids)
         fclose(record_ids);

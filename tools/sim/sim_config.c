@@ -12,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lc_log.h"
 #include "lc_record.h"
 
 #define SIM_DEFAULT_URL "http://127.0.0.1:8080"
+#define SIM_DEFAULT_ADMIN_URL "http://127.0.0.1:9101"
 #define SIM_UNPACED_RATE_GUESS 20000 /* readings/s pre-signed for --rate 0 with --duration */
 #define SIM_UNPACED_MAX 1000000      /* ...but never more than this (~350 MB of JWS) */
 
@@ -40,7 +42,12 @@ typedef struct {
 
 static const opt_row_t s_opts[] = {
     {"url", OPT_STR, F(url), SIM_DEFAULT_URL, "LCORE_GATEWAY_URL", 0, 0, NULL, 0, "URL",
-     "gateway base URL"},
+     "gateway device listener base URL (readings)"},
+    {"admin-url", OPT_STR, F(admin_url), SIM_DEFAULT_ADMIN_URL, "LCORE_GATEWAY_ADMIN_URL", 0, 0,
+     NULL, 0, "URL", "gateway admin listener base URL (POST /v1/devices registers the devices)"},
+    {"cacert", OPT_STR, F(ca_file), "", "LCORE_CA_FILE", 0, 0, NULL, 0, "FILE",
+     "PEM CA certificate(s) to verify https URLs with (default: the system's; verification is "
+     "never off)"},
     {"admin-token", OPT_STR, F(admin_token), "", "LCORE_ADMIN_TOKEN", 0, 0, NULL, 1, "TOKEN",
      "operator token for POST /v1/devices"},
     {"devices", OPT_U64, F(devices), "100", NULL, 1, 1000000, NULL, 0, "N",
@@ -204,16 +211,18 @@ static void s_help(FILE *out)
         s_wrap(out, text, 27, 100);
     }
     fprintf(out, "  %-24s %s\n\n", "-h, --help", "show this help and exit");
-    fprintf(out, "Environment: LCORE_GATEWAY_URL, LCORE_ADMIN_TOKEN (defaults for --url and\n"
-                 "--admin-token), LCORE_LOG_LEVEL (debug|info|warn|error, default info).\n"
-                 "Summary keys: mode alg devices [registered register_failed] sent accepted\n"
-                 "rejected rejected_<status>... backpressure backpressure_<429|503> errors\n"
-                 "record_id_mismatch retried unanswered duration_s rate_per_s responses p50_ms\n"
-                 "p90_ms p99_ms max_ms accepted (sent = accepted + rejected + backpressure +\n"
-                 "errors, every attempt of a reading counted; accepted counts a reading once;\n"
-                 "retried: requests sent again; unanswered: readings with no definitive answer).\n"
-                 "Exit status: 0 when the run completed (even with rejections), 1 on a setup\n"
-                 "failure (bad options, no device registered, gateway unreachable).\n");
+    fprintf(out,
+            "Environment: LCORE_GATEWAY_URL, LCORE_GATEWAY_ADMIN_URL, LCORE_CA_FILE,\n"
+            "LCORE_ADMIN_TOKEN (defaults for --url, --admin-url, --cacert and --admin-token),\n"
+            "LCORE_LOG_LEVEL (debug|info|warn|error, default info).\n"
+            "Summary keys: mode alg devices [registered register_failed] sent accepted\n"
+            "rejected rejected_<status>... backpressure backpressure_<429|503> errors\n"
+            "record_id_mismatch retried unanswered duration_s rate_per_s responses p50_ms\n"
+            "p90_ms p99_ms max_ms accepted (sent = accepted + rejected + backpressure +\n"
+            "errors, every attempt of a reading counted; accepted counts a reading once;\n"
+            "retried: requests sent again; unanswered: readings with no definitive answer).\n"
+            "Exit status: 0 when the run completed (even with rejections), 1 on a setup\n"
+            "failure (bad options, no device registered, gateway unreachable).\n");
 }
 
 static int s_defaults(sim_config_t *cfg)
@@ -229,13 +238,25 @@ static int s_defaults(sim_config_t *cfg)
 }
 
 /* Cross-field rules and derived defaults, after every option is read. */
+/* Trims trailing '/'; 0 when url is http:// or https://, else -1 (reason on stderr). */
+static int s_check_url(char *url, const char *flag)
+{
+    size_t len = strlen(url);
+    while (len > 0 && url[len - 1] == '/')
+        url[--len] = '\0';
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        fprintf(stderr, "lcore-sim: --%s: '%s' is not an http:// or https:// URL\n", flag, url);
+        return -1;
+    }
+    return 0;
+}
+
 static int s_finish(sim_config_t *cfg)
 {
-    size_t len = strlen(cfg->url);
-    while (len > 0 && cfg->url[len - 1] == '/')
-        cfg->url[--len] = '\0';
-    if (strncmp(cfg->url, "http://", 7) != 0 && strncmp(cfg->url, "https://", 8) != 0) {
-        fprintf(stderr, "lcore-sim: --url: '%s' is not an http:// or https:// URL\n", cfg->url);
+    if (s_check_url(cfg->url, "url") < 0 || s_check_url(cfg->admin_url, "admin-url") < 0)
+        return -1;
+    if (cfg->ca_file[0] && access(cfg->ca_file, R_OK) != 0) {
+        fprintf(stderr, "lcore-sim: --cacert: cannot read '%s'\n", cfg->ca_file);
         return -1;
     }
     if (!cfg->no_register && !cfg->admin_token[0]) {
@@ -310,7 +331,7 @@ int sim_config_parse(sim_config_t *cfg, int argc, char **argv)
 
 void sim_config_log(const sim_config_t *cfg)
 {
-    char line[1536];
+    char line[4096];
     size_t used = 0;
     line[0] = '\0';
     for (size_t i = 0; i < SIM_N_OPTS && used < sizeof line; i++) {

@@ -128,7 +128,7 @@ static size_t s_on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-static int s_conn_init(conn_t *c, long timeout_ms)
+static int s_conn_init(conn_t *c, long timeout_ms, const char *ca_file)
 {
     c->easy = curl_easy_init();
     if (!c->easy)
@@ -148,10 +148,14 @@ static int s_conn_init(conn_t *c, long timeout_ms)
     rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     rc |= curl_easy_setopt(e, CURLOPT_PRIVATE, c);
     rc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    /* https: the peer is verified (libcurl's default), against ca_file when one is given. */
+    if (ca_file && *ca_file)
+        rc |= curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
     return rc == CURLE_OK ? 0 : LC_ERR_INVALID;
 }
 
-sim_pool_t *sim_pool_new(const char *base_url, unsigned connections, double timeout_s)
+sim_pool_t *sim_pool_new(const char *base_url, unsigned connections, double timeout_s,
+                         const char *ca_file)
 {
     if (connections == 0)
         return NULL;
@@ -172,7 +176,7 @@ sim_pool_t *sim_pool_new(const char *base_url, unsigned connections, double time
     if (mrc != CURLM_OK)
         goto fail;
     for (unsigned i = 0; i < connections; i++) {
-        if (s_conn_init(&self->conns[i], self->timeout_ms) < 0)
+        if (s_conn_init(&self->conns[i], self->timeout_ms, ca_file) < 0)
             goto fail;
     }
     return self;

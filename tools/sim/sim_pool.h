@@ -51,8 +51,11 @@ typedef struct {
     void (*on_tick)(void *ctx, double elapsed_s); /* ~1/s; may be NULL */
 } sim_pool_run_t;
 
-/* base_url: "http://host:port" (no trailing '/'). NULL on error (logged). */
-sim_pool_t *sim_pool_new(const char *base_url, unsigned connections, double timeout_s);
+/* base_url: "http://host:port" or "https://host:port" (no trailing '/'); ca_file: PEM CA
+ * certificates that https peers are verified against (NULL or "": the system's). NULL on error
+ * (logged). */
+sim_pool_t *sim_pool_new(const char *base_url, unsigned connections, double timeout_s,
+                         const char *ca_file);
 void sim_pool_destroy(sim_pool_t **self_p);
 
 /* Sends jobs in order until all are sent, the duration passes or *stop is set, then sends the
