@@ -69,7 +69,7 @@ int main(int argc, char **argv)
     int err = 0;
     if (!metrics || !(admin = lc_admin_new((uint16_t)cfg.admin_port, metrics, "crypto")))
         goto out;
-    if (!(ring = lc_keyring_load(cfg.keyring, &err))) {
+    if (!(ring = lc_keyring_load(cfg.keyring, LC_KEYRING_SEAL, &err))) {
         lc_error("keyring_load_failed", "path=%s err=\"%s\"", cfg.keyring, lc_strerror(err));
         goto out;
     }
