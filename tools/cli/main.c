@@ -1,6 +1,7 @@
 /* lcore-cli: operator tool. Key rings (keygen, rotate, keyring-split), operator token hashes
  * (token-hash), device keys (device-keygen, sign), reading a stored record back (decrypt,
- * verify). Configuration by LCORE_KEYRING (seal ring), LCORE_GATEWAY_KEYRING and LCORE_PG_DSN. */
+ * verify) and the anchor contract's relayer (set-relayer, cli_relayer.c). Configuration by
+ * LCORE_KEYRING (seal ring), LCORE_GATEWAY_KEYRING, LCORE_PG_DSN and the chain's variables. */
 #include <getopt.h>
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "ch_abi.h"
+#include "cli_relayer.h"
 #include "ch_rpc.h"
 #include "lc_codec.h"
 #include "lc_ethtx.h"
@@ -187,10 +189,13 @@ static void s_usage(FILE *out)
           "                              both layers with the key ring, print the reading\n"
           "  verify RECORD_ID            recompute the record's leaf from its row, check the\n"
           "                              Merkle proof and ask the anchor contract on chain\n"
+          "  set-relayer ADDRESS         make ADDRESS the anchor contract's relayer: a\n"
+          "                              setRelayer transaction signed with the owner's key\n"
           "Environment: LCORE_KEYRING (seal ring, default lcore.keyring),\n"
           "             LCORE_GATEWAY_KEYRING (gateway ring, default lcore-gateway.keyring),\n"
           "             LCORE_PG_DSN (default postgresql://lcore@127.0.0.1:5432/lcore),\n"
-          "             LCORE_CHAIN_RPC, LCORE_CONTRACT_ADDRESS (verify)\n",
+          "             LCORE_CHAIN_RPC, LCORE_CONTRACT_ADDRESS (verify, set-relayer),\n"
+          "             LCORE_CHAIN_OWNER_KEY_FILE, LCORE_CHAIN_ID (set-relayer)\n",
           out);
 }
 
@@ -513,6 +518,8 @@ int main(int argc, char **argv)
         return s_keyring_split(argc, argv);
     if (strcmp(cmd, "token-hash") == 0)
         return s_token_hash();
+    if (strcmp(cmd, "set-relayer") == 0)
+        return cli_set_relayer(argc > 2 ? argv[2] : NULL);
     if (strcmp(cmd, "device-keygen") == 0)
         return s_device_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "sign") == 0)
