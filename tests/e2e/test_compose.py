@@ -64,7 +64,21 @@ LIBPQ_VARS = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSF
 # Secrets go in files: these variables must never carry a value in the compose file.
 SECRET_VARS = {"LCORE_ADMIN_TOKEN", "PGPASSWORD", "POSTGRES_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD"}
 # Variables naming a file or directory that must be on a volume mounted in that service.
-PATH_VARS = re.compile(r"^(LCORE_KEYRING|PGPASSFILE|LCORE_GATEWAY_WAL_DIR|[A-Z0-9_]+_FILE)$")
+PATH_VARS = re.compile(r"^(LCORE_KEYRING|LCORE_GATEWAY_KEYRING|PGPASSFILE|LCORE_GATEWAY_WAL_DIR|"
+                       r"[A-Z0-9_]+_FILE)$")
+# Secrets per service (DESIGN "Trust boundary"): each secrets volume and who may mount it. The
+# one-shots set them up (init-secrets writes all; init-contract uses the relayer key); the
+# operator's tools read the seal ring to decrypt. Any other volume named *secret* is refused.
+SECRET_VOLUMES = {
+    "gateway-secrets": {"gateway", "init-secrets"},
+    "crypto-secrets": {"crypto", "init-secrets", "tools"},
+    "store-secrets": {"store", "init-secrets"},
+    "chain-secrets": {"chain", "init-secrets", "init-contract"},
+    "operator-secrets": {"tools", "init-secrets"},
+    "secrets": {"init-secrets"},  # the single volume of stacks before the split
+    "postgres-secret": {"postgres", "init-secrets"},
+    "grafana-secret": {"grafana", "init-secrets"},
+}
 # Start order the stack needs (service -> what must be up first; transitively is enough).
 REQUIRED_ORDER = [("postgres", "init-secrets"), ("store", "postgres"), ("store", "init-secrets"),
                   ("gateway", "store"), ("crypto", "store"), ("crypto", "init-secrets"),
@@ -338,6 +352,38 @@ def main():
                 bad.append(f"{path or 'a secret file'} is not a file deploy/compose/lcore-init writes")
         expect(not bad, "; ".join(bad))
 
+    def secrets_per_service():
+        bad = []
+        for name, svc in sorted(svcs.items()):
+            for kind, src, tgt, ro in mounts(svc):
+                vol = src if kind == "volume" and src in SECRET_VOLUMES else None
+                if vol is None:
+                    if kind == "volume" and src and "secret" in src:
+                        bad.append(f"{name}: {src} is a secrets volume this test does not know")
+                    continue
+                if name not in SECRET_VOLUMES[vol]:
+                    bad.append(f"{name} mounts {vol}, another service's secrets")
+                elif name in LONG_RUNNING and not ro:
+                    bad.append(f"{name} mounts its secrets {vol} writable")
+        for vol, users in sorted(SECRET_VOLUMES.items()):
+            owners = users - {"init-secrets", "init-contract", "tools"}
+            for user in sorted(users & set(svcs)):
+                if not any(src == vol for _, src, _, _ in mounts(svcs[user])):
+                    if user in owners:
+                        bad.append(f"{user} does not mount its own {vol}")
+        # The gateway holds no raw operator token and no sealing key; workers no log key.
+        genv = environment(svcs["gateway"])
+        if "LCORE_ADMIN_TOKEN_FILE" in genv or "LCORE_ADMIN_TOKEN" in genv:
+            bad.append("gateway: given the raw operator token (use LCORE_ADMIN_TOKEN_SHA256_FILE)")
+        if "LCORE_ADMIN_TOKEN_SHA256_FILE" not in genv:
+            bad.append("gateway: no LCORE_ADMIN_TOKEN_SHA256_FILE")
+        for name in LONG_RUNNING:
+            if name != "crypto" and "LCORE_KEYRING" in environment(svcs[name]):
+                bad.append(f"{name}: given the seal key ring (LCORE_KEYRING)")
+            if name != "gateway" and "LCORE_GATEWAY_KEYRING" in environment(svcs[name]):
+                bad.append(f"{name}: given the gateway key ring")
+        expect(not bad, "; ".join(bad))
+
     def crypto_scales():
         c = svcs["crypto"]
         expect("container_name" not in c, f"crypto has container_name {c.get('container_name')}")
@@ -531,6 +577,7 @@ def main():
                no_secret_values)
     checks.run("secret files on named volumes, read-only for the services; lcore-init writes them",
                files_on_volumes)
+    checks.run("secrets per service: no service mounts another's secrets volume", secrets_per_service)
     checks.run("crypto scales: no container_name, no host port", crypto_scales)
     checks.run("healthchecks: lcore services curl /healthz on their admin port; infra has one",
                healthchecks)
