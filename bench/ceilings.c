@@ -188,7 +188,8 @@ int main(int argc, char **argv)
     have_dir = 1;
     snprintf(ring_path, sizeof ring_path, "%s/keyring", dir);
     int err = 0;
-    if (lc_keyring_create(ring_path) < 0 || !(ring = lc_keyring_load(ring_path, &err)) ||
+    if (lc_keyring_create(ring_path, LC_KEYRING_SEAL) < 0 ||
+        !(ring = lc_keyring_load(ring_path, LC_KEYRING_SEAL, &err)) ||
         !(sealer = lc_sealer_new(ring, LC_AES_AUTO))) {
         fprintf(stderr, PROG ": could not create and load a key ring in %s\n", dir);
         goto out;

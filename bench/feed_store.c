@@ -227,7 +227,7 @@ int feed_store_main(int argc, char **argv)
         goto out;
 
     int err = 0;
-    if (!(ring = lc_keyring_load(o.keyring, &err)) ||
+    if (!(ring = lc_keyring_load(o.keyring, LC_KEYRING_SEAL, &err)) ||
         !(sealer = lc_sealer_new(ring, LC_AES_AUTO))) {
         fprintf(stderr, PROG ": cannot load the key ring %s: %s\n", o.keyring, lc_strerror(err));
         goto out;

@@ -200,14 +200,14 @@ int main(int argc, char **argv)
             goto out;
         }
         snprintf(tmp_ring, sizeof tmp_ring, "%s/keyring", dir);
-        if (lc_keyring_create(tmp_ring) < 0) {
+        if (lc_keyring_create(tmp_ring, LC_KEYRING_SEAL) < 0) {
             fprintf(stderr, PROG ": cannot create a key ring in %s\n", dir);
             goto out;
         }
         ring_path = tmp_ring;
     }
     int err = 0;
-    if (!(ring = lc_keyring_load(ring_path, &err)) ||
+    if (!(ring = lc_keyring_load(ring_path, LC_KEYRING_SEAL, &err)) ||
         !(sealer = lc_sealer_new(ring, LC_AES_AUTO))) {
         fprintf(stderr, PROG ": cannot load the key ring %s: %s\n", ring_path, lc_strerror(err));
         goto out;

@@ -499,7 +499,12 @@ int lc_curve_client(lc_curve_t *self, zsock_t *sock, unsigned role, const char *
                 memcpy(server_key, self->peers[i].key, S_KEY_LEN);
         pthread_mutex_unlock(&self->lock);
         found = n == 1;
-        if (n != 1)
+        if (n == 0)
+            lc_error("curve_server_cert_missing",
+                     "dir=%s/%s hint=\"no %s certificate: install "
+                     "the server's public certificate there\"",
+                     self->trust_dir, role_name, role_name);
+        else if (n > 1)
             lc_error("curve_server_cert_ambiguous",
                      "dir=%s/%s certificates=%d hint=\"name the server's certificate in the "
                      "endpoint: tcp://host:port#name\"",

@@ -1,11 +1,13 @@
-/* lc_keyring.c: the versioned key ring file. See lc_keyring.h for the format.
+/* lc_keyring.c: the versioned key ring files (seal and gateway). See lc_keyring.h for the format.
  *
  * Loading reads the whole file into guarded memory, parses it into a sorted array of entries in
  * sodium_malloc'd memory and makes that array read-only; the file bytes are wiped right after.
  * Writers (create, rotate) serialise on an flock of the ring's directory, write a 0600 temporary
  * file next to the ring, fsync it, move it into place and fsync the directory, so a crash leaves
  * either the old ring or the new one, never half of one. Parse errors name the line, never a key.
- * Loaded rings are immutable and may be shared by threads; create/rotate are for tools. */
+ * Each line's fields say its kind; a loader refuses keys of another kind rather than ignoring
+ * them, so a service never holds a secret it does not need (DESIGN "Trust boundary").
+ * Loaded rings are immutable and may be shared by threads; create/rotate/split are for tools. */
 #include "lc_keyring.h"
 
 #include "lc_log.h"
@@ -29,6 +31,31 @@
 #define S_HEX_LEN (2 * LC_MASTER_KEY_LEN)
 /* "v=4294967295 created=18446744073709551615 aes=<64> xchacha=<64> gateway=<64>\n" */
 #define S_LINE_MAX 320
+
+/* The fields of a line, as bits; a kind is the set of fields each of its lines must hold. */
+enum { F_V = 1, F_CREATED = 2, F_AES = 4, F_XCHACHA = 8, F_GATEWAY = 16 };
+#define S_KEYS (F_AES | F_XCHACHA | F_GATEWAY)
+#define S_WANT_SEAL (F_V | F_CREATED | F_AES | F_XCHACHA)
+#define S_WANT_GATEWAY (F_V | F_CREATED | F_GATEWAY)
+#define S_WANT_COMBINED (F_V | F_CREATED | S_KEYS)
+
+static const char s_split_hint[] =
+    "hint=\"split the combined ring: lcore-cli keyring-split COMBINED SEAL_RING GATEWAY_RING\"";
+
+static unsigned s_want(lc_keyring_kind_t kind)
+{
+    return kind == LC_KEYRING_GATEWAY ? S_WANT_GATEWAY : S_WANT_SEAL;
+}
+
+const char *lc_keyring_kind_name(lc_keyring_kind_t kind)
+{
+    return kind == LC_KEYRING_GATEWAY ? "gateway" : "seal";
+}
+
+static const char *s_want_name(unsigned want)
+{
+    return want == S_WANT_GATEWAY ? "gateway" : want == S_WANT_SEAL ? "seal" : "combined";
+}
 
 struct lc_keyring {
     lc_keyring_entry_t *entries; /* sodium_malloc'd, read-only, sorted by version, no duplicates */
@@ -150,10 +177,11 @@ static bool s_is_blank(char c)
     return c == ' ' || c == '\t';
 }
 
-/* Parses one non-comment line into *e. Returns NULL or a reason for the log. */
-static const char *s_parse_line(lc_keyring_entry_t *e, const char *line, size_t len)
+/* Parses one non-comment line into *e and the set of its fields into *seen. Returns NULL or a
+ * reason for the log (syntax only: the caller checks the fields against the kind). */
+static const char *s_parse_line(lc_keyring_entry_t *e, unsigned *seen_out, const char *line,
+                                size_t len)
 {
-    enum { F_V = 1, F_CREATED = 2, F_AES = 4, F_XCHACHA = 8, F_GATEWAY = 16, F_ALL = 31 };
     unsigned seen = 0;
     size_t i = 0;
     while (i < len) {
@@ -203,13 +231,24 @@ static const char *s_parse_line(lc_keyring_entry_t *e, const char *line, size_t 
             return "repeated_field";
         seen |= field;
     }
-    return seen == F_ALL ? NULL : "missing_field";
+    *seen_out = seen;
+    return NULL;
+}
+
+/* Logs, on one line, a ring holding keys its reader must not have, and how to fix it. */
+static void s_log_wrong_kind(const char *path, size_t line_no, unsigned want, unsigned seen)
+{
+    const char *holds = (seen & S_KEYS) == S_KEYS      ? "sealing keys and the gateway log key"
+                        : (seen & S_KEYS) == F_GATEWAY ? "the gateway log key"
+                                                       : "sealing keys";
+    lc_error("keyring_wrong_kind", "path=\"%s\" line=%zu want=%s holds=\"%s\" %s", path, line_no,
+             s_want_name(want), holds, s_split_hint);
 }
 
 /* Parses the text of a ring into a sodium_malloc'd array sorted by version (count may be 0; the
  * array is then NULL). The array is left writable; the caller decides on protection. */
-static int s_parse(const char *path, char *text, size_t text_len, lc_keyring_entry_t **out,
-                   size_t *count_out)
+static int s_parse(const char *path, unsigned want, char *text, size_t text_len,
+                   lc_keyring_entry_t **out, size_t *count_out)
 {
     int rc = LC_ERR_INVALID;
     lc_keyring_entry_t *entries = NULL;
@@ -249,7 +288,15 @@ static int s_parse(const char *path, char *text, size_t text_len, lc_keyring_ent
             continue;
         }
         sodium_memzero(&tmp, sizeof tmp);
-        const char *reason = s_parse_line(&tmp, p, (size_t)(line_end - p));
+        unsigned seen = 0;
+        const char *reason = s_parse_line(&tmp, &seen, p, (size_t)(line_end - p));
+        if (!reason && (seen & S_KEYS & ~want)) {
+            s_log_wrong_kind(path, line_no, want, seen);
+            goto out;
+        }
+        if (!reason && seen != want)
+            reason = (seen & S_KEYS) == 0 || want != S_WANT_COMBINED ? "missing_field"
+                                                                     : "not_a_combined_ring";
         if (reason) {
             lc_error("keyring_parse_error", "path=\"%s\" line=%zu reason=%s", path, line_no,
                      reason);
@@ -289,7 +336,7 @@ out:
 
 /* ---- public: load, lookup, destroy --------------------------------------------------------- */
 
-lc_keyring_t *lc_keyring_load(const char *path, int *err)
+lc_keyring_t *lc_keyring_load(const char *path, lc_keyring_kind_t kind, int *err)
 {
     int rc;
     char *text = NULL;
@@ -310,7 +357,7 @@ lc_keyring_t *lc_keyring_load(const char *path, int *err)
     rc = s_read_file(path, &text, &text_len);
     if (rc != 0)
         goto out;
-    rc = s_parse(path, text, text_len, &entries, &count);
+    rc = s_parse(path, s_want(kind), text, text_len, &entries, &count);
     if (rc != 0)
         goto out;
     if (count == 0) {
@@ -331,8 +378,8 @@ lc_keyring_t *lc_keyring_load(const char *path, int *err)
     self->entries = entries;
     self->count = count;
     entries = NULL;
-    lc_info("keyring_loaded", "path=\"%s\" versions=%zu current=%u", path, count,
-            self->entries[count - 1].version);
+    lc_info("keyring_loaded", "path=\"%s\" kind=%s versions=%zu current=%u", path,
+            lc_keyring_kind_name(kind), count, self->entries[count - 1].version);
 out:
     s_free_text(text, text_len);
     if (entries)
@@ -512,24 +559,51 @@ out:
     return rc;
 }
 
-/* Formats a fresh entry with random keys as one ring line. Returns its length. */
-static size_t s_format_new_entry(char *line, size_t line_size, uint32_t version)
+/* Formats an entry as one ring line of the kind (want: S_WANT_SEAL or S_WANT_GATEWAY). Returns
+ * its length, 0 if it does not fit. */
+static size_t s_format_entry(char *line, size_t line_size, unsigned want,
+                             const lc_keyring_entry_t *e)
 {
-    uint8_t keys[3][LC_MASTER_KEY_LEN];
     char hex[3][S_HEX_LEN + 1];
-    randombytes_buf(keys, sizeof keys);
-    for (int i = 0; i < 3; i++)
-        sodium_bin2hex(hex[i], sizeof hex[i], keys[i], LC_MASTER_KEY_LEN);
-    int n = snprintf(line, line_size, "v=%u created=%llu aes=%s xchacha=%s gateway=%s\n", version,
-                     (unsigned long long)time(NULL), hex[0], hex[1], hex[2]);
-    sodium_memzero(keys, sizeof keys);
+    int n;
+    if (want == S_WANT_GATEWAY) {
+        sodium_bin2hex(hex[2], sizeof hex[2], e->gateway_master, LC_MASTER_KEY_LEN);
+        n = snprintf(line, line_size, "v=%u created=%llu gateway=%s\n", e->version,
+                     (unsigned long long)e->created, hex[2]);
+    } else {
+        sodium_bin2hex(hex[0], sizeof hex[0], e->aes_master, LC_MASTER_KEY_LEN);
+        sodium_bin2hex(hex[1], sizeof hex[1], e->xchacha_master, LC_MASTER_KEY_LEN);
+        n = snprintf(line, line_size, "v=%u created=%llu aes=%s xchacha=%s\n", e->version,
+                     (unsigned long long)e->created, hex[0], hex[1]);
+    }
     sodium_memzero(hex, sizeof hex);
     return n > 0 && (size_t)n < line_size ? (size_t)n : 0;
 }
 
-static const char s_header[] = "# lcore key ring: one version per line; keep this file mode 0600\n";
+/* Formats a fresh entry of the kind with random keys as one ring line. Returns its length. */
+static size_t s_format_new_entry(char *line, size_t line_size, unsigned want, uint32_t version)
+{
+    lc_keyring_entry_t e = {.version = version, .created = (uint64_t)time(NULL)};
+    randombytes_buf(e.aes_master, sizeof e.aes_master);
+    randombytes_buf(e.xchacha_master, sizeof e.xchacha_master);
+    randombytes_buf(e.gateway_master, sizeof e.gateway_master);
+    size_t n = s_format_entry(line, line_size, want, &e);
+    sodium_memzero(&e, sizeof e);
+    return n;
+}
 
-int lc_keyring_create(const char *path)
+static const char s_header_seal[] =
+    "# lcore seal key ring (crypto workers, lcore-cli decrypt): one version per line; mode 0600\n";
+static const char s_header_gateway[] =
+    "# lcore gateway key ring (write-ahead log): one version per line; mode 0600\n";
+
+static const char *s_header(unsigned want, size_t *len)
+{
+    *len = want == S_WANT_GATEWAY ? sizeof s_header_gateway - 1 : sizeof s_header_seal - 1;
+    return want == S_WANT_GATEWAY ? s_header_gateway : s_header_seal;
+}
+
+int lc_keyring_create(const char *path, lc_keyring_kind_t kind)
 {
     int rc;
     int dfd = -1;
@@ -543,14 +617,16 @@ int lc_keyring_create(const char *path)
     rc = s_lock_dir(path, &dfd);
     if (rc != 0)
         goto out;
-    line_len = s_format_new_entry(line, sizeof line, 1);
+    line_len = s_format_new_entry(line, sizeof line, s_want(kind), 1);
     if (line_len == 0) {
         rc = LC_ERR_INVALID;
         goto out;
     }
-    rc = s_replace_file(path, dfd, true, s_header, sizeof s_header - 1, line, line_len);
+    size_t head_len = 0;
+    const char *head = s_header(s_want(kind), &head_len);
+    rc = s_replace_file(path, dfd, true, head, head_len, line, line_len);
     if (rc == 0)
-        lc_info("keyring_created", "path=\"%s\" v=1", path);
+        lc_info("keyring_created", "path=\"%s\" kind=%s v=1", path, lc_keyring_kind_name(kind));
 out:
     sodium_memzero(line, sizeof line);
     if (dfd >= 0)
@@ -558,7 +634,7 @@ out:
     return rc;
 }
 
-int lc_keyring_rotate(const char *path, uint32_t *new_version)
+int lc_keyring_rotate(const char *path, lc_keyring_kind_t kind, uint32_t *new_version)
 {
     int rc;
     int dfd = -1;
@@ -595,7 +671,7 @@ int lc_keyring_rotate(const char *path, uint32_t *new_version)
         rc = s_read_file(path, &text, &text_len);
         if (rc != 0)
             goto out;
-        rc = s_parse(path, text, text_len, &entries, &count);
+        rc = s_parse(path, s_want(kind), text, text_len, &entries, &count);
         if (rc != 0)
             goto out;
         if (count > 0) {
@@ -612,13 +688,17 @@ int lc_keyring_rotate(const char *path, uint32_t *new_version)
     /* Keep the existing text (comments included) verbatim and append the new version; line[0]
      * holds the newline a ring without a final one needs. */
     line[0] = '\n';
-    line_len = s_format_new_entry(line + 1, sizeof line - 1, version);
+    line_len = s_format_new_entry(line + 1, sizeof line - 1, s_want(kind), version);
     if (line_len == 0) {
         rc = LC_ERR_INVALID;
         goto out;
     }
-    const char *head = exists ? text : s_header;
-    size_t head_len = exists ? text_len : sizeof s_header - 1;
+    size_t head_len = 0;
+    const char *head = s_header(s_want(kind), &head_len);
+    if (exists) {
+        head = text;
+        head_len = text_len;
+    }
     bool needs_nl = head_len > 0 && head[head_len - 1] != '\n';
     const char *tail = needs_nl ? line : line + 1;
     size_t tail_len = needs_nl ? line_len + 1 : line_len;
@@ -626,7 +706,8 @@ int lc_keyring_rotate(const char *path, uint32_t *new_version)
     if (rc == 0) {
         if (new_version)
             *new_version = version;
-        lc_info("keyring_rotated", "path=\"%s\" v=%u", path, version);
+        lc_info("keyring_rotated", "path=\"%s\" kind=%s v=%u", path, lc_keyring_kind_name(kind),
+                version);
     }
 out:
     sodium_memzero(line, sizeof line);
@@ -635,5 +716,94 @@ out:
         sodium_free(entries);
     if (dfd >= 0)
         close(dfd);
+    return rc;
+}
+
+/* ---- splitting a combined ring --------------------------------------------------------------- */
+
+/* Formats every entry as a line of the kind after the kind's header, into sodium_malloc'd
+ * memory (caller frees with s_free_text). */
+static int s_format_ring(char **out, size_t *out_len, unsigned want,
+                         const lc_keyring_entry_t *entries, size_t count)
+{
+    size_t head_len = 0;
+    const char *head = s_header(want, &head_len);
+    size_t cap = head_len + count * S_LINE_MAX;
+    char *buf = sodium_malloc(cap + 1);
+    if (!buf)
+        return LC_ERR_NOMEM;
+    memcpy(buf, head, head_len);
+    size_t len = head_len;
+    for (size_t i = 0; i < count; i++) {
+        size_t n = s_format_entry(buf + len, cap + 1 - len, want, &entries[i]);
+        if (n == 0) {
+            s_free_text(buf, cap);
+            return LC_ERR_INVALID;
+        }
+        len += n;
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+/* Installs text as a new ring at path (never over an existing file), under the directory's
+ * lock. */
+static int s_install_ring(const char *path, const char *text, size_t len)
+{
+    int dfd = -1;
+    int rc = s_lock_dir(path, &dfd);
+    if (rc == 0)
+        rc = s_replace_file(path, dfd, true, text, len, "", 0);
+    if (dfd >= 0)
+        close(dfd);
+    return rc;
+}
+
+int lc_keyring_split(const char *combined_path, const char *seal_path, const char *gateway_path)
+{
+    int rc;
+    char *text = NULL, *seal = NULL, *gateway = NULL;
+    size_t text_len = 0, seal_len = 0, gateway_len = 0, count = 0;
+    lc_keyring_entry_t *entries = NULL;
+    bool seal_written = false;
+
+    if (!combined_path || !seal_path || !gateway_path)
+        return LC_ERR_INVALID;
+    if (sodium_init() < 0)
+        return LC_ERR_UNAVAILABLE;
+    rc = s_read_file(combined_path, &text, &text_len);
+    if (rc != 0)
+        goto out;
+    rc = s_parse(combined_path, S_WANT_COMBINED, text, text_len, &entries, &count);
+    if (rc == 0 && count == 0) {
+        rc = LC_ERR_INVALID;
+        lc_error("keyring_parse_error", "path=\"%s\" reason=no_versions", combined_path);
+    }
+    if (rc != 0)
+        goto out;
+    rc = s_format_ring(&seal, &seal_len, S_WANT_SEAL, entries, count);
+    if (rc == 0)
+        rc = s_format_ring(&gateway, &gateway_len, S_WANT_GATEWAY, entries, count);
+    if (rc != 0)
+        goto out;
+    rc = s_install_ring(seal_path, seal, seal_len);
+    if (rc != 0)
+        goto out;
+    seal_written = true;
+    rc = s_install_ring(gateway_path, gateway, gateway_len);
+    if (rc != 0)
+        goto out;
+    seal_written = false;
+    lc_info("keyring_split", "from=\"%s\" seal=\"%s\" gateway=\"%s\" versions=%zu", combined_path,
+            seal_path, gateway_path, count);
+out:
+    if (seal_written)
+        unlink(seal_path); /* both rings or neither */
+    s_free_text(text, text_len);
+    s_free_text(seal, seal_len);
+    s_free_text(gateway, gateway_len);
+    if (entries)
+        sodium_free(entries);
     return rc;
 }

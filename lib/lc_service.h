@@ -1,6 +1,6 @@
 /* lc_service.h: the common first step of every service's main(): configuration table and
- * logging (lc_cfg_main), libsodium, and czmq (its SIGINT/SIGTERM handler sets zsys_interrupted,
- * which every main loop watches). */
+ * logging (lc_cfg_main), core dumps off (RLIMIT_CORE 0, PR_SET_DUMPABLE 0), libsodium, and czmq
+ * (its SIGINT/SIGTERM handler sets zsys_interrupted, which every main loop watches). */
 #ifndef LC_SERVICE_H
 #define LC_SERVICE_H
 

@@ -5,10 +5,15 @@
 #include <string.h>
 
 /* Selectors: the first 4 bytes of keccak256 of the canonical signature, in the order
- * anchor(uint64,bytes32,uint32), anchors(bytes32), verify(bytes32,bytes32[],bytes32). */
+ * anchor(uint64,bytes32,uint32), anchors(bytes32), verify(bytes32,bytes32[],bytes32),
+ * setRelayer(address), relayer(); errors NotOwner(address), NotRelayer(address). */
 static const uint8_t s_anchor_selector[4] = {0xa1, 0x49, 0xa2, 0x14};
 static const uint8_t s_anchors_selector[4] = {0xb0, 0x1b, 0x6d, 0x53};
 static const uint8_t s_verify_selector[4] = {0x0a, 0x02, 0x83, 0x1c};
+static const uint8_t s_set_relayer_selector[4] = {0x65, 0x48, 0xe9, 0xbc};
+static const uint8_t s_relayer_selector[4] = {0x84, 0x06, 0xc0, 0x79};
+static const uint8_t s_not_owner_selector[4] = {0x24, 0x5a, 0xec, 0xd3};
+static const uint8_t s_not_relayer_selector[4] = {0x36, 0x6b, 0x2e, 0x5a};
 
 static void s_word(uint8_t word[32], uint64_t v)
 {
@@ -82,4 +87,38 @@ int ch_abi_bool_decode(bool *out, const uint8_t *ret, size_t len)
         return LC_ERR_INVALID;
     *out = v == 1;
     return 0;
+}
+
+void ch_abi_set_relayer(uint8_t out[CH_ABI_SET_RELAYER_LEN], const uint8_t relayer[20])
+{
+    memcpy(out, s_set_relayer_selector, 4);
+    memset(out + 4, 0, 12);
+    memcpy(out + 16, relayer, 20);
+}
+
+void ch_abi_relayer(uint8_t out[CH_ABI_RELAYER_LEN])
+{
+    memcpy(out, s_relayer_selector, 4);
+}
+
+int ch_abi_address_decode(uint8_t out[20], const uint8_t *ret, size_t len)
+{
+    if (!ret || len != 32)
+        return LC_ERR_INVALID;
+    for (int i = 0; i < 12; i++)
+        if (ret[i])
+            return LC_ERR_INVALID;
+    memcpy(out, ret + 12, 20);
+    return 0;
+}
+
+const char *ch_abi_error_name(const uint8_t *data, size_t len)
+{
+    if (!data || len < 4)
+        return NULL;
+    if (memcmp(data, s_not_owner_selector, 4) == 0)
+        return "NotOwner";
+    if (memcmp(data, s_not_relayer_selector, 4) == 0)
+        return "NotRelayer";
+    return NULL;
 }

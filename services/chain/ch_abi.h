@@ -13,8 +13,10 @@
  * Anchored(uint64 indexed batchId, bytes32 indexed root, uint32 count). */
 #define CH_ABI_ANCHORED_EVENT "Anchored(uint64,bytes32,uint32)"
 
-#define CH_ABI_ANCHOR_LEN 100 /* anchor(uint64,bytes32,uint32) call data */
-#define CH_ABI_ANCHORS_LEN 36 /* anchors(bytes32) call data */
+#define CH_ABI_ANCHOR_LEN 100     /* anchor(uint64,bytes32,uint32) call data */
+#define CH_ABI_ANCHORS_LEN 36     /* anchors(bytes32) call data */
+#define CH_ABI_SET_RELAYER_LEN 36 /* setRelayer(address) call data */
+#define CH_ABI_RELAYER_LEN 4      /* relayer() call data */
 
 /* What anchors(root) returns: the facts the contract keeps about a root. count 0: the root was
  * never anchored (every field is 0 then); an anchored root has count >= 1 and block_number >= 1. */
@@ -42,5 +44,13 @@ uint8_t *ch_abi_verify(const uint8_t root[32], const uint8_t *proof, size_t n,
                        const uint8_t leaf[32], size_t *len);
 /* Decodes a bool return value (one word, 0 or 1). LC_ERR_INVALID otherwise. */
 int ch_abi_bool_decode(bool *out, const uint8_t *ret, size_t len) LC_WUR;
+/* setRelayer(address) (owner only): selector 0x6548e9bc, then the address as a word. */
+void ch_abi_set_relayer(uint8_t out[CH_ABI_SET_RELAYER_LEN], const uint8_t relayer[20]);
+/* relayer(): selector 0x8406c079. */
+void ch_abi_relayer(uint8_t out[CH_ABI_RELAYER_LEN]);
+/* Decodes an address return value (one word, 12 zero bytes). LC_ERR_INVALID otherwise. */
+int ch_abi_address_decode(uint8_t out[20], const uint8_t *ret, size_t len) LC_WUR;
+/* "NotOwner" or "NotRelayer" when revert data starts with that error's selector, else NULL. */
+const char *ch_abi_error_name(const uint8_t *data, size_t len);
 
 #endif

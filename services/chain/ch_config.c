@@ -14,6 +14,9 @@ const lc_cfg_opt_t ch_config_opts[] = {
              "chain id (KC-Chain: 1205614515668104; anvil: 31337)"),
     LC_CFG_S("LCORE_CHAIN_KEY_FILE", T, key_file, "lcore-chain.key",
              "relayer private key file (64 hex digits, mode 0600)"),
+    LC_CFG_S("LCORE_CHAIN_OWNER_KEY_FILE", T, owner_key_file, "",
+             "`deploy` only: the contract owner's key file (deploys; may call setRelayer); "
+             "empty: the relayer key owns the contract"),
     LC_CFG_S("LCORE_CONTRACT_ADDRESS", T, contract, "",
              "LcoreAnchor contract address (0x…); empty: only `deploy` works"),
     LC_CFG_S("LCORE_CHAIN_EVENTS_CONNECT", T, events_connect, "tcp://127.0.0.1:5553",

@@ -11,6 +11,7 @@ typedef struct {
     char rpc[2048];
     long long chain_id;
     char key_file[512];
+    char owner_key_file[512];
     char contract[64];
     char events_connect[512];
     long long confirmations;

@@ -11,6 +11,28 @@
 #include "lc_codec.h"
 #include "lc_log.h"
 
+/* eth_accounts of anvil's default mnemonic, in order (tests/e2e/test_chain.py checks them
+ * against a real anvil). */
+static const char *const s_dev_accounts[] = {
+    "f39fd6e51aad88f6f4ce6ab8827279cfffb92266", "70997970c51812dc3a010c7d01b50e0d17dc79c8",
+    "3c44cdddb6a900fa2b585dd299e03d12fa4293bc", "90f79bf6eb2c4f870365e785982e1f101e93b906",
+    "15d34aaf54267db7d7c367839aaf71a00a2c6a65", "9965507d1a55bcc2695c58ba16fb37d819b0a4dc",
+    "976ea74026e726554db657fa54763abd0c3a0aa9", "14dc79964da2c08b23698b3d3cc7ca32193d9955",
+    "23618e81e3f5cdf7f54c3d65f7fbc0abf5b21e8f", "a0ee7a142d267c1f36714e4a8f75612f20a79720",
+};
+
+int ch_key_is_dev_account(const uint8_t address[20])
+{
+    int found = 0;
+    for (size_t i = 0; i < sizeof s_dev_accounts / sizeof s_dev_accounts[0]; i++) {
+        uint8_t dev[20];
+        size_t len = 0;
+        if (lc_hex_decode(dev, sizeof dev, &len, s_dev_accounts[i], 40) == 0 && len == 20)
+            found |= sodium_memcmp(dev, address, 20) == 0;
+    }
+    return found;
+}
+
 lc_ethtx_signer_t *ch_key_load(const char *path)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW);

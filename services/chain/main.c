@@ -1,6 +1,7 @@
 /* lcore-chain: the chain relayer. Anchors Merkle roots of stored records on an EVM chain
  * (KC-Chain, or anvil in development) with transactions it signs itself, and tracks them to
- * confirmation. `lcore-chain deploy` deploys the anchor contract with the relayer's key;
+ * confirmation. `lcore-chain deploy` deploys the anchor contract (signed by the owner key when
+ * LCORE_CHAIN_OWNER_KEY_FILE is set, else by the relayer's key) with the relayer as relayer;
  * `lcore-chain keygen` writes a new key file; `lcore-chain address` prints the relayer address.
  * main: config -> log -> resources -> loop -> teardown in reverse. */
 #include <czmq.h>
@@ -37,9 +38,29 @@ static void s_create_address(uint8_t out[20], const uint8_t from[20], uint64_t n
     memcpy(out, h + 12, 20);
 }
 
-static int s_deploy(const ch_config_t *cfg, lc_ethtx_signer_t *signer, lc_metrics_t *metrics)
+/* 0, or 2 after saying why: anvil's development keys are public, so they sign only for a
+ * development chain. */
+static int s_refuse_dev_key(const ch_config_t *cfg, const lc_ethtx_signer_t *signer,
+                            const char *var)
+{
+    if (cfg->chain_id == CH_DEV_CHAIN_ID || !ch_key_is_dev_account(lc_ethtx_signer_address(signer)))
+        return 0;
+    char addr[LC_ETH_ADDR_HEX_LEN + 1];
+    lc_eth_address_format(addr, lc_ethtx_signer_address(signer));
+    fprintf(stderr,
+            "lcore-chain: %s holds a public anvil development key (%s), allowed only with "
+            "LCORE_CHAIN_ID=%d; make a key with `lcore-chain keygen`\n",
+            var, addr, CH_DEV_CHAIN_ID);
+    return 2;
+}
+
+/* Deploys the anchor contract: signed by `owner` (the deployer becomes the contract's owner),
+ * with `relayer`'s address as the constructor's relayer. */
+static int s_deploy(const ch_config_t *cfg, lc_ethtx_signer_t *owner,
+                    const lc_ethtx_signer_t *relayer, lc_metrics_t *metrics)
 {
     int ret = 1;
+    lc_ethtx_signer_t *signer = owner;
     ch_rpc_t *rpc = ch_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, metrics);
     size_t hex_len = strlen(ch_anchor_bytecode_hex), code_len = 0;
     uint8_t *data = malloc(hex_len / 2 + 32), *raw = NULL;
@@ -48,7 +69,7 @@ static int s_deploy(const ch_config_t *cfg, lc_ethtx_signer_t *signer, lc_metric
         goto out;
     const uint8_t *from = lc_ethtx_signer_address(signer);
     memset(data + code_len, 0, 12); /* constructor(address relayer) */
-    memcpy(data + code_len + 12, from, 20);
+    memcpy(data + code_len + 12, lc_ethtx_signer_address(relayer), 20);
     ch_rpc_error_t err;
     uint64_t nonce = 0, base = 0, tip = 0, chain_id = 0;
     if (ch_rpc_chain_id(rpc, &chain_id, &err) < 0 || chain_id != (uint64_t)cfg->chain_id) {
@@ -95,8 +116,12 @@ static int s_deploy(const ch_config_t *cfg, lc_ethtx_signer_t *signer, lc_metric
     char text[LC_ETH_ADDR_HEX_LEN + 1];
     s_create_address(addr, from, nonce);
     lc_eth_address_format(text, addr);
-    lc_info("contract_deployed", "address=%s block=%llu gas_used=%llu", text,
-            (unsigned long long)r.block_number, (unsigned long long)r.gas_used);
+    char owner_text[LC_ETH_ADDR_HEX_LEN + 1], relayer_text[LC_ETH_ADDR_HEX_LEN + 1];
+    lc_eth_address_format(owner_text, from);
+    lc_eth_address_format(relayer_text, lc_ethtx_signer_address(relayer));
+    lc_info("contract_deployed", "address=%s owner=%s relayer=%s block=%llu gas_used=%llu", text,
+            owner_text, relayer_text, (unsigned long long)r.block_number,
+            (unsigned long long)r.gas_used);
     printf("LCORE_CONTRACT_ADDRESS=%s\n", text);
     ret = 0;
 out:
@@ -164,8 +189,17 @@ int main(int argc, char **argv)
         exit_code = 0;
         goto out;
     }
+    if ((exit_code = s_refuse_dev_key(&cfg, signer, "LCORE_CHAIN_KEY_FILE")) != 0)
+        goto out;
+    exit_code = 1;
     if (cmd && strcmp(cmd, "deploy") == 0) {
-        exit_code = s_deploy(&cfg, signer, metrics);
+        lc_ethtx_signer_t *owner = cfg.owner_key_file[0] ? ch_key_load(cfg.owner_key_file) : NULL;
+        if (cfg.owner_key_file[0] && !owner)
+            exit_code = 2;
+        else if (!owner ||
+                 !(exit_code = s_refuse_dev_key(&cfg, owner, "LCORE_CHAIN_OWNER_KEY_FILE")))
+            exit_code = s_deploy(&cfg, owner ? owner : signer, signer, metrics);
+        lc_ethtx_signer_destroy(&owner);
         goto out;
     }
     if (cmd) {

@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     int err = 0;
     if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "crypto")))
         goto out;
-    if (!(ring = lc_keyring_load(cfg.keyring, &err))) {
+    if (!(ring = lc_keyring_load(cfg.keyring, LC_KEYRING_SEAL, &err))) {
         lc_error("keyring_load_failed", "path=%s err=\"%s\"", cfg.keyring, lc_strerror(err));
         goto out;
     }

@@ -1,5 +1,13 @@
-/* gw_config.c: the gateway's configuration table. */
+/* gw_config.c: the gateway's configuration table, and the operator token's hash. */
 #include "gw_config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "lc_token.h"
 
 #define T gw_config_t
 const lc_cfg_opt_t gw_config_opts[] = {
@@ -16,10 +24,14 @@ const lc_cfg_opt_t gw_config_opts[] = {
              "HTTP worker threads (signature checks run on them)"),
     LC_CFG_S("LCORE_GATEWAY_ID", T, gateway_id, "",
              "this gateway's id for ack routing (default: hostname-port)"),
+    LC_CFG_S("LCORE_ADMIN_TOKEN_SHA256_FILE", T, admin_token_sha256_file, "",
+             "file holding the hex SHA-256 of the operator bearer token for POST /v1/devices "
+             "(`lcore-cli token-hash`); the gateway never sees the token itself"),
     LC_CFG_SECRET("LCORE_ADMIN_TOKEN", T, admin_token, "",
-                  "operator bearer token for POST /v1/devices (empty: registration refused)"),
+                  "or: the operator token itself (>= 32 characters), hashed and wiped at start "
+                  "(none of the three: registration refused)"),
     LC_CFG_S("LCORE_ADMIN_TOKEN_FILE", T, admin_token_file, "",
-             "file holding the operator token (used when LCORE_ADMIN_TOKEN is empty)"),
+             "or: file holding the operator token (first line, >= 32 characters)"),
     LC_CFG_S("LCORE_GATEWAY_READINGS_BIND", T, readings_bind, "tcp://*:5551",
              "readings PUSH socket, bound; crypto workers connect"),
     LC_CFG_S("LCORE_GATEWAY_EVENTS_CONNECT", T, events_connect, "tcp://127.0.0.1:5553",
@@ -40,8 +52,8 @@ const lc_cfg_opt_t gw_config_opts[] = {
              "burst allowance per device for the rate limit"),
     LC_CFG_I("LCORE_GATEWAY_READINGS_HWM", T, readings_hwm, "1000", 10, 1000000,
              "readings queued per connected worker before the relay waits for room"),
-    LC_CFG_S("LCORE_KEYRING", T, keyring, "lcore.keyring",
-             "key ring file (mode 0600): its gateway key seals the write-ahead log"),
+    LC_CFG_S("LCORE_GATEWAY_KEYRING", T, keyring, "lcore-gateway.keyring",
+             "gateway key ring (mode 0600, log keys only): seals the write-ahead log"),
     LC_CFG_S("LCORE_GATEWAY_WAL_DIR", T, wal_dir, "lcore-wal",
              "write-ahead log directory, one per gateway (created 0700, locked)"),
     LC_CFG_I("LCORE_GATEWAY_WAL_MAX_BYTES", T, wal_max_bytes, "268435456", 1048576, 1099511627776LL,
@@ -66,3 +78,60 @@ const lc_cfg_opt_t gw_config_opts[] = {
 };
 #undef T
 const size_t gw_config_opts_len = sizeof gw_config_opts / sizeof gw_config_opts[0];
+
+/* Overwrites the variable's value where the process environment holds it (so it does not stay
+ * in memory, nor in /proc/<pid>/environ's view of the original block), then drops it. */
+static void s_wipe_env(const char *name)
+{
+    char *v = getenv(name);
+    if (v)
+        sodium_memzero(v, strlen(v));
+    unsetenv(name);
+}
+
+int gw_config_admin_token(gw_config_t *cfg, uint8_t hash[LC_TOKEN_HASH_LEN], int *set, char *err,
+                          size_t err_len)
+{
+    int rc = -1;
+    char text[LC_TOKEN_HASH_HEX_LEN + 64];
+    int sources = (cfg->admin_token[0] != '\0') + (cfg->admin_token_file[0] != '\0') +
+                  (cfg->admin_token_sha256_file[0] != '\0');
+    *set = 0;
+    s_wipe_env("LCORE_ADMIN_TOKEN");
+    if (sources > 1) {
+        snprintf(err, err_len,
+                 "set only one of LCORE_ADMIN_TOKEN_SHA256_FILE, LCORE_ADMIN_TOKEN, "
+                 "LCORE_ADMIN_TOKEN_FILE");
+        goto out;
+    }
+    if (cfg->admin_token_sha256_file[0]) {
+        int r = lc_token_read_file(text, sizeof text, cfg->admin_token_sha256_file);
+        if (r != 0 || lc_token_hash_parse(hash, text, strlen(text)) != 0) {
+            snprintf(err, err_len, "LCORE_ADMIN_TOKEN_SHA256_FILE %s: %s",
+                     cfg->admin_token_sha256_file,
+                     r != 0 ? lc_strerror(r) : "want 64 hex digits (lcore-cli token-hash)");
+            goto out;
+        }
+    } else if (cfg->admin_token_file[0] &&
+               lc_token_read_file(cfg->admin_token, sizeof cfg->admin_token,
+                                  cfg->admin_token_file) != 0) {
+        snprintf(err, err_len, "cannot read LCORE_ADMIN_TOKEN_FILE %s", cfg->admin_token_file);
+        goto out;
+    }
+    if (cfg->admin_token[0] &&
+        lc_token_hash(hash, cfg->admin_token, strlen(cfg->admin_token)) != 0) {
+        snprintf(err, err_len,
+                 "the operator token must be at least %d characters (128 bits) "
+                 "without spaces: make one with `openssl rand -hex 32`",
+                 LC_TOKEN_MIN_LEN);
+        goto out;
+    }
+    *set = sources == 1;
+    rc = 0;
+out:
+    sodium_memzero(cfg->admin_token, sizeof cfg->admin_token);
+    sodium_memzero(text, sizeof text);
+    if (rc != 0)
+        sodium_memzero(hash, LC_TOKEN_HASH_LEN);
+    return rc;
+}

@@ -12,7 +12,8 @@ typedef struct {
     char tls_key[512];
     long long threads;
     char gateway_id[64];
-    char admin_token[256];
+    char admin_token_sha256_file[512];
+    char admin_token[256]; /* wiped by gw_config_admin_token */
     char admin_token_file[512];
     char readings_bind[512];
     char events_connect[512];
@@ -40,5 +41,13 @@ typedef struct {
 
 extern const lc_cfg_opt_t gw_config_opts[];
 extern const size_t gw_config_opts_len;
+
+/* The operator token's SHA-256 from the one configured source: the hash file, or the raw token
+ * (LCORE_ADMIN_TOKEN or LCORE_ADMIN_TOKEN_FILE), hashed here. Always wipes the raw token, from
+ * cfg and from the environment. *set is 0 when no source is configured. -1 (reason in err) when
+ * more than one source is set, a file cannot be read, or a raw token is shorter than 32
+ * characters. */
+int gw_config_admin_token(gw_config_t *cfg, uint8_t hash[32], int *set, char *err,
+                          size_t err_len) LC_WUR;
 
 #endif

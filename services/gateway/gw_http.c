@@ -666,9 +666,8 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
     if (!self)
         return NULL;
     self->deps = *deps;
-    if (deps->admin_token && *deps->admin_token) {
-        crypto_hash_sha256(self->token_hash, (const uint8_t *)deps->admin_token,
-                           strlen(deps->admin_token));
+    if (deps->admin_token_hash) {
+        memcpy(self->token_hash, deps->admin_token_hash, sizeof self->token_hash);
         self->token_set = 1;
     }
     for (int i = 0; i < ROUTE_COUNT; i++) {

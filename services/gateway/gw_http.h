@@ -15,7 +15,7 @@ typedef struct gw_http gw_http_t;
 
 typedef struct {
     const gw_config_t *cfg;
-    const char *admin_token; /* empty: registration refused */
+    const uint8_t *admin_token_hash; /* SHA-256 of the operator token; NULL: registration refused */
     gw_ingest_t *ingest;
     gw_wal_t *wal;
     gw_devices_t *devices;

@@ -15,18 +15,6 @@
 #include "lc_log.h"
 #include "lc_service.h"
 
-/* Reads the operator token file (first line). Returns 0 or -1. */
-static int s_read_token_file(const char *path, char *out, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    int ok = fgets(out, (int)cap, f) != NULL;
-    fclose(f);
-    out[strcspn(out, "\r\n")] = '\0';
-    return ok && *out ? 0 : -1;
-}
-
 /* Readiness: the store answers (and can write to PostgreSQL) and the log works. The relay
  * learns from the same ping whether overdue readings are lost or only waiting. */
 static void s_check_ready(gw_store_t *store, gw_relay_t *relay, gw_wal_t *wal, lc_admin_t *admin)
@@ -54,14 +42,17 @@ int main(int argc, char **argv)
     int rc = lc_service_start(argc, argv, "lcore-gateway",
                               "HTTP ingest: device signatures, registration, record status.", &cfg,
                               gw_config_opts, gw_config_opts_len);
-    if (rc >= 0)
-        return rc;
-    if (!cfg.admin_token[0] && cfg.admin_token_file[0] &&
-        s_read_token_file(cfg.admin_token_file, cfg.admin_token, sizeof cfg.admin_token) < 0) {
-        fprintf(stderr, "lcore-gateway: cannot read LCORE_ADMIN_TOKEN_FILE %s\n",
-                cfg.admin_token_file);
+    /* The raw operator token is hashed and wiped before anything else runs. */
+    uint8_t token_hash[32];
+    int token_set = 0;
+    char token_err[256];
+    if (rc < 0 &&
+        gw_config_admin_token(&cfg, token_hash, &token_set, token_err, sizeof token_err) != 0) {
+        fprintf(stderr, "lcore-gateway: %s\n", token_err);
         return 2;
     }
+    if (rc >= 0)
+        return rc;
     if (!cfg.tls_cert[0] != !cfg.tls_key[0]) {
         fprintf(stderr,
                 "lcore-gateway: invalid configuration: LCORE_GATEWAY_TLS_CERT and "
@@ -92,7 +83,7 @@ int main(int argc, char **argv)
     if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "gateway")))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting to the store");
-    if (!(ring = lc_keyring_load(cfg.keyring, &err))) {
+    if (!(ring = lc_keyring_load(cfg.keyring, LC_KEYRING_GATEWAY, &err))) {
         lc_error("keyring_load_failed", "path=%s err=\"%s\"", cfg.keyring, lc_strerror(err));
         goto out;
     }
@@ -131,11 +122,12 @@ int main(int argc, char **argv)
                               .max_reading_bytes = (size_t)cfg.max_reading_bytes};
     if (!(ingest = gw_ingest_new(&iopts, devices, wal, metrics)))
         goto out;
-    gw_http_deps_t deps = {&cfg, cfg.admin_token, ingest, wal, devices, store, admin, metrics};
+    gw_http_deps_t deps = {
+        &cfg, token_set ? token_hash : NULL, ingest, wal, devices, store, admin, metrics};
     if (!(http = gw_http_new(&deps)))
         goto out;
     lc_info("started", "gateway_id=%s registration=%s wal_dir=%s", cfg.gateway_id,
-            cfg.admin_token[0] ? "enabled" : "disabled", cfg.wal_dir);
+            token_set ? "enabled" : "disabled", cfg.wal_dir);
 
     /* The loop only watches readiness; requests run on the HTTP threads. SIGTERM/SIGINT set
      * zsys_interrupted (czmq's handler). */
@@ -160,7 +152,7 @@ out:
     lc_keyring_destroy(&ring);
     lc_admin_destroy(&admin);
     lc_metrics_destroy(&metrics);
-    sodium_memzero(cfg.admin_token, sizeof cfg.admin_token);
+    sodium_memzero(token_hash, sizeof token_hash);
     if (exit_code)
         lc_error("exit_failure", "see the lines above");
     lc_info("exited", "code=%d", exit_code);

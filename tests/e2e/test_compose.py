@@ -68,7 +68,21 @@ LIBPQ_VARS = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSF
 # Secrets go in files: these variables must never carry a value in the compose file.
 SECRET_VARS = {"LCORE_ADMIN_TOKEN", "PGPASSWORD", "POSTGRES_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD"}
 # Variables naming a file or directory that must be on a volume mounted in that service.
-PATH_VARS = re.compile(r"^(LCORE_KEYRING|PGPASSFILE|LCORE_GATEWAY_WAL_DIR|[A-Z0-9_]+_FILE)$")
+PATH_VARS = re.compile(r"^(LCORE_KEYRING|LCORE_GATEWAY_KEYRING|PGPASSFILE|LCORE_GATEWAY_WAL_DIR|"
+                       r"[A-Z0-9_]+_FILE)$")
+# Secrets per service (DESIGN "Trust boundary"): each secrets volume and who may mount it. The
+# one-shots set them up (init-secrets writes all; init-contract uses the relayer key); the
+# operator's tools read the seal ring to decrypt. Any other volume named *secret* is refused.
+SECRET_VOLUMES = {
+    "gateway-secrets": {"gateway", "init-secrets"},
+    "crypto-secrets": {"crypto", "init-secrets", "tools"},
+    "store-secrets": {"store", "init-secrets"},
+    "chain-secrets": {"chain", "init-secrets", "init-contract"},
+    "operator-secrets": {"tools", "init-secrets", "migrate-db"},
+    "secrets": {"init-secrets"},  # the single volume of stacks before the split
+    "postgres-secret": {"postgres", "init-secrets", "init-db"},
+    "grafana-secret": {"grafana", "init-secrets"},
+}
 # Start order the stack needs (service -> what must be up first; transitively is enough).
 REQUIRED_ORDER = [("postgres", "init-secrets"), ("store", "postgres"), ("store", "init-secrets"),
                   ("gateway", "store"), ("crypto", "store"), ("crypto", "init-secrets"),
@@ -78,9 +92,10 @@ REQUIRED_ORDER = [("postgres", "init-secrets"), ("store", "postgres"), ("store",
                   ("store", "migrate-db"), ("chain", "migrate-db")]
 # The PostgreSQL role each lcore service connects as (the user in its LCORE_PG_DSN), and the one
 # pgpass volume it may mount: no service is the superuser, each sees only its own password.
-PG_ROLES = {"store": ("lcore_store", "pgpass-store"), "chain": ("lcore_chain", "pgpass-chain"),
-            "migrate-db": ("lcore", "pgpass-owner"), "tools": ("lcore", "pgpass-owner")}
+PG_ROLES = {"store": ("lcore_store", "store-secrets"), "chain": ("lcore_chain", "chain-secrets"),
+            "migrate-db": ("lcore", "operator-secrets"), "tools": ("lcore", "operator-secrets")}
 CONDITIONS = ("service_healthy", "service_completed_successfully")
+LCORE_INIT = open(os.path.join(SRC, "deploy", "compose", "lcore-init")).read()
 
 
 def compose_command():
@@ -354,9 +369,9 @@ def main():
         for name in sorted(set(svcs) & set(LCORE_SERVICES)):
             env = environment(svcs[name])
             dsn = env.get("LCORE_PG_DSN")
-            pgpass = {m[1] for m in mounts(svcs[name]) if m[1] and "pgpass-" in m[1]}
+            pgpass = {m[1] for m in mounts(svcs[name]) if m[1] and m[1] in {v for _, v in PG_ROLES.values()}}
             if name not in PG_ROLES:
-                if dsn or (pgpass and name != "init-secrets"):
+                if dsn or (pgpass and name not in ("init-secrets", "init-contract")):
                     bad.append(f"{name}: talks to PostgreSQL but has no role in PG_ROLES")
                 continue
             role, volume = PG_ROLES[name]
@@ -370,6 +385,38 @@ def main():
             others = {p for p in pgpass if not p.endswith(volume)}
             if others:
                 bad.append(f"{name}: mounts other roles' pgpass volumes {sorted(others)}")
+        expect(not bad, "; ".join(bad))
+
+    def secrets_per_service():
+        bad = []
+        for name, svc in sorted(svcs.items()):
+            for kind, src, tgt, ro in mounts(svc):
+                vol = src if kind == "volume" and src in SECRET_VOLUMES else None
+                if vol is None:
+                    if kind == "volume" and src and "secret" in src:
+                        bad.append(f"{name}: {src} is a secrets volume this test does not know")
+                    continue
+                if name not in SECRET_VOLUMES[vol]:
+                    bad.append(f"{name} mounts {vol}, another service's secrets")
+                elif name in LONG_RUNNING and not ro:
+                    bad.append(f"{name} mounts its secrets {vol} writable")
+        for vol, users in sorted(SECRET_VOLUMES.items()):
+            owners = users - {"init-secrets", "init-contract", "tools"}
+            for user in sorted(users & set(svcs)):
+                if not any(src == vol for _, src, _, _ in mounts(svcs[user])):
+                    if user in owners:
+                        bad.append(f"{user} does not mount its own {vol}")
+        # The gateway holds no raw operator token and no sealing key; workers no log key.
+        genv = environment(svcs["gateway"])
+        if "LCORE_ADMIN_TOKEN_FILE" in genv or "LCORE_ADMIN_TOKEN" in genv:
+            bad.append("gateway: given the raw operator token (use LCORE_ADMIN_TOKEN_SHA256_FILE)")
+        if "LCORE_ADMIN_TOKEN_SHA256_FILE" not in genv:
+            bad.append("gateway: no LCORE_ADMIN_TOKEN_SHA256_FILE")
+        for name in LONG_RUNNING:
+            if name != "crypto" and "LCORE_KEYRING" in environment(svcs[name]):
+                bad.append(f"{name}: given the seal key ring (LCORE_KEYRING)")
+            if name != "gateway" and "LCORE_GATEWAY_KEYRING" in environment(svcs[name]):
+                bad.append(f"{name}: given the gateway key ring")
         expect(not bad, "; ".join(bad))
 
     def crypto_scales():
@@ -480,6 +527,28 @@ def main():
             expect("cmd_tls \"$TLS_CERT\" \"$TLS_KEY\"" in f.read(), "lcore-init secrets makes no certificate")
         expect(not bad, "; ".join(bad))
 
+    def curve_always_on():
+        bad = []
+        for name in LONG_RUNNING:
+            env = environment(svcs[name])
+            if "LCORE_CURVE" in env:
+                bad.append(f"{name}: sets LCORE_CURVE (CURVE cannot be switched off in compose)")
+            if not env.get("LCORE_CURVE_TRUST_DIR"):
+                bad.append(f"{name}: no LCORE_CURVE_TRUST_DIR")
+            cert = env.get("LCORE_CURVE_CERT")
+            if name == "crypto":
+                if cert:
+                    bad.append("crypto: a fixed LCORE_CURVE_CERT would give every worker one key")
+            elif not cert or not mount_of(svcs[name], cert):
+                bad.append(f"{name}: LCORE_CURVE_CERT {cert} is not on a mounted volume")
+        # Only the workers may write the workers' trust directory; nobody else writes any.
+        for name, svc in svcs.items():
+            for kind, src, tgt, ro in mounts(svc):
+                if src in ("curve-trust", "curve-trust-crypto") and not ro and name != "init-secrets" \
+                        and not (name == "crypto" and src == "curve-trust-crypto"):
+                    bad.append(f"{name} mounts {src} writable")
+        expect(not bad, "; ".join(bad))
+
     def one_image():
         bad, images = [], set()
         for name in sorted(set(svcs) & set(LCORE_SERVICES)):
@@ -490,8 +559,12 @@ def main():
             images.add(svc.get("image"))
             if name in LONG_RUNNING:
                 exe = LCORE_SERVICES[name][0]
-                if not re.search(rf"(^|[\s/]){exe}(\s|$)", words(svc.get("entrypoint")) + " "
-                                 + words(svc.get("command"))):
+                cmd = words(svc.get("entrypoint")) + " " + words(svc.get("command"))
+                # A worker starts through `lcore-init crypto`, which makes its CURVE key pair and
+                # then execs the worker.
+                if cmd.strip() == "lcore-init crypto" and f"exec {exe}" in LCORE_INIT:
+                    continue
+                if not re.search(rf"(^|[\s/]){exe}(\s|$)", cmd):
                     bad.append(f"{name}: does not run {exe}")
         expect(len(images) == 1, f"lcore services use several images: {images}")
         expect(not bad, "; ".join(bad))
@@ -594,6 +667,7 @@ def main():
                files_on_volumes)
     checks.run("PostgreSQL: no lcore service as the superuser; each its own role and pgpass only",
                pg_roles)
+    checks.run("secrets per service: no service mounts another's secrets volume", secrets_per_service)
     checks.run("crypto scales: no container_name, no host port", crypto_scales)
     checks.run("healthchecks: lcore services curl /healthz on their admin port; infra has one",
                healthchecks)
@@ -604,6 +678,7 @@ def main():
     checks.run("listeners: admin 0.0.0.0 for Prometheus; device listener TLS, tools over https",
                listeners_and_tls)
     checks.run("one lcore image from deploy/Dockerfile; each service runs its executable", one_image)
+    checks.run("CURVE on every lcore service, never switched off; workers key themselves", curve_always_on)
     checks.run("deploy/Dockerfile: bookworm build + bookworm-slim runtime, non-root, HEALTHCHECK",
                dockerfile_stages_ok)
     checks.run(".dockerignore keeps out build trees and state, and nothing the build reads",

@@ -126,7 +126,7 @@ static zframe_t *s_forged_sealed(const char *device_id, uint64_t seq)
 {
     int err = 0;
     const char *path = getenv("LCORE_KEYRING");
-    lc_keyring_t *ring = lc_keyring_load(path ? path : "lcore.keyring", &err);
+    lc_keyring_t *ring = lc_keyring_load(path ? path : "lcore.keyring", LC_KEYRING_SEAL, &err);
     lc_sealer_t *sealer = ring ? lc_sealer_new(ring, LC_AES_AUTO) : NULL;
     static bench_device_t dev;
     bench_sealed_t s;

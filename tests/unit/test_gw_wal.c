@@ -86,8 +86,8 @@ static int s_setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->wal, sizeof f->wal, "%s/wal", f->dir);
     snprintf(f->ring_path, sizeof f->ring_path, "%s/ring", f->dir);
-    assert_int_equal(lc_keyring_create(f->ring_path), 0);
-    assert_non_null(f->ring = lc_keyring_load(f->ring_path, NULL));
+    assert_int_equal(lc_keyring_create(f->ring_path, LC_KEYRING_GATEWAY), 0);
+    assert_non_null(f->ring = lc_keyring_load(f->ring_path, LC_KEYRING_GATEWAY, NULL));
     assert_non_null(f->metrics = lc_metrics_new());
     *state = f;
     return 0;
@@ -352,8 +352,8 @@ static void test_sealed_at_rest(void **state)
     lc_keyring_t *mine = f->ring;
     char other[128];
     snprintf(other, sizeof other, "%s/other-ring", f->dir);
-    assert_int_equal(lc_keyring_create(other), 0);
-    assert_non_null(f->ring = lc_keyring_load(other, NULL));
+    assert_int_equal(lc_keyring_create(other, LC_KEYRING_GATEWAY), 0);
+    assert_non_null(f->ring = lc_keyring_load(other, LC_KEYRING_GATEWAY, NULL));
     assert_non_null(w = s_open(f, 1 << 20, 1000, 1 << 20));
     assert_int_equal(f->n, 0);
     gw_wal_destroy(&w);

@@ -1,5 +1,6 @@
-/* test_keyring.c: the key ring file — create, load, rotate, permission and syntax checks, and
- * that a rotated ring seals with the newest version while older records still open. */
+/* test_keyring.c: the key ring files — create, load, rotate, permission and syntax checks, that
+ * a rotated ring seals with the newest version while older records still open, the two kinds
+ * (seal, gateway), refusal of a ring of the wrong kind, and the split of a combined ring. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +28,9 @@
 #define S_KEY_A "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 #define S_KEY_B "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
 #define S_KEY_C "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-#define S_LINE(v) "v=" v " created=1700000000 aes=" S_KEY_A " xchacha=" S_KEY_B " gateway=" S_KEY_C
+#define S_LINE(v) "v=" v " created=1700000000 aes=" S_KEY_A " xchacha=" S_KEY_B
+#define S_GW_LINE(v) "v=" v " created=1700000000 gateway=" S_KEY_C
+#define S_OLD_LINE(v) S_LINE(v) " gateway=" S_KEY_C /* the combined ring before the split */
 
 typedef struct {
     char dir[64];
@@ -102,7 +105,8 @@ static char *s_read(const char *path)
 }
 
 /* Runs lc_keyring_load with stderr captured into *log (caller frees). */
-static lc_keyring_t *s_load_logged(const char *dir, const char *path, int *err, char **log)
+static lc_keyring_t *s_load_logged(const char *dir, const char *path, lc_keyring_kind_t kind,
+                                   int *err, char **log)
 {
     char log_path[160];
     snprintf(log_path, sizeof log_path, "%s/stderr.log", dir);
@@ -112,7 +116,7 @@ static lc_keyring_t *s_load_logged(const char *dir, const char *path, int *err, 
     assert_true(saved >= 0);
     assert_true(dup2(fd, STDERR_FILENO) >= 0);
     close(fd);
-    lc_keyring_t *ring = lc_keyring_load(path, err);
+    lc_keyring_t *ring = lc_keyring_load(path, kind, err);
     assert_true(dup2(saved, STDERR_FILENO) >= 0);
     close(saved);
     *log = s_read(log_path);
@@ -123,13 +127,13 @@ static void test_create_and_load(void **state)
 {
     s_fixture_t *f = *state;
     time_t before = time(NULL);
-    assert_int_equal(lc_keyring_create(f->path), 0);
+    assert_int_equal(lc_keyring_create(f->path, LC_KEYRING_SEAL), 0);
     struct stat st;
     assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
 
     int err = 1;
-    lc_keyring_t *ring = lc_keyring_load(f->path, &err);
+    lc_keyring_t *ring = lc_keyring_load(f->path, LC_KEYRING_SEAL, &err);
     assert_non_null(ring);
     assert_int_equal(err, 0);
     assert_int_equal(lc_keyring_count(ring), 1);
@@ -142,8 +146,7 @@ static void test_create_and_load(void **state)
     assert_true(e->created >= (uint64_t)before && e->created <= (uint64_t)time(NULL));
     assert_false(sodium_is_zero(e->aes_master, 32));
     assert_memory_not_equal(e->aes_master, e->xchacha_master, 32);
-    assert_memory_not_equal(e->aes_master, e->gateway_master, 32);
-    assert_memory_not_equal(e->xchacha_master, e->gateway_master, 32);
+    assert_true(sodium_is_zero(e->gateway_master, 32)); /* a seal ring has no log key */
     lc_keyring_destroy(&ring);
     assert_null(ring);
     lc_keyring_destroy(&ring);
@@ -156,16 +159,16 @@ static void test_create_and_load(void **state)
 static void test_create_refuses_overwrite(void **state)
 {
     s_fixture_t *f = *state;
-    assert_int_equal(lc_keyring_create(f->path), 0);
+    assert_int_equal(lc_keyring_create(f->path, LC_KEYRING_SEAL), 0);
     char *before = s_read(f->path);
-    assert_int_equal(lc_keyring_create(f->path), LC_ERR_CONFLICT);
+    assert_int_equal(lc_keyring_create(f->path, LC_KEYRING_SEAL), LC_ERR_CONFLICT);
     char *after = s_read(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);
     /* A file that is not even a ring is not overwritten either. */
     s_write(f->path, "precious\n", 0600);
-    assert_int_equal(lc_keyring_create(f->path), LC_ERR_CONFLICT);
+    assert_int_equal(lc_keyring_create(f->path, LC_KEYRING_SEAL), LC_ERR_CONFLICT);
     after = s_read(f->path);
     assert_string_equal(after, "precious\n");
     free(after);
@@ -175,9 +178,9 @@ static void test_create_refuses_overwrite(void **state)
 static void test_rotate(void **state)
 {
     s_fixture_t *f = *state;
-    assert_int_equal(lc_keyring_create(f->path), 0);
+    assert_int_equal(lc_keyring_create(f->path, LC_KEYRING_SEAL), 0);
     int err;
-    lc_keyring_t *old_ring = lc_keyring_load(f->path, &err);
+    lc_keyring_t *old_ring = lc_keyring_load(f->path, LC_KEYRING_SEAL, &err);
     assert_non_null(old_ring);
     lc_sealer_t *old_sealer = lc_sealer_new(old_ring, LC_AES_PORTABLE);
     assert_non_null(old_sealer);
@@ -190,15 +193,15 @@ static void test_rotate(void **state)
     assert_int_equal(s1.key_version, 1);
 
     uint32_t v = 0;
-    assert_int_equal(lc_keyring_rotate(f->path, &v), 0);
+    assert_int_equal(lc_keyring_rotate(f->path, LC_KEYRING_SEAL, &v), 0);
     assert_int_equal(v, 2);
-    assert_int_equal(lc_keyring_rotate(f->path, &v), 0);
+    assert_int_equal(lc_keyring_rotate(f->path, LC_KEYRING_SEAL, &v), 0);
     assert_int_equal(v, 3);
     struct stat st;
     assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
 
-    lc_keyring_t *ring = lc_keyring_load(f->path, &err);
+    lc_keyring_t *ring = lc_keyring_load(f->path, LC_KEYRING_SEAL, &err);
     assert_non_null(ring);
     assert_int_equal(lc_keyring_count(ring), 3);
     assert_int_equal(lc_keyring_current(ring)->version, 3);
@@ -239,12 +242,12 @@ static void test_rotate_keeps_text_and_creates(void **state)
     s_fixture_t *f = *state;
     /* Absent file: rotate creates version 1. */
     uint32_t v = 0;
-    assert_int_equal(lc_keyring_rotate(f->path, &v), 0);
+    assert_int_equal(lc_keyring_rotate(f->path, LC_KEYRING_SEAL, &v), 0);
     assert_int_equal(v, 1);
     /* Hand-written ring with comments and no final newline: kept verbatim, appended to. */
     const char *text = "# production ring\n" S_LINE("41") "\n# note\n" S_LINE("40");
     s_write(f->path, text, 0600);
-    assert_int_equal(lc_keyring_rotate(f->path, &v), 0);
+    assert_int_equal(lc_keyring_rotate(f->path, LC_KEYRING_SEAL, &v), 0);
     assert_int_equal(v, 42);
     char *after = s_read(f->path);
     assert_memory_equal(after, text, strlen(text));
@@ -252,14 +255,14 @@ static void test_rotate_keeps_text_and_creates(void **state)
     assert_true(strncmp(after + strlen(text) + 1, "v=42 ", 5) == 0);
     free(after);
     int err;
-    lc_keyring_t *ring = lc_keyring_load(f->path, &err);
+    lc_keyring_t *ring = lc_keyring_load(f->path, LC_KEYRING_SEAL, &err);
     assert_non_null(ring);
     assert_int_equal(lc_keyring_count(ring), 3);
     lc_keyring_destroy(&ring);
     /* A malformed ring is not rotated. */
     s_write(f->path, S_LINE("1") "\nv=2 garbage\n", 0600);
     char *before = s_read(f->path);
-    assert_int_equal(lc_keyring_rotate(f->path, &v), LC_ERR_INVALID);
+    assert_int_equal(lc_keyring_rotate(f->path, LC_KEYRING_SEAL, &v), LC_ERR_INVALID);
     after = s_read(f->path);
     assert_string_equal(before, after);
     free(before);
@@ -274,10 +277,10 @@ static void test_rotate_refuses_symlink(void **state)
     s_write(target, S_LINE("1") "\n", 0600);
     assert_int_equal(symlink(target, f->path), 0);
     uint32_t v;
-    assert_int_equal(lc_keyring_rotate(f->path, &v), LC_ERR_INVALID);
+    assert_int_equal(lc_keyring_rotate(f->path, LC_KEYRING_SEAL, &v), LC_ERR_INVALID);
     /* Loading through a link is fine. */
     int err;
-    lc_keyring_t *ring = lc_keyring_load(f->path, &err);
+    lc_keyring_t *ring = lc_keyring_load(f->path, LC_KEYRING_SEAL, &err);
     assert_non_null(ring);
     lc_keyring_destroy(&ring);
 }
@@ -290,16 +293,16 @@ static void test_refuses_open_permissions(void **state)
         s_write(f->path, S_LINE("1") "\n", modes[i]);
         int err = 0;
         char *log = NULL;
-        assert_null(s_load_logged(f->dir, f->path, &err, &log));
+        assert_null(s_load_logged(f->dir, f->path, LC_KEYRING_SEAL, &err, &log));
         assert_int_equal(err, LC_ERR_INVALID);
         assert_non_null(strstr(log, "keyring_insecure_mode"));
         free(log);
         uint32_t v;
-        assert_int_equal(lc_keyring_rotate(f->path, &v), LC_ERR_INVALID);
+        assert_int_equal(lc_keyring_rotate(f->path, LC_KEYRING_SEAL, &v), LC_ERR_INVALID);
     }
     s_write(f->path, S_LINE("1") "\n", 0400);
     int err = 1;
-    lc_keyring_t *ring = lc_keyring_load(f->path, &err);
+    lc_keyring_t *ring = lc_keyring_load(f->path, LC_KEYRING_SEAL, &err);
     assert_non_null(ring);
     assert_int_equal(err, 0);
     lc_keyring_destroy(&ring);
@@ -309,11 +312,11 @@ static void test_missing_file(void **state)
 {
     s_fixture_t *f = *state;
     int err = 0;
-    assert_null(lc_keyring_load(f->path, &err));
+    assert_null(lc_keyring_load(f->path, LC_KEYRING_SEAL, &err));
     assert_int_equal(err, LC_ERR_NOTFOUND);
-    assert_null(lc_keyring_load(f->dir, &err)); /* a directory */
+    assert_null(lc_keyring_load(f->dir, LC_KEYRING_SEAL, &err)); /* a directory */
     assert_int_equal(err, LC_ERR_INVALID);
-    assert_null(lc_keyring_load(NULL, NULL));
+    assert_null(lc_keyring_load(NULL, LC_KEYRING_SEAL, NULL));
 }
 
 /* Each bad ring is refused; the log names the line and never carries key material. */
@@ -327,7 +330,8 @@ static void test_refuses_malformed(void **state)
         {"# empty\n\n", "no_versions"},
         {"# c\n" S_LINE("1") "\n" S_LINE("1") "\n", "line=3 reason=duplicate_version"},
         {S_LINE("2") "\n" S_LINE("1") "\n\n" S_LINE("2") "\n", "line=4 reason=duplicate_version"},
-        {"v=1 created=1 aes=" S_KEY_A " xchacha=" S_KEY_B "\n", "line=1 reason=missing_field"},
+        {"v=1 created=1 aes=" S_KEY_A "\n", "line=1 reason=missing_field"},
+        {"v=1 aes=" S_KEY_A " xchacha=" S_KEY_B "\n", "line=1 reason=missing_field"},
         {S_LINE("1") " extra=1\n", "line=1 reason=unknown_field"},
         {S_LINE("1") " v=2\n", "line=1 reason=repeated_field"},
         {S_LINE("1") " junk\n", "line=1 reason=field_without_value"},
@@ -336,28 +340,26 @@ static void test_refuses_malformed(void **state)
         {S_LINE("+1") "\n", "line=1 reason=bad_version"},
         {S_LINE("4294967296") "\n", "line=1 reason=bad_version"},
         {S_LINE("") "\n", "line=1 reason=bad_version"},
-        {"v=1 created=x aes=" S_KEY_A " xchacha=" S_KEY_B " gateway=" S_KEY_C "\n",
-         "line=1 reason=bad_created"},
-        {"\n\nv=1 created=1 aes=" S_KEY_A "0 xchacha=" S_KEY_B " gateway=" S_KEY_C "\n",
-         "line=3 reason=bad_aes_key"},
+        {"v=1 created=x aes=" S_KEY_A " xchacha=" S_KEY_B "\n", "line=1 reason=bad_created"},
+        {"\n\nv=1 created=1 aes=" S_KEY_A "0 xchacha=" S_KEY_B "\n", "line=3 reason=bad_aes_key"},
         {"v=1 created=1 aes=" S_KEY_A " xchacha="
-         "2" S_KEY_B " gateway=" S_KEY_C "\n",
+         "2" S_KEY_B "\n",
          "line=1 reason=bad_xchacha_key"},
-        {"v=1 created=1 aes=" S_KEY_A " xchacha=" S_KEY_B " gateway=4g4142434445464748494a4b4c4d"
+        {"v=1 created=1 gateway=4g4142434445464748494a4b4c4d"
          "4e4f505152535455565758595a5b5c5d5e5f\n",
          "line=1 reason=bad_gateway_key"},
-        {"v=1 created=1 aes=" S_KEY_A " xchacha=" S_KEY_B " gateway=40414243444546474849"
+        {"v=1 created=1 gateway=40414243444546474849"
          "4a4b4c4d4e4f505152535455565758595a5b5c5d5e\n",
          "line=1 reason=bad_gateway_key"},
         {"v=1 created=1 aes=0000000000000000000000000000000000000000000000000000000000000000"
-         " xchacha=" S_KEY_B " gateway=" S_KEY_C "\n",
+         " xchacha=" S_KEY_B "\n",
          "line=1 reason=bad_aes_key"},
     };
     for (size_t i = 0; i < LC_ARRAY_LEN(bad); i++) {
         s_write(f->path, bad[i].text, 0600);
         int err = 0;
         char *log = NULL;
-        lc_keyring_t *ring = s_load_logged(f->dir, f->path, &err, &log);
+        lc_keyring_t *ring = s_load_logged(f->dir, f->path, LC_KEYRING_SEAL, &err, &log);
         if (ring || !strstr(log, bad[i].reason))
             print_error("case %zu: want \"%s\", log: %s", i, bad[i].reason, log);
         assert_null(ring);
@@ -379,7 +381,7 @@ static void test_accepts_comments_crlf_and_order(void **state)
                                                              "\t" S_LINE("3") "  \n" S_LINE("7"),
         0600);
     int err = 1;
-    lc_keyring_t *ring = lc_keyring_load(f->path, &err);
+    lc_keyring_t *ring = lc_keyring_load(f->path, LC_KEYRING_SEAL, &err);
     assert_non_null(ring);
     assert_int_equal(err, 0);
     assert_int_equal(lc_keyring_count(ring), 3);
@@ -406,15 +408,15 @@ static void test_version_limit(void **state)
         len += (size_t)snprintf(text + len, cap - len, S_LINE("%u") "\n", v);
     s_write(f->path, text, 0600);
     int err;
-    lc_keyring_t *ring = lc_keyring_load(f->path, &err);
+    lc_keyring_t *ring = lc_keyring_load(f->path, LC_KEYRING_SEAL, &err);
     assert_non_null(ring);
     assert_int_equal(lc_keyring_count(ring), 1024);
     lc_keyring_destroy(&ring);
     uint32_t v;
-    assert_int_equal(lc_keyring_rotate(f->path, &v), LC_ERR_TOOBIG);
+    assert_int_equal(lc_keyring_rotate(f->path, LC_KEYRING_SEAL, &v), LC_ERR_TOOBIG);
     snprintf(text + len, cap - len, S_LINE("1025") "\n");
     s_write(f->path, text, 0600);
-    assert_null(lc_keyring_load(f->path, &err));
+    assert_null(lc_keyring_load(f->path, LC_KEYRING_SEAL, &err));
     assert_int_equal(err, LC_ERR_TOOBIG);
     free(text);
 }
@@ -431,7 +433,7 @@ static void test_entries_read_only(void **state)
     s_fixture_t *f = *state;
     s_write(f->path, S_LINE("1") "\n", 0600);
     int err;
-    lc_keyring_t *ring = lc_keyring_load(f->path, &err);
+    lc_keyring_t *ring = lc_keyring_load(f->path, LC_KEYRING_SEAL, &err);
     assert_non_null(ring);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -452,6 +454,141 @@ static void test_entries_read_only(void **state)
     lc_keyring_destroy(&ring);
 }
 
+/* The gateway's ring: log keys only, versioned and rotated like the seal ring. */
+static void test_gateway_ring(void **state)
+{
+    s_fixture_t *f = *state;
+    assert_int_equal(lc_keyring_create(f->path, LC_KEYRING_GATEWAY), 0);
+    int err = 1;
+    lc_keyring_t *v1 = lc_keyring_load(f->path, LC_KEYRING_GATEWAY, &err);
+    assert_non_null(v1);
+    assert_int_equal(err, 0);
+    const lc_keyring_entry_t *e = lc_keyring_current(v1);
+    assert_int_equal(e->version, 1);
+    assert_false(sodium_is_zero(e->gateway_master, 32));
+    assert_true(sodium_is_zero(e->aes_master, 32));
+    assert_true(sodium_is_zero(e->xchacha_master, 32));
+    char *text = s_read(f->path);
+    assert_null(strstr(text, "aes="));
+    assert_null(strstr(text, "xchacha="));
+    free(text);
+
+    uint32_t v = 0;
+    assert_int_equal(lc_keyring_rotate(f->path, LC_KEYRING_GATEWAY, &v), 0);
+    assert_int_equal(v, 2);
+    lc_keyring_t *v2 = lc_keyring_load(f->path, LC_KEYRING_GATEWAY, &err);
+    assert_non_null(v2);
+    assert_int_equal(lc_keyring_current(v2)->version, 2);
+    assert_memory_equal(lc_keyring_get(v2, 1)->gateway_master, e->gateway_master, 32);
+    assert_memory_not_equal(lc_keyring_get(v2, 2)->gateway_master, e->gateway_master, 32);
+    lc_keyring_destroy(&v2);
+    lc_keyring_destroy(&v1);
+
+    /* Rotating the absent file of a kind creates it with that kind's keys. */
+    char seal[160];
+    snprintf(seal, sizeof seal, "%s/seal", f->dir);
+    assert_int_equal(lc_keyring_rotate(seal, LC_KEYRING_SEAL, &v), 0);
+    lc_keyring_t *s = lc_keyring_load(seal, LC_KEYRING_SEAL, &err);
+    assert_non_null(s);
+    assert_true(sodium_is_zero(lc_keyring_current(s)->gateway_master, 32));
+    lc_keyring_destroy(&s);
+}
+
+/* A reader never takes a ring holding keys it must not have: the one log line says which and
+ * how to split; rotate leaves such a file alone. */
+static void test_refuses_wrong_kind(void **state)
+{
+    s_fixture_t *f = *state;
+    static const struct {
+        const char *text;
+        lc_keyring_kind_t kind;
+        const char *holds;
+    } bad[] = {
+        {S_GW_LINE("1") "\n", LC_KEYRING_SEAL, "holds=\"the gateway log key\""},
+        {S_LINE("1") "\n", LC_KEYRING_GATEWAY, "holds=\"sealing keys\""},
+        {S_OLD_LINE("1") "\n", LC_KEYRING_SEAL, "holds=\"sealing keys and the gateway log key\""},
+        {S_OLD_LINE("1") "\n", LC_KEYRING_GATEWAY, "holds=\"sealing keys and the gateway"},
+        {S_LINE("1") "\n" S_GW_LINE("2") "\n", LC_KEYRING_SEAL, "line=2 want=seal"},
+        {"v=1 created=1 aes=" S_KEY_A "\n", LC_KEYRING_GATEWAY, "want=gateway"},
+    };
+    for (size_t i = 0; i < LC_ARRAY_LEN(bad); i++) {
+        s_write(f->path, bad[i].text, 0600);
+        int err = 0;
+        char *log = NULL;
+        lc_keyring_t *ring = s_load_logged(f->dir, f->path, bad[i].kind, &err, &log);
+        if (ring || !strstr(log, bad[i].holds))
+            print_error("case %zu: want \"%s\", log: %s", i, bad[i].holds, log);
+        assert_null(ring);
+        assert_int_equal(err, LC_ERR_INVALID);
+        assert_non_null(strstr(log, "event=keyring_wrong_kind"));
+        assert_non_null(strstr(log, "lcore-cli keyring-split"));
+        assert_int_equal(strchr(log, '\n') - log + 1, (long)strlen(log)); /* one line */
+        assert_null(strstr(log, "0405060708090a0b"));
+        assert_null(strstr(log, "4445464748494a4b"));
+        free(log);
+        uint32_t v;
+        assert_int_equal(lc_keyring_rotate(f->path, bad[i].kind, &v), LC_ERR_INVALID);
+        char *after = s_read(f->path);
+        assert_string_equal(after, bad[i].text);
+        free(after);
+    }
+}
+
+/* keyring-split: the combined ring becomes a seal ring and a gateway ring with the same versions,
+ * times and keys; neither output overwrites a file, and a failure leaves neither. */
+static void test_split(void **state)
+{
+    s_fixture_t *f = *state;
+    char seal[160], gw[160];
+    snprintf(seal, sizeof seal, "%s/seal", f->dir);
+    snprintf(gw, sizeof gw, "%s/gateway", f->dir);
+    s_write(f->path, "# old\n" S_OLD_LINE("3") "\n" S_OLD_LINE("1") "\n", 0600);
+    assert_int_equal(lc_keyring_split(f->path, seal, gw), 0);
+    struct stat st;
+    assert_int_equal(stat(seal, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(gw, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    uint8_t a[32], c[32];
+    assert_int_equal(sodium_hex2bin(a, sizeof a, S_KEY_A, 64, NULL, NULL, NULL), 0);
+    assert_int_equal(sodium_hex2bin(c, sizeof c, S_KEY_C, 64, NULL, NULL, NULL), 0);
+    int err = 1;
+    lc_keyring_t *sr = lc_keyring_load(seal, LC_KEYRING_SEAL, &err);
+    lc_keyring_t *gr = lc_keyring_load(gw, LC_KEYRING_GATEWAY, &err);
+    assert_non_null(sr);
+    assert_non_null(gr);
+    assert_int_equal(lc_keyring_count(sr), 2);
+    assert_int_equal(lc_keyring_count(gr), 2);
+    assert_int_equal(lc_keyring_current(sr)->version, 3);
+    assert_int_equal(lc_keyring_current(gr)->version, 3);
+    assert_int_equal(lc_keyring_get(gr, 1)->created, 1700000000);
+    assert_memory_equal(lc_keyring_get(sr, 1)->aes_master, a, 32);
+    assert_memory_equal(lc_keyring_get(gr, 1)->gateway_master, c, 32);
+    assert_true(sodium_is_zero(lc_keyring_get(sr, 3)->gateway_master, 32));
+    assert_true(sodium_is_zero(lc_keyring_get(gr, 3)->aes_master, 32));
+    lc_keyring_destroy(&sr);
+    lc_keyring_destroy(&gr);
+    /* The outputs rotate like any ring of their kind. */
+    uint32_t v = 0;
+    assert_int_equal(lc_keyring_rotate(gw, LC_KEYRING_GATEWAY, &v), 0);
+    assert_int_equal(v, 4);
+
+    /* Existing outputs: refused, and nothing half-done (the seal ring is not left alone). */
+    assert_int_equal(lc_keyring_split(f->path, seal, gw), LC_ERR_CONFLICT);
+    assert_int_equal(unlink(seal), 0);
+    assert_int_equal(lc_keyring_split(f->path, seal, gw), LC_ERR_CONFLICT);
+    assert_int_equal(access(seal, F_OK), -1);
+    assert_int_equal(unlink(gw), 0);
+    assert_int_equal(s_dir_entries(f->dir, false), 1);
+
+    /* Only a combined ring splits. */
+    s_write(f->path, S_LINE("1") "\n", 0600);
+    assert_int_equal(lc_keyring_split(f->path, seal, gw), LC_ERR_INVALID);
+    s_write(f->path, S_OLD_LINE("1") "\n", 0644);
+    assert_int_equal(lc_keyring_split(f->path, seal, gw), LC_ERR_INVALID);
+    assert_int_equal(s_dir_entries(f->dir, false), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +603,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accepts_comments_crlf_and_order, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_version_limit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_entries_read_only, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_gateway_ring, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_wrong_kind, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_split, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,13 +41,11 @@ static const char s_ring_text[] =
     "# test ring\n"
     "v=7 created=1700000000"
     " aes=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-    " xchacha=202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-    " gateway=404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f\n"
+    " xchacha=202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f\n"
     "\n"
     "v=6 created=1690000000"
     " aes=606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-    " xchacha=808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-    " gateway=a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\n";
+    " xchacha=808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f\n";
 
 typedef struct {
     char dir[64];
@@ -74,7 +72,7 @@ static int s_setup(void **state)
     if (w != (ssize_t)(sizeof s_ring_text - 1))
         return -1;
     int err = 0;
-    f->ring = lc_keyring_load(f->ring_path, &err);
+    f->ring = lc_keyring_load(f->ring_path, LC_KEYRING_SEAL, &err);
     if (!f->ring)
         return -1;
     f->portable = lc_sealer_new(f->ring, LC_AES_PORTABLE);

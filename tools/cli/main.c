@@ -1,5 +1,7 @@
-/* lcore-cli: operator tool. Key ring (keygen, rotate), device keys (device-keygen, sign) and
- * reading a stored record back (decrypt). Configuration by LCORE_KEYRING and LCORE_PG_DSN. */
+/* lcore-cli: operator tool. Key rings (keygen, rotate, keyring-split), operator token hashes
+ * (token-hash), device keys (device-keygen, sign), reading a stored record back (decrypt,
+ * verify) and the anchor contract's relayer (set-relayer, cli_relayer.c). Configuration by
+ * LCORE_KEYRING (seal ring), LCORE_GATEWAY_KEYRING, LCORE_PG_DSN and the chain's variables. */
 #include <getopt.h>
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -13,6 +15,7 @@
 
 #include "ch_abi.h"
 #include "cli_curve.h"
+#include "cli_relayer.h"
 #include "ch_rpc.h"
 #include "lc_codec.h"
 #include "lc_ethtx.h"
@@ -23,6 +26,7 @@
 #include "lc_log.h"
 #include "lc_record.h"
 #include "lc_seal.h"
+#include "lc_token.h"
 
 static const char *s_env(const char *name, const char *def)
 {
@@ -168,8 +172,18 @@ out:
 static void s_usage(FILE *out)
 {
     fputs("Usage: lcore-cli COMMAND [options]\n"
-          "  keygen                      create the key ring (LCORE_KEYRING) with version 1\n"
-          "  rotate                      add a new key version; new records use it\n"
+          "  keygen [--kind seal|gateway]\n"
+          "                              create a key ring with version 1: seal (default; the\n"
+          "                              workers' sealing keys, LCORE_KEYRING) or gateway (the\n"
+          "                              gateway's log keys, LCORE_GATEWAY_KEYRING)\n"
+          "  rotate [--kind seal|gateway]\n"
+          "                              add a new key version to that ring; new records (log\n"
+          "                              entries) use it once the service restarts\n"
+          "  keyring-split COMBINED SEAL_RING GATEWAY_RING\n"
+          "                              split an old combined ring (aes, xchacha and gateway\n"
+          "                              keys) into the two rings (new files, 0600, atomic)\n"
+          "  token-hash                  read an operator token (>= 32 characters) on stdin,\n"
+          "                              print its hex SHA-256 for LCORE_ADMIN_TOKEN_SHA256_FILE\n"
           "  device-keygen [--alg EdDSA|ES256K] --out FILE\n"
           "                              make a device key pair (FILE is 0600 JSON); prints\n"
           "                              the registration body for POST /v1/devices\n"
@@ -183,38 +197,119 @@ static void s_usage(FILE *out)
           "                              TRUST/ROLE/NAME.cert (ROLE: gateway|crypto|store|chain)\n"
           "  verify RECORD_ID            recompute the record's leaf from its row, check the\n"
           "                              Merkle proof and ask the anchor contract on chain\n"
-          "Environment: LCORE_KEYRING (default lcore.keyring),\n"
+          "  set-relayer ADDRESS         make ADDRESS the anchor contract's relayer: a\n"
+          "                              setRelayer transaction signed with the owner's key\n"
+          "Environment: LCORE_KEYRING (seal ring, default lcore.keyring),\n"
+          "             LCORE_GATEWAY_KEYRING (gateway ring, default lcore-gateway.keyring),\n"
           "             LCORE_PG_DSN (default postgresql://lcore@127.0.0.1:5432/lcore),\n"
-          "             LCORE_CHAIN_RPC, LCORE_CONTRACT_ADDRESS (verify),\n"
+          "             LCORE_CHAIN_RPC, LCORE_CONTRACT_ADDRESS (verify, set-relayer),\n"
+          "             LCORE_CHAIN_OWNER_KEY_FILE, LCORE_CHAIN_ID (set-relayer),\n"
           "             LCORE_CA_FILE (verify: PEM CA certificates for an https RPC URL;\n"
           "             default the system's, verification is never off)\n",
           out);
 }
 
-static int s_keygen(void)
+/* Parses [--kind seal|gateway] and names the ring file of that kind. */
+static int s_ring_kind(int argc, char **argv, const char *cmd, lc_keyring_kind_t *kind,
+                       const char **path)
 {
-    const char *path = s_env("LCORE_KEYRING", "lcore.keyring");
-    int rc = lc_keyring_create(path);
+    static const struct option opts[] = {{"kind", required_argument, 0, 'k'}, {0, 0, 0, 0}};
+    const char *name = "seal";
+    for (int c; (c = getopt_long(argc, argv, "k:", opts, NULL)) != -1;) {
+        if (c != 'k')
+            return -1;
+        name = optarg;
+    }
+    if (optind != argc || (strcmp(name, "seal") != 0 && strcmp(name, "gateway") != 0)) {
+        fprintf(stderr, "lcore-cli %s: usage: %s [--kind seal|gateway]\n", cmd, cmd);
+        return -1;
+    }
+    *kind = strcmp(name, "gateway") == 0 ? LC_KEYRING_GATEWAY : LC_KEYRING_SEAL;
+    *path = *kind == LC_KEYRING_GATEWAY ? s_env("LCORE_GATEWAY_KEYRING", "lcore-gateway.keyring")
+                                        : s_env("LCORE_KEYRING", "lcore.keyring");
+    return 0;
+}
+
+static int s_keygen(int argc, char **argv)
+{
+    lc_keyring_kind_t kind;
+    const char *path;
+    if (s_ring_kind(argc, argv, "keygen", &kind, &path) < 0)
+        return 2;
+    int rc = lc_keyring_create(path, kind);
     if (rc < 0) {
         fprintf(stderr, "lcore-cli keygen: %s: %s\n", path,
                 rc == LC_ERR_CONFLICT ? "exists already (use rotate)" : lc_strerror(rc));
         return 1;
     }
-    printf("key ring created: %s (version 1)\n", path);
+    printf("%s key ring created: %s (version 1)\n", lc_keyring_kind_name(kind), path);
     return 0;
 }
 
-static int s_rotate(void)
+static int s_rotate(int argc, char **argv)
 {
-    const char *path = s_env("LCORE_KEYRING", "lcore.keyring");
+    lc_keyring_kind_t kind;
+    const char *path;
+    if (s_ring_kind(argc, argv, "rotate", &kind, &path) < 0)
+        return 2;
     uint32_t v = 0;
-    int rc = lc_keyring_rotate(path, &v);
+    int rc = lc_keyring_rotate(path, kind, &v);
     if (rc < 0) {
         fprintf(stderr, "lcore-cli rotate: %s: %s\n", path, lc_strerror(rc));
         return 1;
     }
-    printf("key ring %s: new records use version %u (restart the crypto workers)\n", path, v);
+    printf("%s key ring %s: version %u added (restart the %s to use it)\n",
+           lc_keyring_kind_name(kind), path, v,
+           kind == LC_KEYRING_GATEWAY ? "gateways" : "crypto workers");
     return 0;
+}
+
+static int s_keyring_split(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "lcore-cli keyring-split: usage: keyring-split COMBINED SEAL_RING "
+                        "GATEWAY_RING\n");
+        return 2;
+    }
+    int rc = lc_keyring_split(argv[2], argv[3], argv[4]);
+    if (rc < 0) {
+        fprintf(stderr, "lcore-cli keyring-split: %s\n",
+                rc == LC_ERR_CONFLICT ? "an output file exists already (nothing written)"
+                                      : lc_strerror(rc));
+        return 1;
+    }
+    printf("seal ring %s (LCORE_KEYRING: crypto workers, decrypt), gateway ring %s "
+           "(LCORE_GATEWAY_KEYRING); delete %s once both run on them\n",
+           argv[3], argv[4], argv[2]);
+    return 0;
+}
+
+/* Reads the token's first line on stdin and prints its hex SHA-256: the gateway's
+ * LCORE_ADMIN_TOKEN_SHA256_FILE, so the gateway never holds the token. */
+static int s_token_hash(void)
+{
+    char line[512];
+    uint8_t hash[LC_TOKEN_HASH_LEN];
+    char hex[LC_TOKEN_HASH_HEX_LEN + 1];
+    int ret = 1;
+    if (!fgets(line, sizeof line, stdin)) {
+        fprintf(stderr, "lcore-cli token-hash: no token on stdin\n");
+        goto out;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    if (lc_token_hash(hash, line, strlen(line)) != 0) {
+        fprintf(stderr,
+                "lcore-cli token-hash: a token needs at least %d characters (128 bits), "
+                "no spaces: make one with `openssl rand -hex 32`\n",
+                LC_TOKEN_MIN_LEN);
+        goto out;
+    }
+    sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
+    printf("%s\n", hex);
+    ret = 0;
+out:
+    sodium_memzero(line, sizeof line);
+    return ret;
 }
 
 static int s_device_keygen(int argc, char **argv)
@@ -335,7 +430,8 @@ static int s_decrypt(const char *record_hex)
     if (s_record_id(rid, "decrypt", record_hex) < 0)
         return 2;
     int err = 0, ret = 1;
-    lc_keyring_t *ring = lc_keyring_load(s_env("LCORE_KEYRING", "lcore.keyring"), &err);
+    lc_keyring_t *ring =
+        lc_keyring_load(s_env("LCORE_KEYRING", "lcore.keyring"), LC_KEYRING_SEAL, &err);
     lc_sealer_t *sealer = ring ? lc_sealer_new(ring, LC_AES_AUTO) : NULL;
     PGconn *db = lc_pg_connect(s_env("LCORE_PG_DSN", "postgresql://lcore@127.0.0.1:5432/lcore"),
                                "lcore-cli");
@@ -425,9 +521,15 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "keygen") == 0)
-        return s_keygen();
+        return s_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "rotate") == 0)
-        return s_rotate();
+        return s_rotate(argc - 1, argv + 1);
+    if (strcmp(cmd, "keyring-split") == 0)
+        return s_keyring_split(argc, argv);
+    if (strcmp(cmd, "token-hash") == 0)
+        return s_token_hash();
+    if (strcmp(cmd, "set-relayer") == 0)
+        return cli_set_relayer(argc > 2 ? argv[2] : NULL);
     if (strcmp(cmd, "device-keygen") == 0)
         return s_device_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "sign") == 0)
