@@ -415,9 +415,6 @@ lc_curve_t *lc_curve_new(const lc_curve_cfg_t *cfg, const char *service, lc_metr
     }
     sodium_mprotect_readonly(self->secret);
     s_reload(self, 1);
-    self->zap = zactor_new(s_zap_actor, self);
-    if (!self->zap || !atomic_load(&self->zap_ok))
-        goto fail;
     char z85[S_Z85_LEN + 1];
     if (zmq_z85_encode(z85, self->public_key, S_KEY_LEN))
         lc_info("curve_ready", "cert=%s public_key=%s trust_dir=%s", cfg->cert, z85,
@@ -468,6 +465,10 @@ int lc_curve_server(lc_curve_t *self, zsock_t *sock, const char *name, unsigned 
         return LC_ERR_FULL;
     if (!self->enabled)
         return 0;
+    /* The ZAP handler starts with the first server socket: a process that only connects (a
+     * worker, the relayer) has none. One per process: it binds libzmq's ZAP endpoint. */
+    if (!self->zap && (!(self->zap = zactor_new(s_zap_actor, self)) || !atomic_load(&self->zap_ok)))
+        return LC_ERR_UNAVAILABLE;
     s_set_keys(self, sock);
     zsock_set_curve_server(sock, 1);
     zsock_set_zap_domain(sock, name);

@@ -5,15 +5,15 @@
  * public certificates of the instances allowed to talk, one subdirectory per role:
  *   <trust>/gateway/<name>.cert, <trust>/crypto/<name>.cert, <trust>/store/..., <trust>/chain/...
  * A binding socket is a CURVE server; the ZAP handler of this module (one actor per process,
- * on czmq's context) accepts a client only if its public key is in the directory of a role
- * allowed on that socket (ZAP domain = socket name). A connecting socket is a CURVE client
- * that takes its server's public key from the server role's directory: the only certificate
- * there, or the one an endpoint names with a "#name" suffix (tcp://host:5551#gw-2 ->
- * <trust>/gateway/gw-2.cert) when several servers of that role exist.
- * The directory is re-read when it changes (checked every second): adding a worker is
- * dropping its public certificate in <trust>/crypto/, removing one is deleting it (its open
- * connections stay until they drop; restart the binding service to cut them at once).
- * Owned by each service's main(); lc_zmq_open (lc_zmq.h) applies it to sockets. */
+ * on czmq's context, started with the first server socket) accepts a client only if its public key
+ * is in the directory of a role allowed on that socket (ZAP domain = socket name). A connecting
+ * socket is a CURVE client that takes its server's public key from the server role's directory: the
+ * only certificate there, or the one an endpoint names with a "#name" suffix (tcp://host:5551#gw-2
+ * -> <trust>/gateway/gw-2.cert) when several servers of that role exist. The directory is re-read
+ * when it changes (checked every second): adding a worker is dropping its public certificate in
+ * <trust>/crypto/, removing one is deleting it (its open connections stay until they drop; restart
+ * the binding service to cut them at once). Owned by each service's main(); lc_zmq_open (lc_zmq.h)
+ * applies it to sockets. */
 #ifndef LC_CURVE_H
 #define LC_CURVE_H
 
