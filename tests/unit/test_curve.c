@@ -91,7 +91,7 @@ static int s_delivered(const fx_t *fx, lc_curve_t *server, const char *name)
                         .max_msg = 4096};
     zsock_t *pull = lc_zmq_open(&so, server, &peers);
     assert_non_null(pull);
-    const char *ep = zsock_last_endpoint(pull);
+    char *ep = zsock_last_endpoint(pull); /* the caller's to free */
     lc_curve_t *client = name ? s_curve(fx, name) : NULL;
     zsock_t *push = zsock_new(ZMQ_PUSH);
     if (client) {
@@ -121,6 +121,7 @@ static int s_delivered(const fx_t *fx, lc_curve_t *server, const char *name)
     lc_curve_destroy(&client);
     lc_zmq_peers_destroy(&peers);
     zsock_destroy(&pull);
+    zstr_free(&ep);
     return ok;
 }
 
