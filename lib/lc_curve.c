@@ -449,7 +449,6 @@ int lc_curve_enabled(const lc_curve_t *self)
 static void s_set_keys(lc_curve_t *self, zsock_t *sock)
 {
     void *h = zsock_resolve(sock);
-    sodium_mprotect_readonly(self->secret);
     zmq_setsockopt(h, ZMQ_CURVE_SECRETKEY, self->secret, S_KEY_LEN);
     zmq_setsockopt(h, ZMQ_CURVE_PUBLICKEY, self->public_key, S_KEY_LEN);
 }

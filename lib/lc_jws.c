@@ -391,6 +391,31 @@ out:
     return rc;
 }
 
+/* The canonical raw form of a raw key (Ed25519: 32 bytes; secp256k1: 33 or 65) into out (room
+ * for LC_SECP256K1_PK_LEN bytes): 0, or LC_ERR_INVALID if it is not a valid key for alg. */
+static int s_pubkey_canonical(uint8_t *out, size_t *out_len, lc_alg_t alg, const uint8_t *raw,
+                              size_t raw_len)
+{
+    if (alg == LC_ALG_EDDSA) {
+        /* A real Ed25519 key is a canonical point of the prime-order subgroup; this refuses
+         * small-order and mixed-order points, for which signatures prove nothing. */
+        if (raw_len != LC_ED25519_PK_LEN || !crypto_core_ed25519_is_valid_point(raw))
+            return LC_ERR_INVALID;
+        memcpy(out, raw, LC_ED25519_PK_LEN);
+        *out_len = LC_ED25519_PK_LEN;
+        return 0;
+    }
+    if (alg != LC_ALG_ES256K)
+        return LC_ERR_INVALID;
+    secp256k1_pubkey key; /* parse checks the point is on the curve */
+    size_t n = LC_SECP256K1_PK_LEN;
+    if (!s_secp_pubkey_load(&key, raw, raw_len) ||
+        !secp256k1_ec_pubkey_serialize(lc_secp_context(), out, &n, &key, SECP256K1_EC_COMPRESSED))
+        return LC_ERR_INVALID;
+    *out_len = n;
+    return 0;
+}
+
 int lc_pubkey_parse(uint8_t *out, size_t out_cap, size_t *out_len, lc_alg_t alg, const char *text,
                     size_t text_len)
 {
@@ -422,34 +447,16 @@ int lc_pubkey_parse(uint8_t *out, size_t out_cap, size_t *out_len, lc_alg_t alg,
     if (rc != 0)
         return rc;
 
-    if (alg == LC_ALG_EDDSA) {
-        /* A real Ed25519 key is a canonical point of the prime-order subgroup; this refuses
-         * small-order and mixed-order points, for which signatures prove nothing. */
-        if (raw_len != LC_ED25519_PK_LEN || !crypto_core_ed25519_is_valid_point(raw))
-            return LC_ERR_INVALID;
-        memcpy(out, raw, LC_ED25519_PK_LEN);
-        *out_len = LC_ED25519_PK_LEN;
-        return 0;
-    }
-
-    secp256k1_pubkey key; /* parse checks the point is on the curve */
-    size_t n = LC_SECP256K1_PK_LEN;
-    if (!s_secp_pubkey_load(&key, raw, raw_len) ||
-        !secp256k1_ec_pubkey_serialize(lc_secp_context(), out, &n, &key, SECP256K1_EC_COMPRESSED))
-        return LC_ERR_INVALID;
-    *out_len = n;
-    return 0;
+    return s_pubkey_canonical(out, out_len, alg, raw, raw_len);
 }
 
 int lc_pubkey_valid(lc_alg_t alg, const uint8_t *raw, size_t raw_len)
 {
     uint8_t canonical[LC_SECP256K1_PK_LEN];
     size_t n = 0;
-    char hex[2 * LC_SECP256K1_PK_LEN + 1];
-    if (!raw || raw_len > LC_SECP256K1_PK_LEN || lc_hex_encode(hex, sizeof hex, raw, raw_len) < 0)
-        return 0;
-    return lc_pubkey_parse(canonical, sizeof canonical, &n, alg, hex, 2 * raw_len) == 0 &&
-           n == raw_len && memcmp(canonical, raw, n) == 0;
+    return raw && s_crypto_ready() == 0 &&
+           s_pubkey_canonical(canonical, &n, alg, raw, raw_len) == 0 && n == raw_len &&
+           memcmp(canonical, raw, n) == 0;
 }
 
 int lc_keypair_generate(lc_alg_t alg, uint8_t *sk, size_t *sk_len, uint8_t *pk, size_t *pk_len)

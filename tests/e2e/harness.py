@@ -150,16 +150,7 @@ class Stack:
 
     def metric(self, admin_var, name):
         """Sum of all series of one metric from a service's /metrics."""
-        body = urllib.request.urlopen(self.vars[admin_var] + "/metrics", timeout=10).read().decode()
-        total = 0.0
-        found = False
-        for line in body.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                total += float(line.rsplit(" ", 1)[1])
-                found = True
-        if not found:
-            raise AssertionError(f"{name} not exported by {admin_var}")
-        return total
+        return metric_at(self.vars[admin_var], name)
 
     def wait_rows(self, where, want, timeout=30):
         deadline = time.time() + timeout
@@ -170,6 +161,31 @@ class Stack:
                 break
             time.sleep(0.2)
         return n
+
+
+def metric_at(admin_url, name):
+    """Sum of all series of one metric from the /metrics of the admin listener at admin_url."""
+    body = urllib.request.urlopen(admin_url + "/metrics", timeout=10).read().decode()
+    total = 0.0
+    found = False
+    for line in body.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+            found = True
+    if not found:
+        raise AssertionError(f"{name} not exported by {admin_url}")
+    return total
+
+
+def readyz(admin_url):
+    """(status, body) of admin_url/readyz; status 0 while nothing listens there."""
+    try:
+        with urllib.request.urlopen(admin_url + "/readyz", timeout=2) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return 0, str(e)
 
 
 def http(method, url, body=None, headers=None, timeout=30, cafile=None):

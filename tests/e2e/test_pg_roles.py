@@ -6,13 +6,11 @@ that `scripts/stack up` prints still works for operators, `lcore-store migrate` 
 a store started on a database nobody migrated stays not ready (saying why) until it is migrated."""
 import os
 import re
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
-from harness import BIN, Checks, Device, Stack, expect
+from chain import free_port
+from harness import BIN, Checks, Device, Stack, expect, readyz
 
 
 def psql(dsn, sql):
@@ -33,22 +31,6 @@ def refused(dsn, sql, why=r"permission denied|must be superuser"):
     rc, out, err = psql(dsn, sql)
     expect(rc != 0, f"{sql!r} was allowed (output {out!r})")
     expect(re.search(why, err), f"{sql!r} failed, but not for lack of privilege: {err}")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def readyz(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError as e:
-        return 0, str(e)
 
 
 def main():
@@ -189,7 +171,7 @@ def main():
                     p = subprocess.Popen([os.path.join(BIN, "lcore-store")], env=env, stdout=f, stderr=f)
                 try:
                     time.sleep(4)  # several retries
-                    code, body = readyz(admin)
+                    code, body = readyz(f"http://127.0.0.1:{admin}")
                     expect(p.poll() is None, "the store exited on an unmigrated database")
                     expect(code == 503 and "not migrated" in body, f"/readyz {code} {body!r}")
                     text = open(log).read()
@@ -201,9 +183,9 @@ def main():
                     expect(mig.returncode == 0 and "applied migration 4: dead letters" in mig.stdout,
                            f"migrate: {mig.returncode} {mig.stdout} {mig.stderr}")
                     deadline = time.time() + 15
-                    while readyz(admin)[0] != 200 and time.time() < deadline:
+                    while readyz(f"http://127.0.0.1:{admin}")[0] != 200 and time.time() < deadline:
                         time.sleep(0.2)
-                    code, body = readyz(admin)
+                    code, body = readyz(f"http://127.0.0.1:{admin}")
                     expect(code == 200, f"/readyz after migrate: {code} {body!r}")
                     text = open(log).read()
                     expect(password_free(text, pg), "the store logged a password")

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from harness import BIN, Checks, Device, Stack, expect, http
+from harness import BIN, Checks, Device, Stack, expect, metric_at, readyz
 
 ZPEER = os.path.join(BIN, "lcore-zpeer")
 
@@ -160,7 +160,7 @@ def main():
                 deadline, s = time.time() + 15, 0
                 while time.time() < deadline and s != 200 and procs[0].poll() is None:
                     time.sleep(0.2)
-                    s = _ready(new_url)
+                    s = readyz(new_url)[0]
                 expect(s == 200, "the freshly keyed worker never became ready")
                 for i in (1, 2):  # the stack's own workers leave
                     pid = int(open(os.path.join(st.dir, "run", f"crypto-{i}.pid")).read())
@@ -171,13 +171,13 @@ def main():
                     expect(s == 202, f"reading {seq}: {s} {body}")
                 n = st.wait_rows("device_id = 'trust-1' AND seq BETWEEN 1 AND 20", 20, timeout=30)
                 expect(n == 20, f"{n} of 20 readings stored through the new worker")
-                sealed_new = _metric(new_url, "lcore_crypto_readings_sealed_total")
+                sealed_new = metric_at(new_url, "lcore_crypto_readings_sealed_total")
                 expect(sealed_new >= 20, f"the new worker sealed {sealed_new}")
-                sealed_rogue = _metric(rogue_url, "lcore_crypto_readings_sealed_total")
+                sealed_rogue = metric_at(rogue_url, "lcore_crypto_readings_sealed_total")
                 expect(sealed_rogue == 0, f"a worker with an untrusted key sealed {sealed_rogue}")
-                refused = _metric(rogue_url, "lcore_crypto_auth_refused_total")
+                refused = metric_at(rogue_url, "lcore_crypto_auth_refused_total")
                 expect(refused >= 1, "the untrusted worker saw no refusal")
-                s = _ready(rogue_url)
+                s = readyz(rogue_url)[0]
                 expect(s == 503, f"the untrusted worker says ready ({s})")
             finally:
                 for p in procs:
@@ -193,23 +193,6 @@ def main():
         load.terminate()
         load.wait(timeout=30)
     checks.done()
-
-
-def _ready(url):
-    """/readyz status, 0 while nothing listens yet."""
-    try:
-        return http("GET", url + "/readyz", timeout=2)[0]
-    except OSError:
-        return 0
-
-
-def _metric(url, name):
-    s, _, body = http("GET", url + "/metrics", timeout=5)
-    total = 0.0
-    for line in str(body).splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 if __name__ == "__main__":

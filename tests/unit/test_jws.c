@@ -443,6 +443,31 @@ static void test_es256k_known_answer(void **state)
     assert_int_equal(lc_jws_verify(&parsed, LC_ALG_ES256K, pk, n), 0);
 }
 
+/* lc_pubkey_valid: what the store accepts over ZeroMQ is exactly what lc_pubkey_parse writes. */
+static void test_pubkey_valid_canonical_only(void **state)
+{
+    (void)state;
+    uint8_t ed[32], es[65];
+    size_t n = 0;
+    assert_int_equal(
+        lc_pubkey_parse(ed, sizeof ed, &n, LC_ALG_EDDSA, RFC8037_X_HEX, strlen(RFC8037_X_HEX)), 0);
+    assert_true(lc_pubkey_valid(LC_ALG_EDDSA, ed, 32));
+    assert_false(lc_pubkey_valid(LC_ALG_ES256K, ed, 32));
+    assert_false(lc_pubkey_valid(LC_ALG_EDDSA, ed, 31));
+    assert_false(lc_pubkey_valid(LC_ALG_NONE, ed, 32));
+    assert_false(lc_pubkey_valid(LC_ALG_EDDSA, NULL, 32));
+    uint8_t small_order[32] = {1}; /* the identity point: refused */
+    assert_false(lc_pubkey_valid(LC_ALG_EDDSA, small_order, 32));
+    assert_int_equal(lc_pubkey_parse(es, sizeof es, &n, LC_ALG_ES256K, ES_PK_COMPRESSED,
+                                     strlen(ES_PK_COMPRESSED)),
+                     0);
+    assert_true(lc_pubkey_valid(LC_ALG_ES256K, es, 33));
+    es[0] ^= 1; /* 02 <-> 03: the other y, still a canonical compressed key */
+    assert_true(lc_pubkey_valid(LC_ALG_ES256K, es, 33));
+    es[0] = 0x05; /* no such prefix */
+    assert_false(lc_pubkey_valid(LC_ALG_ES256K, es, 33));
+}
+
 static void test_es256k_pubkey_forms(void **state)
 {
     (void)state;
@@ -995,6 +1020,7 @@ int main(void)
         /* First, so that the lazy initialisation really is raced. */
         cmocka_unit_test(test_concurrent_first_use),
         cmocka_unit_test(test_alg_names),
+        cmocka_unit_test(test_pubkey_valid_canonical_only),
         cmocka_unit_test(test_rfc8037_jwk),
         cmocka_unit_test(test_rfc8037_verify),
         cmocka_unit_test(test_rfc8037_sign),
