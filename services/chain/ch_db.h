@@ -8,7 +8,8 @@
 
 typedef struct ch_db ch_db_t;
 
-/* Connects; NULL when PostgreSQL or the chain schema (migration 2) is not there yet. */
+/* Connects; NULL when PostgreSQL or the chain's schema (`lcore-chain migrate`) is not there
+ * yet. */
 ch_db_t *ch_db_new(const char *dsn);
 void ch_db_destroy(ch_db_t **self_p);
 int ch_db_ok(ch_db_t *self);
@@ -23,6 +24,34 @@ typedef struct {
     uint8_t record_id[32];
     uint8_t envelope_hash[32];
 } ch_record_t;
+
+/* The leaf inputs of one record a store committed (a StoredRecord). */
+typedef struct {
+    uint8_t record_id[32];
+    uint8_t envelope_hash[32];
+    uint64_t position;
+    uint64_t stored_at_us, received_at_us;
+} ch_feed_record_t;
+
+/* How far the relayer has taken in store_id's records (0: never heard of it). */
+int ch_db_feed_position(ch_db_t *self, const char *store_id, uint64_t *position) LC_WUR;
+/* Takes in store_id's records in (after, upto] in one transaction: inserts those not known yet
+ * (by record_id: a record two stores both wrote, or sent twice, is taken once) into
+ * chain_records, in the order given, and moves the store's feed position from after to upto.
+ * LC_ERR_CONFLICT, with nothing written, when the feed position is not `after` (a message was
+ * missed, or this one was already taken in). *inserted: new records. */
+int ch_db_feed_add(ch_db_t *self, const char *store_id, uint64_t after, uint64_t upto,
+                   const ch_feed_record_t *recs, size_t n, size_t *inserted) LC_WUR;
+
+/* Fills out (fields malloc'd; free with ch_db_anchor_info_clear) for one record: record_id, the
+ * leaf, and, once the record is a leaf of a mined live anchor, its status (anchored, confirmed,
+ * finalized), proof, anchor_id, root, tx_hash, block_number and confirmations (from chain_head);
+ * status "pending" before. chain_id and contract are the caller's. LC_ERR_NOTFOUND when the
+ * relayer has not taken the record in. */
+struct Lcore__V1__AnchorInfo;
+int ch_db_anchor_info(ch_db_t *self, const uint8_t record_id[32],
+                      struct Lcore__V1__AnchorInfo *out) LC_WUR;
+void ch_db_anchor_info_clear(struct Lcore__V1__AnchorInfo *info);
 
 /* Highest records.id already in a live (not superseded) batch; 0 when none. */
 int ch_db_cursor(ch_db_t *self, int64_t *last_record) LC_WUR;

@@ -102,7 +102,7 @@ static json_t *s_hex_json(const uint8_t *b, size_t n)
 }
 
 /* "0x"-prefixed hex, the way chain tools and OpenZeppelin's libraries spell bytes32. */
-static json_t *s_hex0x(const uint8_t *b, size_t n)
+__attribute__((unused)) static json_t *s_hex0x(const uint8_t *b, size_t n)
 {
     char hex[2 + 2 * 64 + 1] = "0x";
     if (n > 64 || lc_hex_encode(hex + 2, sizeof hex - 2, b, n) < 0)
@@ -389,18 +389,6 @@ static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                  (unsigned)(ri->stored_at_us % 1000000u));
         json_t *proof = json_array(), *batch = json_null(), *leaf = json_null();
-        if (ri->leaf.len == 32) {
-            json_decref(leaf);
-            leaf = s_hex0x(ri->leaf.data, 32);
-            for (size_t i = 0; i < ri->n_proof; i++)
-                json_array_append_new(proof, s_hex0x(ri->proof[i].data, ri->proof[i].len));
-            json_decref(batch);
-            batch = json_pack("{s:I, s:o, s:o, s:I, s:I}", "id", (json_int_t)ri->batch_id, "root",
-                              s_hex0x(ri->batch_root.data, ri->batch_root.len), "tx_hash",
-                              ri->tx_hash.len ? s_hex0x(ri->tx_hash.data, 32) : json_null(),
-                              "block", (json_int_t)ri->block_number, "confirmations",
-                              (json_int_t)ri->confirmations);
-        }
         ret = s_json(self, c, 200,
                      json_pack("{s:o, s:s, s:I, s:I, s:s, s:i, s:s, s:o, s:o, s:o, s:o}",
                                "record_id", s_hex_json(ri->record_id.data, ri->record_id.len),

@@ -481,71 +481,6 @@ static int s_bin(const PGresult *r, int row, int col, ProtobufCBinaryData *out)
     return 0;
 }
 
-/* The record's anchoring: its live batch, the transaction that mined it, and the proof. */
-static void s_add_anchor(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1__RecordInfo *ri)
-{
-    const char *v[1] = {(const char *)id->data};
-    int l[1] = {(int)id->len}, f[1] = {1};
-    PGresult *r = PQexecParams(
-        self->conn,
-        "SELECT b.id, b.status, b.root, lf.leaf_index, lf.leaf, t.mined_hash, t.block_number,"
-        " (SELECT block FROM chain_head WHERE id = 1)"
-        " FROM records r JOIN chain_batch_leaves lf ON lf.record_pk = r.id"
-        " JOIN chain_batches b ON b.id = lf.batch_id"
-        " AND b.status IN ('anchored', 'confirmed', 'finalized')"
-        " LEFT JOIN chain_txs t ON t.batch_id = b.id AND t.block_number IS NOT NULL"
-        " AND t.state <> 'fatal_error' WHERE r.record_id = $1 LIMIT 1",
-        1, NULL, v, l, f, 1);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
-        s_bin(r, 0, 2, &ri->batch_root) || s_bin(r, 0, 4, &ri->leaf)) {
-        PQclear(r);
-        return; /* not anchored yet: status stays "stored" */
-    }
-    ri->batch_id = lc_pg_uint(r, 0, 0);
-    free(ri->status);
-    ri->status = strndup(PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
-    uint32_t index = (uint32_t)lc_pg_uint(r, 0, 3);
-    if (s_bin(r, 0, 5, &ri->tx_hash) < 0)
-        ri->tx_hash.len = 0;
-    ri->block_number = lc_pg_uint(r, 0, 6);
-    uint64_t head = lc_pg_uint(r, 0, 7);
-    ri->confirmations =
-        head >= ri->block_number && ri->block_number ? head - ri->block_number + 1 : 0;
-    PQclear(r);
-    /* The proof: rebuild the batch's tree from its leaves (cheap: at most a few thousand). */
-    char bid[24];
-    snprintf(bid, sizeof bid, "%llu", (unsigned long long)ri->batch_id);
-    const char *v2[1] = {bid};
-    r = PQexecParams(self->conn,
-                     "SELECT leaf FROM chain_batch_leaves WHERE batch_id = $1 ORDER BY leaf_index",
-                     1, NULL, v2, NULL, NULL, 1);
-    int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
-    uint8_t *leaves = n ? malloc((size_t)n * 32) : NULL;
-    lc_merkle_t *tree = NULL;
-    if (leaves && (uint32_t)n > index) {
-        for (int i = 0; i < n; i++)
-            memcpy(leaves + 32 * i, PQgetvalue(r, i, 0), 32);
-        int err = 0;
-        tree = lc_merkle_new(leaves, (size_t)n, &err);
-    }
-    uint8_t proof[LC_MERKLE_MAX_PROOF * 32];
-    size_t plen = 0;
-    if (tree && lc_merkle_proof(tree, proof, sizeof proof / 32, &plen, index) == 0 &&
-        (ri->proof = calloc(plen ? plen : 1, sizeof *ri->proof))) {
-        for (size_t i = 0; i < plen; i++) {
-            ri->proof[i].data = malloc(32);
-            if (!ri->proof[i].data)
-                break;
-            memcpy(ri->proof[i].data, proof + 32 * i, 32);
-            ri->proof[i].len = 32;
-            ri->n_proof++;
-        }
-    }
-    lc_merkle_destroy(&tree);
-    free(leaves);
-    PQclear(r);
-}
-
 static void s_get_record(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1__QueryReply *reply)
 {
     const char *v[1] = {(const char *)id->data};
@@ -586,7 +521,6 @@ static void s_get_record(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1
         return;
     }
     PQclear(r);
-    s_add_anchor(self, id, ri);
     reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
 }
 
@@ -678,12 +612,6 @@ void st_db_reply_clear(Lcore__V1__QueryReply *reply)
         free(ri->envelope_hash.data);
         if (ri->status != protobuf_c_empty_string)
             free(ri->status);
-        free(ri->leaf.data);
-        free(ri->batch_root.data);
-        free(ri->tx_hash.data);
-        for (size_t i = 0; i < ri->n_proof; i++)
-            free(ri->proof[i].data);
-        free(ri->proof);
         free(ri);
     }
     lcore__v1__query_reply__init(reply);

@@ -22,8 +22,15 @@ typedef enum {
     ST_ALREADY_STORED,        /* its record is in `records`: nothing to record */
 } st_dead_letter_outcome_t;
 
-/* Connects (no retry here). NULL on error with the reason logged. */
-st_db_t *st_db_new(const char *dsn);
+#define ST_STORE_ID_MAX 64 /* bytes of a store_id */
+
+/* Connects (no retry here) as the store `store_id` (LCORE_STORE_ID): takes that store_id's
+ * session advisory lock (one process per store_id: positions are numbered by the holder) and
+ * reads its position (the row in `stores`, created at 0 if new). NULL on error with the reason
+ * logged; st_db_schema_check says why a connected store may not write (not migrated, or another
+ * process holds the store_id). Reconnecting (st_db_ok) takes the lock and re-reads the position
+ * again. store_id NULL: a connection that only answers queries (no lock, no insert). */
+st_db_t *st_db_new(const char *dsn, const char *store_id);
 void st_db_destroy(st_db_t **self_p);
 
 /* 1 if the connection is usable; otherwise tries one reconnect and says whether it worked. */
@@ -37,12 +44,19 @@ int st_db_migrate(st_db_t *self, const char *store_role, const char *chain_role,
  * (for /readyz and the log); see st_schema_check. */
 int st_db_schema_check(st_db_t *self, char *why, size_t cap) LC_WUR;
 
-/* Inserts the records in one statement (one transaction), ON CONFLICT DO NOTHING.
- * *inserted receives the number of new rows (duplicates excluded).
+/* Inserts the write batch in one transaction: row i gets position P + 1 + i (P: the store's
+ * position), ON CONFLICT (record_id) DO NOTHING (a duplicate leaves a hole), and the store's row
+ * in `stores` moves from P to P + n (only if it still says P: else LC_ERR_UNAVAILABLE after a
+ * rollback, and the position is re-read). *inserted receives the number of new rows.
  * Returns 0, LC_ERR_UNAVAILABLE (connection lost: retry the same batch later) or
  * LC_ERR_INVALID (the database refused the data: retry row by row to isolate it). */
 int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
-                         size_t *inserted, uint64_t *last_id) LC_WUR;
+                         size_t *inserted) LC_WUR;
+
+/* What the last successful st_db_insert_records committed, as the relayer needs it: store_id,
+ * after = P, upto = P + n, and the new rows' leaf inputs (record_id, envelope_hash, position,
+ * stored_at_us, received_at_us) in position order. Owned by self, valid until the next insert. */
+const Lcore__V1__StoredRecords *st_db_last_written(const st_db_t *self);
 
 /* Why the database refused the last statement, "<SQLSTATE>: <primary message>" for integrity
  * violations and the SQLSTATE alone otherwise ("" if none): never parameter values, so never a
@@ -64,7 +78,14 @@ const char *st_db_dead_letter_invalid(const Lcore__V1__DeadLetter *dl);
 int st_db_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
                       st_dead_letter_outcome_t *outcome) LC_WUR;
 
-/* Answers one query; fills reply (strings and bytes it sets are owned by the caller's arena:
+/* Answers one query: get_device, register_device, get_record (status "stored"; the gateway adds
+ * the chain's part), dead_letter, ping, records_after (StoredRecords of that store_id with
+ * position > after, at most min(limit, 2000) in position order; upto = the last one's position
+ * when more remain (more = 1), else the store_id's position in `stores`, so the asker moves past
+ * holes; after = the asked `after`), store_positions (every row of `stores`, by store_id, at most
+ * 1000), get_sealed (the stored envelope as a SealedRecord: record_id, device_id, seq,
+ * device_ts_ms, received_at_us, key_version, nonces, ciphertext, envelope_hash). Any other body:
+ * BAD_REQUEST. Authorization is the caller's (by peer role). Fills reply (strings and bytes it sets are owned by the caller's arena:
  * free with st_db_reply_clear). A ping is answered from `writable` (0 while the writer backs off
  * because PostgreSQL is down) without touching the database. */
 void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,

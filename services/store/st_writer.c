@@ -318,10 +318,9 @@ int st_writer_flush(st_writer_t *self)
     lc_counter_add(self->duplicates, acked - inserted);
     s_ack(self, ok);
     if (inserted) {
-        Lcore__V1__StoredEvent ev = LCORE__V1__STORED_EVENT__INIT;
+        Lcore__V1__StoredRecords ev = LCORE__V1__STORED_RECORDS__INIT;
         ev.version = 1;
-        ev.count = (uint32_t)inserted;
-        ev.last_id = last_id;
+        ev.upto = last_id;
         if (lc_zmq_send_pb(self->events, "stored/", &ev.base, ZMQ_DONTWAIT) < 0)
             lc_debug("stored_event_dropped", "count=%zu", inserted);
     }
