@@ -185,7 +185,7 @@ int main(int argc, char **argv)
     if (!recs || !ptrs || !batch_s)
         goto out;
 
-    if (!(db = st_db_new(o.dsn)) || st_db_migrate(db, NULL, NULL, stderr) < 0 ||
+    if (!(db = st_db_new(o.dsn, "bench")) || st_db_migrate(db, NULL, NULL, stderr) < 0 ||
         !(conn = lc_pg_connect(o.dsn, PROG))) {
         fprintf(stderr, PROG ": cannot connect to PostgreSQL or apply the migrations (see the "
                              "log line above)\n");
@@ -232,9 +232,8 @@ int main(int argc, char **argv)
             ptrs[i] = &recs[i].msg;
         }
         size_t inserted = 0;
-        uint64_t last_id = 0;
         double t0 = bench_now();
-        rc = st_db_insert_records(db, ptrs, o.rows, &inserted, &last_id);
+        rc = st_db_insert_records(db, ptrs, o.rows, &inserted);
         double dt = bench_now() - t0;
         for (size_t i = 0; i < o.rows; i++)
             bench_sealed_clear(&recs[i]);

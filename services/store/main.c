@@ -93,7 +93,7 @@ static void s_drain_sealed(zsock_t *pull, st_writer_t *writer, lc_curve_t *curve
 static int s_migrate(const st_config_t *cfg)
 {
     st_db_t *db = NULL;
-    for (int delay = 100, waited = 0; !(db = st_db_new(cfg->pg_dsn)); waited += delay) {
+    for (int delay = 100, waited = 0; !(db = st_db_new(cfg->pg_dsn, NULL)); waited += delay) {
         if (zsys_interrupted || waited >= 30000) {
             fprintf(stderr, "lcore-store migrate: cannot connect to PostgreSQL (see the log)\n");
             return 1;
@@ -115,7 +115,7 @@ static st_db_t *s_wait_for_schema(const char *dsn, lc_admin_t *admin)
 {
     char why[160], said[160] = "";
     for (int delay = 100; !zsys_interrupted; delay = delay < 5000 ? delay * 2 : 5000) {
-        st_db_t *db = st_db_new(dsn);
+        st_db_t *db = st_db_new(dsn, NULL);
         int rc = db ? st_db_schema_check(db, why, sizeof why) : LC_ERR_UNAVAILABLE;
         if (rc == 0) {
             if (said[0])
@@ -167,7 +167,7 @@ int main(int argc, char **argv)
     if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "store")))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting to PostgreSQL");
-    if (!(db = s_wait_for_schema(cfg.pg_dsn, admin)) || !(qdb = st_db_new(cfg.pg_dsn)))
+    if (!(db = s_wait_for_schema(cfg.pg_dsn, admin)) || !(qdb = st_db_new(cfg.pg_dsn, NULL)))
         goto out;
     if (!(curve = lc_curve_new(&cfg.curve, "store", metrics)))
         goto out;

@@ -33,8 +33,9 @@ static const char s_insert_head[] =
     " xchacha_nonce, ciphertext, envelope_hash, received_at) VALUES ";
 static const char s_insert_tail[] = " ON CONFLICT DO NOTHING RETURNING id";
 
-st_db_t *st_db_new(const char *dsn)
+st_db_t *st_db_new(const char *dsn, const char *store_id)
 {
+    (void)store_id; /* WIP: positions */
     st_db_t *self = calloc(1, sizeof *self);
     if (!self || !(self->dsn = strdup(dsn)))
         goto fail;
@@ -148,7 +149,7 @@ const char *st_db_last_error(const st_db_t *self)
 }
 
 int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
-                         size_t *inserted, uint64_t *last_id)
+                         size_t *inserted)
 {
     *inserted = 0;
     if (n == 0)
@@ -189,13 +190,6 @@ int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, si
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         int rows = PQntuples(r);
         *inserted = (size_t)rows;
-        uint64_t max = 0;
-        for (int i = 0; i < rows; i++) {
-            uint64_t id = strtoull(PQgetvalue(r, i, 0), NULL, 10);
-            if (id > max)
-                max = id;
-        }
-        *last_id = max;
         rc = 0;
     } else {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -210,6 +204,13 @@ out:
     free(formats);
     free(num);
     return rc;
+}
+
+const Lcore__V1__StoredRecords *st_db_last_written(const st_db_t *self)
+{
+    (void)self; /* WIP: positions */
+    static Lcore__V1__StoredRecords none = LCORE__V1__STORED_RECORDS__INIT;
+    return &none;
 }
 
 void st_db_count_dead_letters(st_db_t *self, lc_counter_t *crypto, lc_counter_t *store)

@@ -249,11 +249,10 @@ int st_writer_flush(st_writer_t *self)
         return 0;
     uint64_t t0 = lc_mono_us();
     size_t inserted = 0;
-    uint64_t last_id = 0;
     unsigned char *ok = malloc(self->n);
     if (!ok)
         return LC_ERR_NOMEM;
-    int rc = st_db_insert_records(self->db, self->batch, self->n, &inserted, &last_id);
+    int rc = st_db_insert_records(self->db, self->batch, self->n, &inserted);
     size_t dead = 0;
     if (rc == 0) {
         memset(ok, S_STORED, self->n);
@@ -262,16 +261,13 @@ int st_writer_flush(st_writer_t *self)
         inserted = 0;
         for (size_t i = 0; i < self->n; i++) {
             size_t one = 0;
-            uint64_t id = 0;
-            int r1 = st_db_insert_records(self->db, &self->batch[i], 1, &one, &id);
+            int r1 = st_db_insert_records(self->db, &self->batch[i], 1, &one);
             if (r1 == LC_ERR_UNAVAILABLE) {
                 free(ok);
                 return r1; /* retry the whole batch later; rows already in are absorbed */
             }
             ok[i] = r1 == 0 ? S_STORED : S_NOT_ACKED;
             inserted += one;
-            if (id > last_id)
-                last_id = id;
             if (r1 < 0) {
                 const Lcore__V1__SealedRecord *rec = self->batch[i];
                 lc_counter_inc(self->refused);
@@ -320,7 +316,7 @@ int st_writer_flush(st_writer_t *self)
     if (inserted) {
         Lcore__V1__StoredRecords ev = LCORE__V1__STORED_RECORDS__INIT;
         ev.version = 1;
-        ev.upto = last_id;
+        ev.upto = st_db_last_written(self->db)->upto;
         if (lc_zmq_send_pb(self->events, "stored/", &ev.base, ZMQ_DONTWAIT) < 0)
             lc_debug("stored_event_dropped", "count=%zu", inserted);
     }
