@@ -3,11 +3,13 @@
  * and answers device and record queries. `lcore-store migrate` (as the owner role) applies the
  * schema and the service roles' grants; the service itself never changes the schema.
  * main: config -> log -> resources -> loop -> teardown in reverse. */
+#include <ctype.h>
 #include <czmq.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lc_http.h"
 #include "lc_log.h"
@@ -25,15 +27,23 @@ typedef struct {
     const int *backoff_ms; /* the writer's: > 0 while PostgreSQL is down (pings say so) */
 } s_query_ctx_t;
 
-/* Which peers may ask what: every query on this link today is a gateway's (registration only
- * after the gateway checked the operator token, record status, dead letters from its relay). */
+/* Which peers may ask what: devices, record status and dead letters are the gateways' (a
+ * registration only after the gateway checked the operator token); the relayer catches up with
+ * the stores' records; both may ping. */
 static unsigned s_query_roles(Lcore__V1__Query__BodyCase body)
 {
-    (void)body;
-    return LC_ROLE_GATEWAY;
+    switch (body) {
+    case LCORE__V1__QUERY__BODY_RECORDS_AFTER:
+    case LCORE__V1__QUERY__BODY_STORE_POSITIONS:
+        return LC_ROLE_CHAIN;
+    case LCORE__V1__QUERY__BODY_PING:
+        return LC_ROLE_GATEWAY | LC_ROLE_CHAIN;
+    default:
+        return LC_ROLE_GATEWAY;
+    }
 }
 
-/* One query from a gateway: [identity][Query] -> [identity][QueryReply]. */
+/* One query: [identity][Query] -> [identity][QueryReply]. */
 static void s_answer(zsock_t *router, s_query_ctx_t *ctx)
 {
     zmsg_t *msg = zmsg_recv(router);
@@ -111,11 +121,11 @@ static int s_migrate(const st_config_t *cfg)
 /* PostgreSQL may come up after us (compose, boot order) and `lcore-store migrate` may not have
  * run yet: wait for both, with backoff, not ready meanwhile with the reason (logged once each
  * time it changes). NULL when interrupted. */
-static st_db_t *s_wait_for_schema(const char *dsn, lc_admin_t *admin)
+static st_db_t *s_wait_for_schema(const char *dsn, const char *store_id, lc_admin_t *admin)
 {
     char why[160], said[160] = "";
     for (int delay = 100; !zsys_interrupted; delay = delay < 5000 ? delay * 2 : 5000) {
-        st_db_t *db = st_db_new(dsn, NULL);
+        st_db_t *db = st_db_new(dsn, store_id);
         int rc = db ? st_db_schema_check(db, why, sizeof why) : LC_ERR_UNAVAILABLE;
         if (rc == 0) {
             if (said[0])
@@ -135,6 +145,196 @@ static st_db_t *s_wait_for_schema(const char *dsn, lc_admin_t *admin)
     return NULL;
 }
 
+/* Everything the running store holds, in the order it is made (and unmade in reverse). */
+typedef struct {
+    st_config_t *cfg;
+    lc_metrics_t *metrics;
+    lc_admin_t *admin;
+    st_db_t *db, *qdb; /* the writer's connection (holds the store_id), the queries' */
+    lc_curve_t *curve;
+    zsock_t *sealed, *events, *queries;
+    lc_zmq_peers_t *workers, *subscribers, *askers;
+    st_writer_t *writer;
+    s_query_ctx_t qctx;
+    lc_counter_t *sealed_unauthorized;
+    lc_gauge_t *db_up, *g_workers;
+    int backoff_ms; /* > 0 while the database is down */
+    uint64_t retry_at;
+} s_store_t;
+
+/* LCORE_STORE_ID, or the host name: a word of [A-Za-z0-9._-] (it is a topic segment and a row in
+ * `stores`). Stable across restarts, so that the store's positions go on where they stopped. */
+static int s_store_id(st_config_t *cfg)
+{
+    if (!cfg->store_id[0]) {
+        char host[ST_STORE_ID_MAX + 1] = "store";
+        gethostname(host, sizeof host);
+        host[sizeof host - 1] = '\0';
+        snprintf(cfg->store_id, sizeof cfg->store_id, "%s", host);
+    }
+    size_t len = strlen(cfg->store_id);
+    int ok = len > 0 && len <= ST_STORE_ID_MAX;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = isalnum((unsigned char)cfg->store_id[i]) || strchr("._-", cfg->store_id[i]);
+    if (!ok)
+        fprintf(stderr, "lcore-store: LCORE_STORE_ID '%s' must be 1 to %d of [A-Za-z0-9._-]\n",
+                cfg->store_id, ST_STORE_ID_MAX);
+    return ok ? 0 : -1;
+}
+
+static int s_open_sockets(s_store_t *s)
+{
+    const st_config_t *cfg = s->cfg;
+    lc_zmq_opts_t so = {.name = "sealed",
+                        .type = ZMQ_PULL,
+                        .endpoints = cfg->sealed_bind,
+                        .bind = 1,
+                        .roles = LC_ROLE_CRYPTO,
+                        .hwm = (int)cfg->sealed_hwm,
+                        .max_msg = cfg->max_ciphertext_bytes + LC_ZMQ_ENVELOPE_OVERHEAD};
+    lc_zmq_opts_t eo = {.name = "events",
+                        .type = ZMQ_PUB,
+                        .endpoints = cfg->events_bind,
+                        .bind = 1,
+                        .roles = LC_ROLE_GATEWAY | LC_ROLE_CHAIN,
+                        .hwm = 100000,
+                        .linger_ms = 1000,
+                        .max_msg = LC_ZMQ_SEND_ONLY_MAX};
+    lc_zmq_opts_t qo = {.name = "queries",
+                        .type = ZMQ_ROUTER,
+                        .endpoints = cfg->queries_bind,
+                        .bind = 1,
+                        .roles = LC_ROLE_GATEWAY | LC_ROLE_CHAIN,
+                        .hwm = 1000,
+                        .max_msg = LC_ZMQ_QUERY_MAX};
+    s->sealed = lc_zmq_open(&so, s->curve, &s->workers);
+    s->events = lc_zmq_open(&eo, s->curve, &s->subscribers);
+    s->queries = lc_zmq_open(&qo, s->curve, &s->askers);
+    return s->sealed && s->events && s->queries ? 0 : -1;
+}
+
+static void s_register_metrics(s_store_t *s)
+{
+    lc_metrics_t *m = s->metrics;
+    /* Dead letters arrive from gateways (queries) and from the writer: counted on both. */
+    static const char dl_help[] = "Readings given up on and recorded in dead_letters, by stage";
+    lc_counter_t *dl_crypto = lc_metrics_counter(m, "lcore_store_dead_letters_total", dl_help,
+                                                 "stage=\"crypto\""),
+                 *dl_store = lc_metrics_counter(m, "lcore_store_dead_letters_total", dl_help,
+                                                "stage=\"store\"");
+    st_db_count_dead_letters(s->db, dl_crypto, dl_store);
+    st_db_count_dead_letters(s->qdb, dl_crypto, dl_store);
+    static const char unauth_help[] =
+        "Messages refused because the authenticated peer's role may not send them, by socket";
+    s->sealed_unauthorized = lc_metrics_counter(m, "lcore_store_unauthorized_messages_total",
+                                                unauth_help, "socket=\"sealed\"");
+    s->qctx = (s_query_ctx_t){
+        .queries_db = s->qdb,
+        .curve = s->curve,
+        .unauthorized = lc_metrics_counter(m, "lcore_store_unauthorized_messages_total",
+                                           unauth_help, "socket=\"queries\""),
+        .queries = lc_metrics_counter(m, "lcore_store_queries_total", "Queries answered", NULL),
+        .bad = lc_metrics_counter(m, "lcore_store_bad_messages_total",
+                                  "Messages dropped as undecodable or invalid, by socket",
+                                  "socket=\"queries\""),
+        .backoff_ms = &s->backoff_ms};
+    s->db_up = lc_metrics_gauge(m, "lcore_store_database_up",
+                                "1 when PostgreSQL accepted the last write", NULL);
+    lc_gauge_set(s->db_up, 1);
+    s->g_workers = lc_metrics_gauge(m, "lcore_store_workers_connected",
+                                    "Crypto worker connections on the sealed socket", NULL);
+}
+
+/* Resources in order; 0 when the store can run. */
+static int s_open(s_store_t *s)
+{
+    const st_config_t *cfg = s->cfg;
+    if (!s->metrics || !(s->admin = lc_admin_new(cfg->admin_bind, s->metrics, "store")))
+        return -1;
+    lc_admin_set_ready(s->admin, 0, "connecting to PostgreSQL");
+    if (!(s->db = s_wait_for_schema(cfg->pg_dsn, cfg->store_id, s->admin)) ||
+        !(s->qdb = st_db_new(cfg->pg_dsn, NULL)))
+        return -1;
+    if (!(s->curve = lc_curve_new(&cfg->curve, "store", s->metrics)) || s_open_sockets(s) < 0)
+        return -1;
+    s->writer = st_writer_new(s->db, s->events, (size_t)cfg->batch_max, (int)cfg->batch_wait_ms,
+                              (size_t)cfg->max_ciphertext_bytes, s->metrics);
+    if (!s->writer)
+        return -1;
+    s_register_metrics(s);
+    return 0;
+}
+
+static void s_close(s_store_t *s)
+{
+    st_writer_destroy(&s->writer);
+    lc_zmq_peers_destroy(&s->workers);
+    lc_zmq_peers_destroy(&s->subscribers);
+    lc_zmq_peers_destroy(&s->askers);
+    zsock_destroy(&s->queries);
+    zsock_destroy(&s->events);
+    zsock_destroy(&s->sealed);
+    st_db_destroy(&s->qdb);
+    st_db_destroy(&s->db);
+    lc_curve_destroy(&s->curve);
+    lc_admin_destroy(&s->admin);
+    lc_metrics_destroy(&s->metrics);
+}
+
+/* Writes the pending batch; on failure backs off (doubling, at most 5 s) and says not ready. */
+static void s_flush(s_store_t *s)
+{
+    if (st_writer_flush(s->writer) == 0) {
+        if (s->backoff_ms) {
+            lc_info("database_recovered", NULL);
+            lc_admin_set_ready(s->admin, 1, "");
+            lc_gauge_set(s->db_up, 1);
+        }
+        s->backoff_ms = 0;
+        return;
+    }
+    if (!s->backoff_ms) {
+        lc_warn("database_unavailable", "pending=%zu", st_writer_pending(s->writer));
+        lc_admin_set_ready(s->admin, 0, "PostgreSQL unavailable");
+        lc_gauge_set(s->db_up, 0);
+    }
+    s->backoff_ms = s->backoff_ms ? (s->backoff_ms < 5000 ? s->backoff_ms * 2 : 5000) : 100;
+    s->retry_at = lc_mono_us() + (uint64_t)s->backoff_ms * 1000u;
+}
+
+/* One turn of the loop: answer queries, take sealed records, write when a batch is due.
+ * Returns -1 when polling failed. */
+static int s_turn(s_store_t *s)
+{
+    uint64_t now = lc_mono_us();
+    uint64_t due = s->backoff_ms ? s->retry_at : st_writer_deadline(s->writer);
+    long timeout = 1000;
+    if (due)
+        timeout = due > now ? (long)((due - now + 999) / 1000) : 0;
+    /* While a batch waits for the database, leave new work queued in ZeroMQ: the workers feel
+     * the backpressure instead of the store growing without bound. */
+    int take_sealed = !s->backoff_ms && !st_writer_full(s->writer);
+    zmq_pollitem_t items[2] = {{zsock_resolve(s->queries), 0, ZMQ_POLLIN, 0},
+                               {zsock_resolve(s->sealed), 0, ZMQ_POLLIN, 0}};
+    int n = zmq_poll(items, take_sealed ? 2 : 1, timeout);
+    if (n < 0 && errno != EINTR)
+        return -1;
+    lc_gauge_set(s->g_workers, lc_zmq_peers_update(s->workers));
+    lc_zmq_peers_update(s->subscribers); /* counts refused handshakes */
+    lc_zmq_peers_update(s->askers);
+    if (n > 0 && (items[0].revents & ZMQ_POLLIN))
+        for (int i = 0; i < 100 && (zsock_events(s->queries) & ZMQ_POLLIN); i++)
+            s_answer(s->queries, &s->qctx);
+    if (take_sealed)
+        s_drain_sealed(s->sealed, s->writer, s->curve, s->sealed_unauthorized);
+    now = lc_mono_us();
+    int due_now = st_writer_pending(s->writer) &&
+                  (st_writer_full(s->writer) || now >= st_writer_deadline(s->writer));
+    if (due_now && !(s->backoff_ms && now < s->retry_at))
+        s_flush(s);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static st_config_t cfg;
@@ -144,8 +344,8 @@ int main(int argc, char **argv)
         "The only writer of records to PostgreSQL: batched, idempotent, acked.\n"
         "Commands: (none) run the store, as its own role (LCORE_STORE_DB_ROLE), once the\n"
         "database is migrated (until then /readyz says why, and the store waits);\n"
-        "migrate: apply the schema migrations, then grant the store's and lcore-chain's roles\n"
-        "exactly their privileges; run with LCORE_PG_DSN = the owner role's DSN; idempotent.",
+        "migrate: apply the store's schema migrations, then grant the store's role exactly its\n"
+        "privileges; run with LCORE_PG_DSN = the owner role's DSN; idempotent.",
         &cfg, st_config_opts, st_config_opts_len);
     if (rc >= 0)
         return rc;
@@ -155,154 +355,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "lcore-store: unknown command '%s' (migrate)\n", cmd);
         return 2;
     }
-
+    if (s_store_id(&cfg) < 0)
+        return 2;
     int exit_code = 1;
-    lc_metrics_t *metrics = lc_metrics_new();
-    lc_admin_t *admin = NULL;
-    st_db_t *db = NULL, *qdb = NULL;
-    zsock_t *sealed = NULL, *events = NULL, *queries = NULL;
-    st_writer_t *writer = NULL;
-    lc_curve_t *curve = NULL;
-    lc_zmq_peers_t *workers = NULL, *subscribers = NULL, *askers = NULL;
-    if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "store")))
-        goto out;
-    lc_admin_set_ready(admin, 0, "connecting to PostgreSQL");
-    if (!(db = s_wait_for_schema(cfg.pg_dsn, admin)) || !(qdb = st_db_new(cfg.pg_dsn, NULL)))
-        goto out;
-    if (!(curve = lc_curve_new(&cfg.curve, "store", metrics)))
-        goto out;
-    lc_zmq_opts_t so = {.name = "sealed",
-                        .type = ZMQ_PULL,
-                        .endpoints = cfg.sealed_bind,
-                        .bind = 1,
-                        .roles = LC_ROLE_CRYPTO,
-                        .hwm = (int)cfg.sealed_hwm,
-                        .max_msg = cfg.max_ciphertext_bytes + LC_ZMQ_ENVELOPE_OVERHEAD};
-    lc_zmq_opts_t eo = {.name = "events",
-                        .type = ZMQ_PUB,
-                        .endpoints = cfg.events_bind,
-                        .bind = 1,
-                        .roles = LC_ROLE_GATEWAY | LC_ROLE_CHAIN,
-                        .hwm = 100000,
-                        .linger_ms = 1000,
-                        .max_msg = LC_ZMQ_SEND_ONLY_MAX};
-    lc_zmq_opts_t qo = {.name = "queries",
-                        .type = ZMQ_ROUTER,
-                        .endpoints = cfg.queries_bind,
-                        .bind = 1,
-                        .roles = LC_ROLE_GATEWAY,
-                        .hwm = 1000,
-                        .max_msg = LC_ZMQ_QUERY_MAX};
-    sealed = lc_zmq_open(&so, curve, &workers);
-    events = lc_zmq_open(&eo, curve, &subscribers);
-    queries = lc_zmq_open(&qo, curve, &askers);
-    if (!sealed || !events || !queries)
-        goto out;
-    writer = st_writer_new(db, events, (size_t)cfg.batch_max, (int)cfg.batch_wait_ms,
-                           (size_t)cfg.max_ciphertext_bytes, metrics);
-    if (!writer)
-        goto out;
-    /* Dead letters arrive from gateways (queries) and from the writer: counted on both. */
-    static const char dl_help[] = "Readings given up on and recorded in dead_letters, by stage";
-    lc_counter_t *dl_crypto = lc_metrics_counter(metrics, "lcore_store_dead_letters_total", dl_help,
-                                                 "stage=\"crypto\""),
-                 *dl_store = lc_metrics_counter(metrics, "lcore_store_dead_letters_total", dl_help,
-                                                "stage=\"store\"");
-    st_db_count_dead_letters(db, dl_crypto, dl_store);
-    st_db_count_dead_letters(qdb, dl_crypto, dl_store);
-    int backoff_ms = 0; /* > 0 while the database is down */
-    static const char unauth_help[] =
-        "Messages refused because the authenticated peer's role may not send them, by socket";
-    lc_counter_t *sealed_unauthorized = lc_metrics_counter(
-        metrics, "lcore_store_unauthorized_messages_total", unauth_help, "socket=\"sealed\"");
-    s_query_ctx_t qctx = {
-        .queries_db = qdb,
-        .curve = curve,
-        .unauthorized = lc_metrics_counter(metrics, "lcore_store_unauthorized_messages_total",
-                                           unauth_help, "socket=\"queries\""),
-        .queries =
-            lc_metrics_counter(metrics, "lcore_store_queries_total", "Queries answered", NULL),
-        .bad = lc_metrics_counter(metrics, "lcore_store_bad_messages_total",
-                                  "Messages dropped as undecodable or invalid, by socket",
-                                  "socket=\"queries\""),
-        .backoff_ms = &backoff_ms};
-    lc_gauge_t *db_up = lc_metrics_gauge(metrics, "lcore_store_database_up",
-                                         "1 when PostgreSQL accepted the last write", NULL);
-    lc_gauge_set(db_up, 1);
-    lc_gauge_t *g_workers =
-        lc_metrics_gauge(metrics, "lcore_store_workers_connected",
-                         "Crypto worker connections on the sealed socket", NULL);
-    lc_admin_set_ready(admin, 1, "");
-    lc_info("started", "batch_max=%lld batch_wait_ms=%lld", cfg.batch_max, cfg.batch_wait_ms);
-
-    uint64_t retry_at = 0;
-    while (!zsys_interrupted) {
-        uint64_t now = lc_mono_us();
-        uint64_t due = backoff_ms ? retry_at : st_writer_deadline(writer);
-        long timeout = 1000;
-        if (due)
-            timeout = due > now ? (long)((due - now + 999) / 1000) : 0;
-        /* While a batch waits for the database, leave new work queued in ZeroMQ: the workers
-         * feel the backpressure instead of the store growing without bound. */
-        int take_sealed = !backoff_ms && !st_writer_full(writer);
-        zmq_pollitem_t items[2] = {{zsock_resolve(queries), 0, ZMQ_POLLIN, 0},
-                                   {zsock_resolve(sealed), 0, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(items, take_sealed ? 2 : 1, timeout);
-        if (n < 0 && errno != EINTR)
-            break;
-        lc_gauge_set(g_workers, lc_zmq_peers_update(workers));
-        lc_zmq_peers_update(subscribers); /* counts refused handshakes */
-        lc_zmq_peers_update(askers);
-        if (n > 0 && (items[0].revents & ZMQ_POLLIN))
-            for (int i = 0; i < 100 && (zsock_events(queries) & ZMQ_POLLIN); i++)
-                s_answer(queries, &qctx);
-        if (take_sealed)
-            s_drain_sealed(sealed, writer, curve, sealed_unauthorized);
-        now = lc_mono_us();
-        int due_now = st_writer_pending(writer) &&
-                      (st_writer_full(writer) || now >= st_writer_deadline(writer));
-        if (backoff_ms && now < retry_at)
-            due_now = 0;
-        if (!due_now)
-            continue;
-        if (st_writer_flush(writer) == 0) {
-            if (backoff_ms) {
-                lc_info("database_recovered", NULL);
-                lc_admin_set_ready(admin, 1, "");
-                lc_gauge_set(db_up, 1);
-            }
-            backoff_ms = 0;
-        } else {
-            if (!backoff_ms) {
-                lc_warn("database_unavailable", "pending=%zu", st_writer_pending(writer));
-                lc_admin_set_ready(admin, 0, "PostgreSQL unavailable");
-                lc_gauge_set(db_up, 0);
-            }
-            backoff_ms = backoff_ms ? (backoff_ms < 5000 ? backoff_ms * 2 : 5000) : 100;
-            retry_at = lc_mono_us() + (uint64_t)backoff_ms * 1000u;
-        }
+    s_store_t s = {.cfg = &cfg, .metrics = lc_metrics_new()};
+    if (s_open(&s) == 0) {
+        lc_admin_set_ready(s.admin, 1, "");
+        lc_info("started", "store_id=%s batch_max=%lld batch_wait_ms=%lld", cfg.store_id,
+                cfg.batch_max, cfg.batch_wait_ms);
+        while (!zsys_interrupted && s_turn(&s) == 0)
+            ;
+        lc_info("stopping", "pending=%zu", st_writer_pending(s.writer));
+        lc_admin_set_ready(s.admin, 0, "shutting down");
+        /* Finish what is in hand: a last drain and write. What cannot be written is not acked,
+         * so its gateway redelivers it. */
+        s_drain_sealed(s.sealed, s.writer, s.curve, s.sealed_unauthorized);
+        if (st_writer_flush(s.writer) < 0)
+            lc_warn("shutdown_unwritten", "records=%zu", st_writer_pending(s.writer));
+        exit_code = 0;
     }
-    lc_info("stopping", "pending=%zu", st_writer_pending(writer));
-    lc_admin_set_ready(admin, 0, "shutting down");
-    /* Finish what is in hand: a last drain and write. What cannot be written is not acked, so
-     * its gateway redelivers it. */
-    s_drain_sealed(sealed, writer, curve, sealed_unauthorized);
-    if (st_writer_flush(writer) < 0)
-        lc_warn("shutdown_unwritten", "records=%zu", st_writer_pending(writer));
-    exit_code = 0;
-out:
-    st_writer_destroy(&writer);
-    lc_zmq_peers_destroy(&workers);
-    lc_zmq_peers_destroy(&subscribers);
-    lc_zmq_peers_destroy(&askers);
-    zsock_destroy(&queries);
-    zsock_destroy(&events);
-    zsock_destroy(&sealed);
-    st_db_destroy(&qdb);
-    st_db_destroy(&db);
-    lc_curve_destroy(&curve);
-    lc_admin_destroy(&admin);
-    lc_metrics_destroy(&metrics);
+    s_close(&s);
     lc_info("exited", "code=%d", exit_code);
     return exit_code;
 }

@@ -243,56 +243,57 @@ static int s_dead_letter(st_writer_t *self, const Lcore__V1__SealedRecord *r)
     return st_db_dead_letter(self->db, &dl, &outcome);
 }
 
-int st_writer_flush(st_writer_t *self)
+/* Tells the relayer what one committed insert added, on topic "stored/<store_id>/": it anchors
+ * from these, and asks records_after when it sees one's `after` differ from where it stands (a
+ * message lost to a full queue or a restart). Sent even when every row was a duplicate, so that
+ * the relayer moves past the hole without asking. */
+static void s_publish_stored(st_writer_t *self)
 {
-    if (self->n == 0)
-        return 0;
-    uint64_t t0 = lc_mono_us();
-    size_t inserted = 0;
-    unsigned char *ok = malloc(self->n);
-    if (!ok)
-        return LC_ERR_NOMEM;
-    int rc = st_db_insert_records(self->db, self->batch, self->n, &inserted);
-    size_t dead = 0;
-    if (rc == 0) {
-        memset(ok, S_STORED, self->n);
-    } else if (rc == LC_ERR_INVALID) {
-        /* One row spoils the statement: write them one by one to keep the good ones. */
-        inserted = 0;
-        for (size_t i = 0; i < self->n; i++) {
-            size_t one = 0;
-            int r1 = st_db_insert_records(self->db, &self->batch[i], 1, &one);
-            if (r1 == LC_ERR_UNAVAILABLE) {
-                free(ok);
-                return r1; /* retry the whole batch later; rows already in are absorbed */
-            }
-            ok[i] = r1 == 0 ? S_STORED : S_NOT_ACKED;
-            inserted += one;
-            if (r1 < 0) {
-                const Lcore__V1__SealedRecord *rec = self->batch[i];
-                lc_counter_inc(self->refused);
-                lc_warn("record_refused", "device_id=%s seq=%llu attempt=%u max_attempts=%u",
-                        rec->device_id, (unsigned long long)rec->seq, rec->attempt,
-                        rec->max_attempts);
-                /* Earlier attempts stay unacknowledged: the gateway redelivers them. */
-                if (r1 == LC_ERR_INVALID && rec->max_attempts > 0 &&
-                    rec->attempt >= rec->max_attempts) {
-                    int d = s_dead_letter(self, rec);
-                    if (d == LC_ERR_UNAVAILABLE) {
-                        free(ok);
-                        return d;
-                    }
-                    if (d == 0) {
-                        ok[i] = S_DEAD_LETTERED;
-                        dead++;
-                    }
-                }
+    const Lcore__V1__StoredRecords *ev = st_db_last_written(self->db);
+    char topic[16 + ST_STORE_ID_MAX];
+    snprintf(topic, sizeof topic, "stored/%s/", ev->store_id);
+    if (lc_zmq_send_pb(self->events, topic, &ev->base, ZMQ_DONTWAIT) < 0)
+        lc_debug("stored_event_dropped", "after=%llu upto=%llu", (unsigned long long)ev->after,
+                 (unsigned long long)ev->upto);
+}
+
+/* The batch one row at a time, after the database refused it whole: keeps the good rows, and
+ * dead-letters a refused row on its last allowed delivery. ok[i] says what became of row i.
+ * Returns 0 or LC_ERR_UNAVAILABLE (retry the whole batch later; rows already in are absorbed). */
+static int s_write_one_by_one(st_writer_t *self, unsigned char *ok, size_t *inserted, size_t *dead)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        size_t one = 0;
+        int r1 = st_db_insert_records(self->db, &self->batch[i], 1, &one);
+        if (r1 == LC_ERR_UNAVAILABLE)
+            return r1;
+        ok[i] = r1 == 0 ? S_STORED : S_NOT_ACKED;
+        *inserted += one;
+        if (r1 == 0) {
+            s_publish_stored(self);
+            continue;
+        }
+        const Lcore__V1__SealedRecord *rec = self->batch[i];
+        lc_counter_inc(self->refused);
+        lc_warn("record_refused", "device_id=%s seq=%llu attempt=%u max_attempts=%u",
+                rec->device_id, (unsigned long long)rec->seq, rec->attempt, rec->max_attempts);
+        /* Earlier attempts stay unacknowledged: the gateway redelivers them. */
+        if (r1 == LC_ERR_INVALID && rec->max_attempts > 0 && rec->attempt >= rec->max_attempts) {
+            int d = s_dead_letter(self, rec);
+            if (d == LC_ERR_UNAVAILABLE)
+                return d;
+            if (d == 0) {
+                ok[i] = S_DEAD_LETTERED;
+                (*dead)++;
             }
         }
-    } else {
-        free(ok);
-        return rc;
     }
+    return 0;
+}
+
+/* Metrics of a written batch: commit time, rows, lags of the stored records. */
+static void s_observe(st_writer_t *self, const unsigned char *ok, size_t inserted, uint64_t t0)
+{
     uint64_t t1 = lc_mono_us();
     uint64_t now_wall = lc_now_us();
     lc_histogram_observe(self->commit_seconds, (double)(t1 - t0) / 1e6);
@@ -312,16 +313,34 @@ int st_writer_flush(st_writer_t *self)
     }
     lc_gauge_set(self->last_commit_at, (double)now_wall / 1e6);
     lc_counter_add(self->duplicates, acked - inserted);
-    s_ack(self, ok);
-    if (inserted) {
-        Lcore__V1__StoredRecords ev = LCORE__V1__STORED_RECORDS__INIT;
-        ev.version = 1;
-        ev.upto = st_db_last_written(self->db)->upto;
-        if (lc_zmq_send_pb(self->events, "stored/", &ev.base, ZMQ_DONTWAIT) < 0)
-            lc_debug("stored_event_dropped", "count=%zu", inserted);
+}
+
+int st_writer_flush(st_writer_t *self)
+{
+    if (self->n == 0)
+        return 0;
+    uint64_t t0 = lc_mono_us();
+    size_t inserted = 0, dead = 0;
+    unsigned char *ok = malloc(self->n);
+    if (!ok)
+        return LC_ERR_NOMEM;
+    int rc = st_db_insert_records(self->db, self->batch, self->n, &inserted);
+    if (rc == 0) {
+        memset(ok, S_STORED, self->n);
+        s_publish_stored(self);
+    } else if (rc == LC_ERR_INVALID) {
+        /* One row spoils the statement: write them one by one to keep the good ones. */
+        inserted = 0;
+        rc = s_write_one_by_one(self, ok, &inserted, &dead);
     }
+    if (rc < 0) {
+        free(ok);
+        return rc;
+    }
+    s_observe(self, ok, inserted, t0);
+    s_ack(self, ok);
     lc_debug("batch_written", "rows=%zu inserted=%zu dead_lettered=%zu ms=%.2f", self->n, inserted,
-             dead, (double)(t1 - t0) / 1e3);
+             dead, (double)(lc_mono_us() - t0) / 1e3);
     free(ok);
     s_clear(self);
     return 0;

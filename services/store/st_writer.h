@@ -1,7 +1,7 @@
 /* st_writer.h: the batching writer. Sealed records from the workers are validated, gathered
  * into batches (up to batch_max rows or batch_wait_ms), written in one transaction each, and
  * only then acknowledged to the gateway that sent them (PUB topic "ack/<gateway_id>/") and
- * announced on "stored/". Owned by the store's main loop (single thread). */
+ * announced to the relayer on "stored/<store_id>/" (StoredRecords). Owned by the store's main loop (single thread). */
 #ifndef ST_WRITER_H
 #define ST_WRITER_H
 
