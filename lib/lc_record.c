@@ -18,16 +18,27 @@ void lc_record_id(uint8_t out[LC_RECORD_ID_LEN], const char *device_id, size_t d
     sha256_digest(&st, LC_RECORD_ID_LEN, out);
 }
 
-int lc_device_id_valid(const char *device_id, size_t len)
+/* 1..max bytes of [A-Za-z0-9._:-]. */
+static int s_name_valid(const char *name, size_t len, size_t max)
 {
-    if (len == 0 || len > LC_DEVICE_ID_MAX)
+    if (len == 0 || len > max)
         return 0;
     for (size_t i = 0; i < len; i++) {
-        char c = device_id[i];
+        char c = name[i];
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                  c == '.' || c == '_' || c == ':' || c == '-';
         if (!ok)
             return 0;
     }
     return 1;
+}
+
+int lc_device_id_valid(const char *device_id, size_t len)
+{
+    return s_name_valid(device_id, len, LC_DEVICE_ID_MAX);
+}
+
+int lc_store_id_valid(const char *store_id, size_t len)
+{
+    return s_name_valid(store_id, len, LC_STORE_ID_MAX);
 }

@@ -6,6 +6,7 @@
 
 #define LC_RECORD_ID_LEN 32
 #define LC_DEVICE_ID_MAX 128
+#define LC_STORE_ID_MAX 64
 
 /* record_id = SHA-256("lcore/record" || device_id || seq as 8 bytes big-endian). The fixed-width
  * seq at the end keeps the encoding unambiguous for any device_id length. */
@@ -14,5 +15,9 @@ void lc_record_id(uint8_t out[LC_RECORD_ID_LEN], const char *device_id, size_t d
 
 /* A device id is 1..128 bytes of [A-Za-z0-9._:-]. Returns 1 if valid. */
 int lc_device_id_valid(const char *device_id, size_t len);
+
+/* A store id (the name a store numbers its records under; a topic segment "stored/<id>/") is
+ * 1..64 bytes of the same alphabet. Returns 1 if valid. */
+int lc_store_id_valid(const char *store_id, size_t len);
 
 #endif

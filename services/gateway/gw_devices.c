@@ -25,7 +25,7 @@ typedef struct s_entry {
 } s_entry_t;
 
 struct gw_devices {
-    gw_store_t *store;
+    lc_query_client_t *store;
     int ttl_ms;
     double rate, burst;
     pthread_mutex_t lock;
@@ -41,7 +41,7 @@ static size_t s_hash(const char *s)
     return h % GW_DEV_BUCKETS;
 }
 
-gw_devices_t *gw_devices_new(gw_store_t *store, int ttl_ms, double rate, double burst)
+gw_devices_t *gw_devices_new(lc_query_client_t *store, int ttl_ms, double rate, double burst)
 {
     gw_devices_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -151,7 +151,7 @@ int gw_devices_lookup(gw_devices_t *self, const char *device_id, gw_device_key_t
     q.body_case = LCORE__V1__QUERY__BODY_GET_DEVICE;
     q.get_device = (char *)device_id;
     int err = 0;
-    Lcore__V1__QueryReply *r = gw_store_call(self->store, &q, &err);
+    Lcore__V1__QueryReply *r = lc_query_call(self->store, &q, &err);
     if (!r || r->status == LCORE__V1__QUERY_REPLY__STATUS__ERROR) {
         if (r)
             lcore__v1__query_reply__free_unpacked(r, NULL);
@@ -217,7 +217,7 @@ int gw_devices_register(gw_devices_t *self, const char *device_id, lc_alg_t alg,
     q.body_case = LCORE__V1__QUERY__BODY_REGISTER_DEVICE;
     q.register_device = &dev;
     int err = 0;
-    Lcore__V1__QueryReply *r = gw_store_call(self->store, &q, &err);
+    Lcore__V1__QueryReply *r = lc_query_call(self->store, &q, &err);
     if (!r)
         return LC_ERR_UNAVAILABLE;
     int rc;

@@ -6,7 +6,7 @@
 #ifndef GW_DEVICES_H
 #define GW_DEVICES_H
 
-#include "gw_store.h"
+#include "lc_query.h"
 #include "lc_jws.h"
 
 typedef struct gw_devices gw_devices_t;
@@ -17,7 +17,7 @@ typedef struct {
     size_t public_key_len;
 } gw_device_key_t;
 
-gw_devices_t *gw_devices_new(gw_store_t *store, int ttl_ms, double rate, double burst);
+gw_devices_t *gw_devices_new(lc_query_client_t *store, int ttl_ms, double rate, double burst);
 void gw_devices_destroy(gw_devices_t **self_p);
 
 /* Returns 0 (key written), LC_ERR_NOTFOUND (unknown or revoked) or LC_ERR_UNAVAILABLE. */

@@ -370,7 +370,7 @@ static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const
     q.get_record.data = id;
     q.get_record.len = sizeof id;
     int err = 0;
-    Lcore__V1__QueryReply *r = gw_store_call(self->deps.store, &q, &err);
+    Lcore__V1__QueryReply *r = lc_query_call(self->deps.store, &q, &err);
     if (!r)
         return s_error(self, c, 503, "not_ready", "store unavailable", 1);
     enum MHD_Result ret;

@@ -3,7 +3,7 @@
  * thread pool; TLS when LCORE_GATEWAY_TLS_CERT/KEY are set) serves devices and readers only; the
  * operator API is a route added to the admin listener (lc_admin), next to /metrics, /healthz and
  * /readyz. Reading work goes to gw_ingest, registrations and record lookups to the store
- * through gw_devices / gw_store. */
+ * through gw_devices / lc_query. */
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
 
@@ -19,7 +19,7 @@ typedef struct {
     gw_ingest_t *ingest;
     gw_wal_t *wal;
     gw_devices_t *devices;
-    gw_store_t *store;
+    lc_query_client_t *store;
     lc_admin_t *admin; /* the operator API is added to it, and removed by gw_http_destroy */
     lc_metrics_t *metrics;
 } gw_http_deps_t;

@@ -410,7 +410,7 @@ static int s_dead_letter(gw_relay_t *self, s_entry_t *e)
     q.body_case = LCORE__V1__QUERY__BODY_DEAD_LETTER;
     q.dead_letter = &dl;
     int err = 0;
-    Lcore__V1__QueryReply *reply = gw_store_call(self->opts.store, &q, &err);
+    Lcore__V1__QueryReply *reply = lc_query_call(self->opts.store, &q, &err);
     int rc = reply && reply->status == LCORE__V1__QUERY_REPLY__STATUS__OK ? 0 : LC_ERR_UNAVAILABLE;
     if (rc == 0)
         lc_warn("reading_dead_lettered", "device_id=%s seq=%" PRIu64 " attempts=%u outcome=%s",

@@ -15,7 +15,7 @@
 #ifndef GW_RELAY_H
 #define GW_RELAY_H
 
-#include "gw_store.h"
+#include "lc_query.h"
 #include "gw_wal.h"
 #include "lc_metrics.h"
 
@@ -25,7 +25,7 @@ typedef struct {
     const char *readings_bind;  /* PUSH, bound */
     const char *events_connect; /* SUB, connected */
     const char *gateway_id;
-    gw_store_t *store; /* borrowed: dead letters go through the query socket */
+    lc_query_client_t *store; /* borrowed: dead letters go through the query socket */
     lc_curve_t *curve; /* borrowed: the sockets' CURVE keys */
     int hwm;
     unsigned window;           /* readings sent and awaiting an ack, at most */

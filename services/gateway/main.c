@@ -17,13 +17,13 @@
 
 /* Readiness: the store answers (and can write to PostgreSQL) and the log works. The relay
  * learns from the same ping whether overdue readings are lost or only waiting. */
-static void s_check_ready(gw_store_t *store, gw_relay_t *relay, gw_wal_t *wal, lc_admin_t *admin)
+static void s_check_ready(lc_query_client_t *store, gw_relay_t *relay, gw_wal_t *wal, lc_admin_t *admin)
 {
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_PING;
     q.ping = 1;
     int err = 0;
-    Lcore__V1__QueryReply *r = gw_store_call(store, &q, &err);
+    Lcore__V1__QueryReply *r = lc_query_call(store, &q, &err);
     int store_ok = r && r->status == LCORE__V1__QUERY_REPLY__STATUS__OK;
     gw_relay_set_store_ready(relay, store_ok);
     if (gw_wal_failed(wal))
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     lc_admin_t *admin = NULL;
     lc_keyring_t *ring = NULL;
     lc_curve_t *curve = NULL;
-    gw_store_t *store = NULL;
+    lc_query_client_t *store = NULL;
     gw_relay_t *relay = NULL;
     gw_wal_t *wal = NULL;
     gw_devices_t *devices = NULL;
@@ -88,7 +88,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!(curve = lc_curve_new(&cfg.curve, "gateway", metrics)) ||
-        !(store = gw_store_new(cfg.queries_connect, (int)cfg.query_timeout_ms, curve)))
+        !(store = lc_query_client_new(cfg.queries_connect, LC_ROLE_STORE, (int)cfg.query_timeout_ms, curve)))
         goto out;
     /* The log first: what it holds from a previous run goes out before new readings. */
     gw_relay_opts_t ropts = {.readings_bind = cfg.readings_bind,
@@ -147,7 +147,7 @@ out:
     gw_devices_destroy(&devices);
     gw_relay_destroy(&relay); /* drains acks, logs them */
     gw_wal_destroy(&wal);
-    gw_store_destroy(&store);
+    lc_query_client_destroy(&store);
     lc_curve_destroy(&curve);
     lc_keyring_destroy(&ring);
     lc_admin_destroy(&admin);

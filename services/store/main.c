@@ -3,7 +3,6 @@
  * and answers device and record queries. `lcore-store migrate` (as the owner role) applies the
  * schema and the service roles' grants; the service itself never changes the schema.
  * main: config -> log -> resources -> loop -> teardown in reverse. */
-#include <ctype.h>
 #include <czmq.h>
 #include <errno.h>
 #include <sodium.h>
@@ -13,19 +12,14 @@
 
 #include "lc_http.h"
 #include "lc_log.h"
+#include "lc_query.h"
+#include "lc_record.h"
 #include "lc_service.h"
 #include "lc_zmq.h"
 #include "st_config.h"
 #include "st_db.h"
 #include "st_schema.h"
 #include "st_writer.h"
-
-typedef struct {
-    st_db_t *queries_db;
-    lc_curve_t *curve;
-    lc_counter_t *queries, *bad, *unauthorized;
-    const int *backoff_ms; /* the writer's: > 0 while PostgreSQL is down (pings say so) */
-} s_query_ctx_t;
 
 /* Which peers may ask what: devices, record status and dead letters are the gateways' (a
  * registration only after the gateway checked the operator token); the relayer catches up with
@@ -43,38 +37,24 @@ static unsigned s_query_roles(Lcore__V1__Query__BodyCase body)
     }
 }
 
-/* One query: [identity][Query] -> [identity][QueryReply]. */
-static void s_answer(zsock_t *router, s_query_ctx_t *ctx)
+/* The queries link's answers come from their own connection (a query never waits behind a
+ * write batch's transaction); a ping says whether the writer can write (not while it backs off
+ * because PostgreSQL is down). */
+typedef struct {
+    st_db_t *db;
+    const int *backoff_ms;
+} s_answer_ctx_t;
+
+static void s_answer(void *ctx, const Lcore__V1__Query *q, Lcore__V1__QueryReply *reply)
 {
-    zmsg_t *msg = zmsg_recv(router);
-    if (!msg)
-        return;
-    zframe_t *id = zmsg_pop(msg);
-    zframe_t *body = zmsg_last(msg);
-    Lcore__V1__Query *q =
-        (id && body) ? lcore__v1__query__unpack(NULL, zframe_size(body), zframe_data(body)) : NULL;
-    if (!q || q->version != 1) {
-        lc_counter_inc(ctx->bad);
-        goto out;
-    }
-    if (!lc_curve_from(ctx->curve, zframe_meta(body, "User-Id"), s_query_roles(q->body_case))) {
-        lc_counter_inc(ctx->unauthorized);
-        lc_warn("query_unauthorized", "peer=%s query=%d", zframe_meta(body, "User-Id"),
-                (int)q->body_case);
-        goto out;
-    }
-    lc_counter_inc(ctx->queries);
-    Lcore__V1__QueryReply reply = LCORE__V1__QUERY_REPLY__INIT;
-    st_db_answer(ctx->queries_db, q, *ctx->backoff_ms == 0, &reply);
-    if (zframe_send(&id, router, ZFRAME_MORE | ZFRAME_REUSE) == 0)
-        if (lc_zmq_send_pb(router, NULL, &reply.base, ZMQ_DONTWAIT) < 0)
-            lc_debug("query_reply_dropped", "request_id=%llu", (unsigned long long)q->request_id);
-    st_db_reply_clear(&reply);
-out:
-    if (q)
-        lcore__v1__query__free_unpacked(q, NULL);
-    zframe_destroy(&id);
-    zmsg_destroy(&msg);
+    const s_answer_ctx_t *a = ctx;
+    st_db_answer(a->db, q, *a->backoff_ms == 0, reply);
+}
+
+static void s_clear(void *ctx, Lcore__V1__QueryReply *reply)
+{
+    (void)ctx;
+    st_db_reply_clear(reply);
 }
 
 /* Takes every sealed record already queued, up to a full batch, without blocking. Only a crypto
@@ -155,31 +135,29 @@ typedef struct {
     zsock_t *sealed, *events, *queries;
     lc_zmq_peers_t *workers, *subscribers, *askers;
     st_writer_t *writer;
-    s_query_ctx_t qctx;
+    s_answer_ctx_t answer_ctx;
+    lc_query_server_t server;
     lc_counter_t *sealed_unauthorized;
     lc_gauge_t *db_up, *g_workers;
     int backoff_ms; /* > 0 while the database is down */
     uint64_t retry_at;
 } s_store_t;
 
-/* LCORE_STORE_ID, or the host name: a word of [A-Za-z0-9._-] (it is a topic segment and a row in
+/* LCORE_STORE_ID, or the host name: a word of [A-Za-z0-9._:-] (it is a topic segment and a row in
  * `stores`). Stable across restarts, so that the store's positions go on where they stopped. */
 static int s_store_id(st_config_t *cfg)
 {
     if (!cfg->store_id[0]) {
-        char host[ST_STORE_ID_MAX + 1] = "store";
+        char host[LC_STORE_ID_MAX + 1] = "store";
         gethostname(host, sizeof host);
         host[sizeof host - 1] = '\0';
         snprintf(cfg->store_id, sizeof cfg->store_id, "%s", host);
     }
-    size_t len = strlen(cfg->store_id);
-    int ok = len > 0 && len <= ST_STORE_ID_MAX;
-    for (size_t i = 0; ok && i < len; i++)
-        ok = isalnum((unsigned char)cfg->store_id[i]) || strchr("._-", cfg->store_id[i]);
-    if (!ok)
-        fprintf(stderr, "lcore-store: LCORE_STORE_ID '%s' must be 1 to %d of [A-Za-z0-9._-]\n",
-                cfg->store_id, ST_STORE_ID_MAX);
-    return ok ? 0 : -1;
+    if (lc_store_id_valid(cfg->store_id, strlen(cfg->store_id)))
+        return 0;
+    fprintf(stderr, "lcore-store: LCORE_STORE_ID '%s' must be 1 to %d of [A-Za-z0-9._:-]\n",
+            cfg->store_id, LC_STORE_ID_MAX);
+    return -1;
 }
 
 static int s_open_sockets(s_store_t *s)
@@ -224,20 +202,17 @@ static void s_register_metrics(s_store_t *s)
                                                 "stage=\"store\"");
     st_db_count_dead_letters(s->db, dl_crypto, dl_store);
     st_db_count_dead_letters(s->qdb, dl_crypto, dl_store);
-    static const char unauth_help[] =
-        "Messages refused because the authenticated peer's role may not send them, by socket";
-    s->sealed_unauthorized = lc_metrics_counter(m, "lcore_store_unauthorized_messages_total",
-                                                unauth_help, "socket=\"sealed\"");
-    s->qctx = (s_query_ctx_t){
-        .queries_db = s->qdb,
-        .curve = s->curve,
-        .unauthorized = lc_metrics_counter(m, "lcore_store_unauthorized_messages_total",
-                                           unauth_help, "socket=\"queries\""),
-        .queries = lc_metrics_counter(m, "lcore_store_queries_total", "Queries answered", NULL),
-        .bad = lc_metrics_counter(m, "lcore_store_bad_messages_total",
-                                  "Messages dropped as undecodable or invalid, by socket",
-                                  "socket=\"queries\""),
-        .backoff_ms = &s->backoff_ms};
+    s->sealed_unauthorized = lc_metrics_counter(
+        m, "lcore_store_unauthorized_messages_total",
+        "Messages refused because the authenticated peer's role may not send them, by socket",
+        "socket=\"sealed\"");
+    s->answer_ctx = (s_answer_ctx_t){.db = s->qdb, .backoff_ms = &s->backoff_ms};
+    s->server = (lc_query_server_t){.roles = s_query_roles,
+                                    .answer = s_answer,
+                                    .clear = s_clear,
+                                    .ctx = &s->answer_ctx,
+                                    .curve = s->curve};
+    lc_query_server_count(&s->server, m, "lcore_store");
     s->db_up = lc_metrics_gauge(m, "lcore_store_database_up",
                                 "1 when PostgreSQL accepted the last write", NULL);
     lc_gauge_set(s->db_up, 1);
@@ -323,8 +298,7 @@ static int s_turn(s_store_t *s)
     lc_zmq_peers_update(s->subscribers); /* counts refused handshakes */
     lc_zmq_peers_update(s->askers);
     if (n > 0 && (items[0].revents & ZMQ_POLLIN))
-        for (int i = 0; i < 100 && (zsock_events(s->queries) & ZMQ_POLLIN); i++)
-            s_answer(s->queries, &s->qctx);
+        lc_query_serve(s->queries, &s->server, 100);
     if (take_sealed)
         s_drain_sealed(s->sealed, s->writer, s->curve, s->sealed_unauthorized);
     now = lc_mono_us();

@@ -4,11 +4,12 @@
 
 #include "lc_cfg.h"
 #include "lc_curve.h"
+#include "lc_record.h"
 
 typedef struct {
     char admin_bind[64];
     char pg_dsn[1024];
-    char store_id[65]; /* ST_STORE_ID_MAX + 1 */
+    char store_id[LC_STORE_ID_MAX + 1];
     char store_db_role[64]; /* PostgreSQL identifiers: at most 63 bytes */
     char chain_db_role[64];
     char sealed_bind[512];

@@ -9,6 +9,7 @@
 
 #include "lc_common.h"
 #include "lc_metrics.h"
+#include "lc_record.h"
 #include "lcore.pb-c.h"
 
 typedef struct st_db st_db_t;
@@ -22,7 +23,7 @@ typedef enum {
     ST_ALREADY_STORED,        /* its record is in `records`: nothing to record */
 } st_dead_letter_outcome_t;
 
-#define ST_STORE_ID_MAX 64 /* bytes of a store_id */
+#define ST_STORE_ID_MAX LC_STORE_ID_MAX /* bytes of a store_id (lc_record.h) */
 
 /* Connects (no retry here) as the store `store_id` (LCORE_STORE_ID): takes that store_id's
  * session advisory lock (one process per store_id: positions are numbered by the holder) and
