@@ -14,6 +14,9 @@ typedef struct {
     char owner_key_file[512];
     char contract[64];
     char events_connect[512];
+    char store_queries_connect[512];
+    char queries_bind[512];
+    long long catch_up_ms;
     long long confirmations;
     long long finality;
     long long batch_max;

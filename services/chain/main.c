@@ -11,7 +11,9 @@
 
 #include "ch_config.h"
 #include "ch_db.h"
+#include "ch_feed.h"
 #include "ch_key.h"
+#include "ch_query.h"
 #include "ch_relayer.h"
 #include "ch_rpc.h"
 #include "lc_codec.h"
@@ -131,24 +133,142 @@ out:
     return ret;
 }
 
-/* Waits up to timeout_ms for wake-up events and drains them; returns 1 if any arrived. An event
- * does not start the next tick before not_before (zclock_mono): under load the store announces
- * a commit every few milliseconds, and one tick reads everything they announce. */
-static int s_wait(zsock_t *events, int timeout_ms, int64_t not_before)
+/* Waits up to timeout_ms for the stores' messages. Once one is there, the next turn does not
+ * start before not_before (zclock_mono): under load a store commits every few milliseconds, and
+ * one turn takes in everything that came meanwhile. */
+static void s_wait(zsock_t *events, int timeout_ms, int64_t not_before)
 {
-    int woke = 0;
     zmq_pollitem_t item = {zsock_resolve(events), 0, ZMQ_POLLIN, 0};
     if (zmq_poll(&item, 1, timeout_ms) > 0) {
         int64_t rest = not_before - zclock_mono();
         if (rest > 0 && !zsys_interrupted)
             zclock_sleep((int)rest);
-        zmsg_t *m;
-        while ((zsock_events(events) & ZMQ_POLLIN) && (m = zmsg_recv(events))) {
-            zmsg_destroy(&m);
-            woke = 1;
-        }
     }
-    return woke;
+}
+
+/* The commands other than running the relayer: address, deploy. Returns the exit code, or -1
+ * when there is no command (run the relayer). */
+static int s_command(const char *cmd, const ch_config_t *cfg, lc_ethtx_signer_t *signer,
+                     lc_metrics_t *metrics)
+{
+    if (cmd && strcmp(cmd, "address") == 0) {
+        char from_text[LC_ETH_ADDR_HEX_LEN + 1];
+        lc_eth_address_format(from_text, lc_ethtx_signer_address(signer));
+        printf("%s\n", from_text);
+        return 0;
+    }
+    int rc = s_refuse_dev_key(cfg, signer, "LCORE_CHAIN_KEY_FILE");
+    if (rc != 0)
+        return rc;
+    if (cmd && strcmp(cmd, "deploy") == 0) {
+        lc_ethtx_signer_t *owner = cfg->owner_key_file[0] ? ch_key_load(cfg->owner_key_file) : NULL;
+        if (cfg->owner_key_file[0] && !owner)
+            rc = 2;
+        else if (!owner || !(rc = s_refuse_dev_key(cfg, owner, "LCORE_CHAIN_OWNER_KEY_FILE")))
+            rc = s_deploy(cfg, owner ? owner : signer, signer, metrics);
+        lc_ethtx_signer_destroy(&owner);
+        return rc;
+    }
+    if (cmd) {
+        fprintf(stderr, "lcore-chain: unknown command '%s' (deploy, keygen, address)\n", cmd);
+        return 2;
+    }
+    return -1;
+}
+
+/* Everything the running relayer holds, made in this order and unmade in reverse. */
+typedef struct {
+    const ch_config_t *cfg;
+    lc_ethtx_signer_t *signer;
+    lc_metrics_t *metrics;
+    lc_admin_t *admin;
+    ch_rpc_t *rpc;
+    ch_db_t *db;
+    lc_curve_t *curve;
+    ch_feed_t *feed;
+    ch_query_t *query;
+    ch_relayer_t *relayer;
+    uint8_t contract[20];
+    int chain_checked;
+} s_chain_t;
+
+/* Resources in order: 0, -1 (logged), or 2 for a configuration error. */
+static int s_open(s_chain_t *c)
+{
+    const ch_config_t *cfg = c->cfg;
+    if (lc_eth_address_parse(c->contract, cfg->contract, strlen(cfg->contract)) != 0) {
+        fprintf(stderr, "lcore-chain: LCORE_CONTRACT_ADDRESS '%s' is not an address\n",
+                cfg->contract);
+        return 2;
+    }
+    if (!c->metrics || !(c->admin = lc_admin_new(cfg->admin_bind, c->metrics, "chain")))
+        return -1;
+    lc_admin_set_ready(c->admin, 0, "connecting");
+    if (!(c->rpc = ch_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, c->metrics)))
+        return -1;
+    /* The schema comes from `lcore-chain migrate`: wait for it, and for PostgreSQL. */
+    for (int delay = 100; !(c->db = ch_db_new(cfg->pg_dsn));
+         delay = delay < 5000 ? delay * 2 : 5000) {
+        if (zsys_interrupted)
+            return -1;
+        zclock_sleep(delay);
+    }
+    if (!(c->curve = lc_curve_new(&cfg->curve, "chain", c->metrics)) ||
+        !(c->feed = ch_feed_new(cfg, c->db, c->curve, c->metrics)) ||
+        !(c->query = ch_query_new(cfg, c->curve, c->metrics, c->contract)) ||
+        !(c->relayer = ch_relayer_new(cfg, c->db, c->rpc, c->signer, c->contract, c->metrics)))
+        return -1;
+    return 0;
+}
+
+static void s_close(s_chain_t *c)
+{
+    ch_relayer_destroy(&c->relayer);
+    ch_query_destroy(&c->query);
+    ch_feed_destroy(&c->feed);
+    lc_curve_destroy(&c->curve);
+    ch_db_destroy(&c->db);
+    ch_rpc_destroy(&c->rpc);
+    lc_admin_destroy(&c->admin);
+}
+
+/* 0 once the RPC endpoints serve the configured chain, 1 while none answers, 2 (logged) when
+ * they serve another chain. */
+static int s_check_chain(s_chain_t *c)
+{
+    uint64_t id = 0;
+    ch_rpc_error_t err;
+    if (c->chain_checked || ch_rpc_chain_id(c->rpc, &id, &err) != 0)
+        return c->chain_checked ? 0 : 1;
+    if (id != (uint64_t)c->cfg->chain_id) {
+        lc_error("wrong_chain", "rpc_chain_id=%llu configured=%lld", (unsigned long long)id,
+                 c->cfg->chain_id);
+        return 2;
+    }
+    c->chain_checked = 1;
+    return 0;
+}
+
+/* One turn: take in what the stores committed, then one relayer round. Returns 0, or 2 when the
+ * RPC serves the wrong chain. */
+static int s_turn(s_chain_t *c)
+{
+    int64_t tick_at = zclock_mono();
+    int checked = s_check_chain(c);
+    if (checked == 2)
+        return 2;
+    int fed = ch_feed_run(c->feed);
+    int rc = checked == 0 ? ch_relayer_tick(c->relayer) : LC_ERR_UNAVAILABLE;
+    if (rc == LC_ERR_UNAVAILABLE || fed == LC_ERR_UNAVAILABLE)
+        lc_admin_set_ready(c->admin, 0, "RPC endpoints or PostgreSQL unavailable");
+    else
+        lc_admin_set_ready(c->admin, 1, "");
+    /* Turns woken by the stores are at least this far apart: small next to the anchor window,
+     * so an anchor still closes when it is full or its window ends (within the gap). */
+    int64_t window = c->cfg->batch_window_ms;
+    int64_t gap_ms = window / 10 < 50 ? window / 10 : 50;
+    s_wait(ch_feed_events(c->feed), (int)c->cfg->poll_ms, tick_at + gap_ms);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -156,128 +276,40 @@ int main(int argc, char **argv)
     static ch_config_t cfg;
     const char *cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
     int rc = lc_service_start(cmd ? 1 : argc, argv, "lcore-chain",
-                              "Chain relayer: anchors batches of records on an EVM chain.\n"
+                              "Chain relayer: anchors the stores' records on an EVM chain.\n"
                               "Commands: (none) run the relayer; deploy; keygen; address.",
                               &cfg, ch_config_opts, ch_config_opts_len);
     if (rc >= 0)
         return rc;
     if (cmd && strcmp(cmd, "keygen") == 0) {
         rc = ch_key_generate(cfg.key_file);
-        if (rc < 0)
+        if (rc < 0) {
             fprintf(stderr, "lcore-chain keygen: %s: %s\n", cfg.key_file, lc_strerror(rc));
-        cmd = "address";
-        if (rc < 0)
             return 1;
-    }
-    lc_ethtx_signer_t *signer = ch_key_load(cfg.key_file);
-    if (!signer)
-        return 2;
-    char from_text[LC_ETH_ADDR_HEX_LEN + 1];
-    lc_eth_address_format(from_text, lc_ethtx_signer_address(signer));
-    int exit_code = 1;
-    lc_metrics_t *metrics = lc_metrics_new();
-    lc_admin_t *admin = NULL;
-    ch_db_t *db = NULL;
-    ch_rpc_t *rpc = NULL;
-    ch_relayer_t *relayer = NULL;
-    zsock_t *events = NULL;
-    lc_curve_t *curve = NULL;
-    lc_zmq_peers_t *store_peers = NULL;
-    uint8_t contract[20];
-    if (cmd && strcmp(cmd, "address") == 0) {
-        printf("%s\n", from_text);
-        exit_code = 0;
-        goto out;
-    }
-    if ((exit_code = s_refuse_dev_key(&cfg, signer, "LCORE_CHAIN_KEY_FILE")) != 0)
-        goto out;
-    exit_code = 1;
-    if (cmd && strcmp(cmd, "deploy") == 0) {
-        lc_ethtx_signer_t *owner = cfg.owner_key_file[0] ? ch_key_load(cfg.owner_key_file) : NULL;
-        if (cfg.owner_key_file[0] && !owner)
-            exit_code = 2;
-        else if (!owner ||
-                 !(exit_code = s_refuse_dev_key(&cfg, owner, "LCORE_CHAIN_OWNER_KEY_FILE")))
-            exit_code = s_deploy(&cfg, owner ? owner : signer, signer, metrics);
-        lc_ethtx_signer_destroy(&owner);
-        goto out;
-    }
-    if (cmd) {
-        fprintf(stderr, "lcore-chain: unknown command '%s' (deploy, keygen, address)\n", cmd);
-        exit_code = 2;
-        goto out;
-    }
-    if (lc_eth_address_parse(contract, cfg.contract, strlen(cfg.contract)) != 0) {
-        fprintf(stderr, "lcore-chain: LCORE_CONTRACT_ADDRESS '%s' is not an address\n",
-                cfg.contract);
-        exit_code = 2;
-        goto out;
-    }
-    if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "chain")))
-        goto out;
-    lc_admin_set_ready(admin, 0, "connecting");
-    if (!(rpc = ch_rpc_new(cfg.rpc, (int)cfg.rpc_timeout_ms, metrics)))
-        goto out;
-    /* The schema comes from lcore-store's migrations: wait for it, and for PostgreSQL. */
-    for (int delay = 100; !(db = ch_db_new(cfg.pg_dsn)); delay = delay < 5000 ? delay * 2 : 5000) {
-        if (zsys_interrupted)
-            goto out;
-        zclock_sleep(delay);
-    }
-    lc_zmq_opts_t eo = {.name = "events",
-                        .type = ZMQ_SUB,
-                        .endpoints = cfg.events_connect,
-                        .roles = LC_ROLE_STORE,
-                        .hwm = 1000,
-                        .max_msg = LC_ZMQ_EVENT_MAX};
-    if (!(curve = lc_curve_new(&cfg.curve, "chain", metrics)) ||
-        !(events = lc_zmq_open(&eo, curve, &store_peers)))
-        goto out;
-    zsock_set_subscribe(events, "stored/");
-    if (!(relayer = ch_relayer_new(&cfg, db, rpc, signer, contract, metrics)))
-        goto out;
-    lc_info("started", "relayer=%s contract=%s chain_id=%lld confirmations=%lld batch_max=%lld",
-            from_text, cfg.contract, cfg.chain_id, cfg.confirmations, cfg.batch_max);
-
-    /* Ticks woken by events are at least this far apart: small next to the batch window, so a
-     * batch still closes when it is full or its window ends (within the gap). */
-    int64_t gap_ms = cfg.batch_window_ms / 10 < 50 ? cfg.batch_window_ms / 10 : 50;
-    int chain_checked = 0;
-    while (!zsys_interrupted) {
-        int64_t tick_at = zclock_mono();
-        if (!chain_checked) {
-            uint64_t id = 0;
-            ch_rpc_error_t err;
-            if (ch_rpc_chain_id(rpc, &id, &err) == 0) {
-                if (id != (uint64_t)cfg.chain_id) {
-                    lc_error("wrong_chain", "rpc_chain_id=%llu configured=%lld",
-                             (unsigned long long)id, cfg.chain_id);
-                    exit_code = 2;
-                    goto out;
-                }
-                chain_checked = 1;
-            }
         }
-        rc = chain_checked ? ch_relayer_tick(relayer) : LC_ERR_UNAVAILABLE;
-        if (rc == LC_ERR_UNAVAILABLE)
-            lc_admin_set_ready(admin, 0, "RPC endpoints or PostgreSQL unavailable");
-        else
-            lc_admin_set_ready(admin, 1, "");
-        s_wait(events, (int)cfg.poll_ms, tick_at + gap_ms);
-        lc_zmq_peers_update(store_peers); /* counts refused handshakes and drops */
+        cmd = "address";
     }
-    lc_info("stopping", "reason=signal");
-    exit_code = 0;
-out:
-    ch_relayer_destroy(&relayer);
-    lc_zmq_peers_destroy(&store_peers);
-    zsock_destroy(&events);
-    lc_curve_destroy(&curve);
-    ch_db_destroy(&db);
-    ch_rpc_destroy(&rpc);
-    lc_admin_destroy(&admin);
-    lc_metrics_destroy(&metrics);
-    lc_ethtx_signer_destroy(&signer);
-    lc_info("exited", "code=%d", exit_code);
+    s_chain_t c = {.cfg = &cfg, .signer = ch_key_load(cfg.key_file), .metrics = lc_metrics_new()};
+    int exit_code = c.signer ? s_command(cmd, &cfg, c.signer, c.metrics) : 2;
+    if (exit_code < 0) {
+        exit_code = s_open(&c);
+        if (exit_code == 0) {
+            char from[LC_ETH_ADDR_HEX_LEN + 1];
+            lc_eth_address_format(from, lc_ethtx_signer_address(c.signer));
+            lc_info("started",
+                    "relayer=%s contract=%s chain_id=%lld confirmations=%lld "
+                    "batch_max=%lld",
+                    from, cfg.contract, cfg.chain_id, cfg.confirmations, cfg.batch_max);
+            while (!zsys_interrupted && exit_code == 0)
+                exit_code = s_turn(&c);
+            if (exit_code == 0)
+                lc_info("stopping", "reason=signal");
+        }
+        exit_code = exit_code < 0 ? 1 : exit_code;
+        s_close(&c);
+        lc_info("exited", "code=%d", exit_code);
+    }
+    lc_metrics_destroy(&c.metrics);
+    lc_ethtx_signer_destroy(&c.signer);
     return exit_code;
 }
