@@ -159,7 +159,8 @@ void lc_query_server_count(lc_query_server_t *srv, lc_metrics_t *m, const char *
                                   "socket=\"queries\"");
     snprintf(name, sizeof name, "%s_unauthorized_messages_total", prefix);
     srv->unauthorized = lc_metrics_counter(
-        m, name, "Messages refused because the authenticated peer's role may not send them, by socket",
+        m, name,
+        "Messages refused because the authenticated peer's role may not send them, by socket",
         "socket=\"queries\"");
 }
 

@@ -18,6 +18,7 @@ typedef struct {
     char readings_bind[512];
     char events_connect[512];
     char queries_connect[512];
+    char chain_queries_connect[512];
     long long max_reading_bytes;
     long long max_batch_bytes;
     long long query_timeout_ms;

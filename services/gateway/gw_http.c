@@ -48,6 +48,7 @@ struct gw_http {
     lc_counter_t *responses[N_CODES];
     lc_histogram_t *latency[ROUTE_COUNT];
     lc_gauge_t *waiting;
+    lc_counter_t *chain_unanswered;
 };
 
 /* Per-request state, created on the first call for a connection's request. A request whose
@@ -102,7 +103,7 @@ static json_t *s_hex_json(const uint8_t *b, size_t n)
 }
 
 /* "0x"-prefixed hex, the way chain tools and OpenZeppelin's libraries spell bytes32. */
-__attribute__((unused)) static json_t *s_hex0x(const uint8_t *b, size_t n)
+static json_t *s_hex0x(const uint8_t *b, size_t n)
 {
     char hex[2 + 2 * 64 + 1] = "0x";
     if (n > 64 || lc_hex_encode(hex + 2, sizeof hex - 2, b, n) < 0)
@@ -359,6 +360,42 @@ out:
     return ret;
 }
 
+/* The chain's part of a record's status: once its anchor is mined, the leaf, the proof and the
+ * anchor ("batch" in the API: id, root, tx_hash, block, confirmations), and the status becomes
+ * the anchor's. While the relayer has not taken the record in, has not anchored it yet, or does
+ * not answer, the record is "stored" with no anchor (leaf null, proof [], batch null). */
+static void s_add_anchor(gw_http_t *self, const uint8_t id[LC_RECORD_ID_LEN], json_t *rec)
+{
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    q.body_case = LCORE__V1__QUERY__BODY_GET_ANCHOR;
+    q.get_anchor.data = (uint8_t *)id;
+    q.get_anchor.len = LC_RECORD_ID_LEN;
+    int err = 0;
+    Lcore__V1__QueryReply *r = lc_query_call(self->deps.chain, &q, &err);
+    const Lcore__V1__AnchorInfo *a = r ? r->anchor : NULL;
+    if (r && r->status == LCORE__V1__QUERY_REPLY__STATUS__OK && a && a->status &&
+        strcmp(a->status, "pending") != 0 && a->leaf.len == 32 && a->root.len == 32) {
+        json_t *proof = json_array();
+        for (size_t i = 0; i < a->n_proof; i++)
+            json_array_append_new(proof, s_hex0x(a->proof[i].data, a->proof[i].len));
+        json_object_set_new(rec, "status", json_string(a->status));
+        json_object_set_new(rec, "leaf", s_hex0x(a->leaf.data, 32));
+        json_object_set_new(rec, "proof", proof);
+        json_object_set_new(
+            rec, "batch",
+            json_pack("{s:I, s:o, s:o, s:I, s:I}", "id", (json_int_t)a->anchor_id, "root",
+                      s_hex0x(a->root.data, 32), "tx_hash",
+                      a->tx_hash.len == 32 ? s_hex0x(a->tx_hash.data, 32) : json_null(), "block",
+                      (json_int_t)a->block_number, "confirmations", (json_int_t)a->confirmations));
+    } else if (!r || (r->status != LCORE__V1__QUERY_REPLY__STATUS__OK &&
+                      r->status != LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND)) {
+        lc_counter_inc(self->chain_unanswered);
+    }
+    if (r)
+        lcore__v1__query_reply__free_unpacked(r, NULL);
+}
+
+/* GET /v1/records/{id}: the store's record (404 when it has none), with the chain's part. */
 static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const char *hex)
 {
     uint8_t id[LC_RECORD_ID_LEN];
@@ -373,33 +410,35 @@ static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const
     Lcore__V1__QueryReply *r = lc_query_call(self->deps.store, &q, &err);
     if (!r)
         return s_error(self, c, 503, "not_ready", "store unavailable", 1);
-    enum MHD_Result ret;
     if (r->status == LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND) {
-        ret = s_error(self, c, 404, "not_found",
-                      "no stored record with this id (it may still be in flight)", 0);
-    } else if (r->status != LCORE__V1__QUERY_REPLY__STATUS__OK || !r->record) {
-        ret = s_error(self, c, 503, "not_ready", r->message ? r->message : "store error", 1);
-    } else {
-        const Lcore__V1__RecordInfo *ri = r->record;
-        char stored_at[96];
-        time_t secs = (time_t)(ri->stored_at_us / 1000000u);
-        struct tm tm;
-        gmtime_r(&secs, &tm);
-        snprintf(stored_at, sizeof stored_at, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 (unsigned)(ri->stored_at_us % 1000000u));
-        json_t *proof = json_array(), *batch = json_null(), *leaf = json_null();
-        ret = s_json(self, c, 200,
-                     json_pack("{s:o, s:s, s:I, s:I, s:s, s:i, s:s, s:o, s:o, s:o, s:o}",
-                               "record_id", s_hex_json(ri->record_id.data, ri->record_id.len),
-                               "device_id", ri->device_id, "seq", (json_int_t)ri->seq, "ts",
-                               (json_int_t)ri->device_ts_ms, "status", ri->status, "key_version",
-                               (int)ri->key_version, "stored_at", stored_at, "envelope_hash",
-                               s_hex_json(ri->envelope_hash.data, ri->envelope_hash.len), "leaf",
-                               leaf, "proof", proof, "batch", batch));
+        lcore__v1__query_reply__free_unpacked(r, NULL);
+        return s_error(self, c, 404, "not_found",
+                       "no stored record with this id (it may still be in flight)", 0);
     }
+    if (r->status != LCORE__V1__QUERY_REPLY__STATUS__OK || !r->record) {
+        enum MHD_Result ret =
+            s_error(self, c, 503, "not_ready", r->message ? r->message : "store error", 1);
+        lcore__v1__query_reply__free_unpacked(r, NULL);
+        return ret;
+    }
+    const Lcore__V1__RecordInfo *ri = r->record;
+    char stored_at[96];
+    time_t secs = (time_t)(ri->stored_at_us / 1000000u);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(stored_at, sizeof stored_at, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(ri->stored_at_us % 1000000u));
+    json_t *rec = json_pack(
+        "{s:o, s:s, s:I, s:I, s:s, s:i, s:s, s:o, s:n, s:[], s:n}", "record_id",
+        s_hex_json(ri->record_id.data, ri->record_id.len), "device_id", ri->device_id, "seq",
+        (json_int_t)ri->seq, "ts", (json_int_t)ri->device_ts_ms, "status", ri->status,
+        "key_version", (int)ri->key_version, "stored_at", stored_at, "envelope_hash",
+        s_hex_json(ri->envelope_hash.data, ri->envelope_hash.len), "leaf", "proof", "batch");
     lcore__v1__query_reply__free_unpacked(r, NULL);
-    return ret;
+    if (rec)
+        s_add_anchor(self, id, rec);
+    return s_json(self, c, 200, rec);
 }
 
 /* The route of a request on `listener`; a route of the other listener is ROUTE_OTHER (404). */
@@ -677,6 +716,9 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
         self->responses[i] = lc_metrics_counter(deps->metrics, "lcore_gateway_responses_total",
                                                 "HTTP responses by status code", l);
     }
+    self->chain_unanswered = lc_metrics_counter(
+        deps->metrics, "lcore_gateway_chain_unanswered_total",
+        "Record lookups answered without the chain's part: the relayer did not answer", NULL);
     if (s_listen(self) < 0) {
         free(self);
         return NULL;

@@ -20,7 +20,8 @@ typedef struct {
     gw_wal_t *wal;
     gw_devices_t *devices;
     lc_query_client_t *store;
-    lc_admin_t *admin; /* the operator API is added to it, and removed by gw_http_destroy */
+    lc_query_client_t *chain; /* record status: the anchor part */
+    lc_admin_t *admin;        /* the operator API is added to it, and removed by gw_http_destroy */
     lc_metrics_t *metrics;
 } gw_http_deps_t;
 

@@ -26,7 +26,7 @@ typedef struct {
     const char *events_connect; /* SUB, connected */
     const char *gateway_id;
     lc_query_client_t *store; /* borrowed: dead letters go through the query socket */
-    lc_curve_t *curve; /* borrowed: the sockets' CURVE keys */
+    lc_curve_t *curve;        /* borrowed: the sockets' CURVE keys */
     int hwm;
     unsigned window;           /* readings sent and awaiting an ack, at most */
     unsigned redeliver_ms;     /* first redelivery timeout; doubles per attempt */

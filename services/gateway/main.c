@@ -17,7 +17,8 @@
 
 /* Readiness: the store answers (and can write to PostgreSQL) and the log works. The relay
  * learns from the same ping whether overdue readings are lost or only waiting. */
-static void s_check_ready(lc_query_client_t *store, gw_relay_t *relay, gw_wal_t *wal, lc_admin_t *admin)
+static void s_check_ready(lc_query_client_t *store, gw_relay_t *relay, gw_wal_t *wal,
+                          lc_admin_t *admin)
 {
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_PING;
@@ -73,7 +74,7 @@ int main(int argc, char **argv)
     lc_admin_t *admin = NULL;
     lc_keyring_t *ring = NULL;
     lc_curve_t *curve = NULL;
-    lc_query_client_t *store = NULL;
+    lc_query_client_t *store = NULL, *chain = NULL;
     gw_relay_t *relay = NULL;
     gw_wal_t *wal = NULL;
     gw_devices_t *devices = NULL;
@@ -88,7 +89,10 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!(curve = lc_curve_new(&cfg.curve, "gateway", metrics)) ||
-        !(store = lc_query_client_new(cfg.queries_connect, LC_ROLE_STORE, (int)cfg.query_timeout_ms, curve)))
+        !(store = lc_query_client_new(cfg.queries_connect, LC_ROLE_STORE, (int)cfg.query_timeout_ms,
+                                      curve)) ||
+        !(chain = lc_query_client_new(cfg.chain_queries_connect, LC_ROLE_CHAIN,
+                                      (int)cfg.query_timeout_ms, curve)))
         goto out;
     /* The log first: what it holds from a previous run goes out before new readings. */
     gw_relay_opts_t ropts = {.readings_bind = cfg.readings_bind,
@@ -122,8 +126,15 @@ int main(int argc, char **argv)
                               .max_reading_bytes = (size_t)cfg.max_reading_bytes};
     if (!(ingest = gw_ingest_new(&iopts, devices, wal, metrics)))
         goto out;
-    gw_http_deps_t deps = {
-        &cfg, token_set ? token_hash : NULL, ingest, wal, devices, store, admin, metrics};
+    gw_http_deps_t deps = {.cfg = &cfg,
+                           .admin_token_hash = token_set ? token_hash : NULL,
+                           .ingest = ingest,
+                           .wal = wal,
+                           .devices = devices,
+                           .store = store,
+                           .chain = chain,
+                           .admin = admin,
+                           .metrics = metrics};
     if (!(http = gw_http_new(&deps)))
         goto out;
     lc_info("started", "gateway_id=%s registration=%s wal_dir=%s", cfg.gateway_id,
@@ -147,6 +158,7 @@ out:
     gw_devices_destroy(&devices);
     gw_relay_destroy(&relay); /* drains acks, logs them */
     gw_wal_destroy(&wal);
+    lc_query_client_destroy(&chain);
     lc_query_client_destroy(&store);
     lc_curve_destroy(&curve);
     lc_keyring_destroy(&ring);
