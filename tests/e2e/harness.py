@@ -120,8 +120,9 @@ class Stack:
     def token(self):
         return self.vars["LCORE_ADMIN_TOKEN"]
 
-    def sql(self, query):
-        out = subprocess.run(["psql", self.vars["LCORE_PG_DSN"], "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", query],
+    def sql(self, query, dsn=None):
+        """psql as the owner role (LCORE_PG_DSN, or dsn): the rows, '|'-separated, one a line."""
+        out = subprocess.run(["psql", dsn or self.vars["LCORE_PG_DSN"], "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", query],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
         if out.returncode != 0:
             raise RuntimeError(f"psql: {out.stderr}")
