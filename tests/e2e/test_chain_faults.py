@@ -130,8 +130,9 @@ def all_confirmed(st, timeout=90):
     deadline = time.time() + timeout
     left = "?"
     while time.time() < deadline:
-        left = st.sql("SELECT count(*) FROM records r WHERE NOT EXISTS (SELECT 1 FROM chain_batch_leaves l"
-                      " JOIN chain_batches b ON b.id = l.batch_id WHERE l.record_pk = r.id"
+        left = st.sql("SELECT count(*) FROM records r WHERE NOT EXISTS (SELECT 1 FROM chain_records c"
+                      " JOIN anchor_leaves l ON l.arrival = c.arrival"
+                      " JOIN anchors b ON b.id = l.anchor_id WHERE c.record_id = r.record_id"
                       " AND b.status IN ('confirmed', 'finalized'))")
         if left == "0":
             return
@@ -173,12 +174,12 @@ def exactly_once(st, rpc, contract, foreign_roots=()):
     Anchored event (but the test's own, foreign_roots) is a live batch of the database with the
     same root, the contract holds that root under that batch id, and the relayer anchored no batch
     id or record twice on chain."""
-    twice = st.sql("SELECT count(*) FROM (SELECT l.record_pk FROM chain_batch_leaves l JOIN chain_batches b"
-                   " ON b.id = l.batch_id WHERE b.status <> 'superseded' GROUP BY 1 HAVING count(*) > 1) x")
+    twice = st.sql("SELECT count(*) FROM (SELECT l.arrival FROM anchor_leaves l JOIN anchors b"
+                   " ON b.id = l.anchor_id WHERE b.status <> 'superseded' GROUP BY 1 HAVING count(*) > 1) x")
     expect(twice == "0", f"{twice} records are in more than one live batch")
     all_confirmed(st, timeout=30)
     db = {int(i): (r, status) for i, r, status in
-          (line.split("|") for line in st.sql("SELECT id, encode(root, 'hex'), status FROM chain_batches").split())}
+          (line.split("|") for line in st.sql("SELECT id, encode(root, 'hex'), status FROM anchors").split())}
     for batch_id, roots in anchored_on_chain(rpc, contract).items():
         ours = [r for r in roots if r not in foreign_roots]
         expect(len(ours) <= 1, f"batch {batch_id} anchored {len(ours)} times by the relayer")
@@ -272,30 +273,30 @@ def main():
                     try:
                         post_readings(st, dev, [next(seq) for _ in range(5)])
                         tx = wait_for("a pending anchor", lambda: st.sql(
-                            "SELECT id FROM chain_txs WHERE state IN ('in_progress', 'unconfirmed')"
+                            "SELECT id FROM anchor_txs WHERE state IN ('in_progress', 'unconfirmed')"
                             " AND block_number IS NULL ORDER BY id DESC LIMIT 1"))
-                        first_batch = st.sql(f"SELECT batch_id FROM chain_txs WHERE id = {tx}")
+                        first_batch = st.sql(f"SELECT anchor_id FROM anchor_txs WHERE id = {tx}")
                         # More records arrive while it is stuck: the replacement should carry them.
                         post_readings(st, dev, [next(seq) for _ in range(5)])
                         # Blocks keep coming, but at a base fee the anchor's cap cannot pay.
                         def bumped():
                             rpc("anvil_setNextBlockBaseFeePerGas", hex(3 * GWEI))
                             rpc("evm_mine")
-                            n = st.sql(f"SELECT count(*) FROM chain_tx_attempts WHERE tx_id = {tx}")
+                            n = st.sql(f"SELECT count(*) FROM anchor_tx_attempts WHERE tx_id = {tx}")
                             return int(n) >= 2
                         wait_for("a fee bump", bumped, timeout=60)
-                        caps = [int(x) for x in st.sql(f"SELECT fee_cap FROM chain_tx_attempts WHERE tx_id = {tx}"
+                        caps = [int(x) for x in st.sql(f"SELECT fee_cap FROM anchor_tx_attempts WHERE tx_id = {tx}"
                                                        " ORDER BY id").split()]
                         expect(caps[-1] >= caps[0] * 110 // 100 and caps[-1] >= 3 * GWEI,
                                f"fee caps {caps}: want a >= 10 % bump that pays 3 gwei")
-                        batch = st.sql(f"SELECT batch_id FROM chain_txs WHERE id = {tx}")
+                        batch = st.sql(f"SELECT anchor_id FROM anchor_txs WHERE id = {tx}")
                         expect(batch != first_batch, "the replacement did not anchor a newer batch")
-                        sizes = st.sql(f"SELECT (SELECT leaf_count FROM chain_batches WHERE id = {first_batch}) || ' '"
-                                       f" || (SELECT leaf_count FROM chain_batches WHERE id = {batch})").split()
+                        sizes = st.sql(f"SELECT (SELECT leaf_count FROM anchors WHERE id = {first_batch}) || ' '"
+                                       f" || (SELECT leaf_count FROM anchors WHERE id = {batch})").split()
                         expect(int(sizes[1]) > int(sizes[0]), f"replacement batch not larger: {sizes}")
                         wait_for("the bumped anchor mined", lambda: (rpc("anvil_setNextBlockBaseFeePerGas",
                                  hex(3 * GWEI)), rpc("evm_mine"), st.sql(
-                                 f"SELECT block_number FROM chain_txs WHERE id = {tx}"))[2])
+                                 f"SELECT block_number FROM anchor_txs WHERE id = {tx}"))[2])
                     finally:
                         rpc("evm_setIntervalMining", 1)
                     all_confirmed(st)
@@ -305,7 +306,7 @@ def main():
                     try:
                         post_readings(st, dev, [next(seq) for _ in range(5)])
                         row = wait_for("a pending anchor", lambda: st.sql(
-                            "SELECT id || ' ' || nonce FROM chain_txs WHERE state IN ('in_progress', 'unconfirmed')"
+                            "SELECT id || ' ' || nonce FROM anchor_txs WHERE state IN ('in_progress', 'unconfirmed')"
                             " AND block_number IS NULL ORDER BY id DESC LIMIT 1"))
                         tx, nonce = (int(x) for x in row.split())
                         # Someone else with the relayer's key, same nonce, higher fees.
@@ -316,24 +317,24 @@ def main():
                     finally:
                         rpc("evm_setIntervalMining", 1)
                     all_confirmed(st)
-                    why = st.sql(f"SELECT state || ':' || coalesce(error, '') FROM chain_txs WHERE id = {tx}")
+                    why = st.sql(f"SELECT state || ':' || coalesce(error, '') FROM anchor_txs WHERE id = {tx}")
                     expect(why == "fatal_error:nonce used by another transaction", f"tx {tx}: {why}")
                     proofs_verify(st, contract, rpc, dev.id)
 
                 def reorg_reanchored():
                     post_readings(st, dev, [next(seq) for _ in range(5)])
                     tx = wait_for("a mined anchor", lambda: st.sql(
-                        "SELECT id FROM chain_txs WHERE block_number IS NOT NULL AND state <> 'fatal_error'"
+                        "SELECT id FROM anchor_txs WHERE block_number IS NOT NULL AND state <> 'fatal_error'"
                         " ORDER BY id DESC LIMIT 1"))
-                    block = int(st.sql(f"SELECT block_number FROM chain_txs WHERE id = {tx}"))
+                    block = int(st.sql(f"SELECT block_number FROM anchor_txs WHERE id = {tx}"))
                     head = int(rpc("eth_blockNumber"), 16)
                     rpc("anvil_reorg", head - block + 1, [])
                     wait_for("the reorg noticed", lambda: "lcore_chain_reorgs_total 0" not in
                              http("GET", st.vars["LCORE_CHAIN_ADMIN_URL"] + "/metrics")[2], timeout=30)
                     all_confirmed(st)
-                    new_block = int(st.sql(f"SELECT block_number FROM chain_txs WHERE id = {tx}"))
+                    new_block = int(st.sql(f"SELECT block_number FROM anchor_txs WHERE id = {tx}"))
                     canon = rpc("eth_getBlockByNumber", hex(new_block), False)["hash"]
-                    stored = "0x" + st.sql(f"SELECT encode(block_hash, 'hex') FROM chain_txs WHERE id = {tx}")
+                    stored = "0x" + st.sql(f"SELECT encode(block_hash, 'hex') FROM anchor_txs WHERE id = {tx}")
                     expect(canon == stored, "the re-anchored batch does not point at the canonical block")
                     proofs_verify(st, contract, rpc, dev.id)
 
@@ -348,10 +349,11 @@ def main():
                         seqs = [next(seq) for _ in range(5)]
                         post_readings(st, dev, seqs)
                         tx = wait_for("an anchor for the new records", lambda: st.sql(
-                            "SELECT t.id FROM chain_txs t JOIN chain_batch_leaves l ON l.batch_id = t.batch_id"
-                            f" JOIN records r ON r.id = l.record_pk WHERE r.device_id = '{dev.id}'"
+                            "SELECT t.id FROM anchor_txs t JOIN anchor_leaves l ON l.anchor_id = t.anchor_id"
+                            " JOIN chain_records c ON c.arrival = l.arrival"
+                            f" JOIN records r ON r.record_id = c.record_id WHERE r.device_id = '{dev.id}'"
                             f" AND r.seq = {seqs[-1]} ORDER BY t.id DESC LIMIT 1"))
-                        hashes = st.sql(f"SELECT encode(hash, 'hex') FROM chain_tx_attempts WHERE tx_id = {tx}").split()
+                        hashes = st.sql(f"SELECT encode(hash, 'hex') FROM anchor_tx_attempts WHERE tx_id = {tx}").split()
                         block = wait_for("the anchor mined", lambda: next(
                             (int(r["blockNumber"], 16) for r in (rpc("eth_getTransactionReceipt", "0x" + h)
                                                                  for h in hashes) if r), None))
@@ -362,7 +364,7 @@ def main():
                     finally:
                         rpc_proxy.hide_receipts = False
                     all_confirmed(st)
-                    state = st.sql(f"SELECT state || ' ' || coalesce(block_number, 0) FROM chain_txs WHERE id = {tx}")
+                    state = st.sql(f"SELECT state || ' ' || coalesce(block_number, 0) FROM anchor_txs WHERE id = {tx}")
                     expect(state.split()[0] in ("confirmed", "finalized") and int(state.split()[1]) == block,
                            f"tx {tx}: {state}, mined in block {block}")
                     stolen = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_nonce_conflicts_total")
@@ -377,24 +379,24 @@ def main():
                     # transaction is tracked to confirmation, the batch is not anchored again.
                     post_readings(st, dev, [next(seq) for _ in range(5)])
                     all_confirmed(st)
-                    row = st.sql("SELECT t.id || ' ' || t.batch_id || ' ' || t.block_number || ' '"
-                                 " || encode(t.mined_hash, 'hex') FROM chain_txs t WHERE t.block_number"
+                    row = st.sql("SELECT t.id || ' ' || t.anchor_id || ' ' || t.block_number || ' '"
+                                 " || encode(t.mined_hash, 'hex') FROM anchor_txs t WHERE t.block_number"
                                  " IS NOT NULL AND t.state <> 'fatal_error' ORDER BY t.id DESC LIMIT 1")
                     tx, batch, block, mined = row.split()
                     stop_relayer(st, signal.SIGKILL)
                     if forget == "fatal":
-                        st.sql(f"UPDATE chain_txs SET state = 'fatal_error', error = 'nonce used by another"
+                        st.sql(f"UPDATE anchor_txs SET state = 'fatal_error', error = 'nonce used by another"
                                f" transaction', mined_hash = NULL, block_number = NULL, block_hash = NULL,"
                                f" gas_used = NULL, effective_gas_price = NULL WHERE id = {tx}")
                     else:
-                        st.sql(f"DELETE FROM chain_tx_attempts WHERE tx_id = {tx}")
-                        st.sql(f"DELETE FROM chain_txs WHERE id = {tx}")
-                    st.sql(f"UPDATE chain_batches SET status = 'pending', confirmed_at = NULL WHERE id = {batch}")
+                        st.sql(f"DELETE FROM anchor_tx_attempts WHERE tx_id = {tx}")
+                        st.sql(f"DELETE FROM anchor_txs WHERE id = {tx}")
+                    st.sql(f"UPDATE anchors SET status = 'pending', confirmed_at = NULL WHERE id = {batch}")
                     start_relayer(st)
                     post_readings(st, dev, [next(seq) for _ in range(5)])  # and work goes on
                     all_confirmed(st)
                     state = st.sql(f"SELECT t.state || ' ' || t.block_number || ' ' || encode(t.mined_hash, 'hex')"
-                                   f" FROM chain_txs t WHERE t.batch_id = {batch} AND t.state <> 'fatal_error'")
+                                   f" FROM anchor_txs t WHERE t.anchor_id = {batch} AND t.state <> 'fatal_error'")
                     expect(state.split()[1:] == [block, mined] and state.split()[0] in ("confirmed", "finalized"),
                            f"batch {batch}: tx {state!r}, want the one mined in block {block} (0x{mined})")
                     reconciled = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_anchors_reconciled_total")
@@ -409,14 +411,14 @@ def main():
                     # records confirm and verify, and that is no conflict.
                     all_confirmed(st)
                     conflicts0 = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_batch_conflicts_total")
-                    nxt = int(st.sql("SELECT last_value + 1 FROM chain_batches_id_seq"))
+                    nxt = int(st.sql("SELECT last_value + 1 FROM anchors_id_seq"))
                     foreign = os.urandom(32).hex()
                     foreign_roots.add(foreign)
                     rc = rpc.send(RELAYER, contract, calldata("anchor(uint64,bytes32,uint32)", nxt, "0x" + foreign, 1))
                     expect(int(rc["status"], 16) == 1, f"anchor of batch id {nxt} from the test failed")
                     post_readings(st, dev, [next(seq) for _ in range(5)])
                     all_confirmed(st)
-                    status, root = st.sql(f"SELECT status || ' ' || encode(root, 'hex') FROM chain_batches"
+                    status, root = st.sql(f"SELECT status || ' ' || encode(root, 'hex') FROM anchors"
                                           f" WHERE id = {nxt}").split()
                     expect(status in ("confirmed", "finalized"), f"batch {nxt} is {status!r}, want confirmed")
                     roots = anchored_on_chain(rpc, contract).get(nxt, [])
@@ -436,20 +438,20 @@ def main():
                     try:
                         post_readings(st, dev, [next(seq) for _ in range(3)])
                         tx = wait_for("a pending anchor", lambda: st.sql(
-                            "SELECT id FROM chain_txs WHERE state IN ('in_progress', 'unconfirmed')"
+                            "SELECT id FROM anchor_txs WHERE state IN ('in_progress', 'unconfirmed')"
                             " AND block_number IS NULL ORDER BY id DESC LIMIT 1"))
                         sent0 = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_transactions_sent_total")
                         time.sleep(5)  # 2.5 x LCORE_CHAIN_BUMP_AFTER_MS, no block, fees unchanged
-                        n = st.sql(f"SELECT count(*) FROM chain_tx_attempts WHERE tx_id = {tx}")
+                        n = st.sql(f"SELECT count(*) FROM anchor_tx_attempts WHERE tx_id = {tx}")
                         sent = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_transactions_sent_total")
                         expect(n == "1" and sent > sent0, f"market mode outbid or did not resend: "
                                f"attempts={n} sent {sent0}->{sent}")
                         def repriced():
                             rpc("anvil_setNextBlockBaseFeePerGas", hex(3 * GWEI))
                             rpc("evm_mine")
-                            return int(st.sql(f"SELECT count(*) FROM chain_tx_attempts WHERE tx_id = {tx}")) >= 2
+                            return int(st.sql(f"SELECT count(*) FROM anchor_tx_attempts WHERE tx_id = {tx}")) >= 2
                         wait_for("a market-price resubmission once the base fee rose", repriced)
-                        cap = int(st.sql(f"SELECT fee_cap FROM chain_tx_attempts WHERE tx_id = {tx}"
+                        cap = int(st.sql(f"SELECT fee_cap FROM anchor_tx_attempts WHERE tx_id = {tx}"
                                          " ORDER BY id DESC LIMIT 1"))
                         expect(cap >= 2 * 3 * GWEI, f"resubmitted below market: fee cap {cap}")
                     finally:

@@ -16,6 +16,7 @@
 #include "ch_abi.h"
 #include "cli_curve.h"
 #include "cli_relayer.h"
+#include "cli_verify.h"
 #include "ch_rpc.h"
 #include "lc_codec.h"
 #include "lc_ethtx.h"
@@ -46,129 +47,6 @@ static int s_record_id(uint8_t rid[LC_RECORD_ID_LEN], const char *cmd, const cha
     return 0;
 }
 
-/* Recomputes a record's leaf from the stored row, checks its Merkle proof against the batch
- * root, and asks the anchor contract on chain (verify(root, proof, leaf): true only for a root
- * the contract holds). */
-static int s_verify(const char *record_hex)
-{
-    uint8_t rid[LC_RECORD_ID_LEN];
-    if (s_record_id(rid, "verify", record_hex) < 0)
-        return 2;
-    const char *contract_text = s_env("LCORE_CONTRACT_ADDRESS", "");
-    uint8_t contract[20];
-    if (lc_eth_address_parse(contract, contract_text, strlen(contract_text)) != 0) {
-        fprintf(stderr, "lcore-cli verify: LCORE_CONTRACT_ADDRESS is not an address\n");
-        return 2;
-    }
-    int ret = 1;
-    PGconn *db = lc_pg_connect(s_env("LCORE_PG_DSN", "postgresql://lcore@127.0.0.1:5432/lcore"),
-                               "lcore-cli");
-    PGresult *r = NULL, *lr = NULL;
-    lc_merkle_t *tree = NULL;
-    uint8_t *leaves = NULL, *call = NULL, *out = NULL;
-    ch_rpc_t *rpc = NULL;
-    if (!db) {
-        fprintf(stderr, "lcore-cli verify: cannot connect to PostgreSQL (LCORE_PG_DSN)\n");
-        goto out;
-    }
-    const char *v[1] = {(const char *)rid};
-    int l[1] = {sizeof rid}, f[1] = {1};
-    r = PQexecParams(db,
-                     "SELECT r.key_version, r.aes_nonce, r.xchacha_nonce, r.ciphertext,"
-                     " r.envelope_hash, b.id, b.root, lf.leaf_index, lf.leaf, t.block_number,"
-                     " t.mined_hash FROM records r"
-                     " LEFT JOIN chain_batch_leaves lf ON lf.record_pk = r.id AND lf.batch_id IN"
-                     " (SELECT id FROM chain_batches WHERE status IN ('anchored', 'confirmed',"
-                     " 'finalized'))"
-                     " LEFT JOIN chain_batches b ON b.id = lf.batch_id"
-                     " LEFT JOIN chain_txs t ON t.batch_id = b.id AND t.block_number IS NOT NULL"
-                     " AND t.state <> 'fatal_error' WHERE r.record_id = $1",
-                     1, NULL, v, l, f, 1);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) {
-        printf("NOT VERIFIED: no such record\n");
-        goto out;
-    }
-    if (PQgetisnull(r, 0, 5)) {
-        printf("NOT VERIFIED: record %s is stored but not anchored yet\n", record_hex);
-        goto out;
-    }
-    uint32_t kv = (uint32_t)lc_pg_uint(r, 0, 0), index = (uint32_t)lc_pg_uint(r, 0, 7);
-    uint64_t batch_id = lc_pg_uint(r, 0, 5), block = lc_pg_uint(r, 0, 9);
-    if (PQgetlength(r, 0, 1) != LC_AES_NONCE_LEN || PQgetlength(r, 0, 2) != LC_XCHACHA_NONCE_LEN ||
-        PQgetlength(r, 0, 6) != 32 || PQgetlength(r, 0, 8) != 32) {
-        printf("NOT VERIFIED: malformed row\n");
-        goto out;
-    }
-    /* The leaf from what is stored now, not from what was stored when it was anchored. */
-    uint8_t eh[32], leaf[32], root[32];
-    lc_envelope_hash(eh, kv, (const uint8_t *)PQgetvalue(r, 0, 1),
-                     (const uint8_t *)PQgetvalue(r, 0, 2), (const uint8_t *)PQgetvalue(r, 0, 3),
-                     (size_t)PQgetlength(r, 0, 3));
-    lc_merkle_leaf(leaf, rid, eh);
-    memcpy(root, PQgetvalue(r, 0, 6), 32);
-    if (memcmp(leaf, PQgetvalue(r, 0, 8), 32) != 0) {
-        printf("NOT VERIFIED: the stored record no longer matches its anchored leaf "
-               "(row altered)\n");
-        goto out;
-    }
-    char bid[24];
-    snprintf(bid, sizeof bid, "%llu", (unsigned long long)batch_id);
-    const char *v2[1] = {bid};
-    lr = PQexecParams(db,
-                      "SELECT leaf FROM chain_batch_leaves WHERE batch_id = $1 ORDER BY leaf_index",
-                      1, NULL, v2, NULL, NULL, 1);
-    int nl = PQresultStatus(lr) == PGRES_TUPLES_OK ? PQntuples(lr) : 0;
-    if (nl <= (int)index || !(leaves = malloc((size_t)nl * 32)))
-        goto out;
-    for (int i = 0; i < nl; i++)
-        memcpy(leaves + 32 * i, PQgetvalue(lr, i, 0), 32);
-    int err = 0;
-    uint8_t proof[LC_MERKLE_MAX_PROOF * 32], tree_root[32];
-    size_t plen = 0;
-    if (!(tree = lc_merkle_new(leaves, (size_t)nl, &err)) ||
-        lc_merkle_proof(tree, proof, LC_MERKLE_MAX_PROOF, &plen, index) != 0)
-        goto out;
-    lc_merkle_root(tree, tree_root);
-    if (memcmp(tree_root, root, 32) != 0 || lc_merkle_verify(root, leaf, proof, plen) != 0) {
-        printf("NOT VERIFIED: the proof does not lead to the batch root\n");
-        goto out;
-    }
-    size_t call_len = 0, out_len = 0;
-    ch_rpc_error_t rerr;
-    lc_log_init("lcore-cli", LC_LOG_ERROR);
-    const char *ca_file = s_env("LCORE_CA_FILE", "");
-    if (!(rpc = ch_rpc_new(s_env("LCORE_CHAIN_RPC", "http://127.0.0.1:8545"), 10000, NULL)) ||
-        (*ca_file && ch_rpc_set_ca_file(rpc, ca_file) < 0) ||
-        !(call = ch_abi_verify(root, proof, plen, leaf, &call_len)))
-        goto out;
-    if (ch_rpc_eth_call(rpc, contract, call, call_len, &out, &out_len, &rerr) != 0) {
-        printf("NOT VERIFIED: the chain did not answer: %s\n", rerr.message);
-        goto out;
-    }
-    bool on_chain = false;
-    if (ch_abi_bool_decode(&on_chain, out, out_len) != 0 || !on_chain) {
-        printf("NOT VERIFIED: the anchor contract does not confirm this leaf under the root of "
-               "batch %llu\n",
-               (unsigned long long)batch_id);
-        goto out;
-    }
-    char root_hex[65];
-    lc_hex_encode(root_hex, sizeof root_hex, root, 32);
-    printf("VERIFIED record=%s batch=%llu root=0x%s block=%llu proof_length=%zu\n", record_hex,
-           (unsigned long long)batch_id, root_hex, (unsigned long long)block, plen);
-    ret = 0;
-out:
-    free(out);
-    free(call);
-    ch_rpc_destroy(&rpc);
-    lc_merkle_destroy(&tree);
-    free(leaves);
-    PQclear(lr);
-    PQclear(r);
-    PQfinish(db);
-    return ret;
-}
-
 static void s_usage(FILE *out)
 {
     fputs("Usage: lcore-cli COMMAND [options]\n"
@@ -195,8 +73,10 @@ static void s_usage(FILE *out)
           "                              (public) and DIR/NAME.cert_secret (0600); with\n"
           "                              --trust-dir, also installs the public one as\n"
           "                              TRUST/ROLE/NAME.cert (ROLE: gateway|crypto|store|chain)\n"
-          "  verify RECORD_ID            recompute the record's leaf from its row, check the\n"
-          "                              Merkle proof and ask the anchor contract on chain\n"
+          "  verify --receipt FILE|- [--rpc URL] [--contract ADDR]\n"
+          "                              check a record's receipt (GET /v1/records/{id}) with\n"
+          "                              only the chain: its leaf, its Merkle proof, and the\n"
+          "                              anchor contract's verify(root, proof, leaf); no database\n"
           "  set-relayer ADDRESS         make ADDRESS the anchor contract's relayer: a\n"
           "                              setRelayer transaction signed with the owner's key\n"
           "Environment: LCORE_KEYRING (seal ring, default lcore.keyring),\n"
@@ -537,7 +417,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "curve-keygen") == 0)
         return cli_curve_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "verify") == 0)
-        return s_verify(argc > 2 ? argv[2] : NULL);
+        return cli_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "decrypt") == 0)
         return s_decrypt(argc > 2 ? argv[2] : NULL);
     fprintf(stderr, "lcore-cli: unknown command '%s'\n", cmd);

@@ -1,0 +1,12 @@
+/* cli_verify.h: `lcore-cli verify --receipt FILE`: checks a record's receipt (the JSON that
+ * GET /v1/records/{id} answers, or its /receipt) with nothing but the chain's RPC: the leaf from
+ * record_id and envelope_hash, the Merkle proof up to the root, and the anchor contract's
+ * verify(root, proof, leaf). No database, no lcore service. */
+#ifndef CLI_VERIFY_H
+#define CLI_VERIFY_H
+
+/* argv[0] is "verify". Exit code: 0 VERIFIED, 1 NOT VERIFIED (or the chain did not answer),
+ * 2 usage or an unreadable receipt. */
+int cli_verify(int argc, char **argv);
+
+#endif
