@@ -29,11 +29,12 @@ typedef enum {
     LC_ROLE_CRYPTO = 1u << 1,
     LC_ROLE_STORE = 1u << 2,
     LC_ROLE_CHAIN = 1u << 3,
+    LC_ROLE_OPERATOR = 1u << 4, /* lcore-cli: reads a sealed record back (decrypt) */
 } lc_role_t;
 
-#define LC_ROLE_COUNT 4
+#define LC_ROLE_COUNT 5
 
-/* "gateway", "crypto", "store", "chain" for a single role bit; NULL otherwise. */
+/* "gateway", "crypto", "store", "chain", "operator" for a single role bit; NULL otherwise. */
 const char *lc_role_name(unsigned role);
 /* The role bit for a name, or 0. */
 unsigned lc_role_from_name(const char *name);
@@ -57,7 +58,7 @@ typedef struct {
                  "lcore-cli curve-keygen)"),                                                       \
         LC_CFG_S("LCORE_CURVE_TRUST_DIR", T, curve.trust_dir, "",                                  \
                  "public CURVE certificates of the instances allowed to talk, one subdirectory "   \
-                 "per role: gateway/ crypto/ store/ chain/ (re-read when it changes)")
+                 "per role: gateway/ crypto/ store/ chain/ operator/ (re-read when it changes)")
 
 /* Loads the key pair into guarded memory, reads the trust directory and starts the ZAP
  * handler. Refuses a secret certificate readable by group or other. NULL on error (logged). */

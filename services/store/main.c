@@ -23,10 +23,15 @@
 
 /* Which peers may ask what: devices, record status and dead letters are the gateways' (a
  * registration only after the gateway checked the operator token); the relayer catches up with
- * the stores' records; both may ping. */
+ * the stores' records; an operator's lcore-cli reads a sealed record and its device back to
+ * decrypt it locally; gateways and the relayer may ping. */
 static unsigned s_query_roles(Lcore__V1__Query__BodyCase body)
 {
     switch (body) {
+    case LCORE__V1__QUERY__BODY_GET_SEALED:
+        return LC_ROLE_OPERATOR;
+    case LCORE__V1__QUERY__BODY_GET_DEVICE:
+        return LC_ROLE_GATEWAY | LC_ROLE_OPERATOR;
     case LCORE__V1__QUERY__BODY_RECORDS_AFTER:
     case LCORE__V1__QUERY__BODY_STORE_POSITIONS:
         return LC_ROLE_CHAIN;
@@ -182,7 +187,7 @@ static int s_open_sockets(s_store_t *s)
                         .type = ZMQ_ROUTER,
                         .endpoints = cfg->queries_bind,
                         .bind = 1,
-                        .roles = LC_ROLE_GATEWAY | LC_ROLE_CHAIN,
+                        .roles = LC_ROLE_GATEWAY | LC_ROLE_CHAIN | LC_ROLE_OPERATOR,
                         .hwm = 1000,
                         .max_msg = LC_ZMQ_QUERY_MAX};
     s->sealed = lc_zmq_open(&so, s->curve, &s->workers);

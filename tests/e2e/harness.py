@@ -129,7 +129,9 @@ class Stack:
         return out.stdout.strip()
 
     def cli(self, *args, stdin=None, check=True):
-        env = dict(self.env, LCORE_KEYRING=self.vars["LCORE_KEYRING"], LCORE_PG_DSN=self.vars["LCORE_PG_DSN"])
+        env = dict(self.env, **{k: self.vars[k] for k in ("LCORE_KEYRING", "LCORE_CLI_CURVE_CERT",
+                                                          "LCORE_CURVE_TRUST_DIR", "LCORE_STORE_QUERIES_CONNECT")
+                                if k in self.vars})
         out = subprocess.run([os.path.join(BIN, "lcore-cli")] + list(args), input=stdin, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
         if check and out.returncode != 0:

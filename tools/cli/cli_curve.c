@@ -62,8 +62,9 @@ int cli_curve_keygen(int argc, char **argv)
     }
     if (!role || !lc_role_from_name(role) || !name || !lc_device_id_valid(name, strlen(name)) ||
         !out) {
-        fprintf(stderr, "lcore-cli curve-keygen: --role gateway|crypto|store|chain, --name NAME "
-                        "([A-Za-z0-9._:-]) and --out DIR are needed\n");
+        fprintf(stderr,
+                "lcore-cli curve-keygen: --role gateway|crypto|store|chain|operator, --name NAME "
+                "([A-Za-z0-9._:-]) and --out DIR are needed\n");
         return 2;
     }
     char path[1200];

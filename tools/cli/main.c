@@ -1,10 +1,10 @@
 /* lcore-cli: operator tool. Key rings (keygen, rotate, keyring-split), operator token hashes
- * (token-hash), device keys (device-keygen, sign), reading a stored record back (decrypt,
- * verify) and the anchor contract's relayer (set-relayer, cli_relayer.c). Configuration by
- * LCORE_KEYRING (seal ring), LCORE_GATEWAY_KEYRING, LCORE_PG_DSN and the chain's variables. */
+ * (token-hash), device keys (device-keygen, sign), reading a stored record back from a store
+ * (decrypt, cli_decrypt.c), checking a receipt on chain (verify, cli_verify.c) and the anchor
+ * contract's relayer (set-relayer, cli_relayer.c). It reads no database: it talks to the
+ * services' interfaces and the chain. Configuration by LCORE_* variables (--help). */
 #include <getopt.h>
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +15,13 @@
 
 #include "ch_abi.h"
 #include "cli_curve.h"
+#include "cli_decrypt.h"
 #include "cli_relayer.h"
 #include "cli_verify.h"
 #include "ch_rpc.h"
 #include "lc_codec.h"
 #include "lc_ethtx.h"
 #include "lc_merkle.h"
-#include "lc_pg.h"
 #include "lc_jws.h"
 #include "lc_keyring.h"
 #include "lc_log.h"
@@ -36,17 +36,6 @@ static const char *s_env(const char *name, const char *def)
 }
 
 /* Parses a RECORD_ID argument (64 hex digits); says what is wrong on stderr. */
-static int s_record_id(uint8_t rid[LC_RECORD_ID_LEN], const char *cmd, const char *hex)
-{
-    size_t n = 0;
-    if (!hex || lc_hex_decode(rid, LC_RECORD_ID_LEN, &n, hex, strlen(hex)) < 0 ||
-        n != LC_RECORD_ID_LEN) {
-        fprintf(stderr, "lcore-cli %s: RECORD_ID must be 64 hex digits\n", cmd);
-        return -1;
-    }
-    return 0;
-}
-
 static void s_usage(FILE *out)
 {
     fputs("Usage: lcore-cli COMMAND [options]\n"
@@ -66,13 +55,15 @@ static void s_usage(FILE *out)
           "                              make a device key pair (FILE is 0600 JSON); prints\n"
           "                              the registration body for POST /v1/devices\n"
           "  sign --key FILE [--kid ID]  read a reading (JSON) on stdin, print its JWS\n"
-          "  decrypt RECORD_ID           read the record from PostgreSQL (LCORE_PG_DSN), open\n"
-          "                              both layers with the key ring, print the reading\n"
+          "  decrypt RECORD_ID           ask a store for the sealed record (its query link,\n"
+          "                              as the operator: LCORE_CLI_CURVE_CERT), open both\n"
+          "                              layers with the key ring here, print the reading\n"
           "  curve-keygen --role ROLE --name NAME --out DIR [--trust-dir DIR]\n"
           "                              a service instance's CURVE key pair: DIR/NAME.cert\n"
           "                              (public) and DIR/NAME.cert_secret (0600); with\n"
           "                              --trust-dir, also installs the public one as\n"
-          "                              TRUST/ROLE/NAME.cert (ROLE: gateway|crypto|store|chain)\n"
+          "                              TRUST/ROLE/NAME.cert (ROLE: "
+          "gateway|crypto|store|chain|operator)\n"
           "  verify --receipt FILE|- [--rpc URL] [--contract ADDR]\n"
           "                              check a record's receipt (GET /v1/records/{id}) with\n"
           "                              only the chain: its leaf, its Merkle proof, and the\n"
@@ -81,7 +72,9 @@ static void s_usage(FILE *out)
           "                              setRelayer transaction signed with the owner's key\n"
           "Environment: LCORE_KEYRING (seal ring, default lcore.keyring),\n"
           "             LCORE_GATEWAY_KEYRING (gateway ring, default lcore-gateway.keyring),\n"
-          "             LCORE_PG_DSN (default postgresql://lcore@127.0.0.1:5432/lcore),\n"
+          "             LCORE_STORE_QUERIES_CONNECT (decrypt: the stores' query endpoints,\n"
+          "             default tcp://127.0.0.1:5554), LCORE_CLI_CURVE_CERT (decrypt: the\n"
+          "             operator's secret CURVE certificate), LCORE_CURVE_TRUST_DIR,\n"
           "             LCORE_CHAIN_RPC, LCORE_CONTRACT_ADDRESS (verify, set-relayer),\n"
           "             LCORE_CHAIN_OWNER_KEY_FILE, LCORE_CHAIN_ID (set-relayer),\n"
           "             LCORE_CA_FILE (verify: PEM CA certificates for an https RPC URL;\n"
@@ -304,92 +297,6 @@ out:
     return ret;
 }
 
-static int s_decrypt(const char *record_hex)
-{
-    uint8_t rid[LC_RECORD_ID_LEN];
-    if (s_record_id(rid, "decrypt", record_hex) < 0)
-        return 2;
-    int err = 0, ret = 1;
-    lc_keyring_t *ring =
-        lc_keyring_load(s_env("LCORE_KEYRING", "lcore.keyring"), LC_KEYRING_SEAL, &err);
-    lc_sealer_t *sealer = ring ? lc_sealer_new(ring, LC_AES_AUTO) : NULL;
-    PGconn *db = lc_pg_connect(s_env("LCORE_PG_DSN", "postgresql://lcore@127.0.0.1:5432/lcore"),
-                               "lcore-cli");
-    PGresult *r = NULL;
-    uint8_t *plain = NULL;
-    if (!sealer) {
-        fprintf(stderr, "lcore-cli decrypt: cannot load the key ring: %s\n", lc_strerror(err));
-        goto out;
-    }
-    if (!db) {
-        fprintf(stderr, "lcore-cli decrypt: cannot connect to PostgreSQL (LCORE_PG_DSN)\n");
-        goto out;
-    }
-    const char *v[1] = {(const char *)rid};
-    int l[1] = {sizeof rid}, f[1] = {1};
-    r = PQexecParams(db,
-                     "SELECT r.device_id, r.seq, r.key_version, r.aes_nonce, r.xchacha_nonce,"
-                     " r.ciphertext, r.envelope_hash, d.alg, d.public_key, r.stored_at::text"
-                     " FROM records r JOIN devices d USING (device_id) WHERE r.record_id = $1",
-                     1, NULL, v, l, f, 1);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        fprintf(stderr, "lcore-cli decrypt: %s\n",
-                PQresultStatus(r) == PGRES_TUPLES_OK ? "no such record" : PQresultErrorMessage(r));
-        goto out;
-    }
-    const char *device_id = PQgetvalue(r, 0, 0);
-    uint64_t seq = lc_pg_uint(r, 0, 1);
-    uint32_t kv = (uint32_t)lc_pg_uint(r, 0, 2);
-    size_t ct_len = (size_t)PQgetlength(r, 0, 5);
-    if (PQgetlength(r, 0, 3) != LC_AES_NONCE_LEN || PQgetlength(r, 0, 4) != LC_XCHACHA_NONCE_LEN ||
-        ct_len <= LC_SEAL_OVERHEAD || !(plain = sodium_malloc(ct_len))) {
-        fprintf(stderr, "lcore-cli decrypt: malformed row\n");
-        goto out;
-    }
-    const uint8_t *ct = (const uint8_t *)PQgetvalue(r, 0, 5);
-    uint8_t eh[LC_ENVELOPE_HASH_LEN];
-    lc_envelope_hash(eh, kv, (const uint8_t *)PQgetvalue(r, 0, 3),
-                     (const uint8_t *)PQgetvalue(r, 0, 4), ct, ct_len);
-    int hash_ok = memcmp(eh, PQgetvalue(r, 0, 6), sizeof eh) == 0;
-    int rc = lc_open(sealer, plain, rid, device_id, strlen(device_id), kv,
-                     (const uint8_t *)PQgetvalue(r, 0, 3), (const uint8_t *)PQgetvalue(r, 0, 4), ct,
-                     ct_len);
-    if (rc < 0) {
-        fprintf(stderr, "lcore-cli decrypt: record %s does not open: %s\n", record_hex,
-                rc == LC_ERR_NOTFOUND ? "key version not in the key ring"
-                                      : "authentication failed (tampered or moved ciphertext)");
-        goto out;
-    }
-    size_t plain_len = ct_len - LC_SEAL_OVERHEAD;
-    /* The sealed plaintext is the device's JWS: check its signature again, then show it. */
-    uint8_t *payload = sodium_malloc(plain_len + 1);
-    lc_jws_t jws;
-    int sig_ok = 0;
-    if (payload &&
-        lc_jws_parse(&jws, (const char *)plain, plain_len, payload, plain_len + 1) == 0) {
-        lc_alg_t alg = lc_alg_from_name(PQgetvalue(r, 0, 7));
-        sig_ok = lc_jws_verify(&jws, alg, (const uint8_t *)PQgetvalue(r, 0, 8),
-                               (size_t)PQgetlength(r, 0, 8)) == 0;
-    }
-    printf("record_id=%s device_id=%s seq=%llu key_version=%u stored_at=\"%s\" "
-           "envelope_hash=%s device_signature=%s\n",
-           record_hex, device_id, (unsigned long long)seq, kv, PQgetvalue(r, 0, 9),
-           hash_ok ? "ok" : "MISMATCH", sig_ok ? "valid" : "INVALID");
-    if (payload && sig_ok)
-        printf("%.*s\n", (int)jws.payload_len, (const char *)jws.payload);
-    if (payload)
-        sodium_free(payload);
-    ret = hash_ok && sig_ok ? 0 : 1;
-out:
-    if (plain)
-        sodium_free(plain);
-    PQclear(r);
-    PQfinish(db);
-    lc_sealer_destroy(&sealer);
-    lc_keyring_destroy(&ring);
-    return ret;
-}
-
 int main(int argc, char **argv)
 {
     lc_log_init("lcore-cli", LC_LOG_WARN);
@@ -419,7 +326,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "verify") == 0)
         return cli_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "decrypt") == 0)
-        return s_decrypt(argc > 2 ? argv[2] : NULL);
+        return cli_decrypt(argc > 2 ? argv[2] : NULL);
     fprintf(stderr, "lcore-cli: unknown command '%s'\n", cmd);
     s_usage(stderr);
     return 2;
