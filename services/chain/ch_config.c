@@ -3,11 +3,8 @@
 
 #define T ch_config_t
 const lc_cfg_opt_t ch_config_opts[] = {
-    LC_CFG_A("LCORE_CHAIN_ADMIN_BIND", T, admin_bind, "127.0.0.1:9104",
-             "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz"),
-    LC_CFG_SECRET(
-        "LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore_chain@127.0.0.1:5432/lcore",
-        "PostgreSQL connection string (libpq), as the role lcore_chain: the relayer's state"),
+    LC_CFG_ADMIN_BIND("LCORE_CHAIN_ADMIN_BIND", T, "9104", ""),
+    LC_CFG_PG_DSN(T, "lcore_chain", ", as the role lcore_chain: the relayer's state"),
     LC_CFG_S("LCORE_CHAIN_RPC", T, rpc, "http://127.0.0.1:8545",
              "JSON-RPC endpoints, comma-separated, first preferred (failover in order)"),
     LC_CFG_I("LCORE_CHAIN_ID", T, chain_id, "31337", 1, 9007199254740991LL,
@@ -19,8 +16,8 @@ const lc_cfg_opt_t ch_config_opts[] = {
              "empty: the relayer key owns the contract"),
     LC_CFG_S("LCORE_CONTRACT_ADDRESS", T, contract, "",
              "LcoreAnchor contract address (0x…); empty: only `deploy` works"),
-    LC_CFG_S("LCORE_CHAIN_EVENTS_CONNECT", T, events_connect, "tcp://127.0.0.1:5553",
-             "store events PUB endpoint(s): stored-record events wake the relayer"),
+    LC_CFG_LINK_CONNECT("LCORE_CHAIN_EVENTS_CONNECT", T, events_connect, LC_LINK_EVENTS,
+                        "store events PUB endpoint(s): stored-record events wake the relayer"),
     LC_CFG_I("LCORE_CHAIN_CONFIRMATIONS", T, confirmations, "3", 1, 10000,
              "blocks on top of a batch's block before it counts as confirmed"),
     LC_CFG_I("LCORE_CHAIN_FINALITY", T, finality, "64", 1, 100000,
