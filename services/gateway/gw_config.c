@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -133,4 +134,23 @@ out:
     if (rc != 0)
         sodium_memzero(hash, LC_TOKEN_HASH_LEN);
     return rc;
+}
+
+int gw_config_check(gw_config_t *cfg, char *err, size_t err_len)
+{
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        snprintf(err, err_len,
+                 "invalid configuration: LCORE_GATEWAY_TLS_CERT and LCORE_GATEWAY_TLS_KEY are "
+                 "set together or not at all (only %s is set)",
+                 cfg->tls_cert[0] ? "LCORE_GATEWAY_TLS_CERT" : "LCORE_GATEWAY_TLS_KEY");
+        return -1;
+    }
+    if (!cfg->gateway_id[0]) {
+        char host[48] = "gateway";
+        gethostname(host, sizeof host);
+        host[sizeof host - 1] = '\0';
+        snprintf(cfg->gateway_id, sizeof cfg->gateway_id, "%s-%s", host,
+                 strrchr(cfg->http_bind, ':') + 1); /* LC_CFG_A: always host:port */
+    }
+    return 0;
 }
