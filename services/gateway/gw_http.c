@@ -509,16 +509,10 @@ static enum MHD_Result s_upload(s_req_t *req, const char *upload, size_t n)
         req->too_big = 1;
         return MHD_YES;
     }
-    if (req->len + n + 1 > req->cap) {
-        size_t cap = req->cap ? req->cap : 4096;
-        while (cap < req->len + n + 1)
-            cap *= 2;
-        char *b = realloc(req->body, cap);
-        if (!b)
-            return MHD_NO;
-        req->body = b;
-        req->cap = cap;
-    }
+    char *body = lc_grow(req->body, &req->cap, req->len + n + 1, 4096);
+    if (!body)
+        return MHD_NO;
+    req->body = body;
     memcpy(req->body + req->len, upload, n);
     req->len += n;
     return MHD_YES;
