@@ -54,6 +54,30 @@ typedef struct {
         name, LC_CFG_ENUM, offsetof(st, field), sizeof(int), def, 0, 0, choices, 0, help           \
     }
 
+/* Rows every service spells the same way but for its name, default port and the end of the
+ * help line (`more`): the admin listener, on loopback unless an operator says otherwise
+ * (a char admin_bind[] field); and for a service with state in PostgreSQL, LCORE_PG_DSN as its
+ * own role (a char pg_dsn[] field), a secret since a DSN may carry a password. */
+#define LC_CFG_ADMIN_BIND(name, st, port, more)                                                    \
+    LC_CFG_A(name, st, admin_bind, "127.0.0.1:" port,                                              \
+             "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz" more)
+#define LC_CFG_PG_DSN(st, role, more)                                                              \
+    LC_CFG_SECRET("LCORE_PG_DSN", st, pg_dsn, "postgresql://" role "@127.0.0.1:5432/lcore",        \
+                  "PostgreSQL connection string (libpq)" more)
+
+/* The ZeroMQ links' default ports (docs/ARCHITECTURE.md). One service binds what others connect
+ * to, so each port is written once: the binding row listens on every interface, a connecting
+ * row defaults to the same host. */
+#define LC_LINK_READINGS "5551" /* gateway binds, crypto workers connect */
+#define LC_LINK_SEALED "5552"   /* store binds, crypto workers connect */
+#define LC_LINK_EVENTS "5553"   /* store binds, gateways and the relayer subscribe */
+#define LC_LINK_QUERIES "5554"  /* store binds, gateways, the relayer and operators ask */
+#define LC_LINK_CHAIN_QUERIES "5555" /* the relayer binds, gateways ask */
+#define LC_CFG_LINK_BIND(name, st, field, link, help)                                              \
+    LC_CFG_S(name, st, field, "tcp://*:" link, help)
+#define LC_CFG_LINK_CONNECT(name, st, field, link, help)                                           \
+    LC_CFG_S(name, st, field, "tcp://127.0.0.1:" link, help)
+
 /* Parses a listener address: "IPv4:port" or "[IPv6]:port" (literal addresses, port 1-65535).
  * Fills *out (port in network order) and *out_len. Returns 0 or LC_ERR_INVALID. */
 struct sockaddr_storage;

@@ -1,6 +1,7 @@
-/* lc_common.c: error strings and clocks. */
+/* lc_common.c: error strings, clocks and buffer growth. */
 #include "lc_common.h"
 
+#include <stdlib.h>
 #include <time.h>
 
 const char *lc_strerror(int err)
@@ -53,4 +54,17 @@ uint64_t lc_now_ms(void)
 uint64_t lc_mono_us(void)
 {
     return s_clock_us(CLOCK_MONOTONIC);
+}
+
+void *lc_grow(void *buf, size_t *cap, size_t need, size_t first)
+{
+    if (need <= *cap)
+        return buf;
+    size_t c = *cap ? *cap : first;
+    while (c < need)
+        c = c > SIZE_MAX / 2 ? need : c * 2;
+    void *p = realloc(buf, c);
+    if (p)
+        *cap = c;
+    return p;
 }

@@ -32,4 +32,10 @@ uint64_t lc_mono_us(void);
 
 #define LC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Grows a buffer filled piece by piece to hold at least `need` bytes, like realloc: capacity
+ * *cap (0 at first: `first`) doubles, so n bytes are copied O(log n) times, not once a piece.
+ * Returns the buffer (buf itself when it is big enough) and updates *cap, or NULL when out of
+ * memory (buf and *cap unchanged). */
+void *lc_grow(void *buf, size_t *cap, size_t need, size_t first) LC_WUR;
+
 #endif

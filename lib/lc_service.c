@@ -4,6 +4,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -40,4 +41,57 @@ int lc_service_start(int argc, char **argv, const char *service, const char *sum
     zsys_init();
     zsys_set_ipv6(0);
     return -1;
+}
+
+struct lc_service {
+    lc_metrics_t *metrics;
+    lc_admin_t *admin;
+    lc_curve_t *curve;
+};
+
+lc_service_t *lc_service_new(const char *service, const char *admin_bind,
+                             const lc_curve_cfg_t *curve, const char *not_ready)
+{
+    lc_service_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->metrics = lc_metrics_new())) {
+        lc_error("service_out_of_memory", "service=%s", service);
+        goto fail;
+    }
+    if (!(self->admin = lc_admin_new(admin_bind, self->metrics, service)))
+        goto fail;
+    if (not_ready)
+        lc_admin_set_ready(self->admin, 0, not_ready);
+    if (!(self->curve = lc_curve_new(curve, service, self->metrics)))
+        goto fail;
+    return self;
+fail:
+    lc_service_destroy(&self);
+    return NULL;
+}
+
+void lc_service_destroy(lc_service_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    lc_service_t *self = *self_p;
+    lc_curve_destroy(&self->curve);
+    lc_admin_destroy(&self->admin);
+    lc_metrics_destroy(&self->metrics);
+    free(self);
+    *self_p = NULL;
+}
+
+lc_metrics_t *lc_service_metrics(const lc_service_t *self)
+{
+    return self->metrics;
+}
+
+lc_admin_t *lc_service_admin(const lc_service_t *self)
+{
+    return self->admin;
+}
+
+lc_curve_t *lc_service_curve(const lc_service_t *self)
+{
+    return self->curve;
 }

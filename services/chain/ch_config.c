@@ -3,11 +3,8 @@
 
 #define T ch_config_t
 const lc_cfg_opt_t ch_config_opts[] = {
-    LC_CFG_A("LCORE_CHAIN_ADMIN_BIND", T, admin_bind, "127.0.0.1:9104",
-             "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz"),
-    LC_CFG_SECRET(
-        "LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore_chain@127.0.0.1:5432/lcore",
-        "PostgreSQL connection string (libpq), as the role lcore_chain: the relayer's state"),
+    LC_CFG_ADMIN_BIND("LCORE_CHAIN_ADMIN_BIND", T, "9104", ""),
+    LC_CFG_PG_DSN(T, "lcore_chain", ", as the role lcore_chain: the relayer's state"),
     LC_CFG_S("LCORE_CHAIN_RPC", T, rpc, "http://127.0.0.1:8545",
              "JSON-RPC endpoints, comma-separated, first preferred (failover in order)"),
     LC_CFG_I("LCORE_CHAIN_ID", T, chain_id, "31337", 1, 9007199254740991LL,
@@ -19,13 +16,15 @@ const lc_cfg_opt_t ch_config_opts[] = {
              "empty: the relayer key owns the contract"),
     LC_CFG_S("LCORE_CONTRACT_ADDRESS", T, contract, "",
              "LcoreAnchor contract address (0x…); empty: only `deploy` works"),
-    LC_CFG_S("LCORE_CHAIN_EVENTS_CONNECT", T, events_connect, "tcp://127.0.0.1:5553",
-             "every store's events PUB endpoint, comma-separated: the records each store commits"),
-    LC_CFG_S("LCORE_CHAIN_STORE_QUERIES_CONNECT", T, store_queries_connect,
-             "tcp://127.0.0.1:5554",
-             "the stores' query ROUTER endpoint(s), comma-separated: catching up after a gap"),
-    LC_CFG_S("LCORE_CHAIN_QUERIES_BIND", T, queries_bind, "tcp://*:5555",
-             "query ROUTER socket, bound: gateways ask for a record's anchor and proof"),
+    LC_CFG_LINK_CONNECT("LCORE_CHAIN_EVENTS_CONNECT", T, events_connect, LC_LINK_EVENTS,
+                        "every store's events PUB endpoint, comma-separated: the records each "
+                        "store commits"),
+    LC_CFG_LINK_CONNECT("LCORE_CHAIN_STORE_QUERIES_CONNECT", T, store_queries_connect,
+                        LC_LINK_QUERIES,
+                        "the stores' query ROUTER endpoint(s), comma-separated: catching up after "
+                        "a gap"),
+    LC_CFG_LINK_BIND("LCORE_CHAIN_QUERIES_BIND", T, queries_bind, LC_LINK_CHAIN_QUERIES,
+                     "query ROUTER socket, bound: gateways ask for a record's anchor and proof"),
     LC_CFG_I("LCORE_CHAIN_CATCH_UP_MS", T, catch_up_ms, "10000", 100, 3600000,
              "how often every store's position is compared with what the relayer has"),
     LC_CFG_I("LCORE_CHAIN_CONFIRMATIONS", T, confirmations, "3", 1, 10000,

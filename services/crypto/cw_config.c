@@ -3,13 +3,11 @@
 
 #define T cw_config_t
 const lc_cfg_opt_t cw_config_opts[] = {
-    LC_CFG_A("LCORE_CRYPTO_ADMIN_BIND", T, admin_bind, "127.0.0.1:9102",
-             "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz (one per "
-             "worker on a host)"),
-    LC_CFG_S("LCORE_CRYPTO_READINGS_CONNECT", T, readings_connect, "tcp://127.0.0.1:5551",
-             "gateway readings endpoint(s), comma-separated, to PULL from"),
-    LC_CFG_S("LCORE_CRYPTO_SEALED_CONNECT", T, sealed_connect, "tcp://127.0.0.1:5552",
-             "store sealed-records endpoint to PUSH to"),
+    LC_CFG_ADMIN_BIND("LCORE_CRYPTO_ADMIN_BIND", T, "9102", " (one per worker on a host)"),
+    LC_CFG_LINK_CONNECT("LCORE_CRYPTO_READINGS_CONNECT", T, readings_connect, LC_LINK_READINGS,
+                        "gateway readings endpoint(s), comma-separated, to PULL from"),
+    LC_CFG_LINK_CONNECT("LCORE_CRYPTO_SEALED_CONNECT", T, sealed_connect, LC_LINK_SEALED,
+                        "store sealed-records endpoint to PUSH to"),
     LC_CFG_S("LCORE_KEYRING", T, keyring, "lcore.keyring", "key ring file (mode 0600)"),
     LC_CFG_E("LCORE_CRYPTO_AES_IMPL", T, aes_impl, "auto", "auto|aesni|portable",
              "AES-256-GCM implementation: AES-NI (libsodium) or constant-time software"),

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -13,8 +14,7 @@
 const lc_cfg_opt_t gw_config_opts[] = {
     LC_CFG_A("LCORE_GATEWAY_HTTP_BIND", T, http_bind, "0.0.0.0:8080",
              "device listener, IPv4:port or [IPv6]:port: readings and record reads"),
-    LC_CFG_A("LCORE_GATEWAY_ADMIN_BIND", T, admin_bind, "127.0.0.1:9101",
-             "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz, operator API"),
+    LC_CFG_ADMIN_BIND("LCORE_GATEWAY_ADMIN_BIND", T, "9101", ", operator API"),
     LC_CFG_S("LCORE_GATEWAY_TLS_CERT", T, tls_cert, "",
              "PEM certificate (chain) file: the device listener speaks TLS (with "
              "LCORE_GATEWAY_TLS_KEY)"),
@@ -32,15 +32,15 @@ const lc_cfg_opt_t gw_config_opts[] = {
                   "(none of the three: registration refused)"),
     LC_CFG_S("LCORE_ADMIN_TOKEN_FILE", T, admin_token_file, "",
              "or: file holding the operator token (first line, >= 32 characters)"),
-    LC_CFG_S("LCORE_GATEWAY_READINGS_BIND", T, readings_bind, "tcp://*:5551",
-             "readings PUSH socket, bound; crypto workers connect"),
-    LC_CFG_S("LCORE_GATEWAY_EVENTS_CONNECT", T, events_connect, "tcp://127.0.0.1:5553",
-             "store events PUB endpoint(s) to subscribe to for acks"),
-    LC_CFG_S("LCORE_GATEWAY_QUERIES_CONNECT", T, queries_connect, "tcp://127.0.0.1:5554",
-             "store query ROUTER endpoint(s), comma-separated"),
-    LC_CFG_S("LCORE_GATEWAY_CHAIN_QUERIES_CONNECT", T, chain_queries_connect,
-             "tcp://127.0.0.1:5555",
-             "the relayer's query ROUTER endpoint: a record's anchor and proof"),
+    LC_CFG_LINK_BIND("LCORE_GATEWAY_READINGS_BIND", T, readings_bind, LC_LINK_READINGS,
+                     "readings PUSH socket, bound; crypto workers connect"),
+    LC_CFG_LINK_CONNECT("LCORE_GATEWAY_EVENTS_CONNECT", T, events_connect, LC_LINK_EVENTS,
+                        "store events PUB endpoint(s) to subscribe to for acks"),
+    LC_CFG_LINK_CONNECT("LCORE_GATEWAY_QUERIES_CONNECT", T, queries_connect, LC_LINK_QUERIES,
+                        "store query ROUTER endpoint(s), comma-separated"),
+    LC_CFG_LINK_CONNECT("LCORE_GATEWAY_CHAIN_QUERIES_CONNECT", T, chain_queries_connect,
+                        LC_LINK_CHAIN_QUERIES,
+                        "the relayer's query ROUTER endpoint: a record's anchor and proof"),
     LC_CFG_I("LCORE_GATEWAY_MAX_READING_BYTES", T, max_reading_bytes, "65536", 256, 1048576,
              "largest accepted reading (JWS bytes); larger ones get 413"),
     LC_CFG_I("LCORE_GATEWAY_MAX_BATCH_BYTES", T, max_batch_bytes, "16777216", 4096, 134217728,
@@ -137,4 +137,23 @@ out:
     if (rc != 0)
         sodium_memzero(hash, LC_TOKEN_HASH_LEN);
     return rc;
+}
+
+int gw_config_check(gw_config_t *cfg, char *err, size_t err_len)
+{
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        snprintf(err, err_len,
+                 "invalid configuration: LCORE_GATEWAY_TLS_CERT and LCORE_GATEWAY_TLS_KEY are "
+                 "set together or not at all (only %s is set)",
+                 cfg->tls_cert[0] ? "LCORE_GATEWAY_TLS_CERT" : "LCORE_GATEWAY_TLS_KEY");
+        return -1;
+    }
+    if (!cfg->gateway_id[0]) {
+        char host[48] = "gateway";
+        gethostname(host, sizeof host);
+        host[sizeof host - 1] = '\0';
+        snprintf(cfg->gateway_id, sizeof cfg->gateway_id, "%s-%s", host,
+                 strrchr(cfg->http_bind, ':') + 1); /* LC_CFG_A: always host:port */
+    }
+    return 0;
 }

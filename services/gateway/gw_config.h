@@ -51,4 +51,9 @@ extern const size_t gw_config_opts_len;
 int gw_config_admin_token(gw_config_t *cfg, uint8_t hash[32], int *set, char *err,
                           size_t err_len) LC_WUR;
 
+/* What the table cannot check alone: the TLS certificate and key come together or not at all.
+ * Fills the default gateway_id (hostname-port of the device listener). -1 (reason in err) on an
+ * invalid combination. */
+int gw_config_check(gw_config_t *cfg, char *err, size_t err_len) LC_WUR;
+
 #endif

@@ -462,89 +462,104 @@ static s_route_t s_route(s_listener_t listener, const char *method, const char *
     return r;
 }
 
-static enum MHD_Result s_handle(gw_http_t *self, s_listener_t listener, struct MHD_Connection *c,
-                                const char *url, const char *method, const char *upload,
-                                size_t *upload_size, void **con_cls)
+/* A request resumed by the log: answers it with what the log said. */
+static enum MHD_Result s_resumed(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
 {
-    s_req_t *req = *con_cls;
-    if (req && req->waiting) {
-        /* Resumed: the log has answered. */
-        req->waiting = 0;
-        atomic_fetch_sub(&self->suspended, 1);
-        lc_gauge_add(self->waiting, -1);
-        enum MHD_Result ret;
-        if (req->route == ROUTE_BATCH) {
-            ret = s_batch_reply(self, c, req);
-        } else {
-            s_settle(&req->one, req->log_status);
-            ret = s_reply_result(self, c, &req->one);
-        }
-        lc_histogram_observe(self->latency[req->route],
-                             (double)(lc_mono_us() - req->start_us) / 1e6);
-        return ret;
+    req->waiting = 0;
+    atomic_fetch_sub(&self->suspended, 1);
+    lc_gauge_add(self->waiting, -1);
+    enum MHD_Result ret;
+    if (req->route == ROUTE_BATCH) {
+        ret = s_batch_reply(self, c, req);
+    } else {
+        s_settle(&req->one, req->log_status);
+        ret = s_reply_result(self, c, &req->one);
     }
-    if (!req) {
-        int method_ok = 0;
-        s_route_t route = s_route(listener, method, url, &method_ok);
-        lc_counter_inc(self->requests[route]);
-        if (route == ROUTE_OTHER)
-            return s_error(self, c, 404, "not_found", "no such endpoint", 0);
-        if (atomic_load(&self->stopping) && route != ROUTE_RECORD)
-            return s_error(self, c, 503, "not_ready", "the gateway is shutting down", 1);
-        if (!method_ok)
-            return s_error(self, c, 405, "method_not_allowed", "wrong method for this endpoint", 0);
-        if (route == ROUTE_RECORD)
-            return s_record(self, c, url + 12);
-        if (route == ROUTE_DATA && !s_content_type_is(c, "application/jose"))
-            return s_error(self, c, 415, "unsupported_media_type",
-                           "Content-Type must be application/jose", 0);
-        if (route == ROUTE_BATCH && !s_content_type_is(c, "text/plain") &&
-            !s_content_type_is(c, "application/jose"))
-            return s_error(self, c, 415, "unsupported_media_type",
-                           "Content-Type must be text/plain (one JWS per line)", 0);
-        if ((route == ROUTE_DEVICES || route == ROUTE_COMPAT) &&
-            !s_content_type_is(c, "application/json"))
-            return s_error(self, c, 415, "unsupported_media_type",
-                           "Content-Type must be application/json", 0);
-        size_t limit = route == ROUTE_BATCH     ? (size_t)self->deps.cfg->max_batch_bytes
-                       : route == ROUTE_DEVICES ? 65536
-                       /* compat wraps the JWS in JSON: allow for the wrapping */
-                       : route == ROUTE_COMPAT ? (size_t)self->deps.cfg->max_reading_bytes * 2
-                                               : (size_t)self->deps.cfg->max_reading_bytes;
-        const char *cl =
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > limit)
-            return s_error(self, c, 413, "too_large", "body exceeds the size limit", 0);
-        req = calloc(1, sizeof *req);
-        if (!req)
-            return MHD_NO;
-        req->route = route;
-        req->limit = limit;
-        req->start_us = lc_mono_us();
-        *con_cls = req;
+    lc_histogram_observe(self->latency[req->route], (double)(lc_mono_us() - req->start_us) / 1e6);
+    return ret;
+}
+
+/* The Content-Type a route with a body needs: NULL when c has it, else the message for 415. */
+static const char *s_media_refused(s_route_t route, struct MHD_Connection *c)
+{
+    if (route == ROUTE_DATA && !s_content_type_is(c, "application/jose"))
+        return "Content-Type must be application/jose";
+    if (route == ROUTE_BATCH && !s_content_type_is(c, "text/plain") &&
+        !s_content_type_is(c, "application/jose"))
+        return "Content-Type must be text/plain (one JWS per line)";
+    if ((route == ROUTE_DEVICES || route == ROUTE_COMPAT) &&
+        !s_content_type_is(c, "application/json"))
+        return "Content-Type must be application/json";
+    return NULL;
+}
+
+/* The largest body a route takes. */
+static size_t s_body_limit(const gw_http_t *self, s_route_t route)
+{
+    const gw_config_t *cfg = self->deps.cfg;
+    if (route == ROUTE_BATCH)
+        return (size_t)cfg->max_batch_bytes;
+    if (route == ROUTE_DEVICES)
+        return 65536;
+    if (route == ROUTE_COMPAT) /* wraps the JWS in JSON: allow for the wrapping */
+        return (size_t)cfg->max_reading_bytes * 2;
+    return (size_t)cfg->max_reading_bytes;
+}
+
+/* The first call for a request: routes it, answers what can be answered from the headers
+ * alone, else allocates its state (*con_cls) to collect the body. */
+static enum MHD_Result s_begin(gw_http_t *self, s_listener_t listener, struct MHD_Connection *c,
+                               const char *url, const char *method, void **con_cls)
+{
+    int method_ok = 0;
+    s_route_t route = s_route(listener, method, url, &method_ok);
+    lc_counter_inc(self->requests[route]);
+    if (route == ROUTE_OTHER)
+        return s_error(self, c, 404, "not_found", "no such endpoint", 0);
+    if (atomic_load(&self->stopping) && route != ROUTE_RECORD)
+        return s_error(self, c, 503, "not_ready", "the gateway is shutting down", 1);
+    if (!method_ok)
+        return s_error(self, c, 405, "method_not_allowed", "wrong method for this endpoint", 0);
+    if (route == ROUTE_RECORD)
+        return s_record(self, c, url + 12);
+    const char *refused = s_media_refused(route, c);
+    if (refused)
+        return s_error(self, c, 415, "unsupported_media_type", refused, 0);
+    size_t limit = s_body_limit(self, route);
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > limit)
+        return s_error(self, c, 413, "too_large", "body exceeds the size limit", 0);
+    s_req_t *req = calloc(1, sizeof *req);
+    if (!req)
+        return MHD_NO;
+    req->route = route;
+    req->limit = limit;
+    req->start_us = lc_mono_us();
+    *con_cls = req;
+    return MHD_YES;
+}
+
+/* Takes one chunk of the body. A chunked body past the limit is drained and answered 413 at
+ * the end. */
+static enum MHD_Result s_upload(s_req_t *req, const char *upload, size_t n)
+{
+    if (req->too_big || req->len + n > req->limit) {
+        req->too_big = 1;
         return MHD_YES;
     }
-    if (*upload_size) {
-        size_t n = *upload_size;
-        *upload_size = 0;
-        if (req->too_big || req->len + n > req->limit) {
-            req->too_big = 1; /* chunked body past the limit: drain, answer 413 at the end */
-            return MHD_YES;
-        }
-        if (req->len + n + 1 > req->cap) {
-            size_t cap = req->cap ? req->cap : 4096;
-            while (cap < req->len + n + 1)
-                cap *= 2;
-            char *b = realloc(req->body, cap);
-            if (!b)
-                return MHD_NO;
-            req->body = b;
-            req->cap = cap;
-        }
-        memcpy(req->body + req->len, upload, n);
-        req->len += n;
-        return MHD_YES;
-    }
+    char *body = lc_grow(req->body, &req->cap, req->len + n + 1, 4096);
+    if (!body)
+        return MHD_NO;
+    req->body = body;
+    memcpy(req->body + req->len, upload, n);
+    req->len += n;
+    return MHD_YES;
+}
+
+/* The whole body is in: runs the route. */
+static enum MHD_Result s_complete(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+{
     if (req->too_big)
         return s_error(self, c, 413, "too_large", "body exceeds the size limit", 0);
     if (!req->body && !(req->body = calloc(1, 1)))
@@ -569,6 +584,25 @@ static enum MHD_Result s_handle(gw_http_t *self, s_listener_t listener, struct M
         return ret; /* answered on resume */
     lc_histogram_observe(self->latency[req->route], (double)(lc_mono_us() - req->start_us) / 1e6);
     return ret;
+}
+
+/* libmicrohttpd calls this for a request's headers, each body chunk, the body's end, and once
+ * more after a resume. */
+static enum MHD_Result s_handle(gw_http_t *self, s_listener_t listener, struct MHD_Connection *c,
+                                const char *url, const char *method, const char *upload,
+                                size_t *upload_size, void **con_cls)
+{
+    s_req_t *req = *con_cls;
+    if (!req)
+        return s_begin(self, listener, c, url, method, con_cls);
+    if (req->waiting)
+        return s_resumed(self, c, req);
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        return s_upload(req, upload, n);
+    }
+    return s_complete(self, c, req);
 }
 
 static enum MHD_Result s_on_device(void *cls, struct MHD_Connection *c, const char *url,

@@ -92,83 +92,79 @@ static int s_get_u64(const json_t *obj, const char *key, uint64_t *out)
     return 0;
 }
 
-void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const char *compat_device,
-                       const json_t *compat_data, gw_result_t *res)
+/* Parses the JWS into jw (its payload into payload_buf, len + 1 bytes) and verifies the
+ * signature over the exact bytes received with the device's registered key. 0, or -1 with res
+ * filled. *device_id is the header's kid (pointing into jw) or, without one, compat_device. */
+static int s_verify(gw_ingest_t *self, lc_jws_t *jw, uint8_t *payload_buf, const char *jws,
+                    size_t len, const char *compat_device, const char **device_id, gw_result_t *res)
 {
-    memset(res, 0, sizeof *res);
-    if (len > self->opts.max_reading_bytes) {
-        s_fail(self, res, R_TOO_LARGE, 413, "too_large", "reading is %zu bytes, limit %zu", len,
-               self->opts.max_reading_bytes);
-        return;
-    }
     uint64_t t0 = lc_mono_us();
-    uint8_t *payload_buf = malloc(len + 1);
-    json_t *reading = NULL;
-    if (!payload_buf) {
-        s_fail(self, res, R_OVERLOADED, 503, "overloaded", "out of memory");
-        return;
-    }
-    lc_jws_t jw;
-    int rc = lc_jws_parse(&jw, jws, len, payload_buf, len + 1);
+    int rc = lc_jws_parse(jw, jws, len, payload_buf, len + 1);
     if (rc == LC_ERR_UNSUPPORTED) {
         s_fail(self, res, R_MALFORMED, 400, "malformed", "unsupported alg (EdDSA or ES256K)");
-        goto out;
+        return -1;
     }
     if (rc < 0) {
         s_fail(self, res, R_MALFORMED, 400, "malformed", "not a JWS compact serialization");
-        goto out;
+        return -1;
     }
-    const char *device_id = jw.kid[0] ? jw.kid : compat_device;
-    if (!device_id || !lc_device_id_valid(device_id, strlen(device_id))) {
+    const char *id = *device_id = jw->kid[0] ? jw->kid : compat_device;
+    if (!id || !lc_device_id_valid(id, strlen(id))) {
         s_fail(self, res, R_MALFORMED, 400, "malformed", "header kid must be a valid device_id");
-        goto out;
+        return -1;
     }
-    if (compat_device && strcmp(compat_device, device_id) != 0) {
+    if (compat_device && strcmp(compat_device, id) != 0) {
         s_fail(self, res, R_MALFORMED, 400, "malformed", "device_id does not match the JWS kid");
-        goto out;
+        return -1;
     }
     gw_device_key_t key;
-    rc = gw_devices_lookup(self->devices, device_id, &key);
+    rc = gw_devices_lookup(self->devices, id, &key);
     if (rc == LC_ERR_NOTFOUND) {
         s_fail(self, res, R_UNKNOWN_DEVICE, 403, "unknown_device",
                "device is not registered or is revoked");
-        goto out;
+        return -1;
     }
     if (rc < 0) {
         s_fail(self, res, R_UNAVAILABLE, 503, "not_ready", "device registry unavailable");
-        goto out;
+        return -1;
     }
-    if (jw.alg != key.alg || lc_jws_verify(&jw, key.alg, key.public_key, key.public_key_len)) {
+    if (jw->alg != key.alg || lc_jws_verify(jw, key.alg, key.public_key, key.public_key_len)) {
         s_fail(self, res, R_SIGNATURE, 401, "bad_signature",
                "signature does not verify with the device's registered key");
-        goto out;
+        return -1;
     }
     lc_histogram_observe(self->verify_seconds, (double)(lc_mono_us() - t0) / 1e6);
+    return 0;
+}
 
-    /* The signature is good: now check what the device signed. */
+/* The signature is good: checks what the device signed (and, for /device/data, that the
+ * body's data is what was signed). 0 with *seq and *ts, or -1 with res filled. */
+static int s_check_signed(gw_ingest_t *self, const lc_jws_t *jw, const char *device_id,
+                          const json_t *compat_data, uint64_t *seq, uint64_t *ts, gw_result_t *res)
+{
     json_error_t jerr;
-    reading = json_loadb((const char *)jw.payload, jw.payload_len, JSON_REJECT_DUPLICATES, &jerr);
-    uint64_t seq = 0, ts = 0;
+    json_t *reading =
+        json_loadb((const char *)jw->payload, jw->payload_len, JSON_REJECT_DUPLICATES, &jerr);
     const char *payload_device = json_string_value(json_object_get(reading, "device_id"));
-    if (!json_is_object(reading) || !payload_device || s_get_u64(reading, "seq", &seq) ||
-        s_get_u64(reading, "ts", &ts) || !json_object_get(reading, "data")) {
+    int rc = -1;
+    if (!json_is_object(reading) || !payload_device || s_get_u64(reading, "seq", seq) ||
+        s_get_u64(reading, "ts", ts) || !json_object_get(reading, "data"))
         s_fail(self, res, R_MALFORMED, 400, "malformed",
                "payload must be a JSON object with device_id, seq (u63), ts (ms) and data");
-        goto out;
-    }
-    if (strcmp(payload_device, device_id) != 0) {
+    else if (strcmp(payload_device, device_id) != 0)
         s_fail(self, res, R_MALFORMED, 400, "malformed", "payload device_id does not match kid");
-        goto out;
-    }
-    if (compat_data && !json_equal((json_t *)compat_data, json_object_get(reading, "data"))) {
+    else if (compat_data && !json_equal((json_t *)compat_data, json_object_get(reading, "data")))
         s_fail(self, res, R_MALFORMED, 400, "malformed", "data does not match the signed data");
-        goto out;
-    }
-    if (gw_devices_take(self->devices, device_id) < 0) {
-        s_fail(self, res, R_RATE_LIMITED, 429, "rate_limited", "device over its reading rate");
-        goto out;
-    }
+    else
+        rc = 0;
+    json_decref(reading);
+    return rc;
+}
 
+/* Derives record_id and appends the Reading to the log (res->lsn). 0, or -1 with res filled. */
+static int s_log(gw_ingest_t *self, const char *jws, size_t len, const char *device_id,
+                 uint64_t seq, uint64_t ts, gw_result_t *res)
+{
     lc_record_id(res->record_id, device_id, strlen(device_id), seq);
     Lcore__V1__Reading msg = LCORE__V1__READING__INIT;
     msg.version = 1;
@@ -181,20 +177,49 @@ void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const cha
     msg.jws.data = (uint8_t *)jws;
     msg.jws.len = len;
     msg.gateway_id = (char *)self->opts.gateway_id;
-    rc = gw_wal_append_pb(self->wal, res->record_id, &msg.base, &res->lsn);
+    int rc = gw_wal_append_pb(self->wal, res->record_id, &msg.base, &res->lsn);
     if (rc == LC_ERR_FULL) {
         s_fail(self, res, R_LOG_FULL, 503, "overloaded",
                "the gateway's log is at its bound (the pipeline is behind); retry later");
-        goto out;
+        return -1;
     }
     if (rc < 0) {
         s_fail(self, res, rc == LC_ERR_IO ? R_LOG_FAILED : R_OVERLOADED, 503, "not_ready",
                "the gateway cannot write its log");
+        return -1;
+    }
+    return 0;
+}
+
+void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const char *compat_device,
+                       const json_t *compat_data, gw_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    if (len > self->opts.max_reading_bytes) {
+        s_fail(self, res, R_TOO_LARGE, 413, "too_large", "reading is %zu bytes, limit %zu", len,
+               self->opts.max_reading_bytes);
+        return;
+    }
+    uint8_t *payload_buf = malloc(len + 1);
+    if (!payload_buf) {
+        s_fail(self, res, R_OVERLOADED, 503, "overloaded", "out of memory");
+        return;
+    }
+    lc_jws_t jw;
+    const char *device_id = NULL;
+    uint64_t seq = 0, ts = 0;
+    if (s_verify(self, &jw, payload_buf, jws, len, compat_device, &device_id, res) < 0 ||
+        s_check_signed(self, &jw, device_id, compat_data, &seq, &ts, res) < 0)
+        goto out;
+    /* Rate-limited only once valid: a device's bad readings do not use up its allowance. */
+    if (gw_devices_take(self->devices, device_id) < 0) {
+        s_fail(self, res, R_RATE_LIMITED, 429, "rate_limited", "device over its reading rate");
         goto out;
     }
+    if (s_log(self, jws, len, device_id, seq, ts, res) < 0)
+        goto out;
     lc_counter_inc(self->accepted);
     res->status = 202;
 out:
-    json_decref(reading);
     free(payload_buf);
 }

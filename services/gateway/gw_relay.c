@@ -1,6 +1,7 @@
 /* gw_relay.c: see gw_relay.h. */
 #include "gw_relay.h"
 
+#include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -17,7 +18,6 @@
 #define S_TICK_MS 100        /* redelivery scan period */
 #define S_ACKS_PER_TURN 1000 /* ack messages taken per loop turn */
 #define S_DEAD_PER_TICK 50   /* dead letters written per scan (each is a store round trip) */
-#define S_SUFFIX_MAX 12      /* appended fields 9 and 10: two tags + two 5-byte varints */
 
 /* Where an entry is. */
 enum { S_UNSENT, S_IN_FLIGHT, S_SUSPECT };
@@ -244,16 +244,6 @@ void gw_relay_replay_ack(void *relay, const uint8_t record_id[32])
 
 /* -- sending ----------------------------------------------------------------------------- */
 
-static size_t s_varint(uint8_t *p, uint32_t v)
-{
-    size_t n = 0;
-    do {
-        p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    return n;
-}
-
 /* Timeout for the delivery just made: base x 2^(attempts-1), capped, +-25 % jitter so that
  * readings lost together (a worker's queue) are not redelivered together. */
 static uint64_t s_timeout_us(gw_relay_t *self, uint32_t attempts)
@@ -272,22 +262,32 @@ static uint64_t s_timeout_us(gw_relay_t *self, uint32_t attempts)
     return us * 3 / 4 + z % (us / 2 + 1);
 }
 
-/* Sends one reading; 0 when ZeroMQ took it. The attempt number travels as protobuf fields 9
- * and 10 appended to the logged bytes (a later field value wins). A solo delivery times out
- * after the base timeout: it is alone, its ack comes fast or not at all. */
+/* The bytes of one delivery: the logged Reading, then a Reading holding only attempt and
+ * max_attempts, packed by the generated code. Protobuf merges concatenated messages (a later
+ * scalar wins), so the worker decodes the logged reading with this delivery's attempt, and the
+ * logged bytes are sent as they are, without an unpack and repack per delivery. */
+static int s_delivery(zmq_msg_t *m, const s_entry_t *e, uint32_t attempt, uint32_t max_attempts)
+{
+    assert(attempt > 0 && max_attempts > 0); /* proto3 omits zeros: a 0 would not override */
+    Lcore__V1__Reading tail = LCORE__V1__READING__INIT;
+    tail.attempt = attempt;
+    tail.max_attempts = max_attempts;
+    size_t n = lcore__v1__reading__get_packed_size(&tail);
+    if (zmq_msg_init_size(m, e->len + n) != 0)
+        return LC_ERR_NOMEM;
+    uint8_t *p = zmq_msg_data(m);
+    memcpy(p, e->data, e->len);
+    lcore__v1__reading__pack(&tail, p + e->len);
+    return 0;
+}
+
+/* Sends one reading; 0 when ZeroMQ took it. A solo delivery times out after the base timeout:
+ * it is alone, its ack comes fast or not at all. */
 static int s_send_one(gw_relay_t *self, void *sock, s_entry_t *e, int solo, uint64_t now)
 {
-    uint8_t suffix[S_SUFFIX_MAX];
-    size_t k = 0;
-    suffix[k++] = 9 << 3;
-    k += s_varint(suffix + k, e->attempts + 1);
-    suffix[k++] = 10 << 3;
-    k += s_varint(suffix + k, self->opts.max_attempts);
     zmq_msg_t m;
-    if (zmq_msg_init_size(&m, e->len + k) != 0)
+    if (s_delivery(&m, e, e->attempts + 1, self->opts.max_attempts) < 0)
         return LC_ERR_NOMEM;
-    memcpy(zmq_msg_data(&m), e->data, e->len);
-    memcpy((uint8_t *)zmq_msg_data(&m) + e->len, suffix, k);
     if (zmq_msg_send(&m, sock, ZMQ_DONTWAIT) < 0) {
         /* No worker connected or all queues full: wait for POLLOUT. */
         zmq_msg_close(&m);

@@ -109,16 +109,10 @@ static uint32_t s_crc(const uint8_t *p, size_t n)
 /* Makes room for n more bytes; returns the write position or NULL. */
 static uint8_t *s_reserve(s_buf_t *b, size_t n)
 {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64 * 1024;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *d = realloc(b->data, cap);
-        if (!d)
-            return NULL;
-        b->data = d;
-        b->cap = cap;
-    }
+    uint8_t *d = lc_grow(b->data, &b->cap, b->len + n, 64 * 1024);
+    if (!d)
+        return NULL;
+    b->data = d;
     return b->data + b->len;
 }
 

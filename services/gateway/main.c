@@ -5,13 +5,12 @@
 #include <czmq.h>
 #include <sodium.h>
 #include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "gw_config.h"
 #include "gw_http.h"
 #include "gw_relay.h"
 #include "gw_wal.h"
+#include "lc_keyring.h"
 #include "lc_log.h"
 #include "lc_service.h"
 
@@ -37,136 +36,159 @@ static void s_check_ready(lc_query_client_t *store, gw_relay_t *relay, gw_wal_t 
         lcore__v1__query_reply__free_unpacked(r, NULL);
 }
 
-int main(int argc, char **argv)
+/* What the gateway runs on: opened in this order by s_open, closed in reverse by s_close. */
+typedef struct {
+    const gw_config_t *cfg;
+    const uint8_t *token_hash; /* the operator token's SHA-256; NULL: registration refused */
+    lc_service_t *svc;
+    lc_keyring_t *ring;
+    lc_query_client_t *store; /* the stores' query links */
+    lc_query_client_t *chain; /* the relayer's: record status, the anchor part */
+    gw_relay_t *relay;
+    gw_wal_t *wal;
+    gw_devices_t *devices;
+    gw_ingest_t *ingest;
+    gw_http_t *http;
+} s_gateway_t;
+
+/* Config: the table, then the operator token, hashed and wiped before anything else runs, then
+ * what the table cannot check alone. -1 to go on, else the exit code. */
+static int s_config(int argc, char **argv, gw_config_t *cfg, uint8_t token_hash[32], int *token_set)
 {
-    static gw_config_t cfg;
     int rc = lc_service_start(argc, argv, "lcore-gateway",
-                              "HTTP ingest: device signatures, registration, record status.", &cfg,
+                              "HTTP ingest: device signatures, registration, record status.", cfg,
                               gw_config_opts, gw_config_opts_len);
-    /* The raw operator token is hashed and wiped before anything else runs. */
-    uint8_t token_hash[32];
-    int token_set = 0;
-    char token_err[256];
-    if (rc < 0 &&
-        gw_config_admin_token(&cfg, token_hash, &token_set, token_err, sizeof token_err) != 0) {
-        fprintf(stderr, "lcore-gateway: %s\n", token_err);
-        return 2;
-    }
     if (rc >= 0)
         return rc;
-    if (!cfg.tls_cert[0] != !cfg.tls_key[0]) {
-        fprintf(stderr,
-                "lcore-gateway: invalid configuration: LCORE_GATEWAY_TLS_CERT and "
-                "LCORE_GATEWAY_TLS_KEY are set together or not at all (only %s is set)\n",
-                cfg.tls_cert[0] ? "LCORE_GATEWAY_TLS_CERT" : "LCORE_GATEWAY_TLS_KEY");
+    char err[256];
+    if (gw_config_admin_token(cfg, token_hash, token_set, err, sizeof err) != 0 ||
+        gw_config_check(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "lcore-gateway: %s\n", err);
         return 2;
     }
-    if (!cfg.gateway_id[0]) {
-        char host[48] = "gateway";
-        gethostname(host, sizeof host);
-        host[sizeof host - 1] = '\0';
-        snprintf(cfg.gateway_id, sizeof cfg.gateway_id, "%s-%s", host,
-                 strrchr(cfg.http_bind, ':') + 1); /* LC_CFG_A: always host:port */
-    }
+    return -1;
+}
 
-    int exit_code = 1;
-    lc_metrics_t *metrics = lc_metrics_new();
-    lc_admin_t *admin = NULL;
-    lc_keyring_t *ring = NULL;
-    lc_curve_t *curve = NULL;
-    lc_query_client_t *store = NULL, *chain = NULL;
-    gw_relay_t *relay = NULL;
-    gw_wal_t *wal = NULL;
-    gw_devices_t *devices = NULL;
-    gw_ingest_t *ingest = NULL;
-    gw_http_t *http = NULL;
-    int err = 0;
-    if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "gateway")))
-        goto out;
-    lc_admin_set_ready(admin, 0, "connecting to the store");
-    if (!(ring = lc_keyring_load(cfg.keyring, LC_KEYRING_GATEWAY, &err))) {
-        lc_error("keyring_load_failed", "path=%s err=\"%s\"", cfg.keyring, lc_strerror(err));
-        goto out;
-    }
-    if (!(curve = lc_curve_new(&cfg.curve, "gateway", metrics)) ||
-        !(store = lc_query_client_new(cfg.queries_connect, LC_ROLE_STORE, (int)cfg.query_timeout_ms,
-                                      curve)) ||
-        !(chain = lc_query_client_new(cfg.chain_queries_connect, LC_ROLE_CHAIN,
-                                      (int)cfg.query_timeout_ms, curve)))
-        goto out;
-    /* The log first: what it holds from a previous run goes out before new readings. */
-    gw_relay_opts_t ropts = {.readings_bind = cfg.readings_bind,
-                             .events_connect = cfg.events_connect,
-                             .gateway_id = cfg.gateway_id,
-                             .store = store,
-                             .curve = curve,
-                             .hwm = (int)cfg.readings_hwm,
-                             .window = (unsigned)cfg.inflight,
-                             .redeliver_ms = (unsigned)cfg.redeliver_ms,
-                             .redeliver_max_ms = (unsigned)cfg.redeliver_max_ms,
-                             .max_attempts = (unsigned)cfg.max_attempts,
-                             .drain_ms = (unsigned)cfg.drain_ms,
-                             .heartbeat_ms = (unsigned)cfg.heartbeat_ms,
-                             .metrics = metrics};
-    gw_wal_opts_t wopts = {.dir = cfg.wal_dir,
-                           .ring = ring,
-                           .max_bytes = (uint64_t)cfg.wal_max_bytes,
-                           .max_entries = (uint64_t)cfg.wal_max_readings,
-                           .segment_bytes = (uint64_t)cfg.wal_segment_bytes,
-                           .metrics = metrics,
+/* The log and its relay. The log first: what it holds from a previous run goes out before new
+ * readings. */
+static int s_open_log(s_gateway_t *gw)
+{
+    const gw_config_t *cfg = gw->cfg;
+    gw_relay_opts_t ropts = {.readings_bind = cfg->readings_bind,
+                             .events_connect = cfg->events_connect,
+                             .gateway_id = cfg->gateway_id,
+                             .store = gw->store,
+                             .curve = lc_service_curve(gw->svc),
+                             .hwm = (int)cfg->readings_hwm,
+                             .window = (unsigned)cfg->inflight,
+                             .redeliver_ms = (unsigned)cfg->redeliver_ms,
+                             .redeliver_max_ms = (unsigned)cfg->redeliver_max_ms,
+                             .max_attempts = (unsigned)cfg->max_attempts,
+                             .drain_ms = (unsigned)cfg->drain_ms,
+                             .heartbeat_ms = (unsigned)cfg->heartbeat_ms,
+                             .metrics = lc_service_metrics(gw->svc)};
+    gw_wal_opts_t wopts = {.dir = cfg->wal_dir,
+                           .ring = gw->ring,
+                           .max_bytes = (uint64_t)cfg->wal_max_bytes,
+                           .max_entries = (uint64_t)cfg->wal_max_readings,
+                           .segment_bytes = (uint64_t)cfg->wal_segment_bytes,
+                           .metrics = lc_service_metrics(gw->svc),
                            .prefill_bytes = GW_WAL_PREFILL_BYTES};
-    if (!(relay = gw_relay_new(&ropts)) ||
-        !(wal = gw_wal_open(&wopts, gw_relay_replay_reading, gw_relay_replay_ack, relay)) ||
-        gw_relay_start(relay, wal) < 0)
-        goto out;
-    if (!(devices = gw_devices_new(store, (int)cfg.device_cache_ttl_ms, (double)cfg.device_rate,
-                                   (double)cfg.device_burst)))
-        goto out;
-    gw_ingest_opts_t iopts = {.gateway_id = cfg.gateway_id,
-                              .max_reading_bytes = (size_t)cfg.max_reading_bytes};
-    if (!(ingest = gw_ingest_new(&iopts, devices, wal, metrics)))
-        goto out;
-    gw_http_deps_t deps = {.cfg = &cfg,
-                           .admin_token_hash = token_set ? token_hash : NULL,
-                           .ingest = ingest,
-                           .wal = wal,
-                           .devices = devices,
-                           .store = store,
-                           .chain = chain,
-                           .admin = admin,
-                           .metrics = metrics};
-    if (!(http = gw_http_new(&deps)))
-        goto out;
-    lc_info("started", "gateway_id=%s registration=%s wal_dir=%s", cfg.gateway_id,
-            token_set ? "enabled" : "disabled", cfg.wal_dir);
+    if (!(gw->relay = gw_relay_new(&ropts)) ||
+        !(gw->wal = gw_wal_open(&wopts, gw_relay_replay_reading, gw_relay_replay_ack, gw->relay)))
+        return -1;
+    return gw_relay_start(gw->relay, gw->wal) < 0 ? -1 : 0;
+}
 
-    /* The loop only watches readiness; requests run on the HTTP threads. SIGTERM/SIGINT set
-     * zsys_interrupted (czmq's handler). */
-    while (!zsys_interrupted && !gw_wal_failed(wal)) {
-        s_check_ready(store, relay, wal, admin);
+/* Resources: the service's own (metrics, admin listener, CURVE), the key ring, the store link,
+ * the log and relay, then the accept path and its listeners. 0, or -1 (logged). */
+static int s_open(s_gateway_t *gw)
+{
+    const gw_config_t *cfg = gw->cfg;
+    int err = 0;
+    if (!(gw->svc =
+              lc_service_new("gateway", cfg->admin_bind, &cfg->curve, "connecting to the store")))
+        return -1;
+    lc_metrics_t *metrics = lc_service_metrics(gw->svc);
+    if (!(gw->ring = lc_keyring_load(cfg->keyring, LC_KEYRING_GATEWAY, &err))) {
+        lc_error("keyring_load_failed", "path=%s err=\"%s\"", cfg->keyring, lc_strerror(err));
+        return -1;
+    }
+    lc_curve_t *curve = lc_service_curve(gw->svc);
+    if (!(gw->store = lc_query_client_new(cfg->queries_connect, LC_ROLE_STORE,
+                                          (int)cfg->query_timeout_ms, curve)) ||
+        !(gw->chain = lc_query_client_new(cfg->chain_queries_connect, LC_ROLE_CHAIN,
+                                          (int)cfg->query_timeout_ms, curve)) ||
+        s_open_log(gw) < 0)
+        return -1;
+    if (!(gw->devices = gw_devices_new(gw->store, (int)cfg->device_cache_ttl_ms,
+                                       (double)cfg->device_rate, (double)cfg->device_burst)))
+        return -1;
+    gw_ingest_opts_t iopts = {.gateway_id = cfg->gateway_id,
+                              .max_reading_bytes = (size_t)cfg->max_reading_bytes};
+    if (!(gw->ingest = gw_ingest_new(&iopts, gw->devices, gw->wal, metrics)))
+        return -1;
+    gw_http_deps_t deps = {.cfg = cfg,
+                           .admin_token_hash = gw->token_hash,
+                           .ingest = gw->ingest,
+                           .wal = gw->wal,
+                           .devices = gw->devices,
+                           .store = gw->store,
+                           .chain = gw->chain,
+                           .admin = lc_service_admin(gw->svc),
+                           .metrics = metrics};
+    if (!(gw->http = gw_http_new(&deps)))
+        return -1;
+    lc_info("started", "gateway_id=%s registration=%s wal_dir=%s", cfg->gateway_id,
+            gw->token_hash ? "enabled" : "disabled", cfg->wal_dir);
+    return 0;
+}
+
+/* Loop: only watches readiness; requests run on the HTTP threads. SIGTERM/SIGINT set
+ * zsys_interrupted (czmq's handler). Returns the exit code: a failed log cannot be trusted
+ * with more readings, so 1 makes the supervisor restart the gateway, which replays the log. */
+static int s_run(s_gateway_t *gw)
+{
+    lc_admin_t *admin = lc_service_admin(gw->svc);
+    while (!zsys_interrupted && !gw_wal_failed(gw->wal)) {
+        s_check_ready(gw->store, gw->relay, gw->wal, admin);
         for (int i = 0; i < 10 && !zsys_interrupted; i++)
             zclock_sleep(100);
     }
-    /* A failed log cannot be trusted with more readings: exit non-zero so the supervisor
-     * restarts the gateway, which replays the log. */
-    exit_code = gw_wal_failed(wal) ? 1 : 0;
+    int exit_code = gw_wal_failed(gw->wal) ? 1 : 0;
     lc_info("stopping", "reason=%s", exit_code ? "log_failed" : "signal");
     lc_admin_set_ready(admin, 0, "shutting down");
-out:
-    gw_http_destroy(&http); /* answers requests waiting for the log (the relay still runs) */
-    gw_ingest_destroy(&ingest);
-    gw_devices_destroy(&devices);
-    gw_relay_destroy(&relay); /* drains acks, logs them */
-    gw_wal_destroy(&wal);
-    lc_query_client_destroy(&chain);
-    lc_query_client_destroy(&store);
-    lc_curve_destroy(&curve);
-    lc_keyring_destroy(&ring);
-    lc_admin_destroy(&admin);
-    lc_metrics_destroy(&metrics);
+    return exit_code;
+}
+
+/* Teardown, in reverse; what s_open did not get to is NULL. */
+static void s_close(s_gateway_t *gw)
+{
+    gw_http_destroy(&gw->http); /* answers requests waiting for the log (the relay still runs) */
+    gw_ingest_destroy(&gw->ingest);
+    gw_devices_destroy(&gw->devices);
+    gw_relay_destroy(&gw->relay); /* drains acks, logs them */
+    gw_wal_destroy(&gw->wal);
+    lc_query_client_destroy(&gw->chain);
+    lc_query_client_destroy(&gw->store);
+    lc_keyring_destroy(&gw->ring);
+    lc_service_destroy(&gw->svc);
+}
+
+int main(int argc, char **argv)
+{
+    static gw_config_t cfg;
+    uint8_t token_hash[32];
+    int token_set = 0;
+    int exit_code = s_config(argc, argv, &cfg, token_hash, &token_set);
+    if (exit_code < 0) {
+        s_gateway_t gw = {.cfg = &cfg, .token_hash = token_set ? token_hash : NULL};
+        exit_code = s_open(&gw) == 0 ? s_run(&gw) : 1;
+        s_close(&gw);
+        if (exit_code)
+            lc_error("exit_failure", "see the lines above");
+        lc_info("exited", "code=%d", exit_code);
+    }
     sodium_memzero(token_hash, sizeof token_hash);
-    if (exit_code)
-        lc_error("exit_failure", "see the lines above");
-    lc_info("exited", "code=%d", exit_code);
     return exit_code;
 }

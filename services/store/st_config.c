@@ -3,10 +3,8 @@
 
 #define T st_config_t
 const lc_cfg_opt_t st_config_opts[] = {
-    LC_CFG_A("LCORE_STORE_ADMIN_BIND", T, admin_bind, "127.0.0.1:9103",
-             "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz"),
-    LC_CFG_SECRET("LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore_store@127.0.0.1:5432/lcore",
-                  "PostgreSQL connection string (libpq): the store's role; `migrate`: the owner's"),
+    LC_CFG_ADMIN_BIND("LCORE_STORE_ADMIN_BIND", T, "9103", ""),
+    LC_CFG_PG_DSN(T, "lcore_store", ": the store's role; `migrate`: the owner's"),
     LC_CFG_S("LCORE_STORE_ID", T, store_id, "",
              "this store's id: it numbers the records it writes under it (positions), so keep it "
              "across restarts; one process per id (default: the host name)"),
@@ -14,13 +12,13 @@ const lc_cfg_opt_t st_config_opts[] = {
              "`migrate` grants this role the store's privileges (INSERT and SELECT)"),
     LC_CFG_S("LCORE_CHAIN_DB_ROLE", T, chain_db_role, "lcore_chain",
              "`migrate` grants this role lcore-chain's privileges (its chain_* tables)"),
-    LC_CFG_S("LCORE_STORE_SEALED_BIND", T, sealed_bind, "tcp://*:5552",
-             "sealed-records PULL socket, bound; crypto workers connect"),
-    LC_CFG_S("LCORE_STORE_EVENTS_BIND", T, events_bind, "tcp://*:5553",
-             "events PUB socket (acks to gateways, stored records to the relayer), bound"),
-    LC_CFG_S("LCORE_STORE_QUERIES_BIND", T, queries_bind, "tcp://*:5554",
-             "query ROUTER socket (gateways: devices, record status; the relayer: catch-up), "
-             "bound"),
+    LC_CFG_LINK_BIND("LCORE_STORE_SEALED_BIND", T, sealed_bind, LC_LINK_SEALED,
+                     "sealed-records PULL socket, bound; crypto workers connect"),
+    LC_CFG_LINK_BIND("LCORE_STORE_EVENTS_BIND", T, events_bind, LC_LINK_EVENTS,
+                     "events PUB socket (acks to gateways, stored records to the relayer), bound"),
+    LC_CFG_LINK_BIND("LCORE_STORE_QUERIES_BIND", T, queries_bind, LC_LINK_QUERIES,
+                     "query ROUTER socket (gateways: devices, record status; the relayer: "
+                     "catch-up; operators: sealed records), bound"),
     LC_CFG_I("LCORE_STORE_BATCH_MAX", T, batch_max, "500", 1, 5000,
              "most records written in one transaction"),
     LC_CFG_I("LCORE_STORE_BATCH_WAIT_MS", T, batch_wait_ms, "5", 0, 10000,

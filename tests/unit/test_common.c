@@ -1,0 +1,38 @@
+/* test_common.c: lc_grow, the doubling growth of buffers filled piece by piece. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lc_common.h"
+
+static void test_grow_doubles_from_first(void **state)
+{
+    (void)state;
+    size_t cap = 0;
+    char *b = lc_grow(NULL, &cap, 10, 16);
+    assert_non_null(b);
+    assert_int_equal(cap, 16);
+    memcpy(b, "0123456789", 10);
+    /* Big enough already: the same buffer, the same capacity. */
+    assert_ptr_equal(lc_grow(b, &cap, 16, 16), b);
+    assert_int_equal(cap, 16);
+    /* Past it: doubled until it fits; the contents kept. */
+    b = lc_grow(b, &cap, 40, 16);
+    assert_non_null(b);
+    assert_int_equal(cap, 64);
+    assert_memory_equal(b, "0123456789", 10);
+    free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grow_doubles_from_first),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
