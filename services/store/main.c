@@ -133,10 +133,11 @@ static st_db_t *s_wait_for_schema(const char *dsn, const char *store_id, lc_admi
 /* Everything the running store holds, in the order it is made (and unmade in reverse). */
 typedef struct {
     st_config_t *cfg;
-    lc_metrics_t *metrics;
+    lc_service_t *svc;
+    lc_metrics_t *metrics; /* the service's (borrowed from svc) */
     lc_admin_t *admin;
-    st_db_t *db, *qdb; /* the writer's connection (holds the store_id), the queries' */
     lc_curve_t *curve;
+    st_db_t *db, *qdb; /* the writer's connection (holds the store_id), the queries' */
     zsock_t *sealed, *events, *queries;
     lc_zmq_peers_t *workers, *subscribers, *askers;
     st_writer_t *writer;
@@ -229,13 +230,14 @@ static void s_register_metrics(s_store_t *s)
 static int s_open(s_store_t *s)
 {
     const st_config_t *cfg = s->cfg;
-    if (!s->metrics || !(s->admin = lc_admin_new(cfg->admin_bind, s->metrics, "store")))
+    if (!(s->svc = lc_service_new("store", cfg->admin_bind, &cfg->curve,
+                                  "connecting to PostgreSQL")))
         return -1;
-    lc_admin_set_ready(s->admin, 0, "connecting to PostgreSQL");
+    s->metrics = lc_service_metrics(s->svc);
+    s->admin = lc_service_admin(s->svc);
+    s->curve = lc_service_curve(s->svc);
     if (!(s->db = s_wait_for_schema(cfg->pg_dsn, cfg->store_id, s->admin)) ||
-        !(s->qdb = st_db_new(cfg->pg_dsn, NULL)))
-        return -1;
-    if (!(s->curve = lc_curve_new(&cfg->curve, "store", s->metrics)) || s_open_sockets(s) < 0)
+        !(s->qdb = st_db_new(cfg->pg_dsn, NULL)) || s_open_sockets(s) < 0)
         return -1;
     s->writer = st_writer_new(s->db, s->events, (size_t)cfg->batch_max, (int)cfg->batch_wait_ms,
                               (size_t)cfg->max_ciphertext_bytes, s->metrics);
@@ -256,9 +258,7 @@ static void s_close(s_store_t *s)
     zsock_destroy(&s->sealed);
     st_db_destroy(&s->qdb);
     st_db_destroy(&s->db);
-    lc_curve_destroy(&s->curve);
-    lc_admin_destroy(&s->admin);
-    lc_metrics_destroy(&s->metrics);
+    lc_service_destroy(&s->svc);
 }
 
 /* Writes the pending batch; on failure backs off (doubling, at most 5 s) and says not ready. */
@@ -337,7 +337,7 @@ int main(int argc, char **argv)
     if (s_store_id(&cfg) < 0)
         return 2;
     int exit_code = 1;
-    s_store_t s = {.cfg = &cfg, .metrics = lc_metrics_new()};
+    s_store_t s = {.cfg = &cfg};
     if (s_open(&s) == 0) {
         lc_admin_set_ready(s.admin, 1, "");
         lc_info("started", "store_id=%s batch_max=%lld batch_wait_ms=%lld", cfg.store_id,
