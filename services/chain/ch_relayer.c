@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ch_abi.h"
+#include "lc_abi.h"
+#include "lc_ethrpc.h"
 #include "lc_codec.h"
 #include "lc_keccak.h"
 #include "lc_log.h"
@@ -24,7 +25,7 @@
 struct ch_relayer {
     const ch_config_t *cfg;
     ch_db_t *db;
-    ch_rpc_t *rpc;
+    lc_rpc_t *rpc;
     const lc_ethtx_signer_t *signer;
     uint8_t from[20];
     uint8_t contract[20];
@@ -66,7 +67,7 @@ struct ch_relayer {
 
 static const double s_confirm_buckets[] = {0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300};
 
-ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, ch_rpc_t *rpc,
+ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, lc_rpc_t *rpc,
                              const lc_ethtx_signer_t *signer, const uint8_t contract[20],
                              lc_metrics_t *m)
 {
@@ -86,8 +87,8 @@ ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, ch_rpc_t *rpc,
     self->signer = signer;
     memcpy(self->from, lc_ethtx_signer_address(signer), 20);
     memcpy(self->contract, contract, 20);
-    lc_keccak256(self->anchored_topic, (const uint8_t *)CH_ABI_ANCHORED_EVENT,
-                 sizeof CH_ABI_ANCHORED_EVENT - 1);
+    lc_keccak256(self->anchored_topic, (const uint8_t *)LC_ABI_ANCHORED_EVENT,
+                 sizeof LC_ABI_ANCHORED_EVENT - 1);
     self->batches = lc_metrics_counter(m, "lcore_chain_batches_total", "Batches created", NULL);
     self->records = lc_metrics_counter(m, "lcore_chain_records_anchored_total",
                                        "Records in batches that reached confirmation depth", NULL);
@@ -159,8 +160,9 @@ static int s_sync_nonce(ch_relayer_t *self)
 {
     uint64_t chain = 0, db_max = 0;
     int has = 0;
-    ch_rpc_error_t err;
-    if (ch_rpc_get_transaction_count(self->rpc, self->from, CH_BLOCK_PENDING, &chain, &err) < 0)
+    lc_jsonrpc_error_t err;
+    if (lc_ethrpc_get_transaction_count(self->rpc, self->from, LC_ETHRPC_BLOCK_PENDING, &chain,
+                                        &err) < 0)
         return LC_ERR_UNAVAILABLE;
     if (ch_db_max_nonce(self->db, self->from, &db_max, &has) < 0)
         return LC_ERR_UNAVAILABLE;
@@ -182,10 +184,10 @@ typedef struct {
 static int s_market_fees(ch_relayer_t *self, s_fees_t *f)
 {
     uint64_t base = 0, tip = 0;
-    ch_rpc_error_t err;
-    if (ch_rpc_base_fee(self->rpc, &base, &err) < 0)
+    lc_jsonrpc_error_t err;
+    if (lc_ethrpc_base_fee(self->rpc, &base, &err) < 0)
         return LC_ERR_UNAVAILABLE;
-    if (ch_rpc_max_priority_fee(self->rpc, &tip, &err) < 0)
+    if (lc_ethrpc_max_priority_fee(self->rpc, &tip, &err) < 0)
         tip = 1000000; /* 0.001 gwei: Orbit chains ignore the tip; geth-style nodes need one */
     f->tip = tip;
     f->fee_cap = tip + 2 * base; /* survives two full blocks of base-fee rise */
@@ -202,8 +204,8 @@ static int s_sign(ch_relayer_t *self, uint64_t nonce, uint64_t gas, const s_fees
                   int64_t batch_id, const uint8_t root[32], uint32_t count, uint8_t **raw,
                   size_t *raw_len, uint8_t hash[32])
 {
-    uint8_t data[CH_ABI_ANCHOR_LEN];
-    ch_abi_anchor(data, (uint64_t)batch_id, root, count);
+    uint8_t data[LC_ABI_ANCHOR_LEN];
+    lc_abi_anchor(data, (uint64_t)batch_id, root, count);
     lc_ethtx_t tx = {.chain_id = (uint64_t)self->cfg->chain_id,
                      .nonce = nonce,
                      .gas_limit = gas,
@@ -218,19 +220,20 @@ static int s_sign(ch_relayer_t *self, uint64_t nonce, uint64_t gas, const s_fees
 }
 
 /* Broadcasts; returns what the node said, having recorded a successful broadcast. */
-static ch_send_status_t s_broadcast(ch_relayer_t *self, int64_t tx_id, const uint8_t *raw,
-                                    size_t raw_len)
+static lc_ethrpc_send_status_t s_broadcast(ch_relayer_t *self, int64_t tx_id, const uint8_t *raw,
+                                           size_t raw_len)
 {
     uint8_t hash[32];
-    ch_rpc_error_t err;
-    ch_send_status_t st = ch_rpc_send_raw_transaction(self->rpc, raw, raw_len, hash, &err);
-    if (st == CH_SEND_OK || st == CH_SEND_ALREADY_KNOWN) {
+    lc_jsonrpc_error_t err;
+    lc_ethrpc_send_status_t st =
+        lc_ethrpc_send_raw_transaction(self->rpc, raw, raw_len, hash, &err);
+    if (st == LC_ETHRPC_SEND_OK || st == LC_ETHRPC_SEND_ALREADY_KNOWN) {
         lc_counter_inc(self->txs_sent);
         if (ch_db_mark_broadcast(self->db, tx_id) < 0)
             lc_warn("broadcast_not_recorded", "tx_id=%" PRId64, tx_id); /* retried next tick */
     } else {
         lc_warn("broadcast_refused", "tx_id=%" PRId64 " status=%s message=\"%.120s\"", tx_id,
-                ch_send_status_name(st), err.message);
+                lc_ethrpc_send_status_name(st), err.message);
     }
     return st;
 }
@@ -303,29 +306,29 @@ static int s_save_batch(ch_relayer_t *self, size_t n, const uint8_t root[32],
 /* The contract's anchors(root): the batch id that anchored root and the block it did it in
  * (a->count 0: never anchored). The relayer knows each of its batches' (id, root), so "is this
  * batch on chain" is "does the contract hold its root under its id". */
-static int s_contract_anchor(ch_relayer_t *self, const uint8_t root[32], ch_anchor_t *a)
+static int s_contract_anchor(ch_relayer_t *self, const uint8_t root[32], lc_abi_anchor_t *a)
 {
-    uint8_t data[CH_ABI_ANCHORS_LEN];
-    ch_abi_anchors(data, root);
+    uint8_t data[LC_ABI_ANCHORS_LEN];
+    lc_abi_anchors(data, root);
     uint8_t *out = NULL;
     size_t len = 0;
-    ch_rpc_error_t err;
-    int rc = ch_rpc_eth_call(self->rpc, self->contract, data, sizeof data, &out, &len, &err);
+    lc_jsonrpc_error_t err;
+    int rc = lc_ethrpc_call(self->rpc, self->contract, data, sizeof data, &out, &len, &err);
     if (rc == 0)
-        rc = ch_abi_anchors_decode(a, out, len);
+        rc = lc_abi_anchors_decode(a, out, len);
     free(out);
     return rc;
 }
 
 /* The anchoring transaction is not in this database (a relayer with another database, one
  * restored from an older backup, sent it with our key): saved as ours, mined. */
-static int s_adopt(ch_relayer_t *self, int64_t batch_id, const ch_log_t *log, const ch_receipt_t *r,
-                   int64_t *tx_id)
+static int s_adopt(ch_relayer_t *self, int64_t batch_id, const lc_ethrpc_log_t *log,
+                   const lc_ethrpc_receipt_t *r, int64_t *tx_id)
 {
     uint8_t *raw = NULL, hash[32], from[20];
     size_t len = 0;
-    ch_rpc_error_t err;
-    int rc = ch_rpc_get_raw_transaction(self->rpc, log->tx_hash, &raw, &len, &err);
+    lc_jsonrpc_error_t err;
+    int rc = lc_ethrpc_get_raw_transaction(self->rpc, log->tx_hash, &raw, &len, &err);
     if (rc < 0)
         return rc == LC_ERR_UNAVAILABLE ? rc : LC_ERR_NOTFOUND;
     lc_ethtx_t tx;
@@ -373,22 +376,22 @@ static int s_reconcile(ch_relayer_t *self, int64_t batch_id, const uint8_t root[
     memcpy(topics[0], self->anchored_topic, 32);
     s_be_word(topics[1], (uint64_t)batch_id);
     memcpy(topics[2], root, 32);
-    ch_log_t logs[CH_MAX_LOGS];
+    lc_ethrpc_log_t logs[CH_MAX_LOGS];
     size_t n = 0;
-    ch_rpc_error_t err;
-    int rc = ch_rpc_get_logs(self->rpc, self->contract, (const uint8_t(*)[32])topics, 3, block,
-                             block, logs, CH_MAX_LOGS, &n, &err);
+    lc_jsonrpc_error_t err;
+    int rc = lc_ethrpc_get_logs(self->rpc, self->contract, (const uint8_t(*)[32])topics, 3, block,
+                                block, logs, CH_MAX_LOGS, &n, &err);
     if (rc < 0)
         return rc == LC_ERR_UNAVAILABLE ? rc : LC_ERR_NOTFOUND;
-    const ch_log_t *log = NULL;
+    const lc_ethrpc_log_t *log = NULL;
     for (size_t i = 0; i < n && !log; i++)
         if (!logs[i].removed)
             log = &logs[i];
     if (!log)
         return LC_ERR_NOTFOUND;
     /* The receipt adds gas figures; the event alone is enough to track the block. */
-    ch_receipt_t r;
-    rc = ch_rpc_get_transaction_receipt(self->rpc, log->tx_hash, &r, &err);
+    lc_ethrpc_receipt_t r;
+    rc = lc_ethrpc_get_transaction_receipt(self->rpc, log->tx_hash, &r, &err);
     if (rc == LC_ERR_UNAVAILABLE)
         return rc;
     if (rc != 0 || r.block_number != log->block_number ||
@@ -428,7 +431,7 @@ static int s_reconcile_if_anchored(ch_relayer_t *self, int64_t batch_id)
 {
     uint8_t root[32];
     uint32_t count = 0;
-    ch_anchor_t a;
+    lc_abi_anchor_t a;
     int rc = ch_db_batch_root(self->db, batch_id, root, &count);
     if (rc < 0)
         return rc;
@@ -445,9 +448,9 @@ static int s_reconcile_if_anchored(ch_relayer_t *self, int64_t batch_id)
  * track of a mined anchor, so reconcile from the chain instead of trying the same anchor forever;
  * under another id, the same leaves were batched twice. Returns 0 or LC_ERR_UNAVAILABLE. */
 static int s_estimate_reverted(ch_relayer_t *self, int64_t batch_id, const uint8_t root[32],
-                               const ch_rpc_error_t *why)
+                               const lc_jsonrpc_error_t *why)
 {
-    ch_anchor_t a;
+    lc_abi_anchor_t a;
     int rc = s_contract_anchor(self, root, &a);
     if (rc == 0 && a.count && a.batch_id == (uint64_t)batch_id) {
         rc = s_reconcile(self, batch_id, root, a.block_number);
@@ -511,12 +514,12 @@ static int s_start_next(ch_relayer_t *self)
         return 0; /* its estimate failed a moment ago */
     if (!self->nonce_synced && (rc = s_sync_nonce(self)) < 0)
         return rc;
-    uint8_t data[CH_ABI_ANCHOR_LEN];
-    ch_abi_anchor(data, (uint64_t)batch_id, root, count);
+    uint8_t data[LC_ABI_ANCHOR_LEN];
+    lc_abi_anchor(data, (uint64_t)batch_id, root, count);
     uint64_t gas = 0;
-    ch_rpc_error_t err;
-    if (ch_rpc_estimate_gas(self->rpc, self->from, self->contract, data, sizeof data, &gas, &err) <
-        0) {
+    lc_jsonrpc_error_t err;
+    if (lc_ethrpc_estimate_gas(self->rpc, self->from, self->contract, data, sizeof data, &gas,
+                               &err) < 0) {
         /* Not again at every tick: back off, per batch. */
         uint64_t backoff = batch_id == self->held_batch ? 2 * self->held_backoff_us : 0;
         if (backoff < CH_ESTIMATE_BACKOFF_MIN_US)
@@ -526,11 +529,11 @@ static int s_start_next(ch_relayer_t *self)
         self->held_batch = batch_id;
         self->held_backoff_us = backoff;
         self->held_until_us = lc_mono_us() + backoff;
-        if (err.kind == CH_RPC_ERR_REVERTED)
+        if (err.kind == LC_JSONRPC_ERR_REVERTED)
             return s_estimate_reverted(self, batch_id, root, &err);
         lc_warn("estimate_gas_failed", "batch_id=%" PRId64 " message=\"%.120s\"", batch_id,
                 err.message);
-        return err.kind == CH_RPC_ERR_ENDPOINT ? LC_ERR_UNAVAILABLE : 0;
+        return err.kind == LC_JSONRPC_ERR_ENDPOINT ? LC_ERR_UNAVAILABLE : 0;
     }
     self->held_batch = 0;
     gas = gas + gas / 4 + 10000; /* headroom: Orbit adds L1 data cost that moves with L1 fees */
@@ -553,8 +556,8 @@ static int s_start_next(ch_relayer_t *self)
                 tx_id, batch_id, self->next_nonce, f.tip, f.fee_cap, gas);
         self->next_nonce++;
         lc_gauge_set(self->nonce, (double)self->next_nonce);
-        ch_send_status_t st = s_broadcast(self, tx_id, raw, raw_len);
-        if (st == CH_SEND_NONCE_TOO_LOW || st == CH_SEND_NONCE_TOO_HIGH)
+        lc_ethrpc_send_status_t st = s_broadcast(self, tx_id, raw, raw_len);
+        if (st == LC_ETHRPC_SEND_NONCE_TOO_LOW || st == LC_ETHRPC_SEND_NONCE_TOO_HIGH)
             self->nonce_synced = 0; /* the receipt check settles this transaction */
     }
     free(raw);
@@ -575,8 +578,8 @@ static int s_replace(ch_relayer_t *self, const ch_tx_t *tx)
         uint8_t *raw = NULL;
         size_t len = 0;
         if ((rc = ch_db_last_raw(self->db, tx->id, &raw, &len)) == 0) {
-            ch_send_status_t st = s_broadcast(self, tx->id, raw, len);
-            if ((st == CH_SEND_OK || st == CH_SEND_ALREADY_KNOWN) &&
+            lc_ethrpc_send_status_t st = s_broadcast(self, tx->id, raw, len);
+            if ((st == LC_ETHRPC_SEND_OK || st == LC_ETHRPC_SEND_ALREADY_KNOWN) &&
                 ch_db_touch_attempt(self->db, tx->id) < 0)
                 rc = LC_ERR_UNAVAILABLE;
         }
@@ -683,7 +686,7 @@ static void s_observe_confirmed(ch_relayer_t *self, int64_t batch_id)
 /* The transaction in flight. */
 static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
 {
-    ch_rpc_error_t err;
+    lc_jsonrpc_error_t err;
     int rc;
     if (tx->state == CH_TX_IN_PROGRESS) { /* saved, maybe never sent (crash): send it now */
         uint8_t *raw = NULL;
@@ -696,7 +699,7 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
     if (tx->block_number) {
         /* Mined: still in the canonical chain? */
         uint8_t canon[32];
-        rc = ch_rpc_get_block_hash(self->rpc, tx->block_number, canon, &err);
+        rc = lc_ethrpc_get_block_hash(self->rpc, tx->block_number, canon, &err);
         if (rc == LC_ERR_UNAVAILABLE)
             return rc;
         if (rc == LC_ERR_NOTFOUND || (rc == 0 && memcmp(canon, tx->block_hash, 32) != 0)) {
@@ -733,8 +736,8 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
      * the receipts: if it is past ours and still no receipt of ours shows, another sender used
      * the nonce (read the other way round, a block mined in between looks like theft). */
     uint64_t mined_nonce = 0;
-    if (ch_rpc_get_transaction_count(self->rpc, self->from, CH_BLOCK_LATEST, &mined_nonce, &err) <
-        0)
+    if (lc_ethrpc_get_transaction_count(self->rpc, self->from, LC_ETHRPC_BLOCK_LATEST, &mined_nonce,
+                                        &err) < 0)
         return LC_ERR_UNAVAILABLE;
     uint8_t hashes[CH_MAX_ATTEMPTS][32];
     int64_t batch_ids[CH_MAX_ATTEMPTS];
@@ -742,8 +745,8 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
     if ((rc = ch_db_attempt_hashes(self->db, tx->id, hashes, batch_ids, CH_MAX_ATTEMPTS, &n)) < 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        ch_receipt_t r;
-        rc = ch_rpc_get_transaction_receipt(self->rpc, hashes[i], &r, &err);
+        lc_ethrpc_receipt_t r;
+        rc = lc_ethrpc_get_transaction_receipt(self->rpc, hashes[i], &r, &err);
         if (rc == LC_ERR_UNAVAILABLE)
             return rc;
         if (rc != 0)
@@ -786,7 +789,8 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
         uint64_t depth = (uint64_t)self->cfg->confirmations, settled = 0;
         if (head < depth)
             return 0;
-        rc = ch_rpc_get_transaction_count_at(self->rpc, self->from, head - depth, &settled, &err);
+        rc =
+            lc_ethrpc_get_transaction_count_at(self->rpc, self->from, head - depth, &settled, &err);
         if (rc == LC_ERR_UNAVAILABLE)
             return rc;
         if (rc == 0 && settled <= tx->nonce)
@@ -864,10 +868,10 @@ static int s_tick(ch_relayer_t *self)
         return LC_ERR_UNAVAILABLE;
     uint64_t head = 0;
     uint8_t head_hash[32];
-    ch_rpc_error_t err;
-    if (ch_rpc_block_number(self->rpc, &head, &err) < 0)
+    lc_jsonrpc_error_t err;
+    if (lc_ethrpc_block_number(self->rpc, &head, &err) < 0)
         return LC_ERR_UNAVAILABLE;
-    int rc = ch_rpc_get_block_hash(self->rpc, head, head_hash, &err);
+    int rc = lc_ethrpc_get_block_hash(self->rpc, head, head_hash, &err);
     if (rc == LC_ERR_UNAVAILABLE)
         return rc;
     /* Same head block as last time (number and hash): no new depth, no reorg to look for. */
@@ -880,7 +884,7 @@ static int s_tick(ch_relayer_t *self)
     }
     if (lc_mono_us() - self->balance_at_us > 10000000u) {
         uint8_t wei[32];
-        if (ch_rpc_get_balance(self->rpc, self->from, wei, &err) == 0) {
+        if (lc_ethrpc_get_balance(self->rpc, self->from, wei, &err) == 0) {
             double v = 0;
             for (int i = 0; i < 32; i++)
                 v = v * 256 + wei[i];

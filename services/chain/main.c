@@ -61,7 +61,7 @@ static int s_deploy(const ch_config_t *cfg, lc_ethtx_signer_t *owner,
 {
     int ret = 1;
     lc_ethtx_signer_t *signer = owner;
-    ch_rpc_t *rpc = ch_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, metrics);
+    lc_rpc_t *rpc = lc_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, metrics);
     size_t hex_len = strlen(ch_anchor_bytecode_hex), code_len = 0;
     uint8_t *data = malloc(hex_len / 2 + 32), *raw = NULL;
     if (!rpc || !data ||
@@ -70,17 +70,17 @@ static int s_deploy(const ch_config_t *cfg, lc_ethtx_signer_t *owner,
     const uint8_t *from = lc_ethtx_signer_address(signer);
     memset(data + code_len, 0, 12); /* constructor(address relayer) */
     memcpy(data + code_len + 12, lc_ethtx_signer_address(relayer), 20);
-    ch_rpc_error_t err;
+    lc_jsonrpc_error_t err;
     uint64_t nonce = 0, base = 0, tip = 0, chain_id = 0;
-    if (ch_rpc_chain_id(rpc, &chain_id, &err) < 0 || chain_id != (uint64_t)cfg->chain_id) {
+    if (lc_ethrpc_chain_id(rpc, &chain_id, &err) < 0 || chain_id != (uint64_t)cfg->chain_id) {
         fprintf(stderr, "lcore-chain deploy: RPC chain id %llu, LCORE_CHAIN_ID %lld\n",
                 (unsigned long long)chain_id, cfg->chain_id);
         goto out;
     }
-    if (ch_rpc_get_transaction_count(rpc, from, CH_BLOCK_PENDING, &nonce, &err) < 0 ||
-        ch_rpc_base_fee(rpc, &base, &err) < 0)
+    if (lc_ethrpc_get_transaction_count(rpc, from, LC_ETHRPC_BLOCK_PENDING, &nonce, &err) < 0 ||
+        lc_ethrpc_base_fee(rpc, &base, &err) < 0)
         goto out;
-    if (ch_rpc_max_priority_fee(rpc, &tip, &err) < 0)
+    if (lc_ethrpc_max_priority_fee(rpc, &tip, &err) < 0)
         tip = 1000000;
     lc_ethtx_t tx = {.chain_id = chain_id,
                      .nonce = nonce,
@@ -95,16 +95,16 @@ static int s_deploy(const ch_config_t *cfg, lc_ethtx_signer_t *owner,
     size_t raw_len = 0;
     if (lc_ethtx_signer_sign(signer, &raw, &raw_len, hash, &tx) < 0)
         goto out;
-    ch_send_status_t st = ch_rpc_send_raw_transaction(rpc, raw, raw_len, hash, &err);
-    if (st != CH_SEND_OK && st != CH_SEND_ALREADY_KNOWN) {
-        fprintf(stderr, "lcore-chain deploy: refused (%s): %s\n", ch_send_status_name(st),
+    lc_ethrpc_send_status_t st = lc_ethrpc_send_raw_transaction(rpc, raw, raw_len, hash, &err);
+    if (st != LC_ETHRPC_SEND_OK && st != LC_ETHRPC_SEND_ALREADY_KNOWN) {
+        fprintf(stderr, "lcore-chain deploy: refused (%s): %s\n", lc_ethrpc_send_status_name(st),
                 err.message);
         goto out;
     }
-    ch_receipt_t r;
+    lc_ethrpc_receipt_t r;
     int rc = LC_ERR_NOTFOUND;
     for (int i = 0; i < 600 && rc == LC_ERR_NOTFOUND && !zsys_interrupted; i++) {
-        rc = ch_rpc_get_transaction_receipt(rpc, hash, &r, &err);
+        rc = lc_ethrpc_get_transaction_receipt(rpc, hash, &r, &err);
         if (rc == LC_ERR_NOTFOUND)
             zclock_sleep(100);
     }
@@ -127,7 +127,7 @@ static int s_deploy(const ch_config_t *cfg, lc_ethtx_signer_t *owner,
 out:
     free(raw);
     free(data);
-    ch_rpc_destroy(&rpc);
+    lc_rpc_destroy(&rpc);
     return ret;
 }
 

@@ -13,10 +13,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "ch_abi.h"
+#include "lc_abi.h"
 #include "cli_curve.h"
 #include "cli_relayer.h"
-#include "ch_rpc.h"
+#include "lc_ethrpc.h"
 #include "lc_codec.h"
 #include "lc_ethtx.h"
 #include "lc_merkle.h"
@@ -66,7 +66,7 @@ static int s_verify(const char *record_hex)
     PGresult *r = NULL, *lr = NULL;
     lc_merkle_t *tree = NULL;
     uint8_t *leaves = NULL, *call = NULL, *out = NULL;
-    ch_rpc_t *rpc = NULL;
+    lc_rpc_t *rpc = NULL;
     if (!db) {
         fprintf(stderr, "lcore-cli verify: cannot connect to PostgreSQL (LCORE_PG_DSN)\n");
         goto out;
@@ -134,19 +134,19 @@ static int s_verify(const char *record_hex)
         goto out;
     }
     size_t call_len = 0, out_len = 0;
-    ch_rpc_error_t rerr;
+    lc_jsonrpc_error_t rerr;
     lc_log_init("lcore-cli", LC_LOG_ERROR);
     const char *ca_file = s_env("LCORE_CA_FILE", "");
-    if (!(rpc = ch_rpc_new(s_env("LCORE_CHAIN_RPC", "http://127.0.0.1:8545"), 10000, NULL)) ||
-        (*ca_file && ch_rpc_set_ca_file(rpc, ca_file) < 0) ||
-        !(call = ch_abi_verify(root, proof, plen, leaf, &call_len)))
+    if (!(rpc = lc_rpc_new(s_env("LCORE_CHAIN_RPC", "http://127.0.0.1:8545"), 10000, NULL)) ||
+        (*ca_file && lc_rpc_set_ca_file(rpc, ca_file) < 0) ||
+        !(call = lc_abi_verify(root, proof, plen, leaf, &call_len)))
         goto out;
-    if (ch_rpc_eth_call(rpc, contract, call, call_len, &out, &out_len, &rerr) != 0) {
+    if (lc_ethrpc_call(rpc, contract, call, call_len, &out, &out_len, &rerr) != 0) {
         printf("NOT VERIFIED: the chain did not answer: %s\n", rerr.message);
         goto out;
     }
     bool on_chain = false;
-    if (ch_abi_bool_decode(&on_chain, out, out_len) != 0 || !on_chain) {
+    if (lc_abi_bool_decode(&on_chain, out, out_len) != 0 || !on_chain) {
         printf("NOT VERIFIED: the anchor contract does not confirm this leaf under the root of "
                "batch %llu\n",
                (unsigned long long)batch_id);
@@ -160,7 +160,7 @@ static int s_verify(const char *record_hex)
 out:
     free(out);
     free(call);
-    ch_rpc_destroy(&rpc);
+    lc_rpc_destroy(&rpc);
     lc_merkle_destroy(&tree);
     free(leaves);
     PQclear(lr);
