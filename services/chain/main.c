@@ -11,6 +11,7 @@
 
 #include "ch_config.h"
 #include "ch_db.h"
+#include "ch_deploy.h"
 #include "ch_key.h"
 #include "ch_relayer.h"
 #include "ch_rpc.h"
@@ -21,22 +22,6 @@
 #include "lc_rlp.h"
 #include "lc_service.h"
 #include "lc_zmq.h"
-
-extern const char ch_anchor_bytecode_hex[];
-
-/* CREATE address: keccak256(rlp([sender, nonce]))[12:]. */
-static void s_create_address(uint8_t out[20], const uint8_t from[20], uint64_t nonce)
-{
-    uint8_t mem[64], h[32];
-    lc_rlp_buf_t b;
-    lc_rlp_buf_init_fixed(&b, mem, sizeof mem);
-    size_t mark = lc_rlp_list_begin(&b);
-    lc_rlp_put_bytes(&b, from, 20);
-    lc_rlp_put_uint(&b, nonce);
-    lc_rlp_list_end(&b, mark);
-    lc_keccak256(h, b.data, b.len);
-    memcpy(out, h + 12, 20);
-}
 
 /* 0, or 2 after saying why: anvil's development keys are public, so they sign only for a
  * development chain. */
@@ -52,83 +37,6 @@ static int s_refuse_dev_key(const ch_config_t *cfg, const lc_ethtx_signer_t *sig
             "LCORE_CHAIN_ID=%d; make a key with `lcore-chain keygen`\n",
             var, addr, CH_DEV_CHAIN_ID);
     return 2;
-}
-
-/* Deploys the anchor contract: signed by `owner` (the deployer becomes the contract's owner),
- * with `relayer`'s address as the constructor's relayer. */
-static int s_deploy(const ch_config_t *cfg, lc_ethtx_signer_t *owner,
-                    const lc_ethtx_signer_t *relayer, lc_metrics_t *metrics)
-{
-    int ret = 1;
-    lc_ethtx_signer_t *signer = owner;
-    lc_rpc_t *rpc = lc_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, metrics);
-    size_t hex_len = strlen(ch_anchor_bytecode_hex), code_len = 0;
-    uint8_t *data = malloc(hex_len / 2 + 32), *raw = NULL;
-    if (!rpc || !data ||
-        lc_hex_decode(data, hex_len / 2, &code_len, ch_anchor_bytecode_hex, hex_len) != 0)
-        goto out;
-    const uint8_t *from = lc_ethtx_signer_address(signer);
-    memset(data + code_len, 0, 12); /* constructor(address relayer) */
-    memcpy(data + code_len + 12, lc_ethtx_signer_address(relayer), 20);
-    lc_jsonrpc_error_t err;
-    uint64_t nonce = 0, base = 0, tip = 0, chain_id = 0;
-    if (lc_ethrpc_chain_id(rpc, &chain_id, &err) < 0 || chain_id != (uint64_t)cfg->chain_id) {
-        fprintf(stderr, "lcore-chain deploy: RPC chain id %llu, LCORE_CHAIN_ID %lld\n",
-                (unsigned long long)chain_id, cfg->chain_id);
-        goto out;
-    }
-    if (lc_ethrpc_get_transaction_count(rpc, from, LC_ETHRPC_BLOCK_PENDING, &nonce, &err) < 0 ||
-        lc_ethrpc_base_fee(rpc, &base, &err) < 0)
-        goto out;
-    if (lc_ethrpc_max_priority_fee(rpc, &tip, &err) < 0)
-        tip = 1000000;
-    lc_ethtx_t tx = {.chain_id = chain_id,
-                     .nonce = nonce,
-                     .gas_limit = 2000000,
-                     .has_to = false,
-                     .data = data,
-                     .data_len = code_len + 32};
-    lc_u256_from_u64(&tx.max_priority_fee_per_gas, tip);
-    lc_u256_from_u64(&tx.max_fee_per_gas, tip + 2 * base);
-    lc_u256_from_u64(&tx.value, 0);
-    uint8_t hash[32];
-    size_t raw_len = 0;
-    if (lc_ethtx_signer_sign(signer, &raw, &raw_len, hash, &tx) < 0)
-        goto out;
-    lc_ethrpc_send_status_t st = lc_ethrpc_send_raw_transaction(rpc, raw, raw_len, hash, &err);
-    if (st != LC_ETHRPC_SEND_OK && st != LC_ETHRPC_SEND_ALREADY_KNOWN) {
-        fprintf(stderr, "lcore-chain deploy: refused (%s): %s\n", lc_ethrpc_send_status_name(st),
-                err.message);
-        goto out;
-    }
-    lc_ethrpc_receipt_t r;
-    int rc = LC_ERR_NOTFOUND;
-    for (int i = 0; i < 600 && rc == LC_ERR_NOTFOUND && !zsys_interrupted; i++) {
-        rc = lc_ethrpc_get_transaction_receipt(rpc, hash, &r, &err);
-        if (rc == LC_ERR_NOTFOUND)
-            zclock_sleep(100);
-    }
-    if (rc != 0 || !r.status) {
-        fprintf(stderr, "lcore-chain deploy: no successful receipt\n");
-        goto out;
-    }
-    uint8_t addr[20];
-    char text[LC_ETH_ADDR_HEX_LEN + 1];
-    s_create_address(addr, from, nonce);
-    lc_eth_address_format(text, addr);
-    char owner_text[LC_ETH_ADDR_HEX_LEN + 1], relayer_text[LC_ETH_ADDR_HEX_LEN + 1];
-    lc_eth_address_format(owner_text, from);
-    lc_eth_address_format(relayer_text, lc_ethtx_signer_address(relayer));
-    lc_info("contract_deployed", "address=%s owner=%s relayer=%s block=%llu gas_used=%llu", text,
-            owner_text, relayer_text, (unsigned long long)r.block_number,
-            (unsigned long long)r.gas_used);
-    printf("LCORE_CONTRACT_ADDRESS=%s\n", text);
-    ret = 0;
-out:
-    free(raw);
-    free(data);
-    lc_rpc_destroy(&rpc);
-    return ret;
 }
 
 /* Waits up to timeout_ms for wake-up events and drains them; returns 1 if any arrived. An event
@@ -198,7 +106,7 @@ int main(int argc, char **argv)
             exit_code = 2;
         else if (!owner ||
                  !(exit_code = s_refuse_dev_key(&cfg, owner, "LCORE_CHAIN_OWNER_KEY_FILE")))
-            exit_code = s_deploy(&cfg, owner ? owner : signer, signer, metrics);
+            exit_code = ch_deploy_contract(&cfg, owner ? owner : signer, signer, metrics);
         lc_ethtx_signer_destroy(&owner);
         goto out;
     }

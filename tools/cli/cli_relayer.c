@@ -4,7 +4,6 @@
  * before anything is sent; then signed (EIP-1559, lc_ethtx), sent, and its receipt awaited. */
 #include "cli_relayer.h"
 
-#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "lc_ethkey.h"
 #include "lc_ethrpc.h"
 #include "lc_codec.h"
+#include "lc_ethsend.h"
 #include "lc_ethtx.h"
 #include "lc_log.h"
 
@@ -41,19 +41,6 @@ static void s_report_refusal(const char *what, const lc_jsonrpc_error_t *err)
                 err->data[0] ? " data=" : "", err->data);
 }
 
-/* Waits for the receipt of hash. 0 mined (r set), -1 no receipt in time. */
-static int s_wait_receipt(lc_rpc_t *rpc, const uint8_t hash[32], lc_ethrpc_receipt_t *r)
-{
-    lc_jsonrpc_error_t err;
-    for (int waited = 0; waited < S_RECEIPT_WAIT_MS && !zsys_interrupted; waited += 200) {
-        int rc = lc_ethrpc_get_transaction_receipt(rpc, hash, r, &err);
-        if (rc == 0)
-            return 0;
-        zclock_sleep(200);
-    }
-    return -1;
-}
-
 /* The contract's relayer() now. */
 static int s_current_relayer(lc_rpc_t *rpc, const uint8_t contract[20], uint8_t out[20])
 {
@@ -72,48 +59,27 @@ static int s_current_relayer(lc_rpc_t *rpc, const uint8_t contract[20], uint8_t 
 static int s_send(lc_rpc_t *rpc, const lc_ethtx_signer_t *owner, const uint8_t contract[20],
                   const uint8_t relayer[20], uint64_t chain_id, uint8_t hash[32])
 {
-    uint8_t data[LC_ABI_SET_RELAYER_LEN], *raw = NULL;
-    size_t raw_len = 0;
-    uint64_t gas = 0, nonce = 0, base = 0, tip = 0;
+    uint8_t data[LC_ABI_SET_RELAYER_LEN];
+    uint64_t gas = 0;
     lc_jsonrpc_error_t err;
-    const uint8_t *from = lc_ethtx_signer_address(owner);
-    int ret = -1;
     lc_abi_set_relayer(data, relayer);
-    if (lc_ethrpc_estimate_gas(rpc, from, contract, data, sizeof data, &gas, &err) != 0) {
+    if (lc_ethrpc_estimate_gas(rpc, lc_ethtx_signer_address(owner), contract, data, sizeof data,
+                               &gas, &err) != 0) {
         s_report_refusal("estimate refused", &err);
-        goto out;
+        return -1;
     }
-    if (lc_ethrpc_get_transaction_count(rpc, from, LC_ETHRPC_BLOCK_PENDING, &nonce, &err) != 0 ||
-        lc_ethrpc_base_fee(rpc, &base, &err) != 0) {
-        fprintf(stderr, "lcore-cli set-relayer: the chain did not answer: %s\n", err.message);
-        goto out;
-    }
-    if (lc_ethrpc_max_priority_fee(rpc, &tip, &err) != 0)
-        tip = 1000000;
-    lc_ethtx_t tx = {.chain_id = chain_id,
-                     .nonce = nonce,
-                     .gas_limit = gas + gas / 5, /* estimates are exact; leave room anyway */
-                     .has_to = true,
-                     .data = data,
-                     .data_len = sizeof data};
-    memcpy(tx.to, contract, 20);
-    lc_u256_from_u64(&tx.max_priority_fee_per_gas, tip);
-    lc_u256_from_u64(&tx.max_fee_per_gas, tip + 2 * base);
-    lc_u256_from_u64(&tx.value, 0);
-    if (lc_ethtx_signer_sign(owner, &raw, &raw_len, hash, &tx) != 0) {
-        fprintf(stderr, "lcore-cli set-relayer: signing failed\n");
-        goto out;
-    }
-    lc_ethrpc_send_status_t st = lc_ethrpc_send_raw_transaction(rpc, raw, raw_len, hash, &err);
+    lc_ethsend_tx_t tx = {.chain_id = chain_id,
+                          .gas_limit = gas + gas / 5, /* estimates are exact; leave room anyway */
+                          .to = contract,
+                          .data = data,
+                          .data_len = sizeof data};
+    lc_ethrpc_send_status_t st = lc_ethsend_once(rpc, owner, &tx, hash, &err);
     if (st != LC_ETHRPC_SEND_OK && st != LC_ETHRPC_SEND_ALREADY_KNOWN) {
-        fprintf(stderr, "lcore-cli set-relayer: the node refused the transaction (%s): %s\n",
+        fprintf(stderr, "lcore-cli set-relayer: not sent (%s): %s\n",
                 lc_ethrpc_send_status_name(st), err.message);
-        goto out;
+        return -1;
     }
-    ret = 0;
-out:
-    free(raw);
-    return ret;
+    return 0;
 }
 
 int cli_set_relayer(const char *address)
@@ -167,7 +133,7 @@ int cli_set_relayer(const char *address)
     printf("tx 0x%s\n", hash_hex);
     fflush(stdout);
     lc_ethrpc_receipt_t r;
-    if (s_wait_receipt(rpc, hash, &r) != 0) {
+    if (lc_ethsend_wait_receipt(rpc, hash, S_RECEIPT_WAIT_MS, &r, &err) != 0) {
         fprintf(stderr, "lcore-cli set-relayer: no receipt for 0x%s yet: check it later\n",
                 hash_hex);
         goto out;
