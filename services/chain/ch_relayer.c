@@ -572,7 +572,7 @@ static int s_replace(ch_relayer_t *self, const ch_tx_t *tx)
     int rc = s_market_fees(self, &market);
     if (rc < 0)
         return rc;
-    if (self->cfg->fee_mode == 1 && tx->last_fee_cap >= market.fee_cap) {
+    if (self->cfg->fee_mode == CH_FEE_MODE_MARKET && tx->last_fee_cap >= market.fee_cap) {
         /* Orbit: the sequencer has no fee market to win; a transaction priced at or above market
          * is sent again as it is, not outbid. */
         uint8_t *raw = NULL;
@@ -589,7 +589,8 @@ static int s_replace(ch_relayer_t *self, const ch_tx_t *tx)
     uint64_t pct = (uint64_t)self->cfg->bump_percent;
     uint64_t min_tip = tx->last_tip + (tx->last_tip * pct + 99) / 100;
     uint64_t min_cap = tx->last_fee_cap + (tx->last_fee_cap * pct + 99) / 100;
-    if (self->cfg->fee_mode == 1) { /* market: today's price, at least a valid replacement */
+    if (self->cfg->fee_mode ==
+        CH_FEE_MODE_MARKET) { /* market: today's price, at least a valid replacement */
         f.tip = market.tip > min_tip ? market.tip : min_tip;
         f.fee_cap = market.fee_cap > min_cap ? market.fee_cap : min_cap;
     } else {
