@@ -28,7 +28,6 @@ struct lc_rpc {
     size_t n_eps;
     size_t current; /* the endpoint that answered last */
     long timeout_ms;
-    char *ca_file; /* NULL: libcurl's CA store */
     uint64_t next_id;
     struct curl_slist *headers;
     lc_curlbuf_t rx; /* the answer being received, for any endpoint */
@@ -73,8 +72,6 @@ static CURL *s_easy_new(lc_rpc_t *self, const char *url)
     rc |= curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    if (self->ca_file)
-        rc |= curl_easy_setopt(e, CURLOPT_CAINFO, self->ca_file);
     rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, lc_curlbuf_write);
     rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, &self->rx);
     rc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, self->errbuf);
@@ -400,11 +397,10 @@ fail:
 
 int lc_rpc_set_ca_file(lc_rpc_t *self, const char *path)
 {
-    char *copy = strdup(path);
-    if (!copy)
-        return LC_ERR_NOMEM;
-    free(self->ca_file);
-    self->ca_file = copy;
+    /* The handles exist since lc_rpc_new; each keeps its own copy of the path. */
+    for (size_t i = 0; i < self->n_eps; i++)
+        if (curl_easy_setopt(self->eps[i].easy, CURLOPT_CAINFO, path) != CURLE_OK)
+            return LC_ERR_NOMEM;
     return 0;
 }
 
@@ -421,7 +417,6 @@ void lc_rpc_destroy(lc_rpc_t **self_p)
     free(self->eps);
     curl_slist_free_all(self->headers);
     lc_curlbuf_free(&self->rx);
-    free(self->ca_file);
     free(self);
     *self_p = NULL;
     curl_global_cleanup();

@@ -33,7 +33,7 @@ typedef struct lc_rpc lc_rpc_t;
  * NULL on error, logged. */
 lc_rpc_t *lc_rpc_new(const char *urls_csv, int timeout_ms, lc_metrics_t *metrics);
 /* https endpoints are verified against the PEM CA certificates in path instead of the system's
- * (lcore-cli's LCORE_CA_FILE). Before the first call. 0 or LC_ERR_NOMEM. */
+ * (lcore-cli's LCORE_CA_FILE). 0 or LC_ERR_NOMEM. */
 int lc_rpc_set_ca_file(lc_rpc_t *self, const char *path) LC_WUR;
 void lc_rpc_destroy(lc_rpc_t **self_p);
 
