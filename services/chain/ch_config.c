@@ -1,6 +1,9 @@
 /* ch_config.c: the relayer's configuration table. KC-Chain is a configuration, not code. */
 #include "ch_config.h"
 
+/* lc_cfg stores an enum setting's index as an int. */
+_Static_assert(sizeof(ch_fee_mode_t) == sizeof(int), "fee_mode is set as an int");
+
 #define T ch_config_t
 const lc_cfg_opt_t ch_config_opts[] = {
     LC_CFG_ADMIN_BIND("LCORE_CHAIN_ADMIN_BIND", T, "9104", ""),
@@ -39,7 +42,7 @@ const lc_cfg_opt_t ch_config_opts[] = {
              "anchor transactions sent and not yet mined, at consecutive nonces"),
     LC_CFG_I("LCORE_CHAIN_POLL_MS", T, poll_ms, "500", 50, 60000,
              "how often pending transactions and new blocks are checked"),
-    LC_CFG_E("LCORE_CHAIN_FEE_MODE", T, fee_mode, "bump", "bump|market",
+    LC_CFG_E("LCORE_CHAIN_FEE_MODE", T, fee_mode, "bump", CH_FEE_MODE_CHOICES,
              "stuck transactions: bump both fees (bump) or resubmit at market price (market, "
              "Arbitrum Orbit)"),
     LC_CFG_I("LCORE_CHAIN_BUMP_PERCENT", T, bump_percent, "12", 10, 1000,

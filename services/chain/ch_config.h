@@ -2,6 +2,7 @@
 #ifndef CH_CONFIG_H
 #define CH_CONFIG_H
 
+#include "ch_fees.h"
 #include "lc_cfg.h"
 #include "lc_curve.h"
 
@@ -23,7 +24,7 @@ typedef struct {
     long long batch_window_ms;
     long long max_inflight;
     long long poll_ms;
-    int fee_mode; /* 0 bump, 1 market (Orbit: resubmit at market price) */
+    ch_fee_mode_t fee_mode; /* bump, or market (Orbit: resubmit at market price) */
     long long bump_percent;
     long long bump_after_ms;
     long long fee_cap_multiple;

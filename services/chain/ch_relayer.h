@@ -12,13 +12,13 @@
 
 #include "ch_config.h"
 #include "ch_db.h"
-#include "ch_rpc.h"
+#include "lc_rpc.h"
 #include "lc_ethtx.h"
 #include "lc_metrics.h"
 
 typedef struct ch_relayer ch_relayer_t;
 
-ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, ch_rpc_t *rpc,
+ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, lc_rpc_t *rpc,
                              const lc_ethtx_signer_t *signer, const uint8_t contract[20],
                              lc_metrics_t *metrics);
 void ch_relayer_destroy(ch_relayer_t **self_p);

@@ -12,10 +12,11 @@
 #include "ch_config.h"
 #include "ch_db.h"
 #include "ch_feed.h"
-#include "ch_key.h"
+#include "ch_deploy.h"
+#include "lc_ethkey.h"
 #include "ch_query.h"
 #include "ch_relayer.h"
-#include "ch_rpc.h"
+#include "lc_ethrpc.h"
 #include "lc_codec.h"
 #include "lc_http.h"
 #include "lc_keccak.h"
@@ -24,113 +25,21 @@
 #include "lc_service.h"
 #include "lc_zmq.h"
 
-extern const char ch_anchor_bytecode_hex[];
-
-/* CREATE address: keccak256(rlp([sender, nonce]))[12:]. */
-static void s_create_address(uint8_t out[20], const uint8_t from[20], uint64_t nonce)
-{
-    uint8_t mem[64], h[32];
-    lc_rlp_buf_t b;
-    lc_rlp_buf_init_fixed(&b, mem, sizeof mem);
-    size_t mark = lc_rlp_list_begin(&b);
-    lc_rlp_put_bytes(&b, from, 20);
-    lc_rlp_put_uint(&b, nonce);
-    lc_rlp_list_end(&b, mark);
-    lc_keccak256(h, b.data, b.len);
-    memcpy(out, h + 12, 20);
-}
-
 /* 0, or 2 after saying why: anvil's development keys are public, so they sign only for a
  * development chain. */
 static int s_refuse_dev_key(const ch_config_t *cfg, const lc_ethtx_signer_t *signer,
                             const char *var)
 {
-    if (cfg->chain_id == CH_DEV_CHAIN_ID || !ch_key_is_dev_account(lc_ethtx_signer_address(signer)))
+    if (cfg->chain_id == LC_ETHKEY_DEV_CHAIN_ID ||
+        !lc_ethkey_is_dev_account(lc_ethtx_signer_address(signer)))
         return 0;
     char addr[LC_ETH_ADDR_HEX_LEN + 1];
     lc_eth_address_format(addr, lc_ethtx_signer_address(signer));
     fprintf(stderr,
             "lcore-chain: %s holds a public anvil development key (%s), allowed only with "
             "LCORE_CHAIN_ID=%d; make a key with `lcore-chain keygen`\n",
-            var, addr, CH_DEV_CHAIN_ID);
+            var, addr, LC_ETHKEY_DEV_CHAIN_ID);
     return 2;
-}
-
-/* Deploys the anchor contract: signed by `owner` (the deployer becomes the contract's owner),
- * with `relayer`'s address as the constructor's relayer. */
-static int s_deploy(const ch_config_t *cfg, lc_ethtx_signer_t *owner,
-                    const lc_ethtx_signer_t *relayer, lc_metrics_t *metrics)
-{
-    int ret = 1;
-    lc_ethtx_signer_t *signer = owner;
-    ch_rpc_t *rpc = ch_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, metrics);
-    size_t hex_len = strlen(ch_anchor_bytecode_hex), code_len = 0;
-    uint8_t *data = malloc(hex_len / 2 + 32), *raw = NULL;
-    if (!rpc || !data ||
-        lc_hex_decode(data, hex_len / 2, &code_len, ch_anchor_bytecode_hex, hex_len) != 0)
-        goto out;
-    const uint8_t *from = lc_ethtx_signer_address(signer);
-    memset(data + code_len, 0, 12); /* constructor(address relayer) */
-    memcpy(data + code_len + 12, lc_ethtx_signer_address(relayer), 20);
-    ch_rpc_error_t err;
-    uint64_t nonce = 0, base = 0, tip = 0, chain_id = 0;
-    if (ch_rpc_chain_id(rpc, &chain_id, &err) < 0 || chain_id != (uint64_t)cfg->chain_id) {
-        fprintf(stderr, "lcore-chain deploy: RPC chain id %llu, LCORE_CHAIN_ID %lld\n",
-                (unsigned long long)chain_id, cfg->chain_id);
-        goto out;
-    }
-    if (ch_rpc_get_transaction_count(rpc, from, CH_BLOCK_PENDING, &nonce, &err) < 0 ||
-        ch_rpc_base_fee(rpc, &base, &err) < 0)
-        goto out;
-    if (ch_rpc_max_priority_fee(rpc, &tip, &err) < 0)
-        tip = 1000000;
-    lc_ethtx_t tx = {.chain_id = chain_id,
-                     .nonce = nonce,
-                     .gas_limit = 2000000,
-                     .has_to = false,
-                     .data = data,
-                     .data_len = code_len + 32};
-    lc_u256_from_u64(&tx.max_priority_fee_per_gas, tip);
-    lc_u256_from_u64(&tx.max_fee_per_gas, tip + 2 * base);
-    lc_u256_from_u64(&tx.value, 0);
-    uint8_t hash[32];
-    size_t raw_len = 0;
-    if (lc_ethtx_signer_sign(signer, &raw, &raw_len, hash, &tx) < 0)
-        goto out;
-    ch_send_status_t st = ch_rpc_send_raw_transaction(rpc, raw, raw_len, hash, &err);
-    if (st != CH_SEND_OK && st != CH_SEND_ALREADY_KNOWN) {
-        fprintf(stderr, "lcore-chain deploy: refused (%s): %s\n", ch_send_status_name(st),
-                err.message);
-        goto out;
-    }
-    ch_receipt_t r;
-    int rc = LC_ERR_NOTFOUND;
-    for (int i = 0; i < 600 && rc == LC_ERR_NOTFOUND && !zsys_interrupted; i++) {
-        rc = ch_rpc_get_transaction_receipt(rpc, hash, &r, &err);
-        if (rc == LC_ERR_NOTFOUND)
-            zclock_sleep(100);
-    }
-    if (rc != 0 || !r.status) {
-        fprintf(stderr, "lcore-chain deploy: no successful receipt\n");
-        goto out;
-    }
-    uint8_t addr[20];
-    char text[LC_ETH_ADDR_HEX_LEN + 1];
-    s_create_address(addr, from, nonce);
-    lc_eth_address_format(text, addr);
-    char owner_text[LC_ETH_ADDR_HEX_LEN + 1], relayer_text[LC_ETH_ADDR_HEX_LEN + 1];
-    lc_eth_address_format(owner_text, from);
-    lc_eth_address_format(relayer_text, lc_ethtx_signer_address(relayer));
-    lc_info("contract_deployed", "address=%s owner=%s relayer=%s block=%llu gas_used=%llu", text,
-            owner_text, relayer_text, (unsigned long long)r.block_number,
-            (unsigned long long)r.gas_used);
-    printf("LCORE_CONTRACT_ADDRESS=%s\n", text);
-    ret = 0;
-out:
-    free(raw);
-    free(data);
-    ch_rpc_destroy(&rpc);
-    return ret;
 }
 
 /* Waits up to timeout_ms for the stores' messages. Once one is there, the next turn does not
@@ -161,11 +70,12 @@ static int s_command(const char *cmd, const ch_config_t *cfg, lc_ethtx_signer_t 
     if (rc != 0)
         return rc;
     if (cmd && strcmp(cmd, "deploy") == 0) {
-        lc_ethtx_signer_t *owner = cfg->owner_key_file[0] ? ch_key_load(cfg->owner_key_file) : NULL;
+        lc_ethtx_signer_t *owner =
+            cfg->owner_key_file[0] ? lc_ethkey_load(cfg->owner_key_file) : NULL;
         if (cfg->owner_key_file[0] && !owner)
             rc = 2;
         else if (!owner || !(rc = s_refuse_dev_key(cfg, owner, "LCORE_CHAIN_OWNER_KEY_FILE")))
-            rc = s_deploy(cfg, owner ? owner : signer, signer, metrics);
+            rc = ch_deploy_contract(cfg, owner ? owner : signer, signer, metrics);
         lc_ethtx_signer_destroy(&owner);
         return rc;
     }
@@ -182,7 +92,7 @@ typedef struct {
     lc_ethtx_signer_t *signer;
     lc_metrics_t *metrics;
     lc_admin_t *admin;
-    ch_rpc_t *rpc;
+    lc_rpc_t *rpc;
     ch_db_t *db;
     lc_curve_t *curve;
     ch_feed_t *feed;
@@ -204,7 +114,7 @@ static int s_open(s_chain_t *c)
     if (!c->metrics || !(c->admin = lc_admin_new(cfg->admin_bind, c->metrics, "chain")))
         return -1;
     lc_admin_set_ready(c->admin, 0, "connecting");
-    if (!(c->rpc = ch_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, c->metrics)))
+    if (!(c->rpc = lc_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, c->metrics)))
         return -1;
     /* The schema comes from `lcore-chain migrate`: wait for it, and for PostgreSQL. */
     for (int delay = 100; !(c->db = ch_db_new(cfg->pg_dsn));
@@ -228,7 +138,7 @@ static void s_close(s_chain_t *c)
     ch_feed_destroy(&c->feed);
     lc_curve_destroy(&c->curve);
     ch_db_destroy(&c->db);
-    ch_rpc_destroy(&c->rpc);
+    lc_rpc_destroy(&c->rpc);
     lc_admin_destroy(&c->admin);
 }
 
@@ -237,8 +147,8 @@ static void s_close(s_chain_t *c)
 static int s_check_chain(s_chain_t *c)
 {
     uint64_t id = 0;
-    ch_rpc_error_t err;
-    if (c->chain_checked || ch_rpc_chain_id(c->rpc, &id, &err) != 0)
+    lc_jsonrpc_error_t err;
+    if (c->chain_checked || lc_ethrpc_chain_id(c->rpc, &id, &err) != 0)
         return c->chain_checked ? 0 : 1;
     if (id != (uint64_t)c->cfg->chain_id) {
         lc_error("wrong_chain", "rpc_chain_id=%llu configured=%lld", (unsigned long long)id,
@@ -282,14 +192,15 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (cmd && strcmp(cmd, "keygen") == 0) {
-        rc = ch_key_generate(cfg.key_file);
+        rc = lc_ethkey_generate(cfg.key_file);
         if (rc < 0) {
             fprintf(stderr, "lcore-chain keygen: %s: %s\n", cfg.key_file, lc_strerror(rc));
             return 1;
         }
         cmd = "address";
     }
-    s_chain_t c = {.cfg = &cfg, .signer = ch_key_load(cfg.key_file), .metrics = lc_metrics_new()};
+    s_chain_t c = {
+        .cfg = &cfg, .signer = lc_ethkey_load(cfg.key_file), .metrics = lc_metrics_new()};
     int exit_code = c.signer ? s_command(cmd, &cfg, c.signer, c.metrics) : 2;
     if (exit_code < 0) {
         exit_code = s_open(&c);

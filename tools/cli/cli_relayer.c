@@ -4,15 +4,15 @@
  * before anything is sent; then signed (EIP-1559, lc_ethtx), sent, and its receipt awaited. */
 #include "cli_relayer.h"
 
-#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ch_abi.h"
-#include "ch_key.h"
-#include "ch_rpc.h"
+#include "lc_abi.h"
+#include "lc_ethkey.h"
+#include "lc_ethrpc.h"
 #include "lc_codec.h"
+#include "lc_ethsend.h"
 #include "lc_ethtx.h"
 #include "lc_log.h"
 
@@ -25,14 +25,14 @@ static const char *s_env(const char *name, const char *def)
 }
 
 /* Says why the node refused the call: the contract's error when the revert data names one. */
-static void s_report_refusal(const char *what, const ch_rpc_error_t *err)
+static void s_report_refusal(const char *what, const lc_jsonrpc_error_t *err)
 {
     uint8_t data[64];
     size_t len = 0;
     const char *name = NULL;
-    if (err->kind == CH_RPC_ERR_REVERTED &&
-        ch_rpc_parse_data(err->data, strlen(err->data), data, sizeof data, &len) == 0)
-        name = ch_abi_error_name(data, len);
+    if (err->kind == LC_JSONRPC_ERR_REVERTED &&
+        lc_jsonrpc_parse_data(err->data, strlen(err->data), data, sizeof data, &len) == 0)
+        name = lc_abi_error_name(data, len);
     if (name && strcmp(name, "NotOwner") == 0)
         fprintf(stderr, "lcore-cli set-relayer: refused: LCORE_CHAIN_OWNER_KEY_FILE is not the "
                         "contract's owner (NotOwner)\n");
@@ -41,79 +41,45 @@ static void s_report_refusal(const char *what, const ch_rpc_error_t *err)
                 err->data[0] ? " data=" : "", err->data);
 }
 
-/* Waits for the receipt of hash. 0 mined (r set), -1 no receipt in time. */
-static int s_wait_receipt(ch_rpc_t *rpc, const uint8_t hash[32], ch_receipt_t *r)
-{
-    ch_rpc_error_t err;
-    for (int waited = 0; waited < S_RECEIPT_WAIT_MS && !zsys_interrupted; waited += 200) {
-        int rc = ch_rpc_get_transaction_receipt(rpc, hash, r, &err);
-        if (rc == 0)
-            return 0;
-        zclock_sleep(200);
-    }
-    return -1;
-}
-
 /* The contract's relayer() now. */
-static int s_current_relayer(ch_rpc_t *rpc, const uint8_t contract[20], uint8_t out[20])
+static int s_current_relayer(lc_rpc_t *rpc, const uint8_t contract[20], uint8_t out[20])
 {
-    uint8_t call[CH_ABI_RELAYER_LEN], *ret = NULL;
+    uint8_t call[LC_ABI_RELAYER_LEN], *ret = NULL;
     size_t ret_len = 0;
-    ch_rpc_error_t err;
-    ch_abi_relayer(call);
-    int rc = ch_rpc_eth_call(rpc, contract, call, sizeof call, &ret, &ret_len, &err);
+    lc_jsonrpc_error_t err;
+    lc_abi_relayer(call);
+    int rc = lc_ethrpc_call(rpc, contract, call, sizeof call, &ret, &ret_len, &err);
     if (rc == 0)
-        rc = ch_abi_address_decode(out, ret, ret_len);
+        rc = lc_abi_address_decode(out, ret, ret_len);
     free(ret);
     return rc;
 }
 
 /* Builds, signs and sends setRelayer(relayer) from the owner. 0 and the hash, or -1 (said). */
-static int s_send(ch_rpc_t *rpc, const lc_ethtx_signer_t *owner, const uint8_t contract[20],
+static int s_send(lc_rpc_t *rpc, const lc_ethtx_signer_t *owner, const uint8_t contract[20],
                   const uint8_t relayer[20], uint64_t chain_id, uint8_t hash[32])
 {
-    uint8_t data[CH_ABI_SET_RELAYER_LEN], *raw = NULL;
-    size_t raw_len = 0;
-    uint64_t gas = 0, nonce = 0, base = 0, tip = 0;
-    ch_rpc_error_t err;
-    const uint8_t *from = lc_ethtx_signer_address(owner);
-    int ret = -1;
-    ch_abi_set_relayer(data, relayer);
-    if (ch_rpc_estimate_gas(rpc, from, contract, data, sizeof data, &gas, &err) != 0) {
+    uint8_t data[LC_ABI_SET_RELAYER_LEN];
+    uint64_t gas = 0;
+    lc_jsonrpc_error_t err;
+    lc_abi_set_relayer(data, relayer);
+    if (lc_ethrpc_estimate_gas(rpc, lc_ethtx_signer_address(owner), contract, data, sizeof data,
+                               &gas, &err) != 0) {
         s_report_refusal("estimate refused", &err);
-        goto out;
+        return -1;
     }
-    if (ch_rpc_get_transaction_count(rpc, from, CH_BLOCK_PENDING, &nonce, &err) != 0 ||
-        ch_rpc_base_fee(rpc, &base, &err) != 0) {
-        fprintf(stderr, "lcore-cli set-relayer: the chain did not answer: %s\n", err.message);
-        goto out;
+    lc_ethsend_tx_t tx = {.chain_id = chain_id,
+                          .gas_limit = gas + gas / 5, /* estimates are exact; leave room anyway */
+                          .to = contract,
+                          .data = data,
+                          .data_len = sizeof data};
+    lc_ethrpc_send_status_t st = lc_ethsend_once(rpc, owner, &tx, hash, &err);
+    if (st != LC_ETHRPC_SEND_OK && st != LC_ETHRPC_SEND_ALREADY_KNOWN) {
+        fprintf(stderr, "lcore-cli set-relayer: not sent (%s): %s\n",
+                lc_ethrpc_send_status_name(st), err.message);
+        return -1;
     }
-    if (ch_rpc_max_priority_fee(rpc, &tip, &err) != 0)
-        tip = 1000000;
-    lc_ethtx_t tx = {.chain_id = chain_id,
-                     .nonce = nonce,
-                     .gas_limit = gas + gas / 5, /* estimates are exact; leave room anyway */
-                     .has_to = true,
-                     .data = data,
-                     .data_len = sizeof data};
-    memcpy(tx.to, contract, 20);
-    lc_u256_from_u64(&tx.max_priority_fee_per_gas, tip);
-    lc_u256_from_u64(&tx.max_fee_per_gas, tip + 2 * base);
-    lc_u256_from_u64(&tx.value, 0);
-    if (lc_ethtx_signer_sign(owner, &raw, &raw_len, hash, &tx) != 0) {
-        fprintf(stderr, "lcore-cli set-relayer: signing failed\n");
-        goto out;
-    }
-    ch_send_status_t st = ch_rpc_send_raw_transaction(rpc, raw, raw_len, hash, &err);
-    if (st != CH_SEND_OK && st != CH_SEND_ALREADY_KNOWN) {
-        fprintf(stderr, "lcore-cli set-relayer: the node refused the transaction (%s): %s\n",
-                ch_send_status_name(st), err.message);
-        goto out;
-    }
-    ret = 0;
-out:
-    free(raw);
-    return ret;
+    return 0;
 }
 
 int cli_set_relayer(const char *address)
@@ -136,14 +102,14 @@ int cli_set_relayer(const char *address)
     }
     lc_log_init("lcore-cli", LC_LOG_ERROR);
     int ret = 1;
-    lc_ethtx_signer_t *owner = ch_key_load(key_file);
-    ch_rpc_t *rpc = ch_rpc_new(s_env("LCORE_CHAIN_RPC", "http://127.0.0.1:8545"), 10000, NULL);
-    ch_rpc_error_t err;
+    lc_ethtx_signer_t *owner = lc_ethkey_load(key_file);
+    lc_rpc_t *rpc = lc_rpc_new(s_env("LCORE_CHAIN_RPC", "http://127.0.0.1:8545"), 10000, NULL);
+    lc_jsonrpc_error_t err;
     uint64_t chain_id = 0;
     char text[LC_ETH_ADDR_HEX_LEN + 1], hash_hex[65];
     if (!owner || !rpc)
         goto out;
-    if (ch_rpc_chain_id(rpc, &chain_id, &err) != 0) {
+    if (lc_ethrpc_chain_id(rpc, &chain_id, &err) != 0) {
         fprintf(stderr, "lcore-cli set-relayer: the chain did not answer: %s\n", err.message);
         goto out;
     }
@@ -153,11 +119,12 @@ int cli_set_relayer(const char *address)
                 (unsigned long long)chain_id, want);
         goto out;
     }
-    if (chain_id != CH_DEV_CHAIN_ID && ch_key_is_dev_account(lc_ethtx_signer_address(owner))) {
+    if (chain_id != LC_ETHKEY_DEV_CHAIN_ID &&
+        lc_ethkey_is_dev_account(lc_ethtx_signer_address(owner))) {
         fprintf(stderr,
                 "lcore-cli set-relayer: LCORE_CHAIN_OWNER_KEY_FILE holds a public anvil "
                 "development key, allowed only on chain id %d\n",
-                CH_DEV_CHAIN_ID);
+                LC_ETHKEY_DEV_CHAIN_ID);
         goto out;
     }
     if (s_send(rpc, owner, contract, relayer, chain_id, hash) != 0)
@@ -165,8 +132,8 @@ int cli_set_relayer(const char *address)
     lc_hex_encode(hash_hex, sizeof hash_hex, hash, sizeof hash);
     printf("tx 0x%s\n", hash_hex);
     fflush(stdout);
-    ch_receipt_t r;
-    if (s_wait_receipt(rpc, hash, &r) != 0) {
+    lc_ethrpc_receipt_t r;
+    if (lc_ethsend_wait_receipt(rpc, hash, S_RECEIPT_WAIT_MS, &r, &err) != 0) {
         fprintf(stderr, "lcore-cli set-relayer: no receipt for 0x%s yet: check it later\n",
                 hash_hex);
         goto out;
@@ -186,7 +153,7 @@ int cli_set_relayer(const char *address)
            (unsigned long long)r.block_number);
     ret = 0;
 out:
-    ch_rpc_destroy(&rpc);
+    lc_rpc_destroy(&rpc);
     lc_ethtx_signer_destroy(&owner);
     return ret;
 }

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ch_abi.h"
-#include "ch_rpc.h"
+#include "lc_abi.h"
+#include "lc_ethrpc.h"
 #include "lc_codec.h"
 #include "lc_ethtx.h"
 #include "lc_log.h"
@@ -82,22 +82,22 @@ static int s_on_chain(const s_receipt_t *r, const uint8_t leaf[32], const char *
     int ret = -1;
     size_t call_len = 0, out_len = 0;
     uint8_t *call = NULL, *out = NULL;
-    ch_rpc_error_t err;
+    lc_jsonrpc_error_t err;
     const char *ca_file = getenv("LCORE_CA_FILE");
-    ch_rpc_t *rpc = ch_rpc_new(rpc_url, 10000, NULL);
-    if (!rpc || (ca_file && *ca_file && ch_rpc_set_ca_file(rpc, ca_file) < 0) ||
-        !(call = ch_abi_verify(r->root, r->proof, r->proof_len, leaf, &call_len)))
+    lc_rpc_t *rpc = lc_rpc_new(rpc_url, 10000, NULL);
+    if (!rpc || (ca_file && *ca_file && lc_rpc_set_ca_file(rpc, ca_file) < 0) ||
+        !(call = lc_abi_verify(r->root, r->proof, r->proof_len, leaf, &call_len)))
         goto out;
-    if (ch_rpc_eth_call(rpc, contract, call, call_len, &out, &out_len, &err) != 0) {
+    if (lc_ethrpc_call(rpc, contract, call, call_len, &out, &out_len, &err) != 0) {
         printf("NOT VERIFIED: the chain did not answer: %s\n", err.message);
         goto out;
     }
     bool yes = false;
-    ret = ch_abi_bool_decode(&yes, out, out_len) == 0 && yes ? 0 : 1;
+    ret = lc_abi_bool_decode(&yes, out, out_len) == 0 && yes ? 0 : 1;
 out:
     free(out);
     free(call);
-    ch_rpc_destroy(&rpc);
+    lc_rpc_destroy(&rpc);
     return ret;
 }
 

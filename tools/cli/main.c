@@ -13,12 +13,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "ch_abi.h"
 #include "cli_curve.h"
 #include "cli_decrypt.h"
 #include "cli_relayer.h"
 #include "cli_verify.h"
-#include "ch_rpc.h"
 #include "lc_codec.h"
 #include "lc_ethtx.h"
 #include "lc_merkle.h"

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lc_curlbuf.h"
 #include "lc_log.h"
 
-#define SIM_POOL_RX_MAX (16u * 1024 * 1024) /* a reply larger than this is a broken server */
 #define SIM_POOL_TICK_US 1000000u
 #define SIM_POOL_IDLE_WAIT_US 100000u    /* longest sleep between checks of *stop */
 #define SIM_POOL_ERROR_PAUSE_US 100000u  /* after a transport error: do not spin */
@@ -28,8 +28,7 @@ typedef struct {
     size_t job;
     unsigned attempt;     /* of the job in flight: 0 first send, n n-th retry */
     uint64_t ready_at_us; /* monotonic; paused until then (Retry-After, transport error) */
-    char *rx;
-    size_t rx_len, rx_cap;
+    lc_curlbuf_t rx;
     char errbuf[CURL_ERROR_SIZE];
 } conn_t;
 
@@ -106,28 +105,6 @@ static uint64_t s_retry_delay_us(curl_off_t retry_after_s, unsigned attempt)
     return d < SIM_POOL_BACKOFF_MAX_US ? d : SIM_POOL_BACKOFF_MAX_US;
 }
 
-static size_t s_on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    conn_t *c = userdata;
-    size_t n = size * nmemb;
-    if (c->rx_len + n + 1 > c->rx_cap) {
-        if (c->rx_len + n + 1 > SIM_POOL_RX_MAX)
-            return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
-        size_t cap = c->rx_cap ? c->rx_cap : 1024;
-        while (cap < c->rx_len + n + 1)
-            cap *= 2;
-        char *rx = realloc(c->rx, cap);
-        if (!rx)
-            return 0;
-        c->rx = rx;
-        c->rx_cap = cap;
-    }
-    memcpy(c->rx + c->rx_len, ptr, n);
-    c->rx_len += n;
-    c->rx[c->rx_len] = '\0';
-    return n;
-}
-
 static int s_conn_init(conn_t *c, long timeout_ms, const char *ca_file)
 {
     c->easy = curl_easy_init();
@@ -144,8 +121,8 @@ static int s_conn_init(conn_t *c, long timeout_ms, const char *ca_file)
     rc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
     rc |= curl_easy_setopt(e, CURLOPT_USERAGENT, "lcore-sim/0.1");
-    rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_data);
-    rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, lc_curlbuf_write);
+    rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, &c->rx);
     rc |= curl_easy_setopt(e, CURLOPT_PRIVATE, c);
     rc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     /* https: the peer is verified (libcurl's default), against ca_file when one is given. */
@@ -197,7 +174,7 @@ void sim_pool_destroy(sim_pool_t **self_p)
             curl_multi_remove_handle(self->multi, c->easy);
         if (c->easy)
             curl_easy_cleanup(c->easy);
-        free(c->rx);
+        lc_curlbuf_free(&c->rx);
     }
     free(self->retries);
     if (self->multi)
@@ -239,9 +216,7 @@ fail:
 static int s_dispatch(sim_pool_t *self, conn_t *c, size_t job_index, unsigned attempt,
                       const sim_job_t *job)
 {
-    c->rx_len = 0;
-    if (c->rx)
-        c->rx[0] = '\0';
+    lc_curlbuf_reset(&c->rx);
     c->errbuf[0] = '\0';
     CURLcode rc = CURLE_OK;
     rc |= curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)job->body_len);
@@ -271,8 +246,8 @@ static void s_complete(sim_pool_t *self, const sim_pool_run_t *run, CURL *easy, 
 
     sim_reply_t reply = {
         .status = result == CURLE_OK ? status : 0,
-        .body = c->rx ? c->rx : "",
-        .body_len = c->rx_len,
+        .body = lc_curlbuf_text(&c->rx),
+        .body_len = c->rx.len,
         .latency_us = total_us > 0 ? (uint64_t)total_us : 0,
     };
     if (result != CURLE_OK) {

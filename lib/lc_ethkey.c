@@ -1,5 +1,5 @@
-/* ch_key.c: see ch_key.h. */
-#include "ch_key.h"
+/* lc_ethkey.c: see lc_ethkey.h. */
+#include "lc_ethkey.h"
 
 #include <fcntl.h>
 #include <sodium.h>
@@ -21,7 +21,7 @@ static const char *const s_dev_accounts[] = {
     "23618e81e3f5cdf7f54c3d65f7fbc0abf5b21e8f", "a0ee7a142d267c1f36714e4a8f75612f20a79720",
 };
 
-int ch_key_is_dev_account(const uint8_t address[20])
+int lc_ethkey_is_dev_account(const uint8_t address[20])
 {
     int found = 0;
     for (size_t i = 0; i < sizeof s_dev_accounts / sizeof s_dev_accounts[0]; i++) {
@@ -33,7 +33,7 @@ int ch_key_is_dev_account(const uint8_t address[20])
     return found;
 }
 
-lc_ethtx_signer_t *ch_key_load(const char *path)
+lc_ethtx_signer_t *lc_ethkey_load(const char *path)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW);
     struct stat st;
@@ -72,7 +72,7 @@ lc_ethtx_signer_t *ch_key_load(const char *path)
     return signer;
 }
 
-int ch_key_generate(const char *path)
+int lc_ethkey_generate(const char *path)
 {
     uint8_t secret[32], addr[20];
     char hex[65];

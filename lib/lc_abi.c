@@ -1,5 +1,5 @@
-/* ch_abi.c: see ch_abi.h. */
-#include "ch_abi.h"
+/* lc_abi.c: see lc_abi.h. */
+#include "lc_abi.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,7 @@ static const uint8_t s_relayer_selector[4] = {0x84, 0x06, 0xc0, 0x79};
 static const uint8_t s_not_owner_selector[4] = {0x24, 0x5a, 0xec, 0xd3};
 static const uint8_t s_not_relayer_selector[4] = {0x36, 0x6b, 0x2e, 0x5a};
 
-static void s_word(uint8_t word[32], uint64_t v)
+void lc_abi_word(uint8_t word[32], uint64_t v)
 {
     memset(word, 0, 32);
     for (int i = 0; i < 8; i++)
@@ -34,22 +34,22 @@ static int s_uint(const uint8_t word[32], size_t bytes, uint64_t *v)
     return 0;
 }
 
-void ch_abi_anchor(uint8_t out[CH_ABI_ANCHOR_LEN], uint64_t batch_id, const uint8_t root[32],
+void lc_abi_anchor(uint8_t out[LC_ABI_ANCHOR_LEN], uint64_t batch_id, const uint8_t root[32],
                    uint32_t count)
 {
     memcpy(out, s_anchor_selector, 4);
-    s_word(out + 4, batch_id);
+    lc_abi_word(out + 4, batch_id);
     memcpy(out + 36, root, 32);
-    s_word(out + 68, count);
+    lc_abi_word(out + 68, count);
 }
 
-void ch_abi_anchors(uint8_t out[CH_ABI_ANCHORS_LEN], const uint8_t root[32])
+void lc_abi_anchors(uint8_t out[LC_ABI_ANCHORS_LEN], const uint8_t root[32])
 {
     memcpy(out, s_anchors_selector, 4);
     memcpy(out + 4, root, 32);
 }
 
-int ch_abi_anchors_decode(ch_anchor_t *out, const uint8_t *ret, size_t len)
+int lc_abi_anchors_decode(lc_abi_anchor_t *out, const uint8_t *ret, size_t len)
 {
     uint64_t id = 0, count = 0, block = 0, ts = 0;
     if (!ret || len != 128 || s_uint(ret, 8, &id) < 0 || s_uint(ret + 32, 4, &count) < 0 ||
@@ -57,12 +57,12 @@ int ch_abi_anchors_decode(ch_anchor_t *out, const uint8_t *ret, size_t len)
         return LC_ERR_INVALID;
     if (count == 0 ? (id | block | ts) != 0 : block == 0)
         return LC_ERR_INVALID;
-    *out = (ch_anchor_t){
+    *out = (lc_abi_anchor_t){
         .batch_id = id, .count = (uint32_t)count, .block_number = block, .timestamp = ts};
     return 0;
 }
 
-uint8_t *ch_abi_verify(const uint8_t root[32], const uint8_t *proof, size_t n,
+uint8_t *lc_abi_verify(const uint8_t root[32], const uint8_t *proof, size_t n,
                        const uint8_t leaf[32], size_t *len)
 {
     /* Head: root, offset of the proof array, leaf; tail: the array's length, its words. */
@@ -72,15 +72,15 @@ uint8_t *ch_abi_verify(const uint8_t root[32], const uint8_t *proof, size_t n,
         return NULL;
     memcpy(d, s_verify_selector, 4);
     memcpy(d + 4, root, 32);
-    s_word(d + 36, 3 * 32);
+    lc_abi_word(d + 36, 3 * 32);
     memcpy(d + 68, leaf, 32);
-    s_word(d + 100, (uint64_t)n);
+    lc_abi_word(d + 100, (uint64_t)n);
     if (n)
         memcpy(d + 132, proof, 32 * n);
     return d;
 }
 
-int ch_abi_bool_decode(bool *out, const uint8_t *ret, size_t len)
+int lc_abi_bool_decode(bool *out, const uint8_t *ret, size_t len)
 {
     uint64_t v = 0;
     if (!ret || len != 32 || s_uint(ret, 1, &v) < 0 || v > 1)
@@ -89,19 +89,19 @@ int ch_abi_bool_decode(bool *out, const uint8_t *ret, size_t len)
     return 0;
 }
 
-void ch_abi_set_relayer(uint8_t out[CH_ABI_SET_RELAYER_LEN], const uint8_t relayer[20])
+void lc_abi_set_relayer(uint8_t out[LC_ABI_SET_RELAYER_LEN], const uint8_t relayer[20])
 {
     memcpy(out, s_set_relayer_selector, 4);
     memset(out + 4, 0, 12);
     memcpy(out + 16, relayer, 20);
 }
 
-void ch_abi_relayer(uint8_t out[CH_ABI_RELAYER_LEN])
+void lc_abi_relayer(uint8_t out[LC_ABI_RELAYER_LEN])
 {
     memcpy(out, s_relayer_selector, 4);
 }
 
-int ch_abi_address_decode(uint8_t out[20], const uint8_t *ret, size_t len)
+int lc_abi_address_decode(uint8_t out[20], const uint8_t *ret, size_t len)
 {
     if (!ret || len != 32)
         return LC_ERR_INVALID;
@@ -112,7 +112,7 @@ int ch_abi_address_decode(uint8_t out[20], const uint8_t *ret, size_t len)
     return 0;
 }
 
-const char *ch_abi_error_name(const uint8_t *data, size_t len)
+const char *lc_abi_error_name(const uint8_t *data, size_t len)
 {
     if (!data || len < 4)
         return NULL;
