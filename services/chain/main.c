@@ -90,11 +90,12 @@ static int s_command(const char *cmd, const ch_config_t *cfg, lc_ethtx_signer_t 
 typedef struct {
     const ch_config_t *cfg;
     lc_ethtx_signer_t *signer;
-    lc_metrics_t *metrics;
+    lc_service_t *svc;
+    lc_metrics_t *metrics; /* the service's (borrowed from svc), as admin and curve */
     lc_admin_t *admin;
+    lc_curve_t *curve;
     lc_rpc_t *rpc;
     ch_db_t *db;
-    lc_curve_t *curve;
     ch_feed_t *feed;
     ch_query_t *query;
     ch_relayer_t *relayer;
@@ -111,9 +112,11 @@ static int s_open(s_chain_t *c)
                 cfg->contract);
         return 2;
     }
-    if (!c->metrics || !(c->admin = lc_admin_new(cfg->admin_bind, c->metrics, "chain")))
+    if (!(c->svc = lc_service_new("chain", cfg->admin_bind, &cfg->curve, "connecting")))
         return -1;
-    lc_admin_set_ready(c->admin, 0, "connecting");
+    c->metrics = lc_service_metrics(c->svc);
+    c->admin = lc_service_admin(c->svc);
+    c->curve = lc_service_curve(c->svc);
     if (!(c->rpc = lc_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, c->metrics)))
         return -1;
     /* The schema comes from `lcore-chain migrate`: wait for it, and for PostgreSQL. */
@@ -123,8 +126,7 @@ static int s_open(s_chain_t *c)
             return -1;
         zclock_sleep(delay);
     }
-    if (!(c->curve = lc_curve_new(&cfg->curve, "chain", c->metrics)) ||
-        !(c->feed = ch_feed_new(cfg, c->db, c->curve, c->metrics)) ||
+    if (!(c->feed = ch_feed_new(cfg, c->db, c->curve, c->metrics)) ||
         !(c->query = ch_query_new(cfg, c->curve, c->metrics, c->contract)) ||
         !(c->relayer = ch_relayer_new(cfg, c->db, c->rpc, c->signer, c->contract, c->metrics)))
         return -1;
@@ -136,10 +138,9 @@ static void s_close(s_chain_t *c)
     ch_relayer_destroy(&c->relayer);
     ch_query_destroy(&c->query);
     ch_feed_destroy(&c->feed);
-    lc_curve_destroy(&c->curve);
     ch_db_destroy(&c->db);
     lc_rpc_destroy(&c->rpc);
-    lc_admin_destroy(&c->admin);
+    lc_service_destroy(&c->svc);
 }
 
 /* 0 once the RPC endpoints serve the configured chain, 1 while none answers, 2 (logged) when
@@ -199,9 +200,11 @@ int main(int argc, char **argv)
         }
         cmd = "address";
     }
-    s_chain_t c = {
-        .cfg = &cfg, .signer = lc_ethkey_load(cfg.key_file), .metrics = lc_metrics_new()};
-    int exit_code = c.signer ? s_command(cmd, &cfg, c.signer, c.metrics) : 2;
+    s_chain_t c = {.cfg = &cfg, .signer = lc_ethkey_load(cfg.key_file)};
+    /* A command (deploy) counts its RPC calls in a registry of its own: it binds no listener. */
+    lc_metrics_t *cmd_metrics = lc_metrics_new();
+    int exit_code = c.signer && cmd_metrics ? s_command(cmd, &cfg, c.signer, cmd_metrics) : 2;
+    lc_metrics_destroy(&cmd_metrics);
     if (exit_code < 0) {
         exit_code = s_open(&c);
         if (exit_code == 0) {
@@ -220,7 +223,6 @@ int main(int argc, char **argv)
         s_close(&c);
         lc_info("exited", "code=%d", exit_code);
     }
-    lc_metrics_destroy(&c.metrics);
     lc_ethtx_signer_destroy(&c.signer);
     return exit_code;
 }
