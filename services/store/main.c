@@ -101,7 +101,7 @@ static int s_migrate(const st_config_t *cfg)
         zclock_sleep(delay);
         delay = delay < 5000 ? delay * 2 : 5000;
     }
-    int rc = st_db_migrate(db, cfg->store_db_role, cfg->chain_db_role, stdout);
+    int rc = st_db_migrate(db, cfg->store_db_role, NULL, stdout);
     st_db_destroy(&db);
     if (rc < 0)
         fprintf(stderr, "lcore-store migrate: failed: %s (see the log)\n", lc_strerror(rc));
@@ -111,11 +111,11 @@ static int s_migrate(const st_config_t *cfg)
 /* PostgreSQL may come up after us (compose, boot order) and `lcore-store migrate` may not have
  * run yet: wait for both, with backoff, not ready meanwhile with the reason (logged once each
  * time it changes). NULL when interrupted. */
-static st_db_t *s_wait_for_schema(const char *dsn, lc_admin_t *admin)
+static st_db_t *s_wait_for_schema(const char *dsn, const char *store_id, lc_admin_t *admin)
 {
     char why[160], said[160] = "";
     for (int delay = 100; !zsys_interrupted; delay = delay < 5000 ? delay * 2 : 5000) {
-        st_db_t *db = st_db_new(dsn, NULL);
+        st_db_t *db = st_db_new(dsn, store_id);
         int rc = db ? st_db_schema_check(db, why, sizeof why) : LC_ERR_UNAVAILABLE;
         if (rc == 0) {
             if (said[0])
@@ -144,8 +144,9 @@ int main(int argc, char **argv)
         "The only writer of records to PostgreSQL: batched, idempotent, acked.\n"
         "Commands: (none) run the store, as its own role (LCORE_STORE_DB_ROLE), once the\n"
         "database is migrated (until then /readyz says why, and the store waits);\n"
-        "migrate: apply the schema migrations, then grant the store's and lcore-chain's roles\n"
-        "exactly their privileges; run with LCORE_PG_DSN = the owner role's DSN; idempotent.",
+        "migrate: apply the store's migrations, then grant the store's role exactly its\n"
+        "privileges on them (lcore-chain migrate does the chain's); run with LCORE_PG_DSN =\n"
+        "the owner role's DSN; idempotent.",
         &cfg, st_config_opts, st_config_opts_len);
     if (rc >= 0)
         return rc;
@@ -167,7 +168,8 @@ int main(int argc, char **argv)
     if (!metrics || !(admin = lc_admin_new(cfg.admin_bind, metrics, "store")))
         goto out;
     lc_admin_set_ready(admin, 0, "connecting to PostgreSQL");
-    if (!(db = s_wait_for_schema(cfg.pg_dsn, admin)) || !(qdb = st_db_new(cfg.pg_dsn, NULL)))
+    if (!(db = s_wait_for_schema(cfg.pg_dsn, cfg.store_id, admin)) ||
+        !(qdb = st_db_new(cfg.pg_dsn, NULL)))
         goto out;
     if (!(curve = lc_curve_new(&cfg.curve, "store", metrics)))
         goto out;

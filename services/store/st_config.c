@@ -8,9 +8,10 @@ const lc_cfg_opt_t st_config_opts[] = {
     LC_CFG_SECRET("LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore_store@127.0.0.1:5432/lcore",
                   "PostgreSQL connection string (libpq): the store's role; `migrate`: the owner's"),
     LC_CFG_S("LCORE_STORE_DB_ROLE", T, store_db_role, "lcore_store",
-             "`migrate` grants this role the store's privileges (INSERT and SELECT)"),
-    LC_CFG_S("LCORE_CHAIN_DB_ROLE", T, chain_db_role, "lcore_chain",
-             "`migrate` grants this role lcore-chain's privileges (its chain_* tables)"),
+             "`migrate` grants this role the store's privileges on the store's tables"),
+    LC_CFG_S("LCORE_STORE_ID", T, store_id, "store-1",
+             "this store's name (1-64 of [A-Za-z0-9._:-]): it numbers its records' positions "
+             "under it; one running process per store_id"),
     LC_CFG_S("LCORE_STORE_SEALED_BIND", T, sealed_bind, "tcp://*:5552",
              "sealed-records PULL socket, bound; crypto workers connect"),
     LC_CFG_S("LCORE_STORE_EVENTS_BIND", T, events_bind, "tcp://*:5553",

@@ -9,7 +9,7 @@ typedef struct {
     char admin_bind[64];
     char pg_dsn[1024];
     char store_db_role[64]; /* PostgreSQL identifiers: at most 63 bytes */
-    char chain_db_role[64];
+    char store_id[65];
     char sealed_bind[512];
     char events_bind[512];
     char queries_bind[512];
