@@ -82,18 +82,6 @@ PGconn *lc_pg_connect(const char *dsn, const char *application)
     return c;
 }
 
-int lc_pg_ensure(PGconn **conn, const char *dsn, const char *application)
-{
-    if (*conn && PQstatus(*conn) == CONNECTION_OK)
-        return 1;
-    int was = *conn != NULL;
-    PQfinish(*conn);
-    *conn = lc_pg_connect(dsn, application);
-    if (*conn && was)
-        lc_info("db_reconnected", "application=%s", application);
-    return *conn != NULL;
-}
-
 /* A handle around conn (taken; NULL: none, then NULL). */
 static lc_pg_t *s_new(const char *dsn, const char *application, PGconn *conn)
 {

@@ -23,10 +23,6 @@ typedef struct lc_pg_params lc_pg_params_t;
  * a password) on failure. */
 PGconn *lc_pg_connect(const char *dsn, const char *application);
 
-/* Until ch_db and st_db use lc_pg_t: 1 if *conn is usable; otherwise replaces it with a fresh
- * connection and says whether that worked. */
-int lc_pg_ensure(PGconn **conn, const char *dsn, const char *application);
-
 /* Connects once; NULL on failure (logged as for lc_pg_connect). */
 lc_pg_t *lc_pg_new(const char *dsn, const char *application);
 void lc_pg_destroy(lc_pg_t **self_p);

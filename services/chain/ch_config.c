@@ -7,7 +7,10 @@ const lc_cfg_opt_t ch_config_opts[] = {
              "admin listener, IPv4:port or [IPv6]:port: /metrics, /healthz, /readyz"),
     LC_CFG_SECRET(
         "LCORE_PG_DSN", T, pg_dsn, "postgresql://lcore_chain@127.0.0.1:5432/lcore",
-        "PostgreSQL connection string (libpq), as the role lcore_chain: the relayer's state"),
+        "PostgreSQL connection string (libpq), as the role lcore_chain: the relayer's state; "
+        "`migrate`: the owner's"),
+    LC_CFG_S("LCORE_CHAIN_DB_ROLE", T, db_role, "lcore_chain",
+             "`migrate` grants this role the relayer's privileges on the relayer's tables"),
     LC_CFG_S("LCORE_CHAIN_RPC", T, rpc, "http://127.0.0.1:8545",
              "JSON-RPC endpoints, comma-separated, first preferred (failover in order)"),
     LC_CFG_I("LCORE_CHAIN_ID", T, chain_id, "31337", 1, 9007199254740991LL,
