@@ -281,6 +281,52 @@ static void test_one_writer_per_store_id_and_reconnect(void **state)
     lc_pg_destroy(&owner);
 }
 
+/* A record of an unknown device spoils its batch (nothing written, the position unmoved); its
+ * dead letter is recorded once, and a stored record's is absorbed. */
+static void test_refused_batch_and_dead_letters(void **state)
+{
+    s_fixture_t *f = *state;
+    if (!f)
+        skip();
+    uint64_t before = st_db_last_written(f->db)->upto;
+    s_fixture_t ghost = *f;
+    snprintf(ghost.device_id, sizeof ghost.device_id, "ghost-%s", f->store_id);
+    Lcore__V1__SealedRecord *recs[2];
+    uint8_t ids[2][32];
+    recs[0] = s_record(f, 20, ids[0]);
+    recs[1] = s_record(&ghost, 1, ids[1]);
+    size_t inserted = 99;
+    assert_int_equal(st_db_insert_records(f->db, recs, 2, &inserted), LC_ERR_INVALID);
+    assert_int_equal(inserted, 0);
+    assert_non_null(strstr(st_db_last_error(f->db), "23503")); /* foreign key: no such device */
+    assert_int_equal(st_db_insert_records(f->db, recs, 1, &inserted), 0); /* the good one alone */
+    assert_int_equal(st_db_last_written(f->db)->after, before);
+    assert_int_equal(st_db_last_written(f->db)->records[0]->position, before + 1);
+    Lcore__V1__DeadLetter dl = LCORE__V1__DEAD_LETTER__INIT;
+    dl.record_id = recs[1]->record_id;
+    dl.device_id = ghost.device_id;
+    dl.seq = 1;
+    dl.gateway_id = (char *)"gw-test";
+    dl.stage = (char *)"store";
+    dl.reason = (char *)"refused by PostgreSQL: 23503";
+    dl.attempts = 3;
+    st_dead_letter_outcome_t outcome;
+    assert_int_equal(st_db_dead_letter(f->db, &dl, &outcome), 0);
+    assert_int_equal(outcome, ST_DEAD_LETTERED);
+    assert_int_equal(st_db_dead_letter(f->db, &dl, &outcome), 0);
+    assert_int_equal(outcome, ST_ALREADY_DEAD_LETTERED);
+    dl.record_id = recs[0]->record_id;
+    dl.device_id = (char *)f->device_id;
+    dl.seq = 20;
+    assert_int_equal(st_db_dead_letter(f->db, &dl, &outcome), 0);
+    assert_int_equal(outcome, ST_ALREADY_STORED);
+    dl.seq = 21; /* record_id no longer matches: refused before the database */
+    assert_int_equal(st_db_dead_letter(f->db, &dl, &outcome), LC_ERR_INVALID);
+    assert_non_null(strstr(st_db_last_error(f->db), "record_id"));
+    free(recs[0]);
+    free(recs[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_records_after),
         cmocka_unit_test(test_store_positions_and_sealed),
         cmocka_unit_test(test_one_writer_per_store_id_and_reconnect),
+        cmocka_unit_test(test_refused_batch_and_dead_letters),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
