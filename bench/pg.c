@@ -5,10 +5,11 @@
  * one transaction per batch, with the server's fsync and synchronous_commit as configured (they
  * are reported, never changed). Every row is a real record: a freshly signed reading sealed
  * under its own record_id. Signing and sealing happen between batches and are not timed.
- * At the end the bench rows and device are deleted (unless --keep). Rows that an lcore-chain
- * running on the same database has already put in a batch are kept (chain_batch_leaves refers
- * to them) and counted in "rows_kept"; run against a database without lcore-chain for a clean
- * slate. One JSON object on stdout; exit 0, 1 on failure (reason on stderr), 2 on bad usage. */
+ * The rows are numbered under the store_id "bench" (its own positions; a running lcore-store
+ * has another store_id). At the end the bench rows and device are deleted (unless --keep);
+ * "rows_kept" counts what is left of them (0 unless a delete failed): an lcore-chain fed by the
+ * store keeps its own copy of what it anchored, nothing refers to `records`. One JSON object
+ * on stdout; exit 0, 1 on failure (reason on stderr), 2 on bad usage. */
 #include <getopt.h>
 #include <libpq-fe.h>
 #include <sodium.h>
@@ -124,15 +125,13 @@ static int s_register(st_db_t *db, const bench_device_t *dev)
     return ok ? 0 : -1;
 }
 
-/* Deletes the bench rows no chain batch refers to, then the device if nothing refers to it.
- * *deleted and *kept receive the row counts. */
+/* Deletes the bench rows, then the device if nothing refers to it. *deleted and *kept receive
+ * the row counts. */
 static int s_cleanup(PGconn *conn, const char *device_id, long *deleted, long *kept)
 {
     const char *v[1] = {device_id};
-    PGresult *r = PQexecParams(conn,
-                               "DELETE FROM records r WHERE r.device_id = $1 AND NOT EXISTS"
-                               " (SELECT 1 FROM chain_batch_leaves l WHERE l.record_pk = r.id)",
-                               1, NULL, v, NULL, NULL, 0);
+    PGresult *r =
+        PQexecParams(conn, "DELETE FROM records WHERE device_id = $1", 1, NULL, v, NULL, NULL, 0);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         fprintf(stderr, PROG ": deleting the bench rows failed: %s", PQresultErrorMessage(r));
@@ -150,8 +149,7 @@ static int s_cleanup(PGconn *conn, const char *device_id, long *deleted, long *k
             fprintf(stderr, PROG ": deleting the bench device failed: %s", PQresultErrorMessage(r));
         PQclear(r);
     } else if (*kept > 0) {
-        fprintf(stderr, PROG ": kept %ld rows of %s: lcore-chain has batched them\n", *kept,
-                device_id);
+        fprintf(stderr, PROG ": kept %ld rows of %s\n", *kept, device_id);
     }
     return ok ? 0 : -1;
 }

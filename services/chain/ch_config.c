@@ -7,7 +7,10 @@ _Static_assert(sizeof(ch_fee_mode_t) == sizeof(int), "fee_mode is set as an int"
 #define T ch_config_t
 const lc_cfg_opt_t ch_config_opts[] = {
     LC_CFG_ADMIN_BIND("LCORE_CHAIN_ADMIN_BIND", T, "9104", ""),
-    LC_CFG_PG_DSN(T, "lcore_chain", ", as the role lcore_chain: the relayer's state"),
+    LC_CFG_PG_DSN(T, "lcore_chain",
+                  ", as the role lcore_chain: the relayer's state; `migrate`: the owner's"),
+    LC_CFG_S("LCORE_CHAIN_DB_ROLE", T, db_role, "lcore_chain",
+             "`migrate` grants this role the relayer's privileges on the relayer's tables"),
     LC_CFG_S("LCORE_CHAIN_RPC", T, rpc, "http://127.0.0.1:8545",
              "JSON-RPC endpoints, comma-separated, first preferred (failover in order)"),
     LC_CFG_I("LCORE_CHAIN_ID", T, chain_id, "31337", 1, 9007199254740991LL,

@@ -9,6 +9,7 @@
 typedef struct {
     char admin_bind[64];
     char pg_dsn[1024];
+    char db_role[64]; /* a PostgreSQL identifier: at most 63 bytes */
     char rpc[2048];
     long long chain_id;
     char key_file[512];

@@ -1,10 +1,16 @@
-/* ch_db.h: the relayer's state in PostgreSQL (tables of store migration 2): batches and their
- * leaves, transactions (one row per nonce) and their signed attempts. Every state change that
- * must survive kill -9 is one SQL transaction; attempts are saved before they are broadcast. */
+/* ch_db.h: the relayer's state in PostgreSQL, in its own tables (ch_migrations.c, applied by
+ * `lcore-chain migrate`): the records the stores reported (chain_records, in arrival order, and
+ * how far each store's feed was taken in, chain_feed), anchors and their leaves, transactions
+ * (one row per nonce) and their signed attempts. Every state change that must survive kill -9
+ * is one SQL transaction; attempts are saved before they are broadcast. The C names still say
+ * batch and record where the tables say anchor and arrival. */
 #ifndef CH_DB_H
 #define CH_DB_H
 
+#include <stdio.h>
+
 #include "lc_common.h"
+#include "lc_pg.h"
 
 typedef struct ch_db ch_db_t;
 
@@ -13,6 +19,11 @@ typedef struct ch_db ch_db_t;
 ch_db_t *ch_db_new(const char *dsn);
 void ch_db_destroy(ch_db_t **self_p);
 int ch_db_ok(ch_db_t *self);
+/* `lcore-chain migrate`: connects to dsn (the owner role's), waiting with backoff until stop
+ * says to give up, then applies the chain's pending migrations and grants chain_role exactly
+ * its privileges (see lc_migrate); one line per step on out. 0 or an error code. */
+int ch_db_migrate(const char *dsn, const char *chain_role, FILE *out, lc_pg_stop_fn stop,
+                  void *stop_arg) LC_WUR;
 /* Grows with every statement that writes the relayer's state (or may have: failed ones,
  * rollbacks, a reconnection). The relayer re-reads its live transactions only when this moved,
  * the chain moved, or a timer ran out: nothing else changes them. */
@@ -20,7 +31,7 @@ uint64_t ch_db_writes(const ch_db_t *self);
 
 /* A record waiting for a batch. */
 typedef struct {
-    int64_t pk;
+    int64_t pk; /* its arrival */
     uint8_t record_id[32];
     uint8_t envelope_hash[32];
 } ch_record_t;
@@ -53,10 +64,10 @@ int ch_db_anchor_info(ch_db_t *self, const uint8_t record_id[32],
                       struct Lcore__V1__AnchorInfo *out) LC_WUR;
 void ch_db_anchor_info_clear(struct Lcore__V1__AnchorInfo *info);
 
-/* Highest records.id already in a live (not superseded) batch; 0 when none. */
+/* Highest arrival already in a live (not superseded) anchor; 0 when none. */
 int ch_db_cursor(ch_db_t *self, int64_t *last_record) LC_WUR;
-/* Records with id > after, in insertion order, at most max. *oldest_age_ms: how long the first
- * one has been stored. */
+/* Records with arrival > after, in arrival order, at most max. *oldest_age_ms: how long the
+ * first one has been stored. */
 int ch_db_records_after(ch_db_t *self, int64_t after, size_t max, ch_record_t *out, size_t *n,
                         uint64_t *oldest_age_ms) LC_WUR;
 /* A signed replacement that anchors a new batch at a transaction's nonce. */
@@ -117,7 +128,7 @@ typedef struct {
     uint8_t block_hash[32];
     uint64_t last_tip, last_fee_cap, first_fee_cap;
     uint64_t last_attempt_age_ms;
-    int64_t first_record, last_record; /* of its batch */
+    int64_t first_record, last_record; /* arrivals: of its anchor */
 } ch_tx_t;
 
 /* Transactions in progress, unconfirmed, or confirmed-not-final (at most cap): the unmined ones

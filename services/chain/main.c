@@ -2,7 +2,8 @@
  * (KC-Chain, or anvil in development) with transactions it signs itself, and tracks them to
  * confirmation. `lcore-chain deploy` deploys the anchor contract (signed by the owner key when
  * LCORE_CHAIN_OWNER_KEY_FILE is set, else by the relayer's key) with the relayer as relayer;
- * `lcore-chain keygen` writes a new key file; `lcore-chain address` prints the relayer address.
+ * `lcore-chain keygen` writes a new key file; `lcore-chain address` prints the relayer address;
+ * `lcore-chain migrate` (as the owner role) applies the relayer's tables and its role's grants.
  * main: config -> log -> resources -> loop -> teardown in reverse. */
 #include <czmq.h>
 #include <errno.h>
@@ -80,7 +81,8 @@ static int s_command(const char *cmd, const ch_config_t *cfg, lc_ethtx_signer_t 
         return rc;
     }
     if (cmd) {
-        fprintf(stderr, "lcore-chain: unknown command '%s' (deploy, keygen, address)\n", cmd);
+        fprintf(stderr, "lcore-chain: unknown command '%s' (deploy, keygen, address, migrate)\n",
+                cmd);
         return 2;
     }
     return -1;
@@ -182,16 +184,37 @@ static int s_turn(s_chain_t *c)
     return 0;
 }
 
+/* `lcore-chain migrate` gives PostgreSQL 30 s to come up (a one-shot started next to it). */
+static int s_migrate_stop(void *arg, unsigned waited_ms)
+{
+    (void)arg;
+    return zsys_interrupted || waited_ms >= 30000;
+}
+
+/* `lcore-chain migrate`: as the owner role; says on stdout what it did. Exit 0 or 1. */
+static int s_migrate(const ch_config_t *cfg)
+{
+    int rc = ch_db_migrate(cfg->pg_dsn, cfg->db_role, stdout, s_migrate_stop, NULL);
+    if (rc < 0)
+        fprintf(stderr, "lcore-chain migrate: failed: %s (see the log)\n", lc_strerror(rc));
+    return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     static ch_config_t cfg;
     const char *cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
     int rc = lc_service_start(cmd ? 1 : argc, argv, "lcore-chain",
                               "Chain relayer: anchors the stores' records on an EVM chain.\n"
-                              "Commands: (none) run the relayer; deploy; keygen; address.",
+                              "Commands: (none) run the relayer; deploy; keygen; address;\n"
+                              "migrate: apply the relayer's migrations, then grant its role\n"
+                              "(LCORE_CHAIN_DB_ROLE) exactly its privileges on them; run with\n"
+                              "LCORE_PG_DSN = the owner role's DSN; idempotent.",
                               &cfg, ch_config_opts, ch_config_opts_len);
     if (rc >= 0)
         return rc;
+    if (cmd && strcmp(cmd, "migrate") == 0)
+        return s_migrate(&cfg);
     if (cmd && strcmp(cmd, "keygen") == 0) {
         rc = lc_ethkey_generate(cfg.key_file);
         if (rc < 0) {

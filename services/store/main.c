@@ -96,7 +96,7 @@ static int s_migrate(const st_config_t *cfg)
         zclock_sleep(delay);
         delay = delay < 5000 ? delay * 2 : 5000;
     }
-    int rc = st_db_migrate(db, cfg->store_db_role, cfg->chain_db_role, stdout);
+    int rc = st_db_migrate(db, cfg->store_db_role, NULL, stdout);
     st_db_destroy(&db);
     if (rc < 0)
         fprintf(stderr, "lcore-store migrate: failed: %s (see the log)\n", lc_strerror(rc));
@@ -230,8 +230,8 @@ static void s_register_metrics(s_store_t *s)
 static int s_open(s_store_t *s)
 {
     const st_config_t *cfg = s->cfg;
-    if (!(s->svc = lc_service_new("store", cfg->admin_bind, &cfg->curve,
-                                  "connecting to PostgreSQL")))
+    if (!(s->svc =
+              lc_service_new("store", cfg->admin_bind, &cfg->curve, "connecting to PostgreSQL")))
         return -1;
     s->metrics = lc_service_metrics(s->svc);
     s->admin = lc_service_admin(s->svc);
@@ -323,8 +323,9 @@ int main(int argc, char **argv)
         "The only writer of records to PostgreSQL: batched, idempotent, acked.\n"
         "Commands: (none) run the store, as its own role (LCORE_STORE_DB_ROLE), once the\n"
         "database is migrated (until then /readyz says why, and the store waits);\n"
-        "migrate: apply the store's schema migrations, then grant the store's role exactly its\n"
-        "privileges; run with LCORE_PG_DSN = the owner role's DSN; idempotent.",
+        "migrate: apply the store's migrations, then grant the store's role exactly its\n"
+        "privileges on them (lcore-chain migrate does the chain's); run with LCORE_PG_DSN =\n"
+        "the owner role's DSN; idempotent.",
         &cfg, st_config_opts, st_config_opts_len);
     if (rc >= 0)
         return rc;

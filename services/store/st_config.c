@@ -9,9 +9,7 @@ const lc_cfg_opt_t st_config_opts[] = {
              "this store's id: it numbers the records it writes under it (positions), so keep it "
              "across restarts; one process per id (default: the host name)"),
     LC_CFG_S("LCORE_STORE_DB_ROLE", T, store_db_role, "lcore_store",
-             "`migrate` grants this role the store's privileges (INSERT and SELECT)"),
-    LC_CFG_S("LCORE_CHAIN_DB_ROLE", T, chain_db_role, "lcore_chain",
-             "`migrate` grants this role lcore-chain's privileges (its chain_* tables)"),
+             "`migrate` grants this role the store's privileges on the store's tables"),
     LC_CFG_LINK_BIND("LCORE_STORE_SEALED_BIND", T, sealed_bind, LC_LINK_SEALED,
                      "sealed-records PULL socket, bound; crypto workers connect"),
     LC_CFG_LINK_BIND("LCORE_STORE_EVENTS_BIND", T, events_bind, LC_LINK_EVENTS,

@@ -11,7 +11,6 @@ typedef struct {
     char pg_dsn[1024];
     char store_id[LC_STORE_ID_MAX + 1];
     char store_db_role[64]; /* PostgreSQL identifiers: at most 63 bytes */
-    char chain_db_role[64];
     char sealed_bind[512];
     char events_bind[512];
     char queries_bind[512];

@@ -5,50 +5,129 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "lc_codec.h"
 #include "lc_jws.h"
 #include "lc_log.h"
-#include "lc_merkle.h"
 #include "lc_pg.h"
 #include "lc_record.h"
 #include "st_schema.h"
 
-#define ST_COLS 10
-#define ST_REASON_MAX 300 /* bytes kept of a dead letter's reason */
+#define ST_COLS 11         /* parameters per record in the insert */
+#define ST_REASON_MAX 300  /* bytes kept of a dead letter's reason */
+#define ST_AFTER_MAX 2000  /* records in one records_after answer */
+#define ST_STORES_MAX 1000 /* rows in one store_positions answer */
+/* The first key of a store_id's advisory lock (the second is hashtext(store_id)): "lcst". Two
+ * store_ids whose hashes collide share a lock: one of them waits, nothing is numbered twice. */
+#define ST_STORE_LOCK 0x6c637374
+
+/* A StoredRecord and the bytes its record_id and envelope_hash point into: one allocation. */
+typedef struct {
+    Lcore__V1__StoredRecord rec; /* first: freeing the item frees the record */
+    uint8_t bytes[64];
+} s_stored_t;
 
 struct st_db {
-    char *dsn;
-    PGconn *conn;
+    lc_pg_t *pg;
+    char *store_id;      /* NULL: a connection that only answers queries */
+    uint64_t claimed;    /* lc_pg_session of the last claim (lock held, position read); 0: none */
+    uint64_t position;   /* the store's committed position, as this writer numbers it */
+    char claim_why[192]; /* why the last claim failed */
+    const char *invalid; /* why the last dead letter was refused before the database, or NULL */
     /* The SQL text for the last batch size used; rebuilt only when the size changes. */
     char *insert_sql;
     size_t insert_rows;
-    char last_error[192]; /* see st_db_last_error */
     lc_counter_t *dead_crypto, *dead_store;
+    Lcore__V1__StoredRecords written; /* st_db_last_written */
+    s_stored_t *written_items;
+    Lcore__V1__StoredRecord **written_ptrs;
+    size_t written_cap;
 };
 
-static const char s_insert_head[] =
-    "INSERT INTO records (record_id, device_id, seq, device_ts_ms, key_version, aes_nonce,"
-    " xchacha_nonce, ciphertext, envelope_hash, received_at) VALUES ";
-static const char s_insert_tail[] = " ON CONFLICT DO NOTHING RETURNING id";
+/* Takes store_id's session advisory lock without waiting: 0, LC_ERR_CONFLICT (another session
+ * holds it) or the statement's error; why says which. */
+static int s_lock(st_db_t *self, char *why, size_t cap)
+{
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_i64(p, ST_STORE_LOCK);
+    lc_pg_add_text(p, self->store_id);
+    PGresult *r = NULL;
+    int rc =
+        lc_pg_query_row(self->pg, &r, "SELECT pg_try_advisory_lock($1::integer, hashtext($2))", p);
+    if (rc < 0)
+        snprintf(why, cap, "cannot lock store_id %s (%s)", self->store_id,
+                 lc_pg_last_error(self->pg));
+    else if (!lc_pg_bool(r, 0, 0))
+        snprintf(why, cap,
+                 "store_id %s is held by another lcore-store (one process per LCORE_STORE_ID)",
+                 self->store_id);
+    rc = rc < 0 ? rc : lc_pg_bool(r, 0, 0) ? 0 : LC_ERR_CONFLICT;
+    PQclear(r);
+    return rc;
+}
+
+/* Reads store_id's position into self->position, its `stores` row created at 0 if new. */
+static int s_read_position(st_db_t *self, char *why, size_t cap)
+{
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_text(p, self->store_id);
+    PGresult *r = NULL;
+    int rc = lc_pg_query_row(self->pg, &r,
+                             "WITH ins AS (INSERT INTO stores (store_id) VALUES ($1)"
+                             " ON CONFLICT (store_id) DO NOTHING RETURNING position)"
+                             " SELECT position FROM ins"
+                             " UNION ALL SELECT position FROM stores WHERE store_id = $1",
+                             p);
+    if (rc == 0)
+        self->position = lc_pg_u64(r, 0, 0);
+    else
+        snprintf(why, cap, "cannot read the position of store_id %s (%s)", self->store_id,
+                 lc_pg_last_error(self->pg));
+    PQclear(r);
+    return rc;
+}
+
+/* Takes store_id's advisory lock for this session and reads its position: positions are
+ * numbered by the one process holding the lock. Again after every reconnection: the lock went
+ * with the old session, and the position is re-read rather than trusted. 0, or an error with
+ * the reason in claim_why (logged when it changes, unless quiet). */
+static int s_claim(st_db_t *self, int quiet)
+{
+    if (self->claimed == lc_pg_session(self->pg))
+        return 0;
+    self->claimed = 0;
+    char why[sizeof self->claim_why];
+    int rc = s_lock(self, why, sizeof why);
+    if (rc == 0)
+        rc = s_read_position(self, why, sizeof why);
+    if (rc == 0) {
+        self->claimed = lc_pg_session(self->pg);
+        self->claim_why[0] = '\0';
+        lc_info("store_claimed", "store_id=%s position=%llu", self->store_id,
+                (unsigned long long)self->position);
+    } else if (strcmp(why, self->claim_why) != 0) {
+        snprintf(self->claim_why, sizeof self->claim_why, "%s", why);
+        if (!quiet)
+            lc_warn("store_not_claimed", "reason=\"%s\"", why);
+    }
+    return rc;
+}
 
 st_db_t *st_db_new(const char *dsn, const char *store_id)
 {
-    (void)store_id; /* WIP: positions */
-    st_db_t *self = calloc(1, sizeof *self);
-    if (!self || !(self->dsn = strdup(dsn)))
-        goto fail;
-    if (!(self->conn = lc_pg_connect(dsn, "lcore-store")))
-        goto fail;
-    return self;
-fail:
-    if (self) {
-        PQfinish(self->conn);
-        free(self->dsn);
-        free(self);
+    if (store_id && !lc_store_id_valid(store_id, strlen(store_id))) {
+        lc_error("store_id_invalid", "need=\"1..64 bytes of [A-Za-z0-9._:-]\"");
+        return NULL;
     }
-    return NULL;
+    st_db_t *self = calloc(1, sizeof *self);
+    if (!self || (store_id && !(self->store_id = strdup(store_id))) ||
+        !(self->pg = lc_pg_new(dsn, "lcore-store"))) {
+        st_db_destroy(&self);
+        return NULL;
+    }
+    lcore__v1__stored_records__init(&self->written);
+    if (self->store_id)
+        (void)s_claim(self, 1); /* why it failed is st_db_schema_check's to say */
+    return self;
 }
 
 void st_db_destroy(st_db_t **self_p)
@@ -56,161 +135,200 @@ void st_db_destroy(st_db_t **self_p)
     if (!self_p || !*self_p)
         return;
     st_db_t *self = *self_p;
-    PQfinish(self->conn);
+    lc_pg_destroy(&self->pg); /* the session ends: the store_id's lock with it */
     free(self->insert_sql);
-    free(self->dsn);
+    free(self->written_items);
+    free(self->written_ptrs);
+    free(self->store_id);
     free(self);
     *self_p = NULL;
 }
 
 int st_db_ok(st_db_t *self)
 {
-    return lc_pg_ensure(&self->conn, self->dsn, "lcore-store");
+    return lc_pg_ok(self->pg) && (!self->store_id || s_claim(self, 0) == 0);
 }
 
 int st_db_migrate(st_db_t *self, const char *store_role, const char *chain_role, FILE *out)
 {
-    if (!st_db_ok(self))
+    (void)chain_role; /* the chain's role is lcore-chain migrate's: the store grants it nothing */
+    if (!lc_pg_ok(self->pg))
         return LC_ERR_UNAVAILABLE;
-    return st_schema_migrate(self->conn, store_role, chain_role, out);
+    return st_schema_migrate(self->pg, store_role, out);
 }
 
 int st_db_schema_check(st_db_t *self, char *why, size_t cap)
 {
-    if (!st_db_ok(self)) {
+    if (!lc_pg_ok(self->pg)) {
         snprintf(why, cap, "PostgreSQL unavailable");
         return LC_ERR_UNAVAILABLE;
     }
-    return st_schema_check(self->conn, why, cap);
+    int rc = st_schema_check(self->pg, why, cap);
+    if (rc == 0 && self->store_id && (rc = s_claim(self, 0)) < 0)
+        snprintf(why, cap, "%s", self->claim_why);
+    return rc;
 }
 
+/* INSERT ... SELECT from a VALUES list of n rows (one statement, one transaction): the store's
+ * row in `stores` moves from $2 to $3 only if it still says $2, and the records go in only if
+ * it did. Row i: $(4 + 11i) ...; $1 is the store_id of every row. The answer: whether the
+ * position moved, then the new rows' leaf inputs by position (one row of NULLs if none). */
 static int s_build_insert(st_db_t *self, size_t n)
 {
+    static const char head[] =
+        "WITH moved AS (UPDATE stores SET position = $3, updated_at = now()"
+        " WHERE store_id = $1 AND position = $2 RETURNING 1),"
+        " ins AS (INSERT INTO records (record_id, store_id, position, device_id, seq,"
+        " device_ts_ms, key_version, aes_nonce, xchacha_nonce, ciphertext, envelope_hash,"
+        " received_at) SELECT * FROM (VALUES ";
+    static const char tail[] =
+        ") AS v WHERE EXISTS (SELECT 1 FROM moved) ON CONFLICT (record_id) DO NOTHING"
+        " RETURNING record_id, envelope_hash, position, stored_at, received_at)"
+        " SELECT (SELECT count(*) FROM moved), i.record_id, i.envelope_hash, i.position,"
+        " i.stored_at, i.received_at FROM (SELECT 1) AS one LEFT JOIN ins i ON true"
+        " ORDER BY i.position";
     if (self->insert_sql && self->insert_rows == n)
         return 0;
-    size_t cap = sizeof s_insert_head + sizeof s_insert_tail + n * 140;
+    size_t cap = sizeof head + sizeof tail + n * 96;
     char *sql = malloc(cap);
     if (!sql)
         return LC_ERR_NOMEM;
-    size_t off = (size_t)snprintf(sql, cap, "%s", s_insert_head);
+    size_t off = (size_t)snprintf(sql, cap, "%s", head);
     for (size_t i = 0; i < n; i++) {
-        size_t p = i * ST_COLS;
-        off += (size_t)snprintf(sql + off, cap - off,
-                                "%s($%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,"
-                                "to_timestamp($%zu::float8/1000000))",
-                                i ? "," : "", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7,
-                                p + 8, p + 9, p + 10);
+        size_t p = 4 + i * ST_COLS;
+        off += (size_t)snprintf(sql + off, cap - off, "%s($%zu", i ? "," : "", p);
+        off += (size_t)snprintf(sql + off, cap - off, ",$1");
+        for (size_t k = 1; k < ST_COLS; k++)
+            off += (size_t)snprintf(sql + off, cap - off, ",$%zu", p + k);
+        off += (size_t)snprintf(sql + off, cap - off, ")");
     }
-    snprintf(sql + off, cap - off, "%s", s_insert_tail);
+    snprintf(sql + off, cap - off, "%s", tail);
     free(self->insert_sql);
     self->insert_sql = sql;
     self->insert_rows = n;
     return 0;
 }
 
-/* SQLSTATE classes that mean the data was refused (not the connection). */
-static int s_is_data_error(const char *state)
+/* One record's parameters, in s_build_insert's column order (store_id is $1). */
+static void s_add_record(lc_pg_params_t *p, const Lcore__V1__SealedRecord *s, uint64_t position)
 {
-    return state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
+    lc_pg_add_bytes(p, s->record_id.data, s->record_id.len);
+    lc_pg_add_u64(p, position);
+    lc_pg_add_text(p, s->device_id);
+    lc_pg_add_u64(p, s->seq);
+    lc_pg_add_u64(p, s->device_ts_ms);
+    lc_pg_add_u64(p, s->key_version);
+    lc_pg_add_bytes(p, s->aes_nonce.data, s->aes_nonce.len);
+    lc_pg_add_bytes(p, s->xchacha_nonce.data, s->xchacha_nonce.len);
+    lc_pg_add_bytes(p, s->ciphertext.data, s->ciphertext.len);
+    lc_pg_add_bytes(p, s->envelope_hash.data, s->envelope_hash.len);
+    lc_pg_add_time_us(p, s->received_at_us);
 }
 
-/* Keeps why a statement failed, without parameter values: an integrity violation's primary
- * message names only the table, column or constraint; a data exception's (class 22) may quote
- * the offending value, so only its SQLSTATE is kept. Details ("Failing row contains ...") never. */
-static void s_set_error(st_db_t *self, const PGresult *r)
+/* Room for n records in st_db_last_written, made before the insert so that nothing can fail
+ * once it committed. */
+static int s_reserve_written(st_db_t *self, size_t n)
 {
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-    if (state && strncmp(state, "23", 2) == 0 && primary)
-        snprintf(self->last_error, sizeof self->last_error, "%s: %s", state, primary);
-    else if (state && strncmp(state, "22", 2) == 0)
-        snprintf(self->last_error, sizeof self->last_error, "%s: data exception", state);
-    else
-        snprintf(self->last_error, sizeof self->last_error, "%s", state ? state : "no SQLSTATE");
+    if (n <= self->written_cap)
+        return 0;
+    s_stored_t *items = realloc(self->written_items, n * sizeof *items);
+    if (items)
+        self->written_items = items;
+    Lcore__V1__StoredRecord **ptrs = realloc(self->written_ptrs, n * sizeof *ptrs);
+    if (ptrs)
+        self->written_ptrs = ptrs;
+    if (!items || !ptrs)
+        return LC_ERR_NOMEM;
+    self->written_cap = n;
+    return 0;
 }
 
-/* After a failed statement: LC_ERR_INVALID when the data was refused, else LC_ERR_UNAVAILABLE
- * (and a broken connection is dropped so the next call reconnects). */
-static int s_failure(st_db_t *self, const PGresult *r)
+/* A StoredRecord from the columns col .. col + 4 of a row (record_id, envelope_hash, position,
+ * stored_at, received_at), its bytes in item. 0 or LC_ERR_INVALID. */
+static int s_stored_from_row(const PGresult *r, int row, int col, s_stored_t *item)
 {
-    s_set_error(self, r);
-    if (s_is_data_error(PQresultErrorField(r, PG_DIAG_SQLSTATE)))
+    Lcore__V1__StoredRecord *rec = &item->rec;
+    lcore__v1__stored_record__init(rec);
+    if (lc_pg_bytes(r, row, col, item->bytes, 32) ||
+        lc_pg_bytes(r, row, col + 1, item->bytes + 32, 32))
         return LC_ERR_INVALID;
-    if (PQstatus(self->conn) != CONNECTION_OK) {
-        PQfinish(self->conn);
-        self->conn = NULL;
-    }
-    return LC_ERR_UNAVAILABLE;
+    rec->record_id = (ProtobufCBinaryData){32, item->bytes};
+    rec->envelope_hash = (ProtobufCBinaryData){32, item->bytes + 32};
+    rec->position = lc_pg_u64(r, row, col + 2);
+    rec->stored_at_us = lc_pg_time_us(r, row, col + 3);
+    rec->received_at_us = lc_pg_time_us(r, row, col + 4);
+    return 0;
 }
 
-const char *st_db_last_error(const st_db_t *self)
+/* st_db_last_written from the insert's answer: the batch moved the position from after to
+ * after + n. Returns how many rows are new. */
+static size_t s_keep_written(st_db_t *self, const PGresult *r, uint64_t after, size_t n)
 {
-    return self->last_error;
+    Lcore__V1__StoredRecords *w = &self->written;
+    lcore__v1__stored_records__init(w);
+    w->version = 1;
+    w->store_id = self->store_id;
+    w->after = after;
+    w->upto = after + n;
+    w->records = self->written_ptrs;
+    for (int i = 0; i < PQntuples(r) && w->n_records < n; i++) {
+        if (lc_pg_null(r, i, 1) || s_stored_from_row(r, i, 1, &self->written_items[w->n_records]))
+            continue;
+        w->records[w->n_records] = &self->written_items[w->n_records].rec;
+        w->n_records++;
+    }
+    return w->n_records;
 }
 
 int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
                          size_t *inserted)
 {
     *inserted = 0;
+    if (!self->store_id) {
+        lc_error("insert_without_store_id", NULL); /* a query-only connection: our bug */
+        return LC_ERR_UNSUPPORTED;
+    }
     if (n == 0)
         return 0;
     if (!st_db_ok(self))
         return LC_ERR_UNAVAILABLE;
-    if (s_build_insert(self, n) < 0)
+    if (s_build_insert(self, n) < 0 || s_reserve_written(self, n) < 0)
         return LC_ERR_NOMEM;
-    size_t np = n * ST_COLS;
-    const char **values = calloc(np, sizeof *values);
-    int *lengths = calloc(np, sizeof *lengths);
-    int *formats = calloc(np, sizeof *formats);
-    char(*num)[4][24] = calloc(n, sizeof *num); /* text of the numeric columns */
-    int rc = LC_ERR_NOMEM;
+    uint64_t after = self->position;
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_text(p, self->store_id);
+    lc_pg_add_u64(p, after);
+    lc_pg_add_u64(p, after + n);
+    for (size_t i = 0; i < n; i++)
+        s_add_record(p, recs[i], after + 1 + i);
     PGresult *r = NULL;
-    if (!values || !lengths || !formats || !num)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        const Lcore__V1__SealedRecord *s = recs[i];
-        const char **v = values + i * ST_COLS;
-        int *l = lengths + i * ST_COLS, *f = formats + i * ST_COLS;
-        snprintf(num[i][0], 24, "%llu", (unsigned long long)s->seq);
-        snprintf(num[i][1], 24, "%llu", (unsigned long long)s->device_ts_ms);
-        snprintf(num[i][2], 24, "%u", s->key_version);
-        snprintf(num[i][3], 24, "%llu", (unsigned long long)s->received_at_us);
-        v[0] = (const char *)s->record_id.data, l[0] = (int)s->record_id.len, f[0] = 1;
-        v[1] = s->device_id;
-        v[2] = num[i][0];
-        v[3] = num[i][1];
-        v[4] = num[i][2];
-        v[5] = (const char *)s->aes_nonce.data, l[5] = (int)s->aes_nonce.len, f[5] = 1;
-        v[6] = (const char *)s->xchacha_nonce.data, l[6] = (int)s->xchacha_nonce.len, f[6] = 1;
-        v[7] = (const char *)s->ciphertext.data, l[7] = (int)s->ciphertext.len, f[7] = 1;
-        v[8] = (const char *)s->envelope_hash.data, l[8] = (int)s->envelope_hash.len, f[8] = 1;
-        v[9] = num[i][3];
+    int rc = lc_pg_query(self->pg, &r, self->insert_sql, p);
+    if (rc < 0) {
+        lc_warn("db_insert_failed", "rows=%zu err=\"%s\"", n, lc_pg_last_error(self->pg));
+        return rc;
     }
-    r = PQexecParams(self->conn, self->insert_sql, (int)np, NULL, values, lengths, formats, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-        int rows = PQntuples(r);
-        *inserted = (size_t)rows;
-        rc = 0;
-    } else {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        lc_warn("db_insert_failed", "rows=%zu sqlstate=%s err=\"%s\"", n, state ? state : "-",
-                strtok(PQresultErrorMessage(r), "\n"));
-        rc = s_failure(self, r);
+    if (lc_pg_i64(r, 0, 0) != 1) {
+        /* Someone moved the position under our lock (or the row went): re-read it. */
+        lc_warn("store_position_moved", "store_id=%s expected=%llu", self->store_id,
+                (unsigned long long)after);
+        self->claimed = 0;
+        PQclear(r);
+        return LC_ERR_UNAVAILABLE;
     }
-out:
+    self->position = after + n;
+    *inserted = s_keep_written(self, r, after, n);
     PQclear(r);
-    free(values);
-    free(lengths);
-    free(formats);
-    free(num);
-    return rc;
+    return 0;
 }
 
 const Lcore__V1__StoredRecords *st_db_last_written(const st_db_t *self)
 {
-    (void)self; /* WIP: positions */
-    static Lcore__V1__StoredRecords none = LCORE__V1__STORED_RECORDS__INIT;
-    return &none;
+    return &self->written;
+}
+
+const char *st_db_last_error(const st_db_t *self)
+{
+    return self->invalid ? self->invalid : lc_pg_last_error(self->pg);
 }
 
 void st_db_count_dead_letters(st_db_t *self, lc_counter_t *crypto, lc_counter_t *store)
@@ -292,25 +410,18 @@ const char *st_db_dead_letter_invalid(const Lcore__V1__DeadLetter *dl)
 static const char s_dead_letter_sql[] =
     "WITH ins AS (INSERT INTO dead_letters (record_id, device_id, seq, device_ts_ms, received_at,"
     " gateway_id, stage, reason, attempts)"
-    " SELECT $1::bytea, $2::text, $3::bigint, $4::bigint, to_timestamp($5::float8 / 1000000),"
-    " $6::text, $7::text, $8::text, $9::integer"
+    " SELECT $1::bytea, $2::text, $3::bigint, $4::bigint, $5::timestamptz, $6::text, $7::text,"
+    " $8::text, $9::integer"
     " WHERE NOT EXISTS (SELECT 1 FROM records WHERE record_id = $1::bytea)"
     " ON CONFLICT (record_id) DO NOTHING RETURNING 1)"
     " SELECT (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM records WHERE record_id = "
     "$1::bytea)";
 
-int st_db_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
-                      st_dead_letter_outcome_t *outcome)
+/* The dead letter's parameters, its reason cut to ST_REASON_MAX bytes at a character boundary
+ * (so it stays valid UTF-8) into reason. */
+static void s_dead_letter_params(lc_pg_params_t *p, const Lcore__V1__DeadLetter *dl,
+                                 char reason[ST_REASON_MAX + 1])
 {
-    const char *why = st_db_dead_letter_invalid(dl);
-    if (why) {
-        snprintf(self->last_error, sizeof self->last_error, "%s", why);
-        return LC_ERR_INVALID;
-    }
-    if (!st_db_ok(self))
-        return LC_ERR_UNAVAILABLE;
-    /* The reason is cut at a character boundary so it stays valid UTF-8. */
-    char reason[ST_REASON_MAX + 1];
     size_t rlen = strlen(dl->reason);
     if (rlen > ST_REASON_MAX) {
         rlen = ST_REASON_MAX;
@@ -319,51 +430,67 @@ int st_db_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
     }
     memcpy(reason, dl->reason, rlen);
     reason[rlen] = '\0';
-    char seq[24], ts[24], at[24], attempts[16];
-    snprintf(seq, sizeof seq, "%llu", (unsigned long long)dl->seq);
-    snprintf(ts, sizeof ts, "%llu", (unsigned long long)dl->device_ts_ms);
-    snprintf(at, sizeof at, "%llu", (unsigned long long)dl->received_at_us);
-    snprintf(attempts, sizeof attempts, "%u", dl->attempts);
-    const char *v[9] = {(const char *)dl->record_id.data,
-                        dl->device_id,
-                        seq,
-                        ts,
-                        dl->received_at_us ? at : NULL, /* 0: unknown */
-                        dl->gateway_id,
-                        dl->stage,
-                        reason,
-                        attempts};
-    int l[9] = {(int)dl->record_id.len}, f[9] = {1};
-    PGresult *r = PQexecParams(self->conn, s_dead_letter_sql, 9, NULL, v, l, f, 0);
+    lc_pg_add_bytes(p, dl->record_id.data, dl->record_id.len);
+    lc_pg_add_text(p, dl->device_id);
+    lc_pg_add_u64(p, dl->seq);
+    lc_pg_add_u64(p, dl->device_ts_ms);
+    if (dl->received_at_us)
+        lc_pg_add_time_us(p, dl->received_at_us);
+    else
+        lc_pg_add_null(p); /* unknown */
+    lc_pg_add_text(p, dl->gateway_id);
+    lc_pg_add_text(p, dl->stage);
+    lc_pg_add_text(p, reason);
+    lc_pg_add_u64(p, dl->attempts);
+}
+
+/* Counts and logs a dead letter recorded now. */
+static void s_dead_lettered(st_db_t *self, const Lcore__V1__DeadLetter *dl, const char *hex,
+                            const char *reason)
+{
+    lc_counter_t *c = strcmp(dl->stage, "crypto") == 0 ? self->dead_crypto : self->dead_store;
+    if (c)
+        lc_counter_inc(c);
+    char gw[ST_GATEWAY_ID_MAX + 1], why_log[ST_REASON_MAX + 1];
+    s_log_text(gw, sizeof gw, dl->gateway_id);
+    s_log_text(why_log, sizeof why_log, reason);
+    lc_warn("record_dead_lettered",
+            "record_id=%s device_id=%s seq=%llu stage=%s attempts=%u gateway_id=\"%s\""
+            " reason=\"%s\"",
+            hex, dl->device_id, (unsigned long long)dl->seq, dl->stage, dl->attempts, gw, why_log);
+}
+
+int st_db_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
+                      st_dead_letter_outcome_t *outcome)
+{
+    if ((self->invalid = st_db_dead_letter_invalid(dl)) != NULL)
+        return LC_ERR_INVALID;
+    if (!st_db_ok(self))
+        return LC_ERR_UNAVAILABLE;
+    char reason[ST_REASON_MAX + 1];
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    s_dead_letter_params(p, dl, reason);
+    PGresult *r = NULL;
+    int rc = lc_pg_query_row(self->pg, &r, s_dead_letter_sql, p);
     char hex[LC_HEX_LEN(LC_RECORD_ID_LEN) + 1];
     lc_hex_encode(hex, sizeof hex, dl->record_id.data, dl->record_id.len);
-    int rc = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = s_failure(self, r);
-        char err[sizeof self->last_error];
-        s_log_text(err, sizeof err, self->last_error);
+    if (rc < 0) {
+        char err[192];
+        s_log_text(err, sizeof err, lc_pg_last_error(self->pg));
         lc_warn("dead_letter_failed", "record_id=%s device_id=%s seq=%llu stage=%s err=\"%s\"", hex,
                 dl->device_id, (unsigned long long)dl->seq, dl->stage, err);
-    } else if (strcmp(PQgetvalue(r, 0, 0), "1") == 0) {
+        return rc == LC_ERR_NOTFOUND ? LC_ERR_UNAVAILABLE : rc;
+    }
+    if (lc_pg_i64(r, 0, 0) == 1) {
         *outcome = ST_DEAD_LETTERED;
-        lc_counter_t *c = strcmp(dl->stage, "crypto") == 0 ? self->dead_crypto : self->dead_store;
-        if (c)
-            lc_counter_inc(c);
-        char gw[ST_GATEWAY_ID_MAX + 1], why_log[ST_REASON_MAX + 1];
-        s_log_text(gw, sizeof gw, dl->gateway_id);
-        s_log_text(why_log, sizeof why_log, reason);
-        lc_warn("record_dead_lettered",
-                "record_id=%s device_id=%s seq=%llu stage=%s attempts=%u gateway_id=\"%s\""
-                " reason=\"%s\"",
-                hex, dl->device_id, (unsigned long long)dl->seq, dl->stage, dl->attempts, gw,
-                why_log);
+        s_dead_lettered(self, dl, hex, reason);
     } else {
-        *outcome = PQgetvalue(r, 0, 1)[0] == 't' ? ST_ALREADY_STORED : ST_ALREADY_DEAD_LETTERED;
+        *outcome = lc_pg_bool(r, 0, 1) ? ST_ALREADY_STORED : ST_ALREADY_DEAD_LETTERED;
         lc_debug("dead_letter_absorbed", "record_id=%s stage=%s outcome=%s", hex, dl->stage,
                  *outcome == ST_ALREADY_STORED ? "already_stored" : "already_dead_lettered");
     }
     PQclear(r);
-    return rc;
+    return 0;
 }
 
 static char *s_dup(const char *s)
@@ -378,37 +505,63 @@ static void s_reply_error(Lcore__V1__QueryReply *reply, Lcore__V1__QueryReply__S
     reply->message = s_dup(msg);
 }
 
+/* A reply that could not be completed: what was set of it goes, the error stays. */
+static void s_reply_incomplete(Lcore__V1__QueryReply *reply)
+{
+    uint64_t request_id = reply->request_id;
+    st_db_reply_clear(reply);
+    reply->version = 1;
+    reply->request_id = request_id;
+    s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
+}
+
+/* The reply to a failed statement: the data's fault (BAD_REQUEST, msg) or the database's. */
+static void s_reply_failure(Lcore__V1__QueryReply *reply, int rc, const char *msg)
+{
+    if (rc == LC_ERR_INVALID)
+        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, msg);
+    else
+        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR,
+                      rc == LC_ERR_NOMEM ? "out of memory" : "database error");
+}
+
+/* A query for one row by a key: 1 with *out when found, 0 after replying (NOT_FOUND or the
+ * failure). */
+static int s_one_row(st_db_t *self, PGresult **out, const char *sql, const lc_pg_params_t *p,
+                     Lcore__V1__QueryReply *reply)
+{
+    int rc = lc_pg_query_row(self->pg, out, sql, p);
+    if (rc == LC_ERR_NOTFOUND)
+        reply->status = LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND;
+    else if (rc < 0)
+        s_reply_failure(reply, rc, "refused by the database");
+    return rc == 0;
+}
+
 static void s_get_device(st_db_t *self, const char *device_id, Lcore__V1__QueryReply *reply)
 {
-    const char *params[1] = {device_id};
-    PGresult *r = PQexecParams(self->conn,
-                               "SELECT alg, public_key, status, coalesce(did_document::text, '')"
-                               " FROM devices WHERE device_id = $1",
-                               1, NULL, params, NULL, NULL, 1);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database error");
-    } else if (PQntuples(r) == 0) {
-        reply->status = LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND;
-    } else {
-        Lcore__V1__Device *d = malloc(sizeof *d);
-        uint8_t *pk = malloc((size_t)PQgetlength(r, 0, 1) + 1);
-        if (!d || !pk) {
-            free(d);
-            free(pk);
-            s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
-        } else {
-            lcore__v1__device__init(d);
-            d->device_id = s_dup(device_id);
-            d->alg = strndup(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-            memcpy(pk, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
-            d->public_key.data = pk;
-            d->public_key.len = (size_t)PQgetlength(r, 0, 1);
-            d->status = strndup(PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
-            d->did_document = strndup(PQgetvalue(r, 0, 3), (size_t)PQgetlength(r, 0, 3));
-            reply->device = d;
-            reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
-        }
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_text(p, device_id);
+    PGresult *r = NULL;
+    if (!s_one_row(self, &r,
+                   "SELECT alg, public_key, status, coalesce(did_document::text, '')"
+                   " FROM devices WHERE device_id = $1",
+                   p, reply))
+        return;
+    Lcore__V1__Device *d = calloc(1, sizeof *d);
+    if (d) {
+        lcore__v1__device__init(d);
+        reply->device = d; /* owned by the reply from here: st_db_reply_clear frees what is set */
+        d->device_id = s_dup(device_id);
+        d->alg = lc_pg_text_dup(r, 0, 0);
+        d->status = lc_pg_text_dup(r, 0, 2);
+        d->did_document = lc_pg_text_dup(r, 0, 3);
     }
+    if (!d || !d->device_id || !d->alg || !d->status || !d->did_document ||
+        lc_pg_bytes_dup(r, 0, 1, &d->public_key.data, &d->public_key.len))
+        s_reply_incomplete(reply);
+    else
+        reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
     PQclear(r);
 }
 
@@ -429,6 +582,18 @@ static const char *s_registration_error(const Lcore__V1__Device *d)
     return NULL;
 }
 
+/* $1 device_id, $2 alg, $3 public_key, and (with_did) $4 the DID document. */
+static lc_pg_params_t *s_device_params(st_db_t *self, const Lcore__V1__Device *d, int with_did)
+{
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_text(p, d->device_id);
+    lc_pg_add_text(p, d->alg);
+    lc_pg_add_bytes(p, d->public_key.data, d->public_key.len);
+    if (with_did)
+        lc_pg_add_text(p, d->did_document);
+    return p;
+}
+
 static void s_register(st_db_t *self, const Lcore__V1__Device *d, Lcore__V1__QueryReply *reply)
 {
     const char *invalid = s_registration_error(d);
@@ -436,93 +601,190 @@ static void s_register(st_db_t *self, const Lcore__V1__Device *d, Lcore__V1__Que
         s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, invalid);
         return;
     }
-    const char *v[4] = {d->device_id, d->alg, (const char *)d->public_key.data, d->did_document};
-    int l[4] = {0, 0, (int)d->public_key.len, 0}, f[4] = {0, 0, 1, 0};
-    PGresult *r = PQexecParams(self->conn,
-                               "INSERT INTO devices (device_id, alg, public_key, did_document)"
-                               " VALUES ($1, $2, $3, NULLIF($4, '')::jsonb)"
-                               " ON CONFLICT (device_id) DO NOTHING RETURNING 1",
-                               4, NULL, v, l, f, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        if (s_is_data_error(state))
-            s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
-                          "registration refused by the database");
-        else
-            s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database error");
-        PQclear(r);
-        return;
-    }
-    int created = PQntuples(r) == 1;
-    PQclear(r);
-    if (created) {
+    int rc = lc_pg_exec(self->pg,
+                        "INSERT INTO devices (device_id, alg, public_key, did_document)"
+                        " VALUES ($1, $2, $3, NULLIF($4, '')::jsonb)"
+                        " ON CONFLICT (device_id) DO NOTHING",
+                        s_device_params(self, d, 1));
+    if (rc == 1) {
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__CREATED;
         return;
     }
     /* Already there: identical registration is fine (idempotent), a different one conflicts. */
-    r = PQexecParams(self->conn,
-                     "SELECT 1 FROM devices WHERE device_id = $1 AND alg = $2 AND public_key = $3",
-                     3, NULL, v, l, f, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database error");
+    PGresult *r = NULL;
+    if (rc == 0)
+        rc = lc_pg_query(self->pg, &r,
+                         "SELECT 1 FROM devices WHERE device_id = $1 AND alg = $2"
+                         " AND public_key = $3",
+                         s_device_params(self, d, 0));
+    if (rc < 0)
+        s_reply_failure(reply, rc, "registration refused by the database");
     else
         reply->status = PQntuples(r) == 1 ? LCORE__V1__QUERY_REPLY__STATUS__OK
                                           : LCORE__V1__QUERY_REPLY__STATUS__CONFLICT;
     PQclear(r);
 }
 
-/* Copies a bytea value read in binary format into a malloc'd protobuf field. */
-static int s_bin(const PGresult *r, int row, int col, ProtobufCBinaryData *out)
-{
-    size_t len = (size_t)PQgetlength(r, row, col);
-    if (PQgetisnull(r, row, col) || !(out->data = malloc(len ? len : 1)))
-        return -1;
-    memcpy(out->data, PQgetvalue(r, row, col), len);
-    out->len = len;
-    return 0;
-}
-
 static void s_get_record(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1__QueryReply *reply)
 {
-    const char *v[1] = {(const char *)id->data};
-    int l[1] = {(int)id->len}, f[1] = {1};
-    PGresult *r = PQexecParams(self->conn,
-                               "SELECT device_id, seq, key_version, envelope_hash, device_ts_ms,"
-                               " (extract(epoch FROM stored_at) * 1000000)::bigint, record_id"
-                               " FROM records WHERE record_id = $1",
-                               1, NULL, v, l, f, 1);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database error");
-        PQclear(r);
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_bytes(p, id->data, id->len);
+    PGresult *r = NULL;
+    if (!s_one_row(self, &r,
+                   "SELECT device_id, seq, key_version, envelope_hash, device_ts_ms, stored_at,"
+                   " record_id FROM records WHERE record_id = $1",
+                   p, reply))
         return;
-    }
-    if (PQntuples(r) == 0) {
-        reply->status = LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND;
-        PQclear(r);
-        return;
-    }
     Lcore__V1__RecordInfo *ri = calloc(1, sizeof *ri);
-    if (!ri) {
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
-        PQclear(r);
+    if (ri) {
+        lcore__v1__record_info__init(ri);
+        reply->record = ri; /* owned by the reply from here: st_db_reply_clear frees what is set */
+        ri->device_id = lc_pg_text_dup(r, 0, 0);
+        ri->seq = lc_pg_u64(r, 0, 1);
+        ri->key_version = (uint32_t)lc_pg_u64(r, 0, 2);
+        ri->device_ts_ms = lc_pg_u64(r, 0, 4);
+        ri->stored_at_us = lc_pg_time_us(r, 0, 5);
+        ri->status = strdup("stored");
+    }
+    if (!ri || !ri->device_id || !ri->status ||
+        lc_pg_bytes_dup(r, 0, 3, &ri->envelope_hash.data, &ri->envelope_hash.len) ||
+        lc_pg_bytes_dup(r, 0, 6, &ri->record_id.data, &ri->record_id.len))
+        s_reply_incomplete(reply);
+    else
+        reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
+    PQclear(r);
+}
+
+/* One statement, so one snapshot: a record is committed together with the `stores` row that
+ * counts it, so every record up to the position read here is among those read here. */
+static const char s_records_after_sql[] =
+    "SELECT s.position, r.record_id, r.envelope_hash, r.position, r.stored_at, r.received_at"
+    " FROM (SELECT coalesce((SELECT position FROM stores WHERE store_id = $1), 0) AS position) s"
+    " LEFT JOIN LATERAL (SELECT record_id, envelope_hash, position, stored_at, received_at"
+    " FROM records WHERE store_id = $1 AND position > $2 ORDER BY position LIMIT $3) r ON true"
+    " ORDER BY r.position";
+
+/* StoredRecords from s_records_after_sql's rows (at most limit of them; one more means more). */
+static Lcore__V1__StoredRecords *s_stored_records(const PGresult *r, const char *store_id,
+                                                  uint64_t after, size_t limit)
+{
+    size_t rows = lc_pg_null(r, 0, 1) ? 0 : (size_t)PQntuples(r);
+    size_t n = rows > limit ? limit : rows;
+    Lcore__V1__StoredRecords *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    lcore__v1__stored_records__init(st);
+    st->version = 1;
+    st->after = after;
+    st->more = rows > limit;
+    st->store_id = strdup(store_id);
+    st->records = calloc(n ? n : 1, sizeof *st->records);
+    for (size_t i = 0; st->store_id && st->records && i < n; i++) {
+        s_stored_t *item = malloc(sizeof *item);
+        if (!item)
+            break;
+        st->records[st->n_records++] = &item->rec;
+        if (s_stored_from_row(r, (int)i, 1, item) < 0)
+            break;
+    }
+    /* Past the holes: up to the store's position, unless more remain. */
+    st->upto = st->more && st->n_records == n ? st->records[n - 1]->position : lc_pg_u64(r, 0, 0);
+    return st;
+}
+
+static void s_records_after(st_db_t *self, const Lcore__V1__RecordsAfter *ra,
+                            Lcore__V1__QueryReply *reply)
+{
+    if (!ra || !ra->store_id || !s_store_id_valid(ra->store_id)) {
+        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
+                      "store_id must be 1..64 bytes of [A-Za-z0-9._:-]");
         return;
     }
-    lcore__v1__record_info__init(ri);
-    reply->record = ri; /* owned by the reply from here: st_db_reply_clear frees what is set */
-    ri->device_id = strndup(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-    ri->seq = lc_pg_uint(r, 0, 1);
-    ri->key_version = (uint32_t)lc_pg_uint(r, 0, 2);
-    ri->device_ts_ms = lc_pg_uint(r, 0, 4);
-    ri->stored_at_us = lc_pg_uint(r, 0, 5);
-    ri->status = strdup("stored");
-    if (!ri->device_id || !ri->status || s_bin(r, 0, 3, &ri->envelope_hash) ||
-        s_bin(r, 0, 6, &ri->record_id)) {
-        PQclear(r);
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
+    size_t limit = ra->limit == 0 || ra->limit > ST_AFTER_MAX ? ST_AFTER_MAX : ra->limit;
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_text(p, ra->store_id);
+    lc_pg_add_u64(p, ra->after);
+    lc_pg_add_u64(p, limit + 1);
+    PGresult *r = NULL;
+    int rc = lc_pg_query(self->pg, &r, s_records_after_sql, p);
+    if (rc < 0) {
+        s_reply_failure(reply, rc, "records_after refused by the database");
         return;
+    }
+    size_t want = lc_pg_null(r, 0, 1) ? 0 : (size_t)PQntuples(r);
+    reply->stored = s_stored_records(r, ra->store_id, ra->after, limit);
+    PQclear(r);
+    if (!reply->stored || !reply->stored->store_id ||
+        reply->stored->n_records != (want > limit ? limit : want))
+        s_reply_incomplete(reply);
+    else
+        reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
+}
+
+static void s_store_positions(st_db_t *self, Lcore__V1__QueryReply *reply)
+{
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_i64(p, ST_STORES_MAX);
+    PGresult *r = NULL;
+    int rc = lc_pg_query(self->pg, &r,
+                         "SELECT store_id, position FROM stores ORDER BY store_id LIMIT $1", p);
+    if (rc < 0) {
+        s_reply_failure(reply, rc, "store_positions refused by the database");
+        return;
+    }
+    size_t n = (size_t)PQntuples(r);
+    reply->positions = calloc(n ? n : 1, sizeof *reply->positions);
+    for (size_t i = 0; reply->positions && i < n; i++) {
+        Lcore__V1__StorePosition *sp = malloc(sizeof *sp);
+        if (!sp)
+            break;
+        lcore__v1__store_position__init(sp);
+        reply->positions[reply->n_positions++] = sp;
+        sp->position = lc_pg_u64(r, (int)i, 1);
+        if (!(sp->store_id = lc_pg_text_dup(r, (int)i, 0)))
+            break;
+    }
+    int complete = reply->n_positions == n && (n == 0 || reply->positions[n - 1]->store_id);
+    PQclear(r);
+    if (!complete)
+        s_reply_incomplete(reply);
+    else
+        reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
+}
+
+static void s_get_sealed(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1__QueryReply *reply)
+{
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_bytes(p, id->data, id->len);
+    PGresult *r = NULL;
+    if (!s_one_row(self, &r,
+                   "SELECT record_id, device_id, seq, device_ts_ms, received_at, key_version,"
+                   " aes_nonce, xchacha_nonce, ciphertext, envelope_hash FROM records"
+                   " WHERE record_id = $1",
+                   p, reply))
+        return;
+    Lcore__V1__SealedRecord *s = calloc(1, sizeof *s);
+    int rc = LC_ERR_NOMEM;
+    if (s) {
+        lcore__v1__sealed_record__init(s);
+        reply->sealed = s; /* owned by the reply from here: st_db_reply_clear frees what is set */
+        s->version = 1;
+        s->seq = lc_pg_u64(r, 0, 2);
+        s->device_ts_ms = lc_pg_u64(r, 0, 3);
+        s->received_at_us = lc_pg_time_us(r, 0, 4);
+        s->key_version = (uint32_t)lc_pg_u64(r, 0, 5);
+        if ((s->device_id = lc_pg_text_dup(r, 0, 1)) &&
+            !(rc = lc_pg_bytes_dup(r, 0, 0, &s->record_id.data, &s->record_id.len)) &&
+            !(rc = lc_pg_bytes_dup(r, 0, 6, &s->aes_nonce.data, &s->aes_nonce.len)) &&
+            !(rc = lc_pg_bytes_dup(r, 0, 7, &s->xchacha_nonce.data, &s->xchacha_nonce.len)) &&
+            !(rc = lc_pg_bytes_dup(r, 0, 8, &s->ciphertext.data, &s->ciphertext.len)))
+            rc = lc_pg_bytes_dup(r, 0, 9, &s->envelope_hash.data, &s->envelope_hash.len);
     }
     PQclear(r);
-    reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
+    if (rc < 0)
+        s_reply_incomplete(reply);
+    else
+        reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
 }
 
 static void s_answer_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
@@ -546,6 +808,15 @@ static void s_answer_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
     else
         s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR,
                       rc == LC_ERR_UNAVAILABLE ? "database unavailable" : "out of memory");
+}
+
+/* A record_id in a query: 32 bytes, else BAD_REQUEST. */
+static int s_record_id_ok(const ProtobufCBinaryData *id, Lcore__V1__QueryReply *reply)
+{
+    if (id->len == LC_RECORD_ID_LEN)
+        return 1;
+    s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, "record_id must be 32 bytes");
+    return 0;
 }
 
 void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
@@ -581,11 +852,18 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
             s_register(self, q->register_device, reply);
         break;
     case LCORE__V1__QUERY__BODY_GET_RECORD:
-        if (q->get_record.len != 32)
-            s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
-                          "record_id must be 32 bytes");
-        else
+        if (s_record_id_ok(&q->get_record, reply))
             s_get_record(self, &q->get_record, reply);
+        break;
+    case LCORE__V1__QUERY__BODY_RECORDS_AFTER:
+        s_records_after(self, q->records_after, reply);
+        break;
+    case LCORE__V1__QUERY__BODY_STORE_POSITIONS:
+        s_store_positions(self, reply);
+        break;
+    case LCORE__V1__QUERY__BODY_GET_SEALED:
+        if (s_record_id_ok(&q->get_sealed, reply))
+            s_get_sealed(self, &q->get_sealed, reply);
         break;
     default:
         s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, "unknown query");
@@ -593,27 +871,60 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
     }
 }
 
+/* A string field set by this file (not the protobuf-c default). */
+static void s_free_str(char *s)
+{
+    if (s != protobuf_c_empty_string)
+        free(s);
+}
+
+static void s_free_stored(Lcore__V1__StoredRecords *st)
+{
+    for (size_t i = 0; i < st->n_records; i++)
+        free(st->records[i]); /* an s_stored_t: its bytes with it */
+    free(st->records);
+    s_free_str(st->store_id);
+    free(st);
+}
+
+static void s_free_sealed(Lcore__V1__SealedRecord *s)
+{
+    free(s->record_id.data);
+    s_free_str(s->device_id);
+    free(s->aes_nonce.data);
+    free(s->xchacha_nonce.data);
+    free(s->ciphertext.data);
+    free(s->envelope_hash.data);
+    free(s);
+}
+
 void st_db_reply_clear(Lcore__V1__QueryReply *reply)
 {
-    if (reply->message != protobuf_c_empty_string)
-        free(reply->message);
+    s_free_str(reply->message);
     if (reply->device) {
-        free(reply->device->device_id);
-        free(reply->device->alg);
+        s_free_str(reply->device->device_id);
+        s_free_str(reply->device->alg);
         free(reply->device->public_key.data);
-        free(reply->device->status);
-        free(reply->device->did_document);
+        s_free_str(reply->device->status);
+        s_free_str(reply->device->did_document);
         free(reply->device);
     }
     if (reply->record) {
         Lcore__V1__RecordInfo *ri = reply->record;
         free(ri->record_id.data);
-        if (ri->device_id != protobuf_c_empty_string)
-            free(ri->device_id);
+        s_free_str(ri->device_id);
         free(ri->envelope_hash.data);
-        if (ri->status != protobuf_c_empty_string)
-            free(ri->status);
+        s_free_str(ri->status);
         free(ri);
     }
+    if (reply->stored)
+        s_free_stored(reply->stored);
+    for (size_t i = 0; i < reply->n_positions; i++) {
+        s_free_str(reply->positions[i]->store_id);
+        free(reply->positions[i]);
+    }
+    free(reply->positions);
+    if (reply->sealed)
+        s_free_sealed(reply->sealed);
     lcore__v1__query_reply__init(reply);
 }

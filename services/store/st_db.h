@@ -1,7 +1,8 @@
-/* st_db.h: the store's PostgreSQL access (libpq): connection with reconnect, the schema
- * (migrations and grants through st_schema, for `lcore-store migrate`; the version check for the
- * service), the batched idempotent insert of sealed records, and the queries the gateways ask
- * for. The store is the only writer of records and devices. */
+/* st_db.h: the store's PostgreSQL access (through lib/lc_pg): connection with reconnect, the
+ * schema (migrations and grants through st_schema, for `lcore-store migrate`; the version check
+ * for the service), the batched idempotent insert of sealed records numbered by position, and
+ * the queries the gateways and the relayer ask for. The store is the only writer of records and
+ * devices. */
 #ifndef ST_DB_H
 #define ST_DB_H
 
@@ -37,8 +38,9 @@ void st_db_destroy(st_db_t **self_p);
 /* 1 if the connection is usable; otherwise tries one reconnect and says whether it worked. */
 int st_db_ok(st_db_t *self);
 
-/* `lcore-store migrate`: pending migrations, then the service roles' grants; see
- * st_schema_migrate. Run as the owner role. */
+/* `lcore-store migrate`: the store's pending migrations, then store_role's grants on the
+ * store's tables; see st_schema_migrate. Run as the owner role. chain_role is ignored (kept for
+ * the callers): the chain's tables and role are `lcore-chain migrate`'s. */
 int st_db_migrate(st_db_t *self, const char *store_role, const char *chain_role, FILE *out) LC_WUR;
 
 /* 0 when the schema is the one this build knows and the store's role may write; else why not

@@ -43,7 +43,7 @@ LCORE_SERVICES = {
     "chain": ["lcore-chain"],
     "init-secrets": ["lcore-cli", "lcore-gateway", "lcore-chain"],
     "init-contract": ["lcore-chain"],
-    "migrate-db": ["lcore-store"],
+    "migrate-db": ["lcore-store", "lcore-chain"],
     "tools": ["lcore-cli", "lcore-sim"],
 }
 LONG_RUNNING = ("gateway", "crypto", "store", "chain")

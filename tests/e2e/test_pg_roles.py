@@ -1,9 +1,12 @@
 """PostgreSQL least privilege, end to end on the native stack: lcore-store and lcore-chain connect
 as their own roles (lcore_store, lcore_chain; DSNs in the stack's pg/ state dir), which may do what
 their service does and nothing else: no DELETE or UPDATE of records, no COPY TO PROGRAM, no CREATE,
-no superuser; the chain's role cannot read the store's device and dead-letter tables. The owner DSN
-that `scripts/stack up` prints still works for operators, `lcore-store migrate` is idempotent, and
-a store started on a database nobody migrated stays not ready (saying why) until it is migrated."""
+no superuser. Each service owns its tables (docs/ARCHITECTURE.md "Database roles"): the store's
+role cannot touch the chain's tables and the chain's role cannot read the store's (records
+included). The store numbers its records' positions 1..n. The owner DSN that `scripts/stack up`
+prints still works for operators, both migrates are idempotent, and a store or a relayer started
+on a database nobody migrated stays not ready (saying why) until its own migrate ran: the relayer
+needs none of the store's tables."""
 import os
 import re
 import subprocess
@@ -43,22 +46,19 @@ def main():
         store, chain = roles["lcore_store"], roles["lcore_chain"]
         dev = Device(st, "roles-1")
 
-        def readings_stored_and_anchored():
+        def readings_stored_with_positions():
             s, _, body = dev.register()
             expect(s == 201, f"register: {s} {body}")
             for seq in range(3):
                 s, _, body = dev.post(dev.sign(dev.reading(seq)))
                 expect(s == 202, f"reading {seq}: {s} {body}")
             expect(st.wait_rows("device_id = 'roles-1'", 3) == 3, "3 readings not stored")
-            # The relayer, as lcore_chain, batches them: its grants are enough to do its work.
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                n = st.sql("SELECT count(*) FROM chain_batch_leaves l JOIN records r ON"
-                           " r.id = l.record_pk WHERE r.device_id = 'roles-1'")
-                if n == "3":
-                    return
-                time.sleep(0.5)
-            raise AssertionError(f"{n} of 3 records batched by the relayer")
+            # Written by lcore_store under its store_id, numbered 1..n with the position in
+            # `stores` moved along (no redelivery here, so no hole).
+            got = st.sql("SELECT r.store_id, count(*), min(r.position), max(r.position),"
+                         " s.position FROM records r JOIN stores s USING (store_id)"
+                         " GROUP BY r.store_id, s.position")
+            expect(got == "store-1|3|1|3|3", f"(store_id, records, min, max, stores.position) = {got}")
 
         def services_connect_as_their_roles():
             got = st.sql("SELECT DISTINCT application_name || '=' || usename FROM pg_stat_activity"
@@ -96,39 +96,75 @@ def main():
             expect(public == "f", "PUBLIC may CREATE in schema public")
 
         def store_role_does_its_work_only():
-            # What lcore-store runs, in a transaction rolled back: no sequence privilege is needed
-            # for the identity column.
+            # What lcore-store runs, in a transaction rolled back.
             rid = "'\\x" + "ab" * 32 + "'"
             out = ok(store, "BEGIN;"
                      "INSERT INTO devices (device_id, alg, public_key) VALUES"
                      " ('roles-probe', 'EdDSA', '\\x" + "11" * 32 + "');"
-                     "INSERT INTO records (record_id, device_id, seq, device_ts_ms, key_version,"
-                     " aes_nonce, xchacha_nonce, ciphertext, envelope_hash, received_at) VALUES"
-                     f" ({rid}, 'roles-probe', 0, 0, 1, '\\x{'00' * 12}', '\\x{'00' * 24}',"
-                     f" '\\x00', '\\x{'00' * 32}', now()) RETURNING id > 0;"
+                     "INSERT INTO stores (store_id) VALUES ('roles-probe');"
+                     "UPDATE stores SET position = 1 WHERE store_id = 'roles-probe';"
+                     "INSERT INTO records (record_id, store_id, position, device_id, seq,"
+                     " device_ts_ms, key_version, aes_nonce, xchacha_nonce, ciphertext,"
+                     " envelope_hash, received_at) VALUES"
+                     f" ({rid}, 'roles-probe', 1, 'roles-probe', 0, 0, 1, '\\x{'00' * 12}',"
+                     f" '\\x{'00' * 24}', '\\x00', '\\x{'00' * 32}', now()) RETURNING position;"
                      "INSERT INTO dead_letters (record_id, device_id, seq, device_ts_ms, gateway_id,"
                      f" stage, reason, attempts) VALUES ('\\x{'cd' * 32}', 'roles-probe', 1, 0,"
                      " 'gw', 'store', 'probe', 1);"
                      "SELECT count(*) FROM records r JOIN devices d USING (device_id)"
                      " WHERE d.device_id = 'roles-probe';"
-                     "SELECT count(*) FROM chain_batch_leaves l JOIN chain_batches b"
-                     " ON b.id = l.batch_id;"
+                     "SELECT version FROM store_migrations;"
                      "ROLLBACK;")
-            expect(out.split() == ["t", "1", "3"], f"store role's inserts and reads: {out!r}")
+            expect(out.split() == ["1", "1", "1"], f"store role's inserts and reads: {out!r}")
             refused(store, "UPDATE devices SET status = 'revoked'")
             refused(store, "DELETE FROM dead_letters")
-            refused(store, "SELECT * FROM chain_tx_attempts")
+            refused(store, "DELETE FROM stores")
+            for table in ("chain_records", "chain_feed", "anchors", "anchor_leaves", "anchor_txs",
+                          "anchor_tx_attempts", "chain_head", "chain_migrations"):
+                refused(store, f"SELECT * FROM {table}")
             refused(store, "INSERT INTO chain_head (id, block) VALUES (1, 1)")
 
-        def chain_role_sees_only_its_tables():
-            refused(chain, "SELECT * FROM devices")
-            refused(chain, "SELECT * FROM dead_letters")
+        def chain_role_does_its_work_only():
+            # What lcore-chain runs (ch_db.c), in a transaction rolled back: take in a record,
+            # move a feed position, reserve an anchor id, anchor it, send and mine a transaction.
+            h = lambda b: "'\\x" + b * 32 + "'"
+            out = ok(chain, "BEGIN;"
+                     "INSERT INTO chain_records (record_id, envelope_hash, store_id, position,"
+                     f" stored_at, received_at) VALUES ({h('ab')}, {h('cd')}, 'probe', 1, now(),"
+                     " now());"
+                     "INSERT INTO chain_feed (store_id, position) VALUES ('probe', 1);"
+                     "UPDATE chain_feed SET position = 2 WHERE store_id = 'probe';"
+                     "SELECT nextval(pg_get_serial_sequence('anchors', 'id')) > 0;"
+                     "WITH a AS (INSERT INTO anchors (root, leaf_count, first_arrival, last_arrival)"
+                     " SELECT " + h('ee') + ", 1, arrival, arrival FROM chain_records WHERE"
+                     " store_id = 'probe' RETURNING id, first_arrival),"
+                     " l AS (INSERT INTO anchor_leaves (anchor_id, leaf_index, arrival, leaf)"
+                     " SELECT id, 0, first_arrival, " + h('ff') + " FROM a RETURNING anchor_id),"
+                     " t AS (INSERT INTO anchor_txs (anchor_id, from_address, nonce, state,"
+                     " gas_limit) SELECT anchor_id, '\\x" + "01" * 20 + "', 987654, 'in_progress',"
+                     " 1 FROM l RETURNING id, anchor_id)"
+                     " INSERT INTO anchor_tx_attempts (tx_id, anchor_id, tip, fee_cap, hash, raw)"
+                     " SELECT id, anchor_id, 1, 2, " + h('99') + ", '\\x00' FROM t;"
+                     "UPDATE anchor_tx_attempts SET broadcast_at = now() WHERE fee_cap = 2;"
+                     "UPDATE anchor_txs SET state = 'unconfirmed' WHERE nonce = 987654;"
+                     "UPDATE anchors SET status = 'anchored' WHERE root = " + h('ee') + ";"
+                     "INSERT INTO chain_head (id, block) VALUES (1, 1) ON CONFLICT (id) DO UPDATE"
+                     " SET block = chain_head.block;"
+                     "SELECT count(*) FROM anchor_leaves l JOIN chain_records c USING (arrival)"
+                     " WHERE c.store_id = 'probe';"
+                     "SELECT version FROM chain_migrations;"
+                     "ROLLBACK;")
+            expect(out.split() == ["t", "1", "1"], f"chain role's inserts and reads: {out!r}")
+            refused(chain, "UPDATE chain_records SET position = position")
+            refused(chain, "UPDATE anchor_leaves SET leaf = leaf")
+            refused(chain, "DELETE FROM anchors")
+            refused(chain, "DELETE FROM chain_records")
+
+        def chain_role_sees_none_of_the_stores_tables():
+            for table in ("records", "devices", "dead_letters", "stores", "store_migrations"):
+                refused(chain, f"SELECT * FROM {table}")
             refused(chain, "INSERT INTO devices (device_id, alg, public_key) VALUES"
                            " ('x', 'EdDSA', '\\x" + "11" * 32 + "')")
-            refused(chain, "UPDATE chain_batch_leaves SET leaf = leaf")
-            refused(chain, "DELETE FROM chain_batches")
-            n = ok(chain, "SELECT count(*) FROM chain_batches")
-            expect(int(n) >= 1, f"the relayer sees {n} batches")
 
         def owner_dsn_works_for_operators():
             who = st.sql("SELECT current_user, (SELECT count(*) FROM records WHERE device_id ="
@@ -139,19 +175,17 @@ def main():
             out = st.cli("decrypt", rid)
             expect("roles-1" in out.stdout, f"lcore-cli decrypt with the owner DSN: {out.stdout}")
 
-        def migrate_is_idempotent():
-            env = dict(st.env, LCORE_PG_DSN=owner)
-            out = subprocess.run([os.path.join(BIN, "lcore-store"), "migrate"], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 timeout=60)
-            expect(out.returncode == 0, f"migrate again exited {out.returncode}: {out.stderr}")
-            lines = out.stdout.splitlines()
-            expect("schema at version 4 (nothing to apply)" in lines and
-                   "grants applied to lcore_store (store)" in lines and
-                   "grants applied to lcore_chain (chain)" in lines, f"migrate said: {lines}")
-            expect(not any(l.startswith("warning") for l in lines), f"warnings: {lines}")
-            expect(":" + open(os.path.join(pg, "password")).read().strip() + "@" not in
-                   out.stderr, "migrate logged the owner's password")
+        def migrates_are_idempotent():
+            for svc, role in (("store", "lcore_store"), ("chain", "lcore_chain")):
+                out = migrate(svc, owner)
+                expect(out.returncode == 0, f"lcore-{svc} migrate again exited {out.returncode}:"
+                       f" {out.stderr}")
+                lines = out.stdout.splitlines()
+                expect(lines == ["schema at version 1 (nothing to apply)",
+                                 f"grants applied to {role} ({svc})"],
+                       f"lcore-{svc} migrate said: {lines}")
+                expect(":" + open(os.path.join(pg, "password")).read().strip() + "@" not in
+                       out.stderr, f"lcore-{svc} migrate logged the owner's password")
 
         def unmigrated_database_keeps_store_not_ready():
             su = (f"postgresql://postgres:{open(os.path.join(pg, 'superuser_password')).read().strip()}"
@@ -177,10 +211,9 @@ def main():
                     text = open(log).read()
                     expect(text.count("waiting_for_schema") == 1,
                            f"waiting_for_schema logged {text.count('waiting_for_schema')} times")
-                    mig = subprocess.run([os.path.join(BIN, "lcore-store"), "migrate"],
-                                         env=dict(st.env, LCORE_PG_DSN=o_dsn), stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, text=True, timeout=60)
-                    expect(mig.returncode == 0 and "applied migration 4: dead letters" in mig.stdout,
+                    mig = migrate("store", o_dsn)
+                    expect(mig.returncode == 0 and "applied migration 1: devices, records, stores,"
+                           " dead letters" in mig.stdout,
                            f"migrate: {mig.returncode} {mig.stdout} {mig.stderr}")
                     deadline = time.time() + 15
                     while readyz(f"http://127.0.0.1:{admin}")[0] != 200 and time.time() < deadline:
@@ -195,7 +228,62 @@ def main():
             finally:
                 ok(su, "DROP DATABASE lcore_empty WITH (FORCE)")
 
-        checks.run("readings are stored and batched by the relayer", readings_stored_and_anchored)
+        def chain_starts_on_its_own_database():
+            """A relayer on a database nobody migrated is not ready; `lcore-chain migrate` alone
+            (no store tables) makes it ready."""
+            su = (f"postgresql://postgres:{open(os.path.join(pg, 'superuser_password')).read().strip()}"
+                  f"@127.0.0.1:{open(os.path.join(pg, 'port')).read().strip()}/postgres")
+            ok(su, "CREATE DATABASE lcore_chain_only OWNER lcore")
+            try:
+                c_dsn, o_dsn = (d.rsplit("/", 1)[0] + "/lcore_chain_only" for d in (chain, owner))
+                # A key of its own (nothing to send: no records), so it never meets the stack's
+                # relayer's transactions.
+                key = os.path.join(st.dir, "chain-only.key")
+                env = dict(st.env, LCORE_CHAIN_KEY_FILE=key, LCORE_CHAIN_ID="31337")
+                gen = subprocess.run([os.path.join(BIN, "lcore-chain"), "keygen"], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     timeout=30)
+                expect(gen.returncode == 0, f"keygen: {gen.stderr}")
+                admin = f"http://127.0.0.1:{free_port()}"
+                env.update(LCORE_PG_DSN=c_dsn, LCORE_CHAIN_ADMIN_BIND=admin[len("http://"):],
+                           LCORE_CHAIN_RPC=st.vars["LCORE_CHAIN_RPC"],
+                           LCORE_CONTRACT_ADDRESS=st.vars["LCORE_CONTRACT_ADDRESS"],
+                           LCORE_CURVE_CERT=os.path.join(st.dir, "curve", "chain", "chain.cert_secret"),
+                           LCORE_CURVE_TRUST_DIR=st.vars["LCORE_CURVE_TRUST_DIR"],
+                           LCORE_CHAIN_EVENTS_CONNECT=f"tcp://127.0.0.1:{free_port()}")
+                log = os.path.join(st.dir, "chain-only.log")
+                with open(log, "w") as f:
+                    p = subprocess.Popen([os.path.join(BIN, "lcore-chain")], env=env, stdout=f,
+                                         stderr=f)
+                try:
+                    time.sleep(3)  # several retries
+                    code, body = readyz(admin)
+                    expect(p.poll() is None, "the relayer exited on an unmigrated database")
+                    expect(code == 503, f"/readyz before migrate: {code} {body!r}")
+                    expect("lcore-chain migrate" in open(log).read(), "the relayer did not say"
+                           " what to run")
+                    mig = migrate("chain", o_dsn)
+                    expect(mig.returncode == 0 and "grants applied to lcore_chain (chain)" in
+                           mig.stdout, f"migrate: {mig.returncode} {mig.stdout} {mig.stderr}")
+                    deadline = time.time() + 20
+                    while readyz(admin)[0] != 200 and time.time() < deadline:
+                        time.sleep(0.2)
+                    code, body = readyz(admin)
+                    expect(code == 200, f"/readyz after lcore-chain migrate: {code} {body!r}")
+                    tables = ok(o_dsn, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM"
+                                       " pg_tables WHERE schemaname = 'public'")
+                    expect(tables == "anchor_leaves,anchor_tx_attempts,anchor_txs,anchors,"
+                           "chain_feed,chain_head,chain_migrations,chain_records",
+                           f"tables after lcore-chain migrate alone: {tables}")
+                    expect(password_free(open(log).read(), pg), "the relayer logged a password")
+                finally:
+                    p.terminate()
+                    p.wait(timeout=15)
+            finally:
+                ok(su, "DROP DATABASE lcore_chain_only WITH (FORCE)")
+
+        checks.run("readings are stored, numbered 1..n under the store's store_id",
+                   readings_stored_with_positions)
         checks.run("store and chain connect as lcore_store and lcore_chain",
                    services_connect_as_their_roles)
         checks.run("no service role is superuser, creates roles or databases, owns tables",
@@ -205,14 +293,27 @@ def main():
         checks.run("no service role can COPY TO PROGRAM, CREATE or DROP", no_program_no_ddl)
         checks.run("the store's role inserts and reads what the store needs, nothing more",
                    store_role_does_its_work_only)
-        checks.run("the chain's role cannot read devices or dead letters",
-                   chain_role_sees_only_its_tables)
+        checks.run("the chain's role does what the relayer needs, nothing more",
+                   chain_role_does_its_work_only)
+        checks.run("the chain's role cannot read records, devices, stores or dead letters",
+                   chain_role_sees_none_of_the_stores_tables)
         checks.run("the owner DSN printed by the stack works for operators",
                    owner_dsn_works_for_operators)
-        checks.run("lcore-store migrate is idempotent", migrate_is_idempotent)
+        checks.run("lcore-store migrate and lcore-chain migrate are idempotent",
+                   migrates_are_idempotent)
         checks.run("a store on an unmigrated database is not ready until it is migrated",
                    unmigrated_database_keeps_store_not_ready)
+        checks.run("a relayer needs only its own tables: not ready until lcore-chain migrate",
+                   chain_starts_on_its_own_database)
     checks.done()
+
+
+def migrate(svc, owner_dsn):
+    """`lcore-<svc> migrate` with the owner's DSN: the CompletedProcess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LCORE_")}
+    env["LCORE_PG_DSN"] = owner_dsn
+    return subprocess.run([os.path.join(BIN, f"lcore-{svc}"), "migrate"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
 
 
 def password_free(text, pg):

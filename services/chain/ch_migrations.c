@@ -1,0 +1,113 @@
+/* ch_migrations.c: the relayer's tables and its role's grants. Never edit an applied migration:
+ * add a new one. The grants are applied again by every `lcore-chain migrate`, so they are
+ * edited in place (a new table gets its rows here in the same commit as its migration). The
+ * baseline is new with issue 13 (each service owns its tables): see lc_migrate.c. */
+#include "ch_migrations.h"
+
+static const lc_migration_t s_migrations[] = {
+    {1, "chain records, feed, anchors, transactions, head",
+     /* The records the relayer learned of (from each store's StoredRecords), in the order it
+      * learned of them: arrival. A record two stores both sent, or one sent twice, is one row. */
+     "CREATE TABLE chain_records ("
+     "  arrival       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+     "  record_id     bytea NOT NULL UNIQUE CHECK (length(record_id) = 32),"
+     "  envelope_hash bytea NOT NULL CHECK (length(envelope_hash) = 32),"
+     "  store_id      text NOT NULL,"
+     "  position      bigint NOT NULL,"
+     "  stored_at     timestamptz NOT NULL,"
+     "  received_at   timestamptz NOT NULL"
+     ");"
+     /* How far the relayer has taken in each store's records. */
+     "CREATE TABLE chain_feed ("
+     "  store_id      text PRIMARY KEY,"
+     "  position      bigint NOT NULL CHECK (position >= 0),"
+     "  updated_at    timestamptz NOT NULL DEFAULT now()"
+     ");"
+     /* An anchor is a contiguous range of arrivals; its id is the on-chain batchId. A record is
+      * a leaf of exactly one live anchor; superseded anchors (replaced at the same nonce by a
+      * larger one, or never mined) keep their leaves for the audit trail. */
+     "CREATE TABLE anchors ("
+     "  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+     "  root          bytea NOT NULL CHECK (length(root) = 32),"
+     "  leaf_count    integer NOT NULL CHECK (leaf_count > 0),"
+     "  first_arrival bigint NOT NULL,"
+     "  last_arrival  bigint NOT NULL,"
+     "  status        text NOT NULL DEFAULT 'pending' CHECK (status IN"
+     "                ('pending', 'anchored', 'confirmed', 'finalized', 'superseded')),"
+     "  created_at    timestamptz NOT NULL DEFAULT now(),"
+     "  confirmed_at  timestamptz"
+     ");"
+     "CREATE TABLE anchor_leaves ("
+     "  anchor_id     bigint NOT NULL REFERENCES anchors (id),"
+     "  leaf_index    integer NOT NULL,"
+     "  arrival       bigint NOT NULL REFERENCES chain_records (arrival),"
+     "  leaf          bytea NOT NULL CHECK (length(leaf) = 32),"
+     "  PRIMARY KEY (anchor_id, leaf_index)"
+     ");"
+     "CREATE INDEX anchor_leaves_arrival ON anchor_leaves (arrival);"
+     /* One row per nonce used; attempts are the signed transactions sent for it. */
+     "CREATE TABLE anchor_txs ("
+     "  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+     "  anchor_id     bigint NOT NULL REFERENCES anchors (id),"
+     "  from_address  bytea NOT NULL CHECK (length(from_address) = 20),"
+     "  nonce         bigint NOT NULL CHECK (nonce >= 0),"
+     "  state         text NOT NULL CHECK (state IN ('unstarted', 'in_progress', 'unconfirmed',"
+     "                'confirmed', 'finalized', 'fatal_error')),"
+     "  gas_limit     bigint NOT NULL,"
+     "  mined_hash    bytea,"
+     "  block_number  bigint,"
+     "  block_hash    bytea,"
+     "  gas_used      bigint,"
+     "  effective_gas_price numeric(78, 0),"
+     "  error         text,"
+     "  created_at    timestamptz NOT NULL DEFAULT now(),"
+     "  updated_at    timestamptz NOT NULL DEFAULT now()"
+     ");"
+     "CREATE UNIQUE INDEX anchor_txs_live_nonce ON anchor_txs (from_address, nonce)"
+     "  WHERE state <> 'fatal_error';"
+     "CREATE TABLE anchor_tx_attempts ("
+     "  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+     "  tx_id         bigint NOT NULL REFERENCES anchor_txs (id),"
+     "  anchor_id     bigint NOT NULL REFERENCES anchors (id),"
+     "  tip           numeric(78, 0) NOT NULL,"
+     "  fee_cap       numeric(78, 0) NOT NULL,"
+     "  hash          bytea NOT NULL UNIQUE CHECK (length(hash) = 32),"
+     "  raw           bytea NOT NULL,"
+     "  broadcast_at  timestamptz,"
+     "  created_at    timestamptz NOT NULL DEFAULT now()"
+     ");"
+     "CREATE INDEX anchor_tx_attempts_tx ON anchor_tx_attempts (tx_id);"
+     /* The relayer's latest view of the chain, so record lookups can say how deep an anchor
+      * is. */
+     "CREATE TABLE chain_head ("
+     "  id            integer PRIMARY KEY CHECK (id = 1),"
+     "  block         bigint NOT NULL,"
+     "  updated_at    timestamptz NOT NULL DEFAULT now()"
+     ");"},
+};
+
+/* Exactly the statements services/chain/ch_db.c runs. Records and leaves are written once.
+ * Identity columns need no sequence privilege for their default; the relayer reserves anchor
+ * ids with nextval() itself (ch_db_reserve_batch_id), hence USAGE on that one sequence. */
+static const lc_grant_t s_grants[] = {
+    {"SELECT, INSERT", "TABLE chain_records"},
+    {"SELECT, INSERT, UPDATE", "TABLE chain_feed"},
+    {"SELECT, INSERT, UPDATE", "TABLE anchors"},
+    {"SELECT, INSERT", "TABLE anchor_leaves"},
+    {"SELECT, INSERT, UPDATE", "TABLE anchor_txs"},
+    {"SELECT, INSERT, UPDATE", "TABLE anchor_tx_attempts"},
+    {"SELECT, INSERT, UPDATE", "TABLE chain_head"},
+    {"USAGE", "SEQUENCE anchors_id_seq"},
+    {"SELECT", "TABLE chain_migrations"},
+};
+
+const lc_schema_t ch_migrations = {
+    .service = "chain",
+    .command = "lcore-chain migrate",
+    .history = "chain_migrations",
+    .lock_key = 0x6c6368616d67LL, /* "lchamg" */
+    .migrations = s_migrations,
+    .migrations_len = LC_ARRAY_LEN(s_migrations),
+    .grants = s_grants,
+    .grants_len = LC_ARRAY_LEN(s_grants),
+};
