@@ -695,7 +695,7 @@ static Lcore__V1__StoredRecords *s_stored_records(const PGresult *r, const char 
 static void s_records_after(st_db_t *self, const Lcore__V1__RecordsAfter *ra,
                             Lcore__V1__QueryReply *reply)
 {
-    if (!ra || !ra->store_id || !s_store_id_valid(ra->store_id)) {
+    if (!ra || !ra->store_id || !lc_store_id_valid(ra->store_id, strlen(ra->store_id))) {
         s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
                       "store_id must be 1..64 bytes of [A-Za-z0-9._:-]");
         return;
