@@ -58,7 +58,7 @@ def main():
             got = st.sql("SELECT r.store_id, count(*), min(r.position), max(r.position),"
                          " s.position FROM records r JOIN stores s USING (store_id)"
                          " GROUP BY r.store_id, s.position")
-            expect(got == "store-1|3|1|3|3", f"(store_id, records, min, max, stores.position) = {got}")
+            expect(got == "store|3|1|3|3", f"(store_id, records, min, max, stores.position) = {got}")
 
         def services_connect_as_their_roles():
             got = st.sql("SELECT DISTINCT application_name || '=' || usename FROM pg_stat_activity"
