@@ -95,3 +95,8 @@ lc_curve_t *lc_service_curve(const lc_service_t *self)
 {
     return self->curve;
 }
+
+int lc_service_give_up(void *max_wait_ms, unsigned waited_ms)
+{
+    return zsys_interrupted || (max_wait_ms && waited_ms >= *(const unsigned *)max_wait_ms);
+}

@@ -16,6 +16,10 @@
 int lc_service_start(int argc, char **argv, const char *service, const char *summary, void *cfg,
                      const lc_cfg_opt_t *opts, size_t n);
 
+/* A stop test for lc_pg_retry and lc_pg_connect_wait: 1 once a signal arrived, or once waited_ms
+ * reached *(const unsigned *)max_wait_ms (NULL: no limit). */
+int lc_service_give_up(void *max_wait_ms, unsigned waited_ms);
+
 typedef struct lc_service lc_service_t;
 
 /* Opens, in this order, a metrics registry, the admin listener on admin_bind (its /readyz says

@@ -22,6 +22,7 @@
 #include "lc_http.h"
 #include "lc_keccak.h"
 #include "lc_log.h"
+#include "lc_pg.h"
 #include "lc_rlp.h"
 #include "lc_service.h"
 #include "lc_zmq.h"
@@ -105,6 +106,11 @@ typedef struct {
     int chain_checked;
 } s_chain_t;
 
+static void *s_connect(void *dsn)
+{
+    return ch_db_new(dsn);
+}
+
 /* Resources in order: 0, -1 (logged), or 2 for a configuration error. */
 static int s_open(s_chain_t *c)
 {
@@ -122,12 +128,8 @@ static int s_open(s_chain_t *c)
     if (!(c->rpc = lc_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, c->metrics)))
         return -1;
     /* The schema comes from `lcore-chain migrate`: wait for it, and for PostgreSQL. */
-    for (int delay = 100; !(c->db = ch_db_new(cfg->pg_dsn));
-         delay = delay < 5000 ? delay * 2 : 5000) {
-        if (zsys_interrupted)
-            return -1;
-        zclock_sleep(delay);
-    }
+    if (!(c->db = lc_pg_retry(s_connect, (void *)cfg->pg_dsn, 5000, lc_service_give_up, NULL)))
+        return -1;
     if (!(c->feed = ch_feed_new(cfg, c->db, c->curve, c->metrics)) ||
         !(c->query = ch_query_new(cfg, c->curve, c->metrics, c->contract)) ||
         !(c->relayer = ch_relayer_new(cfg, c->db, c->rpc, c->signer, c->contract, c->metrics)))
@@ -184,17 +186,11 @@ static int s_turn(s_chain_t *c)
     return 0;
 }
 
-/* `lcore-chain migrate` gives PostgreSQL 30 s to come up (a one-shot started next to it). */
-static int s_migrate_stop(void *arg, unsigned waited_ms)
-{
-    (void)arg;
-    return zsys_interrupted || waited_ms >= 30000;
-}
-
 /* `lcore-chain migrate`: as the owner role; says on stdout what it did. Exit 0 or 1. */
 static int s_migrate(const ch_config_t *cfg)
 {
-    int rc = ch_db_migrate(cfg->pg_dsn, cfg->db_role, stdout, s_migrate_stop, NULL);
+    static unsigned wait_ms = 30000; /* PostgreSQL may come up next to a one-shot */
+    int rc = ch_db_migrate(cfg->pg_dsn, cfg->db_role, stdout, lc_service_give_up, &wait_ms);
     if (rc < 0)
         fprintf(stderr, "lcore-chain migrate: failed: %s (see the log)\n", lc_strerror(rc));
     return rc < 0 ? 1 : 0;

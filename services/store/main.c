@@ -12,6 +12,7 @@
 
 #include "lc_http.h"
 #include "lc_log.h"
+#include "lc_pg.h"
 #include "lc_query.h"
 #include "lc_record.h"
 #include "lc_service.h"
@@ -83,18 +84,21 @@ static void s_drain_sealed(zsock_t *pull, st_writer_t *writer, lc_curve_t *curve
     }
 }
 
+static void *s_connect_query_only(void *arg)
+{
+    return st_db_new(arg, NULL);
+}
+
 /* `lcore-store migrate`: as the owner role, under the migration lock; says on stdout what it
  * did. PostgreSQL gets 30 s to come up (a one-shot started next to it). Exit 0 or 1. */
 static int s_migrate(const st_config_t *cfg)
 {
-    st_db_t *db = NULL;
-    for (int delay = 100, waited = 0; !(db = st_db_new(cfg->pg_dsn, NULL)); waited += delay) {
-        if (zsys_interrupted || waited >= 30000) {
-            fprintf(stderr, "lcore-store migrate: cannot connect to PostgreSQL (see the log)\n");
-            return 1;
-        }
-        zclock_sleep(delay);
-        delay = delay < 5000 ? delay * 2 : 5000;
+    static unsigned wait_ms = 30000; /* PostgreSQL may come up next to a one-shot */
+    st_db_t *db =
+        lc_pg_retry(s_connect_query_only, (void *)cfg->pg_dsn, 5000, lc_service_give_up, &wait_ms);
+    if (!db) {
+        fprintf(stderr, "lcore-store migrate: cannot connect to PostgreSQL (see the log)\n");
+        return 1;
     }
     int rc = st_db_migrate(db, cfg->store_db_role, NULL, stdout);
     st_db_destroy(&db);
@@ -103,31 +107,42 @@ static int s_migrate(const st_config_t *cfg)
     return rc < 0 ? 1 : 0;
 }
 
-/* PostgreSQL may come up after us (compose, boot order) and `lcore-store migrate` may not have
- * run yet: wait for both, with backoff, not ready meanwhile with the reason (logged once each
- * time it changes). NULL when interrupted. */
-static st_db_t *s_wait_for_schema(const char *dsn, const char *store_id, lc_admin_t *admin)
+/* One try of s_wait_for_schema: connected, migrated, and this store_id is ours. */
+typedef struct {
+    const st_config_t *cfg;
+    lc_admin_t *admin;
+    char said[160]; /* the last reason logged */
+} s_schema_wait_t;
+
+static void *s_try_schema(void *arg)
 {
-    char why[160], said[160] = "";
-    for (int delay = 100; !zsys_interrupted; delay = delay < 5000 ? delay * 2 : 5000) {
-        st_db_t *db = st_db_new(dsn, store_id);
-        int rc = db ? st_db_schema_check(db, why, sizeof why) : LC_ERR_UNAVAILABLE;
-        if (rc == 0) {
-            if (said[0])
-                lc_info("schema_ready", "version=%d", st_schema_version());
-            return db;
-        }
-        if (!db)
-            snprintf(why, sizeof why, "PostgreSQL unavailable");
-        st_db_destroy(&db);
-        lc_admin_set_ready(admin, 0, why);
-        if (strcmp(why, said) != 0) {
-            lc_warn("waiting_for_schema", "version=%d reason=\"%s\"", st_schema_version(), why);
-            snprintf(said, sizeof said, "%s", why);
-        }
-        zclock_sleep(delay);
+    s_schema_wait_t *w = arg;
+    char why[160];
+    st_db_t *db = st_db_new(w->cfg->pg_dsn, w->cfg->store_id);
+    int rc = db ? st_db_schema_check(db, why, sizeof why) : LC_ERR_UNAVAILABLE;
+    if (rc == 0) {
+        if (w->said[0])
+            lc_info("schema_ready", "version=%d", st_schema_version());
+        return db;
+    }
+    if (!db)
+        snprintf(why, sizeof why, "PostgreSQL unavailable");
+    st_db_destroy(&db);
+    lc_admin_set_ready(w->admin, 0, why);
+    if (strcmp(why, w->said) != 0) {
+        lc_warn("waiting_for_schema", "version=%d reason=\"%s\"", st_schema_version(), why);
+        snprintf(w->said, sizeof w->said, "%s", why);
     }
     return NULL;
+}
+
+/* PostgreSQL may come up after us (compose, boot order) and `lcore-store migrate` may not have
+ * run yet: wait for both, with lc_pg's backoff, not ready meanwhile with the reason (logged once
+ * each time it changes). NULL when interrupted. */
+static st_db_t *s_wait_for_schema(const st_config_t *cfg, lc_admin_t *admin)
+{
+    s_schema_wait_t w = {.cfg = cfg, .admin = admin};
+    return lc_pg_retry(s_try_schema, &w, 5000, lc_service_give_up, NULL);
 }
 
 /* Everything the running store holds, in the order it is made (and unmade in reverse). */
@@ -236,8 +251,8 @@ static int s_open(s_store_t *s)
     s->metrics = lc_service_metrics(s->svc);
     s->admin = lc_service_admin(s->svc);
     s->curve = lc_service_curve(s->svc);
-    if (!(s->db = s_wait_for_schema(cfg->pg_dsn, cfg->store_id, s->admin)) ||
-        !(s->qdb = st_db_new(cfg->pg_dsn, NULL)) || s_open_sockets(s) < 0)
+    if (!(s->db = s_wait_for_schema(cfg, s->admin)) || !(s->qdb = st_db_new(cfg->pg_dsn, NULL)) ||
+        s_open_sockets(s) < 0)
         return -1;
     s->writer = st_writer_new(s->db, s->events, (size_t)cfg->batch_max, (int)cfg->batch_wait_ms,
                               (size_t)cfg->max_ciphertext_bytes, s->metrics);
