@@ -435,6 +435,18 @@ size_t lc_keyring_count(const lc_keyring_t *self)
 
 /* ---- writing: create and rotate ------------------------------------------------------------ */
 
+static int s_lock_dir(const char *path, int *dfd_out);
+
+/* The start of every write to a ring: a path, libsodium, and the directory's lock. */
+static int s_begin_write(const char *path, int *dfd_out)
+{
+    if (!path)
+        return LC_ERR_INVALID;
+    if (sodium_init() < 0)
+        return LC_ERR_UNAVAILABLE;
+    return s_lock_dir(path, dfd_out);
+}
+
 /* Opens and locks the directory holding path; writers of the same ring serialise on it. */
 static int s_lock_dir(const char *path, int *dfd_out)
 {
@@ -610,11 +622,7 @@ int lc_keyring_create(const char *path, lc_keyring_kind_t kind)
     char line[S_LINE_MAX];
     size_t line_len = 0;
 
-    if (!path)
-        return LC_ERR_INVALID;
-    if (sodium_init() < 0)
-        return LC_ERR_UNAVAILABLE;
-    rc = s_lock_dir(path, &dfd);
+    rc = s_begin_write(path, &dfd);
     if (rc != 0)
         goto out;
     line_len = s_format_new_entry(line, sizeof line, s_want(kind), 1);
@@ -645,11 +653,7 @@ int lc_keyring_rotate(const char *path, lc_keyring_kind_t kind, uint32_t *new_ve
     char line[S_LINE_MAX];
     size_t line_len = 0;
 
-    if (!path)
-        return LC_ERR_INVALID;
-    if (sodium_init() < 0)
-        return LC_ERR_UNAVAILABLE;
-    rc = s_lock_dir(path, &dfd);
+    rc = s_begin_write(path, &dfd);
     if (rc != 0)
         goto out;
 
