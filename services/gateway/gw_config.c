@@ -46,7 +46,8 @@ const lc_cfg_opt_t gw_config_opts[] = {
     LC_CFG_I("LCORE_GATEWAY_MAX_BATCH_BYTES", T, max_batch_bytes, "16777216", 4096, 134217728,
              "largest accepted batch body; larger ones get 413"),
     LC_CFG_I("LCORE_GATEWAY_QUERY_TIMEOUT_MS", T, query_timeout_ms, "2000", 10, 60000,
-             "how long to wait for the store to answer a query"),
+             "how long to wait for the store to answer a query (the relayer: a quarter of it; "
+             "without its answer a record lookup says stored)"),
     LC_CFG_I("LCORE_GATEWAY_DEVICE_CACHE_TTL_MS", T, device_cache_ttl_ms, "30000", 0, 3600000,
              "how long a device's key (or its absence) is cached"),
     LC_CFG_I("LCORE_GATEWAY_DEVICE_RATE", T, device_rate, "1000", 0, 1000000,
