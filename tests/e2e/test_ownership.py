@@ -28,7 +28,7 @@ def check_records_api(st, rpc, ids, n=12):
 
 def two_stores(checks):
     extra = {"LCORE_STORES": "2", "LCORE_CHAIN_CONFIRMATIONS": "1", "LCORE_CHAIN_ANCHOR_WINDOW_MS": "500",
-             "LCORE_STORE_BATCH_WAIT_MS": "20"}
+             "LCORE_STORE_WRITE_BATCH_WAIT_MS": "20"}
     with Stack(workers=2, extra_env=extra) as st:
         rpc = Rpc(st.vars["LCORE_CHAIN_RPC"])
         state = {}
