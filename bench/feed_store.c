@@ -4,7 +4,7 @@
  * SealedRecords with the store's key ring (each a freshly signed reading sealed for real),
  * subscribes to its own ack topic "ack/<gateway-id>/" on the events socket, and PUSHes them
  * (at most --window unacknowledged). The store validates, writes them to PostgreSQL in its
- * batches and acknowledges each after its transaction commits. A probe record is sent (again
+ * write batches and acknowledges each after its transaction commits. A probe record is sent (again
  * until acknowledged) before the clock starts, so the subscription is known to work. The rate
  * is from the first send to the last acknowledgement. The records stay in the database: they
  * are real records, and an lcore-chain on the same database anchors them. */

@@ -1,14 +1,14 @@
 /* lcore-bench-pg: the PostgreSQL ceiling of the store's write path. Connects like the store
  * (st_db_new, then st_db_migrate: the migrations, no grants), registers a bench device through the
- * store's own query code (st_db_answer), then for --seconds of insert time writes batches of --rows
- * fresh records with st_db_insert_records: the store's multi-row INSERT ... ON CONFLICT DO NOTHING,
- * one transaction per batch, with the server's fsync and synchronous_commit as configured (they
- * are reported, never changed). Every row is a real record: a freshly signed reading sealed
- * under its own record_id. Signing and sealing happen between batches and are not timed.
- * The rows are numbered under the store_id "bench" (its own positions; a running lcore-store
- * has another store_id). At the end the bench rows and device are deleted (unless --keep);
- * "rows_kept" counts what is left of them (0 unless a delete failed): an lcore-chain fed by the
- * store keeps its own copy of what it anchored, nothing refers to `records`. One JSON object
+ * store's own query code (st_db_answer), then for --seconds of insert time writes write batches of
+ * --rows fresh records with st_db_insert_records: the store's multi-row INSERT ... ON CONFLICT DO
+ * NOTHING, one transaction per write batch, with the server's fsync and synchronous_commit as
+ * configured (they are reported, never changed). Every row is a real record: a freshly signed
+ * reading sealed under its own record_id. Signing and sealing happen between write batches and are
+ * not timed. The rows are numbered under the store_id "bench" (its own positions; a running
+ * lcore-store has another store_id). At the end the bench rows and device are deleted (unless
+ * --keep); "rows_kept" counts what is left of them (0 unless a delete failed): an lcore-chain fed
+ * by the store keeps its own copy of what it anchored, nothing refers to `records`. One JSON object
  * on stdout; exit 0, 1 on failure (reason on stderr), 2 on bad usage. */
 #include <getopt.h>
 #include <libpq-fe.h>
@@ -37,14 +37,16 @@ typedef struct {
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: " PROG " --dsn DSN [--seconds S] [--rows N] [--keyring PATH] [--keep]\n"
-                 "          [--timeout S]\n"
-                 "  Inserts batches of N sealed records (default 500) into the real records table\n"
-                 "  with the store's own INSERT path for S seconds of insert time (default 2).\n"
-                 "  --dsn DSN       PostgreSQL connection string (default: $LCORE_PG_DSN)\n"
-                 "  --keyring PATH  seal with this key ring (default: a fresh one in a temp dir)\n"
-                 "  --keep          leave the bench rows and device in the database\n"
-                 "  --timeout S     give up after S seconds of wall time (default 120)\n");
+    fprintf(
+        out,
+        "usage: " PROG " --dsn DSN [--seconds S] [--rows N] [--keyring PATH] [--keep]\n"
+        "          [--timeout S]\n"
+        "  Inserts write batches of N sealed records (default 500) into the real records table\n"
+        "  with the store's own INSERT path for S seconds of insert time (default 2).\n"
+        "  --dsn DSN       PostgreSQL connection string (default: $LCORE_PG_DSN)\n"
+        "  --keyring PATH  seal with this key ring (default: a fresh one in a temp dir)\n"
+        "  --keep          leave the bench rows and device in the database\n"
+        "  --timeout S     give up after S seconds of wall time (default 120)\n");
 }
 
 static int s_parse(pg_opts_t *o, int argc, char **argv)
@@ -174,13 +176,13 @@ int main(int argc, char **argv)
     lc_sealer_t *sealer = NULL;
     bench_sealed_t *recs = calloc(o.rows, sizeof *recs);
     Lcore__V1__SealedRecord **ptrs = calloc(o.rows, sizeof *ptrs);
-    size_t cap = 1024, batches = 0;
-    double *batch_s = malloc(cap * sizeof *batch_s);
+    size_t cap = 1024, write_batches = 0;
+    double *write_batch_s = malloc(cap * sizeof *write_batch_s);
     static bench_device_t dev;
     char run[9], device_id[32], fsync_s[16], sync_s[16];
     bench_run_id(run);
     snprintf(device_id, sizeof device_id, "bench-pg-%s", run);
-    if (!recs || !ptrs || !batch_s)
+    if (!recs || !ptrs || !write_batch_s)
         goto out;
 
     if (!(db = st_db_new(o.dsn, "bench")) || st_db_migrate(db, NULL, NULL, stderr) < 0 ||
@@ -218,7 +220,8 @@ int main(int argc, char **argv)
     uint64_t seq = 1;
     while (insert_s < o.seconds) {
         if (bench_now() - t_wall > o.timeout_s) {
-            fprintf(stderr, PROG ": timed out after %.0f s (%zu batches)\n", o.timeout_s, batches);
+            fprintf(stderr, PROG ": timed out after %.0f s (%zu write batches)\n", o.timeout_s,
+                    write_batches);
             goto out;
         }
         for (size_t i = 0; i < o.rows; i++) {
@@ -245,28 +248,28 @@ int main(int argc, char **argv)
                     (unsigned long long)o.rows);
             goto out;
         }
-        if (batches == cap) {
-            double *p = realloc(batch_s, 2 * cap * sizeof *batch_s);
+        if (write_batches == cap) {
+            double *p = realloc(write_batch_s, 2 * cap * sizeof *write_batch_s);
             if (!p)
                 goto out;
-            batch_s = p, cap *= 2;
+            write_batch_s = p, cap *= 2;
         }
-        batch_s[batches++] = dt;
+        write_batch_s[write_batches++] = dt;
         insert_s += dt;
     }
-    double rows_per_s = (double)(batches * o.rows) / insert_s;
-    double p50 = bench_percentile(batch_s, batches, 0.50) * 1e3;
-    double p99 = bench_percentile(batch_s, batches, 0.99) * 1e3;
+    double rows_per_s = (double)(write_batches * o.rows) / insert_s;
+    double p50 = bench_percentile(write_batch_s, write_batches, 0.50) * 1e3;
+    double p99 = bench_percentile(write_batch_s, write_batches, 0.99) * 1e3;
     long deleted = 0, kept = 0;
     if (!o.keep && s_cleanup(conn, dev.id, &deleted, &kept) < 0)
         goto out;
     registered = 0;
-    printf("{\"pg_insert_rows_per_s\":%.0f,\"batch_rows\":%llu,\"batches\":%zu,"
-           "\"p50_batch_ms\":%.2f,\"p99_batch_ms\":%.2f,\"insert_seconds\":%.3f,"
+    printf("{\"pg_insert_rows_per_s\":%.0f,\"write_batch_rows\":%llu,\"write_batches\":%zu,"
+           "\"p50_write_batch_ms\":%.2f,\"p99_write_batch_ms\":%.2f,\"insert_seconds\":%.3f,"
            "\"fsync\":\"%s\",\"synchronous_commit\":\"%s\",\"device_id\":\"%s\","
            "\"rows_deleted\":%ld,\"rows_kept\":%ld}\n",
-           rows_per_s, (unsigned long long)o.rows, batches, p50, p99, insert_s, fsync_s, sync_s,
-           dev.id, deleted, o.keep ? (long)(batches * o.rows) : kept);
+           rows_per_s, (unsigned long long)o.rows, write_batches, p50, p99, insert_s, fsync_s,
+           sync_s, dev.id, deleted, o.keep ? (long)(write_batches * o.rows) : kept);
     fflush(stdout);
     exit_code = 0;
 out:
@@ -280,7 +283,7 @@ out:
         bench_sealed_clear(&recs[i]);
     free(recs);
     free(ptrs);
-    free(batch_s);
+    free(write_batch_s);
     bench_device_wipe(&dev);
     lc_sealer_destroy(&sealer);
     lc_keyring_destroy(&ring);

@@ -34,11 +34,11 @@ static int s_uint(const uint8_t word[32], size_t bytes, uint64_t *v)
     return 0;
 }
 
-void lc_abi_anchor(uint8_t out[LC_ABI_ANCHOR_LEN], uint64_t batch_id, const uint8_t root[32],
+void lc_abi_anchor(uint8_t out[LC_ABI_ANCHOR_LEN], uint64_t anchor_id, const uint8_t root[32],
                    uint32_t count)
 {
     memcpy(out, s_anchor_selector, 4);
-    lc_abi_word(out + 4, batch_id);
+    lc_abi_word(out + 4, anchor_id);
     memcpy(out + 36, root, 32);
     lc_abi_word(out + 68, count);
 }
@@ -58,7 +58,7 @@ int lc_abi_anchors_decode(lc_abi_anchor_t *out, const uint8_t *ret, size_t len)
     if (count == 0 ? (id | block | ts) != 0 : block == 0)
         return LC_ERR_INVALID;
     *out = (lc_abi_anchor_t){
-        .batch_id = id, .count = (uint32_t)count, .block_number = block, .timestamp = ts};
+        .anchor_id = id, .count = (uint32_t)count, .block_number = block, .timestamp = ts};
     return 0;
 }
 

@@ -9,7 +9,8 @@
 
 #include "lc_common.h"
 
-/* topic0 of the contract's event for an anchored batch is the Keccak-256 of this signature:
+/* The contract's ABI calls an anchor's id batchId (its on-chain name, kept); the C code says
+ * anchor_id. topic0 of the contract's event for an anchor is the Keccak-256 of this signature:
  * Anchored(uint64 indexed batchId, bytes32 indexed root, uint32 count). */
 #define LC_ABI_ANCHORED_EVENT "Anchored(uint64,bytes32,uint32)"
 
@@ -21,7 +22,7 @@
 /* What anchors(root) returns: the facts the contract keeps about a root. count 0: the root was
  * never anchored (every field is 0 then); an anchored root has count >= 1 and block_number >= 1. */
 typedef struct {
-    uint64_t batch_id;
+    uint64_t anchor_id; /* the ABI's batchId */
     uint32_t count;
     uint64_t block_number;
     uint64_t timestamp;
@@ -31,7 +32,7 @@ typedef struct {
 void lc_abi_word(uint8_t word[32], uint64_t v);
 /* anchor(uint64 batchId, bytes32 root, uint32 count): selector 0xa149a214, then the three
  * arguments as 32-byte words. */
-void lc_abi_anchor(uint8_t out[LC_ABI_ANCHOR_LEN], uint64_t batch_id, const uint8_t root[32],
+void lc_abi_anchor(uint8_t out[LC_ABI_ANCHOR_LEN], uint64_t anchor_id, const uint8_t root[32],
                    uint32_t count);
 /* anchors(bytes32 root): selector 0xb01b6d53, then the root. */
 void lc_abi_anchors(uint8_t out[LC_ABI_ANCHORS_LEN], const uint8_t root[32]);

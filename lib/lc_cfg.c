@@ -139,14 +139,52 @@ static int s_set(void *cfg, const lc_cfg_opt_t *o, const char *value, char *err,
     return LC_ERR_INVALID;
 }
 
+/* Variables renamed in this release: the old name keeps working until the next one, with a
+ * warning. Remove a row one release after it was added. */
+static const struct {
+    const char *old, *new;
+} s_renamed[] = {
+    {"LCORE_CHAIN_BATCH_MAX", "LCORE_CHAIN_ANCHOR_MAX"},
+    {"LCORE_CHAIN_BATCH_WINDOW_MS", "LCORE_CHAIN_ANCHOR_WINDOW_MS"},
+    {"LCORE_STORE_BATCH_MAX", "LCORE_STORE_WRITE_BATCH_MAX"},
+    {"LCORE_STORE_BATCH_WAIT_MS", "LCORE_STORE_WRITE_BATCH_WAIT_MS"},
+    {"LCORE_GATEWAY_MAX_BATCH_BYTES", "LCORE_GATEWAY_MAX_REQUEST_BATCH_BYTES"},
+};
+
+/* The environment's value for o (NULL: unset) and, in *set_as, the name it was set under: o's,
+ * or its old name when only that one is set. A variable still set under its old name is logged
+ * once per load. */
+static const char *s_getenv(const lc_cfg_opt_t *o, const char **set_as)
+{
+    const char *env = getenv(o->name);
+    *set_as = o->name;
+    for (size_t i = 0; i < LC_ARRAY_LEN(s_renamed); i++) {
+        const char *old = s_renamed[i].old, *old_env = getenv(old);
+        if (strcmp(s_renamed[i].new, o->name) != 0 || !old_env)
+            continue;
+        if (env) {
+            lc_warn("config_renamed", "old=%s new=%s ignored=%s (both are set: the new name wins)",
+                    old, o->name, old);
+            return env;
+        }
+        lc_warn("config_renamed", "old=%s new=%s (the old name works for this release only)", old,
+                o->name);
+        *set_as = old;
+        return old_env;
+    }
+    return env;
+}
+
 int lc_cfg_load(void *cfg, const lc_cfg_opt_t *opts, size_t n, char *err, size_t err_len)
 {
     for (size_t i = 0; i < n; i++) {
         int rc = s_set(cfg, &opts[i], opts[i].def, err, err_len);
         if (rc < 0)
             return rc; /* a bad default is a bug, reported the same way */
-        const char *env = getenv(opts[i].name);
-        if (env && (rc = s_set(cfg, &opts[i], env, err, err_len)) < 0)
+        /* An invalid value is reported under the name it was set as (maybe an old one). */
+        lc_cfg_opt_t as_set = opts[i];
+        const char *env = s_getenv(&opts[i], &as_set.name);
+        if (env && (rc = s_set(cfg, &as_set, env, err, err_len)) < 0)
             return rc;
     }
     return 0;

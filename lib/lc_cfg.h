@@ -83,7 +83,10 @@ typedef struct {
 struct sockaddr_storage;
 int lc_cfg_addr_parse(struct sockaddr_storage *out, unsigned *out_len, const char *text) LC_WUR;
 
-/* Fills cfg from defaults then the environment. On an invalid value writes a one-line reason
+/* Fills cfg from defaults then the environment. A variable renamed in this release (the table in
+ * lc_cfg.c) is still read under its old name when the new one is not set, with a warning
+ * (event=config_renamed); when both are set the new one wins and the old one is ignored, with a
+ * warning. On an invalid value writes a one-line reason (naming the variable as it was set)
  * into err and returns LC_ERR_INVALID. */
 int lc_cfg_load(void *cfg, const lc_cfg_opt_t *opts, size_t n, char *err, size_t err_len) LC_WUR;
 

@@ -1,5 +1,5 @@
 /* lc_ethtx.h: EIP-1559 (type 0x02) transactions, signed with libsecp256k1, for the chain relayer
- * that anchors batch roots (DESIGN.md "Chain commitment"). Owns:
+ * that anchors Merkle roots (DESIGN.md "Chain commitment"). Owns:
  *   - lc_ethtx_t, a transaction with an empty access list, and its encodings:
  *       signing hash = keccak256(0x02 || rlp([chain_id, nonce, max_priority_fee_per_gas,
  *                                  max_fee_per_gas, gas_limit, to, value, data, access_list]))

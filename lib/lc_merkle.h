@@ -1,4 +1,4 @@
-/* lc_merkle.h: the Merkle tree over one batch of records (DESIGN.md "Chain commitment"), built
+/* lc_merkle.h: the Merkle tree over the records of one anchor (DESIGN.md "Chain commitment"), built
  * exactly as OpenZeppelin's StandardMerkleTree builds it, so that roots, proofs and node arrays
  * are the ones @openzeppelin/merkle-tree would produce and MerkleProof.verify accepts:
  *   leaf = keccak256(keccak256(abi.encode(bytes32 record_id, bytes32 envelope_hash)))
@@ -7,7 +7,7 @@
  *   layout: leaves sorted by hash ascending, a complete binary tree in one array of 2n - 1 nodes,
  *          node i's children at 2i + 1 and 2i + 2, the sorted leaves at the end in reverse order
  *          (the smallest last), the root at 0. A proof lists the siblings from the leaf up.
- * One leaf gives root = leaf and an empty proof. Built by the batcher; proofs are served to
+ * One leaf gives root = leaf and an empty proof. Built by the anchorer; proofs are served to
  * clients and checked by lcore-cli and the anchor contract's verify(root, proof, leaf). */
 #ifndef LC_MERKLE_H
 #define LC_MERKLE_H

@@ -21,8 +21,8 @@ typedef struct {
     long long catch_up_ms;
     long long confirmations;
     long long finality;
-    long long batch_max;
-    long long batch_window_ms;
+    long long anchor_max;
+    long long anchor_window_ms;
     long long max_inflight;
     long long poll_ms;
     ch_fee_mode_t fee_mode; /* bump, or market (Orbit: resubmit at market price) */

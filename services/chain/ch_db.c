@@ -160,7 +160,7 @@ int ch_db_feed_add(ch_db_t *self, const char *store_id, uint64_t after, uint64_t
     return rc;
 }
 
-int ch_db_cursor(ch_db_t *self, int64_t *last_record)
+int ch_db_cursor(ch_db_t *self, int64_t *last_arrival)
 {
     PGresult *r = NULL;
     int rc = lc_pg_query_row(self->pg, &r,
@@ -168,7 +168,7 @@ int ch_db_cursor(ch_db_t *self, int64_t *last_record)
                              " WHERE status <> 'superseded'",
                              NULL);
     if (rc == 0)
-        *last_record = lc_pg_i64(r, 0, 0);
+        *last_arrival = lc_pg_i64(r, 0, 0);
     PQclear(r);
     return s_status(rc);
 }
@@ -191,7 +191,7 @@ int ch_db_records_after(ch_db_t *self, int64_t after, size_t max, ch_record_t *o
         return s_status(rc);
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
         ch_record_t *rec = &out[*n];
-        rec->pk = lc_pg_i64(r, i, 0);
+        rec->arrival = lc_pg_i64(r, i, 0);
         if (lc_pg_bytes(r, i, 1, rec->record_id, 32) ||
             lc_pg_bytes(r, i, 2, rec->envelope_hash, 32))
             rc = LC_ERR_INVALID;
@@ -206,13 +206,13 @@ int ch_db_records_after(ch_db_t *self, int64_t after, size_t max, ch_record_t *o
 
 /* -- anchors ----------------------------------------------------------------------------- */
 
-int ch_db_reserve_batch_id(ch_db_t *self, int64_t *batch_id)
+int ch_db_reserve_anchor_id(ch_db_t *self, int64_t *anchor_id)
 {
     PGresult *r = NULL;
     int rc = lc_pg_query_row(self->pg, &r,
                              "SELECT nextval(pg_get_serial_sequence('anchors', 'id'))", NULL);
     if (rc == 0)
-        *batch_id = lc_pg_i64(r, 0, 0);
+        *anchor_id = lc_pg_i64(r, 0, 0);
     PQclear(r);
     return s_status(rc);
 }
@@ -241,8 +241,8 @@ static int s_insert_anchor(ch_db_t *self, const ch_record_t *recs, size_t n, con
     lc_pg_params_t *p = lc_pg_params(self->pg);
     lc_pg_add_bytes(p, root, 32);
     lc_pg_add_u64(p, n);
-    lc_pg_add_i64(p, recs[0].pk);
-    lc_pg_add_i64(p, recs[n - 1].pk);
+    lc_pg_add_i64(p, recs[0].arrival);
+    lc_pg_add_i64(p, recs[n - 1].arrival);
     if (id)
         lc_pg_add_i64(p, id);
     PGresult *r = NULL;
@@ -266,7 +266,7 @@ static int s_insert_leaves(ch_db_t *self, int64_t anchor_id, const ch_record_t *
 {
     lc_pg_params_t *p = lc_pg_params(self->pg);
     lc_pg_add_i64(p, anchor_id);
-    lc_pg_add_i64_array(p, &recs[0].pk, sizeof *recs, n);
+    lc_pg_add_i64_array(p, &recs[0].arrival, sizeof *recs, n);
     lc_pg_add_bytes_array(p, leaves, 32, 32, n);
     return s_status(lc_pg_exec(self->pg,
                                "INSERT INTO anchor_leaves (anchor_id, arrival, leaf_index, leaf)"
@@ -275,39 +275,39 @@ static int s_insert_leaves(ch_db_t *self, int64_t anchor_id, const ch_record_t *
                                p));
 }
 
-int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *leaves, size_t n,
-                       const uint8_t root[32], const ch_replacement_t *repl, int64_t *batch_id)
+int ch_db_create_anchor(ch_db_t *self, const ch_record_t *recs, const uint8_t *leaves, size_t n,
+                        const uint8_t root[32], const ch_replacement_t *repl, int64_t *anchor_id)
 {
     int rc = lc_pg_begin(self->pg);
     if (rc == 0)
-        rc = s_insert_anchor(self, recs, n, root, repl ? *batch_id : 0, batch_id);
+        rc = s_insert_anchor(self, recs, n, root, repl ? *anchor_id : 0, anchor_id);
     if (rc == 0)
-        rc = s_insert_leaves(self, *batch_id, recs, leaves, n);
+        rc = s_insert_leaves(self, *anchor_id, recs, leaves, n);
     if (rc == 0 && repl)
         rc = s_by_ids(self,
                       "UPDATE anchors SET status = 'superseded' WHERE id = $1"
                       " AND status = 'pending'",
                       repl->supersedes, 0);
     if (rc == 0 && repl)
-        rc = s_attempt(self, repl->tx_id, *batch_id, repl->tip, repl->fee_cap, repl->hash,
+        rc = s_attempt(self, repl->tx_id, *anchor_id, repl->tip, repl->fee_cap, repl->hash,
                        repl->raw, repl->raw_len);
     if (rc == 0 && repl)
         rc =
             s_by_ids(self, "UPDATE anchor_txs SET anchor_id = $2, updated_at = now() WHERE id = $1",
-                     repl->tx_id, *batch_id);
+                     repl->tx_id, *anchor_id);
     return s_finish(self, rc);
 }
 
-int ch_db_supersede_batch(ch_db_t *self, int64_t batch_id)
+int ch_db_supersede_anchor(ch_db_t *self, int64_t anchor_id)
 {
     return s_by_ids(self,
                     "UPDATE anchors SET status = 'superseded' WHERE id = $1 AND status ="
                     " 'pending'",
-                    batch_id, 0);
+                    anchor_id, 0);
 }
 
-int ch_db_unsent_batch(ch_db_t *self, int64_t *batch_id, uint8_t root[32], uint32_t *count,
-                       int64_t *first_record)
+int ch_db_unsent_anchor(ch_db_t *self, int64_t *anchor_id, uint8_t root[32], uint32_t *count,
+                        int64_t *first_arrival)
 {
     PGresult *r = NULL;
     int rc =
@@ -316,11 +316,11 @@ int ch_db_unsent_batch(ch_db_t *self, int64_t *batch_id, uint8_t root[32], uint3
                     " WHERE b.status = 'pending' AND NOT EXISTS (SELECT 1 FROM anchor_txs t WHERE"
                     " t.anchor_id = b.id AND t.state NOT IN ('fatal_error')) ORDER BY b.id LIMIT 1",
                     NULL);
-    *batch_id = 0;
+    *anchor_id = 0;
     if (rc == 0 && PQntuples(r) == 1) {
-        *batch_id = lc_pg_i64(r, 0, 0);
+        *anchor_id = lc_pg_i64(r, 0, 0);
         *count = (uint32_t)lc_pg_u64(r, 0, 2);
-        *first_record = lc_pg_i64(r, 0, 3);
+        *first_arrival = lc_pg_i64(r, 0, 3);
         if (lc_pg_bytes(r, 0, 1, root, 32))
             rc = LC_ERR_INVALID;
     }
@@ -338,10 +338,10 @@ int ch_db_set_head(ch_db_t *self, uint64_t block)
                                p));
 }
 
-int ch_db_batch_root(ch_db_t *self, int64_t batch_id, uint8_t root[32], uint32_t *count)
+int ch_db_anchor_root(ch_db_t *self, int64_t anchor_id, uint8_t root[32], uint32_t *count)
 {
     lc_pg_params_t *p = lc_pg_params(self->pg);
-    lc_pg_add_i64(p, batch_id);
+    lc_pg_add_i64(p, anchor_id);
     PGresult *r = NULL;
     int rc = lc_pg_query_row(self->pg, &r, "SELECT root, leaf_count FROM anchors WHERE id = $1", p);
     if (rc == 0 && lc_pg_bytes(r, 0, 0, root, 32) == 0)
@@ -352,11 +352,11 @@ int ch_db_batch_root(ch_db_t *self, int64_t batch_id, uint8_t root[32], uint32_t
     return s_status(rc);
 }
 
-int ch_db_batch_ages(ch_db_t *self, int64_t batch_id, double *stored, double *received, size_t cap,
-                     size_t *n)
+int ch_db_anchor_ages(ch_db_t *self, int64_t anchor_id, double *stored, double *received,
+                      size_t cap, size_t *n)
 {
     lc_pg_params_t *p = lc_pg_params(self->pg);
-    lc_pg_add_i64(p, batch_id);
+    lc_pg_add_i64(p, anchor_id);
     lc_pg_add_u64(p, cap);
     PGresult *r = NULL;
     int rc = lc_pg_query(self->pg, &r,
@@ -395,7 +395,7 @@ static void s_tx_from_row(const PGresult *r, int i, ch_tx_t *tx)
 {
     memset(tx, 0, sizeof *tx);
     tx->id = lc_pg_i64(r, i, 0);
-    tx->batch_id = lc_pg_i64(r, i, 1);
+    tx->anchor_id = lc_pg_i64(r, i, 1);
     tx->nonce = lc_pg_u64(r, i, 2);
     char *st = lc_pg_text_dup(r, i, 3);
     for (int k = 0; st && k < 5; k++)
@@ -410,8 +410,8 @@ static void s_tx_from_row(const PGresult *r, int i, ch_tx_t *tx)
     tx->last_fee_cap = lc_pg_u64(r, i, 8);
     tx->last_attempt_age_ms = lc_pg_u64(r, i, 9);
     tx->first_fee_cap = lc_pg_u64(r, i, 10);
-    tx->first_record = lc_pg_i64(r, i, 11);
-    tx->last_record = lc_pg_i64(r, i, 12);
+    tx->first_arrival = lc_pg_i64(r, i, 11);
+    tx->last_arrival = lc_pg_i64(r, i, 12);
 }
 
 int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], int mined_too, ch_tx_t *txs, size_t cap,
@@ -443,7 +443,7 @@ int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], int mined_too, ch_tx_t
     return s_status(rc);
 }
 
-int ch_db_attempt_hashes(ch_db_t *self, int64_t tx_id, uint8_t (*hashes)[32], int64_t *batch_ids,
+int ch_db_attempt_hashes(ch_db_t *self, int64_t tx_id, uint8_t (*hashes)[32], int64_t *anchor_ids,
                          size_t cap, size_t *n)
 {
     lc_pg_params_t *p = lc_pg_params(self->pg);
@@ -456,7 +456,7 @@ int ch_db_attempt_hashes(ch_db_t *self, int64_t tx_id, uint8_t (*hashes)[32], in
     *n = 0;
     for (int i = 0; rc == 0 && i < PQntuples(r) && *n < cap; i++) {
         if (lc_pg_bytes(r, i, 0, hashes[*n], 32) == 0) {
-            batch_ids[*n] = lc_pg_i64(r, i, 1);
+            anchor_ids[*n] = lc_pg_i64(r, i, 1);
             (*n)++;
         }
     }
@@ -496,12 +496,12 @@ int ch_db_max_nonce(ch_db_t *self, const uint8_t from[20], uint64_t *nonce, int 
 
 /* -- transactions ------------------------------------------------------------------------ */
 
-int ch_db_insert_tx(ch_db_t *self, int64_t batch_id, const uint8_t from[20], uint64_t nonce,
+int ch_db_insert_tx(ch_db_t *self, int64_t anchor_id, const uint8_t from[20], uint64_t nonce,
                     uint64_t gas_limit, uint64_t tip, uint64_t fee_cap, const uint8_t hash[32],
                     const uint8_t *raw, size_t raw_len, int64_t *tx_id)
 {
     lc_pg_params_t *p = lc_pg_params(self->pg);
-    lc_pg_add_i64(p, batch_id);
+    lc_pg_add_i64(p, anchor_id);
     lc_pg_add_bytes(p, from, 20);
     lc_pg_add_u64(p, nonce);
     lc_pg_add_u64(p, gas_limit);
@@ -515,20 +515,20 @@ int ch_db_insert_tx(ch_db_t *self, int64_t batch_id, const uint8_t from[20], uin
         *tx_id = lc_pg_i64(r, 0, 0);
     PQclear(r);
     if (rc == 0)
-        rc = s_attempt(self, *tx_id, batch_id, tip, fee_cap, hash, raw, raw_len);
+        rc = s_attempt(self, *tx_id, anchor_id, tip, fee_cap, hash, raw, raw_len);
     return s_finish(self, rc);
 }
 
-int ch_db_add_attempt(ch_db_t *self, int64_t tx_id, int64_t batch_id, uint64_t tip,
+int ch_db_add_attempt(ch_db_t *self, int64_t tx_id, int64_t anchor_id, uint64_t tip,
                       uint64_t fee_cap, const uint8_t hash[32], const uint8_t *raw, size_t raw_len)
 {
     int rc = lc_pg_begin(self->pg);
     if (rc == 0)
-        rc = s_attempt(self, tx_id, batch_id, tip, fee_cap, hash, raw, raw_len);
+        rc = s_attempt(self, tx_id, anchor_id, tip, fee_cap, hash, raw, raw_len);
     if (rc == 0)
         rc =
             s_by_ids(self, "UPDATE anchor_txs SET anchor_id = $2, updated_at = now() WHERE id = $1",
-                     tx_id, batch_id);
+                     tx_id, anchor_id);
     return s_finish(self, rc);
 }
 
@@ -562,7 +562,7 @@ static const char s_nonce_taken_sql[] =
     " AND o.from_address = t.from_address AND o.nonce = t.nonce AND o.id <> t.id"
     " AND o.state <> 'fatal_error'";
 
-int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8_t hash[32],
+int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t anchor_id, const uint8_t hash[32],
                      uint64_t block, const uint8_t block_hash[32], uint64_t gas_used,
                      uint64_t gas_price)
 {
@@ -572,7 +572,7 @@ int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8
     if (rc == 0) {
         lc_pg_params_t *p = lc_pg_params(self->pg);
         lc_pg_add_i64(p, tx_id);
-        lc_pg_add_i64(p, batch_id);
+        lc_pg_add_i64(p, anchor_id);
         lc_pg_add_bytes(p, hash, 32);
         lc_pg_add_u64(p, block);
         lc_pg_add_bytes(p, block_hash, 32);
@@ -587,18 +587,18 @@ int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8
                                  p));
     }
     if (rc == 0)
-        rc = s_by_ids(self, s_anchored_sql, batch_id, 0);
+        rc = s_by_ids(self, s_anchored_sql, anchor_id, 0);
     /* Other anchors sent by attempts at this nonce did not land: superseded. */
     if (rc == 0)
         rc = s_by_ids(self,
                       "UPDATE anchors SET status = 'superseded' WHERE id IN (SELECT anchor_id"
                       " FROM anchor_tx_attempts WHERE tx_id = $1) AND id <> $2"
                       " AND status = 'pending'",
-                      tx_id, batch_id);
+                      tx_id, anchor_id);
     return s_finish(self, rc);
 }
 
-int ch_db_find_attempt(ch_db_t *self, const uint8_t hash[32], int64_t *tx_id, int64_t *batch_id)
+int ch_db_find_attempt(ch_db_t *self, const uint8_t hash[32], int64_t *tx_id, int64_t *anchor_id)
 {
     lc_pg_params_t *p = lc_pg_params(self->pg);
     lc_pg_add_bytes(p, hash, 32);
@@ -607,7 +607,7 @@ int ch_db_find_attempt(ch_db_t *self, const uint8_t hash[32], int64_t *tx_id, in
                              "SELECT tx_id, anchor_id FROM anchor_tx_attempts WHERE hash = $1", p);
     if (rc == 0) {
         *tx_id = lc_pg_i64(r, 0, 0);
-        *batch_id = lc_pg_i64(r, 0, 1);
+        *anchor_id = lc_pg_i64(r, 0, 1);
     }
     PQclear(r);
     return s_status(rc);
@@ -617,7 +617,7 @@ int ch_db_find_attempt(ch_db_t *self, const uint8_t hash[32], int64_t *tx_id, in
 static int s_insert_adopted(ch_db_t *self, const ch_adopted_tx_t *tx, int64_t *tx_id)
 {
     lc_pg_params_t *p = lc_pg_params(self->pg);
-    lc_pg_add_i64(p, tx->batch_id);
+    lc_pg_add_i64(p, tx->anchor_id);
     lc_pg_add_bytes(p, tx->from, 20);
     lc_pg_add_u64(p, tx->nonce);
     lc_pg_add_u64(p, tx->gas_limit);
@@ -658,10 +658,10 @@ int ch_db_adopt_tx(ch_db_t *self, const ch_adopted_tx_t *tx, int64_t *tx_id)
     if (rc == 0)
         rc = s_insert_adopted(self, tx, tx_id);
     if (rc == 0)
-        rc = s_attempt(self, *tx_id, tx->batch_id, tx->tip, tx->fee_cap, tx->hash, tx->raw,
+        rc = s_attempt(self, *tx_id, tx->anchor_id, tx->tip, tx->fee_cap, tx->hash, tx->raw,
                        tx->raw_len);
     if (rc == 0)
-        rc = s_by_ids(self, s_anchored_sql, tx->batch_id, 0);
+        rc = s_by_ids(self, s_anchored_sql, tx->anchor_id, 0);
     return s_finish(self, rc);
 }
 

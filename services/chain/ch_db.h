@@ -2,8 +2,7 @@
  * `lcore-chain migrate`): the records the stores reported (chain_records, in arrival order, and
  * how far each store's feed was taken in, chain_feed), anchors and their leaves, transactions
  * (one row per nonce) and their signed attempts. Every state change that must survive kill -9
- * is one SQL transaction; attempts are saved before they are broadcast. The C names still say
- * batch and record where the tables say anchor and arrival. */
+ * is one SQL transaction; attempts are saved before they are broadcast. */
 #ifndef CH_DB_H
 #define CH_DB_H
 
@@ -29,9 +28,9 @@ int ch_db_migrate(const char *dsn, const char *chain_role, FILE *out, lc_pg_stop
  * the chain moved, or a timer ran out: nothing else changes them. */
 uint64_t ch_db_writes(const ch_db_t *self);
 
-/* A record waiting for a batch. */
+/* A record waiting for an anchor. */
 typedef struct {
-    int64_t pk; /* its arrival */
+    int64_t arrival; /* its number in chain_records: the order the relayer took it in */
     uint8_t record_id[32];
     uint8_t envelope_hash[32];
 } ch_record_t;
@@ -65,48 +64,48 @@ int ch_db_anchor_info(ch_db_t *self, const uint8_t record_id[32],
 void ch_db_anchor_info_clear(struct Lcore__V1__AnchorInfo *info);
 
 /* Highest arrival already in a live (not superseded) anchor; 0 when none. */
-int ch_db_cursor(ch_db_t *self, int64_t *last_record) LC_WUR;
+int ch_db_cursor(ch_db_t *self, int64_t *last_arrival) LC_WUR;
 /* Records with arrival > after, in arrival order, at most max. *oldest_age_ms: how long the
  * first one has been stored. */
 int ch_db_records_after(ch_db_t *self, int64_t after, size_t max, ch_record_t *out, size_t *n,
                         uint64_t *oldest_age_ms) LC_WUR;
-/* A signed replacement that anchors a new batch at a transaction's nonce. */
+/* A signed replacement that sends a new anchor at a transaction's nonce. */
 typedef struct {
     int64_t tx_id;
-    int64_t supersedes; /* the batch it replaces */
+    int64_t supersedes; /* the anchor it replaces */
     uint64_t tip, fee_cap;
     const uint8_t *hash; /* 32 bytes */
     const uint8_t *raw;
     size_t raw_len;
 } ch_replacement_t;
 
-/* A batch id for a batch not created yet (ids are the on-chain batchId, so a replacement can be
- * signed before its batch is saved). An id reserved and never used is a harmless gap. */
-int ch_db_reserve_batch_id(ch_db_t *self, int64_t *batch_id) LC_WUR;
-/* Persists a batch and its leaves in one transaction. repl NULL: a new batch, id assigned here.
- * repl set: the batch takes the reserved id *batch_id, and in the same transaction repl's batch
- * is superseded, the attempt saved and the transaction row moved to the new batch, so that a
- * crash can never leave the new batch saved without the attempt that anchors it (it would be
+/* An anchor id for an anchor not created yet (ids are the on-chain batchId, so a replacement can be
+ * signed before its anchor is saved). An id reserved and never used is a harmless gap. */
+int ch_db_reserve_anchor_id(ch_db_t *self, int64_t *anchor_id) LC_WUR;
+/* Persists an anchor and its leaves in one transaction. repl NULL: a new anchor, id assigned here.
+ * repl set: the anchor takes the reserved id *anchor_id, and in the same transaction repl's anchor
+ * is superseded, the attempt saved and the transaction row moved to the new anchor, so that a
+ * crash can never leave the new anchor saved without the attempt that anchors it (it would be
  * anchored again at another nonce while the old one may still land: records twice). */
-int ch_db_create_batch(ch_db_t *self, const ch_record_t *recs, const uint8_t *leaves, size_t n,
-                       const uint8_t root[32], const ch_replacement_t *repl,
-                       int64_t *batch_id) LC_WUR;
-/* A pending batch whose records are anchored under another batch id: superseded. */
-int ch_db_supersede_batch(ch_db_t *self, int64_t batch_id) LC_WUR;
-/* A pending batch with no live transaction (oldest first), or *batch_id = 0. */
-int ch_db_unsent_batch(ch_db_t *self, int64_t *batch_id, uint8_t root[32], uint32_t *count,
-                       int64_t *first_record) LC_WUR;
+int ch_db_create_anchor(ch_db_t *self, const ch_record_t *recs, const uint8_t *leaves, size_t n,
+                        const uint8_t root[32], const ch_replacement_t *repl,
+                        int64_t *anchor_id) LC_WUR;
+/* A pending anchor whose records are anchored under another anchor id: superseded. */
+int ch_db_supersede_anchor(ch_db_t *self, int64_t anchor_id) LC_WUR;
+/* A pending anchor with no live transaction (oldest first), or *anchor_id = 0. */
+int ch_db_unsent_anchor(ch_db_t *self, int64_t *anchor_id, uint8_t root[32], uint32_t *count,
+                        int64_t *first_arrival) LC_WUR;
 
 /* Records the latest block the relayer saw (record lookups derive confirmations from it). */
 int ch_db_set_head(ch_db_t *self, uint64_t block) LC_WUR;
-/* A batch's root and leaf count. */
-int ch_db_batch_root(ch_db_t *self, int64_t batch_id, uint8_t root[32], uint32_t *count) LC_WUR;
-/* Seconds since each of the batch's records was stored, and since its gateway received it (at
+/* An anchor's root and leaf count. */
+int ch_db_anchor_root(ch_db_t *self, int64_t anchor_id, uint8_t root[32], uint32_t *count) LC_WUR;
+/* Seconds since each of the anchor's records was stored, and since its gateway received it (at
  * most cap of them). */
-int ch_db_batch_ages(ch_db_t *self, int64_t batch_id, double *stored, double *received, size_t cap,
-                     size_t *n) LC_WUR;
+int ch_db_anchor_ages(ch_db_t *self, int64_t anchor_id, double *stored, double *received,
+                      size_t cap, size_t *n) LC_WUR;
 
-/* Seconds since the oldest record not yet in a confirmed batch was stored (0: none). */
+/* Seconds since the oldest record not yet in a confirmed anchor was stored (0: none). */
 int ch_db_unconfirmed_age(ch_db_t *self, double *age) LC_WUR;
 
 typedef enum {
@@ -117,10 +116,10 @@ typedef enum {
     CH_TX_FATAL,
 } ch_tx_state_t;
 
-/* A transaction not yet final: at most one unmined (the relayer sends one batch at a time),
+/* A transaction not yet final: at most one unmined (the relayer sends one anchor at a time),
  * plus mined ones still watched for depth and reorgs. */
 typedef struct {
-    int64_t id, batch_id;
+    int64_t id, anchor_id;
     uint64_t nonce;
     ch_tx_state_t state;
     uint64_t gas_limit;
@@ -128,7 +127,7 @@ typedef struct {
     uint8_t block_hash[32];
     uint64_t last_tip, last_fee_cap, first_fee_cap;
     uint64_t last_attempt_age_ms;
-    int64_t first_record, last_record; /* arrivals: of its anchor */
+    int64_t first_arrival, last_arrival; /* arrivals: of its anchor */
 } ch_tx_t;
 
 /* Transactions in progress, unconfirmed, or confirmed-not-final (at most cap): the unmined ones
@@ -136,7 +135,7 @@ typedef struct {
 int ch_db_live_txs(ch_db_t *self, const uint8_t from[20], int mined_too, ch_tx_t *txs, size_t cap,
                    size_t *n) LC_WUR;
 /* All attempt hashes of a transaction (newest first), at most cap. */
-int ch_db_attempt_hashes(ch_db_t *self, int64_t tx_id, uint8_t (*hashes)[32], int64_t *batch_ids,
+int ch_db_attempt_hashes(ch_db_t *self, int64_t tx_id, uint8_t (*hashes)[32], int64_t *anchor_ids,
                          size_t cap, size_t *n) LC_WUR;
 /* The newest attempt's signed bytes (malloc'd). */
 int ch_db_last_raw(ch_db_t *self, int64_t tx_id, uint8_t **raw, size_t *raw_len) LC_WUR;
@@ -144,31 +143,32 @@ int ch_db_last_raw(ch_db_t *self, int64_t tx_id, uint8_t **raw, size_t *raw_len)
 int ch_db_max_nonce(ch_db_t *self, const uint8_t from[20], uint64_t *nonce, int *has) LC_WUR;
 
 /* New transaction (state in_progress) with its first attempt, in one SQL transaction. */
-int ch_db_insert_tx(ch_db_t *self, int64_t batch_id, const uint8_t from[20], uint64_t nonce,
+int ch_db_insert_tx(ch_db_t *self, int64_t anchor_id, const uint8_t from[20], uint64_t nonce,
                     uint64_t gas_limit, uint64_t tip, uint64_t fee_cap, const uint8_t hash[32],
                     const uint8_t *raw, size_t raw_len, int64_t *tx_id) LC_WUR;
-/* A replacement at the same nonce (possibly for a newer batch: the tx row follows it). */
-int ch_db_add_attempt(ch_db_t *self, int64_t tx_id, int64_t batch_id, uint64_t tip,
+/* A replacement at the same nonce (possibly for a newer anchor: the tx row follows it). */
+int ch_db_add_attempt(ch_db_t *self, int64_t tx_id, int64_t anchor_id, uint64_t tip,
                       uint64_t fee_cap, const uint8_t hash[32], const uint8_t *raw,
                       size_t raw_len) LC_WUR;
 int ch_db_mark_broadcast(ch_db_t *self, int64_t tx_id) LC_WUR;
 /* The newest attempt was sent again unchanged: its broadcast time (the replacement clock) is
  * now. */
 int ch_db_touch_attempt(ch_db_t *self, int64_t tx_id) LC_WUR;
-/* Receipt seen: the attempt's batch becomes the transaction's batch, status 'anchored'; any
- * other batch that shared this nonce is superseded. A transaction given up on (fatal) is taken
+/* Receipt seen: the attempt's anchor becomes the transaction's anchor, status 'anchored'; any
+ * other anchor that shared this nonce is superseded. A transaction given up on (fatal) is taken
  * back: the chain says it landed. Any other live transaction at its nonce can no longer land:
- * it becomes fatal and its batch is sent again. gas_used and gas_price 0: not known. */
-int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t batch_id, const uint8_t hash[32],
+ * it becomes fatal and its anchor is sent again. gas_used and gas_price 0: not known. */
+int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t anchor_id, const uint8_t hash[32],
                      uint64_t block, const uint8_t block_hash[32], uint64_t gas_used,
                      uint64_t gas_price) LC_WUR;
-/* The transaction (and attempt batch) a signed attempt belongs to; LC_ERR_NOTFOUND if none. */
+/* The transaction (and the anchor it sends) a signed attempt belongs to; LC_ERR_NOTFOUND if none.
+ */
 int ch_db_find_attempt(ch_db_t *self, const uint8_t hash[32], int64_t *tx_id,
-                       int64_t *batch_id) LC_WUR;
+                       int64_t *anchor_id) LC_WUR;
 /* A transaction sent with the relayer's key but not in this database (found on chain by its
- * Anchored event): saved as mined for batch_id, as if this relayer had sent it. */
+ * Anchored event): saved as mined for anchor_id, as if this relayer had sent it. */
 typedef struct {
-    int64_t batch_id;
+    int64_t anchor_id;
     const uint8_t *from; /* 20 bytes */
     uint64_t nonce, gas_limit, tip, fee_cap;
     const uint8_t *hash; /* 32 bytes */
@@ -179,12 +179,12 @@ typedef struct {
     uint64_t gas_used, gas_price;
 } ch_adopted_tx_t;
 int ch_db_adopt_tx(ch_db_t *self, const ch_adopted_tx_t *tx, int64_t *tx_id) LC_WUR;
-/* Reorg: the receipt is gone; back to unconfirmed, batch back to pending. */
+/* Reorg: the receipt is gone; back to unconfirmed, anchor back to pending. */
 int ch_db_mark_unmined(ch_db_t *self, int64_t tx_id) LC_WUR;
-/* confirmed / finalized, for the transaction and its batch. */
+/* confirmed / finalized, for the transaction and its anchor. */
 int ch_db_mark_depth(ch_db_t *self, int64_t tx_id, ch_tx_state_t state) LC_WUR;
-/* The transaction will never land. requeue: its batch stays pending and is sent again with a new
- * nonce (the nonce was taken by another sender); else the batch is superseded (reverted), unless
+/* The transaction will never land. requeue: its anchor stays pending and is sent again with a new
+ * nonce (the nonce was taken by another sender); else the anchor is superseded (reverted), unless
  * another transaction has it mined. */
 int ch_db_mark_fatal(ch_db_t *self, int64_t tx_id, const char *why, int requeue) LC_WUR;
 

@@ -88,7 +88,7 @@ static const lc_migration_t s_migrations[] = {
 
 /* Exactly the statements services/chain/ch_db.c runs. Records and leaves are written once.
  * Identity columns need no sequence privilege for their default; the relayer reserves anchor
- * ids with nextval() itself (ch_db_reserve_batch_id), hence USAGE on that one sequence. */
+ * ids with nextval() itself (ch_db_reserve_anchor_id), hence USAGE on that one sequence. */
 static const lc_grant_t s_grants[] = {
     {"SELECT, INSERT", "TABLE chain_records"},
     {"SELECT, INSERT, UPDATE", "TABLE chain_feed"},

@@ -1,6 +1,6 @@
 /* ch_reconcile.c: the contract has the last word. It keys anchors by root, and the relayer knows
- * each of its batches' (id, root), so "is this batch on chain" is "does anchors(root) name its
- * id". A batch the contract holds is never sent again: the transaction that anchored it (its
+ * each of its anchors' (id, root), so "is this anchor on chain" is "does anchors(root) name its
+ * id". An anchor the contract holds is never sent again: the transaction that anchored it (its
  * Anchored event) is recorded as mined instead, even one the database gave up on or never saw
  * (then it is adopted). See ch_relayer_impl.h. */
 #include <inttypes.h>
@@ -14,7 +14,7 @@
 
 #define CH_MAX_LOGS 8
 
-/* The contract's anchors(root): the batch id that anchored root and the block it did it in
+/* The contract's anchors(root): the anchor id root was anchored under and the block it did it in
  * (a->count 0: never anchored). */
 static int s_contract_anchor(ch_relayer_t *self, const uint8_t root[32], lc_abi_anchor_t *a)
 {
@@ -32,7 +32,7 @@ static int s_contract_anchor(ch_relayer_t *self, const uint8_t root[32], lc_abi_
 
 /* The anchoring transaction is not in this database (a relayer with another database, one
  * restored from an older backup, sent it with our key): saved as ours, mined. */
-static int s_adopt(ch_relayer_t *self, int64_t batch_id, const lc_ethrpc_log_t *log,
+static int s_adopt(ch_relayer_t *self, int64_t anchor_id, const lc_ethrpc_log_t *log,
                    const lc_ethrpc_receipt_t *r, int64_t *tx_id)
 {
     uint8_t *raw = NULL, hash[32], from[20];
@@ -50,13 +50,13 @@ static int s_adopt(ch_relayer_t *self, int64_t batch_id, const lc_ethrpc_log_t *
         lc_u256_to_u64(&tip, &tx.max_priority_fee_per_gas) != 0 ||
         lc_u256_to_u64(&cap, &tx.max_fee_per_gas) != 0) {
         lc_error("anchor_not_adoptable",
-                 "batch_id=%" PRId64 " block=%" PRIu64
+                 "anchor_id=%" PRId64 " block=%" PRIu64
                  " (the Anchored event's transaction is not a type-2 transaction of ours)",
-                 batch_id, log->block_number);
+                 anchor_id, log->block_number);
         free(raw);
         return LC_ERR_INVALID;
     }
-    ch_adopted_tx_t a = {.batch_id = batch_id,
+    ch_adopted_tx_t a = {.anchor_id = anchor_id,
                          .from = self->from,
                          .nonce = tx.nonce,
                          .gas_limit = tx.gas_limit,
@@ -74,14 +74,14 @@ static int s_adopt(ch_relayer_t *self, int64_t batch_id, const lc_ethrpc_log_t *
     return rc;
 }
 
-/* The Anchored event for (batch_id, root) in `block` that is still on chain. LC_ERR_NOTFOUND
+/* The Anchored event for (anchor_id, root) in `block` that is still on chain. LC_ERR_NOTFOUND
  * while the endpoint does not show it. */
-static int s_anchored_event(ch_relayer_t *self, int64_t batch_id, const uint8_t root[32],
+static int s_anchored_event(ch_relayer_t *self, int64_t anchor_id, const uint8_t root[32],
                             uint64_t block, lc_ethrpc_log_t *out)
 {
     uint8_t topics[3][32];
     memcpy(topics[0], self->anchored_topic, 32);
-    lc_abi_word(topics[1], (uint64_t)batch_id);
+    lc_abi_word(topics[1], (uint64_t)anchor_id);
     memcpy(topics[2], root, 32);
     lc_ethrpc_log_t logs[CH_MAX_LOGS];
     size_t n = 0;
@@ -116,27 +116,28 @@ static int s_event_receipt(ch_relayer_t *self, const lc_ethrpc_log_t *log, lc_et
     return 0;
 }
 
-/* The contract holds our root under batch_id, anchored in `block`: find the transaction that did
- * it (its Anchored event, matched on both batch id and root) and record it as mined, so
+/* The contract holds our root under anchor_id, anchored in `block`: find the transaction that did
+ * it (its Anchored event, matched on both anchor id and root) and record it as mined, so
  * confirmation tracking and reorg checks take over. That transaction may be any attempt of ours (a
  * fatal one is taken back) or, if this database never saw it, is adopted. Returns 0,
  * LC_ERR_NOTFOUND while the event or the transaction is not visible on the endpoint yet (try again
  * later), or another error. */
-static int s_reconcile(ch_relayer_t *self, int64_t batch_id, const uint8_t root[32], uint64_t block)
+static int s_reconcile(ch_relayer_t *self, int64_t anchor_id, const uint8_t root[32],
+                       uint64_t block)
 {
     lc_ethrpc_log_t log;
     lc_ethrpc_receipt_t r;
-    int rc = s_anchored_event(self, batch_id, root, block, &log);
+    int rc = s_anchored_event(self, anchor_id, root, block, &log);
     if (rc < 0 || (rc = s_event_receipt(self, &log, &r)) < 0)
         return rc;
-    int64_t tx_id = 0, attempt_batch = 0;
+    int64_t tx_id = 0, attempt_anchor = 0;
     int adopted = 0;
-    rc = ch_db_find_attempt(self->db, log.tx_hash, &tx_id, &attempt_batch);
+    rc = ch_db_find_attempt(self->db, log.tx_hash, &tx_id, &attempt_anchor);
     if (rc == LC_ERR_NOTFOUND) {
         adopted = 1;
-        rc = s_adopt(self, batch_id, &log, &r, &tx_id);
+        rc = s_adopt(self, anchor_id, &log, &r, &tx_id);
     } else if (rc == 0) {
-        rc = ch_db_mark_mined(self->db, tx_id, batch_id, log.tx_hash, r.block_number, r.block_hash,
+        rc = ch_db_mark_mined(self->db, tx_id, anchor_id, log.tx_hash, r.block_number, r.block_hash,
                               r.gas_used, r.effective_gas_price);
     }
     if (rc == 0) {
@@ -144,87 +145,88 @@ static int s_reconcile(ch_relayer_t *self, int64_t batch_id, const uint8_t root[
         char hex[65];
         lc_hex_encode(hex, sizeof hex, log.tx_hash, 32);
         lc_warn("anchor_reconciled",
-                "batch_id=%" PRId64 " tx_id=%" PRId64 " block=%" PRIu64
+                "anchor_id=%" PRId64 " tx_id=%" PRId64 " block=%" PRIu64
                 " tx_hash=0x%s adopted=%d (anchored on chain while the database did not have it"
                 " mined)",
-                batch_id, tx_id, r.block_number, hex, adopted);
+                anchor_id, tx_id, r.block_number, hex, adopted);
     }
     return rc;
 }
 
-int ch_reconcile_if_anchored(ch_relayer_t *self, int64_t batch_id)
+int ch_reconcile_if_anchored(ch_relayer_t *self, int64_t anchor_id)
 {
     uint8_t root[32];
     uint32_t count = 0;
     lc_abi_anchor_t a;
-    int rc = ch_db_batch_root(self->db, batch_id, root, &count);
+    int rc = ch_db_anchor_root(self->db, anchor_id, root, &count);
     if (rc < 0)
         return rc;
     if ((rc = s_contract_anchor(self, root, &a)) < 0)
         return rc;
-    if (a.count == 0 || a.batch_id != (uint64_t)batch_id)
+    if (a.count == 0 || a.anchor_id != (uint64_t)anchor_id)
         return 0;
-    rc = s_reconcile(self, batch_id, root, a.block_number);
+    rc = s_reconcile(self, anchor_id, root, a.block_number);
     return rc == 0 ? 1 : rc;
 }
 
-/* The contract holds this batch's root under another id: the same leaves were batched twice. If
- * that is a batch of ours with this root, it is the live one (reconciled) and this one goes
- * (superseded): returns 1. Else the conflict is counted and logged: 0, or LC_ERR_UNAVAILABLE. */
-static int s_anchored_as_other(ch_relayer_t *self, int64_t batch_id, const uint8_t root[32],
+/* The contract holds this anchor's root under another id: the same leaves were put into two
+ * anchors. If that is an anchor of ours with this root, it is the live one (reconciled) and this
+ * one goes (superseded): returns 1. Else the conflict is counted and logged: 0, or
+ * LC_ERR_UNAVAILABLE. */
+static int s_anchored_as_other(ch_relayer_t *self, int64_t anchor_id, const uint8_t root[32],
                                const lc_abi_anchor_t *a)
 {
-    int64_t other = (int64_t)a->batch_id;
+    int64_t other = (int64_t)a->anchor_id;
     uint8_t other_root[32];
     uint32_t count = 0;
     int rc = 0;
-    if (ch_db_batch_root(self->db, other, other_root, &count) == 0 &&
+    if (ch_db_anchor_root(self->db, other, other_root, &count) == 0 &&
         memcmp(other_root, root, 32) == 0) {
         rc = s_reconcile(self, other, root, a->block_number);
         rc = rc == 0 ? 1 : rc;
     }
     if (rc == LC_ERR_UNAVAILABLE)
         return rc;
-    if (rc == 1 && (rc = ch_db_supersede_batch(self->db, batch_id)) == 0) {
-        lc_warn("batch_duplicate",
-                "batch_id=%" PRId64 " anchored_as=%" PRId64
-                " (same root already anchored; this batch is superseded)",
-                batch_id, other);
+    if (rc == 1 && (rc = ch_db_supersede_anchor(self->db, anchor_id)) == 0) {
+        lc_warn("anchor_duplicate",
+                "anchor_id=%" PRId64 " anchored_as=%" PRId64
+                " (same root already anchored; this anchor is superseded)",
+                anchor_id, other);
         return 1;
     }
     lc_counter_inc(self->conflicts);
     lc_error("root_conflict",
-             "batch_id=%" PRId64 " anchored_as=%" PRId64
-             " (the contract holds this batch's root under another batch id)",
-             batch_id, other);
+             "anchor_id=%" PRId64 " anchored_as=%" PRId64
+             " (the contract holds this anchor's root under another anchor id)",
+             anchor_id, other);
     return rc == LC_ERR_UNAVAILABLE ? rc : 0;
 }
 
 /* The contract refuses a root it holds already (RootAlreadyAnchored(root, id)): under this
- * batch's id, the database lost track of a mined anchor, so reconcile from the chain instead of
- * trying the same anchor forever; under another id, the same leaves were batched twice. */
-int ch_reconcile_estimate_reverted(ch_relayer_t *self, int64_t batch_id, const uint8_t root[32],
+ * anchor's id, the database lost track of a mined anchor, so reconcile from the chain instead of
+ * trying the same anchor forever; under another id, the same leaves were put into two anchors. */
+int ch_reconcile_estimate_reverted(ch_relayer_t *self, int64_t anchor_id, const uint8_t root[32],
                                    const lc_jsonrpc_error_t *why)
 {
     lc_abi_anchor_t a;
     int rc = s_contract_anchor(self, root, &a);
-    if (rc == 0 && a.count && a.batch_id == (uint64_t)batch_id) {
-        rc = s_reconcile(self, batch_id, root, a.block_number);
+    if (rc == 0 && a.count && a.anchor_id == (uint64_t)anchor_id) {
+        rc = s_reconcile(self, anchor_id, root, a.block_number);
         if (rc == LC_ERR_NOTFOUND)
             lc_warn("anchor_not_reconciled",
-                    "batch_id=%" PRId64 " block=%" PRIu64
-                    " (the contract holds the batch; its Anchored event is not visible yet)",
-                    batch_id, a.block_number);
+                    "anchor_id=%" PRId64 " block=%" PRIu64
+                    " (the contract holds the anchor; its Anchored event is not visible yet)",
+                    anchor_id, a.block_number);
         return rc == LC_ERR_UNAVAILABLE ? rc : 0;
     }
     if (rc == 0 && a.count) {
-        int k = s_anchored_as_other(self, batch_id, root, &a);
+        int k = s_anchored_as_other(self, anchor_id, root, &a);
         if (k != 0)
             return k < 0 ? k : 0;
     }
     if (rc == LC_ERR_UNAVAILABLE)
         return rc;
-    lc_warn("estimate_gas_failed", "batch_id=%" PRId64 " message=\"%.120s\" data=%.74s", batch_id,
+    lc_warn("estimate_gas_failed", "anchor_id=%" PRId64 " message=\"%.120s\" data=%.74s", anchor_id,
             why->message, why->data);
     return 0;
 }

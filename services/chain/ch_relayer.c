@@ -17,7 +17,7 @@ static const double s_confirm_buckets[] = {0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30,
 static void s_add_counters(ch_relayer_t *self, lc_metrics_t *m)
 {
     self->records = lc_metrics_counter(m, "lcore_chain_records_anchored_total",
-                                       "Records in batches that reached confirmation depth", NULL);
+                                       "Records in anchors that reached confirmation depth", NULL);
     self->txs_sent =
         lc_metrics_counter(m, "lcore_chain_transactions_sent_total",
                            "Signed transactions broadcast (replacements included)", NULL);
@@ -35,8 +35,8 @@ static void s_add_counters(ch_relayer_t *self, lc_metrics_t *m)
         "Anchors found on chain (Anchored event) that the relayer's database had not seen mined",
         NULL);
     self->conflicts =
-        lc_metrics_counter(m, "lcore_chain_batch_conflicts_total",
-                           "Batches whose root the contract holds under another batch id", NULL);
+        lc_metrics_counter(m, "lcore_chain_anchor_conflicts_total",
+                           "Anchors whose root the contract holds under another anchor id", NULL);
     self->gas_total = lc_metrics_counter(m, "lcore_chain_gas_used_total",
                                          "Gas used by anchor transactions", NULL);
     self->fees_wei = lc_metrics_counter(m, "lcore_chain_fees_paid_wei_total",
@@ -49,20 +49,20 @@ static void s_add_gauges(ch_relayer_t *self, lc_metrics_t *m)
                                      "Anchor transactions sent and not yet mined", NULL);
     self->nonce = lc_metrics_gauge(m, "lcore_chain_nonce", "Next nonce the relayer will use", NULL);
     self->gas_per_record = lc_metrics_gauge(m, "lcore_chain_gas_per_record",
-                                            "Gas per record of the last mined batch", NULL);
+                                            "Gas per record of the last mined anchor", NULL);
     self->head = lc_metrics_gauge(m, "lcore_chain_head_block", "Latest block seen", NULL);
     self->balance_wei = lc_metrics_gauge(m, "lcore_chain_wallet_balance_wei",
                                          "Relayer wallet balance (wei, as a float)", NULL);
     self->unconfirmed_age = lc_metrics_gauge(
         m, "lcore_chain_unconfirmed_age_seconds",
-        "Age of the oldest stored record not yet in a confirmed batch (0: none)", NULL);
+        "Age of the oldest stored record not yet in a confirmed anchor (0: none)", NULL);
     self->received_confirm_seconds = lc_metrics_histogram(
         m, "lcore_chain_received_to_confirmed_seconds",
-        "Time from a record's receipt at the gateway to its batch's confirmation", NULL,
+        "Time from a record's receipt at the gateway to its anchor's confirmation", NULL,
         s_confirm_buckets, LC_ARRAY_LEN(s_confirm_buckets));
     self->confirm_seconds = lc_metrics_histogram(
         m, "lcore_chain_stored_to_confirmed_seconds",
-        "Time from a record's commit in PostgreSQL to its batch's confirmation", NULL,
+        "Time from a record's commit in PostgreSQL to its anchor's confirmation", NULL,
         s_confirm_buckets, LC_ARRAY_LEN(s_confirm_buckets));
 }
 
@@ -73,9 +73,10 @@ ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, lc_rpc_t *rpc,
     ch_relayer_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->batcher = ch_batcher_new(db, (size_t)cfg->batch_max, (uint64_t)cfg->batch_window_ms, m);
+    self->anchorer =
+        ch_anchorer_new(db, (size_t)cfg->anchor_max, (uint64_t)cfg->anchor_window_ms, m);
     self->live = calloc(CH_MAX_LIVE, sizeof *self->live);
-    if (!self->batcher || !self->live) {
+    if (!self->anchorer || !self->live) {
         ch_relayer_destroy(&self);
         return NULL;
     }
@@ -100,7 +101,7 @@ void ch_relayer_destroy(ch_relayer_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    ch_batcher_destroy(&(*self_p)->batcher);
+    ch_anchorer_destroy(&(*self_p)->anchorer);
     free((*self_p)->live);
     free(*self_p);
     *self_p = NULL;
@@ -173,7 +174,7 @@ static int s_tick(ch_relayer_t *self)
     now = lc_mono_us();
     s_refresh_age(self, now);
     /* Up to LCORE_CHAIN_MAX_INFLIGHT unmined transactions at consecutive nonces: one block can
-     * carry several batches when the backlog is deep. Nothing new behind a stuck one: waiting
+     * carry several anchors when the backlog is deep. Nothing new behind a stuck one: waiting
      * records go into its replacement instead. */
     int stuck = self->stuck_at_us && now >= self->stuck_at_us;
     return !stuck && self->unmined < (int)self->cfg->max_inflight ? ch_submit_next(self) : 0;
@@ -183,7 +184,7 @@ int ch_relayer_tick(ch_relayer_t *self)
 {
     int rc = s_tick(self);
     if (rc < 0) { /* read everything again next time */
-        ch_batcher_drop_open(self->batcher);
+        ch_anchorer_drop_open(self->anchorer);
         self->tracked = 0;
     }
     return rc;

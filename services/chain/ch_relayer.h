@@ -1,12 +1,12 @@
-/* ch_relayer.h: the relayer's work, one tick at a time: batch stored records (insertion order,
- * up to N or T seconds), anchor one batch per EIP-1559 transaction signed here, and walk each
- * transaction through in_progress -> unconfirmed -> (mined) -> confirmed -> finalized, with fee
- * bumps, replacement by a larger batch at the same nonce, reorg checks, and recovery from a
- * nonce taken by another sender. All state is in PostgreSQL (ch_db); the relayer can be killed
- * at any point and resumes from there. The contract has the last word: a batch it already holds
- * (its root, under its batch id: the contract keys anchors by root) is never sent again; the
- * transaction that anchored it (Anchored event) is recorded as mined instead, even one the
- * database gave up on or never saw. Single-threaded, owned by main(). */
+/* ch_relayer.h: the relayer's work, one tick at a time: gather stored records into anchors
+ * (arrival order, up to N or T seconds), send one anchor per EIP-1559 transaction signed here,
+ * and walk each transaction through in_progress -> unconfirmed -> (mined) -> confirmed ->
+ * finalized, with fee bumps, replacement by a larger anchor at the same nonce, reorg checks, and
+ * recovery from a nonce taken by another sender. All state is in PostgreSQL (ch_db); the relayer
+ * can be killed at any point and resumes from there. The contract has the last word: an anchor it
+ * already holds (its root, under its anchor id: the contract keys anchors by root) is never sent
+ * again; the transaction that anchored it (Anchored event) is recorded as mined instead, even one
+ * the database gave up on or never saw. Single-threaded, owned by main(). */
 #ifndef CH_RELAYER_H
 #define CH_RELAYER_H
 

@@ -1,7 +1,7 @@
 /* ch_relayer_impl.h: inside the relayer only. Its state, shared by the files that each hold one
  * concern of ch_relayer.h's work, and what each of them offers the others:
  *   ch_relayer.c   the tick: head block, wallet balance, when tracking runs; metrics
- *   ch_batcher.c   forming batches (own type, ch_batcher.h)
+ *   ch_anchorer.c   forming anchors (own type, ch_anchorer.h)
  *   ch_fees.c      fee policy (pure, ch_fees.h)
  *   ch_submit.c    nonces, signing, sending anchors and their replacements
  *   ch_track.c     receipts, confirmation depth, reorgs, nonces taken by another sender
@@ -10,7 +10,7 @@
 #ifndef CH_RELAYER_IMPL_H
 #define CH_RELAYER_IMPL_H
 
-#include "ch_batcher.h"
+#include "ch_anchorer.h"
 #include "ch_fees.h"
 #include "ch_relayer.h"
 #include "lc_ethrpc.h"
@@ -24,12 +24,12 @@ struct ch_relayer {
     const lc_ethtx_signer_t *signer;
     uint8_t from[20];
     uint8_t contract[20];
-    ch_batcher_t *batcher;
+    ch_anchorer_t *anchorer;
     ch_fee_policy_t fee_policy;
     /* ch_submit */
     uint64_t next_nonce;
     int nonce_synced;
-    int64_t held_batch;     /* a batch whose gas estimate failed: not retried before ... */
+    int64_t held_anchor;    /* an anchor whose gas estimate failed: not retried before ... */
     uint64_t held_until_us; /* ... this time (backoff doubling from 1 s to 30 s) */
     uint64_t held_backoff_us;
     /* ch_relayer: the head block and balance last seen */
@@ -57,10 +57,10 @@ struct ch_relayer {
 
 /* ch_submit.c */
 /* No transaction is stuck and fewer than LCORE_CHAIN_MAX_INFLIGHT are unmined: anchors the next
- * batch (a saved one no transaction holds, else a new one when one is due) at a new nonce. */
+ * anchor (a saved one no transaction holds, else a new one when one is due) at a new nonce. */
 int ch_submit_next(ch_relayer_t *self) LC_WUR;
 /* tx has had no receipt for LCORE_CHAIN_BUMP_AFTER_MS: a replacement at the same nonce, priced
- * by the fee policy, anchoring a larger batch when more records wait. */
+ * by the fee policy, anchoring a larger anchor when more records wait. */
 int ch_submit_replace(ch_relayer_t *self, const ch_tx_t *tx) LC_WUR;
 /* Broadcasts signed bytes of transaction tx_id; a broadcast the node took is recorded. */
 lc_ethrpc_send_status_t ch_submit_broadcast(ch_relayer_t *self, int64_t tx_id, const uint8_t *raw,
@@ -75,14 +75,14 @@ int ch_submit_resend(ch_relayer_t *self, int64_t tx_id, lc_ethrpc_send_status_t 
 int ch_track_all(ch_relayer_t *self, uint64_t head, int chain_moved) LC_WUR;
 
 /* ch_reconcile.c */
-/* Whether the contract holds the root the database has for batch_id, under batch_id; if so, the
+/* Whether the contract holds the root the database has for anchor_id, under anchor_id; if so, the
  * anchoring transaction is recorded as mined. Returns 1 reconciled, 0 not anchored with our root
  * under this id, LC_ERR_NOTFOUND anchored but not reconcilable yet, or another error. */
-int ch_reconcile_if_anchored(ch_relayer_t *self, int64_t batch_id) LC_WUR;
-/* The gas estimate of a batch that no live transaction holds reverted (why): reconciles when the
- * contract holds its root (under its id: anchored; under another id of ours: this batch is
+int ch_reconcile_if_anchored(ch_relayer_t *self, int64_t anchor_id) LC_WUR;
+/* The gas estimate of an anchor that no live transaction holds reverted (why): reconciles when the
+ * contract holds its root (under its id: anchored; under another id of ours: this anchor is
  * superseded). Returns 0 or LC_ERR_UNAVAILABLE. */
-int ch_reconcile_estimate_reverted(ch_relayer_t *self, int64_t batch_id, const uint8_t root[32],
+int ch_reconcile_estimate_reverted(ch_relayer_t *self, int64_t anchor_id, const uint8_t root[32],
                                    const lc_jsonrpc_error_t *why) LC_WUR;
 
 #endif

@@ -1,5 +1,5 @@
 /* ch_submit.c: sending anchors. The nonce (the chain's pending count, or past the database's
- * highest), the gas estimate (held back with a per-batch backoff when it fails), today's fees,
+ * highest), the gas estimate (held back with a per-anchor backoff when it fails), today's fees,
  * the signed transaction saved before it is sent (after a crash the same bytes are sent again,
  * never a new transaction), and replacements at the same nonce. See ch_relayer_impl.h. */
 #include <inttypes.h>
@@ -45,13 +45,13 @@ static int s_market_fees(ch_relayer_t *self, ch_fees_t *f)
     return 0;
 }
 
-/* Signs a transaction at nonce for the batch; raw is malloc'd. */
+/* Signs a transaction at nonce for the anchor; raw is malloc'd. */
 static int s_sign(ch_relayer_t *self, uint64_t nonce, uint64_t gas, const ch_fees_t *f,
-                  int64_t batch_id, const uint8_t root[32], uint32_t count, uint8_t **raw,
+                  int64_t anchor_id, const uint8_t root[32], uint32_t count, uint8_t **raw,
                   size_t *raw_len, uint8_t hash[32])
 {
     uint8_t data[LC_ABI_ANCHOR_LEN];
-    lc_abi_anchor(data, (uint64_t)batch_id, root, count);
+    lc_abi_anchor(data, (uint64_t)anchor_id, root, count);
     lc_ethsend_tx_t tx = {.chain_id = (uint64_t)self->cfg->chain_id,
                           .nonce = nonce,
                           .gas_limit = gas,
@@ -94,50 +94,50 @@ int ch_submit_resend(ch_relayer_t *self, int64_t tx_id, lc_ethrpc_send_status_t 
     return rc;
 }
 
-/* The batch to anchor next: the oldest saved batch no transaction holds, else a new one if one is
- * due. *batch_id 0: nothing to anchor. */
-static int s_next_batch(ch_relayer_t *self, int64_t *batch_id, uint8_t root[32], uint32_t *count)
+/* The anchor to send next: the oldest saved anchor no transaction holds, else a new one if one is
+ * due. *anchor_id 0: nothing to send. */
+static int s_next_anchor(ch_relayer_t *self, int64_t *anchor_id, uint8_t root[32], uint32_t *count)
 {
     int64_t first = 0, cursor = 0;
-    int rc = ch_db_unsent_batch(self->db, batch_id, root, count, &first);
-    if (rc < 0 || *batch_id)
+    int rc = ch_db_unsent_anchor(self->db, anchor_id, root, count, &first);
+    if (rc < 0 || *anchor_id)
         return rc;
-    ch_batch_t batch;
+    ch_anchor_t anchor;
     if ((rc = ch_db_cursor(self->db, &cursor)) < 0 ||
-        (rc = ch_batcher_build(self->batcher, cursor, 0, &batch)) < 0 || !batch.n)
+        (rc = ch_anchorer_build(self->anchorer, cursor, 0, &anchor)) < 0 || !anchor.n)
         return rc;
-    memcpy(root, batch.root, 32);
-    *count = (uint32_t)batch.n;
-    return ch_batcher_save(self->batcher, &batch, NULL, batch_id);
+    memcpy(root, anchor.root, 32);
+    *count = (uint32_t)anchor.n;
+    return ch_anchorer_save(self->anchorer, &anchor, NULL, anchor_id);
 }
 
-/* The gas limit for anchoring the batch. A failed estimate holds the batch back, not tried again
- * at every tick: a backoff per batch. Returns 0 (*gas set), 1 held back, or LC_ERR_UNAVAILABLE. */
-static int s_estimate(ch_relayer_t *self, int64_t batch_id, const uint8_t root[32], uint32_t count,
+/* The gas limit for sending the anchor. A failed estimate holds the anchor back, not tried again
+ * at every tick: a backoff per anchor. Returns 0 (*gas set), 1 held back, or LC_ERR_UNAVAILABLE. */
+static int s_estimate(ch_relayer_t *self, int64_t anchor_id, const uint8_t root[32], uint32_t count,
                       uint64_t *gas)
 {
     uint8_t data[LC_ABI_ANCHOR_LEN];
-    lc_abi_anchor(data, (uint64_t)batch_id, root, count);
+    lc_abi_anchor(data, (uint64_t)anchor_id, root, count);
     lc_jsonrpc_error_t err;
     if (lc_ethrpc_estimate_gas(self->rpc, self->from, self->contract, data, sizeof data, gas,
                                &err) == 0) {
-        self->held_batch = 0;
+        self->held_anchor = 0;
         *gas = *gas + *gas / 4 + 10000; /* headroom: Orbit adds L1 data cost that moves with L1 */
         return 0;
     }
-    uint64_t backoff = batch_id == self->held_batch ? 2 * self->held_backoff_us : 0;
+    uint64_t backoff = anchor_id == self->held_anchor ? 2 * self->held_backoff_us : 0;
     if (backoff < CH_ESTIMATE_BACKOFF_MIN_US)
         backoff = CH_ESTIMATE_BACKOFF_MIN_US;
     if (backoff > CH_ESTIMATE_BACKOFF_MAX_US)
         backoff = CH_ESTIMATE_BACKOFF_MAX_US;
-    self->held_batch = batch_id;
+    self->held_anchor = anchor_id;
     self->held_backoff_us = backoff;
     self->held_until_us = lc_mono_us() + backoff;
     int rc = 0;
     if (err.kind == LC_JSONRPC_ERR_REVERTED) {
-        rc = ch_reconcile_estimate_reverted(self, batch_id, root, &err);
+        rc = ch_reconcile_estimate_reverted(self, anchor_id, root, &err);
     } else {
-        lc_warn("estimate_gas_failed", "batch_id=%" PRId64 " message=\"%.120s\"", batch_id,
+        lc_warn("estimate_gas_failed", "anchor_id=%" PRId64 " message=\"%.120s\"", anchor_id,
                 err.message);
         rc = err.kind == LC_JSONRPC_ERR_ENDPOINT ? LC_ERR_UNAVAILABLE : 0;
     }
@@ -146,35 +146,35 @@ static int s_estimate(ch_relayer_t *self, int64_t batch_id, const uint8_t root[3
 
 int ch_submit_next(ch_relayer_t *self)
 {
-    int64_t batch_id = 0, tx_id = 0;
+    int64_t anchor_id = 0, tx_id = 0;
     uint8_t root[32];
     uint32_t count = 0;
-    int rc = s_next_batch(self, &batch_id, root, &count);
-    if (rc < 0 || !batch_id)
+    int rc = s_next_anchor(self, &anchor_id, root, &count);
+    if (rc < 0 || !anchor_id)
         return rc;
-    if (batch_id == self->held_batch && lc_mono_us() < self->held_until_us)
+    if (anchor_id == self->held_anchor && lc_mono_us() < self->held_until_us)
         return 0; /* its estimate failed a moment ago */
     if (!self->nonce_synced && (rc = s_sync_nonce(self)) < 0)
         return rc;
     uint64_t gas = 0;
     ch_fees_t f;
-    if ((rc = s_estimate(self, batch_id, root, count, &gas)) != 0)
+    if ((rc = s_estimate(self, anchor_id, root, count, &gas)) != 0)
         return rc < 0 ? rc : 0;
     if ((rc = s_market_fees(self, &f)) < 0)
         return rc;
     uint8_t *raw = NULL, hash[32];
     size_t raw_len = 0;
-    if ((rc = s_sign(self, self->next_nonce, gas, &f, batch_id, root, count, &raw, &raw_len,
+    if ((rc = s_sign(self, self->next_nonce, gas, &f, anchor_id, root, count, &raw, &raw_len,
                      hash)) < 0)
         return rc;
     /* Saved before it is sent: after a crash the same bytes are sent again, never a new tx. */
-    rc = ch_db_insert_tx(self->db, batch_id, self->from, self->next_nonce, gas, f.tip, f.fee_cap,
+    rc = ch_db_insert_tx(self->db, anchor_id, self->from, self->next_nonce, gas, f.tip, f.fee_cap,
                          hash, raw, raw_len, &tx_id);
     if (rc == 0) {
         lc_info("anchor_tx_created",
-                "tx_id=%" PRId64 " batch_id=%" PRId64 " nonce=%" PRIu64 " tip=%" PRIu64
+                "tx_id=%" PRId64 " anchor_id=%" PRId64 " nonce=%" PRIu64 " tip=%" PRIu64
                 " fee_cap=%" PRIu64 " gas=%" PRIu64,
-                tx_id, batch_id, self->next_nonce, f.tip, f.fee_cap, gas);
+                tx_id, anchor_id, self->next_nonce, f.tip, f.fee_cap, gas);
         self->next_nonce++;
         lc_gauge_set(self->nonce, (double)self->next_nonce);
         lc_ethrpc_send_status_t st = ch_submit_broadcast(self, tx_id, raw, raw_len);
@@ -185,69 +185,69 @@ int ch_submit_next(ch_relayer_t *self)
     return rc;
 }
 
-/* The batch a replacement of tx anchors when more records wait: the stuck batch's records and the
- * new ones. Only the newest batch may grow: batches after it would otherwise share its records.
- * grown->n 0: the replacement anchors the same batch. */
-static int s_grown_batch(ch_relayer_t *self, const ch_tx_t *tx, ch_batch_t *grown)
+/* The anchor a replacement of tx sends when more records wait: the stuck anchor's records and the
+ * new ones. Only the newest anchor may grow: anchors after it would otherwise share its records.
+ * grown->n 0: the replacement sends the same anchor. */
+static int s_grown_anchor(ch_relayer_t *self, const ch_tx_t *tx, ch_anchor_t *grown)
 {
     grown->n = 0;
     int64_t cursor = 0;
     int rc = ch_db_cursor(self->db, &cursor);
-    if (rc < 0 || tx->last_record != cursor)
+    if (rc < 0 || tx->last_arrival != cursor)
         return rc;
     ch_record_t next;
     size_t more = 0;
     uint64_t age = 0;
     if ((rc = ch_db_records_after(self->db, cursor, 1, &next, &more, &age)) < 0 || !more)
         return rc;
-    if ((rc = ch_batcher_build(self->batcher, tx->first_record - 1, 1, grown)) < 0)
+    if ((rc = ch_anchorer_build(self->anchorer, tx->first_arrival - 1, 1, grown)) < 0)
         return rc;
-    if (grown->n && grown->last_record == tx->last_record)
-        grown->n = 0; /* the stuck batch is as large as a batch gets: nothing to add */
+    if (grown->n && grown->last_arrival == tx->last_arrival)
+        grown->n = 0; /* the stuck anchor is as large as an anchor gets: nothing to add */
     return 0;
 }
 
 /* Signs, saves and sends the replacement of tx at fees f. */
 static int s_replace_at(ch_relayer_t *self, const ch_tx_t *tx, const ch_fees_t *f)
 {
-    ch_batch_t grown;
-    int64_t batch_id = tx->batch_id;
+    ch_anchor_t grown;
+    int64_t anchor_id = tx->anchor_id;
     uint8_t root[32];
     uint32_t count = 0;
-    int rc = s_grown_batch(self, tx, &grown);
+    int rc = s_grown_anchor(self, tx, &grown);
     if (rc < 0)
         return rc;
-    if (grown.n) { /* signed before it is saved: the new batch's id is reserved first */
-        if ((rc = ch_db_reserve_batch_id(self->db, &batch_id)) < 0)
+    if (grown.n) { /* signed before it is saved: the new anchor's id is reserved first */
+        if ((rc = ch_db_reserve_anchor_id(self->db, &anchor_id)) < 0)
             return rc;
         memcpy(root, grown.root, 32);
         count = (uint32_t)grown.n;
-    } else if ((rc = ch_db_batch_root(self->db, batch_id, root, &count)) < 0) {
-        return rc; /* the same batch: its root and count from the batch row */
+    } else if ((rc = ch_db_anchor_root(self->db, anchor_id, root, &count)) < 0) {
+        return rc; /* the same anchor: its root and count from the anchor row */
     }
     uint8_t *raw = NULL, hash[32];
     size_t raw_len = 0;
-    if ((rc = s_sign(self, tx->nonce, tx->gas_limit, f, batch_id, root, count, &raw, &raw_len,
+    if ((rc = s_sign(self, tx->nonce, tx->gas_limit, f, anchor_id, root, count, &raw, &raw_len,
                      hash)) < 0)
         return rc;
-    if (grown.n) { /* the new batch, the old one superseded and the attempt: one SQL transaction */
+    if (grown.n) { /* the new anchor, the old one superseded and the attempt: one SQL transaction */
         ch_replacement_t repl = {.tx_id = tx->id,
-                                 .supersedes = tx->batch_id,
+                                 .supersedes = tx->anchor_id,
                                  .tip = f->tip,
                                  .fee_cap = f->fee_cap,
                                  .hash = hash,
                                  .raw = raw,
                                  .raw_len = raw_len};
-        rc = ch_batcher_save(self->batcher, &grown, &repl, &batch_id);
+        rc = ch_anchorer_save(self->anchorer, &grown, &repl, &anchor_id);
     } else {
-        rc = ch_db_add_attempt(self->db, tx->id, batch_id, f->tip, f->fee_cap, hash, raw, raw_len);
+        rc = ch_db_add_attempt(self->db, tx->id, anchor_id, f->tip, f->fee_cap, hash, raw, raw_len);
     }
     if (rc == 0) {
         lc_counter_inc(self->replacements);
         lc_info("anchor_tx_replaced",
-                "tx_id=%" PRId64 " nonce=%" PRIu64 " batch_id=%" PRId64 " tip=%" PRIu64
+                "tx_id=%" PRId64 " nonce=%" PRIu64 " anchor_id=%" PRId64 " tip=%" PRIu64
                 " fee_cap=%" PRIu64,
-                tx->id, tx->nonce, batch_id, f->tip, f->fee_cap);
+                tx->id, tx->nonce, anchor_id, f->tip, f->fee_cap);
         (void)ch_submit_broadcast(self, tx->id, raw, raw_len);
     }
     free(raw);

@@ -13,18 +13,18 @@
 /* Unmined anchors are rechecked this often: nodes count a block's nonces before its receipts. */
 #define CH_UNMINED_RECHECK_US 100000ull
 
-/* The signed attempts of one transaction (newest first) and the batch each anchors. */
+/* The signed attempts of one transaction (newest first) and the anchor each sends. */
 typedef struct {
     uint8_t hashes[CH_MAX_ATTEMPTS][32];
-    int64_t batch_ids[CH_MAX_ATTEMPTS];
+    int64_t anchor_ids[CH_MAX_ATTEMPTS];
     size_t n;
 } s_attempts_t;
 
-static void s_observe_confirmed(ch_relayer_t *self, int64_t batch_id)
+static void s_observe_confirmed(ch_relayer_t *self, int64_t anchor_id)
 {
     double stored[1024], received[1024];
     size_t n = 0;
-    if (ch_db_batch_ages(self->db, batch_id, stored, received, LC_ARRAY_LEN(stored), &n) == 0)
+    if (ch_db_anchor_ages(self->db, anchor_id, stored, received, LC_ARRAY_LEN(stored), &n) == 0)
         for (size_t i = 0; i < n; i++) {
             lc_histogram_observe(self->confirm_seconds, stored[i]);
             lc_histogram_observe(self->received_confirm_seconds, received[i]);
@@ -34,8 +34,8 @@ static void s_observe_confirmed(ch_relayer_t *self, int64_t batch_id)
 /* The block of a mined anchor left the chain: back to unconfirmed, and its bytes sent again. */
 static int s_reorged(ch_relayer_t *self, const ch_tx_t *tx)
 {
-    lc_warn("reorg_detected", "tx_id=%" PRId64 " batch_id=%" PRId64 " block=%" PRIu64, tx->id,
-            tx->batch_id, tx->block_number);
+    lc_warn("reorg_detected", "tx_id=%" PRId64 " anchor_id=%" PRId64 " block=%" PRIu64, tx->id,
+            tx->anchor_id, tx->block_number);
     lc_counter_inc(self->reorgs);
     int rc = ch_db_mark_unmined(self->db, tx->id);
     if (rc < 0)
@@ -52,11 +52,11 @@ static int s_confirmed(ch_relayer_t *self, const ch_tx_t *tx, uint64_t depth)
     self->age_at_us = 0; /* the unconfirmed age changes now */
     uint32_t count = 0;
     uint8_t root[32];
-    if (ch_db_batch_root(self->db, tx->batch_id, root, &count) == 0)
+    if (ch_db_anchor_root(self->db, tx->anchor_id, root, &count) == 0)
         lc_counter_add(self->records, count);
-    s_observe_confirmed(self, tx->batch_id);
-    lc_info("batch_confirmed", "batch_id=%" PRId64 " block=%" PRIu64 " depth=%" PRIu64,
-            tx->batch_id, tx->block_number, depth);
+    s_observe_confirmed(self, tx->anchor_id);
+    lc_info("anchor_confirmed", "anchor_id=%" PRId64 " block=%" PRIu64 " depth=%" PRIu64,
+            tx->anchor_id, tx->block_number, depth);
     return 0;
 }
 
@@ -82,7 +82,7 @@ static int s_track_mined(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
 static int s_mined(ch_relayer_t *self, const ch_tx_t *tx, const s_attempts_t *a, size_t i,
                    const lc_ethrpc_receipt_t *r)
 {
-    int rc = ch_db_mark_mined(self->db, tx->id, a->batch_ids[i], a->hashes[i], r->block_number,
+    int rc = ch_db_mark_mined(self->db, tx->id, a->anchor_ids[i], a->hashes[i], r->block_number,
                               r->block_hash, r->gas_used, r->effective_gas_price);
     if (rc < 0)
         return rc;
@@ -90,25 +90,25 @@ static int s_mined(ch_relayer_t *self, const ch_tx_t *tx, const s_attempts_t *a,
     uint8_t root[32];
     lc_counter_add(self->gas_total, r->gas_used);
     lc_counter_add(self->fees_wei, r->gas_used * r->effective_gas_price);
-    if (ch_db_batch_root(self->db, a->batch_ids[i], root, &count) == 0 && count)
+    if (ch_db_anchor_root(self->db, a->anchor_ids[i], root, &count) == 0 && count)
         lc_gauge_set(self->gas_per_record, (double)r->gas_used / count);
     lc_info("anchor_mined",
-            "tx_id=%" PRId64 " batch_id=%" PRId64 " block=%" PRIu64 " gas_used=%" PRIu64
+            "tx_id=%" PRId64 " anchor_id=%" PRId64 " block=%" PRIu64 " gas_used=%" PRIu64
             " records=%u",
-            tx->id, a->batch_ids[i], r->block_number, r->gas_used, count);
+            tx->id, a->anchor_ids[i], r->block_number, r->gas_used, count);
     return 0;
 }
 
-/* Attempt i's receipt shows it reverted. A revert can mean the batch is anchored already, by
+/* Attempt i's receipt shows it reverted. A revert can mean the anchor is on chain already, by
  * another transaction (the contract refuses a root twice, RootAlreadyAnchored): that one is
- * recorded first, so the batch is not superseded under it. */
+ * recorded first, so the anchor is not superseded under it. */
 static int s_reverted(ch_relayer_t *self, const ch_tx_t *tx, const s_attempts_t *a, size_t i)
 {
-    int rc = ch_reconcile_if_anchored(self, a->batch_ids[i]);
+    int rc = ch_reconcile_if_anchored(self, a->anchor_ids[i]);
     if (rc == LC_ERR_UNAVAILABLE || rc == LC_ERR_NOTFOUND)
         return rc == LC_ERR_UNAVAILABLE ? rc : 0; /* settled in a later tick */
     lc_counter_inc(self->fatal);
-    lc_error("anchor_reverted", "tx_id=%" PRId64 " batch_id=%" PRId64, tx->id, a->batch_ids[i]);
+    lc_error("anchor_reverted", "tx_id=%" PRId64 " anchor_id=%" PRId64, tx->id, a->anchor_ids[i]);
     return ch_db_mark_fatal(self->db, tx->id, "reverted on chain", 0);
 }
 
@@ -130,25 +130,25 @@ static int s_settle_receipt(ch_relayer_t *self, const ch_tx_t *tx, const s_attem
     return 0;
 }
 
-/* Whether the contract holds any of the transaction's batches (an attempt's root under that
- * attempt's batch id), each asked once: 1 yes (reconciled, or soon: its event is not visible
+/* Whether the contract holds any of the transaction's anchors (an attempt's root under that
+ * attempt's anchor id), each asked once: 1 yes (reconciled, or soon: its event is not visible
  * yet), 0 none, or LC_ERR_UNAVAILABLE. */
-static int s_any_batch_anchored(ch_relayer_t *self, const ch_tx_t *tx, const s_attempts_t *a)
+static int s_any_on_chain(ch_relayer_t *self, const ch_tx_t *tx, const s_attempts_t *a)
 {
     for (size_t i = 0; i < a->n; i++) {
         int seen = 0;
         for (size_t k = 0; k < i; k++)
-            seen |= a->batch_ids[k] == a->batch_ids[i];
+            seen |= a->anchor_ids[k] == a->anchor_ids[i];
         if (seen)
             continue;
-        int rc = ch_reconcile_if_anchored(self, a->batch_ids[i]);
+        int rc = ch_reconcile_if_anchored(self, a->anchor_ids[i]);
         if (rc == 1 || rc == LC_ERR_NOTFOUND)
             return 1;
         if (rc == LC_ERR_UNAVAILABLE)
             return rc;
         if (rc < 0) /* the settled nonce stands; a later gas estimate would still notice */
-            lc_warn("anchor_check_failed", "tx_id=%" PRId64 " batch_id=%" PRId64 " err=%s", tx->id,
-                    a->batch_ids[i], lc_strerror(rc));
+            lc_warn("anchor_check_failed", "tx_id=%" PRId64 " anchor_id=%" PRId64 " err=%s", tx->id,
+                    a->anchor_ids[i], lc_strerror(rc));
     }
     return 0;
 }
@@ -156,9 +156,9 @@ static int s_any_batch_anchored(ch_relayer_t *self, const ch_tx_t *tx, const s_a
 /* The nonce is used and no receipt of ours shows: not proof yet that another sender took it. A
  * node can count a block's nonces an instant before it serves the block's receipts (anvil does),
  * and across failover or a load balancer the receipts may come from a node some blocks behind.
- * Taking our own mined anchor for a stolen nonce sends its batch again, which the contract
+ * Taking our own mined anchor for a stolen nonce sends its anchor again, which the contract
  * refuses forever (RootAlreadyAnchored). So: only once the nonce was used `confirmations` blocks
- * ago, and the contract holds none of this transaction's batches. */
+ * ago, and the contract holds none of this transaction's anchors. */
 static int s_nonce_used(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head, uint64_t mined_nonce,
                         const s_attempts_t *a)
 {
@@ -172,12 +172,12 @@ static int s_nonce_used(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head, ui
         return rc;
     if (rc == 0 && settled <= tx->nonce)
         return 0; /* used in the last blocks: look again later */
-    if ((rc = s_any_batch_anchored(self, tx, a)) != 0)
+    if ((rc = s_any_on_chain(self, tx, a)) != 0)
         return rc < 0 ? rc : 0; /* ours after all */
     lc_counter_inc(self->stolen);
     lc_warn("nonce_taken",
             "tx_id=%" PRId64 " nonce=%" PRIu64 " chain_nonce=%" PRIu64
-            " (another sender used the relayer's key); the batch is sent again",
+            " (another sender used the relayer's key); the anchor is sent again",
             tx->id, tx->nonce, mined_nonce);
     self->nonce_synced = 0;
     return ch_db_mark_fatal(self->db, tx->id, "nonce used by another transaction", 1);
@@ -194,7 +194,7 @@ static int s_track_unmined(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
                                         &err) < 0)
         return LC_ERR_UNAVAILABLE;
     s_attempts_t a;
-    int rc = ch_db_attempt_hashes(self->db, tx->id, a.hashes, a.batch_ids, CH_MAX_ATTEMPTS, &a.n);
+    int rc = ch_db_attempt_hashes(self->db, tx->id, a.hashes, a.anchor_ids, CH_MAX_ATTEMPTS, &a.n);
     if (rc < 0)
         return rc;
     if ((rc = s_settle_receipt(self, tx, &a)) != 0)

@@ -180,7 +180,7 @@ static int s_turn(s_chain_t *c)
         lc_admin_set_ready(c->admin, 1, "");
     /* Turns woken by the stores are at least this far apart: small next to the anchor window,
      * so an anchor still closes when it is full or its window ends (within the gap). */
-    int64_t window = c->cfg->batch_window_ms;
+    int64_t window = c->cfg->anchor_window_ms;
     int64_t gap_ms = window / 10 < 50 ? window / 10 : 50;
     s_wait(ch_feed_events(c->feed), (int)c->cfg->poll_ms, tick_at + gap_ms);
     return 0;
@@ -231,8 +231,8 @@ int main(int argc, char **argv)
             lc_eth_address_format(from, lc_ethtx_signer_address(c.signer));
             lc_info("started",
                     "relayer=%s contract=%s chain_id=%lld confirmations=%lld "
-                    "batch_max=%lld",
-                    from, cfg.contract, cfg.chain_id, cfg.confirmations, cfg.batch_max);
+                    "anchor_max=%lld",
+                    from, cfg.contract, cfg.chain_id, cfg.confirmations, cfg.anchor_max);
             while (!zsys_interrupted && exit_code == 0)
                 exit_code = s_turn(&c);
             if (exit_code == 0)

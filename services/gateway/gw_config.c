@@ -43,8 +43,9 @@ const lc_cfg_opt_t gw_config_opts[] = {
                         "the relayer's query ROUTER endpoint: a record's anchor and proof"),
     LC_CFG_I("LCORE_GATEWAY_MAX_READING_BYTES", T, max_reading_bytes, "65536", 256, 1048576,
              "largest accepted reading (JWS bytes); larger ones get 413"),
-    LC_CFG_I("LCORE_GATEWAY_MAX_BATCH_BYTES", T, max_batch_bytes, "16777216", 4096, 134217728,
-             "largest accepted batch body; larger ones get 413"),
+    LC_CFG_I("LCORE_GATEWAY_MAX_REQUEST_BATCH_BYTES", T, max_request_batch_bytes, "16777216", 4096,
+             134217728,
+             "largest accepted request batch body (POST /v1/data/batch); larger ones get 413"),
     LC_CFG_I("LCORE_GATEWAY_QUERY_TIMEOUT_MS", T, query_timeout_ms, "2000", 10, 60000,
              "how long to wait for the store to answer a query (the relayer: a quarter of it; "
              "without its answer a record lookup says stored)"),

@@ -20,7 +20,7 @@ typedef struct {
     char queries_connect[512];
     char chain_queries_connect[512];
     long long max_reading_bytes;
-    long long max_batch_bytes;
+    long long max_request_batch_bytes;
     long long query_timeout_ms;
     long long device_cache_ttl_ms;
     long long device_rate;

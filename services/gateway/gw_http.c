@@ -16,7 +16,7 @@
 #include "lc_jws.h"
 #include "lc_log.h"
 
-#define GW_BATCH_MAX_LINES 1000
+#define GW_REQUEST_BATCH_MAX_LINES 1000
 
 /* Which listener a request came in on: each serves only its own routes (DESIGN "HTTP API"). */
 typedef enum { LISTENER_DEVICE, LISTENER_ADMIN } s_listener_t;
@@ -24,12 +24,13 @@ typedef enum { LISTENER_DEVICE, LISTENER_ADMIN } s_listener_t;
 typedef enum {
     ROUTE_DEVICES,
     ROUTE_DATA,
-    ROUTE_BATCH,
+    ROUTE_REQUEST_BATCH,
     ROUTE_COMPAT,
     ROUTE_RECORD,
     ROUTE_OTHER,
     ROUTE_COUNT
 } s_route_t;
+/* Metric route labels name the paths: "batch" is POST /v1/data/batch (a request batch). */
 static const char *const s_route_names[ROUTE_COUNT] = {"devices", "data",   "batch",
                                                        "compat",  "record", "other"};
 static const unsigned s_codes[] = {200, 201, 202, 207, 400, 401, 403, 404,
@@ -111,7 +112,7 @@ static json_t *s_hex0x(const uint8_t *b, size_t n)
     return json_string(hex);
 }
 
-/* The result of one reading as a JSON object (for single and batch answers). */
+/* The result of one reading as a JSON object (for single and request batch answers). */
 static json_t *s_result_json(const gw_result_t *r)
 {
     if (r->status == 202)
@@ -215,18 +216,19 @@ typedef struct {
     gw_result_t *lines;
     size_t n;
     uint64_t last_lsn;
-} s_batch_t;
+} s_request_batch_t;
 
-static void s_batch_line(void *arg, const char *jws, size_t len)
+static void s_request_batch_line(void *arg, const char *jws, size_t len)
 {
-    s_batch_t *b = arg;
+    s_request_batch_t *b = arg;
     gw_result_t *r = &b->lines[b->n++];
     gw_ingest_reading(b->ingest, jws, len, NULL, NULL, r);
     if (r->status == 202 && r->lsn > b->last_lsn)
         b->last_lsn = r->lsn;
 }
 
-static enum MHD_Result s_batch_reply(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+static enum MHD_Result s_request_batch_reply(gw_http_t *self, struct MHD_Connection *c,
+                                             s_req_t *req)
 {
     json_t *results = json_array();
     size_t accepted = 0;
@@ -240,23 +242,23 @@ static enum MHD_Result s_batch_reply(gw_http_t *self, struct MHD_Connection *c, 
                             (json_int_t)(req->n_lines - accepted), "results", results));
 }
 
-static enum MHD_Result s_batch(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+static enum MHD_Result s_request_batch(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
 {
-    /* Count first: a batch over the limit is refused whole, never half-accepted. */
+    /* Count first: a request batch over the limit is refused whole, never half-accepted. */
     size_t n = s_each_line(req->body, req->len, NULL, NULL);
     if (n == 0)
-        return s_error(self, c, 400, "malformed", "empty batch: one JWS per line", 0);
-    if (n > GW_BATCH_MAX_LINES)
-        return s_error(self, c, 413, "too_large", "a batch holds at most 1000 readings", 0);
+        return s_error(self, c, 400, "malformed", "empty request batch: one JWS per line", 0);
+    if (n > GW_REQUEST_BATCH_MAX_LINES)
+        return s_error(self, c, 413, "too_large", "a request batch holds at most 1000 readings", 0);
     if (!(req->lines = calloc(n, sizeof *req->lines)))
         return s_error(self, c, 503, "overloaded", "out of memory", 1);
-    s_batch_t b = {self->deps.ingest, req->lines, 0, 0};
-    s_each_line(req->body, req->len, s_batch_line, &b);
+    s_request_batch_t b = {self->deps.ingest, req->lines, 0, 0};
+    s_each_line(req->body, req->len, s_request_batch_line, &b);
     req->n_lines = b.n;
-    /* One wait for the whole batch: the log is written in order. */
+    /* One wait for the whole request batch: the log is written in order. */
     if (b.last_lsn)
         return s_wait(self, c, req, b.last_lsn);
-    return s_batch_reply(self, c, req);
+    return s_request_batch_reply(self, c, req);
 }
 
 static enum MHD_Result s_compat(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
@@ -451,7 +453,7 @@ static s_route_t s_route(s_listener_t listener, const char *method, const char *
     else if (strcmp(url, "/v1/data") == 0)
         r = ROUTE_DATA;
     else if (strcmp(url, "/v1/data/batch") == 0)
-        r = ROUTE_BATCH;
+        r = ROUTE_REQUEST_BATCH;
     else if (strcmp(url, "/device/data") == 0)
         r = ROUTE_COMPAT;
     else if (strncmp(url, "/v1/records/", 12) == 0)
@@ -469,8 +471,8 @@ static enum MHD_Result s_resumed(gw_http_t *self, struct MHD_Connection *c, s_re
     atomic_fetch_sub(&self->suspended, 1);
     lc_gauge_add(self->waiting, -1);
     enum MHD_Result ret;
-    if (req->route == ROUTE_BATCH) {
-        ret = s_batch_reply(self, c, req);
+    if (req->route == ROUTE_REQUEST_BATCH) {
+        ret = s_request_batch_reply(self, c, req);
     } else {
         s_settle(&req->one, req->log_status);
         ret = s_reply_result(self, c, &req->one);
@@ -484,7 +486,7 @@ static const char *s_media_refused(s_route_t route, struct MHD_Connection *c)
 {
     if (route == ROUTE_DATA && !s_content_type_is(c, "application/jose"))
         return "Content-Type must be application/jose";
-    if (route == ROUTE_BATCH && !s_content_type_is(c, "text/plain") &&
+    if (route == ROUTE_REQUEST_BATCH && !s_content_type_is(c, "text/plain") &&
         !s_content_type_is(c, "application/jose"))
         return "Content-Type must be text/plain (one JWS per line)";
     if ((route == ROUTE_DEVICES || route == ROUTE_COMPAT) &&
@@ -497,8 +499,8 @@ static const char *s_media_refused(s_route_t route, struct MHD_Connection *c)
 static size_t s_body_limit(const gw_http_t *self, s_route_t route)
 {
     const gw_config_t *cfg = self->deps.cfg;
-    if (route == ROUTE_BATCH)
-        return (size_t)cfg->max_batch_bytes;
+    if (route == ROUTE_REQUEST_BATCH)
+        return (size_t)cfg->max_request_batch_bytes;
     if (route == ROUTE_DEVICES)
         return 65536;
     if (route == ROUTE_COMPAT) /* wraps the JWS in JSON: allow for the wrapping */
@@ -570,8 +572,8 @@ static enum MHD_Result s_complete(gw_http_t *self, struct MHD_Connection *c, s_r
     case ROUTE_DATA:
         ret = s_data(self, c, req);
         break;
-    case ROUTE_BATCH:
-        ret = s_batch(self, c, req);
+    case ROUTE_REQUEST_BATCH:
+        ret = s_request_batch(self, c, req);
         break;
     case ROUTE_COMPAT:
         ret = s_compat(self, c, req);

@@ -729,23 +729,23 @@ void gw_wal_clear_wakeup(gw_wal_t *self)
  * Callbacks run outside the lock. */
 static void s_wake_waiters(gw_wal_t *self, int status)
 {
-    s_waiter_t batch[256];
+    s_waiter_t woken[256];
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&self->lock);
         size_t keep = 0;
         for (size_t i = 0; i < self->n_waiters; i++) {
             s_waiter_t w = self->waiters[i];
-            if (n < LC_ARRAY_LEN(batch) && (status < 0 || w.lsn <= self->durable_lsn))
-                batch[n++] = w;
+            if (n < LC_ARRAY_LEN(woken) && (status < 0 || w.lsn <= self->durable_lsn))
+                woken[n++] = w;
             else
                 self->waiters[keep++] = w;
         }
         self->n_waiters = keep;
-        int more = n == LC_ARRAY_LEN(batch);
+        int more = n == LC_ARRAY_LEN(woken);
         pthread_mutex_unlock(&self->lock);
         for (size_t i = 0; i < n; i++)
-            batch[i].done(batch[i].arg, status);
+            woken[i].done(woken[i].arg, status);
         if (!more)
             return;
     }

@@ -1,8 +1,8 @@
-/* lcore-store: the only writer of records to PostgreSQL. Batches sealed records from the crypto
- * workers into idempotent transactions, acknowledges each record to its gateway after commit,
- * and answers device and record queries. `lcore-store migrate` (as the owner role) applies the
- * schema and the service roles' grants; the service itself never changes the schema.
- * main: config -> log -> resources -> loop -> teardown in reverse. */
+/* lcore-store: the only writer of records to PostgreSQL. Gathers sealed records from the crypto
+ * workers into write batches, each one idempotent transaction, acknowledges each record to its
+ * gateway after commit, and answers device and record queries. `lcore-store migrate` (as the owner
+ * role) applies the schema and the service roles' grants; the service itself never changes the
+ * schema. main: config -> log -> resources -> loop -> teardown in reverse. */
 #include <czmq.h>
 #include <errno.h>
 #include <sodium.h>
@@ -63,8 +63,8 @@ static void s_clear(void *ctx, Lcore__V1__QueryReply *reply)
     st_db_reply_clear(reply);
 }
 
-/* Takes every sealed record already queued, up to a full batch, without blocking. Only a crypto
- * worker's messages are taken (the ZAP handler admits no one else on this socket). */
+/* Takes every sealed record already queued, up to a full write batch, without blocking. Only a
+ * crypto worker's messages are taken (the ZAP handler admits no one else on this socket). */
 static void s_drain_sealed(zsock_t *pull, st_writer_t *writer, lc_curve_t *curve,
                            lc_counter_t *unauthorized)
 {
@@ -254,8 +254,9 @@ static int s_open(s_store_t *s)
     if (!(s->db = s_wait_for_schema(cfg, s->admin)) || !(s->qdb = st_db_new(cfg->pg_dsn, NULL)) ||
         s_open_sockets(s) < 0)
         return -1;
-    s->writer = st_writer_new(s->db, s->events, (size_t)cfg->batch_max, (int)cfg->batch_wait_ms,
-                              (size_t)cfg->max_ciphertext_bytes, s->metrics);
+    s->writer =
+        st_writer_new(s->db, s->events, (size_t)cfg->write_batch_max, (int)cfg->write_batch_wait_ms,
+                      (size_t)cfg->max_ciphertext_bytes, s->metrics);
     if (!s->writer)
         return -1;
     s_register_metrics(s);
@@ -276,7 +277,7 @@ static void s_close(s_store_t *s)
     lc_service_destroy(&s->svc);
 }
 
-/* Writes the pending batch; on failure backs off (doubling, at most 5 s) and says not ready. */
+/* Writes the pending write batch; on failure backs off (doubling, up to 5 s), not ready. */
 static void s_flush(s_store_t *s)
 {
     if (st_writer_flush(s->writer) == 0) {
@@ -297,7 +298,7 @@ static void s_flush(s_store_t *s)
     s->retry_at = lc_mono_us() + (uint64_t)s->backoff_ms * 1000u;
 }
 
-/* One turn of the loop: answer queries, take sealed records, write when a batch is due.
+/* One turn of the loop: answer queries, take sealed records, write when a write batch is due.
  * Returns -1 when polling failed. */
 static int s_turn(s_store_t *s)
 {
@@ -306,7 +307,7 @@ static int s_turn(s_store_t *s)
     long timeout = 1000;
     if (due)
         timeout = due > now ? (long)((due - now + 999) / 1000) : 0;
-    /* While a batch waits for the database, leave new work queued in ZeroMQ: the workers feel
+    /* While a write batch waits for the database, leave new work queued in ZeroMQ: the workers feel
      * the backpressure instead of the store growing without bound. */
     int take_sealed = !s->backoff_ms && !st_writer_full(s->writer);
     zmq_pollitem_t items[2] = {{zsock_resolve(s->queries), 0, ZMQ_POLLIN, 0},
@@ -335,7 +336,7 @@ int main(int argc, char **argv)
     const char *cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
     int rc = lc_service_start(
         cmd ? 1 : argc, argv, "lcore-store",
-        "The only writer of records to PostgreSQL: batched, idempotent, acked.\n"
+        "The only writer of records to PostgreSQL: in write batches, idempotent, acked.\n"
         "Commands: (none) run the store, as its own role (LCORE_STORE_DB_ROLE), once the\n"
         "database is migrated (until then /readyz says why, and the store waits);\n"
         "migrate: apply the store's migrations, then grant the store's role exactly its\n"
@@ -356,8 +357,8 @@ int main(int argc, char **argv)
     s_store_t s = {.cfg = &cfg};
     if (s_open(&s) == 0) {
         lc_admin_set_ready(s.admin, 1, "");
-        lc_info("started", "store_id=%s batch_max=%lld batch_wait_ms=%lld", cfg.store_id,
-                cfg.batch_max, cfg.batch_wait_ms);
+        lc_info("started", "store_id=%s write_batch_max=%lld write_batch_wait_ms=%lld",
+                cfg.store_id, cfg.write_batch_max, cfg.write_batch_wait_ms);
         while (!zsys_interrupted && s_turn(&s) == 0)
             ;
         lc_info("stopping", "pending=%zu", st_writer_pending(s.writer));

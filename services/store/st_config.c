@@ -17,10 +17,10 @@ const lc_cfg_opt_t st_config_opts[] = {
     LC_CFG_LINK_BIND("LCORE_STORE_QUERIES_BIND", T, queries_bind, LC_LINK_QUERIES,
                      "query ROUTER socket (gateways: devices, record status; the relayer: "
                      "catch-up; operators: sealed records), bound"),
-    LC_CFG_I("LCORE_STORE_BATCH_MAX", T, batch_max, "500", 1, 5000,
+    LC_CFG_I("LCORE_STORE_WRITE_BATCH_MAX", T, write_batch_max, "500", 1, 5000,
              "most records written in one transaction"),
-    LC_CFG_I("LCORE_STORE_BATCH_WAIT_MS", T, batch_wait_ms, "5", 0, 10000,
-             "longest a record waits for its batch to fill"),
+    LC_CFG_I("LCORE_STORE_WRITE_BATCH_WAIT_MS", T, write_batch_wait_ms, "5", 0, 10000,
+             "longest a record waits for its write batch to fill"),
     LC_CFG_I("LCORE_STORE_MAX_CIPHERTEXT_BYTES", T, max_ciphertext_bytes, "1114112", 64, 16777216,
              "largest sealed record accepted from a worker"),
     LC_CFG_I("LCORE_STORE_SEALED_HWM", T, sealed_hwm, "10000", 10, 1000000,

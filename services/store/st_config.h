@@ -14,8 +14,8 @@ typedef struct {
     char sealed_bind[512];
     char events_bind[512];
     char queries_bind[512];
-    long long batch_max;
-    long long batch_wait_ms;
+    long long write_batch_max;
+    long long write_batch_wait_ms;
     long long max_ciphertext_bytes;
     long long sealed_hwm;
     lc_curve_cfg_t curve;

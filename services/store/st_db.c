@@ -33,7 +33,7 @@ struct st_db {
     uint64_t position;   /* the store's committed position, as this writer numbers it */
     char claim_why[192]; /* why the last claim failed */
     const char *invalid; /* why the last dead letter was refused before the database, or NULL */
-    /* The SQL text for the last batch size used; rebuilt only when the size changes. */
+    /* The SQL text for the last write batch size used; rebuilt only when the size changes. */
     char *insert_sql;
     size_t insert_rows;
     lc_counter_t *dead_crypto, *dead_store;
@@ -260,7 +260,7 @@ static int s_stored_from_row(const PGresult *r, int row, int col, s_stored_t *it
     return 0;
 }
 
-/* st_db_last_written from the insert's answer: the batch moved the position from after to
+/* st_db_last_written from the insert's answer: the write batch moved the position from after to
  * after + n. Returns how many rows are new. */
 static size_t s_keep_written(st_db_t *self, const PGresult *r, uint64_t after, size_t n)
 {

@@ -1,7 +1,7 @@
 /* st_db.h: the store's PostgreSQL access (through lib/lc_pg): connection with reconnect, the
  * schema (migrations and grants through st_schema, for `lcore-store migrate`; the version check
- * for the service), the batched idempotent insert of sealed records numbered by position, and
- * the queries the gateways and the relayer ask for. The store is the only writer of records and
+ * for the service), the idempotent insert of a write batch of sealed records numbered by position,
+ * and the queries the gateways and the relayer ask for. The store is the only writer of records and
  * devices. */
 #ifndef ST_DB_H
 #define ST_DB_H
@@ -51,7 +51,7 @@ int st_db_schema_check(st_db_t *self, char *why, size_t cap) LC_WUR;
  * position), ON CONFLICT (record_id) DO NOTHING (a duplicate leaves a hole), and the store's row
  * in `stores` moves from P to P + n (only if it still says P: else LC_ERR_UNAVAILABLE after a
  * rollback, and the position is re-read). *inserted receives the number of new rows.
- * Returns 0, LC_ERR_UNAVAILABLE (connection lost: retry the same batch later) or
+ * Returns 0, LC_ERR_UNAVAILABLE (connection lost: retry the same write batch later) or
  * LC_ERR_INVALID (the database refused the data: retry row by row to isolate it). */
 int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
                          size_t *inserted) LC_WUR;
@@ -88,9 +88,9 @@ int st_db_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
  * holes; after = the asked `after`), store_positions (every row of `stores`, by store_id, at most
  * 1000), get_sealed (the stored envelope as a SealedRecord: record_id, device_id, seq,
  * device_ts_ms, received_at_us, key_version, nonces, ciphertext, envelope_hash). Any other body:
- * BAD_REQUEST. Authorization is the caller's (by peer role). Fills reply (strings and bytes it sets are owned by the caller's arena:
- * free with st_db_reply_clear). A ping is answered from `writable` (0 while the writer backs off
- * because PostgreSQL is down) without touching the database. */
+ * BAD_REQUEST. Authorization is the caller's (by peer role). Fills reply (strings and bytes it sets
+ * are owned by the caller's arena: free with st_db_reply_clear). A ping is answered from `writable`
+ * (0 while the writer backs off because PostgreSQL is down) without touching the database. */
 void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
                   Lcore__V1__QueryReply *reply);
 void st_db_reply_clear(Lcore__V1__QueryReply *reply);

@@ -12,19 +12,19 @@
 
 #define ST_ATTEMPTS_MAX 1000
 
-/* ok[] marks of a written batch: what is acknowledged, and why. */
+/* ok[] marks of a write batch once written: what is acknowledged, and why. */
 enum { S_NOT_ACKED = 0, S_STORED, S_DEAD_LETTERED };
 
 struct st_writer {
     st_db_t *db;
     zsock_t *events;
-    size_t batch_max, max_ciphertext;
+    size_t write_batch_max, max_ciphertext;
     int wait_ms;
-    Lcore__V1__SealedRecord **batch;
+    Lcore__V1__SealedRecord **write_batch;
     size_t n;
     uint64_t first_us; /* when the oldest pending record arrived */
     lc_counter_t *received, *bad, *stored, *duplicates, *refused, *acks_sent;
-    lc_histogram_t *batch_rows, *commit_seconds, *lag_seconds, *device_lag_seconds;
+    lc_histogram_t *write_batch_rows, *commit_seconds, *lag_seconds, *device_lag_seconds;
     lc_counter_t *heartbeats;
     lc_gauge_t *heartbeat_lag, *heartbeat_at, *last_commit_at;
     lc_gauge_t *pending;
@@ -34,17 +34,17 @@ static const double s_device_lag_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                               5,    10,    30,   60,  300,  900, 3600};
 static const double s_row_buckets[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
 
-st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t batch_max, int wait_ms,
+st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t write_batch_max, int wait_ms,
                            size_t max_ciphertext, lc_metrics_t *m)
 {
     st_writer_t *self = calloc(1, sizeof *self);
-    if (!self || !(self->batch = calloc(batch_max, sizeof *self->batch))) {
+    if (!self || !(self->write_batch = calloc(write_batch_max, sizeof *self->write_batch))) {
         free(self);
         return NULL;
     }
     self->db = db;
     self->events = events;
-    self->batch_max = batch_max;
+    self->write_batch_max = write_batch_max;
     self->wait_ms = wait_ms;
     self->max_ciphertext = max_ciphertext;
     self->received = lc_metrics_counter(m, "lcore_store_records_received_total",
@@ -61,10 +61,11 @@ st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t batch_max, int w
         "Records the database refused (acknowledged only once dead-lettered)", NULL);
     self->acks_sent = lc_metrics_counter(m, "lcore_store_acks_sent_total",
                                          "Record acknowledgements published to gateways", NULL);
-    self->batch_rows = lc_metrics_histogram(m, "lcore_store_batch_rows", "Rows per transaction",
-                                            NULL, s_row_buckets, LC_ARRAY_LEN(s_row_buckets));
+    self->write_batch_rows = lc_metrics_histogram(m, "lcore_store_write_batch_rows",
+                                                  "Rows per write batch (one transaction)", NULL,
+                                                  s_row_buckets, LC_ARRAY_LEN(s_row_buckets));
     self->commit_seconds = lc_metrics_histogram(m, "lcore_store_commit_duration_seconds",
-                                                "Time to write and commit one batch", NULL,
+                                                "Time to write and commit one write batch", NULL,
                                                 lc_latency_buckets, lc_latency_buckets_len);
     self->device_lag_seconds =
         lc_metrics_histogram(m, "lcore_store_device_lag_seconds",
@@ -80,19 +81,19 @@ st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t batch_max, int w
                          "When the last gateway heartbeat arrived (unix seconds)", NULL);
     self->last_commit_at =
         lc_metrics_gauge(m, "lcore_store_last_commit_timestamp_seconds",
-                         "When the last batch of records was committed (unix seconds)", NULL);
+                         "When the last write batch was committed (unix seconds)", NULL);
     self->lag_seconds = lc_metrics_histogram(m, "lcore_store_ingest_lag_seconds",
                                              "Gateway receipt to commit, per record", NULL,
                                              lc_latency_buckets, lc_latency_buckets_len);
     self->pending = lc_metrics_gauge(m, "lcore_store_pending_records",
-                                     "Records waiting for their batch to be written", NULL);
+                                     "Records in the write batch, not written yet", NULL);
     return self;
 }
 
 static void s_clear(st_writer_t *self)
 {
     for (size_t i = 0; i < self->n; i++)
-        lcore__v1__sealed_record__free_unpacked(self->batch[i], NULL);
+        lcore__v1__sealed_record__free_unpacked(self->write_batch[i], NULL);
     self->n = 0;
     self->first_us = 0;
     lc_gauge_set(self->pending, 0);
@@ -103,12 +104,12 @@ void st_writer_destroy(st_writer_t **self_p)
     if (!self_p || !*self_p)
         return;
     s_clear(*self_p);
-    free((*self_p)->batch);
+    free((*self_p)->write_batch);
     free(*self_p);
     *self_p = NULL;
 }
 
-/* Everything the database will rely on is checked here, so a batch fails only for reasons
+/* Everything the database will rely on is checked here, so a write batch fails only for reasons
  * outside the message (database down, unknown device). */
 static const char *s_invalid(const st_writer_t *self, const Lcore__V1__SealedRecord *r)
 {
@@ -171,7 +172,7 @@ void st_writer_take(st_writer_t *self, const uint8_t *data, size_t len)
     lc_counter_inc(self->received);
     if (self->n == 0)
         self->first_us = lc_mono_us();
-    self->batch[self->n++] = r;
+    self->write_batch[self->n++] = r;
     lc_gauge_set(self->pending, (double)self->n);
 }
 
@@ -181,7 +182,7 @@ size_t st_writer_pending(const st_writer_t *self)
 }
 int st_writer_full(const st_writer_t *self)
 {
-    return self->n >= self->batch_max;
+    return self->n >= self->write_batch_max;
 }
 
 uint64_t st_writer_deadline(const st_writer_t *self)
@@ -199,11 +200,11 @@ static void s_ack(st_writer_t *self, const unsigned char *ok)
     for (size_t i = 0; i < self->n; i++) {
         if (done[i] || !ok[i])
             continue;
-        const char *gw = self->batch[i]->gateway_id;
+        const char *gw = self->write_batch[i]->gateway_id;
         size_t k = 0;
         for (size_t j = i; j < self->n; j++) {
-            if (!done[j] && ok[j] && strcmp(self->batch[j]->gateway_id, gw) == 0) {
-                ids[k++] = self->batch[j]->record_id;
+            if (!done[j] && ok[j] && strcmp(self->write_batch[j]->gateway_id, gw) == 0) {
+                ids[k++] = self->write_batch[j]->record_id;
                 done[j] = 1;
             }
         }
@@ -223,8 +224,8 @@ out:
 
 /* A record the database refused on its last allowed delivery: recorded in dead_letters (stage
  * "store", the database's reason) so that its gateway, once acked, stops redelivering it.
- * Returns 0 when recorded (or already recorded), LC_ERR_UNAVAILABLE (retry the batch later), or
- * another error (left unacknowledged: redelivered). */
+ * Returns 0 when recorded (or already recorded), LC_ERR_UNAVAILABLE (retry the write batch later),
+ * or another error (left unacknowledged: redelivered). */
 static int s_dead_letter(st_writer_t *self, const Lcore__V1__SealedRecord *r)
 {
     Lcore__V1__DeadLetter dl = LCORE__V1__DEAD_LETTER__INIT;
@@ -257,14 +258,15 @@ static void s_publish_stored(st_writer_t *self)
                  (unsigned long long)ev->upto);
 }
 
-/* The batch one row at a time, after the database refused it whole: keeps the good rows, and
+/* The write batch one row at a time, after the database refused it whole: keeps the good rows, and
  * dead-letters a refused row on its last allowed delivery. ok[i] says what became of row i.
- * Returns 0 or LC_ERR_UNAVAILABLE (retry the whole batch later; rows already in are absorbed). */
+ * Returns 0 or LC_ERR_UNAVAILABLE (retry the whole write batch later; rows already in are
+ * absorbed). */
 static int s_write_one_by_one(st_writer_t *self, unsigned char *ok, size_t *inserted, size_t *dead)
 {
     for (size_t i = 0; i < self->n; i++) {
         size_t one = 0;
-        int r1 = st_db_insert_records(self->db, &self->batch[i], 1, &one);
+        int r1 = st_db_insert_records(self->db, &self->write_batch[i], 1, &one);
         if (r1 == LC_ERR_UNAVAILABLE)
             return r1;
         ok[i] = r1 == 0 ? S_STORED : S_NOT_ACKED;
@@ -273,7 +275,7 @@ static int s_write_one_by_one(st_writer_t *self, unsigned char *ok, size_t *inse
             s_publish_stored(self);
             continue;
         }
-        const Lcore__V1__SealedRecord *rec = self->batch[i];
+        const Lcore__V1__SealedRecord *rec = self->write_batch[i];
         lc_counter_inc(self->refused);
         lc_warn("record_refused", "device_id=%s seq=%llu attempt=%u max_attempts=%u",
                 rec->device_id, (unsigned long long)rec->seq, rec->attempt, rec->max_attempts);
@@ -291,23 +293,23 @@ static int s_write_one_by_one(st_writer_t *self, unsigned char *ok, size_t *inse
     return 0;
 }
 
-/* Metrics of a written batch: commit time, rows, lags of the stored records. */
+/* Metrics of a write batch just committed: commit time, rows, lags of the stored records. */
 static void s_observe(st_writer_t *self, const unsigned char *ok, size_t inserted, uint64_t t0)
 {
     uint64_t t1 = lc_mono_us();
     uint64_t now_wall = lc_now_us();
     lc_histogram_observe(self->commit_seconds, (double)(t1 - t0) / 1e6);
-    lc_histogram_observe(self->batch_rows, (double)self->n);
+    lc_histogram_observe(self->write_batch_rows, (double)self->n);
     lc_counter_add(self->stored, inserted);
     size_t acked = 0; /* stored, newly or before */
     for (size_t i = 0; i < self->n; i++) {
         acked += ok[i] == S_STORED;
         if (ok[i] != S_STORED)
             continue;
-        if (now_wall > self->batch[i]->received_at_us)
+        if (now_wall > self->write_batch[i]->received_at_us)
             lc_histogram_observe(self->lag_seconds,
-                                 (double)(now_wall - self->batch[i]->received_at_us) / 1e6);
-        uint64_t now_ms = now_wall / 1000u, ts = self->batch[i]->device_ts_ms;
+                                 (double)(now_wall - self->write_batch[i]->received_at_us) / 1e6);
+        uint64_t now_ms = now_wall / 1000u, ts = self->write_batch[i]->device_ts_ms;
         lc_histogram_observe(self->device_lag_seconds,
                              now_ms > ts ? (double)(now_ms - ts) / 1e3 : 0);
     }
@@ -324,7 +326,7 @@ int st_writer_flush(st_writer_t *self)
     unsigned char *ok = malloc(self->n);
     if (!ok)
         return LC_ERR_NOMEM;
-    int rc = st_db_insert_records(self->db, self->batch, self->n, &inserted);
+    int rc = st_db_insert_records(self->db, self->write_batch, self->n, &inserted);
     if (rc == 0) {
         memset(ok, S_STORED, self->n);
         s_publish_stored(self);
@@ -339,8 +341,8 @@ int st_writer_flush(st_writer_t *self)
     }
     s_observe(self, ok, inserted, t0);
     s_ack(self, ok);
-    lc_debug("batch_written", "rows=%zu inserted=%zu dead_lettered=%zu ms=%.2f", self->n, inserted,
-             dead, (double)(lc_mono_us() - t0) / 1e3);
+    lc_debug("write_batch_written", "rows=%zu inserted=%zu dead_lettered=%zu ms=%.2f", self->n,
+             inserted, dead, (double)(lc_mono_us() - t0) / 1e3);
     free(ok);
     s_clear(self);
     return 0;

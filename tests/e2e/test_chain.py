@@ -1,5 +1,5 @@
 """Chain relayer end to end: real stack, real anvil (interval mining), real PostgreSQL. Every
-stored record ends in exactly one confirmed batch whose proof the anchor contract accepts; the
+stored record ends in exactly one confirmed anchor whose proof the anchor contract accepts; the
 relayer survives kill -9 without anchoring twice or skipping a nonce; lcore-cli verifies a receipt
 with only the chain, and refuses an altered one."""
 import json
@@ -15,8 +15,8 @@ from harness import STACK, Checks, Device, Stack, expect, http
 
 def main():
     checks = Checks()
-    extra = {"LCORE_CHAIN_CONFIRMATIONS": "3", "LCORE_CHAIN_BATCH_MAX": "1000",
-             "LCORE_CHAIN_BATCH_WINDOW_MS": "1000", "LCORE_ANVIL_BLOCK_TIME": "1"}
+    extra = {"LCORE_CHAIN_CONFIRMATIONS": "3", "LCORE_CHAIN_ANCHOR_MAX": "1000",
+             "LCORE_CHAIN_ANCHOR_WINDOW_MS": "1000", "LCORE_ANVIL_BLOCK_TIME": "1"}
     with Stack(workers=2, extra_env=extra) as st:
         rpc = Rpc(st.vars["LCORE_CHAIN_RPC"])
         contract = st.vars["LCORE_CONTRACT_ADDRESS"]
@@ -38,7 +38,7 @@ def main():
                 if left == "0" and total >= n_expected:
                     return
                 time.sleep(0.5)
-            raise AssertionError(f"{left} of {total} records not in a confirmed batch after {timeout}s")
+            raise AssertionError(f"{left} of {total} records not in a confirmed anchor after {timeout}s")
 
         def status_walk():
             # One reading, watched every 100 ms: stored -> anchored -> confirmed (depth 3, 1 s blocks).
@@ -80,14 +80,14 @@ def main():
             expect(st.wait_rows("true", 5001) == 5001, "5001 rows")
             wait_all_confirmed(5001)
 
-        def exactly_one_confirmed_batch():
+        def exactly_one_confirmed_anchor():
             dup = st.sql("SELECT count(*) FROM (SELECT l.arrival FROM anchor_leaves l JOIN anchors b"
                          " ON b.id = l.anchor_id WHERE b.status IN ('confirmed', 'finalized')"
                          " GROUP BY l.arrival HAVING count(*) > 1) d")
-            expect(dup == "0", f"{dup} records in more than one confirmed batch")
+            expect(dup == "0", f"{dup} records in more than one confirmed anchor")
             live = st.sql("SELECT count(*) FROM anchors WHERE status IN ('confirmed', 'finalized')")
-            # Every live batch was anchored exactly once on chain: one Anchored event per batch id
-            # (the contract refuses a root twice, not a batch id: this is the relayer's doing).
+            # Every live anchor was anchored exactly once on chain: one Anchored event per anchor id
+            # (the contract refuses a root twice, not an anchor id: this is the relayer's doing).
             logs = rpc("eth_getLogs", {"address": contract, "fromBlock": "0x0", "toBlock": "latest"})
             anchored_topic = topic("Anchored(uint64,bytes32,uint32)")
             anchored = {}
@@ -95,23 +95,23 @@ def main():
                 if l["topics"][0] == anchored_topic:
                     anchored.setdefault(int(l["topics"][1], 16), []).append(l["topics"][2][2:])
             twice = {k: v for k, v in anchored.items() if len(v) > 1}
-            expect(not twice, f"batch ids anchored twice: {twice}")
+            expect(not twice, f"anchor ids anchored twice: {twice}")
             ids = set(int(x) for x in st.sql("SELECT id FROM anchors WHERE status IN ('confirmed',"
                                               " 'finalized')").split())
-            expect(ids <= set(anchored), f"confirmed batches missing on chain: {sorted(ids - set(anchored))}")
-            expect(len(ids) == int(live), "batch count")
+            expect(ids <= set(anchored), f"confirmed anchors missing on chain: {sorted(ids - set(anchored))}")
+            expect(len(ids) == int(live), "anchor count")
             rows = st.sql("SELECT b.id, encode(b.root, 'hex'), b.leaf_count, t.block_number FROM anchors b"
                           " JOIN anchor_txs t ON t.anchor_id = b.id AND t.block_number IS NOT NULL"
                           " AND t.state <> 'fatal_error' WHERE b.status IN ('confirmed', 'finalized')").split()
-            expect(len(rows) == len(ids), f"{len(rows)} mined transactions for {len(ids)} confirmed batches")
+            expect(len(rows) == len(ids), f"{len(rows)} mined transactions for {len(ids)} confirmed anchors")
             for row in rows:
                 bid, root, count, block = row.split("|")
-                expect(anchored[int(bid)] == [root], f"batch {bid}: Anchored event has another root")
-                # What the contract holds for the root: this batch id, its size, the mined block.
+                expect(anchored[int(bid)] == [root], f"anchor {bid}: Anchored event has another root")
+                # What the contract holds for the root: this anchor id, its size, the mined block.
                 words = abi_words(rpc.call(contract, calldata("anchors(bytes32)", "0x" + root)))
                 got = [int.from_bytes(w, "big") for w in words[:3]]
                 expect(got == [int(bid), int(count), int(block)],
-                       f"batch {bid}: anchors(root) = {got}, want [{bid}, {count}, {block}]")
+                       f"anchor {bid}: anchors(root) = {got}, want [{bid}, {count}, {block}]")
 
         def nonces_gap_free():
             nonces = [int(x) for x in st.sql("SELECT nonce FROM anchor_txs WHERE state <> 'fatal_error'"
@@ -162,13 +162,13 @@ def main():
             rows = st.sql("SELECT b.leaf_count, t.gas_used FROM anchor_txs t JOIN anchors b ON b.id = t.anchor_id"
                           " WHERE t.gas_used IS NOT NULL ORDER BY b.leaf_count DESC LIMIT 1").split("|")
             n, gas = int(rows[0]), int(rows[1])
-            print(f"    gas: {gas} for a batch of {n} records = {gas / n:.1f} gas/record", flush=True)
+            print(f"    gas: {gas} for an anchor of {n} records = {gas / n:.1f} gas/record", flush=True)
             expect(gas > 21000, "gas used")
 
         checks.run("status walks stored -> anchored -> confirmed (depth 3, 1 s blocks)", status_walk)
         checks.run("5000 readings while the relayer is killed -9 twice and restarted", load_5000_with_kill)
-        checks.run("every record in exactly one confirmed batch, each anchored once, roots on chain",
-                   exactly_one_confirmed_batch)
+        checks.run("every record in exactly one confirmed anchor, each anchored once, roots on chain",
+                   exactly_one_confirmed_anchor)
         checks.run("no nonce skipped or reused", nonces_gap_free)
         checks.run("every record's proof verifies with the contract (eth_call verify)",
                    every_proof_verifies_on_chain)

@@ -1,9 +1,9 @@
 """Chain relayer under faults, against a real anvil: fees rising while an anchor is pending, the
 relayer's nonce taken by another sender, a reorg of mined anchors, the first RPC endpoint down,
 and every endpoint down; receipts that lag behind the account's nonce, a database that lost track
-of a mined anchor (the contract already holds a batch the database calls pending), and a batch id
+of a mined anchor (the contract already holds an anchor the database calls pending), and an anchor id
 another sender used for a root of its own. After each, every stored record ends in exactly one
-confirmed batch, and what the contract holds agrees with the database."""
+confirmed anchor, and what the contract holds agrees with the database."""
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
 import os
@@ -137,7 +137,7 @@ def all_confirmed(st, timeout=90):
         if left == "0":
             return
         time.sleep(0.5)
-    raise AssertionError(f"{left} records not in a confirmed batch after {timeout}s")
+    raise AssertionError(f"{left} records not in a confirmed anchor after {timeout}s")
 
 
 def post_readings(st, dev, seqs):
@@ -161,7 +161,7 @@ ANCHORED = topic("Anchored(uint64,bytes32,uint32)")
 
 
 def anchored_on_chain(rpc, contract):
-    """{batch id: [root hex, ...]} from every Anchored event of the contract."""
+    """{anchor id: [root hex, ...]} from every Anchored event of the contract."""
     out = {}
     for log in rpc("eth_getLogs", {"address": contract, "topics": [ANCHORED], "fromBlock": "0x0",
                                    "toBlock": "latest"}):
@@ -170,35 +170,35 @@ def anchored_on_chain(rpc, contract):
 
 
 def exactly_once(st, rpc, contract, foreign_roots=()):
-    """Every record is a leaf of exactly one live batch, and that batch is confirmed; every
-    Anchored event (but the test's own, foreign_roots) is a live batch of the database with the
-    same root, the contract holds that root under that batch id, and the relayer anchored no batch
+    """Every record is a leaf of exactly one live anchor, and that anchor is confirmed; every
+    Anchored event (but the test's own, foreign_roots) is a live anchor of the database with the
+    same root, the contract holds that root under that anchor id, and the relayer sent no anchor
     id or record twice on chain."""
     twice = st.sql("SELECT count(*) FROM (SELECT l.arrival FROM anchor_leaves l JOIN anchors b"
                    " ON b.id = l.anchor_id WHERE b.status <> 'superseded' GROUP BY 1 HAVING count(*) > 1) x")
-    expect(twice == "0", f"{twice} records are in more than one live batch")
+    expect(twice == "0", f"{twice} records are in more than one live anchor")
     all_confirmed(st, timeout=30)
     db = {int(i): (r, status) for i, r, status in
           (line.split("|") for line in st.sql("SELECT id, encode(root, 'hex'), status FROM anchors").split())}
-    for batch_id, roots in anchored_on_chain(rpc, contract).items():
+    for anchor_id, roots in anchored_on_chain(rpc, contract).items():
         ours = [r for r in roots if r not in foreign_roots]
-        expect(len(ours) <= 1, f"batch {batch_id} anchored {len(ours)} times by the relayer")
+        expect(len(ours) <= 1, f"anchor {anchor_id} anchored {len(ours)} times by the relayer")
         if not ours:
             continue
-        expect(batch_id in db and db[batch_id][0] == ours[0],
-               f"batch {batch_id} anchored on chain with a root the database does not have for it")
-        expect(db[batch_id][1] in ("anchored", "confirmed", "finalized"),
-               f"batch {batch_id} anchored on chain but {db[batch_id][1]} in the database")
+        expect(anchor_id in db and db[anchor_id][0] == ours[0],
+               f"anchor {anchor_id} anchored on chain with a root the database does not have for it")
+        expect(db[anchor_id][1] in ("anchored", "confirmed", "finalized"),
+               f"anchor {anchor_id} anchored on chain but {db[anchor_id][1]} in the database")
         held = abi_words(rpc.call(contract, calldata("anchors(bytes32)", "0x" + ours[0])))
-        expect(int.from_bytes(held[0], "big") == batch_id and int.from_bytes(held[1], "big") > 0,
-               f"batch {batch_id}: the contract does not hold its root under its id")
-    # A record anchored twice on chain would sit in two batches with anchors: not in a superseded
-    # one whose root the contract holds.
-    for batch_id, (root, status) in db.items():
+        expect(int.from_bytes(held[0], "big") == anchor_id and int.from_bytes(held[1], "big") > 0,
+               f"anchor {anchor_id}: the contract does not hold its root under its id")
+    # A record anchored twice on chain would sit in two anchors, both on chain: so no superseded anchor
+    # may have its root held by the contract.
+    for anchor_id, (root, status) in db.items():
         if status == "superseded":
             plus1 = int(rpc.call(contract, calldata("rootBatch(bytes32)", "0x" + root)), 16)
             expect(plus1 == 0 or (db.get(plus1 - 1, ("", ""))[0] == root and db[plus1 - 1][1] != "superseded"),
-                   f"superseded batch {batch_id}'s root is anchored as batch {plus1 - 1}")
+                   f"superseded anchor {anchor_id}'s root is anchored as anchor {plus1 - 1}")
 
 
 def stop_relayer(st, kill=signal.SIGTERM):
@@ -241,7 +241,7 @@ def main():
         os.chmod(key, 0o600)
         extra = {"LCORE_CHAIN_RPC": f"http://127.0.0.1:{dead_port},http://127.0.0.1:{proxy.port}",
                  "LCORE_CHAIN_ID": "31337", "LCORE_CHAIN_KEY_FILE": key,
-                 "LCORE_CHAIN_CONFIRMATIONS": "2", "LCORE_CHAIN_BATCH_WINDOW_MS": "300",
+                 "LCORE_CHAIN_CONFIRMATIONS": "2", "LCORE_CHAIN_ANCHOR_WINDOW_MS": "300",
                  "LCORE_CHAIN_BUMP_AFTER_MS": "2000", "LCORE_CHAIN_MAX_INFLIGHT": "1"}
         rpc = Rpc(f"http://127.0.0.1:{anvil.port}")
         try:
@@ -275,7 +275,7 @@ def main():
                         tx = wait_for("a pending anchor", lambda: st.sql(
                             "SELECT id FROM anchor_txs WHERE state IN ('in_progress', 'unconfirmed')"
                             " AND block_number IS NULL ORDER BY id DESC LIMIT 1"))
-                        first_batch = st.sql(f"SELECT anchor_id FROM anchor_txs WHERE id = {tx}")
+                        first_anchor = st.sql(f"SELECT anchor_id FROM anchor_txs WHERE id = {tx}")
                         # More records arrive while it is stuck: the replacement should carry them.
                         post_readings(st, dev, [next(seq) for _ in range(5)])
                         # Blocks keep coming, but at a base fee the anchor's cap cannot pay.
@@ -289,11 +289,11 @@ def main():
                                                        " ORDER BY id").split()]
                         expect(caps[-1] >= caps[0] * 110 // 100 and caps[-1] >= 3 * GWEI,
                                f"fee caps {caps}: want a >= 10 % bump that pays 3 gwei")
-                        batch = st.sql(f"SELECT anchor_id FROM anchor_txs WHERE id = {tx}")
-                        expect(batch != first_batch, "the replacement did not anchor a newer batch")
-                        sizes = st.sql(f"SELECT (SELECT leaf_count FROM anchors WHERE id = {first_batch}) || ' '"
-                                       f" || (SELECT leaf_count FROM anchors WHERE id = {batch})").split()
-                        expect(int(sizes[1]) > int(sizes[0]), f"replacement batch not larger: {sizes}")
+                        anchor = st.sql(f"SELECT anchor_id FROM anchor_txs WHERE id = {tx}")
+                        expect(anchor != first_anchor, "the replacement did not send a newer anchor")
+                        sizes = st.sql(f"SELECT (SELECT leaf_count FROM anchors WHERE id = {first_anchor}) || ' '"
+                                       f" || (SELECT leaf_count FROM anchors WHERE id = {anchor})").split()
+                        expect(int(sizes[1]) > int(sizes[0]), f"replacement anchor not larger: {sizes}")
                         wait_for("the bumped anchor mined", lambda: (rpc("anvil_setNextBlockBaseFeePerGas",
                                  hex(3 * GWEI)), rpc("evm_mine"), st.sql(
                                  f"SELECT block_number FROM anchor_txs WHERE id = {tx}"))[2])
@@ -335,12 +335,12 @@ def main():
                     new_block = int(st.sql(f"SELECT block_number FROM anchor_txs WHERE id = {tx}"))
                     canon = rpc("eth_getBlockByNumber", hex(new_block), False)["hash"]
                     stored = "0x" + st.sql(f"SELECT encode(block_hash, 'hex') FROM anchor_txs WHERE id = {tx}")
-                    expect(canon == stored, "the re-anchored batch does not point at the canonical block")
+                    expect(canon == stored, "the anchor sent again does not point at the canonical block")
                     proofs_verify(st, contract, rpc, dev.id)
 
                 def receipts_lag_nonce():
                     # The node counts the anchor's nonce as used but serves no receipt for it yet.
-                    # Taken for a nonce stolen by another sender, the batch would be sent again and
+                    # Taken for a nonce stolen by another sender, the anchor would be sent again and
                     # refused by the contract forever (RootAlreadyAnchored), its records never
                     # confirmed.
                     stolen0 = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_nonce_conflicts_total")
@@ -372,17 +372,17 @@ def main():
                     exactly_once(st, rpc, contract)
 
                 def lost_mined_anchor(forget):
-                    # The state the relayer was found stuck in: a batch anchored on chain while the
+                    # The state the relayer was found stuck in: an anchor on chain while the
                     # database calls it pending, with no live transaction (forget="fatal": its
                     # transaction given up on; forget="rows": no trace of it, as after restoring an
                     # older backup). The relayer, restarted, reconciles from the chain: the mined
-                    # transaction is tracked to confirmation, the batch is not anchored again.
+                    # transaction is tracked to confirmation, the anchor is not sent again.
                     post_readings(st, dev, [next(seq) for _ in range(5)])
                     all_confirmed(st)
                     row = st.sql("SELECT t.id || ' ' || t.anchor_id || ' ' || t.block_number || ' '"
                                  " || encode(t.mined_hash, 'hex') FROM anchor_txs t WHERE t.block_number"
                                  " IS NOT NULL AND t.state <> 'fatal_error' ORDER BY t.id DESC LIMIT 1")
-                    tx, batch, block, mined = row.split()
+                    tx, anchor, block, mined = row.split()
                     stop_relayer(st, signal.SIGKILL)
                     if forget == "fatal":
                         st.sql(f"UPDATE anchor_txs SET state = 'fatal_error', error = 'nonce used by another"
@@ -391,41 +391,41 @@ def main():
                     else:
                         st.sql(f"DELETE FROM anchor_tx_attempts WHERE tx_id = {tx}")
                         st.sql(f"DELETE FROM anchor_txs WHERE id = {tx}")
-                    st.sql(f"UPDATE anchors SET status = 'pending', confirmed_at = NULL WHERE id = {batch}")
+                    st.sql(f"UPDATE anchors SET status = 'pending', confirmed_at = NULL WHERE id = {anchor}")
                     start_relayer(st)
                     post_readings(st, dev, [next(seq) for _ in range(5)])  # and work goes on
                     all_confirmed(st)
                     state = st.sql(f"SELECT t.state || ' ' || t.block_number || ' ' || encode(t.mined_hash, 'hex')"
-                                   f" FROM anchor_txs t WHERE t.anchor_id = {batch} AND t.state <> 'fatal_error'")
+                                   f" FROM anchor_txs t WHERE t.anchor_id = {anchor} AND t.state <> 'fatal_error'")
                     expect(state.split()[1:] == [block, mined] and state.split()[0] in ("confirmed", "finalized"),
-                           f"batch {batch}: tx {state!r}, want the one mined in block {block} (0x{mined})")
+                           f"anchor {anchor}: tx {state!r}, want the one mined in block {block} (0x{mined})")
                     reconciled = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_anchors_reconciled_total")
                     expect(reconciled >= 1, "lcore_chain_anchors_reconciled_total of the restarted relayer is 0")
                     exactly_once(st, rpc, contract)
                     proofs_verify(st, contract, rpc, dev.id)
 
-                def batch_id_taken():
+                def anchor_id_taken():
                     # Another sender with our key and contract (should not happen) anchors a root of
-                    # its own under the next batch id. The contract keys anchors by root, not by
-                    # batch id: the relayer's batch with that id still anchors its own root, its
+                    # its own under the next anchor id. The contract keys anchors by root, not by
+                    # anchor id: the relayer's anchor with that id still gets its own root on chain, its
                     # records confirm and verify, and that is no conflict.
                     all_confirmed(st)
-                    conflicts0 = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_batch_conflicts_total")
+                    conflicts0 = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_anchor_conflicts_total")
                     nxt = int(st.sql("SELECT last_value + 1 FROM anchors_id_seq"))
                     foreign = os.urandom(32).hex()
                     foreign_roots.add(foreign)
                     rc = rpc.send(RELAYER, contract, calldata("anchor(uint64,bytes32,uint32)", nxt, "0x" + foreign, 1))
-                    expect(int(rc["status"], 16) == 1, f"anchor of batch id {nxt} from the test failed")
+                    expect(int(rc["status"], 16) == 1, f"anchor() under anchor id {nxt} from the test failed")
                     post_readings(st, dev, [next(seq) for _ in range(5)])
                     all_confirmed(st)
                     status, root = st.sql(f"SELECT status || ' ' || encode(root, 'hex') FROM anchors"
                                           f" WHERE id = {nxt}").split()
-                    expect(status in ("confirmed", "finalized"), f"batch {nxt} is {status!r}, want confirmed")
+                    expect(status in ("confirmed", "finalized"), f"anchor {nxt} is {status!r}, want confirmed")
                     roots = anchored_on_chain(rpc, contract).get(nxt, [])
                     expect(sorted(roots) == sorted([foreign, root]),
-                           f"batch id {nxt} on chain: {roots}, want the test's root and the relayer's")
-                    conflicts = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_batch_conflicts_total")
-                    expect(conflicts == conflicts0, f"lcore_chain_batch_conflicts_total {conflicts0} -> {conflicts}")
+                           f"anchor id {nxt} on chain: {roots}, want the test's root and the relayer's")
+                    conflicts = st.metric("LCORE_CHAIN_ADMIN_URL", "lcore_chain_anchor_conflicts_total")
+                    expect(conflicts == conflicts0, f"lcore_chain_anchor_conflicts_total {conflicts0} -> {conflicts}")
                     exactly_once(st, rpc, contract, foreign_roots={foreign})
                     proofs_verify(st, contract, rpc, dev.id)
 
@@ -460,21 +460,21 @@ def main():
 
                 checks.run("first RPC endpoint down: the second is used", first_endpoint_down)
                 checks.run("all RPC endpoints down: relayer not ready, then resumes", all_endpoints_down)
-                checks.run("base fee raised while an anchor is pending: bumped >= 10 %, replaced by a larger batch,"
+                checks.run("base fee raised while an anchor is pending: bumped >= 10 %, replaced by a larger anchor,"
                            " mined", fee_rise_bumped)
-                checks.run("nonce taken by another sender: batch re-sent and confirmed", nonce_taken)
+                checks.run("nonce taken by another sender: anchor re-sent and confirmed", nonce_taken)
                 checks.run("reorg of a mined anchor: back to unconfirmed, confirmed again", reorg_reanchored)
                 checks.run("receipts lagging behind the nonce: the mined anchor is not taken for a stolen"
                            " nonce, and is confirmed", receipts_lag_nonce)
-                checks.run("batch anchored on chain, pending in the database, its transaction given up on:"
+                checks.run("anchor on chain, pending in the database, its transaction given up on:"
                            " reconciled after a restart, not anchored twice", lambda: lost_mined_anchor("fatal"))
-                checks.run("batch anchored on chain by a transaction the database never saw: adopted, not"
+                checks.run("anchor on chain by a transaction the database never saw: adopted, not"
                            " anchored twice", lambda: lost_mined_anchor("rows"))
-                checks.run("batch id used on chain for another root: the relayer's batch anchors its own root"
-                           " under it, no conflict", batch_id_taken)
+                checks.run("anchor id used on chain for another root: the relayer's anchor holds its own root"
+                           " under it, no conflict", anchor_id_taken)
                 checks.run("Orbit market mode: resent unchanged at market, repriced when the base fee rises",
                            orbit_market_mode)
-                checks.run("every record in exactly one confirmed batch, the contract agrees with the database",
+                checks.run("every record in exactly one confirmed anchor, the contract agrees with the database",
                            lambda: exactly_once(st, rpc, contract, foreign_roots=foreign_roots))
         finally:
             os.unlink(key)

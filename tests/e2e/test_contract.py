@@ -1,7 +1,7 @@
 """The anchor contract (contracts/LcoreAnchor.sol) on a real anvil: the committed artifact rebuilds
 byte for byte, its selectors are the ones the C relayer hardcodes, and anchor / anchors /
 rootBatch / verify / submitData / access control behave as specified, checked over JSON-RPC;
-anchor() of a batch of 1000 records costs at most 50 gas per record."""
+anchor() of 1000 records costs at most 50 gas per record."""
 import hashlib
 import os
 import subprocess
@@ -104,7 +104,7 @@ def main():
             text = f.read()
         for sig, sel in list(FUNCTIONS.items()) + list(EVENTS.items()) + list(ERRORS.items()):
             expect(f"{sel} {sig}\n" in text, f"selectors.txt lacks {sel} {sig}")
-        # The interface is exactly this: nothing left of the batch-id keyed one.
+        # The interface is exactly this: nothing left of the one keyed by anchor id.
         for sig in ("batches(uint64)", "isAnchored(uint64)", "verify(uint64,bytes32[],bytes32)",
                     "verifyRoot(bytes32,bytes32[],bytes32)"):
             expect(sig not in got, f"{sig} still in the artifact")
@@ -149,9 +149,9 @@ def main():
         expect(int(rc["status"], 16) == 0, f"{what}: mined transaction succeeded")
         expect(not rc["logs"], f"{what}: a reverted transaction logged {rc['logs']}")
 
-    def anchor(batch_id, root, count, frm=None):
-        rc = rpc.send(frm or relayer, st["addr"], calldata("anchor(uint64,bytes32,uint32)", batch_id, root, count))
-        expect(int(rc["status"], 16) == 1, f"anchor({batch_id}) failed: {rc}")
+    def anchor(anchor_id, root, count, frm=None):
+        rc = rpc.send(frm or relayer, st["addr"], calldata("anchor(uint64,bytes32,uint32)", anchor_id, root, count))
+        expect(int(rc["status"], 16) == 1, f"anchor({anchor_id}) failed: {rc}")
         return rc
 
     def verify(root, proof, leaf):
@@ -192,9 +192,9 @@ def main():
         leaves = [record_leaf(rand32(), rand32()) for _ in range(7)]
         tree = MerkleTree(leaves)
         st["tree"], st["leaves"] = tree, leaves
-        batch_id = 7
+        anchor_id = 7
         expect(anchors(tree.root) == (0, 0, 0, 0) and root_batch(tree.root) == 0, "root known before anchor")
-        rc = anchor(batch_id, tree.root, len(leaves))
+        rc = anchor(anchor_id, tree.root, len(leaves))
         gas = int(rc["gasUsed"], 16)
         print(f"anchor() gas used: {gas}", flush=True)
         block = rpc("eth_getBlockByNumber", rc["blockNumber"], False)
@@ -202,20 +202,20 @@ def main():
         expect(len(rc["logs"]) == 1, f"{len(rc['logs'])} logs")
         log = rc["logs"][0]
         expect(log["address"].lower() == st["addr"].lower(), "log from another address")
-        want_topics = [EVENTS["Anchored(uint64,bytes32,uint32)"], hx(word(batch_id)), hx(tree.root)]
+        want_topics = [EVENTS["Anchored(uint64,bytes32,uint32)"], hx(word(anchor_id)), hx(tree.root)]
         expect(log["topics"] == want_topics, f"Anchored topics {log['topics']} != {want_topics}")
         expect(log["data"] == hx(word(len(leaves))), f"Anchored data {log['data']}")
         got = anchors(tree.root)
-        want = (batch_id, len(leaves), int(rc["blockNumber"], 16), ts)
+        want = (anchor_id, len(leaves), int(rc["blockNumber"], 16), ts)
         expect(got == want, f"anchors() = {got}, want (batchId, count, block, timestamp) {want}")
-        expect(root_batch(tree.root) == batch_id + 1, "rootBatch = id + 1")
+        expect(root_batch(tree.root) == anchor_id + 1, "rootBatch = id + 1")
         expect(root_batch(rand32()) == 0, "rootBatch of unknown root")
         expect(anchors(rand32()) == (0, 0, 0, 0), "anchors() of an unknown root is all zero")
-        # batch id 0 and the largest usable id work too; and the values at the top of each
+        # anchor id 0 and the largest usable id work too; and the values at the top of each
         # packed field come back whole
         zero_root = st["zero_root"] = rand32()
         anchor(0, zero_root, 1)
-        expect(anchors(zero_root)[:2] == (0, 1) and root_batch(zero_root) == 1, "batch id 0")
+        expect(anchors(zero_root)[:2] == (0, 1) and root_batch(zero_root) == 1, "anchor id 0")
         top_root = rand32()
         rc = anchor(2**64 - 2, top_root, 2**32 - 1)
         expect(anchors(top_root)[:3] == (2**64 - 2, 2**32 - 1, int(rc["blockNumber"], 16)), "largest id and count")
@@ -224,20 +224,20 @@ def main():
         # stored
         big = rand32()
         expect_revert(calldata("anchor(uint64,bytes32,uint32)", 2**64 - 1, big, 1), relayer,
-                      selector("Panic(uint256)") + word(0x11), "batch id 2^64 - 1")
+                      selector("Panic(uint256)") + word(0x11), "anchor id 2^64 - 1")
         expect(anchors(big) == (0, 0, 0, 0), "a refused anchor stored something")
 
     def anchor_gas():
-        # The target: <= 50 gas per record at batch 1000, i.e. one anchor() <= 50,000 gas
+        # The target: <= 50 gas per record at 1000 records an anchor, i.e. one anchor() <= 50,000 gas
         # (receipt gasUsed, a fresh root: the one storage slot it writes is a fresh one).
         used = {}
         for i, n in enumerate((1, 1000)):
             root = MerkleTree([record_leaf(rand32(), rand32()) for _ in range(n)]).root
             used[n] = int(anchor(1000 + i, root, n)["gasUsed"], 16)
-            print(f"anchor() of a batch of {n}: {used[n]} gas = {used[n] / n:.1f} gas/record", flush=True)
+            print(f"anchor() of {n} records: {used[n]} gas = {used[n] / n:.1f} gas/record", flush=True)
         expect(used[1000] <= 50000, f"anchor() of 1000 records used {used[1000]} gas, want <= 50,000")
-        # The cost is per batch: only the call data's bytes differ with the count.
-        expect(abs(used[1000] - used[1]) <= 100, f"gas by batch size {used}")
+        # The cost is per anchor: only the call data's bytes differ with the count.
+        expect(abs(used[1000] - used[1]) <= 100, f"gas by anchor size {used}")
 
     def anchor_access():
         root = rand32()
@@ -249,22 +249,22 @@ def main():
     def anchor_twice():
         root = st["tree"].root
         before = anchors(root)
-        # The same root again, under its own batch id or another one: refused, naming the id
+        # The same root again, under its own anchor id or another one: refused, naming the id
         # that holds it.
-        for batch_id in (7, 101):
-            expect_revert(calldata("anchor(uint64,bytes32,uint32)", batch_id, root, 7), relayer,
+        for anchor_id in (7, 101):
+            expect_revert(calldata("anchor(uint64,bytes32,uint32)", anchor_id, root, 7), relayer,
                           error_data("RootAlreadyAnchored(bytes32,uint64)", ["bytes32", "uint64"], [root, 7]),
-                          f"same root again as batch {batch_id}")
+                          f"same root again as anchor {anchor_id}")
         expect_revert(calldata("anchor(uint64,bytes32,uint32)", 102, bytes(32), 3), relayer,
                       error_data("EmptyRoot()"), "zero root")
         expect_revert(calldata("anchor(uint64,bytes32,uint32)", 102, rand32(), 0), relayer,
                       error_data("EmptyBatch()"), "zero count")
-        expect(anchors(root) == before, "batch 7 changed by a refused anchor")
-        # Batch ids are not keys: another root under batch id 7 is anchored, and both stay.
+        expect(anchors(root) == before, "anchor 7 changed by a refused anchor")
+        # Anchor ids are not keys: another root under anchor id 7 is anchored, and both stay.
         again = rand32()
         rc = anchor(7, again, 2)
-        expect(anchors(again)[:3] == (7, 2, int(rc["blockNumber"], 16)), "a second root under batch id 7")
-        expect(anchors(root) == before, "the first root of batch 7 changed")
+        expect(anchors(again)[:3] == (7, 2, int(rc["blockNumber"], 16)), "a second root under anchor id 7")
+        expect(anchors(root) == before, "the first root of anchor 7 changed")
 
     def proofs():
         tree, leaves = st["tree"], st["leaves"]
@@ -277,19 +277,19 @@ def main():
         bad_proof[1] = bytes([bad_proof[1][0] ^ 0x80]) + bad_proof[1][1:]
         expect(not verify(tree.root, bad_proof, leaf), "verify accepts a tampered sibling")
         expect(not verify(tree.root, proof[:-1], leaf), "verify accepts a truncated proof")
-        expect(not verify(st["zero_root"], proof, leaf), "verify against another batch's root")
+        expect(not verify(st["zero_root"], proof, leaf), "verify against another anchor's root")
         # a consistent tree that was never anchored
         other_leaves = [record_leaf(rand32(), rand32()) for _ in range(4)]
         other_tree = MerkleTree(other_leaves)
         p = other_tree.proof(other_leaves[0])
         expect(process_proof(p, other_leaves[0]) == other_tree.root, "local proof")
         expect(not verify(other_tree.root, p, other_leaves[0]), "verify of a root never anchored")
-        # one-leaf batch: root = leaf, empty proof
+        # one-leaf anchor: root = leaf, empty proof
         single = record_leaf(rand32(), rand32())
         expect(not verify(single, [], single), "one-leaf root before it is anchored")
         anchor(20, single, 1)
-        expect(verify(single, [], single), "one-leaf batch")
-        expect(not verify(single, [], rand32()), "one-leaf batch, other leaf")
+        expect(verify(single, [], single), "one-leaf anchor")
+        expect(not verify(single, [], rand32()), "one-leaf anchor, other leaf")
         # the OpenZeppelin vector, anchored and checked by the contract
         anchor(21, bytes.fromhex(OZ_ROOT[2:]), 5)
         expect(verify(OZ_ROOT, OZ_PROOF_1, OZ_LEAF_1), "contract rejects the OpenZeppelin proof")
@@ -325,10 +325,10 @@ def main():
     try:
         checks.run("anvil answers web3_sha3 like the local Keccak", web3_sha3)
         checks.run("deploy the committed bytecode (relayer = account 1)", deploy)
-        checks.run("anchor() by the relayer stores the batch under its root and emits Anchored", anchor_by_relayer)
+        checks.run("anchor() by the relayer stores the anchor under its root and emits Anchored", anchor_by_relayer)
         checks.run("anchor() of a fresh root with 1000 records uses <= 50,000 gas (50 gas/record)", anchor_gas)
         checks.run("anchor() by any other account reverts NotRelayer", anchor_access)
-        checks.run("anchor() of a known root, zero root or count reverts; a batch id may repeat", anchor_twice)
+        checks.run("anchor() of a known root, zero root or count reverts; an anchor id may repeat", anchor_twice)
         checks.run("verify(root, proof, leaf): valid proofs true; tampered or unknown root false", proofs)
         checks.run("submitData() emits DataSubmitted (per-record mode)", submit_data)
         checks.run("only the owner rotates the relayer", relayer_rotation)

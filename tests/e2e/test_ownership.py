@@ -27,8 +27,8 @@ def check_records_api(st, rpc, ids, n=12):
 
 
 def two_stores(checks):
-    extra = {"LCORE_STORES": "2", "LCORE_CHAIN_CONFIRMATIONS": "1", "LCORE_CHAIN_BATCH_WINDOW_MS": "500",
-             "LCORE_STORE_BATCH_WAIT_MS": "20"}
+    extra = {"LCORE_STORES": "2", "LCORE_CHAIN_CONFIRMATIONS": "1", "LCORE_CHAIN_ANCHOR_WINDOW_MS": "500",
+             "LCORE_STORE_WRITE_BATCH_WAIT_MS": "20"}
     with Stack(workers=2, extra_env=extra) as st:
         rpc = Rpc(st.vars["LCORE_CHAIN_RPC"])
         state = {}
@@ -74,7 +74,7 @@ def two_stores(checks):
 
 
 def fresh_chain(checks):
-    extra = {"LCORE_CHAIN_CONFIRMATIONS": "1", "LCORE_CHAIN_BATCH_WINDOW_MS": "500"}
+    extra = {"LCORE_CHAIN_CONFIRMATIONS": "1", "LCORE_CHAIN_ANCHOR_WINDOW_MS": "500"}
     with Stack(workers=2, extra_env=extra) as st:
         rpc = Rpc(st.vars["LCORE_CHAIN_RPC"])
         pg = os.path.join(st.dir, "pg")

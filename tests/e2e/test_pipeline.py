@@ -168,17 +168,17 @@ def main():
                    f"moved ciphertext opened: rc={out.returncode} {out.stdout} {out.stderr}")
             expect(st.cli("decrypt", a).returncode == 0, "the original row must still open")
 
-        def batch_mixed():
+        def request_batch_mixed():
             good = [dev.sign(dev.reading(s)) for s in (500, 501, 502)]
             bad_sig = good[0][:-4] + ("AAAA" if not good[0].endswith("AAAA") else "BBBB")
             ghost = Device(st, "ghost-2")
             lines = [good[0], "garbage", good[1], bad_sig, ghost.sign(ghost.reading(1)), good[2]]
             s, _, body = http("POST", st.url + "/v1/data/batch", "\n".join(lines) + "\n",
                               {"Content-Type": "text/plain"})
-            expect(s == 207, f"batch: {s} {body}")
+            expect(s == 207, f"request batch: {s} {body}")
             codes = [r["status"] for r in body["results"]]
             expect(codes == [202, 400, 202, 401, 403, 202], f"per-line results {codes}")
-            expect(body["accepted"] == 3 and body["rejected"] == 3, f"batch totals {body}")
+            expect(body["accepted"] == 3 and body["rejected"] == 3, f"request batch totals {body}")
             n = st.wait_rows("device_id = 'probe-1' AND seq BETWEEN 500 AND 502", 3)
             expect(n == 3, f"{n} of the 3 good lines stored")
             n = st.sql("SELECT count(*) FROM records WHERE device_id = 'ghost-2'")
@@ -187,10 +187,10 @@ def main():
             over = dev.sign(dev.reading(510))
             s, _, body = http("POST", st.url + "/v1/data/batch", "\n".join([over] * 1001),
                               {"Content-Type": "text/plain"})
-            expect(s == 413, f"1001-line batch: {s} {body}")
+            expect(s == 413, f"1001-line request batch: {s} {body}")
             st.wait_rows("device_id = 'probe-1' AND seq BETWEEN 500 AND 502", 3)
             n = st.sql("SELECT count(*) FROM records WHERE device_id = 'probe-1' AND seq = 510")
-            expect(n == "0", "a refused batch was partly stored")
+            expect(n == "0", "a refused request batch was partly stored")
 
         def compat_endpoint():
             data = {"temp": 19.0}
@@ -226,7 +226,7 @@ def main():
         checks.run("malformed JWS -> 400", malformed)
         checks.run("wrong content type -> 415", wrong_content_type)
         checks.run("ciphertext copied onto another row fails to open", moved_ciphertext_fails)
-        checks.run("batch with good and bad lines stores exactly the good ones", batch_mixed)
+        checks.run("request batch with good and bad lines stores exactly the good ones", request_batch_mixed)
         checks.run("compat /device/data", compat_endpoint)
         checks.run("health, readiness and record lookups", health)
     checks.done()

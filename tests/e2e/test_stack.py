@@ -58,7 +58,7 @@ def main():
             # reason naming the variable.
             bad_values = {"lcore-gateway": ("LCORE_GATEWAY_HTTP_BIND", "0.0.0.0:0"),
                           "lcore-crypto": ("LCORE_CRYPTO_HWM", "0"),
-                          "lcore-store": ("LCORE_STORE_BATCH_MAX", "0"),
+                          "lcore-store": ("LCORE_STORE_WRITE_BATCH_MAX", "0"),
                           "lcore-chain": ("LCORE_CHAIN_ADMIN_BIND", "127.0.0.1:70000")}
             for exe, (var, value) in bad_values.items():
                 path = os.path.join(st.env["LCORE_BIN_DIR"], exe)

@@ -1,5 +1,5 @@
-/* Unit tests: the configuration table (defaults, environment, bounds, enums, help, secrets) and
- * the metrics exposition format. */
+/* Unit tests: the configuration table (defaults, environment, bounds, enums, help, secrets,
+ * renamed variables) and the metrics exposition format. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "lc_cfg.h"
 #include "lc_metrics.h"
@@ -147,6 +148,106 @@ static void test_help_lists_every_variable(void **state)
     free(buf);
 }
 
+/* Renamed variables: a table whose rows carry this release's new names. */
+typedef struct {
+    long long max;
+    long long wait_ms;
+} t_renamed_cfg_t;
+
+#define T t_renamed_cfg_t
+static const lc_cfg_opt_t renamed_opts[] = {
+    LC_CFG_I("LCORE_STORE_WRITE_BATCH_MAX", T, max, "500", 1, 5000, "rows"),
+    LC_CFG_I("LCORE_STORE_WRITE_BATCH_WAIT_MS", T, wait_ms, "5", 0, 10000, "wait"),
+};
+#undef T
+
+static const char *const renamed_vars[] = {"LCORE_STORE_WRITE_BATCH_MAX", "LCORE_STORE_BATCH_MAX",
+                                           "LCORE_STORE_WRITE_BATCH_WAIT_MS",
+                                           "LCORE_STORE_BATCH_WAIT_MS"};
+
+/* Loads renamed_opts with stderr (where lc_log writes) captured: returns lc_cfg_load's result,
+ * the log lines in log (malloc'd) and the error text in err. */
+static int s_load_renamed(t_renamed_cfg_t *c, char **log, char *err, size_t err_len)
+{
+    fflush(stderr);
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+    int rc = lc_cfg_load(c, renamed_opts, LC_ARRAY_LEN(renamed_opts), err, err_len);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    long len = ftell(tmp);
+    assert_true(len >= 0);
+    *log = calloc(1, (size_t)len + 1);
+    assert_non_null(*log);
+    rewind(tmp);
+    assert_int_equal(fread(*log, 1, (size_t)len, tmp), (size_t)len);
+    fclose(tmp);
+    return rc;
+}
+
+static size_t s_count(const char *haystack, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = haystack; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void s_unset_renamed(void)
+{
+    for (size_t i = 0; i < LC_ARRAY_LEN(renamed_vars); i++)
+        unsetenv(renamed_vars[i]);
+}
+
+/* An old name alone still sets the variable, with one warning naming both; the new name alone
+ * warns about nothing; both set: the new one wins and the warning says the old one is ignored. */
+static void test_renamed_variables(void **state)
+{
+    (void)state;
+    t_renamed_cfg_t c;
+    char err[128] = "", *log = NULL;
+
+    s_unset_renamed();
+    setenv("LCORE_STORE_BATCH_MAX", "42", 1);
+    assert_int_equal(s_load_renamed(&c, &log, err, sizeof err), 0);
+    assert_int_equal(c.max, 42);
+    assert_int_equal(c.wait_ms, 5);
+    assert_int_equal(s_count(log, "event=config_renamed"), 1);
+    assert_non_null(strstr(
+        log, "event=config_renamed old=LCORE_STORE_BATCH_MAX new=LCORE_STORE_WRITE_BATCH_MAX"));
+    assert_null(strstr(log, "ignored="));
+    free(log);
+
+    s_unset_renamed();
+    setenv("LCORE_STORE_WRITE_BATCH_WAIT_MS", "7", 1);
+    assert_int_equal(s_load_renamed(&c, &log, err, sizeof err), 0);
+    assert_int_equal(c.max, 500);
+    assert_int_equal(c.wait_ms, 7);
+    assert_string_equal(log, "");
+    free(log);
+
+    s_unset_renamed();
+    setenv("LCORE_STORE_WRITE_BATCH_MAX", "300", 1);
+    setenv("LCORE_STORE_BATCH_MAX", "42", 1);
+    assert_int_equal(s_load_renamed(&c, &log, err, sizeof err), 0);
+    assert_int_equal(c.max, 300);
+    assert_int_equal(s_count(log, "event=config_renamed"), 1);
+    assert_non_null(strstr(log, "old=LCORE_STORE_BATCH_MAX new=LCORE_STORE_WRITE_BATCH_MAX "
+                                "ignored=LCORE_STORE_BATCH_MAX"));
+    free(log);
+
+    /* An invalid value under the old name is reported under the name it was set as. */
+    s_unset_renamed();
+    setenv("LCORE_STORE_BATCH_WAIT_MS", "soon", 1);
+    assert_int_equal(s_load_renamed(&c, &log, err, sizeof err), LC_ERR_INVALID);
+    assert_non_null(strstr(err, "LCORE_STORE_BATCH_WAIT_MS: 'soon' is not an integer"));
+    free(log);
+    s_unset_renamed();
+}
+
 static void test_metrics_render(void **state)
 {
     (void)state;
@@ -204,9 +305,10 @@ static void test_metrics_render(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_environment),
-        cmocka_unit_test(test_invalid),        cmocka_unit_test(test_help_lists_every_variable),
-        cmocka_unit_test(test_metrics_render), cmocka_unit_test(test_addr_parse),
+        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_environment),
+        cmocka_unit_test(test_invalid),           cmocka_unit_test(test_help_lists_every_variable),
+        cmocka_unit_test(test_metrics_render),    cmocka_unit_test(test_addr_parse),
+        cmocka_unit_test(test_renamed_variables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

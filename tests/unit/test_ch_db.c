@@ -123,7 +123,7 @@ static void test_anchor_and_info(void **state)
         if (memcmp(recs[i].record_id, feed[1].record_id, 32) == 0)
             mine = i;
     assert_true(mine < n);
-    assert_true(recs[n - 1].pk > recs[0].pk);
+    assert_true(recs[n - 1].arrival > recs[0].arrival);
     uint8_t *leaves = malloc(n * 32), root[32];
     for (size_t i = 0; i < n; i++)
         lc_merkle_leaf(leaves + 32 * i, recs[i].record_id, recs[i].envelope_hash);
@@ -132,10 +132,10 @@ static void test_anchor_and_info(void **state)
     lc_merkle_root(tree, root);
     lc_merkle_destroy(&tree);
     int64_t anchor_id = 0, tx_id = 0;
-    assert_int_equal(ch_db_create_batch(s_db, recs, leaves, n, root, NULL, &anchor_id), 0);
+    assert_int_equal(ch_db_create_anchor(s_db, recs, leaves, n, root, NULL, &anchor_id), 0);
     free(leaves);
     assert_int_equal(ch_db_cursor(s_db, &cursor), 0);
-    assert_true(cursor == recs[n - 1].pk);
+    assert_true(cursor == recs[n - 1].arrival);
     const uint8_t from[20] = {1}, block_hash[32] = {3}, raw[4] = {4};
     uint8_t hash[32] = {2}; /* unique per run: attempt hashes are */
     memcpy(hash + 1, &anchor_id, sizeof anchor_id);
@@ -168,7 +168,8 @@ static void test_anchor_and_info(void **state)
         if (txs[i].id == tx_id) {
             seen = 1;
             assert_int_equal(txs[i].block_number, 10);
-            assert_true(txs[i].first_record == recs[0].pk && txs[i].last_record == recs[n - 1].pk);
+            assert_true(txs[i].first_arrival == recs[0].arrival &&
+                        txs[i].last_arrival == recs[n - 1].arrival);
             assert_int_equal(txs[i].last_fee_cap, 2);
         }
     assert_true(seen);

@@ -59,7 +59,7 @@ static void test_abi_anchor(void **state)
 static void test_abi_anchors_decode(void **state)
 {
     (void)state;
-    /* anvil's answer for a root anchored as batch 1 with 3 leaves in block 2. */
+    /* anvil's answer for a root anchored under anchor id 1 with 3 leaves in block 2. */
     uint8_t ret[128];
     s_hex(ret, sizeof ret,
           "0000000000000000000000000000000000000000000000000000000000000001"
@@ -68,7 +68,7 @@ static void test_abi_anchors_decode(void **state)
           "000000000000000000000000000000000000000000000000000000006b017c53");
     lc_abi_anchor_t a;
     assert_int_equal(lc_abi_anchors_decode(&a, ret, sizeof ret), 0);
-    assert_true(a.batch_id == 1 && a.count == 3 && a.block_number == 2 &&
+    assert_true(a.anchor_id == 1 && a.count == 3 && a.block_number == 2 &&
                 a.timestamp == 0x6b017c53);
 
     /* The largest values each type holds. */
@@ -78,20 +78,20 @@ static void test_abi_anchors_decode(void **state)
     memset(max + 64 + 24, 0xff, 8);
     memset(max + 96 + 24, 0xff, 8);
     assert_int_equal(lc_abi_anchors_decode(&a, max, sizeof max), 0);
-    assert_true(a.batch_id == UINT64_MAX && a.count == UINT32_MAX && a.block_number == UINT64_MAX &&
-                a.timestamp == UINT64_MAX);
+    assert_true(a.anchor_id == UINT64_MAX && a.count == UINT32_MAX &&
+                a.block_number == UINT64_MAX && a.timestamp == UINT64_MAX);
 
     /* Never anchored: all zero. */
     uint8_t zero[128] = {0};
     assert_int_equal(lc_abi_anchors_decode(&a, zero, sizeof zero), 0);
-    assert_true(a.count == 0 && a.batch_id == 0 && a.block_number == 0 && a.timestamp == 0);
+    assert_true(a.count == 0 && a.anchor_id == 0 && a.block_number == 0 && a.timestamp == 0);
 
     /* Not what LcoreAnchor answers. */
     uint8_t bad[128];
     assert_int_equal(lc_abi_anchors_decode(&a, ret, 96), LC_ERR_INVALID);
     assert_int_equal(lc_abi_anchors_decode(&a, ret, 0), LC_ERR_INVALID);
     assert_int_equal(lc_abi_anchors_decode(&a, NULL, 128), LC_ERR_INVALID);
-    /* A byte above each value's type: batch id, count, block, time; and each word's first. */
+    /* A byte above each value's type: anchor id, count, block, time; and each word's first. */
     static const size_t too_big[] = {23, 32 + 27, 64 + 23, 96 + 23, 0, 32, 64, 96};
     for (size_t i = 0; i < LC_ARRAY_LEN(too_big); i++) {
         memcpy(bad, ret, sizeof bad);
@@ -100,10 +100,10 @@ static void test_abi_anchors_decode(void **state)
             fail_msg("accepted a value too big for its type at byte %zu", too_big[i]);
     }
     memcpy(bad, ret, sizeof bad);
-    memset(bad + 32, 0, 32); /* count 0 with a batch id, block and time */
+    memset(bad + 32, 0, 32); /* count 0 with an anchor id, block and time */
     assert_int_equal(lc_abi_anchors_decode(&a, bad, sizeof bad), LC_ERR_INVALID);
     memcpy(bad, zero, sizeof bad);
-    bad[31] = 5; /* count 0, batch id 5 */
+    bad[31] = 5; /* count 0, anchor id 5 */
     assert_int_equal(lc_abi_anchors_decode(&a, bad, sizeof bad), LC_ERR_INVALID);
     memcpy(bad, ret, sizeof bad);
     memset(bad + 64, 0, 32); /* anchored in no block */
@@ -135,7 +135,7 @@ static void test_abi_verify(void **state)
     assert_memory_equal(d, want, sizeof want);
     free(d);
 
-    /* A one-leaf batch: root = leaf, empty proof (an array of length 0, no tail words). */
+    /* A one-leaf anchor: root = leaf, empty proof (an array of length 0, no tail words). */
     d = lc_abi_verify(leaf, NULL, 0, leaf, &len);
     assert_non_null(d);
     assert_int_equal(len, 4 + 32 * 4);

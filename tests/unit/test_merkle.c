@@ -39,7 +39,7 @@ static void s_assert_hex32(const uint8_t *got, const char *want_hex)
     assert_string_equal(hex, want_hex);
 }
 
-/* Record i of the synthetic batches: record_id 0x5a 00.. i, envelope bytes i*7+1+j. */
+/* Record i of the synthetic anchors: record_id 0x5a 00.. i, envelope bytes i*7+1+j. */
 static void s_record(uint8_t leaf[H], size_t i)
 {
     uint8_t rid[32] = {0}, env[32];
@@ -180,7 +180,7 @@ static void test_roots_cross_checked(void **state)
     }
 }
 
-/* For every batch size 1..33: every leaf's proof verifies, has the depth of its node, and
+/* For every anchor size 1..33: every leaf's proof verifies, has the depth of its node, and
  * fails once the leaf, any sibling or the root is altered, or a sibling is dropped or added. */
 static void test_all_proofs(void **state)
 {
@@ -193,7 +193,7 @@ static void test_all_proofs(void **state)
         lc_merkle_t *t = s_build(leaves, n);
         uint8_t root[H];
         lc_merkle_root(t, root);
-        if (n == 1) /* a batch of one: the root is the leaf and the proof is empty */
+        if (n == 1) /* an anchor of one: the root is the leaf and the proof is empty */
             assert_memory_equal(root, leaves, H);
 
         for (size_t i = 0; i < n; i++) {
@@ -225,7 +225,7 @@ static void test_all_proofs(void **state)
                 assert_int_equal(lc_merkle_verify(root, leaf, proof, len - 1), LC_ERR_SIGNATURE);
             memcpy(proof + len * H, leaf, H);
             assert_int_equal(lc_merkle_verify(root, leaf, proof, len + 1), LC_ERR_SIGNATURE);
-            /* Another leaf of the batch does not verify with this leaf's proof. */
+            /* Another leaf of the anchor does not verify with this leaf's proof. */
             if (n > 1)
                 assert_int_equal(lc_merkle_verify(root, leaves + ((i + 1) % n) * H, proof, len),
                                  LC_ERR_SIGNATURE);

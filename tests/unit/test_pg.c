@@ -112,7 +112,7 @@ static void test_arrays(void **state)
 static void test_many_params_survive_growth(void **state)
 {
     (void)state;
-    /* A full store batch: 5000 rows of 11 parameters; encoded values move as the arena grows. */
+    /* A full write batch: 5000 rows of 11 parameters; encoded values move as the arena grows. */
     lc_pg_params_t *p = lc_pg_params_new();
     for (int64_t i = 0; i < 55000; i++)
         lc_pg_add_i64(p, i);

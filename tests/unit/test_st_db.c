@@ -1,6 +1,6 @@
-/* test_st_db.c: the store's positions against a real PostgreSQL: a batch numbers its records
+/* test_st_db.c: the store's positions against a real PostgreSQL: a write batch numbers its records
  * densely after the store's position, a redelivered duplicate leaves a hole, the `stores` row
- * moves with the records, st_db_last_written says what a batch committed, records_after and
+ * moves with the records, st_db_last_written says what a write batch committed, records_after and
  * store_positions answer from one snapshot (upto moves past holes), one process per store_id
  * (the advisory lock), and a reconnection takes the lock and re-reads the position.
  *
@@ -124,7 +124,7 @@ static int s_teardown(void **state)
             skip();                                                                                \
     } while (0)
 
-/* Positions 1..3, then a batch with a duplicate: 4 is a hole, 5 the new record. */
+/* Positions 1..3, then a write batch with a duplicate: 4 is a hole, 5 the new record. */
 static void test_positions_dense_with_holes(void **state)
 {
     s_fixture_t *f = *state;
@@ -281,9 +281,9 @@ static void test_one_writer_per_store_id_and_reconnect(void **state)
     lc_pg_destroy(&owner);
 }
 
-/* A record of an unknown device spoils its batch (nothing written, the position unmoved); its
+/* A record of an unknown device spoils its write batch (nothing written, the position unmoved); its
  * dead letter is recorded once, and a stored record's is absorbed. */
-static void test_refused_batch_and_dead_letters(void **state)
+static void test_refused_write_batch_and_dead_letters(void **state)
 {
     s_fixture_t *f = *state;
     if (!f)
@@ -334,7 +334,7 @@ int main(void)
         cmocka_unit_test(test_records_after),
         cmocka_unit_test(test_store_positions_and_sealed),
         cmocka_unit_test(test_one_writer_per_store_id_and_reconnect),
-        cmocka_unit_test(test_refused_batch_and_dead_letters),
+        cmocka_unit_test(test_refused_write_batch_and_dead_letters),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

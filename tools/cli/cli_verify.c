@@ -40,13 +40,13 @@ static int s_hex32(uint8_t out[32], const json_t *j)
 }
 
 /* NULL, or what is missing or malformed. The root and the anchor are the receipt's own fields
- * (root, anchor_id/batch_id) or those of a record answer's "batch" object. */
+ * (root, anchor_id) or those of a record answer's anchor (the API's "batch" object). */
 static const char *s_parse(s_receipt_t *r, const json_t *j)
 {
-    const json_t *batch = json_object_get(j, "batch");
+    const json_t *anchor = json_object_get(j, "batch");
     const json_t *root = json_object_get(j, "root");
-    if (!root && json_is_object(batch))
-        root = json_object_get(batch, "root");
+    if (!root && json_is_object(anchor))
+        root = json_object_get(anchor, "root");
     if (s_hex32(r->record_id, json_object_get(j, "record_id")) < 0)
         return "record_id (32 bytes, hex)";
     if (s_hex32(r->envelope_hash, json_object_get(j, "envelope_hash")) < 0)
@@ -68,9 +68,9 @@ static const char *s_parse(s_receipt_t *r, const json_t *j)
     r->proof_len = json_array_size(proof);
     const char *c = json_string_value(json_object_get(j, "contract"));
     r->has_contract = c && lc_eth_address_parse(r->contract, c, strlen(c)) == 0;
-    const json_t *from = json_is_object(batch) ? batch : j;
+    const json_t *from = json_is_object(anchor) ? anchor : j;
     r->anchor_id =
-        json_integer_value(json_object_get(from, json_is_object(batch) ? "id" : "anchor_id"));
+        json_integer_value(json_object_get(from, json_is_object(anchor) ? "id" : "anchor_id"));
     r->block = json_integer_value(json_object_get(from, "block"));
     return NULL;
 }

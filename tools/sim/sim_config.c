@@ -61,10 +61,10 @@ static const opt_row_t s_opts[] = {
     {"concurrency", OPT_U64, F(concurrency), "16", NULL, 1, 1024, NULL, 0, "C",
      "keep-alive HTTP connections"},
     {"mode", OPT_ENUM, F(mode), "single", NULL, 0, 0, "single|batch|compat", 0, "MODE",
-     "single: POST /v1/data (application/jose); batch: POST /v1/data/batch (text/plain, one JWS "
-     "a line); compat: POST /device/data (JSON)"},
+     "single: POST /v1/data (application/jose); batch: request batches, POST /v1/data/batch "
+     "(text/plain, one JWS a line); compat: POST /device/data (JSON)"},
     {"batch-size", OPT_U64, F(batch_size), "100", NULL, 1, SIM_BATCH_MAX, NULL, 0, "B",
-     "readings per request in batch mode"},
+     "readings per request batch (batch mode)"},
     {"alg", OPT_ENUM, F(alg), "EdDSA", NULL, 0, 0, "EdDSA|ES256K|mixed", 0, "ALG",
      "signature algorithm (mixed: even devices EdDSA, odd ES256K)"},
     {"payload-bytes", OPT_U64, F(payload_bytes), "64", NULL, 0, 4194304, NULL, 0, "P",
@@ -86,9 +86,10 @@ static const opt_row_t s_opts[] = {
      "per-request timeout"},
     {"retry", OPT_FLAG, F(retry), "0", NULL, 0, 0, NULL, 0, NULL,
      "send a reading again, like a device would, when its request got no answer (connection "
-     "error, timeout) or a 429 or 5xx (batch mode: the whole batch, for its lines that did): "
-     "after Retry-After, else after a backoff of 200 ms doubling to 2 s, until it gets a "
-     "definitive answer (202, or a 4xx but 429). Retries are extra requests, not paced by --rate"},
+     "error, timeout) or a 429 or 5xx (batch mode: the whole request batch, for its lines "
+     "that did): after Retry-After, else after a backoff of 200 ms doubling to 2 s, until it "
+     "gets a definitive answer (202, or a 4xx but 429). Retries are extra requests, not paced "
+     "by --rate"},
     {"retry-for", OPT_DBL, F(retry_for_s), "60", NULL, 0, 86400, NULL, 0, "SECONDS",
      "with --retry: how long after the paced load ends retries may go on"},
 };

@@ -2,10 +2,12 @@
  * A reply is read as DESIGN.md's device-facing API defines it:
  *   single/compat: 202 {"record_id":"<hex>","status":"accepted"}, or an error status;
  *   batch: 2xx {"results":[{"status":202,"record_id":..} | {"status":401,"error":..}, ...]},
- *          one entry per line in order; a non-2xx status applies to every line of the batch.
+ *          one entry per line in order; a non-2xx status applies to every line of the request
+ *          batch.
  * Each accepted record_id is checked against SHA-256("lcore/record" || device_id || seq).
- * A bit per reading records that it got a definitive answer (202, or a 4xx but 429): a batch sent
- * again is read only for its lines still without one, so nothing is counted or written twice. */
+ * A bit per reading records that it got a definitive answer (202, or a 4xx but 429): a request
+ * batch sent again is read only for its lines still without one, so nothing is counted or written
+ * twice. */
 #include "sim_load.h"
 
 #include <jansson.h>
@@ -143,16 +145,18 @@ static int s_reading_outcome(load_ctx_t *ctx, uint64_t r, long status, json_t *r
     return 0;
 }
 
-/* Reads a 2xx batch reply for the lines still without an answer. Returns 1 when any of them
+/* Reads a 2xx request batch reply for the lines still without an answer. Returns 1 when any of them
  * should be sent again. */
-static int s_batch_reply(load_ctx_t *ctx, uint64_t first, uint32_t units, const sim_reply_t *r)
+static int s_request_batch_reply(load_ctx_t *ctx, uint64_t first, uint32_t units,
+                                 const sim_reply_t *r)
 {
     json_error_t jerr;
     json_t *root = json_loadb(r->body, r->body_len, 0, &jerr);
     json_t *results = root ? json_object_get(root, "results") : NULL;
     size_t n = json_is_array(results) ? json_array_size(results) : 0;
     if (n != units && s_may_log(ctx))
-        lc_warn("batch_reply_invalid", "status=%ld lines=%u results=%zu", r->status, units, n);
+        lc_warn("request_batch_reply_invalid", "status=%ld lines=%u results=%zu", r->status, units,
+                n);
     int again = 0;
     for (uint32_t i = 0; i < units; i++) {
         if (s_answered(ctx, first + i))
@@ -191,9 +195,9 @@ static int s_on_reply(void *arg, size_t job, const sim_reply_t *r)
         again = 1;
     } else if (ctx->opts->mode == SIM_MODE_BATCH && r->status >= 200 && r->status < 300) {
         sim_stats_latency(ctx->stats, r->latency_us);
-        again = s_batch_reply(ctx, first, units, r);
+        again = s_request_batch_reply(ctx, first, units, r);
     } else if (ctx->opts->mode == SIM_MODE_BATCH) {
-        /* A non-2xx status answers every line of the batch. */
+        /* A non-2xx status answers every line of the request batch. */
         sim_stats_latency(ctx->stats, r->latency_us);
         for (uint32_t i = 0; i < units; i++) {
             if (!s_answered(ctx, first + i))

@@ -1,5 +1,5 @@
 /* sim_load.h: the timed phase: sends the pre-signed readings through the pool and reads every
- * reply as the device-facing API defines it (202 + record_id, batch per-line results, error
+ * reply as the device-facing API defines it (202 + record_id, request batch per-line results, error
  * codes, backpressure), into the stats and the optional record-id file. With retry on, a reading
  * without a definitive answer (transport error, 429, 5xx) is sent again, like a device would;
  * each reading is counted accepted, and its record_id written, once. Called by main(). */

@@ -189,7 +189,7 @@ static struct curl_slist *s_headers(const sim_pool_run_t *run)
 {
     char line[512];
     struct curl_slist *h = NULL, *next;
-    /* Without this libcurl may wait for "100 Continue" before sending a large batch body. */
+    /* Without this libcurl may wait for "100 Continue" before sending a large request batch. */
     if (!(next = curl_slist_append(h, "Expect:")))
         goto fail;
     h = next;
@@ -314,9 +314,9 @@ int sim_pool_run(sim_pool_t *self, const sim_pool_run_t *run, const sim_job_t *j
     uint32_t max_units = 1;
     for (size_t j = 0; j < n_jobs; j++)
         max_units = jobs[j].units > max_units ? jobs[j].units : max_units;
-    /* The bucket holds at least two requests' worth: one so that batches larger than 20 ms of
-     * rate still go out, one more so that waking up a little late (poll has 1 ms steps) does
-     * not throw tokens away. It starts with one request so the first leaves at once. */
+    /* The bucket holds at least two requests' worth: one so that request batches larger than 20 ms
+     * of rate still go out, one more so that waking up a little late (poll has 1 ms steps) does not
+     * throw tokens away. It starts with one request so the first leaves at once. */
     double burst = run->rate * SIM_POOL_BURST_S;
     if (burst < 2.0 * max_units)
         burst = 2.0 * max_units;

@@ -131,7 +131,7 @@ static void *s_sign_range(void *arg)
         uint64_t first = (uint64_t)j * self->per_job;
         uint64_t n = self->count - first < self->per_job ? self->count - first : self->per_job;
         for (uint64_t k = 0; k < n && range->rc == 0; k++) {
-            /* batch: one JWS a line, no trailing newline (a naive splitter sees no empty line) */
+            /* request batch: one JWS a line, no trailing newline (no empty line to split on) */
             if (k > 0)
                 range->rc = s_buf_append(&body, "\n", 1);
             if (range->rc == 0)

@@ -20,7 +20,7 @@ typedef struct sim_readings sim_readings_t;
 typedef struct {
     sim_mode_t mode;
     uint64_t count;       /* readings */
-    uint32_t batch_size;  /* readings per request in batch mode */
+    uint32_t batch_size;  /* readings per request batch, in batch mode */
     size_t payload_bytes; /* approximate size of the "data" object */
     uint64_t seq_start;
 } sim_readings_opts_t;

@@ -19,8 +19,8 @@ void sim_stats_sent(sim_stats_t *self, uint64_t readings);
 void sim_stats_retried(sim_stats_t *self);
 /* Readings that never got a definitive answer (202, or a 4xx but 429): set once, at the end. */
 void sim_stats_set_unanswered(sim_stats_t *self, uint64_t n);
-/* n readings answered with HTTP status (per reading, or per batch line). 200/202 count as
- * accepted, 429/503 as backpressure, anything else as rejected_<status>. */
+/* n readings answered with HTTP status (per reading, or per line of a request batch). 200/202 count
+ * as accepted, 429/503 as backpressure, anything else as rejected_<status>. */
 void sim_stats_outcome(sim_stats_t *self, long status, uint64_t n);
 /* n readings whose fate is unknown: transport error or a reply we could not read. */
 void sim_stats_error(sim_stats_t *self, uint64_t n);
