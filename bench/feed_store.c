@@ -7,7 +7,7 @@
  * write batches and acknowledges each after its transaction commits. A probe record is sent (again
  * until acknowledged) before the clock starts, so the subscription is known to work. The rate
  * is from the first send to the last acknowledgement. The records stay in the database: they
- * are real records, and an lcore-chain on the same database anchors them. */
+ * are real records: the store tells the relayer of them, which anchors them. */
 #include <czmq.h>
 #include <getopt.h>
 #include <stdio.h>
