@@ -91,9 +91,10 @@ REQUIRED_ORDER = [("postgres", "init-secrets"), ("store", "postgres"), ("store",
                   ("init-db", "postgres"), ("init-db", "init-secrets"), ("migrate-db", "init-db"),
                   ("store", "migrate-db"), ("chain", "migrate-db")]
 # The PostgreSQL role each lcore service connects as (the user in its LCORE_PG_DSN), and the one
-# pgpass volume it may mount: no service is the superuser, each sees only its own password.
+# pgpass volume it may mount: no service is the superuser, each sees only its own password. The
+# tools (lcore-cli, lcore-sim) reach no database: they talk to the services and the chain.
 PG_ROLES = {"store": ("lcore_store", "store-secrets"), "chain": ("lcore_chain", "chain-secrets"),
-            "migrate-db": ("lcore", "operator-secrets"), "tools": ("lcore", "operator-secrets")}
+            "migrate-db": ("lcore", "operator-secrets")}
 CONDITIONS = ("service_healthy", "service_completed_successfully")
 LCORE_INIT = open(os.path.join(SRC, "deploy", "compose", "lcore-init")).read()
 
@@ -371,7 +372,10 @@ def main():
             dsn = env.get("LCORE_PG_DSN")
             pgpass = {m[1] for m in mounts(svcs[name]) if m[1] and m[1] in {v for _, v in PG_ROLES.values()}}
             if name not in PG_ROLES:
-                if dsn or (pgpass and name not in ("init-secrets", "init-contract")):
+                # tools: the operator's container mounts the operator's volume (the token and
+                # the CURVE key of lcore-cli decrypt), which also holds the owner's pgpass for an
+                # operator's psql; it sets no DSN itself.
+                if dsn or (pgpass and name not in ("init-secrets", "init-contract", "tools")):
                     bad.append(f"{name}: talks to PostgreSQL but has no role in PG_ROLES")
                 continue
             role, volume = PG_ROLES[name]
