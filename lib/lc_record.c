@@ -3,6 +3,8 @@
 
 #include <nettle/sha2.h>
 
+#include "lc_codec.h"
+
 void lc_record_id(uint8_t out[LC_RECORD_ID_LEN], const char *device_id, size_t device_id_len,
                   uint64_t seq)
 {
@@ -41,4 +43,17 @@ int lc_device_id_valid(const char *device_id, size_t len)
 int lc_store_id_valid(const char *store_id, size_t len)
 {
     return s_name_valid(store_id, len, LC_STORE_ID_MAX);
+}
+
+int lc_record_id_parse(uint8_t out[LC_RECORD_ID_LEN], const char *text, size_t len)
+{
+    size_t n = 0;
+    if (len >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+        text += 2;
+        len -= 2;
+    }
+    if (len != 2 * LC_RECORD_ID_LEN || lc_hex_decode(out, LC_RECORD_ID_LEN, &n, text, len) != 0 ||
+        n != LC_RECORD_ID_LEN)
+        return LC_ERR_INVALID;
+    return 0;
 }

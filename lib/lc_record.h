@@ -13,6 +13,10 @@
 void lc_record_id(uint8_t out[LC_RECORD_ID_LEN], const char *device_id, size_t device_id_len,
                   uint64_t seq);
 
+/* A record_id as text: exactly 64 hex digits (either case), with or without "0x". Returns 0 with
+ * out filled, or LC_ERR_INVALID (any other length, a bad digit): never a shorter id. */
+int lc_record_id_parse(uint8_t out[LC_RECORD_ID_LEN], const char *text, size_t len);
+
 /* A device id is 1..128 bytes of [A-Za-z0-9._:-]. Returns 1 if valid. */
 int lc_device_id_valid(const char *device_id, size_t len);
 

@@ -401,8 +401,7 @@ static void s_add_anchor(gw_http_t *self, const uint8_t id[LC_RECORD_ID_LEN], js
 static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const char *hex)
 {
     uint8_t id[LC_RECORD_ID_LEN];
-    size_t n = 0;
-    if (strlen(hex) != 2 * LC_RECORD_ID_LEN || lc_hex_decode(id, sizeof id, &n, hex, strlen(hex)))
+    if (lc_record_id_parse(id, hex, strlen(hex)) != 0)
         return s_error(self, c, 400, "malformed", "record_id must be 64 hex digits", 0);
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_GET_RECORD;

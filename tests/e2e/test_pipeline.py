@@ -212,6 +212,10 @@ def main():
             expect(s == 404, f"unknown record: {s} {body}")
             s, _, body = http("GET", st.url + "/v1/records/zz")
             expect(s == 400, f"bad record id: {s} {body}")
+            s, _, body = http("GET", st.url + "/v1/records/0x" + "00" * 31)  # 31 bytes: not an id
+            expect(s == 400, f"a 31-byte record id: {s} {body}")
+            s, _, body = http("GET", st.url + "/v1/records/0x" + "00" * 32)
+            expect(s == 404, f"0x + 64 hex digits is a record id: {s} {body}")
 
         checks.run("1000 readings from 50 devices -> exactly 1000 rows", load_1000)
         checks.run("two crypto workers both receive work", both_workers)

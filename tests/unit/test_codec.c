@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "lc_codec.h"
+#include "lc_record.h"
 
 #include <string.h>
 
@@ -247,6 +248,31 @@ static void test_roundtrip(void **state)
     }
 }
 
+/* A record_id is exactly 32 bytes wherever it is parsed: "0x" + 62 digits (31 bytes) is not one. */
+static void test_record_id_parse(void **state)
+{
+    (void)state;
+    uint8_t id[LC_RECORD_ID_LEN];
+    char hex[2 + 64 + 3];
+    memset(hex, 'a', sizeof hex);
+    hex[64] = '\0';
+    assert_int_equal(lc_record_id_parse(id, hex, 64), 0);
+    assert_int_equal(id[0], 0xaa);
+    assert_int_equal(id[31], 0xaa);
+    memcpy(hex, "0x", 2);
+    hex[64] = '\0';
+    assert_int_equal(lc_record_id_parse(id, hex, 64), LC_ERR_INVALID); /* 0x + 62: 31 bytes */
+    memset(hex + 2, 'B', 64);
+    hex[66] = '\0';
+    assert_int_equal(lc_record_id_parse(id, hex, 66), 0); /* 0x + 64, upper case */
+    assert_int_equal(id[5], 0xbb);
+    assert_int_equal(lc_record_id_parse(id, hex + 2, 63), LC_ERR_INVALID);
+    assert_int_equal(lc_record_id_parse(id, hex + 2, 65), LC_ERR_INVALID);
+    hex[10] = 'g';
+    assert_int_equal(lc_record_id_parse(id, hex, 66), LC_ERR_INVALID);
+    assert_int_equal(lc_record_id_parse(id, "", 0), LC_ERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_b64url_rejects),
         cmocka_unit_test(test_b64url_canonical_exhaustive),
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_record_id_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -119,9 +119,7 @@ out:
 int cli_decrypt(const char *record_hex)
 {
     uint8_t rid[LC_RECORD_ID_LEN];
-    size_t n = 0;
-    if (!record_hex || lc_hex_decode(rid, sizeof rid, &n, record_hex, strlen(record_hex)) < 0 ||
-        n != LC_RECORD_ID_LEN) {
+    if (!record_hex || lc_record_id_parse(rid, record_hex, strlen(record_hex)) != 0) {
         fprintf(stderr, "lcore-cli decrypt: RECORD_ID must be 64 hex digits\n");
         return 2;
     }
