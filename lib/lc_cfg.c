@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lc_codec.h"
 #include "lc_log.h"
 
 static int s_enum_index(const char *choices, const char *value)
@@ -207,6 +208,23 @@ void lc_cfg_help(FILE *out, const char *prog, const char *summary, const lc_cfg_
     }
 }
 
+/* Each of a comma-separated list of URLs as lc_url_redact logs it. */
+static void s_redact_urls(char *out, size_t cap, const char *list)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    while (*list && used + 1 < cap) {
+        size_t len = strcspn(list, ",");
+        char one[160];
+        lc_url_redact(one, sizeof one, list, len);
+        int w = snprintf(out + used, cap - used, "%s%s", used ? "," : "", one);
+        if (w < 0 || (size_t)w >= cap - used)
+            break;
+        used += (size_t)w;
+        list += len + (list[len] == ',');
+    }
+}
+
 void lc_cfg_log(const void *cfg, const lc_cfg_opt_t *opts, size_t n)
 {
     char line[1800];
@@ -217,7 +235,11 @@ void lc_cfg_log(const void *cfg, const lc_cfg_opt_t *opts, size_t n)
         const char *field = (const char *)cfg + o->offset;
         int w = 0;
         size_t left = sizeof line - used;
-        if (o->secret) {
+        if (o->secret == LC_CFG_SECRET_URLS) {
+            char urls[512];
+            s_redact_urls(urls, sizeof urls, field);
+            w = snprintf(line + used, left, "%s%s=%s", used ? " " : "", o->name, urls);
+        } else if (o->secret) {
             w = snprintf(line + used, left, "%s%s=%s", used ? " " : "", o->name,
                          field[0] ? "<set>" : "<unset>");
         } else if (o->type == LC_CFG_STR || o->type == LC_CFG_ADDR) {

@@ -25,7 +25,8 @@ typedef struct {
     const char *def;
     long long min, max;  /* LC_CFG_INT */
     const char *choices; /* LC_CFG_ENUM */
-    int secret;          /* never printed */
+    int secret;          /* LC_CFG_SECRET_VALUE: never printed; LC_CFG_SECRET_URLS: URLs, printed
+                            as scheme://host:port only (lc_url_redact) */
     const char *help;
 } lc_cfg_opt_t;
 
@@ -36,6 +37,14 @@ typedef struct {
 #define LC_CFG_SECRET(name, st, field, def, help)                                                  \
     {                                                                                              \
         name, LC_CFG_STR, offsetof(st, field), sizeof(((st *)0)->field), def, 0, 0, NULL, 1, help  \
+    }
+enum { LC_CFG_SECRET_VALUE = 1, LC_CFG_SECRET_URLS = 2 };
+/* A comma-separated list of URLs that may carry credentials or API keys (user:password@, a
+ * provider key in the path or query): logged with only scheme://host:port of each. */
+#define LC_CFG_URLS(name, st, field, def, help)                                                    \
+    {                                                                                              \
+        name, LC_CFG_STR, offsetof(st, field), sizeof(((st *)0)->field), def, 0, 0, NULL,          \
+            LC_CFG_SECRET_URLS, help                                                               \
     }
 #define LC_CFG_I(name, st, field, def, lo, hi, help)                                               \
     {                                                                                              \
@@ -68,10 +77,10 @@ typedef struct {
 /* The ZeroMQ links' default ports (docs/ARCHITECTURE.md). One service binds what others connect
  * to, so each port is written once: the binding row listens on every interface, a connecting
  * row defaults to the same host. */
-#define LC_LINK_READINGS "5551" /* gateway binds, crypto workers connect */
-#define LC_LINK_SEALED "5552"   /* store binds, crypto workers connect */
-#define LC_LINK_EVENTS "5553"   /* store binds, gateways and the relayer subscribe */
-#define LC_LINK_QUERIES "5554"  /* store binds, gateways, the relayer and operators ask */
+#define LC_LINK_READINGS "5551"      /* gateway binds, crypto workers connect */
+#define LC_LINK_SEALED "5552"        /* store binds, crypto workers connect */
+#define LC_LINK_EVENTS "5553"        /* store binds, gateways and the relayer subscribe */
+#define LC_LINK_QUERIES "5554"       /* store binds, gateways, the relayer and operators ask */
 #define LC_LINK_CHAIN_QUERIES "5555" /* the relayer binds, gateways ask */
 #define LC_CFG_LINK_BIND(name, st, field, link, help)                                              \
     LC_CFG_S(name, st, field, "tcp://*:" link, help)

@@ -5,6 +5,7 @@
 #include "lc_codec.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* All ones if lo <= c <= hi, else 0. c and the bounds are bytes, so the unsigned differences
@@ -175,4 +176,27 @@ int lc_b64url_decode(uint8_t *out, size_t out_cap, size_t *out_len, const char *
     }
     *out_len = n;
     return 0;
+}
+
+void lc_url_redact(char *out, size_t cap, const char *url, size_t len)
+{
+    const char *end = url + len;
+    const char *sep = NULL;
+    for (const char *q = url; q + 3 <= end; q++)
+        if (q[0] == ':' && q[1] == '/' && q[2] == '/') {
+            sep = q;
+            break;
+        }
+    const char *host = sep ? sep + 3 : url;
+    size_t scheme_len = (size_t)(host - url);
+    size_t host_len = 0;
+    while (host + host_len < end && !strchr("/?#", host[host_len]))
+        host_len++;
+    const char *at = memchr(host, '@', host_len);
+    if (at) {
+        host_len -= (size_t)(at + 1 - host);
+        host = at + 1;
+    }
+    int more = host + host_len < end;
+    snprintf(out, cap, "%.*s%.*s%s", (int)scheme_len, url, (int)host_len, host, more ? "/…" : "");
 }

@@ -23,4 +23,8 @@ int lc_b64url_encode(char *out, size_t out_cap, const uint8_t *in, size_t len);
 int lc_b64url_decode(uint8_t *out, size_t out_cap, size_t *out_len, const char *in,
                      size_t in_len) LC_WUR;
 
+/* A URL as it may be logged: scheme://host[:port] only. Credentials (user:password@), the path
+ * and the query (where providers put API keys) are left out. out is always NUL-terminated. */
+void lc_url_redact(char *out, size_t cap, const char *url, size_t len);
+
 #endif

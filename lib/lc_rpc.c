@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lc_codec.h"
 #include "lc_curlbuf.h"
 #include "lc_log.h"
 
@@ -38,21 +39,6 @@ struct lc_rpc {
 };
 
 /* ---- Endpoints ---- */
-
-/* scheme://host[:port] of url, without user info, path or query: API keys often live there. */
-static void s_redact(char *out, size_t cap, const char *url)
-{
-    const char *host = strstr(url, "://");
-    host = host ? host + 3 : url;
-    size_t scheme_len = (size_t)(host - url);
-    size_t end = strcspn(host, "/?#");
-    const char *at = memchr(host, '@', end);
-    if (at) {
-        end -= (size_t)(at + 1 - host);
-        host = at + 1;
-    }
-    snprintf(out, cap, "%.*s%.*s", (int)scheme_len, url, (int)end, host);
-}
 
 static CURL *s_easy_new(lc_rpc_t *self, const char *url)
 {
@@ -295,7 +281,7 @@ static int s_add_endpoint(lc_rpc_t *self, const char *url)
     ep->url = strdup(url);
     if (!ep->url)
         return LC_ERR_NOMEM;
-    s_redact(ep->name, sizeof ep->name, url);
+    lc_url_redact(ep->name, sizeof ep->name, url, strlen(url));
     self->n_eps++;
     ep->easy = s_easy_new(self, ep->url);
     return ep->easy ? 0 : LC_ERR_NOMEM;

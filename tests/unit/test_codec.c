@@ -273,6 +273,34 @@ static void test_record_id_parse(void **state)
     assert_int_equal(lc_record_id_parse(id, "", 0), LC_ERR_INVALID);
 }
 
+/* What may be logged of a URL: scheme://host[:port]; never credentials, path or query. */
+static void test_url_redact(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } v[] = {
+        {"http://127.0.0.1:8545", "http://127.0.0.1:8545"},
+        {"https://mainnet.infura.io/v3/0123456789abcdef", "https://mainnet.infura.io/…"},
+        {"https://user:s3cret@rpc.example.com:8443/x?key=abc", "https://rpc.example.com:8443/…"},
+        {"https://rpc.example.com?apikey=abc", "https://rpc.example.com/…"},
+        {"https://rpc.example.com#frag", "https://rpc.example.com/…"},
+        {"rpc.example.com/path", "rpc.example.com/…"},
+        {"", ""},
+    };
+    char out[64];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        lc_url_redact(out, sizeof out, v[i].in, strlen(v[i].in));
+        assert_string_equal(out, v[i].out);
+    }
+    /* Only len bytes are read: one URL of a comma-separated list. */
+    const char *list = "https://a.example/k1,https://b.example/k2";
+    lc_url_redact(out, sizeof out, list, strcspn(list, ","));
+    assert_string_equal(out, "https://a.example/…");
+    lc_url_redact(out, 8, "https://user:pw@host.example", 28); /* truncated, still no secret */
+    assert_string_equal(out, "https:/");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_b64url_canonical_exhaustive),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_record_id_parse),
+        cmocka_unit_test(test_url_redact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
