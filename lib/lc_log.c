@@ -2,6 +2,7 @@
 #include "lc_log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -58,4 +59,20 @@ void lc_log(lc_log_level_t level, const char *event, const char *fmt, ...)
     /* One write per line keeps lines whole when threads log at once. */
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
+}
+
+int lc_log_limit_take(lc_log_limit_t *limit, unsigned interval_ms, unsigned long long *suppressed)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned long long now =
+        (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u;
+    unsigned long long next = atomic_load(&limit->next_us);
+    if (now < next || !atomic_compare_exchange_strong(
+                          &limit->next_us, &next, now + (unsigned long long)interval_ms * 1000u)) {
+        atomic_fetch_add(&limit->suppressed, 1);
+        return 0;
+    }
+    *suppressed = atomic_exchange(&limit->suppressed, 0);
+    return 1;
 }

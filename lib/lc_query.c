@@ -181,7 +181,9 @@ static void s_serve_one(zsock_t *router, const lc_query_server_t *srv)
     const char *user = zframe_meta(body, "User-Id");
     if (!lc_curve_from(srv->curve, user, srv->roles(q->body_case))) {
         lc_counter_inc(srv->unauthorized);
-        lc_warn("query_unauthorized", "peer=%s query=%d", user ? user : "-", (int)q->body_case);
+        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT; /* a peer may repeat it in a loop */
+        lc_log_limited(&limit, 10000, LC_LOG_WARN, "query_unauthorized", "peer=%s query=%d",
+                       user ? user : "-", (int)q->body_case);
         goto out;
     }
     lc_counter_inc(srv->queries);

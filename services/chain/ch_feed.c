@@ -183,7 +183,8 @@ static int s_take_event(ch_feed_t *self, zmsg_t *msg)
     int rc = 0;
     if (why) {
         lc_counter_inc(self->bad_events);
-        lc_warn("feed_message_dropped", "reason=%s", why);
+        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+        lc_log_limited(&limit, 10000, LC_LOG_WARN, "feed_message_dropped", "reason=%s", why);
     } else {
         s_store_t *st = s_store(self, m->store_id, &rc);
         int gap = st && st->position < m->after;

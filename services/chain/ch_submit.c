@@ -273,8 +273,10 @@ int ch_submit_replace(ch_relayer_t *self, const ch_tx_t *tx)
     case CH_FEES_CEILING:
         /* No valid replacement is possible: keep the last one in the pool. */
         (void)ch_submit_resend(self, tx->id, NULL);
-        lc_warn("fee_ceiling_reached", "tx_id=%" PRId64 " fee_cap=%" PRIu64, tx->id,
-                tx->last_fee_cap);
+        /* Checked every tick while the transaction waits: one line a minute, with a count. */
+        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+        lc_log_limited(&limit, 60000, LC_LOG_WARN, "fee_ceiling_reached",
+                       "tx_id=%" PRId64 " fee_cap=%" PRIu64, tx->id, tx->last_fee_cap);
         return 0;
     case CH_FEES_REPLACE:
         break;
