@@ -25,7 +25,7 @@
 #define S_SOCKETS_MAX 16
 
 static const char *const s_role_names[LC_ROLE_COUNT] = {"gateway", "crypto", "store", "chain",
-                                                         "operator"};
+                                                        "operator"};
 
 typedef struct {
     uint8_t key[S_KEY_LEN];
@@ -225,9 +225,8 @@ static void s_reload(lc_curve_t *self, int force)
     memcpy(self->dir_mtime, mt, sizeof mt);
     pthread_mutex_unlock(&self->lock);
     if (!same)
-        lc_info("curve_trust_loaded",
-                "dir=%s gateway=%u crypto=%u store=%u chain=%u operator=%u", self->trust_dir,
-                counts[0], counts[1], counts[2], counts[3], counts[4]);
+        lc_info("curve_trust_loaded", "dir=%s gateway=%u crypto=%u store=%u chain=%u operator=%u",
+                self->trust_dir, counts[0], counts[1], counts[2], counts[3], counts[4]);
 }
 
 /* 1 if `what` was not logged within the last minute (and records it now). Under lock. */
