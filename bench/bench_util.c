@@ -149,6 +149,7 @@ int bench_sealed_make(bench_sealed_t *out, lc_sealer_t *sealer, const bench_devi
     if (rc < 0)
         goto out;
     out->plaintext_len = len;
+    lc_reading_hash(out->reading_hash, (const uint8_t *)jws, len);
     Lcore__V1__SealedRecord *m = &out->msg;
     lcore__v1__sealed_record__init(m);
     m->version = 1;
@@ -169,6 +170,8 @@ int bench_sealed_make(bench_sealed_t *out, lc_sealer_t *sealer, const bench_devi
     m->envelope_hash.data = out->sealed.envelope_hash;
     m->envelope_hash.len = sizeof out->sealed.envelope_hash;
     m->gateway_id = (char *)gateway_id;
+    m->reading_hash.data = out->reading_hash;
+    m->reading_hash.len = sizeof out->reading_hash;
     m->attempt = 1;
     m->max_attempts = 5;
 out:

@@ -79,6 +79,7 @@ typedef struct {
     lc_sealed_t sealed;
     uint8_t *ciphertext; /* malloc'd */
     size_t plaintext_len;
+    uint8_t reading_hash[LC_READING_HASH_LEN];
 } bench_sealed_t;
 
 int bench_sealed_make(bench_sealed_t *out, lc_sealer_t *sealer, const bench_device_t *d,

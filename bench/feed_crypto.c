@@ -160,6 +160,9 @@ static int s_readings_build(readings_t *r, const opts_t *o, const bench_device_t
         m.received_at_us = lc_now_us();
         m.jws.data = (uint8_t *)jws;
         m.jws.len = strlen(jws);
+        uint8_t reading_hash[LC_READING_HASH_LEN];
+        lc_reading_hash(reading_hash, m.jws.data, m.jws.len);
+        m.reading_hash = (ProtobufCBinaryData){sizeof reading_hash, reading_hash};
         m.gateway_id = (char *)o->gateway_id;
         m.attempt = 1;
         m.max_attempts = 5;

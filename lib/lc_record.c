@@ -20,6 +20,14 @@ void lc_record_id(uint8_t out[LC_RECORD_ID_LEN], const char *device_id, size_t d
     sha256_digest(&st, LC_RECORD_ID_LEN, out);
 }
 
+void lc_reading_hash(uint8_t out[LC_READING_HASH_LEN], const uint8_t *jws, size_t len)
+{
+    struct sha256_ctx st;
+    sha256_init(&st);
+    sha256_update(&st, len, jws);
+    sha256_digest(&st, LC_READING_HASH_LEN, out);
+}
+
 /* 1..max bytes of [A-Za-z0-9._:-]. */
 static int s_name_valid(const char *name, size_t len, size_t max)
 {

@@ -83,6 +83,11 @@ static const char *s_invalid(const cw_worker_t *self, const Lcore__V1__Reading *
     lc_record_id(id, r->device_id, strlen(r->device_id), r->seq);
     if (memcmp(id, r->record_id.data, sizeof id) != 0)
         return "record_id_mismatch";
+    /* The store tells a duplicate from a conflict by it: it must be the hash of what is sealed. */
+    uint8_t h[LC_READING_HASH_LEN];
+    lc_reading_hash(h, r->jws.data, r->jws.len);
+    if (r->reading_hash.len != sizeof h || memcmp(h, r->reading_hash.data, sizeof h) != 0)
+        return "reading_hash";
     return NULL;
 }
 
@@ -155,6 +160,7 @@ int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *o
     m.envelope_hash.data = s.envelope_hash;
     m.envelope_hash.len = sizeof s.envelope_hash;
     m.gateway_id = r->gateway_id;
+    m.reading_hash = r->reading_hash; /* checked against the JWS in s_invalid */
     m.attempt = r->attempt;
     m.max_attempts = r->max_attempts;
     /* The store may be briefly away: wait for it (the readings socket fills up meanwhile and

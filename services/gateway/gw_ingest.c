@@ -176,6 +176,10 @@ static int s_log(gw_ingest_t *self, const char *jws, size_t len, const char *dev
     msg.received_at_us = lc_now_us();
     msg.jws.data = (uint8_t *)jws;
     msg.jws.len = len;
+    uint8_t reading_hash[LC_READING_HASH_LEN];
+    lc_reading_hash(reading_hash, (const uint8_t *)jws, len);
+    msg.reading_hash.data = reading_hash;
+    msg.reading_hash.len = sizeof reading_hash;
     msg.gateway_id = (char *)self->opts.gateway_id;
     int rc = gw_wal_append_pb(self->wal, res->record_id, &msg.base, &res->lsn);
     if (rc == LC_ERR_FULL) {

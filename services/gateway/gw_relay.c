@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lc_codec.h"
 #include "lc_log.h"
 #include "lc_zmq.h"
 #include "lcore.pb-c.h"
@@ -69,6 +70,7 @@ struct gw_relay {
     size_t n_acked, cap_acked;
 
     lc_counter_t *c_sent, *c_redelivered, *c_acked, *c_dead, *c_dups, *c_bad, *c_blocked;
+    lc_counter_t *c_conflicts;
     lc_gauge_t *g_in_flight, *g_unsent, *g_suspects, *g_oldest, *g_workers;
     lc_counter_t *c_heartbeats;
     lc_histogram_t *h_ack_seconds;
@@ -223,6 +225,8 @@ static void s_drop(gw_relay_t *self, s_entry_t *e)
     if (s && s->live)
         s->live--;
     zhashx_delete(self->table, e->record_id);
+    if (self->opts.on_drop)
+        self->opts.on_drop(self->opts.on_drop_arg, e->record_id);
     s_release(self, 1);
     sodium_memzero(e->data, e->len);
     free(e);
@@ -345,6 +349,31 @@ static void s_log_acks(gw_relay_t *self)
     self->n_acked = 0;
 }
 
+/* One acknowledged reading: stored, dead-lettered, or (conflict) refused by the store because
+ * its (device_id, seq) holds another reading; it leaves the log in every case. */
+static void s_ack_one(gw_relay_t *self, const ProtobufCBinaryData *id, int conflict, uint64_t now)
+{
+    if (id->len != LC_RECORD_ID_LEN) {
+        lc_counter_inc(self->c_bad);
+        return;
+    }
+    s_entry_t *e = zhashx_lookup(self->table, id->data);
+    if (!e)
+        return; /* a second ack (redelivered duplicate), or another life's reading */
+    lc_counter_inc(self->c_acked);
+    lc_histogram_observe(self->h_ack_seconds, (double)(now - e->durable_us) / 1e6);
+    if (conflict) {
+        lc_counter_inc(self->c_conflicts);
+        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+        char hex[2 * LC_RECORD_ID_LEN + 1];
+        lc_hex_encode(hex, sizeof hex, e->record_id, LC_RECORD_ID_LEN);
+        lc_log_limited(&limit, 10000, LC_LOG_WARN, "seq_conflict",
+                       "record_id=%s where=store (kept in seq_conflicts)", hex);
+    }
+    s_note_acked(self, e->record_id);
+    s_drop(self, e);
+}
+
 static void s_on_ack_message(gw_relay_t *self, zmsg_t *msg)
 {
     zframe_t *body = zmsg_size(msg) == 2 ? zmsg_last(msg) : NULL;
@@ -355,19 +384,10 @@ static void s_on_ack_message(gw_relay_t *self, zmsg_t *msg)
         goto out;
     }
     uint64_t now = lc_mono_us();
-    for (size_t i = 0; i < ack->n_record_ids; i++) {
-        if (ack->record_ids[i].len != LC_RECORD_ID_LEN) {
-            lc_counter_inc(self->c_bad);
-            continue;
-        }
-        s_entry_t *e = zhashx_lookup(self->table, ack->record_ids[i].data);
-        if (!e)
-            continue; /* a second ack (redelivered duplicate), or another life's reading */
-        lc_counter_inc(self->c_acked);
-        lc_histogram_observe(self->h_ack_seconds, (double)(now - e->durable_us) / 1e6);
-        s_note_acked(self, e->record_id);
-        s_drop(self, e);
-    }
+    for (size_t i = 0; i < ack->n_record_ids; i++)
+        s_ack_one(self, &ack->record_ids[i], 0, now);
+    for (size_t i = 0; i < ack->n_conflicts; i++)
+        s_ack_one(self, &ack->conflicts[i], 1, now);
 out:
     if (ack)
         lcore__v1__ack__free_unpacked(ack, NULL);
@@ -584,6 +604,11 @@ gw_relay_t *gw_relay_new(const gw_relay_opts_t *opts)
     self->c_redelivered =
         lc_metrics_counter(m, "lcore_gateway_readings_redelivered_total",
                            "Readings sent again after their ack was overdue", NULL);
+    self->c_conflicts = lc_metrics_counter(
+        m, "lcore_gateway_seq_conflicts_total",
+        "Readings whose (device_id, seq) holds another reading: refused with 409 (gateway), or "
+        "accepted then kept aside in seq_conflicts (store)",
+        "where=\"store\"");
     self->c_acked = lc_metrics_counter(m, "lcore_gateway_acked_total",
                                        "Readings the store acknowledged as committed", NULL);
     self->c_dead = lc_metrics_counter(m, "lcore_gateway_dead_letters_total",

@@ -35,6 +35,10 @@ typedef struct {
     unsigned drain_ms;         /* on shutdown, how long to wait for outstanding acks */
     unsigned heartbeat_ms;     /* a heartbeat through the pipeline this often (0: none) */
     lc_metrics_t *metrics;
+    /* Called (relay thread) when a reading leaves the table: acknowledged (stored, or a
+     * (device_id, seq) conflict the store kept aside) or dead-lettered. NULL: not told. */
+    void (*on_drop)(void *arg, const uint8_t record_id[32]);
+    void *on_drop_arg;
 } gw_relay_opts_t;
 
 gw_relay_t *gw_relay_new(const gw_relay_opts_t *opts);

@@ -12,7 +12,7 @@
 #include "lc_record.h"
 #include "st_schema.h"
 
-#define ST_COLS 11         /* parameters per record in the insert */
+#define ST_COLS 12         /* parameters per record in the insert */
 #define ST_REASON_MAX 300  /* bytes kept of a dead letter's reason */
 #define ST_AFTER_MAX 2000  /* records in one records_after answer */
 #define ST_STORES_MAX 1000 /* rows in one store_positions answer */
@@ -171,7 +171,7 @@ int st_db_schema_check(st_db_t *self, char *why, size_t cap)
 
 /* INSERT ... SELECT from a VALUES list of n rows (one statement, one transaction): the store's
  * row in `stores` moves from $2 to $3 only if it still says $2, and the records go in only if
- * it did. Row i: $(4 + 11i) ...; $1 is the store_id of every row. The answer: whether the
+ * it did. Row i: $(4 + 12i) ...; $1 is the store_id of every row. The answer: whether the
  * position moved, then the new rows' leaf inputs by position (one row of NULLs if none). */
 static int s_build_insert(st_db_t *self, size_t n)
 {
@@ -180,7 +180,7 @@ static int s_build_insert(st_db_t *self, size_t n)
         " WHERE store_id = $1 AND position = $2 RETURNING 1),"
         " ins AS (INSERT INTO records (record_id, store_id, position, device_id, seq,"
         " device_ts_ms, key_version, aes_nonce, xchacha_nonce, ciphertext, envelope_hash,"
-        " received_at) SELECT * FROM (VALUES ";
+        " received_at, reading_hash) SELECT * FROM (VALUES ";
     static const char tail[] =
         ") AS v WHERE EXISTS (SELECT 1 FROM moved) ON CONFLICT (record_id) DO NOTHING"
         " RETURNING record_id, envelope_hash, position, stored_at, received_at)"
@@ -223,6 +223,7 @@ static void s_add_record(lc_pg_params_t *p, const Lcore__V1__SealedRecord *s, ui
     lc_pg_add_bytes(p, s->ciphertext.data, s->ciphertext.len);
     lc_pg_add_bytes(p, s->envelope_hash.data, s->envelope_hash.len);
     lc_pg_add_time_us(p, s->received_at_us);
+    lc_pg_add_bytes(p, s->reading_hash.data, s->reading_hash.len);
 }
 
 /* Room for n records in st_db_last_written, made before the insert so that nothing can fail
@@ -319,6 +320,87 @@ int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, si
     *inserted = s_keep_written(self, r, after, n);
     PQclear(r);
     return 0;
+}
+
+/* Rows of the last insert (recs, n, numbered from the written batch's `after`) that were not
+ * new: their indexes into idx, in order. Returns how many. */
+static size_t s_not_new(const st_db_t *self, size_t n, size_t *idx)
+{
+    const Lcore__V1__StoredRecords *w = &self->written;
+    size_t k = 0, j = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t pos = w->after + 1 + i;
+        while (j < w->n_records && w->records[j]->position < pos)
+            j++;
+        if (j < w->n_records && w->records[j]->position == pos)
+            continue;
+        idx[k++] = i;
+    }
+    return k;
+}
+
+static const char s_conflict_sql[] =
+    "INSERT INTO seq_conflicts (record_id, reading_hash, store_id, device_id, seq, device_ts_ms,"
+    " key_version, aes_nonce, xchacha_nonce, ciphertext, envelope_hash, gateway_id, received_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING";
+
+/* Keeps one conflicting reading, sealed as the worker sent it. 0 or the statement's error. */
+static int s_keep_conflict(st_db_t *self, const Lcore__V1__SealedRecord *s)
+{
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_bytes(p, s->record_id.data, s->record_id.len);
+    lc_pg_add_bytes(p, s->reading_hash.data, s->reading_hash.len);
+    lc_pg_add_text(p, self->store_id);
+    lc_pg_add_text(p, s->device_id);
+    lc_pg_add_u64(p, s->seq);
+    lc_pg_add_u64(p, s->device_ts_ms);
+    lc_pg_add_u64(p, s->key_version);
+    lc_pg_add_bytes(p, s->aes_nonce.data, s->aes_nonce.len);
+    lc_pg_add_bytes(p, s->xchacha_nonce.data, s->xchacha_nonce.len);
+    lc_pg_add_bytes(p, s->ciphertext.data, s->ciphertext.len);
+    lc_pg_add_bytes(p, s->envelope_hash.data, s->envelope_hash.len);
+    lc_pg_add_text(p, s->gateway_id);
+    lc_pg_add_time_us(p, s->received_at_us);
+    int rc = lc_pg_exec(self->pg, s_conflict_sql, p);
+    return rc < 0 ? rc : 0;
+}
+
+int st_db_find_conflicts(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
+                         unsigned char *conflict, size_t *found)
+{
+    *found = 0;
+    memset(conflict, 0, n);
+    size_t *idx = malloc(n * sizeof *idx);
+    uint8_t *ids = malloc(n * LC_RECORD_ID_LEN);
+    int rc = idx && ids ? 0 : LC_ERR_NOMEM;
+    size_t k = rc == 0 ? s_not_new(self, n, idx) : 0;
+    PGresult *r = NULL;
+    if (k > 0) {
+        for (size_t i = 0; i < k; i++)
+            memcpy(ids + i * LC_RECORD_ID_LEN, recs[idx[i]]->record_id.data, LC_RECORD_ID_LEN);
+        lc_pg_params_t *p = lc_pg_params(self->pg);
+        lc_pg_add_bytes_array(p, ids, LC_RECORD_ID_LEN, LC_RECORD_ID_LEN, k);
+        rc = lc_pg_query(self->pg, &r,
+                         "SELECT r.reading_hash FROM unnest($1::bytea[]) WITH ORDINALITY"
+                         " AS u(id, i) LEFT JOIN records r ON r.record_id = u.id ORDER BY u.i",
+                         p);
+    }
+    for (size_t i = 0; rc == 0 && k > 0 && i < k && i < (size_t)PQntuples(r); i++) {
+        const Lcore__V1__SealedRecord *s = recs[idx[i]];
+        uint8_t stored[32];
+        /* No row (it cannot be gone: no DELETE) or no hash (written before hashes): a duplicate. */
+        if (lc_pg_null(r, (int)i, 0) || lc_pg_bytes(r, (int)i, 0, stored, sizeof stored) ||
+            memcmp(stored, s->reading_hash.data, sizeof stored) == 0)
+            continue;
+        if ((rc = s_keep_conflict(self, s)) == 0) {
+            conflict[idx[i]] = 1;
+            (*found)++;
+        }
+    }
+    PQclear(r);
+    free(idx);
+    free(ids);
+    return rc;
 }
 
 const Lcore__V1__StoredRecords *st_db_last_written(const st_db_t *self)
@@ -544,8 +626,9 @@ static void s_get_device(st_db_t *self, const char *device_id, Lcore__V1__QueryR
     lc_pg_add_text(p, device_id);
     PGresult *r = NULL;
     if (!s_one_row(self, &r,
-                   "SELECT alg, public_key, status, coalesce(did_document::text, '')"
-                   " FROM devices WHERE device_id = $1",
+                   "SELECT alg, public_key, status, coalesce(did_document::text, ''),"
+                   " (SELECT max(seq) + 1 FROM records r WHERE r.device_id = d.device_id)"
+                   " FROM devices d WHERE device_id = $1",
                    p, reply))
         return;
     Lcore__V1__Device *d = calloc(1, sizeof *d);
@@ -556,6 +639,7 @@ static void s_get_device(st_db_t *self, const char *device_id, Lcore__V1__QueryR
         d->alg = lc_pg_text_dup(r, 0, 0);
         d->status = lc_pg_text_dup(r, 0, 2);
         d->did_document = lc_pg_text_dup(r, 0, 3);
+        d->next_seq = lc_pg_u64(r, 0, 4); /* NULL (no record yet): 0 */
     }
     if (!d || !d->device_id || !d->alg || !d->status || !d->did_document ||
         lc_pg_bytes_dup(r, 0, 1, &d->public_key.data, &d->public_key.len))
@@ -632,7 +716,7 @@ static void s_get_record(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1
     PGresult *r = NULL;
     if (!s_one_row(self, &r,
                    "SELECT device_id, seq, key_version, envelope_hash, device_ts_ms, stored_at,"
-                   " record_id FROM records WHERE record_id = $1",
+                   " record_id, reading_hash FROM records WHERE record_id = $1",
                    p, reply))
         return;
     Lcore__V1__RecordInfo *ri = calloc(1, sizeof *ri);
@@ -648,7 +732,9 @@ static void s_get_record(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1
     }
     if (!ri || !ri->device_id || !ri->status ||
         lc_pg_bytes_dup(r, 0, 3, &ri->envelope_hash.data, &ri->envelope_hash.len) ||
-        lc_pg_bytes_dup(r, 0, 6, &ri->record_id.data, &ri->record_id.len))
+        lc_pg_bytes_dup(r, 0, 6, &ri->record_id.data, &ri->record_id.len) ||
+        (!lc_pg_null(r, 0, 7) &&
+         lc_pg_bytes_dup(r, 0, 7, &ri->reading_hash.data, &ri->reading_hash.len)))
         s_reply_incomplete(reply);
     else
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
@@ -914,6 +1000,7 @@ void st_db_reply_clear(Lcore__V1__QueryReply *reply)
         free(ri->record_id.data);
         s_free_str(ri->device_id);
         free(ri->envelope_hash.data);
+        free(ri->reading_hash.data);
         s_free_str(ri->status);
         free(ri);
     }

@@ -56,6 +56,16 @@ int st_db_schema_check(st_db_t *self, char *why, size_t cap) LC_WUR;
 int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
                          size_t *inserted) LC_WUR;
 
+/* After st_db_insert_records returned 0 for recs[0..n): the rows that were not new (their
+ * record_id was stored before) and carry other bytes than the stored reading (reading_hash
+ * differs) are (device_id, seq) conflicts: each is kept in seq_conflicts, sealed as the worker
+ * sent it, and marked conflict[i] = 1 (*found of them). A row stored before without a reading
+ * hash counts as a duplicate. Not in the insert's transaction: after a failure the caller
+ * retries the write batch (its rows then all come back as not new). Returns 0,
+ * LC_ERR_UNAVAILABLE, LC_ERR_INVALID or LC_ERR_NOMEM. */
+int st_db_find_conflicts(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
+                         unsigned char *conflict, size_t *found) LC_WUR;
+
 /* What the last successful st_db_insert_records committed, as the relayer needs it: store_id,
  * after = P, upto = P + n, and the new rows' leaf inputs (record_id, envelope_hash, position,
  * stored_at_us, received_at_us) in position order. Owned by self, valid until the next insert. */

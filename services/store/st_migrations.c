@@ -57,14 +57,40 @@ static const lc_migration_t s_migrations[] = {
      "  attempts      integer NOT NULL CHECK (attempts > 0),"
      "  created_at    timestamptz NOT NULL DEFAULT now()"
      ");"},
+    {2, "reading hashes and seq conflicts",
+     /* SHA-256 of the signed reading (the JWS bytes): the same (device_id, seq) sent again with
+      * these bytes is a duplicate, with other bytes a conflict. Nullable only for rows written
+      * before this migration; the store writes it on every row. */
+     "ALTER TABLE records ADD COLUMN reading_hash bytea CHECK (length(reading_hash) = 32);"
+     /* A reading accepted (202) whose (device_id, seq) was already stored with other bytes: not
+      * a record (the first one stays), but kept, sealed as the workers sealed it, so nothing
+      * accepted is lost. One row per distinct reading. */
+     "CREATE TABLE seq_conflicts ("
+     "  record_id     bytea NOT NULL CHECK (length(record_id) = 32),"
+     "  reading_hash  bytea NOT NULL CHECK (length(reading_hash) = 32),"
+     "  store_id      text NOT NULL,"
+     "  device_id     text NOT NULL,"
+     "  seq           bigint NOT NULL CHECK (seq >= 0),"
+     "  device_ts_ms  bigint NOT NULL,"
+     "  key_version   integer NOT NULL CHECK (key_version > 0),"
+     "  aes_nonce     bytea NOT NULL CHECK (length(aes_nonce) = 12),"
+     "  xchacha_nonce bytea NOT NULL CHECK (length(xchacha_nonce) = 24),"
+     "  ciphertext    bytea NOT NULL,"
+     "  envelope_hash bytea NOT NULL CHECK (length(envelope_hash) = 32),"
+     "  gateway_id    text NOT NULL,"
+     "  received_at   timestamptz NOT NULL,"
+     "  detected_at   timestamptz NOT NULL DEFAULT now(),"
+     "  PRIMARY KEY (record_id, reading_hash)"
+     ");"},
 };
 
 /* Exactly the statements services/store/st_db.c runs: records, devices and dead letters are
- * written once, never updated or deleted; a store's position moves (UPDATE on stores). */
+ * written once, never updated or deleted (so are seq conflicts); a store's position moves (UPDATE
+ * on stores). */
 static const lc_grant_t s_grants[] = {
-    {"SELECT, INSERT", "TABLE records"},      {"SELECT, INSERT", "TABLE devices"},
-    {"SELECT, INSERT", "TABLE dead_letters"}, {"SELECT, INSERT, UPDATE", "TABLE stores"},
-    {"SELECT", "TABLE store_migrations"},
+    {"SELECT, INSERT", "TABLE records"},       {"SELECT, INSERT", "TABLE devices"},
+    {"SELECT, INSERT", "TABLE dead_letters"},  {"SELECT, INSERT, UPDATE", "TABLE stores"},
+    {"SELECT, INSERT", "TABLE seq_conflicts"}, {"SELECT", "TABLE store_migrations"},
 };
 
 const lc_schema_t st_migrations = {

@@ -13,7 +13,7 @@
 #define ST_ATTEMPTS_MAX 1000
 
 /* ok[] marks of a write batch once written: what is acknowledged, and why. */
-enum { S_NOT_ACKED = 0, S_STORED, S_DEAD_LETTERED };
+enum { S_NOT_ACKED = 0, S_STORED, S_DEAD_LETTERED, S_CONFLICT };
 
 struct st_writer {
     st_db_t *db;
@@ -22,12 +22,15 @@ struct st_writer {
     int wait_ms;
     Lcore__V1__SealedRecord **write_batch;
     size_t n;
+    size_t n_write;    /* the first n_write rows are this flush's (see s_split) */
     uint64_t first_us; /* when the oldest pending record arrived */
-    lc_counter_t *received, *bad, *stored, *duplicates, *refused, *acks_sent;
+    lc_counter_t *received, *bad, *stored, *duplicates, *refused, *acks_sent, *conflicts;
     lc_histogram_t *write_batch_rows, *commit_seconds, *lag_seconds, *device_lag_seconds;
     lc_counter_t *heartbeats;
     lc_gauge_t *heartbeat_lag, *heartbeat_at, *last_commit_at;
     lc_gauge_t *pending;
+    uint32_t *seen; /* s_split's hash set: row index + 1 by record_id, seen_mask + 1 slots */
+    size_t seen_mask;
 };
 
 static const double s_device_lag_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,   2.5,
@@ -42,6 +45,15 @@ st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t write_batch_max,
         free(self);
         return NULL;
     }
+    size_t slots = 2;
+    while (slots < 2 * write_batch_max)
+        slots <<= 1;
+    if (!(self->seen = calloc(slots, sizeof *self->seen))) {
+        free(self->write_batch);
+        free(self);
+        return NULL;
+    }
+    self->seen_mask = slots - 1;
     self->db = db;
     self->events = events;
     self->write_batch_max = write_batch_max;
@@ -59,6 +71,11 @@ st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t write_batch_max,
     self->refused = lc_metrics_counter(
         m, "lcore_store_records_refused_total",
         "Records the database refused (acknowledged only once dead-lettered)", NULL);
+    self->conflicts = lc_metrics_counter(
+        m, "lcore_store_seq_conflicts_total",
+        "Readings not stored because their (device_id, seq) holds other bytes (kept in "
+        "seq_conflicts)",
+        NULL);
     self->acks_sent = lc_metrics_counter(m, "lcore_store_acks_sent_total",
                                          "Record acknowledgements published to gateways", NULL);
     self->write_batch_rows = lc_metrics_histogram(m, "lcore_store_write_batch_rows",
@@ -90,21 +107,26 @@ st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t write_batch_max,
     return self;
 }
 
-static void s_clear(st_writer_t *self)
+/* Drops the first n rows (written, or all of them), keeping the rest in order. The rows kept
+ * keep the first arrival time: their deadline has passed, so they are flushed next. */
+static void s_drop(st_writer_t *self, size_t n)
 {
-    for (size_t i = 0; i < self->n; i++)
+    for (size_t i = 0; i < n; i++)
         lcore__v1__sealed_record__free_unpacked(self->write_batch[i], NULL);
-    self->n = 0;
-    self->first_us = 0;
-    lc_gauge_set(self->pending, 0);
+    memmove(self->write_batch, self->write_batch + n, (self->n - n) * sizeof *self->write_batch);
+    self->n -= n;
+    if (self->n == 0)
+        self->first_us = 0;
+    lc_gauge_set(self->pending, (double)self->n);
 }
 
 void st_writer_destroy(st_writer_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    s_clear(*self_p);
+    s_drop(*self_p, (*self_p)->n);
     free((*self_p)->write_batch);
+    free((*self_p)->seen);
     free(*self_p);
     *self_p = NULL;
 }
@@ -130,6 +152,8 @@ static const char *s_invalid(const st_writer_t *self, const Lcore__V1__SealedRec
     /* The ack goes to topic "ack/<gateway_id>/", and a dead letter names the gateway. */
     if (!r->gateway_id || !r->gateway_id[0] || strlen(r->gateway_id) > ST_GATEWAY_ID_MAX)
         return "gateway_id";
+    if (r->reading_hash.len != LC_READING_HASH_LEN)
+        return "reading_hash";
     if (r->ciphertext.len <= LC_SEAL_OVERHEAD || r->ciphertext.len > self->max_ciphertext)
         return "ciphertext_length";
     uint8_t id[LC_RECORD_ID_LEN], eh[LC_ENVELOPE_HASH_LEN];
@@ -190,36 +214,89 @@ uint64_t st_writer_deadline(const st_writer_t *self)
     return self->n ? self->first_us + (uint64_t)self->wait_ms * 1000u : 0;
 }
 
-/* Publishes one Ack per gateway for the records marked in `ok` (stored or dead-lettered). */
+/* How many rows, from the first, this flush writes: up to (not including) the first row whose
+ * record_id is already among them. The same reading twice in one statement would be skipped by
+ * ON CONFLICT without being compared; the later copy waits for the next flush, where it is
+ * compared with the stored one (a duplicate or a conflict). */
+static size_t s_split(st_writer_t *self)
+{
+    memset(self->seen, 0, (self->seen_mask + 1) * sizeof *self->seen);
+    for (size_t i = 0; i < self->n; i++) {
+        const uint8_t *id = self->write_batch[i]->record_id.data;
+        uint64_t h;
+        memcpy(&h, id, sizeof h); /* a SHA-256 output: its first bytes are hash enough */
+        for (size_t slot = h & self->seen_mask;; slot = (slot + 1) & self->seen_mask) {
+            uint32_t at = self->seen[slot];
+            if (at == 0) {
+                self->seen[slot] = (uint32_t)i + 1;
+                break;
+            }
+            if (memcmp(self->write_batch[at - 1]->record_id.data, id, LC_RECORD_ID_LEN) == 0)
+                return i;
+        }
+    }
+    return self->n;
+}
+
+/* Publishes one Ack per gateway for the rows marked in `ok`: stored or dead-lettered ones in
+ * record_ids, (device_id, seq) conflicts in conflicts. */
 static void s_ack(st_writer_t *self, const unsigned char *ok)
 {
-    ProtobufCBinaryData *ids = malloc(self->n * sizeof *ids);
-    unsigned char *done = calloc(self->n, 1);
-    if (!ids || !done)
+    size_t n = self->n_write;
+    ProtobufCBinaryData *ids = malloc(n * sizeof *ids), *conf = malloc(n * sizeof *conf);
+    unsigned char *done = calloc(n, 1);
+    if (!ids || !conf || !done)
         goto out;
-    for (size_t i = 0; i < self->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (done[i] || !ok[i])
             continue;
         const char *gw = self->write_batch[i]->gateway_id;
-        size_t k = 0;
-        for (size_t j = i; j < self->n; j++) {
-            if (!done[j] && ok[j] && strcmp(self->write_batch[j]->gateway_id, gw) == 0) {
-                ids[k++] = self->write_batch[j]->record_id;
-                done[j] = 1;
-            }
+        Lcore__V1__Ack ack = LCORE__V1__ACK__INIT;
+        ack.version = 1;
+        ack.record_ids = ids;
+        ack.conflicts = conf;
+        for (size_t j = i; j < n; j++) {
+            if (done[j] || !ok[j] || strcmp(self->write_batch[j]->gateway_id, gw) != 0)
+                continue;
+            if (ok[j] == S_CONFLICT)
+                conf[ack.n_conflicts++] = self->write_batch[j]->record_id;
+            else
+                ids[ack.n_record_ids++] = self->write_batch[j]->record_id;
+            done[j] = 1;
         }
         char topic[96];
         snprintf(topic, sizeof topic, "ack/%s/", gw);
-        Lcore__V1__Ack ack = LCORE__V1__ACK__INIT;
-        ack.version = 1;
-        ack.n_record_ids = k;
-        ack.record_ids = ids;
         if (lc_zmq_send_pb(self->events, topic, &ack.base, ZMQ_DONTWAIT) == 0)
-            lc_counter_add(self->acks_sent, k);
+            lc_counter_add(self->acks_sent, ack.n_record_ids + ack.n_conflicts);
     }
 out:
     free(ids);
+    free(conf);
     free(done);
+}
+
+/* After rows were written (recs[0..n), ok[0..n) marked S_STORED): marks the (device_id, seq)
+ * conflicts among them S_CONFLICT (kept in seq_conflicts by st_db_find_conflicts), counts and
+ * logs them. Returns how many, or an error (retry the write batch later). */
+static int s_conflicts(st_writer_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
+                       unsigned char *ok)
+{
+    unsigned char one[1], *mark = n == 1 ? one : malloc(n);
+    size_t found = 0;
+    int rc = mark ? st_db_find_conflicts(self->db, recs, n, mark, &found) : LC_ERR_NOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!mark[i])
+            continue;
+        ok[i] = S_CONFLICT;
+        lc_counter_inc(self->conflicts);
+        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+        lc_log_limited(&limit, 10000, LC_LOG_WARN, "seq_conflict",
+                       "device_id=%s seq=%llu gateway_id=%s", recs[i]->device_id,
+                       (unsigned long long)recs[i]->seq, recs[i]->gateway_id);
+    }
+    if (mark != one)
+        free(mark);
+    return rc < 0 ? rc : (int)found;
 }
 
 /* A record the database refused on its last allowed delivery: recorded in dead_letters (stage
@@ -264,7 +341,7 @@ static void s_publish_stored(st_writer_t *self)
  * absorbed). */
 static int s_write_one_by_one(st_writer_t *self, unsigned char *ok, size_t *inserted, size_t *dead)
 {
-    for (size_t i = 0; i < self->n; i++) {
+    for (size_t i = 0; i < self->n_write; i++) {
         size_t one = 0;
         int r1 = st_db_insert_records(self->db, &self->write_batch[i], 1, &one);
         if (r1 == LC_ERR_UNAVAILABLE)
@@ -273,6 +350,8 @@ static int s_write_one_by_one(st_writer_t *self, unsigned char *ok, size_t *inse
         *inserted += one;
         if (r1 == 0) {
             s_publish_stored(self);
+            if (one == 0 && (r1 = s_conflicts(self, &self->write_batch[i], 1, &ok[i])) < 0)
+                return LC_ERR_UNAVAILABLE;
             continue;
         }
         const Lcore__V1__SealedRecord *rec = self->write_batch[i];
@@ -299,10 +378,10 @@ static void s_observe(st_writer_t *self, const unsigned char *ok, size_t inserte
     uint64_t t1 = lc_mono_us();
     uint64_t now_wall = lc_now_us();
     lc_histogram_observe(self->commit_seconds, (double)(t1 - t0) / 1e6);
-    lc_histogram_observe(self->write_batch_rows, (double)self->n);
+    lc_histogram_observe(self->write_batch_rows, (double)self->n_write);
     lc_counter_add(self->stored, inserted);
     size_t acked = 0; /* stored, newly or before */
-    for (size_t i = 0; i < self->n; i++) {
+    for (size_t i = 0; i < self->n_write; i++) {
         acked += ok[i] == S_STORED;
         if (ok[i] != S_STORED)
             continue;
@@ -323,13 +402,17 @@ int st_writer_flush(st_writer_t *self)
         return 0;
     uint64_t t0 = lc_mono_us();
     size_t inserted = 0, dead = 0;
-    unsigned char *ok = malloc(self->n);
+    int conflicts = 0;
+    size_t n = self->n_write = s_split(self);
+    unsigned char *ok = malloc(n);
     if (!ok)
         return LC_ERR_NOMEM;
-    int rc = st_db_insert_records(self->db, self->write_batch, self->n, &inserted);
+    int rc = st_db_insert_records(self->db, self->write_batch, n, &inserted);
     if (rc == 0) {
-        memset(ok, S_STORED, self->n);
+        memset(ok, S_STORED, n);
         s_publish_stored(self);
+        if (inserted < n && (conflicts = s_conflicts(self, self->write_batch, n, ok)) < 0)
+            rc = LC_ERR_UNAVAILABLE;
     } else if (rc == LC_ERR_INVALID) {
         /* One row spoils the statement: write them one by one to keep the good ones. */
         inserted = 0;
@@ -341,9 +424,9 @@ int st_writer_flush(st_writer_t *self)
     }
     s_observe(self, ok, inserted, t0);
     s_ack(self, ok);
-    lc_debug("write_batch_written", "rows=%zu inserted=%zu dead_lettered=%zu ms=%.2f", self->n,
-             inserted, dead, (double)(lc_mono_us() - t0) / 1e3);
+    lc_debug("write_batch_written", "rows=%zu inserted=%zu conflicts=%d dead_lettered=%zu ms=%.2f",
+             n, inserted, conflicts, dead, (double)(lc_mono_us() - t0) / 1e3);
     free(ok);
-    s_clear(self);
+    s_drop(self, n);
     return 0;
 }

@@ -107,6 +107,9 @@ static void s_reading(Lcore__V1__Reading *r, uint8_t id[LC_RECORD_ID_LEN])
     r->received_at_us = 1700000000456789ull;
     r->jws.data = (uint8_t *)jws;
     r->jws.len = sizeof jws - 1;
+    static uint8_t reading_hash[LC_READING_HASH_LEN];
+    lc_reading_hash(reading_hash, r->jws.data, r->jws.len);
+    r->reading_hash = (ProtobufCBinaryData){sizeof reading_hash, reading_hash};
     r->gateway_id = "gw-test";
 }
 

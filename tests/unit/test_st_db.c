@@ -49,7 +49,9 @@ static Lcore__V1__SealedRecord *s_record(const s_fixture_t *f, uint64_t seq, uin
     r->aes_nonce = (ProtobufCBinaryData){12, s_zero};
     r->xchacha_nonce = (ProtobufCBinaryData){24, s_zero};
     r->ciphertext = (ProtobufCBinaryData){40, s_zero};
-    r->envelope_hash = (ProtobufCBinaryData){32, id}; /* any 32 bytes */
+    r->envelope_hash = (ProtobufCBinaryData){32, id};    /* any 32 bytes */
+    r->reading_hash = (ProtobufCBinaryData){32, s_zero}; /* the same reading, unless a test
+                                                            changes it */
     return r;
 }
 
@@ -154,6 +156,54 @@ static void test_positions_dense_with_holes(void **state)
     assert_int_equal(w->n_records, 1);
     assert_int_equal(w->records[0]->position, 5);
     assert_int_equal(w->records[0]->received_at_us, 1700000000000003ull);
+}
+
+/* Seqs 0..2 are stored with reading_hash 0 (test_positions_dense_with_holes). Sent again: seq 1
+ * with the same bytes is a duplicate, seq 2 with other bytes a conflict kept in seq_conflicts,
+ * seq 1000 is new; get_record gives the stored reading's hash, get_device next_seq. */
+static void test_seq_conflicts(void **state)
+{
+    s_fixture_t *f = *state;
+    S_NEED_DB(f);
+    static uint8_t other[32] = {1, 2, 3};
+    Lcore__V1__SealedRecord *recs[3];
+    uint8_t ids[3][32];
+    const uint64_t seqs[] = {1, 2, 1000};
+    for (size_t i = 0; i < 3; i++)
+        recs[i] = s_record(f, seqs[i], ids[i]);
+    recs[1]->reading_hash = (ProtobufCBinaryData){32, other};
+    recs[1]->gateway_id = (char *)"gw-x";
+    size_t inserted = 0, found = 9;
+    unsigned char conflict[3];
+    assert_int_equal(st_db_insert_records(f->db, recs, 3, &inserted), 0);
+    assert_int_equal(inserted, 1);
+    assert_int_equal(st_db_find_conflicts(f->db, recs, 3, conflict, &found), 0);
+    assert_int_equal(found, 1);
+    assert_int_equal(conflict[0], 0);
+    assert_int_equal(conflict[1], 1);
+    assert_int_equal(conflict[2], 0);
+    /* The same conflicting reading again: still a conflict, one row kept. */
+    assert_int_equal(st_db_insert_records(f->db, &recs[1], 1, &inserted), 0);
+    assert_int_equal(inserted, 0);
+    assert_int_equal(st_db_find_conflicts(f->db, &recs[1], 1, conflict, &found), 0);
+    assert_int_equal(found, 1);
+    for (size_t i = 0; i < 3; i++)
+        free(recs[i]);
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    q.body_case = LCORE__V1__QUERY__BODY_GET_RECORD;
+    q.get_record = (ProtobufCBinaryData){32, ids[1]};
+    Lcore__V1__QueryReply reply;
+    s_answer(f->db, &q, &reply);
+    assert_int_equal(reply.status, LCORE__V1__QUERY_REPLY__STATUS__OK);
+    assert_int_equal(reply.record->reading_hash.len, 32);
+    assert_memory_equal(reply.record->reading_hash.data, s_zero, 32); /* the first one stays */
+    st_db_reply_clear(&reply);
+    q.body_case = LCORE__V1__QUERY__BODY_GET_DEVICE;
+    q.get_device = f->device_id;
+    s_answer(f->db, &q, &reply);
+    assert_int_equal(reply.status, LCORE__V1__QUERY_REPLY__STATUS__OK);
+    assert_int_equal(reply.device->next_seq, 1001);
+    st_db_reply_clear(&reply);
 }
 
 static void s_records_after(s_fixture_t *f, uint64_t after, uint32_t limit,
@@ -335,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_store_positions_and_sealed),
         cmocka_unit_test(test_one_writer_per_store_id_and_reconnect),
         cmocka_unit_test(test_refused_write_batch_and_dead_letters),
+        cmocka_unit_test(test_seq_conflicts),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
