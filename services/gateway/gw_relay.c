@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw_letter.h"
 #include "lc_codec.h"
 #include "lc_log.h"
 #include "lc_zmq.h"
@@ -70,7 +71,7 @@ struct gw_relay {
     size_t n_acked, cap_acked;
 
     lc_counter_t *c_sent, *c_redelivered, *c_acked, *c_dead, *c_dups, *c_bad, *c_blocked;
-    lc_counter_t *c_conflicts;
+    lc_counter_t *c_conflicts, *c_replayed, *c_replay_bad;
     lc_gauge_t *g_in_flight, *g_unsent, *g_suspects, *g_oldest, *g_workers;
     lc_counter_t *c_heartbeats;
     lc_histogram_t *h_ack_seconds;
@@ -393,13 +394,65 @@ out:
         lcore__v1__ack__free_unpacked(ack, NULL);
 }
 
+/* A dead letter this gateway sealed, sent back by the store for a replay: opened, checked and
+ * logged again as a fresh reading (its attempts start over). 0, or why not (counted). */
+static int s_replay(gw_relay_t *self, const Lcore__V1__DeadLetter *dl)
+{
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    uint64_t lsn;
+    int rc = dl->record_id.len == LC_RECORD_ID_LEN
+                 ? gw_letter_open(self->opts.ring, dl->gateway_key_version, dl->record_id.data,
+                                  dl->gateway_sealed.data, dl->gateway_sealed.len, &plain, &plen)
+                 : LC_ERR_INVALID;
+    Lcore__V1__Reading *r = rc == 0 ? lcore__v1__reading__unpack(NULL, plen, plain) : NULL;
+    if (rc == 0 && (!r || r->record_id.len != LC_RECORD_ID_LEN ||
+                    memcmp(r->record_id.data, dl->record_id.data, LC_RECORD_ID_LEN) != 0))
+        rc = LC_ERR_INVALID;
+    if (rc == 0) {
+        r->attempt = 0;
+        r->max_attempts = 0;
+        rc = gw_wal_append_pb(self->wal, dl->record_id.data, &r->base, &lsn);
+    }
+    if (r) {
+        sodium_memzero(r->jws.data, r->jws.len);
+        lcore__v1__reading__free_unpacked(r, NULL);
+    }
+    if (plain)
+        sodium_free(plain);
+    return rc;
+}
+
+static void s_on_replay_message(gw_relay_t *self, zmsg_t *msg)
+{
+    zframe_t *body = zmsg_size(msg) == 2 ? zmsg_last(msg) : NULL;
+    Lcore__V1__DeadLetter *dl =
+        body ? lcore__v1__dead_letter__unpack(NULL, zframe_size(body), zframe_data(body)) : NULL;
+    int rc = dl ? s_replay(self, dl) : LC_ERR_INVALID;
+    if (rc == 0) {
+        lc_counter_inc(self->c_replayed);
+    } else {
+        lc_counter_inc(self->c_replay_bad);
+        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+        lc_log_limited(&limit, 10000, LC_LOG_WARN, "dead_letter_replay_refused", "err=\"%s\"",
+                       lc_strerror(rc));
+    }
+    if (dl)
+        lcore__v1__dead_letter__free_unpacked(dl, NULL);
+}
+
 static void s_take_acks(gw_relay_t *self)
 {
     for (int i = 0; i < S_ACKS_PER_TURN && (zsock_events(self->events) & ZMQ_POLLIN); i++) {
         zmsg_t *msg = zmsg_recv(self->events);
         if (!msg)
             break;
-        s_on_ack_message(self, msg);
+        char *topic = zmsg_size(msg) == 2 ? zframe_strdup(zmsg_first(msg)) : NULL;
+        if (topic && strncmp(topic, "replay/", 7) == 0)
+            s_on_replay_message(self, msg);
+        else
+            s_on_ack_message(self, msg);
+        zstr_free(&topic);
         zmsg_destroy(&msg);
     }
     s_log_acks(self);
@@ -426,6 +479,16 @@ static int s_dead_letter(gw_relay_t *self, s_entry_t *e)
     dl.attempts = e->attempts;
     dl.stage = "crypto";
     dl.reason = reason;
+    /* The only copy of the reading leaves the log with this: it goes along, sealed. */
+    int sealed =
+        gw_letter_seal(self->opts.ring, e->record_id, e->data, e->len, &dl.gateway_sealed.data,
+                       &dl.gateway_sealed.len, &dl.gateway_key_version);
+    if (sealed < 0) {
+        lc_error("dead_letter_not_sealed", "device_id=%s seq=%" PRIu64 " err=\"%s\"", r->device_id,
+                 r->seq, lc_strerror(sealed));
+        lcore__v1__reading__free_unpacked(r, NULL);
+        return sealed; /* kept in the log, retried next scan */
+    }
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_DEAD_LETTER;
     q.dead_letter = &dl;
@@ -440,6 +503,8 @@ static int s_dead_letter(gw_relay_t *self, s_entry_t *e)
                 r->seq, reply && reply->message ? reply->message : lc_strerror(err));
     if (reply)
         lcore__v1__query_reply__free_unpacked(reply, NULL);
+    free(dl.gateway_sealed.data);
+    sodium_memzero(r->jws.data, r->jws.len);
     lcore__v1__reading__free_unpacked(r, NULL);
     return rc;
 }
@@ -609,6 +674,15 @@ gw_relay_t *gw_relay_new(const gw_relay_opts_t *opts)
         "Readings whose (device_id, seq) holds another reading: refused with 409 (gateway), or "
         "accepted then kept aside in seq_conflicts (store)",
         "where=\"store\"");
+    self->c_replayed = lc_metrics_counter(
+        m, "lcore_gateway_dead_letters_replayed_total",
+        "Dead-lettered readings sent back by the store (lcore-cli dead-letters replay) and logged "
+        "again",
+        NULL);
+    self->c_replay_bad = lc_metrics_counter(
+        m, "lcore_gateway_dead_letter_replays_refused_total",
+        "Replayed dead letters that did not open with this gateway's key ring, or failed to log",
+        NULL);
     self->c_acked = lc_metrics_counter(m, "lcore_gateway_acked_total",
                                        "Readings the store acknowledged as committed", NULL);
     self->c_dead = lc_metrics_counter(m, "lcore_gateway_dead_letters_total",
@@ -663,13 +737,17 @@ int gw_relay_start(gw_relay_t *self, gw_wal_t *wal)
                         .endpoints = self->opts.events_connect,
                         .roles = LC_ROLE_STORE,
                         .hwm = 100000,
-                        .max_msg = LC_ZMQ_EVENT_MAX};
+                        /* a replayed dead letter carries a whole reading */
+                        .max_msg = LC_ZMQ_EVENT_MAX + (int64_t)self->opts.max_reading_bytes +
+                                   LC_ZMQ_ENVELOPE_OVERHEAD};
     self->readings = lc_zmq_open(&ro, self->opts.curve, &self->workers);
     self->events = lc_zmq_open(&eo, self->opts.curve, &self->store_events);
     if (!self->readings || !self->events)
         return LC_ERR_UNAVAILABLE;
     char topic[96];
     snprintf(topic, sizeof topic, "ack/%s/", self->opts.gateway_id);
+    zsock_set_subscribe(self->events, topic);
+    snprintf(topic, sizeof topic, "replay/%s/", self->opts.gateway_id);
     zsock_set_subscribe(self->events, topic);
     if (!(self->actor = zactor_new(s_actor, self)))
         return LC_ERR_NOMEM;

@@ -6,8 +6,10 @@
  * jitter) while the store reports itself able to write; delivers readings lost twice one at
  * a time, so that when a worker crashes on a poison reading only that reading uses up its
  * attempts; after max_attempts deliveries records the reading in the store's dead-letter
- * table; deletes log segments once acknowledged; and sends a heartbeat through the pipeline
- * every heartbeat_ms so the store can measure transit time while devices are idle.
+ * table, sealed with the gateway's dead-letter key (gw_letter.h), and logs again the readings
+ * an operator replays from there (topic "replay/<gateway_id>/"); deletes log segments once
+ * acknowledged; and sends a heartbeat through the pipeline every heartbeat_ms so the store can
+ * measure transit time while devices are idle.
  *
  * Start-up: gw_relay_new, then gw_wal_open(..., gw_relay_replay_reading, gw_relay_replay_ack,
  * relay) fills its table from the log, then gw_relay_start. Destroy drains (waits up to drain_ms
@@ -27,6 +29,8 @@ typedef struct {
     const char *gateway_id;
     lc_query_client_t *store; /* borrowed: dead letters go through the query socket */
     lc_curve_t *curve;        /* borrowed: the sockets' CURVE keys */
+    const lc_keyring_t *ring; /* borrowed: seals dead letters the crypto tier never sealed */
+    size_t max_reading_bytes; /* largest reading (sizes the events socket for replays) */
     int hwm;
     unsigned window;           /* readings sent and awaiting an ack, at most */
     unsigned redeliver_ms;     /* first redelivery timeout; doubles per attempt */

@@ -79,6 +79,8 @@ static int s_open_log(s_gateway_t *gw)
                              .gateway_id = cfg->gateway_id,
                              .store = gw->store,
                              .curve = lc_service_curve(gw->svc),
+                             .ring = gw->ring,
+                             .max_reading_bytes = (size_t)cfg->max_reading_bytes,
                              .hwm = (int)cfg->readings_hwm,
                              .window = (unsigned)cfg->inflight,
                              .redeliver_ms = (unsigned)cfg->redeliver_ms,

@@ -20,6 +20,7 @@
 #include "st_config.h"
 #include "st_db.h"
 #include "st_schema.h"
+#include "st_letters.h"
 #include "st_writer.h"
 
 /* Which peers may ask what: devices, record status and dead letters are the gateways' (a
@@ -30,6 +31,8 @@ static unsigned s_query_roles(Lcore__V1__Query__BodyCase body)
 {
     switch (body) {
     case LCORE__V1__QUERY__BODY_GET_SEALED:
+    case LCORE__V1__QUERY__BODY_LIST_DEAD_LETTERS:
+    case LCORE__V1__QUERY__BODY_REPLAY_DEAD_LETTERS:
         return LC_ROLE_OPERATOR;
     case LCORE__V1__QUERY__BODY_GET_DEVICE:
         return LC_ROLE_GATEWAY | LC_ROLE_OPERATOR;
@@ -49,12 +52,17 @@ static unsigned s_query_roles(Lcore__V1__Query__BodyCase body)
 typedef struct {
     st_db_t *db;
     const int *backoff_ms;
+    st_letters_t letters; /* operators' dead-letter queries (the writer's thread: this one) */
 } s_answer_ctx_t;
 
 static void s_answer(void *ctx, const Lcore__V1__Query *q, Lcore__V1__QueryReply *reply)
 {
     const s_answer_ctx_t *a = ctx;
-    st_db_answer(a->db, q, *a->backoff_ms == 0, reply);
+    if (q->body_case == LCORE__V1__QUERY__BODY_LIST_DEAD_LETTERS ||
+        q->body_case == LCORE__V1__QUERY__BODY_REPLAY_DEAD_LETTERS)
+        st_letters_answer(&a->letters, q, reply);
+    else
+        st_db_answer(a->db, q, *a->backoff_ms == 0, reply);
 }
 
 static void s_clear(void *ctx, Lcore__V1__QueryReply *reply)
@@ -205,7 +213,8 @@ static int s_open_sockets(s_store_t *s)
                         .bind = 1,
                         .roles = LC_ROLE_GATEWAY | LC_ROLE_CHAIN | LC_ROLE_OPERATOR,
                         .hwm = 1000,
-                        .max_msg = LC_ZMQ_QUERY_MAX};
+                        /* a gateway's dead letter carries its reading, sealed */
+                        .max_msg = LC_ZMQ_QUERY_MAX + cfg->max_ciphertext_bytes};
     s->sealed = lc_zmq_open(&so, s->curve, &s->workers);
     s->events = lc_zmq_open(&eo, s->curve, &s->subscribers);
     s->queries = lc_zmq_open(&qo, s->curve, &s->askers);
@@ -227,7 +236,10 @@ static void s_register_metrics(s_store_t *s)
         m, "lcore_store_unauthorized_messages_total",
         "Messages refused because the authenticated peer's role may not send them, by socket",
         "socket=\"sealed\"");
-    s->answer_ctx = (s_answer_ctx_t){.db = s->qdb, .backoff_ms = &s->backoff_ms};
+    s->answer_ctx = (s_answer_ctx_t){
+        .db = s->qdb,
+        .backoff_ms = &s->backoff_ms,
+        .letters = {.pg = st_db_pg(s->qdb), .writer = s->writer, .events = s->events}};
     s->server = (lc_query_server_t){.roles = s_query_roles,
                                     .answer = s_answer,
                                     .clear = s_clear,

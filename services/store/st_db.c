@@ -10,11 +10,16 @@
 #include "lc_log.h"
 #include "lc_pg.h"
 #include "lc_record.h"
+#include "lc_seal.h"
 #include "st_schema.h"
 
-#define ST_COLS 12         /* parameters per record in the insert */
-#define ST_REASON_MAX 300  /* bytes kept of a dead letter's reason */
-#define ST_AFTER_MAX 2000  /* records in one records_after answer */
+#define ST_COLS 12        /* parameters per record in the insert */
+#define ST_REASON_MAX 300 /* bytes kept of a dead letter's reason */
+#define ST_AFTER_MAX 2000 /* records in one records_after answer */
+/* A gateway-sealed reading: nonce and tag around a packed Reading (gw_letter.h), whose JWS is at
+ * most the gateway's LCORE_GATEWAY_MAX_READING_BYTES (1 MiB at most). */
+#define ST_GATEWAY_SEALED_MIN 40
+#define ST_GATEWAY_SEALED_MAX (1048576 + 4096)
 #define ST_STORES_MAX 1000 /* rows in one store_positions answer */
 /* The first key of a store_id's advisory lock (the second is hashtext(store_id)): "lcst". Two
  * store_ids whose hashes collide share a lock: one of them waits, nothing is numbered twice. */
@@ -403,6 +408,11 @@ int st_db_find_conflicts(st_db_t *self, Lcore__V1__SealedRecord *const *recs, si
     return rc;
 }
 
+lc_pg_t *st_db_pg(st_db_t *self)
+{
+    return self->pg;
+}
+
 const Lcore__V1__StoredRecords *st_db_last_written(const st_db_t *self)
 {
     return &self->written;
@@ -461,6 +471,29 @@ static void s_log_text(char *out, size_t cap, const char *in)
     out[i] = '\0';
 }
 
+/* The reading a dead letter keeps: stage "store" as the worker sealed it, stage "crypto" sealed
+ * by the gateway; never both, never neither. */
+static const char *s_dead_letter_reading_invalid(const Lcore__V1__DeadLetter *dl)
+{
+    const Lcore__V1__SealedRecord *s = dl->sealed;
+    if (strcmp(dl->stage, "crypto") == 0) {
+        if (s || dl->gateway_sealed.len < ST_GATEWAY_SEALED_MIN ||
+            dl->gateway_sealed.len > ST_GATEWAY_SEALED_MAX || dl->gateway_key_version == 0 ||
+            dl->gateway_key_version > INT32_MAX)
+            return "a crypto-stage dead letter carries its reading sealed by the gateway"
+                   " (gateway_sealed, gateway_key_version) and nothing else";
+        return NULL;
+    }
+    if (!s || dl->gateway_sealed.len || s->record_id.len != LC_RECORD_ID_LEN ||
+        memcmp(s->record_id.data, dl->record_id.data, LC_RECORD_ID_LEN) != 0 ||
+        s->aes_nonce.len != LC_AES_NONCE_LEN || s->xchacha_nonce.len != LC_XCHACHA_NONCE_LEN ||
+        s->envelope_hash.len != LC_ENVELOPE_HASH_LEN ||
+        s->reading_hash.len != LC_READING_HASH_LEN || s->ciphertext.len <= LC_SEAL_OVERHEAD ||
+        s->key_version == 0 || s->key_version > INT32_MAX)
+        return "a store-stage dead letter carries its record as the worker sealed it (sealed)";
+    return NULL;
+}
+
 const char *st_db_dead_letter_invalid(const Lcore__V1__DeadLetter *dl)
 {
     if (dl->record_id.len != LC_RECORD_ID_LEN)
@@ -484,16 +517,18 @@ const char *st_db_dead_letter_invalid(const Lcore__V1__DeadLetter *dl)
         return "reason must be non-empty UTF-8";
     if (dl->attempts == 0 || dl->attempts > INT32_MAX)
         return "attempts must be 1..2^31-1";
-    return NULL;
+    return s_dead_letter_reading_invalid(dl);
 }
 
 /* Records the dead letter unless its record is stored, and says which happened, in one
  * statement (one snapshot: both EXISTS see the same records). */
 static const char s_dead_letter_sql[] =
     "WITH ins AS (INSERT INTO dead_letters (record_id, device_id, seq, device_ts_ms, received_at,"
-    " gateway_id, stage, reason, attempts)"
+    " gateway_id, stage, reason, attempts, key_version, aes_nonce, xchacha_nonce, ciphertext,"
+    " envelope_hash, reading_hash, gateway_sealed, gateway_key_version)"
     " SELECT $1::bytea, $2::text, $3::bigint, $4::bigint, $5::timestamptz, $6::text, $7::text,"
-    " $8::text, $9::integer"
+    " $8::text, $9::integer, $10::integer, $11::bytea, $12::bytea, $13::bytea, $14::bytea,"
+    " $15::bytea, $16::bytea, $17::integer"
     " WHERE NOT EXISTS (SELECT 1 FROM records WHERE record_id = $1::bytea)"
     " ON CONFLICT (record_id) DO NOTHING RETURNING 1)"
     " SELECT (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM records WHERE record_id = "
@@ -524,6 +559,21 @@ static void s_dead_letter_params(lc_pg_params_t *p, const Lcore__V1__DeadLetter 
     lc_pg_add_text(p, dl->stage);
     lc_pg_add_text(p, reason);
     lc_pg_add_u64(p, dl->attempts);
+    const Lcore__V1__SealedRecord *s = dl->sealed;
+    if (s)
+        lc_pg_add_u64(p, s->key_version);
+    else
+        lc_pg_add_null(p);
+    lc_pg_add_bytes(p, s ? s->aes_nonce.data : NULL, s ? s->aes_nonce.len : 0);
+    lc_pg_add_bytes(p, s ? s->xchacha_nonce.data : NULL, s ? s->xchacha_nonce.len : 0);
+    lc_pg_add_bytes(p, s ? s->ciphertext.data : NULL, s ? s->ciphertext.len : 0);
+    lc_pg_add_bytes(p, s ? s->envelope_hash.data : NULL, s ? s->envelope_hash.len : 0);
+    lc_pg_add_bytes(p, s ? s->reading_hash.data : NULL, s ? s->reading_hash.len : 0);
+    lc_pg_add_bytes(p, s ? NULL : dl->gateway_sealed.data, dl->gateway_sealed.len);
+    if (!s)
+        lc_pg_add_u64(p, dl->gateway_key_version);
+    else
+        lc_pg_add_null(p);
 }
 
 /* Counts and logs a dead letter recorded now. */
@@ -1013,5 +1063,8 @@ void st_db_reply_clear(Lcore__V1__QueryReply *reply)
     free(reply->positions);
     if (reply->sealed)
         s_free_sealed(reply->sealed);
+    for (size_t i = 0; i < reply->n_dead_letters; i++)
+        lcore__v1__dead_letter__free_unpacked(reply->dead_letters[i], NULL);
+    free(reply->dead_letters);
     lcore__v1__query_reply__init(reply);
 }

@@ -10,6 +10,7 @@
 
 #include "lc_common.h"
 #include "lc_metrics.h"
+#include "lc_pg.h"
 #include "lc_record.h"
 #include "lcore.pb-c.h"
 
@@ -104,5 +105,8 @@ int st_db_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
 void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
                   Lcore__V1__QueryReply *reply);
 void st_db_reply_clear(Lcore__V1__QueryReply *reply);
+
+/* The connection (queries that live in other files: st_letters). */
+lc_pg_t *st_db_pg(st_db_t *self);
 
 #endif

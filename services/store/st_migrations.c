@@ -82,6 +82,27 @@ static const lc_migration_t s_migrations[] = {
      "  detected_at   timestamptz NOT NULL DEFAULT now(),"
      "  PRIMARY KEY (record_id, reading_hash)"
      ");"},
+    {3, "dead letters keep the sealed reading",
+     /* A dead letter keeps its reading, never in plaintext, so `lcore-cli dead-letters replay`
+      * can put it back through the pipeline: stage 'store' as the worker sealed it (the
+      * record's columns), stage 'crypto' (never sealed by a worker) sealed by the gateway with
+      * its dead-letter key (gateway_sealed; only that gateway's key ring opens it). Rows from
+      * before this migration have neither (NOT VALID: the check holds for new rows). */
+     "ALTER TABLE dead_letters"
+     "  ADD COLUMN key_version integer CHECK (key_version > 0),"
+     "  ADD COLUMN aes_nonce bytea CHECK (length(aes_nonce) = 12),"
+     "  ADD COLUMN xchacha_nonce bytea CHECK (length(xchacha_nonce) = 24),"
+     "  ADD COLUMN ciphertext bytea,"
+     "  ADD COLUMN envelope_hash bytea CHECK (length(envelope_hash) = 32),"
+     "  ADD COLUMN reading_hash bytea CHECK (length(reading_hash) = 32),"
+     "  ADD COLUMN gateway_sealed bytea,"
+     "  ADD COLUMN gateway_key_version integer CHECK (gateway_key_version > 0),"
+     "  ADD CONSTRAINT dead_letters_keep_reading CHECK ("
+     "    (stage = 'store' AND ciphertext IS NOT NULL AND key_version IS NOT NULL"
+     "     AND aes_nonce IS NOT NULL AND xchacha_nonce IS NOT NULL"
+     "     AND envelope_hash IS NOT NULL AND reading_hash IS NOT NULL)"
+     "    OR (stage = 'crypto' AND gateway_sealed IS NOT NULL"
+     "     AND gateway_key_version IS NOT NULL)) NOT VALID;"},
 };
 
 /* Exactly the statements services/store/st_db.c runs: records, devices and dead letters are

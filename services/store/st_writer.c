@@ -314,6 +314,7 @@ static int s_dead_letter(st_writer_t *self, const Lcore__V1__SealedRecord *r)
     dl.gateway_id = r->gateway_id;
     dl.attempts = r->attempt;
     dl.stage = (char *)"store";
+    dl.sealed = (Lcore__V1__SealedRecord *)r; /* kept, sealed, for a replay */
     char reason[256];
     snprintf(reason, sizeof reason, "refused by PostgreSQL: %s", st_db_last_error(self->db));
     dl.reason = reason;

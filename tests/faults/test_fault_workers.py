@@ -1,5 +1,6 @@
 """Faults 1 and 7: a crypto worker killed mid-load; a poison reading that crashes every worker
-(fault-injection build: LCORE_CRYPTO_CRASH_DEVICE) ends in dead_letters while the rest flows."""
+(fault-injection build: LCORE_CRYPTO_CRASH_DEVICE) ends in dead_letters, sealed, while the rest
+flows; once the cause is fixed, `lcore-cli dead-letters replay` stores every one of them."""
 import signal
 import threading
 import time
@@ -60,6 +61,50 @@ def main():
             expect(dl == 6, f"lcore_gateway_dead_letters_total = {dl}")
         checks.run("f7: the poison device's readings are dead-lettered after max attempts", poison_dead_lettered)
         print(f"worker restarts during f7: {restarts[0]}", flush=True)
+
+        # The cause fixed (workers without the crash), the dead letters are replayed: each was
+        # kept sealed by the gateway, goes back to it, and is stored; nothing accepted is lost.
+        for name in ("crypto-1", "crypto-2"):
+            if alive(pid_of(stack, name)):
+                kill(stack, name, signal.SIGTERM)
+        stack_up(stack)
+        poison_ids = set(x for x in stack.sql(
+            f"SELECT encode(record_id, 'hex') FROM dead_letters WHERE device_id LIKE '{poison}-%'").splitlines() if x)
+        listed = {}
+
+        def listed_unresolved():
+            out = stack.cli("dead-letters", "list").stdout.splitlines()
+            for line in out:
+                fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+                listed[fields["record_id"]] = fields
+            expect(poison_ids and poison_ids <= set(listed), f"list shows {len(listed)} of {len(poison_ids)}")
+            expect(all(listed[i]["stage"] == "crypto" and listed[i]["resolved"] == "no" for i in poison_ids),
+                   f"listed as {[listed[i] for i in poison_ids][:2]}")
+            sealed = int(stack.sql("SELECT count(*) FROM dead_letters WHERE gateway_sealed IS NOT NULL"
+                                   f" AND device_id LIKE '{poison}-%'"))
+            expect(sealed == len(poison_ids), f"{sealed} of {len(poison_ids)} kept their reading sealed")
+        checks.run("dead-letters list shows the poison readings, unresolved, each kept sealed", listed_unresolved)
+
+        def replayed_and_stored():
+            out = stack.cli("dead-letters", "replay").stdout
+            expect(f"replayed_gateway={len(poison_ids)}" in out, f"replay: {out.strip()}")
+            deadline = time.time() + 60
+            stored = set()
+            while time.time() < deadline and not poison_ids <= stored:
+                stored = set(x for x in stack.sql(
+                    f"SELECT encode(record_id, 'hex') FROM records WHERE device_id LIKE '{poison}-%'").splitlines() if x)
+                time.sleep(0.5)
+            expect(poison_ids <= stored, f"stored {len(stored & poison_ids)} of {len(poison_ids)} replayed readings")
+            rid = sorted(poison_ids)[0]
+            opened = stack.cli("decrypt", rid).stdout
+            expect("device_signature=valid" in opened, f"decrypt of a replayed reading: {opened[:200]}")
+            left = stack.cli("dead-letters", "list").stdout
+            expect(not any(i in left for i in poison_ids), "still unresolved after the replay")
+            again = stack.cli("dead-letters", "replay", rid).stdout
+            expect("skipped=1" in again, f"replaying a resolved one: {again.strip()}")
+            n = stack.metric("LCORE_GATEWAY_ADMIN_URL", "lcore_gateway_dead_letters_replayed_total")
+            expect(n == len(poison_ids), f"lcore_gateway_dead_letters_replayed_total = {n}")
+        checks.run("replay puts every dead-lettered reading back, stored once and decryptable", replayed_and_stored)
     checks.done()
 
 

@@ -361,6 +361,10 @@ static void test_refused_write_batch_and_dead_letters(void **state)
     dl.reason = (char *)"refused by PostgreSQL: 23503";
     dl.attempts = 3;
     st_dead_letter_outcome_t outcome;
+    /* Without its reading a dead letter is refused: it would be the reading's end. */
+    assert_int_equal(st_db_dead_letter(f->db, &dl, &outcome), LC_ERR_INVALID);
+    assert_non_null(strstr(st_db_last_error(f->db), "sealed"));
+    dl.sealed = recs[1];
     assert_int_equal(st_db_dead_letter(f->db, &dl, &outcome), 0);
     assert_int_equal(outcome, ST_DEAD_LETTERED);
     assert_int_equal(st_db_dead_letter(f->db, &dl, &outcome), 0);
@@ -368,6 +372,7 @@ static void test_refused_write_batch_and_dead_letters(void **state)
     dl.record_id = recs[0]->record_id;
     dl.device_id = (char *)f->device_id;
     dl.seq = 20;
+    dl.sealed = recs[0];
     assert_int_equal(st_db_dead_letter(f->db, &dl, &outcome), 0);
     assert_int_equal(outcome, ST_ALREADY_STORED);
     dl.seq = 21; /* record_id no longer matches: refused before the database */

@@ -13,33 +13,7 @@
 #include "lc_query.h"
 #include "lc_record.h"
 #include "lc_seal.h"
-
-static const char *s_env(const char *name, const char *def)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : def;
-}
-
-/* One query to the store; NULL (said why) unless it answered OK. */
-static Lcore__V1__QueryReply *s_ask(lc_query_client_t *store, Lcore__V1__Query *q)
-{
-    int err = 0;
-    Lcore__V1__QueryReply *r = lc_query_call(store, q, &err);
-    if (!r) {
-        fprintf(stderr, "lcore-cli decrypt: no answer from the store (%s): %s\n",
-                s_env("LCORE_STORE_QUERIES_CONNECT", "tcp://127.0.0.1:5554"), lc_strerror(err));
-        return NULL;
-    }
-    if (r->status != LCORE__V1__QUERY_REPLY__STATUS__OK) {
-        fprintf(stderr, "lcore-cli decrypt: %s\n",
-                r->status == LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND
-                    ? "no such record"
-                    : (r->message && *r->message ? r->message : "the store refused"));
-        lcore__v1__query_reply__free_unpacked(r, NULL);
-        return NULL;
-    }
-    return r;
-}
+#include "cli_store.h"
 
 /* Opens s with the ring, checks hash and signature against the device d, prints. */
 static int s_open_print(lc_sealer_t *sealer, const Lcore__V1__SealedRecord *s,
@@ -91,14 +65,14 @@ out:
 }
 
 /* Asks for the sealed record, then for its device. */
-static int s_fetch_open(lc_query_client_t *store, lc_sealer_t *sealer,
-                        uint8_t rid[LC_RECORD_ID_LEN], const char *record_hex)
+static int s_fetch_open(cli_store_t *store, lc_sealer_t *sealer, uint8_t rid[LC_RECORD_ID_LEN],
+                        const char *record_hex)
 {
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_GET_SEALED;
     q.get_sealed.data = rid;
     q.get_sealed.len = LC_RECORD_ID_LEN;
-    Lcore__V1__QueryReply *sr = s_ask(store, &q), *dr = NULL;
+    Lcore__V1__QueryReply *sr = cli_store_ask(store, &q, "no such record"), *dr = NULL;
     int ret = 1;
     if (!sr || !sr->sealed || !sr->sealed->device_id ||
         memcmp(sr->sealed->record_id.data, rid, LC_RECORD_ID_LEN) != 0)
@@ -106,7 +80,7 @@ static int s_fetch_open(lc_query_client_t *store, lc_sealer_t *sealer,
     Lcore__V1__Query dq = LCORE__V1__QUERY__INIT;
     dq.body_case = LCORE__V1__QUERY__BODY_GET_DEVICE;
     dq.get_device = sr->sealed->device_id;
-    if ((dr = s_ask(store, &dq)) && dr->device && dr->device->alg)
+    if ((dr = cli_store_ask(store, &dq, "no such device")) && dr->device && dr->device->alg)
         ret = s_open_print(sealer, sr->sealed, dr->device, record_hex);
 out:
     if (sr)
@@ -123,29 +97,17 @@ int cli_decrypt(const char *record_hex)
         fprintf(stderr, "lcore-cli decrypt: RECORD_ID must be 64 hex digits\n");
         return 2;
     }
-    lc_curve_cfg_t cc = {.enabled = strcmp(s_env("LCORE_CURVE", "1"), "0") != 0};
-    snprintf(cc.cert, sizeof cc.cert, "%s", s_env("LCORE_CLI_CURVE_CERT", ""));
-    snprintf(cc.trust_dir, sizeof cc.trust_dir, "%s", s_env("LCORE_CURVE_TRUST_DIR", ""));
     int err = 0, ret = 1;
     lc_keyring_t *ring =
-        lc_keyring_load(s_env("LCORE_KEYRING", "lcore.keyring"), LC_KEYRING_SEAL, &err);
+        lc_keyring_load(cli_env("LCORE_KEYRING", "lcore.keyring"), LC_KEYRING_SEAL, &err);
     lc_sealer_t *sealer = ring ? lc_sealer_new(ring, LC_AES_AUTO) : NULL;
-    lc_metrics_t *metrics = lc_metrics_new();
-    lc_curve_t *curve = metrics ? lc_curve_new(&cc, "cli", metrics) : NULL;
-    lc_query_client_t *store =
-        curve ? lc_query_client_new(s_env("LCORE_STORE_QUERIES_CONNECT", "tcp://127.0.0.1:5554"),
-                                    LC_ROLE_STORE, 5000, curve)
-              : NULL;
+    cli_store_t store;
     if (!sealer)
         fprintf(stderr, "lcore-cli decrypt: cannot load the key ring: %s\n", lc_strerror(err));
-    else if (!store)
-        fprintf(stderr, "lcore-cli decrypt: no CURVE identity (LCORE_CLI_CURVE_CERT, "
-                        "LCORE_CURVE_TRUST_DIR: an operator certificate, see the log)\n");
-    else
-        ret = s_fetch_open(store, sealer, rid, record_hex);
-    lc_query_client_destroy(&store);
-    lc_curve_destroy(&curve);
-    lc_metrics_destroy(&metrics);
+    else if (cli_store_open(&store, "decrypt") == 0)
+        ret = s_fetch_open(&store, sealer, rid, record_hex);
+    if (sealer)
+        cli_store_close(&store);
     lc_sealer_destroy(&sealer);
     lc_keyring_destroy(&ring);
     return ret;

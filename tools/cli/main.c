@@ -15,6 +15,7 @@
 
 #include "cli_curve.h"
 #include "cli_decrypt.h"
+#include "cli_letters.h"
 #include "cli_relayer.h"
 #include "cli_verify.h"
 #include "lc_codec.h"
@@ -56,6 +57,11 @@ static void s_usage(FILE *out)
           "  decrypt RECORD_ID           ask a store for the sealed record (its query link,\n"
           "                              as the operator: LCORE_CLI_CURVE_CERT), open both\n"
           "                              layers with the key ring here, print the reading\n"
+          "  dead-letters list [--all]   readings given up on, oldest first: the unresolved\n"
+          "                              ones (or all); the store keeps each one sealed\n"
+          "  dead-letters replay [RECORD_ID...]\n"
+          "                              once the cause is fixed, put those (default: every\n"
+          "                              unresolved one) back through the pipeline\n"
           "  curve-keygen --role ROLE --name NAME --out DIR [--trust-dir DIR]\n"
           "                              a service instance's CURVE key pair: DIR/NAME.cert\n"
           "                              (public) and DIR/NAME.cert_secret (0600); with\n"
@@ -70,9 +76,10 @@ static void s_usage(FILE *out)
           "                              setRelayer transaction signed with the owner's key\n"
           "Environment: LCORE_KEYRING (seal ring, default lcore.keyring),\n"
           "             LCORE_GATEWAY_KEYRING (gateway ring, default lcore-gateway.keyring),\n"
-          "             LCORE_STORE_QUERIES_CONNECT (decrypt: the stores' query endpoints,\n"
-          "             default tcp://127.0.0.1:5554), LCORE_CLI_CURVE_CERT (decrypt: the\n"
-          "             operator's secret CURVE certificate), LCORE_CURVE_TRUST_DIR,\n"
+          "             LCORE_STORE_QUERIES_CONNECT (decrypt, dead-letters: the stores'\n"
+          "             query endpoints, default tcp://127.0.0.1:5554), LCORE_CLI_CURVE_CERT\n"
+          "             (decrypt, dead-letters: the operator's secret CURVE certificate),\n"
+          "             LCORE_CURVE_TRUST_DIR,\n"
           "             LCORE_CHAIN_RPC, LCORE_CONTRACT_ADDRESS (verify, set-relayer),\n"
           "             LCORE_CHAIN_OWNER_KEY_FILE, LCORE_CHAIN_ID (set-relayer),\n"
           "             LCORE_CA_FILE (verify: PEM CA certificates for an https RPC URL;\n"
@@ -325,6 +332,8 @@ int main(int argc, char **argv)
         return cli_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "decrypt") == 0)
         return cli_decrypt(argc > 2 ? argv[2] : NULL);
+    if (strcmp(cmd, "dead-letters") == 0)
+        return cli_letters(argc - 1, argv + 1);
     fprintf(stderr, "lcore-cli: unknown command '%s'\n", cmd);
     s_usage(stderr);
     return 2;
