@@ -5,6 +5,7 @@ import atexit
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import ssl
@@ -119,6 +120,47 @@ class Stack:
     @property
     def token(self):
         return self.vars["LCORE_ADMIN_TOKEN"]
+
+    def secrets(self):
+        """Every secret the stack's state directory holds, as it could be printed: the operator
+        and reader tokens, key ring keys (hex), CURVE secret keys (Z85), PostgreSQL passwords, the
+        relayer's key and device secret keys. A test greps the logs for each."""
+        found = {v for k, v in self.vars.items() if k.endswith("_TOKEN") and v}
+        for root, _, files in os.walk(self.dir):
+            if os.path.basename(root) == "log":
+                continue
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    text = open(path, errors="replace").read(1 << 20)
+                except OSError:
+                    continue
+                if name.endswith(".keyring") or name == "keyring":
+                    found.update(re.findall(r"(?:aes|xchacha|gateway)=([0-9a-f]{64})", text))
+                elif name.endswith(".cert_secret"):
+                    found.update(re.findall(r'secret-key\s*=\s*"([^"]{40})"', text))
+                elif "pgpass" in name or name.endswith(".pgpass"):
+                    found.update(line.rsplit(":", 1)[1] for line in text.splitlines() if line.count(":") >= 4)
+                elif name.endswith(".key") and text.lstrip().startswith("{"):
+                    found.update(re.findall(r'"secret_key"\s*:\s*"([0-9a-f]{64,128})"', text))
+                elif name == "chain.key":
+                    found.update(re.findall(r"(?:0x)?([0-9a-fA-F]{64})", text))
+        return {x for x in found if len(x) >= 16}
+
+    def log_hits(self, needles):
+        """(file, needle) for every needle found in the log of any lcore service or of
+        PostgreSQL (also under a case change for hex, which a log could print either way)."""
+        hits = []
+        logdir = os.path.join(self.dir, "log")
+        for name in sorted(os.listdir(logdir)):
+            if name.startswith("anvil"):
+                continue  # anvil prints its well-known development keys; not an lcore service
+            text = open(os.path.join(logdir, name), errors="replace").read()
+            low = text.lower()
+            for n in needles:
+                if n in text or (re.fullmatch(r"[0-9a-fA-F]+", n) and n.lower() in low):
+                    hits.append((name, n[:12] + "..."))
+        return hits
 
     def sql(self, query, dsn=None):
         """psql as the owner role (LCORE_PG_DSN, or dsn): the rows, '|'-separated, one a line."""

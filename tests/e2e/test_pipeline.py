@@ -233,6 +233,21 @@ def main():
         checks.run("request batch with good and bad lines stores exactly the good ones", request_batch_mixed)
         checks.run("compat /device/data", compat_endpoint)
         checks.run("health, readiness and record lookups", health)
+
+        def no_secrets_or_payloads_in_logs():
+            logs = sorted(os.listdir(os.path.join(st.dir, "log")))
+            for svc in ("gateway", "crypto", "store", "chain"):
+                expect(any(n.startswith(svc) for n in logs), f"no {svc} log among {logs}")
+            expect(st.log_hits({"event="}), "the log check finds nothing at all: it cannot work")
+            secrets = st.secrets()
+            # tokens, three ring keys, a CURVE secret per instance, role passwords, the chain key
+            expect(len(secrets) >= 10, f"only {len(secrets)} secrets found in the state directory")
+            jws = state["jws"]
+            needles = secrets | {marker, jws.split(".")[1][:40], jws[:40], jws.split(".")[2][:40],
+                                 state["payload"][:30]}
+            hits = st.log_hits(needles)
+            expect(not hits, f"secrets or payloads in the logs: {hits[:5]}")
+        checks.run("no payload, token or key in any service's log", no_secrets_or_payloads_in_logs)
     checks.done()
 
 
