@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "gw_budget.h"
+#include "gw_conn_limit.h"
 #include "gw_request_batch.h"
 #include "lc_codec.h"
 #include "lc_jws.h"
@@ -47,7 +48,8 @@ struct gw_http {
     uint8_t token_hash[crypto_hash_sha256_BYTES];
     int token_set;
     struct MHD_Daemon *daemon;
-    gw_budget_t *budget;  /* request bodies in flight, across all connections */
+    gw_budget_t *budget; /* request bodies in flight, across all connections */
+    gw_conn_limit_t *per_ip;
     atomic_int started;   /* the device listener runs: libmicrohttpd's messages are per client */
     atomic_int stopping;  /* SIGTERM: readings get 503, waiting requests finish */
     atomic_int suspended; /* requests waiting for the log */
@@ -677,6 +679,28 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+/* libmicrohttpd's accept policy: an address holding its share of connections gets no more. */
+static enum MHD_Result s_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addrlen;
+    gw_http_t *self = cls;
+    return gw_conn_limit_enter(self->per_ip, addr) == 0 ? MHD_YES : MHD_NO;
+}
+
+/* A connection that passed s_accept closed: its address's count goes down. (One that passed
+ * and then failed to start, out of memory, stays counted until the restart: rare and safe.) */
+static void s_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)socket_context;
+    gw_http_t *self = cls;
+    if (code != MHD_CONNECTION_NOTIFY_CLOSED)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    gw_conn_limit_leave(self->per_ip, ci ? ci->client_addr : NULL);
+}
+
 /* Reads a whole PEM file into guarded memory (NUL-terminated; the key is secret). NULL on error. */
 static char *s_read_pem(const char *path)
 {
@@ -739,14 +763,13 @@ static int s_listen(gw_http_t *self)
                                         {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
                                         {MHD_OPTION_END, 0, NULL}};
     self->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_on_device, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
+        flags, 0, s_accept, self, s_on_device, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)GW_HTTP_CONNECTION_MEMORY,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_ARRAY,
-        tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, s_conn_notify, self, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)GW_HTTP_CONNECTION_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
     sodium_free(key); /* wipes */
     sodium_free(cert);
     if (!self->daemon) {
@@ -793,7 +816,10 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
         self->responses[i] = lc_metrics_counter(deps->metrics, "lcore_gateway_responses_total",
                                                 "HTTP responses by status code", l);
     }
-    if (!(self->budget = gw_budget_new((size_t)deps->cfg->body_budget_bytes, deps->metrics))) {
+    if (!(self->budget = gw_budget_new((size_t)deps->cfg->body_budget_bytes, deps->metrics)) ||
+        !(self->per_ip =
+              gw_conn_limit_new((unsigned)deps->cfg->max_connections_per_ip, deps->metrics))) {
+        gw_budget_destroy(&self->budget);
         free(self);
         return NULL;
     }
@@ -802,6 +828,7 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
         "Record lookups answered without the chain's part: the relayer did not answer", NULL);
     if (s_listen(self) < 0) {
         gw_budget_destroy(&self->budget);
+        gw_conn_limit_destroy(&self->per_ip);
         free(self);
         return NULL;
     }
@@ -810,6 +837,7 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
         lc_error("admin_route_failed", "path=%s", operator_api.path);
         MHD_stop_daemon(self->daemon);
         gw_budget_destroy(&self->budget);
+        gw_conn_limit_destroy(&self->per_ip);
         free(self);
         return NULL;
     }
@@ -832,6 +860,7 @@ void gw_http_destroy(gw_http_t **self_p)
         lc_warn("http_stop_with_waiting_requests", "n=%d", atomic_load(&self->suspended));
     MHD_stop_daemon(self->daemon);
     gw_budget_destroy(&self->budget);
+    gw_conn_limit_destroy(&self->per_ip);
     sodium_memzero(self->token_hash, sizeof self->token_hash);
     free(self);
     *self_p = NULL;
