@@ -283,6 +283,20 @@ static int s_stale(gw_devices_t *self, const char *device_id, gw_device_key_t *o
     return rc;
 }
 
+/* Refills a token bucket for the time since *refill_us and takes one token: 0, or -1 empty. */
+static int s_bucket_take(double *tokens, uint64_t *refill_us, double rate, double burst,
+                         uint64_t now)
+{
+    *tokens += (double)(now - *refill_us) / 1e6 * rate;
+    if (*tokens > burst)
+        *tokens = burst;
+    *refill_us = now;
+    if (*tokens < 1.0)
+        return -1;
+    *tokens -= 1.0;
+    return 0;
+}
+
 /* Takes one of peer's store lookups of unknown ids: 0, or -1 when it has none left. An IPv6
  * client is limited by its /64 (one host usually holds all of it). Addresses share a slot only
  * when their keyed hashes collide; the newcomer then starts with a full allowance. */
@@ -302,14 +316,8 @@ static int s_peer_take(gw_devices_t *self, const gw_peer_t *peer)
     if (!s->used || memcmp(s->peer.addr, p.addr, sizeof p.addr) != 0)
         *s = (s_peer_slot_t){
             .peer = p, .used = 1, .tokens = self->o.lookups_burst, .refill_us = now};
-    s->tokens += (double)(now - s->refill_us) / 1e6 * self->o.lookups_per_ip;
-    if (s->tokens > self->o.lookups_burst)
-        s->tokens = self->o.lookups_burst;
-    s->refill_us = now;
-    if (s->tokens >= 1.0)
-        s->tokens -= 1.0;
-    else
-        rc = -1;
+    rc = s_bucket_take(&s->tokens, &s->refill_us, self->o.lookups_per_ip, self->o.lookups_burst,
+                       now);
     pthread_mutex_unlock(s_lock(self, i));
     return rc;
 }
@@ -393,14 +401,9 @@ int gw_devices_take(gw_devices_t *self, const char *device_id)
     pthread_mutex_lock(s_lock(self, b));
     s_entry_t *e = s_find(self, b, device_id, 1);
     if (e) {
-        e->tokens += (double)(now - e->refill_us) / 1e6 * self->o.rate;
-        if (e->tokens > self->o.burst)
-            e->tokens = self->o.burst;
-        e->refill_us = now;
-        if (e->tokens >= 1.0)
-            e->tokens -= 1.0;
-        else
-            rc = LC_ERR_TIMEOUT;
+        rc = s_bucket_take(&e->tokens, &e->refill_us, self->o.rate, self->o.burst, now) < 0
+                 ? LC_ERR_TIMEOUT
+                 : 0;
     }
     pthread_mutex_unlock(s_lock(self, b));
     return rc;

@@ -46,35 +46,30 @@ static void s_split(const char *body, size_t max_line, size_t cut, int bytewise,
     gw_lines_end(&s, s_collect, sink);
 }
 
-static void test_same_lines_whatever_the_chunks(void **state)
+/* body split at every cut, and byte by byte, gives want. */
+static void s_check_all_cuts(const char *body, size_t max_line, const char *want)
 {
-    (void)state;
-    const char *body = "a.b.c\r\n  \n\nbb  \r\n x \n\r\nccc";
-    const char *want = "a.b.c|bb| x|ccc|";
     for (size_t cut = 0; cut <= strlen(body); cut++) {
         s_sink_t sink = {0};
-        s_split(body, 16, cut, 0, &sink);
+        s_split(body, max_line, cut, 0, &sink);
         assert_string_equal(sink.out, want);
     }
     s_sink_t sink = {0};
-    s_split(body, 16, 0, 1, &sink);
+    s_split(body, max_line, 0, 1, &sink);
     assert_string_equal(sink.out, want);
+}
+
+static void test_same_lines_whatever_the_chunks(void **state)
+{
+    (void)state;
+    s_check_all_cuts("a.b.c\r\n  \n\nbb  \r\n x \n\r\nccc", 16, "a.b.c|bb| x|ccc|");
 }
 
 static void test_overlong_lines_by_length(void **state)
 {
     (void)state;
     /* max 4: "abcdef" is 6 long; "abcd" with 5 trailing spaces fits; "ab  cd" does not. */
-    const char *body = "abcdef\nabcd     \nab  cd\r\nxy";
-    const char *want = "<6>|abcd|<6>|xy|";
-    for (size_t cut = 0; cut <= strlen(body); cut++) {
-        s_sink_t sink = {0};
-        s_split(body, 4, cut, 0, &sink);
-        assert_string_equal(sink.out, want);
-    }
-    s_sink_t sink = {0};
-    s_split(body, 4, 0, 1, &sink);
-    assert_string_equal(sink.out, want);
+    s_check_all_cuts("abcdef\nabcd     \nab  cd\r\nxy", 4, "<6>|abcd|<6>|xy|");
 }
 
 static void test_stop_is_final(void **state)
