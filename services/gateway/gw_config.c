@@ -46,6 +46,22 @@ const lc_cfg_opt_t gw_config_opts[] = {
     LC_CFG_I("LCORE_GATEWAY_MAX_REQUEST_BATCH_BYTES", T, max_request_batch_bytes, "16777216", 4096,
              134217728,
              "largest accepted request batch body (POST /v1/data/batch); larger ones get 413"),
+    LC_CFG_I("LCORE_GATEWAY_MAX_CONNECTIONS", T, max_connections, "4096", 16, 65536,
+             "device listener connections at most (more are refused at accept)"),
+    LC_CFG_I("LCORE_GATEWAY_MAX_CONNECTIONS_PER_IP", T, max_connections_per_ip, "128", 0, 65536,
+             "device listener connections at most from one client address (0: no limit; raise "
+             "it behind a load balancer that does not pass the client address)"),
+    LC_CFG_I("LCORE_GATEWAY_CONNECTION_TIMEOUT_S", T, connection_timeout_s, "30", 1, 3600,
+             "a connection that sends nothing for this long is closed"),
+    LC_CFG_I("LCORE_GATEWAY_BODY_BUDGET_BYTES", T, body_budget_bytes, "67108864", 1048576,
+             17179869184LL,
+             "request bodies held across all connections at most (request batches: 3/4 of it); "
+             "past it: 503 + Retry-After"),
+    LC_CFG_I("LCORE_GATEWAY_UNKNOWN_LOOKUPS_PER_IP", T, unknown_lookups_per_ip, "100", 0, 1000000,
+             "store lookups per second of device ids this gateway does not know, per client "
+             "address (0: no limit); over it: 429"),
+    LC_CFG_I("LCORE_GATEWAY_UNKNOWN_LOOKUPS_BURST", T, unknown_lookups_burst, "1000", 1, 10000000,
+             "burst allowance for LCORE_GATEWAY_UNKNOWN_LOOKUPS_PER_IP"),
     LC_CFG_I("LCORE_GATEWAY_QUERY_TIMEOUT_MS", T, query_timeout_ms, "2000", 10, 60000,
              "how long to wait for the store to answer a query (the relayer: a quarter of it; "
              "without its answer a record lookup says stored)"),
@@ -148,6 +164,13 @@ int gw_config_check(gw_config_t *cfg, char *err, size_t err_len)
                  "invalid configuration: LCORE_GATEWAY_TLS_CERT and LCORE_GATEWAY_TLS_KEY are "
                  "set together or not at all (only %s is set)",
                  cfg->tls_cert[0] ? "LCORE_GATEWAY_TLS_CERT" : "LCORE_GATEWAY_TLS_KEY");
+        return -1;
+    }
+    if (cfg->body_budget_bytes < 8 * cfg->max_reading_bytes) {
+        snprintf(err, err_len,
+                 "invalid configuration: LCORE_GATEWAY_BODY_BUDGET_BYTES (%lld) must hold at least "
+                 "8 readings of LCORE_GATEWAY_MAX_READING_BYTES (%lld)",
+                 cfg->body_budget_bytes, cfg->max_reading_bytes);
         return -1;
     }
     if (!cfg->gateway_id[0]) {

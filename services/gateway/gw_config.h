@@ -21,6 +21,12 @@ typedef struct {
     char chain_queries_connect[512];
     long long max_reading_bytes;
     long long max_request_batch_bytes;
+    long long max_connections;
+    long long max_connections_per_ip;
+    long long connection_timeout_s;
+    long long body_budget_bytes;
+    long long unknown_lookups_per_ip;
+    long long unknown_lookups_burst;
     long long query_timeout_ms;
     long long device_cache_ttl_ms;
     long long device_rate;
@@ -51,7 +57,8 @@ extern const size_t gw_config_opts_len;
 int gw_config_admin_token(gw_config_t *cfg, uint8_t hash[32], int *set, char *err,
                           size_t err_len) LC_WUR;
 
-/* What the table cannot check alone: the TLS certificate and key come together or not at all.
+/* What the table cannot check alone: the TLS certificate and key come together or not at all;
+ * the body budget holds at least eight of the largest readings.
  * Fills the default gateway_id (hostname-port of the device listener). -1 (reason in err) on an
  * invalid combination. */
 int gw_config_check(gw_config_t *cfg, char *err, size_t err_len) LC_WUR;

@@ -12,11 +12,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gw_budget.h"
+#include "gw_conn_limit.h"
+#include "gw_request_batch.h"
 #include "lc_codec.h"
 #include "lc_jws.h"
 #include "lc_log.h"
 
 #define GW_REQUEST_BATCH_MAX_LINES 1000
+/* libmicrohttpd's memory pool per connection (headers and its read buffer): the per-connection
+ * part of the gateway's memory bound (docs/SECURITY.md). */
+#define GW_HTTP_CONNECTION_MEMORY (32 * 1024)
 
 /* Which listener a request came in on: each serves only its own routes (DESIGN "HTTP API"). */
 typedef enum { LISTENER_DEVICE, LISTENER_ADMIN } s_listener_t;
@@ -42,6 +48,8 @@ struct gw_http {
     uint8_t token_hash[crypto_hash_sha256_BYTES];
     int token_set;
     struct MHD_Daemon *daemon;
+    gw_budget_t *budget; /* request bodies in flight, across all connections */
+    gw_conn_limit_t *per_ip;
     atomic_int started;   /* the device listener runs: libmicrohttpd's messages are per client */
     atomic_int stopping;  /* SIGTERM: readings get 503, waiting requests finish */
     atomic_int suspended; /* requests waiting for the log */
@@ -57,16 +65,18 @@ struct gw_http {
  * relay thread resumes it and MHD calls the handler again to answer. */
 typedef struct {
     s_route_t route;
+    gw_peer_t peer;
     char *body;
     size_t len, cap, limit;
+    size_t held; /* bytes of the body budget this request holds */
     int too_big;
+    int over_budget; /* the body budget was spent: what it held is given back, 503 at the end */
     uint64_t start_us;
     struct MHD_Connection *conn;
-    int waiting;        /* suspended on the log */
-    int log_status;     /* set before the resume: 0 durable, < 0 the log failed */
-    gw_result_t one;    /* /v1/data, /device/data */
-    gw_result_t *lines; /* /v1/data/batch */
-    size_t n_lines;
+    int waiting;               /* suspended on the log */
+    int log_status;            /* set before the resume: 0 durable, < 0 the log failed */
+    gw_result_t one;           /* /v1/data, /device/data */
+    gw_request_batch_t *batch; /* /v1/data/batch */
 } s_req_t;
 
 static void s_count(gw_http_t *self, unsigned status)
@@ -184,80 +194,44 @@ static enum MHD_Result s_data(gw_http_t *self, struct MHD_Connection *c, s_req_t
     while (len &&
            (req->body[len - 1] == '\n' || req->body[len - 1] == '\r' || req->body[len - 1] == ' '))
         len--;
-    gw_ingest_reading(self->deps.ingest, req->body, len, NULL, NULL, &req->one);
+    gw_ingest_reading(self->deps.ingest, req->body, len, &req->peer, NULL, NULL, &req->one);
     if (req->one.status == 202)
         return s_wait(self, c, req, req->one.lsn);
     return s_reply_result(self, c, &req->one);
 }
 
-/* Calls fn for every non-empty line (trailing CR and spaces trimmed); returns the count. */
-static size_t s_each_line(char *body, size_t len, void (*fn)(void *, const char *, size_t),
-                          void *arg)
-{
-    size_t n = 0;
-    for (char *p = body, *end = body + len; p < end;) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *e = nl ? nl : end;
-        size_t l = (size_t)(e - p);
-        while (l && (p[l - 1] == '\r' || p[l - 1] == ' '))
-            l--;
-        if (l) {
-            n++;
-            if (fn)
-                fn(arg, p, l);
-        }
-        p = e + 1;
-    }
-    return n;
-}
-
-typedef struct {
-    gw_ingest_t *ingest;
-    gw_result_t *lines;
-    size_t n;
-    uint64_t last_lsn;
-} s_request_batch_t;
-
-static void s_request_batch_line(void *arg, const char *jws, size_t len)
-{
-    s_request_batch_t *b = arg;
-    gw_result_t *r = &b->lines[b->n++];
-    gw_ingest_reading(b->ingest, jws, len, NULL, NULL, r);
-    if (r->status == 202 && r->lsn > b->last_lsn)
-        b->last_lsn = r->lsn;
-}
-
 static enum MHD_Result s_request_batch_reply(gw_http_t *self, struct MHD_Connection *c,
                                              s_req_t *req)
 {
+    size_t n = 0;
+    gw_result_t *lines = gw_request_batch_results(req->batch, &n);
     json_t *results = json_array();
     size_t accepted = 0;
-    for (size_t i = 0; i < req->n_lines; i++) {
-        s_settle(&req->lines[i], req->log_status);
-        accepted += req->lines[i].status == 202;
-        json_array_append_new(results, s_result_json(&req->lines[i]));
+    for (size_t i = 0; i < n; i++) {
+        s_settle(&lines[i], req->log_status);
+        accepted += lines[i].status == 202;
+        json_array_append_new(results, s_result_json(&lines[i]));
     }
     return s_json(self, c, 207,
                   json_pack("{s:I, s:I, s:o}", "accepted", (json_int_t)accepted, "rejected",
-                            (json_int_t)(req->n_lines - accepted), "results", results));
+                            (json_int_t)(n - accepted), "results", results));
 }
 
+/* The body is in, its lines checked as they came: logs the readings that passed. */
 static enum MHD_Result s_request_batch(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
 {
-    /* Count first: a request batch over the limit is refused whole, never half-accepted. */
-    size_t n = s_each_line(req->body, req->len, NULL, NULL);
-    if (n == 0)
+    uint64_t last_lsn = 0;
+    int rc = gw_request_batch_end(req->batch, &last_lsn);
+    if (rc == LC_ERR_NOTFOUND)
         return s_error(self, c, 400, "malformed", "empty request batch: one JWS per line", 0);
-    if (n > GW_REQUEST_BATCH_MAX_LINES)
+    if (rc == LC_ERR_INVALID)
         return s_error(self, c, 413, "too_large", "a request batch holds at most 1000 readings", 0);
-    if (!(req->lines = calloc(n, sizeof *req->lines)))
-        return s_error(self, c, 503, "overloaded", "out of memory", 1);
-    s_request_batch_t b = {self->deps.ingest, req->lines, 0, 0};
-    s_each_line(req->body, req->len, s_request_batch_line, &b);
-    req->n_lines = b.n;
+    if (rc < 0)
+        return s_error(self, c, 503, "overloaded",
+                       "the gateway holds too many request bodies; retry later", 1);
     /* One wait for the whole request batch: the log is written in order. */
-    if (b.last_lsn)
-        return s_wait(self, c, req, b.last_lsn);
+    if (last_lsn)
+        return s_wait(self, c, req, last_lsn);
     return s_request_batch_reply(self, c, req);
 }
 
@@ -272,8 +246,8 @@ static enum MHD_Result s_compat(gw_http_t *self, struct MHD_Connection *c, s_req
         return s_error(self, c, 400, "malformed",
                        "body must be JSON {\"device_id\", \"jws\", \"data\"}", 0);
     }
-    gw_ingest_reading(self->deps.ingest, jws, strlen(jws), device_id, json_object_get(body, "data"),
-                      &req->one);
+    gw_ingest_reading(self->deps.ingest, jws, strlen(jws), &req->peer, device_id,
+                      json_object_get(body, "data"), &req->one);
     json_decref(body);
     if (req->one.status == 202)
         return s_wait(self, c, req, req->one.lsn);
@@ -507,6 +481,51 @@ static size_t s_body_limit(const gw_http_t *self, s_route_t route)
     return (size_t)cfg->max_reading_bytes;
 }
 
+/* The client's address, IPv4 mapped into IPv6 (per-address limits). */
+static void s_peer(struct MHD_Connection *c, gw_peer_t *p)
+{
+    memset(p, 0, sizeof *p);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET6) {
+        memcpy(p->addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+    } else if (sa && sa->sa_family == AF_INET) {
+        p->addr[10] = p->addr[11] = 0xff;
+        memcpy(p->addr + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    }
+}
+
+/* The memory a request needs before its body comes, from the body budget: a request batch its
+ * line buffer, another request its whole body when Content-Length says how long (else it grows
+ * as the body comes). 0, or -1: no room (503). */
+static int s_reserve(gw_http_t *self, s_req_t *req, unsigned long long content_length)
+{
+    if (req->route == ROUTE_REQUEST_BATCH) {
+        gw_request_batch_opts_t o = {.ingest = self->deps.ingest,
+                                     .budget = self->budget,
+                                     .peer = &req->peer,
+                                     .max_line = (size_t)self->deps.cfg->max_reading_bytes,
+                                     .max_lines = GW_REQUEST_BATCH_MAX_LINES};
+        return (req->batch = gw_request_batch_new(&o)) ? 0 : -1;
+    }
+    void *body = NULL;
+    if (content_length &&
+        gw_budget_grow(self->budget, 0, &req->held, &body, &req->cap, content_length + 1, 0) < 0)
+        return -1;
+    req->body = body;
+    return 0;
+}
+
+static void s_req_free(gw_http_t *self, s_req_t *req)
+{
+    void *body = req->body;
+    gw_budget_free(self->budget, &req->held, &body, &req->cap);
+    req->body = NULL;
+    req->len = 0;
+    gw_request_batch_destroy(&req->batch);
+}
+
 /* The first call for a request: routes it, answers what can be answered from the headers
  * alone, else allocates its state (*con_cls) to collect the body. */
 static enum MHD_Result s_begin(gw_http_t *self, s_listener_t listener, struct MHD_Connection *c,
@@ -529,7 +548,8 @@ static enum MHD_Result s_begin(gw_http_t *self, s_listener_t listener, struct MH
     size_t limit = s_body_limit(self, route);
     const char *cl =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > limit)
+    unsigned long long content_length = cl ? strtoull(cl, NULL, 10) : 0;
+    if (content_length > limit)
         return s_error(self, c, 413, "too_large", "body exceeds the size limit", 0);
     s_req_t *req = calloc(1, sizeof *req);
     if (!req)
@@ -537,24 +557,39 @@ static enum MHD_Result s_begin(gw_http_t *self, s_listener_t listener, struct MH
     req->route = route;
     req->limit = limit;
     req->start_us = lc_mono_us();
+    s_peer(c, &req->peer);
+    if (s_reserve(self, req, content_length) < 0) {
+        s_req_free(self, req);
+        free(req);
+        return s_error(self, c, 503, "overloaded",
+                       "the gateway holds too many request bodies; retry later", 1);
+    }
     *con_cls = req;
     return MHD_YES;
 }
 
-/* Takes one chunk of the body. A chunked body past the limit is drained and answered 413 at
- * the end. */
-static enum MHD_Result s_upload(s_req_t *req, const char *upload, size_t n)
+/* Takes one chunk of the body. A body past the limit, or one the budget has no room for, is
+ * drained (what it held given back at once) and answered 413 or 503 at the end. */
+static enum MHD_Result s_upload(gw_http_t *self, s_req_t *req, const char *upload, size_t n)
 {
-    if (req->too_big || req->len + n > req->limit) {
-        req->too_big = 1;
+    if (req->too_big || req->over_budget || req->len + n > req->limit) {
+        req->too_big |= !req->over_budget;
+        s_req_free(self, req);
         return MHD_YES;
     }
-    char *body = lc_grow(req->body, &req->cap, req->len + n + 1, 4096);
-    if (!body)
-        return MHD_NO;
+    req->len += n; /* a request batch's bytes, counted against its limit */
+    if (req->batch) {
+        req->over_budget = gw_request_batch_feed(req->batch, upload, n) < 0;
+        return MHD_YES;
+    }
+    void *body = req->body;
+    req->over_budget =
+        gw_budget_grow(self->budget, 0, &req->held, &body, &req->cap, req->len + 1, 4096) < 0;
     req->body = body;
-    memcpy(req->body + req->len, upload, n);
-    req->len += n;
+    if (req->over_budget)
+        s_req_free(self, req);
+    else
+        memcpy(req->body + req->len - n, upload, n);
     return MHD_YES;
 }
 
@@ -563,9 +598,17 @@ static enum MHD_Result s_complete(gw_http_t *self, struct MHD_Connection *c, s_r
 {
     if (req->too_big)
         return s_error(self, c, 413, "too_large", "body exceeds the size limit", 0);
-    if (!req->body && !(req->body = calloc(1, 1)))
-        return MHD_NO;
-    req->body[req->len] = '\0';
+    if (req->over_budget)
+        return s_error(self, c, 503, "overloaded",
+                       "the gateway holds too many request bodies; retry later", 1);
+    if (req->route != ROUTE_REQUEST_BATCH) {
+        void *body = req->body;
+        if (gw_budget_grow(self->budget, 0, &req->held, &body, &req->cap, req->len + 1, 1) < 0)
+            return s_error(self, c, 503, "overloaded",
+                           "the gateway holds too many request bodies; retry later", 1);
+        req->body = body;
+        req->body[req->len] = '\0';
+    }
     enum MHD_Result ret;
     switch (req->route) {
     case ROUTE_DATA:
@@ -601,7 +644,7 @@ static enum MHD_Result s_handle(gw_http_t *self, s_listener_t listener, struct M
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        return s_upload(req, upload, n);
+        return s_upload(self, req, upload, n);
     }
     return s_complete(self, c, req);
 }
@@ -626,18 +669,36 @@ static enum MHD_Result s_on_admin(void *cls, struct MHD_Connection *c, const cha
 static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                         enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)c;
     (void)toe;
     s_req_t *req = *con_cls;
     if (req) {
-        if (req->body)
-            sodium_memzero(req->body, req->len);
-        free(req->body);
-        free(req->lines);
+        s_req_free(cls, req); /* wipes */
         free(req);
         *con_cls = NULL;
     }
+}
+
+/* libmicrohttpd's accept policy: an address holding its share of connections gets no more. */
+static enum MHD_Result s_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addrlen;
+    gw_http_t *self = cls;
+    return gw_conn_limit_enter(self->per_ip, addr) == 0 ? MHD_YES : MHD_NO;
+}
+
+/* A connection that passed s_accept closed: its address's count goes down. (One that passed
+ * and then failed to start, out of memory, stays counted until the restart: rare and safe.) */
+static void s_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)socket_context;
+    gw_http_t *self = cls;
+    if (code != MHD_CONNECTION_NOTIFY_CLOSED)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    gw_conn_limit_leave(self->per_ip, ci ? ci->client_addr : NULL);
 }
 
 /* Reads a whole PEM file into guarded memory (NUL-terminated; the key is secret). NULL on error. */
@@ -702,10 +763,12 @@ static int s_listen(gw_http_t *self)
                                         {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
                                         {MHD_OPTION_END, 0, NULL}};
     self->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_on_device, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
+        flags, 0, s_accept, self, s_on_device, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_NOTIFY_CONNECTION, s_conn_notify, self, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)GW_HTTP_CONNECTION_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
         MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
     sodium_free(key); /* wipes */
     sodium_free(cert);
@@ -717,8 +780,10 @@ static int s_listen(gw_http_t *self)
         return -1;
     }
     atomic_store(&self->started, 1);
-    lc_info("http_listening", "bind=%s tls=%s threads=%lld", cfg->http_bind, tls ? "on" : "off",
-            cfg->threads);
+    lc_info("http_listening",
+            "bind=%s tls=%s threads=%lld max_connections=%lld per_ip=%lld body_budget=%lld",
+            cfg->http_bind, tls ? "on" : "off", cfg->threads, cfg->max_connections,
+            cfg->max_connections_per_ip, cfg->body_budget_bytes);
     return 0;
 }
 
@@ -751,10 +816,19 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
         self->responses[i] = lc_metrics_counter(deps->metrics, "lcore_gateway_responses_total",
                                                 "HTTP responses by status code", l);
     }
+    if (!(self->budget = gw_budget_new((size_t)deps->cfg->body_budget_bytes, deps->metrics)) ||
+        !(self->per_ip =
+              gw_conn_limit_new((unsigned)deps->cfg->max_connections_per_ip, deps->metrics))) {
+        gw_budget_destroy(&self->budget);
+        free(self);
+        return NULL;
+    }
     self->chain_unanswered = lc_metrics_counter(
         deps->metrics, "lcore_gateway_chain_unanswered_total",
         "Record lookups answered without the chain's part: the relayer did not answer", NULL);
     if (s_listen(self) < 0) {
+        gw_budget_destroy(&self->budget);
+        gw_conn_limit_destroy(&self->per_ip);
         free(self);
         return NULL;
     }
@@ -762,6 +836,8 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
     if (lc_admin_add_route(deps->admin, &operator_api) < 0) {
         lc_error("admin_route_failed", "path=%s", operator_api.path);
         MHD_stop_daemon(self->daemon);
+        gw_budget_destroy(&self->budget);
+        gw_conn_limit_destroy(&self->per_ip);
         free(self);
         return NULL;
     }
@@ -783,6 +859,8 @@ void gw_http_destroy(gw_http_t **self_p)
     if (atomic_load(&self->suspended) > 0)
         lc_warn("http_stop_with_waiting_requests", "n=%d", atomic_load(&self->suspended));
     MHD_stop_daemon(self->daemon);
+    gw_budget_destroy(&self->budget);
+    gw_conn_limit_destroy(&self->per_ip);
     sodium_memzero(self->token_hash, sizeof self->token_hash);
     free(self);
     *self_p = NULL;

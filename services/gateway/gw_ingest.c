@@ -1,6 +1,7 @@
 /* gw_ingest.c: one reading from bytes to a Reading entry in the write-ahead log. */
 #include "gw_ingest.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,12 @@ enum {
     R_UNAVAILABLE,
     R_LOG_FULL,
     R_LOG_FAILED,
+    R_LOOKUP_LIMITED,
     R_COUNT
 };
 static const char *const s_reason_names[R_COUNT] = {
-    "malformed",  "bad_signature",     "unknown_device", "too_large", "rate_limited",
-    "overloaded", "store_unavailable", "log_full",       "log_failed"};
+    "malformed",  "bad_signature",     "unknown_device", "too_large",  "rate_limited",
+    "overloaded", "store_unavailable", "log_full",       "log_failed", "lookup_limited"};
 
 struct gw_ingest {
     gw_ingest_opts_t opts;
@@ -96,7 +98,8 @@ static int s_get_u64(const json_t *obj, const char *key, uint64_t *out)
  * signature over the exact bytes received with the device's registered key. 0, or -1 with res
  * filled. *device_id is the header's kid (pointing into jw) or, without one, compat_device. */
 static int s_verify(gw_ingest_t *self, lc_jws_t *jw, uint8_t *payload_buf, const char *jws,
-                    size_t len, const char *compat_device, const char **device_id, gw_result_t *res)
+                    size_t len, const gw_peer_t *peer, const char *compat_device,
+                    const char **device_id, gw_result_t *res)
 {
     uint64_t t0 = lc_mono_us();
     int rc = lc_jws_parse(jw, jws, len, payload_buf, len + 1);
@@ -118,10 +121,15 @@ static int s_verify(gw_ingest_t *self, lc_jws_t *jw, uint8_t *payload_buf, const
         return -1;
     }
     gw_device_key_t key;
-    rc = gw_devices_lookup(self->devices, id, &key);
+    rc = gw_devices_lookup(self->devices, id, peer, &key);
     if (rc == LC_ERR_NOTFOUND) {
         s_fail(self, res, R_UNKNOWN_DEVICE, 403, "unknown_device",
                "device is not registered or is revoked");
+        return -1;
+    }
+    if (rc == LC_ERR_FULL) {
+        s_fail(self, res, R_LOOKUP_LIMITED, 429, "rate_limited",
+               "too many unknown device ids from this address; retry later");
         return -1;
     }
     if (rc < 0) {
@@ -195,35 +203,53 @@ static int s_log(gw_ingest_t *self, const char *jws, size_t len, const char *dev
     return 0;
 }
 
-void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const char *compat_device,
-                       const json_t *compat_data, gw_result_t *res)
+int gw_ingest_check(gw_ingest_t *self, const char *jws, size_t len, const gw_peer_t *peer,
+                    const char *compat_device, const json_t *compat_data, gw_checked_t *out,
+                    gw_result_t *res)
 {
     memset(res, 0, sizeof *res);
     if (len > self->opts.max_reading_bytes) {
         s_fail(self, res, R_TOO_LARGE, 413, "too_large", "reading is %zu bytes, limit %zu", len,
                self->opts.max_reading_bytes);
-        return;
+        return -1;
     }
     uint8_t *payload_buf = malloc(len + 1);
     if (!payload_buf) {
         s_fail(self, res, R_OVERLOADED, 503, "overloaded", "out of memory");
-        return;
+        return -1;
     }
     lc_jws_t jw;
     const char *device_id = NULL;
-    uint64_t seq = 0, ts = 0;
-    if (s_verify(self, &jw, payload_buf, jws, len, compat_device, &device_id, res) < 0 ||
-        s_check_signed(self, &jw, device_id, compat_data, &seq, &ts, res) < 0)
-        goto out;
-    /* Rate-limited only once valid: a device's bad readings do not use up its allowance. */
-    if (gw_devices_take(self->devices, device_id) < 0) {
-        s_fail(self, res, R_RATE_LIMITED, 429, "rate_limited", "device over its reading rate");
-        goto out;
+    int rc = -1;
+    if (s_verify(self, &jw, payload_buf, jws, len, peer, compat_device, &device_id, res) == 0 &&
+        s_check_signed(self, &jw, device_id, compat_data, &out->seq, &out->ts, res) == 0) {
+        snprintf(out->device_id, sizeof out->device_id, "%s", device_id);
+        rc = 0;
     }
-    if (s_log(self, jws, len, device_id, seq, ts, res) < 0)
-        goto out;
+    sodium_memzero(payload_buf, len + 1); /* the reading's plaintext */
+    free(payload_buf);
+    return rc;
+}
+
+void gw_ingest_accept(gw_ingest_t *self, const char *jws, size_t len, const gw_checked_t *reading,
+                      gw_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    /* Rate-limited only once valid: a device's bad readings do not use up its allowance. */
+    if (gw_devices_take(self->devices, reading->device_id) < 0) {
+        s_fail(self, res, R_RATE_LIMITED, 429, "rate_limited", "device over its reading rate");
+        return;
+    }
+    if (s_log(self, jws, len, reading->device_id, reading->seq, reading->ts, res) < 0)
+        return;
     lc_counter_inc(self->accepted);
     res->status = 202;
-out:
-    free(payload_buf);
+}
+
+void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const gw_peer_t *peer,
+                       const char *compat_device, const json_t *compat_data, gw_result_t *res)
+{
+    gw_checked_t reading;
+    if (gw_ingest_check(self, jws, len, peer, compat_device, compat_data, &reading, res) == 0)
+        gw_ingest_accept(self, jws, len, &reading, res);
 }

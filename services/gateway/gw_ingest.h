@@ -34,9 +34,28 @@ gw_ingest_t *gw_ingest_new(const gw_ingest_opts_t *opts, gw_devices_t *devices, 
                            lc_metrics_t *metrics);
 void gw_ingest_destroy(gw_ingest_t **self_p);
 
-/* Accepts one JWS. For /device/data, compat_device is the body's device_id and compat_data its
- * "data" (either may be NULL): the signed reading must agree with them. */
-void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const char *compat_device,
-                       const json_t *compat_data, gw_result_t *res);
+/* A reading whose signature and content passed (gw_ingest_check), not yet in the log. */
+typedef struct {
+    char device_id[LC_DEVICE_ID_MAX + 1];
+    uint64_t seq, ts;
+} gw_checked_t;
+
+/* Checks one JWS up to, not including, the rate limit and the log: parse, the device's key
+ * (asked of the store for peer, NULL: not limited per address), the signature, the signed
+ * reading. For /device/data, compat_device is the body's device_id and compat_data its "data"
+ * (either may be NULL): the signed reading must agree with them. 0 with *out, or -1 with res
+ * filled. */
+int gw_ingest_check(gw_ingest_t *self, const char *jws, size_t len, const gw_peer_t *peer,
+                    const char *compat_device, const json_t *compat_data, gw_checked_t *out,
+                    gw_result_t *res);
+
+/* Takes a checked reading (the same jws bytes): the device's rate limit, then the log. res says
+ * 202 (wait for res->lsn) or why not. */
+void gw_ingest_accept(gw_ingest_t *self, const char *jws, size_t len, const gw_checked_t *reading,
+                      gw_result_t *res);
+
+/* gw_ingest_check, then gw_ingest_accept. */
+void gw_ingest_reading(gw_ingest_t *self, const char *jws, size_t len, const gw_peer_t *peer,
+                       const char *compat_device, const json_t *compat_data, gw_result_t *res);
 
 #endif

@@ -15,9 +15,10 @@
 #include "lc_service.h"
 
 /* Readiness: the store answers (and can write to PostgreSQL) and the log works. The relay
- * learns from the same ping whether overdue readings are lost or only waiting. */
-static void s_check_ready(lc_query_client_t *store, gw_relay_t *relay, gw_wal_t *wal,
-                          lc_admin_t *admin)
+ * learns from the same ping whether overdue readings are lost or only waiting, the device
+ * cache whether an unknown id can be asked about. */
+static void s_check_ready(lc_query_client_t *store, gw_relay_t *relay, gw_devices_t *devices,
+                          gw_wal_t *wal, lc_admin_t *admin)
 {
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_PING;
@@ -26,6 +27,7 @@ static void s_check_ready(lc_query_client_t *store, gw_relay_t *relay, gw_wal_t 
     Lcore__V1__QueryReply *r = lc_query_call(store, &q, &err);
     int store_ok = r && r->status == LCORE__V1__QUERY_REPLY__STATUS__OK;
     gw_relay_set_store_ready(relay, store_ok);
+    gw_devices_set_store_ready(devices, store_ok); /* unknown ids answered at once while away */
     if (gw_wal_failed(wal))
         lc_admin_set_ready(admin, 0, "write-ahead log failed");
     else if (store_ok)
@@ -124,8 +126,14 @@ static int s_open(s_gateway_t *gw)
                                           (int)(cfg->query_timeout_ms + 3) / 4, curve)) ||
         s_open_log(gw) < 0)
         return -1;
-    if (!(gw->devices = gw_devices_new(gw->store, (int)cfg->device_cache_ttl_ms,
-                                       (double)cfg->device_rate, (double)cfg->device_burst)))
+    gw_devices_opts_t dopts = {.store = gw->store,
+                               .ttl_ms = (int)cfg->device_cache_ttl_ms,
+                               .rate = (double)cfg->device_rate,
+                               .burst = (double)cfg->device_burst,
+                               .lookups_per_ip = (double)cfg->unknown_lookups_per_ip,
+                               .lookups_burst = (double)cfg->unknown_lookups_burst,
+                               .metrics = metrics};
+    if (!(gw->devices = gw_devices_new(&dopts)))
         return -1;
     gw_ingest_opts_t iopts = {.gateway_id = cfg->gateway_id,
                               .max_reading_bytes = (size_t)cfg->max_reading_bytes};
@@ -154,7 +162,7 @@ static int s_run(s_gateway_t *gw)
 {
     lc_admin_t *admin = lc_service_admin(gw->svc);
     while (!zsys_interrupted && !gw_wal_failed(gw->wal)) {
-        s_check_ready(gw->store, gw->relay, gw->wal, admin);
+        s_check_ready(gw->store, gw->relay, gw->devices, gw->wal, admin);
         for (int i = 0; i < 10 && !zsys_interrupted; i++)
             zclock_sleep(100);
     }
