@@ -479,19 +479,25 @@ int ch_db_last_raw(ch_db_t *self, int64_t tx_id, uint8_t **raw, size_t *raw_len)
     return rc == LC_ERR_NOMEM ? rc : rc < 0 ? LC_ERR_UNAVAILABLE : 0;
 }
 
+/* A query of one row and one bigint column: *v (0 when NULL), *has whether it was not NULL. */
+static int s_u64_row(ch_db_t *self, const char *sql, const lc_pg_params_t *p, uint64_t *v, int *has)
+{
+    PGresult *r = NULL;
+    int rc = lc_pg_query_row(self->pg, &r, sql, p);
+    *has = rc == 0 && !lc_pg_null(r, 0, 0);
+    *v = *has ? lc_pg_u64(r, 0, 0) : 0;
+    PQclear(r);
+    return s_status(rc);
+}
+
 int ch_db_max_nonce(ch_db_t *self, const uint8_t from[20], uint64_t *nonce, int *has)
 {
     lc_pg_params_t *p = lc_pg_params(self->pg);
     lc_pg_add_bytes(p, from, 20);
-    PGresult *r = NULL;
-    int rc = lc_pg_query_row(self->pg, &r,
-                             "SELECT max(nonce) FROM anchor_txs WHERE from_address = $1"
-                             " AND state NOT IN ('fatal_error', 'abandoned')",
-                             p);
-    *has = rc == 0 && !lc_pg_null(r, 0, 0);
-    *nonce = *has ? lc_pg_u64(r, 0, 0) : 0;
-    PQclear(r);
-    return s_status(rc);
+    return s_u64_row(self,
+                     "SELECT max(nonce) FROM anchor_txs WHERE from_address = $1"
+                     " AND state NOT IN ('fatal_error', 'abandoned')",
+                     p, nonce, has);
 }
 
 /* -- transactions ------------------------------------------------------------------------ */
@@ -845,14 +851,11 @@ int ch_db_count_nonces(ch_db_t *self, const uint8_t from[20], uint64_t lo, uint6
     lc_pg_add_bytes(p, from, 20);
     lc_pg_add_u64(p, lo);
     lc_pg_add_u64(p, hi);
-    PGresult *r = NULL;
-    int rc = lc_pg_query_row(self->pg, &r,
-                             "SELECT count(*) FROM anchor_txs WHERE from_address = $1 AND nonce"
-                             " >= $2 AND nonce < $3 AND state NOT IN ('fatal_error', 'abandoned')",
-                             p);
-    *n = rc == 0 ? lc_pg_u64(r, 0, 0) : 0;
-    PQclear(r);
-    return s_status(rc);
+    int has = 0;
+    return s_u64_row(self,
+                     "SELECT count(*) FROM anchor_txs WHERE from_address = $1 AND nonce >= $2"
+                     " AND nonce < $3 AND state NOT IN ('fatal_error', 'abandoned')",
+                     p, n, &has);
 }
 
 /* -- what the gateways ask ----------------------------------------------------------------- */
