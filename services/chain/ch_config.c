@@ -58,6 +58,9 @@ const lc_cfg_opt_t ch_config_opts[] = {
              "absolute ceiling for maxFeePerGas, in gwei"),
     LC_CFG_I("LCORE_CHAIN_RPC_TIMEOUT_MS", T, rpc_timeout_ms, "10000", 100, 120000,
              "timeout of one JSON-RPC request"),
+    LC_CFG_I("LCORE_CHAIN_STALL_MS", T, stall_ms, "600000", 1000, 86400000,
+             "no anchor mined or confirmed this long while records or transactions wait: not "
+             "ready, with the reason"),
     LC_CURVE_CFG_ROWS(T),
 };
 #undef T

@@ -31,6 +31,7 @@ typedef struct {
     long long fee_cap_multiple;
     long long max_fee_gwei;
     long long rpc_timeout_ms;
+    long long stall_ms;
     lc_curve_cfg_t curve;
 } ch_config_t;
 

@@ -165,7 +165,7 @@ int ch_db_cursor(ch_db_t *self, int64_t *last_arrival)
     PGresult *r = NULL;
     int rc = lc_pg_query_row(self->pg, &r,
                              "SELECT coalesce(max(last_arrival), 0) FROM anchors"
-                             " WHERE status <> 'superseded'",
+                             " WHERE status NOT IN ('superseded', 'abandoned')",
                              NULL);
     if (rc == 0)
         *last_arrival = lc_pg_i64(r, 0, 0);
@@ -479,19 +479,25 @@ int ch_db_last_raw(ch_db_t *self, int64_t tx_id, uint8_t **raw, size_t *raw_len)
     return rc == LC_ERR_NOMEM ? rc : rc < 0 ? LC_ERR_UNAVAILABLE : 0;
 }
 
+/* A query of one row and one bigint column: *v (0 when NULL), *has whether it was not NULL. */
+static int s_u64_row(ch_db_t *self, const char *sql, const lc_pg_params_t *p, uint64_t *v, int *has)
+{
+    PGresult *r = NULL;
+    int rc = lc_pg_query_row(self->pg, &r, sql, p);
+    *has = rc == 0 && !lc_pg_null(r, 0, 0);
+    *v = *has ? lc_pg_u64(r, 0, 0) : 0;
+    PQclear(r);
+    return s_status(rc);
+}
+
 int ch_db_max_nonce(ch_db_t *self, const uint8_t from[20], uint64_t *nonce, int *has)
 {
     lc_pg_params_t *p = lc_pg_params(self->pg);
     lc_pg_add_bytes(p, from, 20);
-    PGresult *r = NULL;
-    int rc = lc_pg_query_row(self->pg, &r,
-                             "SELECT max(nonce) FROM anchor_txs WHERE from_address = $1"
-                             " AND state <> 'fatal_error'",
-                             p);
-    *has = rc == 0 && !lc_pg_null(r, 0, 0);
-    *nonce = *has ? lc_pg_u64(r, 0, 0) : 0;
-    PQclear(r);
-    return s_status(rc);
+    return s_u64_row(self,
+                     "SELECT max(nonce) FROM anchor_txs WHERE from_address = $1"
+                     " AND state NOT IN ('fatal_error', 'abandoned')",
+                     p, nonce, has);
 }
 
 /* -- transactions ------------------------------------------------------------------------ */
@@ -560,7 +566,7 @@ static const char s_nonce_taken_sql[] =
     "UPDATE anchor_txs o SET state = 'fatal_error', error = 'nonce used by another"
     " transaction', updated_at = now() FROM anchor_txs t WHERE t.id = $1"
     " AND o.from_address = t.from_address AND o.nonce = t.nonce AND o.id <> t.id"
-    " AND o.state <> 'fatal_error'";
+    " AND o.state NOT IN ('fatal_error', 'abandoned')";
 
 int ch_db_mark_mined(ch_db_t *self, int64_t tx_id, int64_t anchor_id, const uint8_t hash[32],
                      uint64_t block, const uint8_t block_hash[32], uint64_t gas_used,
@@ -652,7 +658,7 @@ int ch_db_adopt_tx(ch_db_t *self, const ch_adopted_tx_t *tx, int64_t *tx_id)
                                  "UPDATE anchor_txs SET state = 'fatal_error', error = 'nonce used"
                                  " by another transaction', updated_at = now()"
                                  " WHERE from_address = $1 AND nonce = $2"
-                                 " AND state <> 'fatal_error'",
+                                 " AND state NOT IN ('fatal_error', 'abandoned')",
                                  p));
     }
     if (rc == 0)
@@ -724,6 +730,132 @@ int ch_db_mark_fatal(ch_db_t *self, int64_t tx_id, const char *why, int requeue)
                                  p));
     }
     return s_finish(self, rc);
+}
+
+/* -- the chain's identity ------------------------------------------------------------------ */
+
+int ch_db_chain_identity(ch_db_t *self, ch_chain_identity_t *out)
+{
+    PGresult *r = NULL;
+    int rc = lc_pg_query_row(self->pg, &r,
+                             "SELECT id, chain_id, genesis_hash, contract, code_hash,"
+                             " coalesce(deploy_block, 0), deploy_block_hash FROM chain_identity"
+                             " WHERE retired_at IS NULL",
+                             NULL);
+    memset(out, 0, sizeof *out);
+    if (rc == 0) {
+        out->id = lc_pg_i64(r, 0, 0);
+        out->chain_id = lc_pg_u64(r, 0, 1);
+        out->deploy_block = lc_pg_u64(r, 0, 5);
+        if (lc_pg_bytes(r, 0, 2, out->genesis_hash, 32) ||
+            lc_pg_bytes(r, 0, 3, out->contract, 20) || lc_pg_bytes(r, 0, 4, out->code_hash, 32) ||
+            (out->deploy_block && lc_pg_bytes(r, 0, 6, out->deploy_block_hash, 32)))
+            rc = LC_ERR_UNAVAILABLE;
+    }
+    PQclear(r);
+    return s_status(rc);
+}
+
+/* INSERT of the current identity ($1 .. $6 as in ch_chain_identity_t). */
+static int s_insert_identity(ch_db_t *self, const ch_chain_identity_t *id)
+{
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_u64(p, id->chain_id);
+    lc_pg_add_bytes(p, id->genesis_hash, 32);
+    lc_pg_add_bytes(p, id->contract, 20);
+    lc_pg_add_bytes(p, id->code_hash, 32);
+    if (id->deploy_block) {
+        lc_pg_add_u64(p, id->deploy_block);
+        lc_pg_add_bytes(p, id->deploy_block_hash, 32);
+    } else {
+        lc_pg_add_null(p);
+        lc_pg_add_null(p);
+    }
+    return s_status(lc_pg_exec(self->pg,
+                               "INSERT INTO chain_identity (chain_id, genesis_hash, contract,"
+                               " code_hash, deploy_block, deploy_block_hash) VALUES ($1, $2, $3,"
+                               " $4, $5::bigint, $6::bytea) ON CONFLICT DO NOTHING",
+                               p));
+}
+
+int ch_db_record_chain_identity(ch_db_t *self, const ch_chain_identity_t *id)
+{
+    return s_insert_identity(self, id);
+}
+
+/* Stamps the current chain's rows ($1 = its identity) and abandons the live ones; the number
+ * of rows abandoned. */
+static int s_abandon(ch_db_t *self, int64_t old_id, const char *sql, uint64_t *n)
+{
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_i64(p, old_id);
+    int rc = lc_pg_exec(self->pg, sql, p);
+    *n = rc > 0 ? (uint64_t)rc : 0;
+    return s_status(rc);
+}
+
+int ch_db_adopt_chain(ch_db_t *self, const ch_chain_identity_t *id, uint64_t *anchors,
+                      uint64_t *txs)
+{
+    ch_chain_identity_t old;
+    *anchors = *txs = 0;
+    int rc = lc_pg_begin(self->pg);
+    if (rc == 0 && (rc = ch_db_chain_identity(self, &old)) == LC_ERR_NOTFOUND)
+        rc = 0; /* nothing recorded: nothing to abandon, the rows stay unstamped */
+    if (rc == 0 && old.id)
+        rc = s_abandon(self, old.id,
+                       "UPDATE anchors SET chain_identity = $1, status = 'abandoned'"
+                       " WHERE chain_identity IS NULL AND status <> 'superseded'",
+                       anchors);
+    if (rc == 0 && old.id)
+        rc = s_abandon(self, old.id,
+                       "UPDATE anchor_txs SET chain_identity = $1, updated_at = now(), state ="
+                       " 'abandoned' WHERE chain_identity IS NULL AND state <> 'fatal_error'",
+                       txs);
+    if (rc == 0 && old.id) /* superseded and fatal rows: stamped, kept as they are */
+        rc = s_by_ids(self,
+                      "WITH a AS (UPDATE anchors SET chain_identity = $1 WHERE chain_identity"
+                      " IS NULL) UPDATE anchor_txs SET chain_identity = $1 WHERE chain_identity"
+                      " IS NULL",
+                      old.id, 0);
+    if (rc == 0 && old.id)
+        rc =
+            s_by_ids(self, "UPDATE chain_identity SET retired_at = now() WHERE id = $1", old.id, 0);
+    if (rc == 0)
+        rc = s_insert_identity(self, id);
+    return s_finish(self, rc);
+}
+
+int ch_db_newest_final_block(ch_db_t *self, const uint8_t from[20], uint64_t *block,
+                             uint8_t hash[32])
+{
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_bytes(p, from, 20);
+    PGresult *r = NULL;
+    int rc = lc_pg_query_row(self->pg, &r,
+                             "SELECT block_number, block_hash FROM anchor_txs WHERE from_address"
+                             " = $1 AND state = 'finalized' ORDER BY block_number DESC LIMIT 1",
+                             p);
+    if (rc == 0) {
+        *block = lc_pg_u64(r, 0, 0);
+        if (lc_pg_bytes(r, 0, 1, hash, 32))
+            rc = LC_ERR_NOTFOUND;
+    }
+    PQclear(r);
+    return s_status(rc);
+}
+
+int ch_db_count_nonces(ch_db_t *self, const uint8_t from[20], uint64_t lo, uint64_t hi, uint64_t *n)
+{
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_bytes(p, from, 20);
+    lc_pg_add_u64(p, lo);
+    lc_pg_add_u64(p, hi);
+    int has = 0;
+    return s_u64_row(self,
+                     "SELECT count(*) FROM anchor_txs WHERE from_address = $1 AND nonce >= $2"
+                     " AND nonce < $3 AND state NOT IN ('fatal_error', 'abandoned')",
+                     p, n, &has);
 }
 
 /* -- what the gateways ask ----------------------------------------------------------------- */

@@ -188,4 +188,37 @@ int ch_db_mark_depth(ch_db_t *self, int64_t tx_id, ch_tx_state_t state) LC_WUR;
  * another transaction has it mined. */
 int ch_db_mark_fatal(ch_db_t *self, int64_t tx_id, const char *why, int requeue) LC_WUR;
 
+/* -- the chain's identity (ch_identity.c compares it) ------------------------------------- */
+
+/* What says which chain and which contract the relayer anchors on. */
+typedef struct {
+    int64_t id; /* its row; 0: not recorded */
+    uint64_t chain_id;
+    uint8_t genesis_hash[32];
+    uint8_t contract[20];
+    uint8_t code_hash[32];         /* keccak256 of the contract's runtime code */
+    uint64_t deploy_block;         /* 0: not known (the node would not search its logs) */
+    uint8_t deploy_block_hash[32]; /* of deploy_block */
+} ch_chain_identity_t;
+
+/* The current identity; LC_ERR_NOTFOUND when none is recorded yet. */
+int ch_db_chain_identity(ch_db_t *self, ch_chain_identity_t *out) LC_WUR;
+/* Records id as the current identity unless one is recorded already (then nothing changes):
+ * the first start's. */
+int ch_db_record_chain_identity(ch_db_t *self, const ch_chain_identity_t *id) LC_WUR;
+/* `lcore-chain adopt-chain`, one SQL transaction: every anchor and transaction of the current
+ * chain is stamped with its identity (history is kept), the live ones become 'abandoned', the
+ * identity is retired and id recorded as the current one. The records go back to waiting: the
+ * relayer anchors all of them again. *anchors, *txs: how many were abandoned. */
+int ch_db_adopt_chain(ch_db_t *self, const ch_chain_identity_t *id, uint64_t *anchors,
+                      uint64_t *txs) LC_WUR;
+/* The block of the newest finalized transaction from this address (a block the chain must keep
+ * for good); LC_ERR_NOTFOUND when there is none. */
+int ch_db_newest_final_block(ch_db_t *self, const uint8_t from[20], uint64_t *block,
+                             uint8_t hash[32]) LC_WUR;
+/* How many live (not fatal, not abandoned) transactions from this address have a nonce in
+ * [lo, hi). */
+int ch_db_count_nonces(ch_db_t *self, const uint8_t from[20], uint64_t lo, uint64_t hi,
+                       uint64_t *n) LC_WUR;
+
 #endif

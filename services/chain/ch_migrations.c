@@ -84,6 +84,36 @@ static const lc_migration_t s_migrations[] = {
      "  block         bigint NOT NULL,"
      "  updated_at    timestamptz NOT NULL DEFAULT now()"
      ");"},
+    {2, "chain identity; anchors and transactions of a chain given up are abandoned",
+     /* The chain the relayer anchors on: recorded at its first start, compared at every start
+      * and while it runs. `lcore-chain adopt-chain` retires the row (retired_at) and records the
+      * new chain's: exactly one current row. */
+     "CREATE TABLE chain_identity ("
+     "  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+     "  chain_id      bigint NOT NULL,"
+     "  genesis_hash  bytea NOT NULL CHECK (length(genesis_hash) = 32),"
+     "  contract      bytea NOT NULL CHECK (length(contract) = 20),"
+     "  code_hash     bytea NOT NULL CHECK (length(code_hash) = 32),"
+     "  deploy_block  bigint,"
+     "  deploy_block_hash bytea CHECK (length(deploy_block_hash) = 32),"
+     "  recorded_at   timestamptz NOT NULL DEFAULT now(),"
+     "  retired_at    timestamptz"
+     ");"
+     "CREATE UNIQUE INDEX chain_identity_current ON chain_identity ((true))"
+     "  WHERE retired_at IS NULL;"
+     /* Rows of a chain given up keep their history: abandoned, stamped with that chain's
+      * identity (NULL: the current chain's). */
+     "ALTER TABLE anchors ADD COLUMN chain_identity bigint REFERENCES chain_identity (id);"
+     "ALTER TABLE anchor_txs ADD COLUMN chain_identity bigint REFERENCES chain_identity (id);"
+     "ALTER TABLE anchors DROP CONSTRAINT anchors_status_check;"
+     "ALTER TABLE anchors ADD CONSTRAINT anchors_status_check CHECK (status IN ('pending',"
+     "  'anchored', 'confirmed', 'finalized', 'superseded', 'abandoned'));"
+     "ALTER TABLE anchor_txs DROP CONSTRAINT anchor_txs_state_check;"
+     "ALTER TABLE anchor_txs ADD CONSTRAINT anchor_txs_state_check CHECK (state IN ('unstarted',"
+     "  'in_progress', 'unconfirmed', 'confirmed', 'finalized', 'fatal_error', 'abandoned'));"
+     "DROP INDEX anchor_txs_live_nonce;"
+     "CREATE UNIQUE INDEX anchor_txs_live_nonce ON anchor_txs (from_address, nonce)"
+     "  WHERE state NOT IN ('fatal_error', 'abandoned');"},
 };
 
 /* Exactly the statements services/chain/ch_db.c runs. Records and leaves are written once.
@@ -97,6 +127,7 @@ static const lc_grant_t s_grants[] = {
     {"SELECT, INSERT, UPDATE", "TABLE anchor_txs"},
     {"SELECT, INSERT, UPDATE", "TABLE anchor_tx_attempts"},
     {"SELECT, INSERT, UPDATE", "TABLE chain_head"},
+    {"SELECT, INSERT, UPDATE", "TABLE chain_identity"},
     {"USAGE", "SEQUENCE anchors_id_seq"},
     {"SELECT", "TABLE chain_migrations"},
 };

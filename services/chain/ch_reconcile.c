@@ -142,6 +142,7 @@ static int s_reconcile(ch_relayer_t *self, int64_t anchor_id, const uint8_t root
     }
     if (rc == 0) {
         lc_counter_inc(self->reconciled);
+        ch_relayer_progressed(self);
         char hex[65];
         lc_hex_encode(hex, sizeof hex, log.tx_hash, 32);
         lc_warn("anchor_reconciled",
@@ -195,10 +196,11 @@ static int s_anchored_as_other(ch_relayer_t *self, int64_t anchor_id, const uint
         return 1;
     }
     lc_counter_inc(self->conflicts);
-    lc_error("root_conflict",
-             "anchor_id=%" PRId64 " anchored_as=%" PRId64
-             " (the contract holds this anchor's root under another anchor id)",
-             anchor_id, other);
+    static lc_log_limit_t limit = LC_LOG_LIMIT_INIT; /* every estimate backoff: counted */
+    lc_log_limited(&limit, 60000, LC_LOG_ERROR, "root_conflict",
+                   "anchor_id=%" PRId64 " anchored_as=%" PRId64
+                   " (the contract holds this anchor's root under another anchor id)",
+                   anchor_id, other);
     return rc == LC_ERR_UNAVAILABLE ? rc : 0;
 }
 
@@ -226,7 +228,9 @@ int ch_reconcile_estimate_reverted(ch_relayer_t *self, int64_t anchor_id, const 
     }
     if (rc == LC_ERR_UNAVAILABLE)
         return rc;
-    lc_warn("estimate_gas_failed", "anchor_id=%" PRId64 " message=\"%.120s\" data=%.74s", anchor_id,
-            why->message, why->data);
+    static lc_log_limit_t limit = LC_LOG_LIMIT_INIT; /* every estimate backoff: counted */
+    lc_log_limited(&limit, 60000, LC_LOG_WARN, "estimate_gas_failed",
+                   "anchor_id=%" PRId64 " message=\"%.120s\" data=%.74s", anchor_id, why->message,
+                   why->data);
     return 0;
 }

@@ -3,14 +3,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "ch_identity.h"
 #include "ch_relayer_impl.h"
 #include "lc_abi.h"
 #include "lc_keccak.h"
 #include "lc_log.h"
 
 #define CH_GWEI 1000000000ull
-#define CH_AGE_EVERY_US 1000000ull      /* lcore_chain_unconfirmed_age_seconds refresh */
-#define CH_BALANCE_EVERY_US 10000000ull /* lcore_chain_wallet_balance_wei refresh */
+#define CH_AGE_EVERY_US 1000000ull        /* lcore_chain_unconfirmed_age_seconds refresh */
+#define CH_BALANCE_EVERY_US 10000000ull   /* lcore_chain_wallet_balance_wei refresh */
+#define CH_IDENTITY_EVERY_US 10000000ull  /* the chain's identity, while it matches */
+#define CH_IDENTITY_RECHECK_US 1000000ull /* ... and while it does not (adopt-chain is seen) */
+#define CH_LOG_EVERY_MS 600000u           /* repeated conditions: one line per 10 min, counted */
 
 static const double s_confirm_buckets[] = {0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300};
 
@@ -41,6 +49,9 @@ static void s_add_counters(ch_relayer_t *self, lc_metrics_t *m)
                                          "Gas used by anchor transactions", NULL);
     self->fees_wei = lc_metrics_counter(m, "lcore_chain_fees_paid_wei_total",
                                         "Fees paid for anchor transactions, in wei", NULL);
+    self->nonce_gaps = lc_metrics_counter(
+        m, "lcore_chain_nonce_gaps_total",
+        "Nonce gaps found below the relayer's unmined transactions (chain nonce too low)", NULL);
 }
 
 static void s_add_gauges(ch_relayer_t *self, lc_metrics_t *m)
@@ -56,6 +67,12 @@ static void s_add_gauges(ch_relayer_t *self, lc_metrics_t *m)
     self->unconfirmed_age = lc_metrics_gauge(
         m, "lcore_chain_unconfirmed_age_seconds",
         "Age of the oldest stored record not yet in a confirmed anchor (0: none)", NULL);
+    self->identity_mismatch = lc_metrics_gauge(
+        m, "lcore_chain_identity_mismatch",
+        "1 while the chain or contract is not the one the relayer anchors on (adopt-chain)", NULL);
+    self->last_progress = lc_metrics_gauge(
+        m, "lcore_chain_last_progress_timestamp_seconds",
+        "When an anchor was last mined or confirmed, or nothing waited (Unix s)", NULL);
     self->received_confirm_seconds = lc_metrics_histogram(
         m, "lcore_chain_received_to_confirmed_seconds",
         "Time from a record's receipt at the gateway to its anchor's confirmation", NULL,
@@ -94,6 +111,7 @@ ch_relayer_t *ch_relayer_new(const ch_config_t *cfg, ch_db_t *db, lc_rpc_t *rpc,
                  sizeof LC_ABI_ANCHORED_EVENT - 1);
     s_add_counters(self, m);
     s_add_gauges(self, m);
+    ch_relayer_progressed(self);
     return self;
 }
 
@@ -149,20 +167,88 @@ static void s_refresh_age(ch_relayer_t *self, uint64_t now)
         return;
     double age = 0;
     if (ch_db_unconfirmed_age(self->db, &age) == 0) {
+        self->waiting_age = age;
         lc_gauge_set(self->unconfirmed_age, age);
         self->age_at_us = now;
     }
+}
+
+void ch_relayer_progressed(ch_relayer_t *self)
+{
+    self->progress_us = lc_mono_us();
+    lc_gauge_set(self->last_progress, (double)time(NULL));
+}
+
+/* The chain another one (a node reset, a redeployed contract): everything read of the old one
+ * is forgotten, and nothing is tracked or sent (the caller) until it matches again. */
+static void s_identity_changed(ch_relayer_t *self, int ok, const char *why)
+{
+    if (ok) {
+        lc_info("chain_identity_matches", "was=\"%s\" (anchoring resumes)", self->identity_why);
+        self->identity_why[0] = 0;
+        ch_relayer_progressed(self);
+    } else {
+        snprintf(self->identity_why, sizeof self->identity_why, "%s", why);
+    }
+    self->identity_ok = ok ? 1 : -1;
+    self->nonce_synced = 0;
+    self->tracked = 0;
+    self->held_anchor = 0;
+    self->gap_why[0] = 0;
+    ch_anchorer_drop_open(self->anchorer);
+    lc_gauge_set(self->identity_mismatch, ok ? 0 : 1);
+}
+
+/* At the first tick, then every CH_IDENTITY_EVERY_US, and at once when the head went back. */
+static int s_check_identity(ch_relayer_t *self, int went_back)
+{
+    uint64_t now = lc_mono_us();
+    if (self->identity_ok && !went_back && now < self->identity_due_us)
+        return 0;
+    char why[256] = "";
+    int rc = ch_identity_verify(self->db, self->rpc, self->from, self->contract,
+                                (uint64_t)self->cfg->chain_id, why, sizeof why);
+    if (rc < 0)
+        return rc;
+    self->identity_due_us = now + (rc ? CH_IDENTITY_RECHECK_US : CH_IDENTITY_EVERY_US);
+    if ((rc == 0) != (self->identity_ok == 1))
+        s_identity_changed(self, rc == 0, why);
+    if (rc) {
+        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+        lc_log_limited(&limit, CH_LOG_EVERY_MS, LC_LOG_ERROR, "chain_identity_mismatch",
+                       "reason=\"%s\" (nothing is sent; `lcore-chain adopt-chain` starts over on "
+                       "this chain)",
+                       why);
+    }
+    return 0;
+}
+
+/* LCORE_CHAIN_STALL_MS: nothing waiting is progress; a stall is said once per 10 min. */
+static void s_check_progress(ch_relayer_t *self, uint64_t now)
+{
+    if (self->unmined == 0 && self->waiting_age <= 0) {
+        ch_relayer_progressed(self);
+        return;
+    }
+    if (now - self->progress_us < (uint64_t)self->cfg->stall_ms * 1000)
+        return;
+    static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+    lc_log_limited(&limit, CH_LOG_EVERY_MS, LC_LOG_WARN, "relayer_stalled",
+                   "since_s=%" PRIu64 " unmined=%d oldest_waiting_s=%.0f",
+                   (now - self->progress_us) / 1000000, self->unmined, self->waiting_age);
 }
 
 static int s_tick(ch_relayer_t *self)
 {
     if (!ch_db_ok(self->db))
         return LC_ERR_UNAVAILABLE;
-    uint64_t head = 0;
+    uint64_t head = 0, prev_head = self->last_head;
     int chain_moved = 0;
     int rc = s_observe_head(self, &head, &chain_moved);
-    if (rc < 0)
+    if (rc < 0 || (rc = s_check_identity(self, head < prev_head)) < 0)
         return rc;
+    if (self->identity_ok < 0)
+        return 0;
     s_refresh_balance(self);
     uint64_t now = lc_mono_us();
     if (chain_moved || !self->tracked || ch_db_writes(self->db) != self->tracked_writes ||
@@ -173,6 +259,9 @@ static int s_tick(ch_relayer_t *self)
     }
     now = lc_mono_us();
     s_refresh_age(self, now);
+    s_check_progress(self, now);
+    if (self->gap_why[0])
+        return 0; /* ch_track said why; nothing new behind a gap that cannot fill */
     /* Up to LCORE_CHAIN_MAX_INFLIGHT unmined transactions at consecutive nonces: one block can
      * carry several anchors when the backlog is deep. Nothing new behind a stuck one: waiting
      * records go into its replacement instead. */
@@ -188,4 +277,22 @@ int ch_relayer_tick(ch_relayer_t *self)
         self->tracked = 0;
     }
     return rc;
+}
+
+const char *ch_relayer_not_ready(ch_relayer_t *self)
+{
+    uint64_t idle_us = lc_mono_us() - self->progress_us;
+    if (self->identity_ok < 0)
+        snprintf(self->not_ready, sizeof self->not_ready,
+                 "chain identity mismatch (adopt-chain starts over): %s", self->identity_why);
+    else if (self->gap_why[0])
+        snprintf(self->not_ready, sizeof self->not_ready, "nonce gap: %s", self->gap_why);
+    else if (idle_us >= (uint64_t)self->cfg->stall_ms * 1000)
+        snprintf(self->not_ready, sizeof self->not_ready,
+                 "stalled: no anchor mined or confirmed for %" PRIu64
+                 " s (%d unmined, oldest record waiting %.0f s)",
+                 idle_us / 1000000, self->unmined, self->waiting_age);
+    else
+        return NULL;
+    return self->not_ready;
 }

@@ -6,6 +6,7 @@
  *   ch_submit.c    nonces, signing, sending anchors and their replacements
  *   ch_track.c     receipts, confirmation depth, reorgs, nonces taken by another sender
  *   ch_reconcile.c what the contract holds that the database did not see (adopting anchors)
+ *   ch_identity.c  whether the chain is still the one the relayer anchors on (own header)
  * Other modules use ch_relayer.h. */
 #ifndef CH_RELAYER_IMPL_H
 #define CH_RELAYER_IMPL_H
@@ -47,13 +48,32 @@ struct ch_relayer {
     int unmined;
     uint64_t age_at_us; /* when the unconfirmed-age gauge was last computed; 0: at the next tick */
     uint8_t anchored_topic[32]; /* ch_reconcile: topic0 of the contract's Anchored event */
+    /* ch_relayer: the chain's identity (ch_identity.h), checked at the first tick, every
+     * CH_IDENTITY_EVERY_US and whenever the head went back; nothing is tracked or sent while it
+     * differs. */
+    int identity_ok; /* 1 the same chain, -1 another one (identity_why), 0 not checked yet */
+    uint64_t identity_due_us;
+    char identity_why[256];
+    /* ch_track: a nonce gap below the unmined transactions that the relayer cannot fill (its
+     * database holds those nonces as mined, the chain does not): nothing is sent or replaced. */
+    char gap_why[256];
+    /* Progress: when an anchor was last mined or confirmed, or nothing waited. */
+    uint64_t progress_us;
+    double waiting_age; /* lcore_chain_unconfirmed_age_seconds as last read */
+    char not_ready[512];
     /* Metrics (registered by ch_relayer_new). */
     lc_counter_t *records, *txs_sent, *replacements, *reorgs, *stolen, *fatal;
     lc_counter_t *reconciled, *conflicts;
     lc_counter_t *gas_total, *fees_wei;
     lc_gauge_t *pending, *nonce, *gas_per_record, *balance_wei, *head, *unconfirmed_age;
+    lc_gauge_t *identity_mismatch, *last_progress;
+    lc_counter_t *nonce_gaps;
     lc_histogram_t *confirm_seconds, *received_confirm_seconds;
 };
+
+/* ch_relayer.c */
+/* An anchor was mined or confirmed: the relayer moves (LCORE_CHAIN_STALL_MS). */
+void ch_relayer_progressed(ch_relayer_t *self);
 
 /* ch_submit.c */
 /* No transaction is stuck and fewer than LCORE_CHAIN_MAX_INFLIGHT are unmined: anchors the next

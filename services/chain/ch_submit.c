@@ -74,9 +74,11 @@ lc_ethrpc_send_status_t ch_submit_broadcast(ch_relayer_t *self, int64_t tx_id, c
         lc_counter_inc(self->txs_sent);
         if (ch_db_mark_broadcast(self->db, tx_id) < 0)
             lc_warn("broadcast_not_recorded", "tx_id=%" PRId64, tx_id); /* retried next tick */
-    } else {
-        lc_warn("broadcast_refused", "tx_id=%" PRId64 " status=%s message=\"%.120s\"", tx_id,
-                lc_ethrpc_send_status_name(st), err.message);
+    } else { /* the same refusal comes back at every resend: one line a minute, counted */
+        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+        lc_log_limited(&limit, 60000, LC_LOG_WARN, "broadcast_refused",
+                       "tx_id=%" PRId64 " status=%s message=\"%.120s\"", tx_id,
+                       lc_ethrpc_send_status_name(st), err.message);
     }
     return st;
 }
@@ -137,8 +139,9 @@ static int s_estimate(ch_relayer_t *self, int64_t anchor_id, const uint8_t root[
     if (err.kind == LC_JSONRPC_ERR_REVERTED) {
         rc = ch_reconcile_estimate_reverted(self, anchor_id, root, &err);
     } else {
-        lc_warn("estimate_gas_failed", "anchor_id=%" PRId64 " message=\"%.120s\"", anchor_id,
-                err.message);
+        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+        lc_log_limited(&limit, 60000, LC_LOG_WARN, "estimate_gas_failed",
+                       "anchor_id=%" PRId64 " message=\"%.120s\"", anchor_id, err.message);
         rc = err.kind == LC_JSONRPC_ERR_ENDPOINT ? LC_ERR_UNAVAILABLE : 0;
     }
     return rc < 0 ? rc : 1;

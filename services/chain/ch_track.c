@@ -3,6 +3,7 @@
  * took its nonce. Mined: its block still canonical (else a reorg: back to pending, sent again),
  * and its depth (confirmed, then finalized). See ch_relayer_impl.h. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,7 @@ static int s_confirmed(ch_relayer_t *self, const ch_tx_t *tx, uint64_t depth)
     s_observe_confirmed(self, tx->anchor_id);
     lc_info("anchor_confirmed", "anchor_id=%" PRId64 " block=%" PRIu64 " depth=%" PRIu64,
             tx->anchor_id, tx->block_number, depth);
+    ch_relayer_progressed(self);
     return 0;
 }
 
@@ -96,6 +98,7 @@ static int s_mined(ch_relayer_t *self, const ch_tx_t *tx, const s_attempts_t *a,
             "tx_id=%" PRId64 " anchor_id=%" PRId64 " block=%" PRIu64 " gas_used=%" PRIu64
             " records=%u",
             tx->id, a->anchor_ids[i], r->block_number, r->gas_used, count);
+    ch_relayer_progressed(self);
     return 0;
 }
 
@@ -216,6 +219,48 @@ static int s_track(ch_relayer_t *self, const ch_tx_t *tx, uint64_t head)
     return tx->block_number ? s_track_mined(self, tx, head) : s_track_unmined(self, tx, head);
 }
 
+/* The unmined transactions wait for a replacement and the chain's next nonce (pool included) is
+ * below the lowest of them: nothing of theirs can land until the nonces in between are used.
+ * With none of ours in between (a nonce given up that a reorg freed), they are given up and their
+ * anchors sent again from the chain's nonce. With ours in between, the database holds as mined
+ * what the chain does not have (a reset chain, a reorg past finality): that is for the operator,
+ * and nothing new is sent (gap_why, the relayer's readiness) instead of bumping fees forever. */
+static int s_check_gap(ch_relayer_t *self, uint64_t lowest, size_t n)
+{
+    uint64_t next = 0, ours = 0;
+    lc_jsonrpc_error_t err;
+    if (lc_ethrpc_get_transaction_count(self->rpc, self->from, LC_ETHRPC_BLOCK_PENDING, &next,
+                                        &err) < 0)
+        return LC_ERR_UNAVAILABLE;
+    if (next >= lowest) {
+        self->gap_why[0] = 0;
+        return 0;
+    }
+    int rc = ch_db_count_nonces(self->db, self->from, next, lowest, &ours);
+    if (rc < 0)
+        return rc;
+    if (!self->gap_why[0])
+        lc_counter_inc(self->nonce_gaps);
+    static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+    lc_log_limited(&limit, 600000, ours ? LC_LOG_ERROR : LC_LOG_WARN, "nonce_gap",
+                   "chain_next_nonce=%" PRIu64 " lowest_unmined=%" PRIu64 " ours_between=%" PRIu64
+                   " action=%s",
+                   next, lowest, ours, ours ? "stop" : "send_again");
+    if (ours) {
+        snprintf(self->gap_why, sizeof self->gap_why,
+                 "chain next %" PRIu64 " < lowest unmined %" PRIu64 ", %" PRIu64
+                 " mined of ours between (chain lost them?)",
+                 next, lowest, ours);
+        return 0;
+    }
+    self->gap_why[0] = 0;
+    self->nonce_synced = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (self->live[i].block_number == 0)
+            rc = ch_db_mark_fatal(self->db, self->live[i].id, "nonce gap below it", 1);
+    return rc;
+}
+
 int ch_track_all(ch_relayer_t *self, uint64_t head, int chain_moved)
 {
     size_t n = 0;
@@ -240,6 +285,10 @@ int ch_track_all(ch_relayer_t *self, uint64_t head, int chain_moved)
         if ((rc = s_track(self, tx, head)) < 0)
             return rc;
     }
+    if (!unmined)
+        self->gap_why[0] = 0;
+    else if (stuck_at <= now && (rc = s_check_gap(self, self->live[0].nonce, n)) < 0)
+        return rc;
     self->unmined = unmined;
     self->stuck_at_us = stuck_at;
     /* Unmined ones again soon: a receipt can show a moment after the block that holds it. */

@@ -3,7 +3,8 @@
  * confirmation. `lcore-chain deploy` deploys the anchor contract (signed by the owner key when
  * LCORE_CHAIN_OWNER_KEY_FILE is set, else by the relayer's key) with the relayer as relayer;
  * `lcore-chain keygen` writes a new key file; `lcore-chain address` prints the relayer address;
- * `lcore-chain migrate` (as the owner role) applies the relayer's tables and its role's grants.
+ * `lcore-chain migrate` (as the owner role) applies the relayer's tables and its role's grants;
+ * `lcore-chain adopt-chain` starts over on a chain that changed under the relayer.
  * main: config -> log -> resources -> loop -> teardown in reverse. */
 #include <czmq.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include "ch_db.h"
 #include "ch_feed.h"
 #include "ch_deploy.h"
+#include "ch_identity.h"
 #include "lc_ethkey.h"
 #include "ch_query.h"
 #include "ch_relayer.h"
@@ -57,8 +59,31 @@ static void s_wait(zsock_t *events, int timeout_ms, int64_t not_before)
     }
 }
 
-/* The commands other than running the relayer: address, deploy. Returns the exit code, or -1
- * when there is no command (run the relayer). */
+/* `lcore-chain adopt-chain`: the chain the endpoints serve now becomes the relayer's; the old
+ * chain's anchors are abandoned (kept) and every record is anchored again. Exit 0 or 1. */
+static int s_adopt_chain(const ch_config_t *cfg, const lc_ethtx_signer_t *signer,
+                         lc_metrics_t *metrics)
+{
+    uint8_t contract[20];
+    if (lc_eth_address_parse(contract, cfg->contract, strlen(cfg->contract)) != 0) {
+        fprintf(stderr, "lcore-chain adopt-chain: LCORE_CONTRACT_ADDRESS '%s' is not an address\n",
+                cfg->contract);
+        return 2;
+    }
+    lc_rpc_t *rpc = lc_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, metrics);
+    ch_db_t *db = rpc ? ch_db_new(cfg->pg_dsn) : NULL;
+    int rc = db ? ch_identity_adopt(db, rpc, lc_ethtx_signer_address(signer), contract,
+                                    (uint64_t)cfg->chain_id, stdout)
+                : LC_ERR_UNAVAILABLE;
+    if (rc < 0)
+        fprintf(stderr, "lcore-chain adopt-chain: failed: %s\n", lc_strerror(rc));
+    ch_db_destroy(&db);
+    lc_rpc_destroy(&rpc);
+    return rc < 0 ? 1 : 0;
+}
+
+/* The commands other than running the relayer: address, deploy, adopt-chain. Returns the exit code,
+ * or -1 when there is no command (run the relayer). */
 static int s_command(const char *cmd, const ch_config_t *cfg, lc_ethtx_signer_t *signer,
                      lc_metrics_t *metrics)
 {
@@ -81,8 +106,12 @@ static int s_command(const char *cmd, const ch_config_t *cfg, lc_ethtx_signer_t 
         lc_ethtx_signer_destroy(&owner);
         return rc;
     }
+    if (cmd && strcmp(cmd, "adopt-chain") == 0)
+        return s_adopt_chain(cfg, signer, metrics);
     if (cmd) {
-        fprintf(stderr, "lcore-chain: unknown command '%s' (deploy, keygen, address, migrate)\n",
+        fprintf(stderr,
+                "lcore-chain: unknown command '%s' (deploy, keygen, address, migrate, "
+                "adopt-chain)\n",
                 cmd);
         return 2;
     }
@@ -174,10 +203,10 @@ static int s_turn(s_chain_t *c)
         return 2;
     int fed = ch_feed_run(c->feed);
     int rc = checked == 0 ? ch_relayer_tick(c->relayer) : LC_ERR_UNAVAILABLE;
-    if (rc == LC_ERR_UNAVAILABLE || fed == LC_ERR_UNAVAILABLE)
-        lc_admin_set_ready(c->admin, 0, "RPC endpoints or PostgreSQL unavailable");
-    else
-        lc_admin_set_ready(c->admin, 1, "");
+    const char *why = rc == LC_ERR_UNAVAILABLE || fed == LC_ERR_UNAVAILABLE
+                          ? "RPC endpoints or PostgreSQL unavailable"
+                          : ch_relayer_not_ready(c->relayer);
+    lc_admin_set_ready(c->admin, why == NULL, why ? why : "");
     /* Turns woken by the stores are at least this far apart: small next to the anchor window,
      * so an anchor still closes when it is full or its window ends (within the gap). */
     int64_t window = c->cfg->anchor_window_ms;
@@ -205,7 +234,11 @@ int main(int argc, char **argv)
                               "Commands: (none) run the relayer; deploy; keygen; address;\n"
                               "migrate: apply the relayer's migrations, then grant its role\n"
                               "(LCORE_CHAIN_DB_ROLE) exactly its privileges on them; run with\n"
-                              "LCORE_PG_DSN = the owner role's DSN; idempotent.",
+                              "LCORE_PG_DSN = the owner role's DSN; idempotent.\n"
+                              "adopt-chain: the chain changed under the relayer (node reset,\n"
+                              "contract redeployed; /readyz says so): record the chain the RPC\n"
+                              "serves now and anchor every record again on it (the old chain's\n"
+                              "anchors are kept, abandoned); one-shot, run by the operator.",
                               &cfg, ch_config_opts, ch_config_opts_len);
     if (rc >= 0)
         return rc;

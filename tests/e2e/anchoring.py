@@ -47,3 +47,15 @@ def proof_verifies(rpc, contract, rec):
     """The contract's verify(root, proof, leaf) accepts a GET /v1/records answer."""
     data = calldata("verify(bytes32,bytes32[],bytes32)", rec["batch"]["root"], rec["proof"], rec["leaf"])
     return abi_words(rpc.call(contract, data))[0][-1] == 1
+
+
+def wait_for(what, fn, timeout=60):
+    """Polls fn every 0.2 s until it returns something true (returned); AssertionError after
+    timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
