@@ -257,8 +257,12 @@ static void s_store_entry(gw_devices_t *self, const char *device_id, int known,
     s_entry_t *e = s_find(self, b, device_id, 1);
     if (e) {
         e->known = known;
-        if (known)
+        if (known) {
+            uint64_t seen = e->key.next_seq; /* what this gateway accepted since (note_seq) */
             e->key = *key;
+            if (seen > e->key.next_seq)
+                e->key.next_seq = seen;
+        }
         e->expires_ms = lc_mono_us() / 1000 + (uint64_t)self->o.ttl_ms;
     }
     pthread_mutex_unlock(s_lock(self, b));
@@ -407,6 +411,16 @@ int gw_devices_take(gw_devices_t *self, const char *device_id)
     }
     pthread_mutex_unlock(s_lock(self, b));
     return rc;
+}
+
+void gw_devices_note_seq(gw_devices_t *self, const char *device_id, uint64_t seq)
+{
+    size_t b = (size_t)(s_hash(self, device_id, strlen(device_id)) % GW_DEV_BUCKETS);
+    pthread_mutex_lock(s_lock(self, b));
+    s_entry_t *e = s_find(self, b, device_id, 0);
+    if (e && e->known && seq < UINT64_MAX && e->key.next_seq <= seq)
+        e->key.next_seq = seq + 1;
+    pthread_mutex_unlock(s_lock(self, b));
 }
 
 void gw_devices_set_store_ready(gw_devices_t *self, int ready)

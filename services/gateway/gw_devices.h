@@ -19,7 +19,9 @@ typedef struct {
     lc_alg_t alg;
     uint8_t public_key[65];
     size_t public_key_len;
-    uint64_t next_seq; /* the store's Device.next_seq (one past the highest stored seq; 0: none) */
+    /* One past the highest seq of the device known here: the store's Device.next_seq when the
+     * key was fetched, raised by the readings this gateway logged since (gw_devices_note_seq). */
+    uint64_t next_seq;
 } gw_device_key_t;
 
 /* A client's address: IPv6, or IPv4 mapped (::ffff:a.b.c.d). */
@@ -48,6 +50,9 @@ int gw_devices_lookup(gw_devices_t *self, const char *device_id, const gw_peer_t
 /* Takes one token of the device's rate limit: 0, or LC_ERR_TIMEOUT when over the limit. */
 int gw_devices_take(gw_devices_t *self, const char *device_id) LC_WUR;
 
+/* A reading of the device at seq was logged here: its next_seq is past it (a later reading at
+ * or below it is checked for a conflict with the store). */
+void gw_devices_note_seq(gw_devices_t *self, const char *device_id, uint64_t seq);
 /* Whether the store answers (main.c's readiness ping; a failed lookup also says 0). */
 void gw_devices_set_store_ready(gw_devices_t *self, int ready);
 

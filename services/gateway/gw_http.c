@@ -128,6 +128,10 @@ static json_t *s_result_json(const gw_result_t *r)
     if (r->status == 202)
         return json_pack("{s:i, s:o}", "status", 202, "record_id",
                          s_hex_json(r->record_id, LC_RECORD_ID_LEN));
+    if (r->status == 409) /* seq_conflict: where the device's counter can go on */
+        return json_pack("{s:i, s:s, s:s, s:o, s:I}", "status", 409, "error", r->error, "message",
+                         r->message, "record_id", s_hex_json(r->record_id, LC_RECORD_ID_LEN),
+                         "next_seq", (json_int_t)r->next_seq);
     return json_pack("{s:i, s:s, s:s}", "status", (int)r->status, "error", r->error, "message",
                      r->message);
 }
@@ -135,6 +139,11 @@ static json_t *s_result_json(const gw_result_t *r)
 static enum MHD_Result s_reply_result(gw_http_t *self, struct MHD_Connection *c,
                                       const gw_result_t *r)
 {
+    if (r->status == 409) {
+        json_t *j = s_result_json(r);
+        json_object_del(j, "status");
+        return s_json(self, c, 409, j);
+    }
     if (r->status != 202)
         return s_error(self, c, r->status, r->error, r->message, r->retry_after);
     return s_json(self, c, 202,

@@ -23,11 +23,13 @@ enum {
     R_LOG_FULL,
     R_LOG_FAILED,
     R_LOOKUP_LIMITED,
+    R_SEQ_CONFLICT,
     R_COUNT
 };
 static const char *const s_reason_names[R_COUNT] = {
-    "malformed",  "bad_signature",     "unknown_device", "too_large",  "rate_limited",
-    "overloaded", "store_unavailable", "log_full",       "log_failed", "lookup_limited"};
+    "malformed",    "bad_signature",  "unknown_device",    "too_large",
+    "rate_limited", "overloaded",     "store_unavailable", "log_full",
+    "log_failed",   "lookup_limited", "seq_conflict"};
 
 struct gw_ingest {
     gw_ingest_opts_t opts;
@@ -99,7 +101,7 @@ static int s_get_u64(const json_t *obj, const char *key, uint64_t *out)
  * filled. *device_id is the header's kid (pointing into jw) or, without one, compat_device. */
 static int s_verify(gw_ingest_t *self, lc_jws_t *jw, uint8_t *payload_buf, const char *jws,
                     size_t len, const gw_peer_t *peer, const char *compat_device,
-                    const char **device_id, gw_result_t *res)
+                    const char **device_id, uint64_t *next_seq, gw_result_t *res)
 {
     uint64_t t0 = lc_mono_us();
     int rc = lc_jws_parse(jw, jws, len, payload_buf, len + 1);
@@ -141,6 +143,7 @@ static int s_verify(gw_ingest_t *self, lc_jws_t *jw, uint8_t *payload_buf, const
                "signature does not verify with the device's registered key");
         return -1;
     }
+    *next_seq = key.next_seq;
     lc_histogram_observe(self->verify_seconds, (double)(lc_mono_us() - t0) / 1e6);
     return 0;
 }
@@ -169,11 +172,10 @@ static int s_check_signed(gw_ingest_t *self, const lc_jws_t *jw, const char *dev
     return rc;
 }
 
-/* Derives record_id and appends the Reading to the log (res->lsn). 0, or -1 with res filled. */
+/* Appends the Reading (record_id in res) to the log (res->lsn). 0, or -1 with res filled. */
 static int s_log(gw_ingest_t *self, const char *jws, size_t len, const char *device_id,
-                 uint64_t seq, uint64_t ts, gw_result_t *res)
+                 uint64_t seq, uint64_t ts, const uint8_t *reading_hash, gw_result_t *res)
 {
-    lc_record_id(res->record_id, device_id, strlen(device_id), seq);
     Lcore__V1__Reading msg = LCORE__V1__READING__INIT;
     msg.version = 1;
     msg.record_id.data = res->record_id;
@@ -184,10 +186,8 @@ static int s_log(gw_ingest_t *self, const char *jws, size_t len, const char *dev
     msg.received_at_us = lc_now_us();
     msg.jws.data = (uint8_t *)jws;
     msg.jws.len = len;
-    uint8_t reading_hash[LC_READING_HASH_LEN];
-    lc_reading_hash(reading_hash, (const uint8_t *)jws, len);
-    msg.reading_hash.data = reading_hash;
-    msg.reading_hash.len = sizeof reading_hash;
+    msg.reading_hash.data = (uint8_t *)reading_hash;
+    msg.reading_hash.len = LC_READING_HASH_LEN;
     msg.gateway_id = (char *)self->opts.gateway_id;
     int rc = gw_wal_append_pb(self->wal, res->record_id, &msg.base, &res->lsn);
     if (rc == LC_ERR_FULL) {
@@ -221,7 +221,8 @@ int gw_ingest_check(gw_ingest_t *self, const char *jws, size_t len, const gw_pee
     lc_jws_t jw;
     const char *device_id = NULL;
     int rc = -1;
-    if (s_verify(self, &jw, payload_buf, jws, len, peer, compat_device, &device_id, res) == 0 &&
+    if (s_verify(self, &jw, payload_buf, jws, len, peer, compat_device, &device_id, &out->next_seq,
+                 res) == 0 &&
         s_check_signed(self, &jw, device_id, compat_data, &out->seq, &out->ts, res) == 0) {
         snprintf(out->device_id, sizeof out->device_id, "%s", device_id);
         rc = 0;
@@ -240,8 +241,32 @@ void gw_ingest_accept(gw_ingest_t *self, const char *jws, size_t len, const gw_c
         s_fail(self, res, R_RATE_LIMITED, 429, "rate_limited", "device over its reading rate");
         return;
     }
-    if (s_log(self, jws, len, reading->device_id, reading->seq, reading->ts, res) < 0)
+    uint8_t hash[LC_READING_HASH_LEN];
+    lc_reading_hash(hash, (const uint8_t *)jws, len);
+    lc_record_id(res->record_id, reading->device_id, strlen(reading->device_id), reading->seq);
+    int noted = 0;
+    if (self->opts.seq) {
+        gw_seq_reading_t sr = {.record_id = res->record_id,
+                               .reading_hash = hash,
+                               .device_id = reading->device_id,
+                               .seq = reading->seq,
+                               .next_seq = reading->next_seq};
+        uint64_t next_seq = 0;
+        if ((noted = gw_seq_check(self->opts.seq, &sr, &next_seq)) == LC_ERR_CONFLICT) {
+            s_fail(self, res, R_SEQ_CONFLICT, 409, "seq_conflict",
+                   "seq %llu of this device holds another reading; its counter can go on from "
+                   "next_seq",
+                   (unsigned long long)reading->seq);
+            res->next_seq = next_seq;
+            return;
+        }
+    }
+    if (s_log(self, jws, len, reading->device_id, reading->seq, reading->ts, hash, res) < 0) {
+        if (noted == 1)
+            gw_seq_forget(self->opts.seq, res->record_id);
         return;
+    }
+    gw_devices_note_seq(self->devices, reading->device_id, reading->seq);
     lc_counter_inc(self->accepted);
     res->status = 202;
 }

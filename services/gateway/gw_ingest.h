@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "gw_devices.h"
+#include "gw_seq.h"
 #include "gw_wal.h"
 #include "lc_metrics.h"
 #include "lc_record.h"
@@ -22,12 +23,14 @@ typedef struct {
     char message[160];
     unsigned retry_after;
     uint8_t record_id[LC_RECORD_ID_LEN];
-    uint64_t lsn; /* 202: the log entry to wait for */
+    uint64_t lsn;      /* 202: the log entry to wait for */
+    uint64_t next_seq; /* 409 seq_conflict: one past the device's highest stored seq (0: unknown) */
 } gw_result_t;
 
 typedef struct {
     const char *gateway_id;
     size_t max_reading_bytes;
+    gw_seq_t *seq; /* (device_id, seq) conflicts answered 409 here (NULL: the store decides) */
 } gw_ingest_opts_t;
 
 gw_ingest_t *gw_ingest_new(const gw_ingest_opts_t *opts, gw_devices_t *devices, gw_wal_t *wal,
@@ -38,6 +41,7 @@ void gw_ingest_destroy(gw_ingest_t **self_p);
 typedef struct {
     char device_id[LC_DEVICE_ID_MAX + 1];
     uint64_t seq, ts;
+    uint64_t next_seq; /* the device's, from its key lookup (gw_device_key_t) */
 } gw_checked_t;
 
 /* Checks one JWS up to, not including, the rate limit and the log: parse, the device's key
@@ -49,8 +53,9 @@ int gw_ingest_check(gw_ingest_t *self, const char *jws, size_t len, const gw_pee
                     const char *compat_device, const json_t *compat_data, gw_checked_t *out,
                     gw_result_t *res);
 
-/* Takes a checked reading (the same jws bytes): the device's rate limit, then the log. res says
- * 202 (wait for res->lsn) or why not. */
+/* Takes a checked reading (the same jws bytes): the device's rate limit, the (device_id, seq)
+ * conflict check (409 seq_conflict with res->next_seq), then the log. res says 202 (wait for
+ * res->lsn) or why not. */
 void gw_ingest_accept(gw_ingest_t *self, const char *jws, size_t len, const gw_checked_t *reading,
                       gw_result_t *res);
 

@@ -46,6 +46,7 @@ typedef struct {
     lc_keyring_t *ring;
     lc_query_client_t *store; /* the stores' query links */
     lc_query_client_t *chain; /* the relayer's: record status, the anchor part */
+    gw_seq_t *seq;            /* (device_id, seq) conflicts: the readings in the log */
     gw_relay_t *relay;
     gw_wal_t *wal;
     gw_devices_t *devices;
@@ -71,6 +72,26 @@ static int s_config(int argc, char **argv, gw_config_t *cfg, uint8_t token_hash[
     return -1;
 }
 
+/* A reading left the relay's table: the conflict check forgets it. */
+static void s_dropped(void *arg, const uint8_t record_id[32])
+{
+    gw_seq_forget(((s_gateway_t *)arg)->seq, record_id);
+}
+
+/* Replay: a reading from the log goes to the relay, and the conflict check knows it. */
+static void s_replay_reading(void *arg, uint64_t segment, const uint8_t record_id[32],
+                             const uint8_t *data, size_t len)
+{
+    s_gateway_t *gw = arg;
+    gw_seq_note_logged(gw->seq, record_id, data, len);
+    gw_relay_replay_reading(gw->relay, segment, record_id, data, len);
+}
+
+static void s_replay_ack(void *arg, const uint8_t record_id[32])
+{
+    gw_relay_replay_ack(((s_gateway_t *)arg)->relay, record_id);
+}
+
 /* The log and its relay. The log first: what it holds from a previous run goes out before new
  * readings. */
 static int s_open_log(s_gateway_t *gw)
@@ -90,6 +111,8 @@ static int s_open_log(s_gateway_t *gw)
                              .max_attempts = (unsigned)cfg->max_attempts,
                              .drain_ms = (unsigned)cfg->drain_ms,
                              .heartbeat_ms = (unsigned)cfg->heartbeat_ms,
+                             .on_drop = s_dropped,
+                             .on_drop_arg = gw,
                              .metrics = lc_service_metrics(gw->svc)};
     gw_wal_opts_t wopts = {.dir = cfg->wal_dir,
                            .ring = gw->ring,
@@ -98,8 +121,9 @@ static int s_open_log(s_gateway_t *gw)
                            .segment_bytes = (uint64_t)cfg->wal_segment_bytes,
                            .metrics = lc_service_metrics(gw->svc),
                            .prefill_bytes = GW_WAL_PREFILL_BYTES};
-    if (!(gw->relay = gw_relay_new(&ropts)) ||
-        !(gw->wal = gw_wal_open(&wopts, gw_relay_replay_reading, gw_relay_replay_ack, gw->relay)))
+    if (!(gw->seq = gw_seq_new(gw->store, (size_t)cfg->wal_max_readings, wopts.metrics)) ||
+        !(gw->relay = gw_relay_new(&ropts)) ||
+        !(gw->wal = gw_wal_open(&wopts, s_replay_reading, s_replay_ack, gw)))
         return -1;
     return gw_relay_start(gw->relay, gw->wal) < 0 ? -1 : 0;
 }
@@ -136,7 +160,8 @@ static int s_open(s_gateway_t *gw)
     if (!(gw->devices = gw_devices_new(&dopts)))
         return -1;
     gw_ingest_opts_t iopts = {.gateway_id = cfg->gateway_id,
-                              .max_reading_bytes = (size_t)cfg->max_reading_bytes};
+                              .max_reading_bytes = (size_t)cfg->max_reading_bytes,
+                              .seq = gw->seq};
     if (!(gw->ingest = gw_ingest_new(&iopts, gw->devices, gw->wal, metrics)))
         return -1;
     gw_http_deps_t deps = {.cfg = cfg,
@@ -180,6 +205,7 @@ static void s_close(s_gateway_t *gw)
     gw_devices_destroy(&gw->devices);
     gw_relay_destroy(&gw->relay); /* drains acks, logs them */
     gw_wal_destroy(&gw->wal);
+    gw_seq_destroy(&gw->seq);
     lc_query_client_destroy(&gw->chain);
     lc_query_client_destroy(&gw->store);
     lc_keyring_destroy(&gw->ring);

@@ -105,19 +105,28 @@ def main():
                      "UPDATE stores SET position = 1 WHERE store_id = 'roles-probe';"
                      "INSERT INTO records (record_id, store_id, position, device_id, seq,"
                      " device_ts_ms, key_version, aes_nonce, xchacha_nonce, ciphertext,"
-                     " envelope_hash, received_at) VALUES"
+                     " envelope_hash, received_at, reading_hash) VALUES"
                      f" ({rid}, 'roles-probe', 1, 'roles-probe', 0, 0, 1, '\\x{'00' * 12}',"
-                     f" '\\x{'00' * 24}', '\\x00', '\\x{'00' * 32}', now()) RETURNING position;"
+                     f" '\\x{'00' * 24}', '\\x00', '\\x{'00' * 32}', now(), '\\x{'00' * 32}')"
+                     " RETURNING position;"
                      "INSERT INTO dead_letters (record_id, device_id, seq, device_ts_ms, gateway_id,"
-                     f" stage, reason, attempts) VALUES ('\\x{'cd' * 32}', 'roles-probe', 1, 0,"
-                     " 'gw', 'store', 'probe', 1);"
+                     " stage, reason, attempts, gateway_sealed, gateway_key_version) VALUES"
+                     f" ('\\x{'cd' * 32}', 'roles-probe', 1, 0, 'gw', 'crypto', 'probe', 1,"
+                     f" '\\x{'ee' * 40}', 1);"
+                     "INSERT INTO seq_conflicts (record_id, reading_hash, store_id, device_id, seq,"
+                     " device_ts_ms, key_version, aes_nonce, xchacha_nonce, ciphertext,"
+                     f" envelope_hash, gateway_id, received_at) VALUES ({rid}, '\\x{'01' * 32}',"
+                     f" 'roles-probe', 'roles-probe', 0, 0, 1, '\\x{'00' * 12}', '\\x{'00' * 24}',"
+                     f" '\\x00', '\\x{'00' * 32}', 'gw', now());"
                      "SELECT count(*) FROM records r JOIN devices d USING (device_id)"
                      " WHERE d.device_id = 'roles-probe';"
-                     "SELECT version FROM store_migrations;"
+                     "SELECT max(version) FROM store_migrations;"
                      "ROLLBACK;")
-            expect(out.split() == ["1", "1", "1"], f"store role's inserts and reads: {out!r}")
+            expect(out.split() == ["1", "1", "3"], f"store role's inserts and reads: {out!r}")
             refused(store, "UPDATE devices SET status = 'revoked'")
             refused(store, "DELETE FROM dead_letters")
+            refused(store, "UPDATE dead_letters SET reason = 'x'")
+            refused(store, "DELETE FROM seq_conflicts")
             refused(store, "DELETE FROM stores")
             for table in ("chain_records", "chain_feed", "anchors", "anchor_leaves", "anchor_txs",
                           "anchor_tx_attempts", "chain_head", "chain_identity", "chain_migrations"):
@@ -161,7 +170,8 @@ def main():
             refused(chain, "DELETE FROM chain_records")
 
         def chain_role_sees_none_of_the_stores_tables():
-            for table in ("records", "devices", "dead_letters", "stores", "store_migrations"):
+            for table in ("records", "devices", "dead_letters", "seq_conflicts", "stores",
+                          "store_migrations"):
                 refused(chain, f"SELECT * FROM {table}")
             refused(chain, "INSERT INTO devices (device_id, alg, public_key) VALUES"
                            " ('x', 'EdDSA', '\\x" + "11" * 32 + "')")
@@ -176,7 +186,7 @@ def main():
             expect("roles-1" in out.stdout, f"lcore-cli decrypt with the owner DSN: {out.stdout}")
 
         def migrates_are_idempotent():
-            for svc, role, version in (("store", "lcore_store", 1), ("chain", "lcore_chain", 2)):
+            for svc, role, version in (("store", "lcore_store", 3), ("chain", "lcore_chain", 2)):
                 out = migrate(svc, owner)
                 expect(out.returncode == 0, f"lcore-{svc} migrate again exited {out.returncode}:"
                        f" {out.stderr}")

@@ -107,7 +107,8 @@ def main():
             expect(s == 202 and body["record_id"] == state["rid"], f"retry: {s} {body}")
             same_seq = dev.sign(dev.reading(1, {"different": "data"}))  # same seq, new content
             s, _, body2 = dev.post(same_seq)
-            expect(s == 202 and body2["record_id"] == state["rid"], f"same seq: {s} {body2}")
+            expect(s == 409 and body2["error"] == "seq_conflict" and body2["record_id"] == state["rid"]
+                   and body2["next_seq"] >= 2, f"same seq, other bytes: {s} {body2}")
             # Let any duplicate reach the store, then count: still one row.
             s, _, _ = dev.post(dev.sign(dev.reading(2)))
             st.wait_rows("device_id = 'probe-1' AND seq = 2", 1)
@@ -223,7 +224,7 @@ def main():
         checks.run("decrypt round-trips and GET /v1/records shows it stored", decrypt_round_trip)
         checks.run("ES256K device end to end", es256k_round_trip)
         checks.run("no plaintext at rest (rows and pg_dump)", no_plaintext_at_rest)
-        checks.run("retried reading -> same record_id, no new row", retry_same_id)
+        checks.run("retried reading -> same record_id, no new row; other bytes -> 409", retry_same_id)
         checks.run("bad signature -> 401, nothing stored", bad_signature)
         checks.run("unknown device -> 403", unknown_device)
         checks.run("70 KiB reading -> 413", too_large)
