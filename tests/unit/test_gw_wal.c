@@ -129,6 +129,16 @@ static void s_assert_metric(s_fx_t *f, const char *line)
     free(text);
 }
 
+/* The registry's text holds each line given (a NULL-terminated list). */
+static void s_assert_metrics(s_fx_t *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    for (const char *line; (line = va_arg(ap, const char *));)
+        s_assert_metric(f, line);
+    va_end(ap);
+}
+
 static size_t s_count_segments(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -281,6 +291,35 @@ static void s_fresh_metrics(s_fx_t *f)
     assert_non_null(f->metrics = lc_metrics_new());
 }
 
+/* The readings replayed, as "reading-<i>" names joined by spaces. */
+static void s_assert_replayed(s_fx_t *f, const char *want)
+{
+    char got[1024] = "";
+    for (size_t i = 0; i < f->n; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "",
+                 f->data[i] + strlen("reading-"));
+    assert_string_equal(got, want);
+}
+
+/* Opens the log again with a fresh registry and checks what it replayed. */
+static gw_wal_t *s_reopen(s_fx_t *f, const char *want)
+{
+    s_fresh_metrics(f);
+    gw_wal_t *w = s_open(f, 1 << 20, 1000, 100);
+    assert_non_null(w);
+    s_assert_replayed(f, want);
+    return w;
+}
+
+/* Overwrites n bytes of the file at `at`. */
+static void s_patch(const char *path, const void *bytes, size_t n, size_t at)
+{
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, bytes, n, (off_t)at), (ssize_t)n);
+    close(fd);
+}
+
 /* One segment file and where its entries start (parsed by length only). */
 typedef struct {
     char path[160];
@@ -331,21 +370,8 @@ static void s_seg_rewrite(const s_seg_t *s, const size_t *order, size_t n, size_
 
 static void s_seg_flip(const s_seg_t *s, size_t at)
 {
-    int fd = open(s->path, O_RDWR);
-    assert_true(fd >= 0);
     uint8_t byte = s->buf[at] ^ 0x10;
-    assert_int_equal(pwrite(fd, &byte, 1, (off_t)at), 1);
-    close(fd);
-}
-
-/* The readings replayed, as "reading-<i>" names joined by spaces. */
-static void s_assert_replayed(s_fx_t *f, const char *want)
-{
-    char got[1024] = "";
-    for (size_t i = 0; i < f->n; i++)
-        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "",
-                 f->data[i] + strlen("reading-"));
-    assert_string_equal(got, want);
+    s_patch(s->path, &byte, 1, at);
 }
 
 static int s_exists(s_fx_t *f, const char *name)
@@ -368,8 +394,8 @@ static void s_assert_damage(s_fx_t *f, const char *kind, const char *want, const
     char line[128];
     snprintf(line, sizeof line, "lcore_gateway_wal_damage_total{kind=\"%s\"} 1\n", kind);
     s_assert_metric(f, line);
-    s_assert_metric(f, "lcore_gateway_wal_damaged_segments 1\n");
-    s_assert_metric(f, "lcore_gateway_wal_torn_tails_total 0\n");
+    s_assert_metrics(f, "lcore_gateway_wal_damaged_segments 1\n",
+                     "lcore_gateway_wal_torn_tails_total 0\n", NULL);
     gw_wal_trim(w, UINT64_MAX);
     gw_wal_destroy(&w);
     assert_false(s_exists(f, "0000000000000001.wal"));
@@ -451,9 +477,7 @@ static void test_damage_truncated(void **state)
     s_write_segments(f, 2, 3);
     s_seg_load(f, 1, &s);
     s_seg_rewrite(&s, order, 3, 0);
-    s_fresh_metrics(f);
-    gw_wal_t *w = s_open(f, 1 << 20, 1000, 100);
-    s_assert_replayed(f, "0 1 2 10 11 12");
+    gw_wal_t *w = s_reopen(f, "0 1 2 10 11 12");
     s_assert_metric(f, "lcore_gateway_wal_damage_total{kind=\"truncated\"} 1\n");
     gw_wal_destroy(&w);
 }
@@ -469,14 +493,11 @@ static void test_damage_header_byte(void **state)
     s_seg_flip(&s, s.off[1] + 8 + 1); /* the position */
     s_seg_load(f, 2, &s);
     s_seg_flip(&s, s.off[1] + 1); /* the body length */
-    s_fresh_metrics(f);
-    gw_wal_t *w = s_open(f, 1 << 20, 1000, 100);
-    assert_non_null(w);
-    s_assert_replayed(f, "0 2 10 12 20 21 22");
-    s_assert_metric(f, "lcore_gateway_wal_damage_total{kind=\"corrupt\"} 2\n");
-    s_assert_metric(f, "lcore_gateway_wal_damage_total{kind=\"gap\"} 0\n");
-    s_assert_metric(f, "lcore_gateway_wal_damaged_entries_total 2\n");
-    s_assert_metric(f, "lcore_gateway_wal_damaged_segments 2\n");
+    gw_wal_t *w = s_reopen(f, "0 2 10 12 20 21 22");
+    s_assert_metrics(f, "lcore_gateway_wal_damage_total{kind=\"corrupt\"} 2\n",
+                     "lcore_gateway_wal_damage_total{kind=\"gap\"} 0\n",
+                     "lcore_gateway_wal_damaged_entries_total 2\n",
+                     "lcore_gateway_wal_damaged_segments 2\n", NULL);
     /* Neither is deleted, whatever is acknowledged. */
     gw_wal_trim(w, UINT64_MAX);
     gw_wal_destroy(&w);
@@ -504,18 +525,13 @@ static void test_damage_chain(void **state)
     s_seg_t s;
     s_seg_load(f, 1, &s);
     assert_int_equal(s.off[2] - s.off[1], old.off[2] - old.off[1]);
-    int fd = open(s.path, O_WRONLY);
-    assert_true(fd >= 0);
-    size_t n = old.off[2] - old.off[1];
-    assert_int_equal(pwrite(fd, old.buf + old.off[1], n, (off_t)s.off[1]), (ssize_t)n);
-    close(fd);
+    s_patch(s.path, old.buf + old.off[1], old.off[2] - old.off[1], s.off[1]);
 
-    s_fresh_metrics(f);
-    assert_non_null(w = s_open(f, 1 << 20, 1000, 100));
-    s_assert_replayed(f, "3 1 5 6"); /* the old entry is authentic: it is replayed too */
-    s_assert_metric(f, "lcore_gateway_wal_damage_total{kind=\"chain\"} 1\n");
-    s_assert_metric(f, "lcore_gateway_wal_damage_total{kind=\"reorder\"} 0\n");
-    s_assert_metric(f, "lcore_gateway_wal_damaged_segments 1\n");
+    /* The old entry is authentic: it is replayed too. */
+    w = s_reopen(f, "3 1 5 6");
+    s_assert_metrics(f, "lcore_gateway_wal_damage_total{kind=\"chain\"} 1\n",
+                     "lcore_gateway_wal_damage_total{kind=\"reorder\"} 0\n",
+                     "lcore_gateway_wal_damaged_segments 1\n", NULL);
     gw_wal_destroy(&w);
 }
 
@@ -529,18 +545,14 @@ static void test_torn_tail(void **state)
     s_seg_t s;
     s_seg_load(f, 2, &s);
     assert_int_equal(truncate(s.path, (off_t)s.end - 7), 0);
-    s_fresh_metrics(f);
-    gw_wal_t *w = s_open(f, 1 << 20, 1000, 100);
-    s_assert_replayed(f, "0 1 2 10 11");
-    s_assert_metric(f, "lcore_gateway_wal_torn_tails_total 1\n");
-    s_assert_metric(f, "lcore_gateway_wal_damaged_segments 0\n");
-    s_assert_metric(f, "lcore_gateway_wal_damaged_entries_total 0\n");
+    gw_wal_t *w = s_reopen(f, "0 1 2 10 11");
+    s_assert_metrics(f, "lcore_gateway_wal_torn_tails_total 1\n",
+                     "lcore_gateway_wal_damaged_segments 0\n",
+                     "lcore_gateway_wal_damaged_entries_total 0\n", NULL);
     gw_wal_destroy(&w);
-    s_fresh_metrics(f);
-    assert_non_null(w = s_open(f, 1 << 20, 1000, 100));
-    s_assert_replayed(f, "0 1 2 10 11");
-    s_assert_metric(f, "lcore_gateway_wal_torn_tails_total 0\n");
-    s_assert_metric(f, "lcore_gateway_wal_damaged_segments 0\n");
+    w = s_reopen(f, "0 1 2 10 11");
+    s_assert_metrics(f, "lcore_gateway_wal_torn_tails_total 0\n",
+                     "lcore_gateway_wal_damaged_segments 0\n", NULL);
     gw_wal_destroy(&w);
 
     /* With the zeros written ahead: the tail of the last entry never reached the disk. */
@@ -548,16 +560,11 @@ static void test_torn_tail(void **state)
     f->prefill = 4096;
     s_write_segments(f, 1, 3);
     s_seg_load(f, 1, &s);
-    int fd = open(s.path, O_WRONLY);
-    assert_true(fd >= 0);
     static const uint8_t zeros[20];
-    assert_int_equal(pwrite(fd, zeros, sizeof zeros, (off_t)s.end - 20), 20);
-    close(fd);
-    s_fresh_metrics(f);
-    assert_non_null(w = s_open(f, 1 << 20, 1000, 100));
-    s_assert_replayed(f, "0 1");
-    s_assert_metric(f, "lcore_gateway_wal_torn_tails_total 1\n");
-    s_assert_metric(f, "lcore_gateway_wal_damaged_segments 0\n");
+    s_patch(s.path, zeros, sizeof zeros, s.end - sizeof zeros);
+    w = s_reopen(f, "0 1");
+    s_assert_metrics(f, "lcore_gateway_wal_torn_tails_total 1\n",
+                     "lcore_gateway_wal_damaged_segments 0\n", NULL);
     gw_wal_destroy(&w);
 }
 
@@ -573,16 +580,12 @@ static void test_torn_segment(void **state)
     char path[160];
     snprintf(path, sizeof path, "%s/%016x.wal", f->wal, 3);
     assert_int_equal(truncate(path, 0), 0);
-    s_fresh_metrics(f);
-    assert_non_null(w = s_open(f, 1 << 20, 1000, 100));
-    s_assert_replayed(f, "0 1 10 11");
-    s_assert_metric(f, "lcore_gateway_wal_torn_tails_total 1\n");
-    s_assert_metric(f, "lcore_gateway_wal_damaged_segments 0\n");
+    w = s_reopen(f, "0 1 10 11");
+    s_assert_metrics(f, "lcore_gateway_wal_torn_tails_total 1\n",
+                     "lcore_gateway_wal_damaged_segments 0\n", NULL);
     assert_false(s_exists(f, "0000000000000003.wal"));
     gw_wal_destroy(&w);
-    s_fresh_metrics(f);
-    assert_non_null(w = s_open(f, 1 << 20, 1000, 100));
-    s_assert_replayed(f, "0 1 10 11");
+    w = s_reopen(f, "0 1 10 11");
     s_assert_metric(f, "lcore_gateway_wal_damaged_segments 0\n");
     gw_wal_destroy(&w);
 }
@@ -595,10 +598,7 @@ static void test_old_format(void **state)
     gw_wal_destroy(&w);
     char path[160];
     snprintf(path, sizeof path, "%s/%016x.wal", f->wal, 1);
-    int fd = open(path, O_WRONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(pwrite(fd, "LCWAL001", 8, 0), 8);
-    close(fd);
+    s_patch(path, "LCWAL001", 8, 0);
     assert_null(s_open(f, 1 << 20, 1000, 1 << 20));
 }
 
