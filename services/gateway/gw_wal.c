@@ -183,15 +183,16 @@ static void s_pos_start(s_pos_t *pos, const uint8_t keys[S_KEYS_LEN], uint64_t n
     crypto_generichash(pos->chain, 32, in, sizeof in, keys + 32, 32);
 }
 
-/* Chains the entry at f (body of blen bytes): its frame, type, position, nonce and tag. */
-static void s_chain_step(uint8_t chain[32], const uint8_t keys[S_KEYS_LEN], const uint8_t *f,
-                         size_t blen)
+/* Chains the entry at f (body of blen bytes): its frame, type, position, nonce and tag. The
+ * chain starts from a keyed hash, so the previous value is the secret here: one BLAKE2b block
+ * per entry (keyed, each step would hash a key block too). */
+static void s_chain_step(uint8_t chain[32], const uint8_t *f, size_t blen)
 {
     uint8_t in[S_CHAIN_IN];
     memcpy(in, chain, 32);
     memcpy(in + 32, f, S_FRAME_LEN + S_BODY_FIXED);
     memcpy(in + 32 + S_FRAME_LEN + S_BODY_FIXED, f + S_FRAME_LEN + blen - S_TAG_LEN, S_TAG_LEN);
-    crypto_generichash(chain, 32, in, sizeof in, keys + 32, 32);
+    crypto_generichash(chain, 32, in, sizeof in, NULL, 0);
 }
 
 /* Seals plain (n bytes) as entry `type` at pos into out (room for S_FRAME_LEN + S_BODY_FIXED +
@@ -211,7 +212,7 @@ static size_t s_seal(uint8_t *out, s_pos_t *pos, const uint8_t keys[S_KEYS_LEN],
                                                NULL, b + 9, keys);
     s_put32(out, (uint32_t)body);
     s_put32(out + 4, s_crc(b, body));
-    s_chain_step(pos->chain, keys, out, body);
+    s_chain_step(pos->chain, out, body);
     pos->next++;
     pos->bytes += S_FRAME_LEN + body;
     return S_FRAME_LEN + body;
@@ -520,7 +521,7 @@ static int s_scan_entries(s_scan_t *s)
             if (rc == LC_ERR_NOMEM)
                 return rc;
             rep->unreadable += rc < 0;
-            s_chain_step(rep->chain, s->keys, s->buf + off, blen);
+            s_chain_step(rep->chain, s->buf + off, blen);
             off += S_FRAME_LEN + blen;
             rep->end = off;
             continue;

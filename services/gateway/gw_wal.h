@@ -20,9 +20,10 @@
  * XChaCha20-Poly1305 under a key derived from the key ring's gateway master key of the header's
  * version (crypto_kdf, context "lcgwwal1", id 1), associated data
  * "lcore/wal/v2" | u64 segment | u64 position | type | u32 key version: an entry opens only in
- * its own segment at its own place. The chain binds the sequence: keyed BLAKE2b-256 (key: id 2
- * of the same derivation), c = H("LCWAL002" | u64 segment | u32 key version), then per entry
- * c = H(c | frame length and CRC | type, position, nonce | tag) — 89 bytes, one hash block.
+ * its own segment at its own place. The chain binds the sequence: it starts from BLAKE2b-256
+ * keyed with id 2 of the same derivation, c = H_k("LCWAL002" | u64 segment | u32 key version),
+ * then per entry c = BLAKE2b-256(c | frame length and CRC | type, position, nonce | tag): 89
+ * bytes, one hash block, with the secret previous value in place of a key.
  * Reading plaintext: record_id (32) | the packed Reading; ack plaintext: record_ids (32 each).
  * All integers little-endian. No plaintext payload reaches the disk.
  *
