@@ -127,7 +127,8 @@ void gw_wal_release(gw_wal_t *self, uint64_t n);
  * renamed <name>.damaged instead (kept for inspection, no longer replayed). */
 void gw_wal_trim(gw_wal_t *self, uint64_t keep_from);
 
-/* The segment new appends go to. */
+/* The segment being written (once it is full, new appends are sealed for the next one, which
+ * the next gw_wal_sync opens). */
 uint64_t gw_wal_segment(const gw_wal_t *self);
 
 /* What replay found wrong in one segment (bits of gw_wal_replay_report_t.damage). */
