@@ -19,18 +19,28 @@
 
 #include "lc_log.h"
 
-#define S_MAGIC "LCWAL001"
+#define S_MAGIC "LCWAL002"
+#define S_MAGIC_V1 "LCWAL001"
 #define S_HEADER_LEN 32
 #define S_FRAME_LEN 8 /* body length + CRC */
 #define S_NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define S_TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define S_BODY_FIXED (1 + 4 + S_NONCE_LEN) /* type, key version, nonce */
+#define S_BODY_FIXED (1 + 8 + S_NONCE_LEN) /* type, position, nonce */
 #define S_MAX_READING (8u << 20)           /* far above any reading the gateway accepts */
 #define S_MAX_BODY (S_BODY_FIXED + LC_RECORD_ID_LEN + S_MAX_READING + S_TAG_LEN)
-#define S_AD_PREFIX "lcore/wal/v1"
-#define S_AD_LEN (sizeof S_AD_PREFIX - 1 + 1 + 4)
+#define S_MIN_BODY (S_BODY_FIXED + LC_RECORD_ID_LEN + S_TAG_LEN) /* one ack */
+#define S_MIN_FRAME (S_FRAME_LEN + S_MIN_BODY)
+#define S_TRAILER_PLAIN (8 + 32) /* count, chain value */
+#define S_TRAILER_FRAME (S_FRAME_LEN + S_BODY_FIXED + S_TRAILER_PLAIN + S_TAG_LEN)
+#define S_AD_PREFIX "lcore/wal/v2"
+#define S_AD_LEN (sizeof S_AD_PREFIX - 1 + 8 + 8 + 1 + 4)
+#define S_CHAIN_IN (32 + S_FRAME_LEN + S_BODY_FIXED + S_TAG_LEN)
+#define S_KEYS_LEN 64 /* entry key | chain key */
+#define S_DAMAGE_HINT                                                                              \
+    "every authentic reading in it was replayed; it is kept for inspection (renamed .damaged "     \
+    "once its readings are acknowledged)"
 
-enum { S_READING = 1, S_ACKS = 2 };
+enum { S_READING = 1, S_ACKS = 2, S_TRAILER = 3 };
 
 typedef struct {
     uint8_t *data;
@@ -45,20 +55,29 @@ typedef struct {
 
 typedef struct {
     uint64_t no, bytes;
+    int damaged; /* kept for inspection: trim renames it instead of deleting it */
 } s_segment_t;
+
+/* Where the next entry of a segment goes: its position, the chain so far, the bytes so far. */
+typedef struct {
+    uint64_t no, next, bytes;
+    uint8_t chain[32];
+} s_pos_t;
 
 struct gw_wal {
     gw_wal_opts_t opts;
     char *dir;
     int dir_fd, lock_fd, fd, wake_fd;
     uint32_t key_version;
-    uint8_t *key; /* sodium_malloc'd, read-only */
+    uint8_t *keys; /* sodium_malloc'd, read-only: entry key | chain key */
     uint8_t nonce_prefix[16];
     uint64_t nonce_counter; /* under lock */
 
     pthread_mutex_t lock;
     /* Under lock: */
+    s_pos_t seal;     /* the segment appends are sealed for (ahead of the file while unwritten) */
     s_buf_t frames;   /* sealed entries not yet written */
+    size_t roll;      /* bytes of frames that are the previous segment's trailer (0: none) */
     s_buf_t readings; /* the same readings in the clear: u32 len | record_id | data */
     size_t n_readings;
     uint64_t last_lsn, durable_lsn, unacked;
@@ -73,13 +92,24 @@ struct gw_wal {
 
     /* Relay thread only: the buffers being written while appends fill the others. */
     s_buf_t out_frames, out_readings;
+    size_t out_roll;
 
     lc_gauge_t *g_bytes, *g_readings, *g_segments, *g_limit_bytes, *g_limit_readings;
+    lc_gauge_t *g_damaged;
     lc_histogram_t *h_fsync_seconds, *h_fsync_readings;
-    lc_counter_t *c_fsyncs, *c_replayed, *c_damaged;
+    lc_counter_t *c_fsyncs, *c_replayed, *c_damaged, *c_torn;
+    lc_counter_t *c_damage[GW_WAL_DAMAGE_KINDS];
+    uint64_t n_damaged; /* damaged segments: live ones and <name>.damaged files */
 };
 
 static const double s_group_buckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+static const char *const s_damage_names[GW_WAL_DAMAGE_KINDS] = {
+    "gap", "reorder", "truncated", "corrupt", "header", "chain", "key"};
+
+const char *gw_wal_damage_name(unsigned i)
+{
+    return i < GW_WAL_DAMAGE_KINDS ? s_damage_names[i] : "unknown";
+}
 
 /* -- little helpers ---------------------------------------------------------------------- */
 
@@ -116,47 +146,121 @@ static uint8_t *s_reserve(s_buf_t *b, size_t n)
     return b->data + b->len;
 }
 
-static void s_ad(uint8_t ad[S_AD_LEN], uint8_t type, uint32_t key_version)
+/* -- the format: sealing and chaining entries ---------------------------------------------- */
+
+static void s_ad(uint8_t ad[S_AD_LEN], uint64_t segment, uint64_t position, uint8_t type,
+                 uint32_t key_version)
 {
-    memcpy(ad, S_AD_PREFIX, sizeof S_AD_PREFIX - 1);
-    ad[sizeof S_AD_PREFIX - 1] = type;
-    s_put32(ad + sizeof S_AD_PREFIX, key_version);
+    size_t o = sizeof S_AD_PREFIX - 1;
+    memcpy(ad, S_AD_PREFIX, o);
+    s_put64(ad + o, segment);
+    s_put64(ad + o + 8, position);
+    ad[o + 16] = type;
+    s_put32(ad + o + 17, key_version);
 }
 
-static int s_derive(uint8_t key[32], const lc_keyring_t *ring, uint32_t version)
+/* keys: the entry key | the chain key of key ring version `version`. */
+static int s_derive(uint8_t keys[S_KEYS_LEN], const lc_keyring_t *ring, uint32_t version)
 {
     const lc_keyring_entry_t *e = lc_keyring_get(ring, version);
     if (!e)
         return LC_ERR_NOTFOUND;
-    return crypto_kdf_derive_from_key(key, 32, 1, "lcgwwal1", e->gateway_master) == 0
-               ? 0
-               : LC_ERR_INVALID;
-}
-
-/* Seals plain (n bytes) as one entry of `type` at frames' end. Under lock. */
-static int s_seal_frame(gw_wal_t *self, uint8_t type, const uint8_t *plain, size_t n)
-{
-    size_t body = S_BODY_FIXED + n + S_TAG_LEN;
-    uint8_t *p = s_reserve(&self->frames, S_FRAME_LEN + body);
-    if (!p)
-        return LC_ERR_NOMEM;
-    uint8_t *b = p + S_FRAME_LEN;
-    b[0] = type;
-    s_put32(b + 1, self->key_version);
-    uint8_t *nonce = b + 5;
-    memcpy(nonce, self->nonce_prefix, sizeof self->nonce_prefix);
-    s_put64(nonce + sizeof self->nonce_prefix, ++self->nonce_counter);
-    uint8_t ad[S_AD_LEN];
-    s_ad(ad, type, self->key_version);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(b + S_BODY_FIXED, NULL, plain, n, ad, sizeof ad,
-                                               NULL, nonce, self->key);
-    s_put32(p, (uint32_t)body);
-    s_put32(p + 4, s_crc(b, body));
-    self->frames.len += S_FRAME_LEN + body;
+    if (crypto_kdf_derive_from_key(keys, 32, 1, "lcgwwal1", e->gateway_master) != 0 ||
+        crypto_kdf_derive_from_key(keys + 32, 32, 2, "lcgwwal1", e->gateway_master) != 0)
+        return LC_ERR_INVALID;
     return 0;
 }
 
-static int s_add_segment(gw_wal_t *self, uint64_t no, uint64_t bytes)
+/* pos: segment `no` before its first entry. */
+static void s_pos_start(s_pos_t *pos, const uint8_t keys[S_KEYS_LEN], uint64_t no,
+                        uint32_t key_version)
+{
+    uint8_t in[8 + 8 + 4];
+    memcpy(in, S_MAGIC, 8);
+    s_put64(in + 8, no);
+    s_put32(in + 16, key_version);
+    *pos = (s_pos_t){.no = no, .next = 0, .bytes = S_HEADER_LEN};
+    crypto_generichash(pos->chain, 32, in, sizeof in, keys + 32, 32);
+}
+
+/* Chains the entry at f (body of blen bytes): its frame, type, position, nonce and tag. The
+ * chain starts from a keyed hash, so the previous value is the secret here: one BLAKE2b block
+ * per entry (keyed, each step would hash a key block too). */
+static void s_chain_step(uint8_t chain[32], const uint8_t *f, size_t blen)
+{
+    uint8_t in[S_CHAIN_IN];
+    memcpy(in, chain, 32);
+    memcpy(in + 32, f, S_FRAME_LEN + S_BODY_FIXED);
+    memcpy(in + 32 + S_FRAME_LEN + S_BODY_FIXED, f + S_FRAME_LEN + blen - S_TAG_LEN, S_TAG_LEN);
+    crypto_generichash(chain, 32, in, sizeof in, NULL, 0);
+}
+
+/* Seals plain (n bytes) as entry `type` at pos into out (room for S_FRAME_LEN + S_BODY_FIXED +
+ * n + S_TAG_LEN bytes), moves pos past it and returns its size. */
+static size_t s_seal(uint8_t *out, s_pos_t *pos, const uint8_t keys[S_KEYS_LEN],
+                     uint32_t key_version, const uint8_t nonce[S_NONCE_LEN], uint8_t type,
+                     const uint8_t *plain, size_t n)
+{
+    size_t body = S_BODY_FIXED + n + S_TAG_LEN;
+    uint8_t *b = out + S_FRAME_LEN;
+    b[0] = type;
+    s_put64(b + 1, pos->next);
+    memcpy(b + 9, nonce, S_NONCE_LEN);
+    uint8_t ad[S_AD_LEN];
+    s_ad(ad, pos->no, pos->next, type, key_version);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(b + S_BODY_FIXED, NULL, plain, n, ad, sizeof ad,
+                                               NULL, b + 9, keys);
+    s_put32(out, (uint32_t)body);
+    s_put32(out + 4, s_crc(b, body));
+    s_chain_step(pos->chain, out, body);
+    pos->next++;
+    pos->bytes += S_FRAME_LEN + body;
+    return S_FRAME_LEN + body;
+}
+
+/* Seals the trailer that closes the segment at pos into out (S_TRAILER_FRAME bytes). */
+static size_t s_seal_trailer(uint8_t *out, s_pos_t *pos, const uint8_t keys[S_KEYS_LEN],
+                             uint32_t key_version, const uint8_t nonce[S_NONCE_LEN])
+{
+    uint8_t plain[S_TRAILER_PLAIN];
+    s_put64(plain, pos->next);
+    memcpy(plain + 8, pos->chain, 32);
+    return s_seal(out, pos, keys, key_version, nonce, S_TRAILER, plain, sizeof plain);
+}
+
+static void s_next_nonce(gw_wal_t *self, uint8_t nonce[S_NONCE_LEN])
+{
+    memcpy(nonce, self->nonce_prefix, sizeof self->nonce_prefix);
+    s_put64(nonce + sizeof self->nonce_prefix, ++self->nonce_counter);
+}
+
+/* Seals plain (n bytes) as one entry of `type` at frames' end. Under lock. A group that starts
+ * once the segment is full goes to the next segment: the full one's trailer goes first in the
+ * group, and gw_wal_sync writes it there before it opens the next. */
+static int s_seal_frame(gw_wal_t *self, uint8_t type, const uint8_t *plain, size_t n)
+{
+    int roll = self->frames.len == 0 && self->seal.bytes >= self->opts.segment_bytes;
+    size_t need = S_FRAME_LEN + S_BODY_FIXED + n + S_TAG_LEN + (roll ? S_TRAILER_FRAME : 0);
+    uint8_t *p = s_reserve(&self->frames, need);
+    if (!p)
+        return LC_ERR_NOMEM;
+    uint8_t nonce[S_NONCE_LEN];
+    if (roll) {
+        s_next_nonce(self, nonce);
+        self->roll = s_seal_trailer(p, &self->seal, self->keys, self->key_version, nonce);
+        p += self->roll;
+        self->frames.len += self->roll;
+        s_pos_start(&self->seal, self->keys, self->seal.no + 1, self->key_version);
+    }
+    s_next_nonce(self, nonce);
+    self->frames.len +=
+        s_seal(p, &self->seal, self->keys, self->key_version, nonce, type, plain, n);
+    return 0;
+}
+
+/* -- segment files ----------------------------------------------------------------------- */
+
+static int s_add_segment(gw_wal_t *self, uint64_t no, uint64_t bytes, int damaged)
 {
     if (self->n_segments == self->cap_segments) {
         size_t cap = self->cap_segments ? self->cap_segments * 2 : 16;
@@ -166,7 +270,7 @@ static int s_add_segment(gw_wal_t *self, uint64_t no, uint64_t bytes)
         self->segments = s;
         self->cap_segments = cap;
     }
-    self->segments[self->n_segments++] = (s_segment_t){no, bytes};
+    self->segments[self->n_segments++] = (s_segment_t){no, bytes, damaged};
     self->live_bytes += bytes;
     return 0;
 }
@@ -219,6 +323,7 @@ static int s_open_segment(gw_wal_t *self, uint64_t no)
     memcpy(h, S_MAGIC, 8);
     s_put64(h + 8, no);
     s_put64(h + 16, lc_now_us());
+    s_put32(h + 24, self->key_version);
     s_put32(h + 28, s_crc(h, 28));
     uint64_t prefilled = S_HEADER_LEN + self->opts.prefill_bytes;
     if (s_pwrite_all(fd, h, sizeof h, 0) != 0 || s_zero_fill(fd, S_HEADER_LEN, prefilled) != 0 ||
@@ -233,9 +338,19 @@ static int s_open_segment(gw_wal_t *self, uint64_t no)
     self->fd = fd;
     self->prefilled = prefilled;
     pthread_mutex_lock(&self->lock);
-    int rc = s_add_segment(self, no, S_HEADER_LEN);
+    int rc = s_add_segment(self, no, S_HEADER_LEN, 0);
     pthread_mutex_unlock(&self->lock);
     return rc;
+}
+
+/* Writes a closed segment's trailer at `at` and cuts the file there (the zeros written ahead, or
+ * a torn tail, go), durable before the next segment is created. */
+static int s_write_trailer(int fd, const uint8_t *trailer, size_t n, uint64_t at)
+{
+    if (s_pwrite_all(fd, trailer, n, at) != 0 || ftruncate(fd, (off_t)(at + n)) != 0 ||
+        fdatasync(fd) != 0)
+        return -1;
+    return 0;
 }
 
 static void s_fail(gw_wal_t *self, const char *what)
@@ -246,7 +361,244 @@ static void s_fail(gw_wal_t *self, const char *what)
                  strerror(errno));
 }
 
-/* -- replay ------------------------------------------------------------------------------ */
+/* -- replay: one segment's bytes --------------------------------------------------------- */
+
+static int s_all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+/* The body length of a plausible entry at off (its CRC holds), 0 if there is none. The cheap
+ * checks come first: replay scans damaged stretches byte by byte with this. */
+static size_t s_frame_at(const uint8_t *buf, size_t len, size_t off)
+{
+    if (off > len || len - off < S_MIN_FRAME)
+        return 0;
+    size_t blen = s_get32(buf + off);
+    const uint8_t *b = buf + off + S_FRAME_LEN;
+    if (blen < S_MIN_BODY || blen > S_MAX_BODY || blen > len - off - S_FRAME_LEN)
+        return 0;
+    if (b[0] < S_READING || b[0] > S_TRAILER || s_get64(b + 1) > len / S_MIN_FRAME)
+        return 0;
+    return s_get32(buf + off + 4) == s_crc(b, blen) ? blen : 0;
+}
+
+typedef struct {
+    const uint8_t *buf;
+    size_t len;
+    uint64_t segment;
+    int newest;
+    uint8_t *keys; /* sodium_malloc'd: the segment's entry key | chain key */
+    uint8_t *plain;
+    size_t plain_cap;
+    gw_wal_reading_fn *on_reading;
+    gw_wal_ack_fn *on_ack;
+    void *arg;
+    gw_wal_replay_report_t *rep;
+    uint64_t found; /* authentic entries (trailer aside) */
+    uint64_t max;   /* highest position found, if any */
+    int have_max;
+    uint64_t count; /* the trailer's, when rep->closed */
+    int chain_ok;   /* the trailer's chain value matched */
+} s_scan_t;
+
+/* The segment header: sets the key version and the chain's start. 0 to read the entries, 1
+ * when there is nothing to read, LC_ERR_UNSUPPORTED for a format-1 segment. */
+static int s_scan_header(s_scan_t *s, const lc_keyring_t *ring)
+{
+    gw_wal_replay_report_t *rep = s->rep;
+    const uint8_t *h = s->buf;
+    if (s->newest && s_all_zero(h, s->len)) {
+        rep->torn = 1; /* a crash between creating the segment and its header's fsync */
+        return 1;
+    }
+    if (s->len < S_HEADER_LEN) {
+        rep->damage |= GW_WAL_DAMAGE_HEADER;
+        return 1;
+    }
+    if (memcmp(h, S_MAGIC_V1, 8) == 0)
+        return LC_ERR_UNSUPPORTED;
+    rep->key_version = s_get32(h + 24);
+    if (memcmp(h, S_MAGIC, 8) != 0 || s_get64(h + 8) != s->segment ||
+        s_get32(h + 28) != s_crc(h, 28)) {
+        /* Try the entries anyway: with the header's key version if the ring has it. */
+        rep->damage |= GW_WAL_DAMAGE_HEADER;
+        const lc_keyring_entry_t *cur = lc_keyring_current(ring);
+        if (!lc_keyring_get(ring, rep->key_version) && cur)
+            rep->key_version = cur->version;
+    }
+    if (s_derive(s->keys, ring, rep->key_version) < 0) {
+        rep->damage |= GW_WAL_DAMAGE_KEY;
+        return 1;
+    }
+    s_pos_t start;
+    s_pos_start(&start, s->keys, s->segment, rep->key_version);
+    memcpy(rep->chain, start.chain, 32);
+    return 0;
+}
+
+/* Notes where an authentic entry was found: after one written later, it is late. */
+static void s_place(s_scan_t *s, uint64_t position)
+{
+    s->found++;
+    if (s->rep->closed || (s->have_max && position <= s->max)) {
+        s->rep->late++;
+        return;
+    }
+    s->max = position;
+    s->have_max = 1;
+}
+
+/* A trailer that authenticated (plain: its plen bytes). */
+static int s_scan_trailer(s_scan_t *s, uint64_t position, size_t plen)
+{
+    if (plen != S_TRAILER_PLAIN || s_get64(s->plain) != position)
+        return LC_ERR_INVALID;
+    if (s->rep->closed) {
+        s->rep->late++;
+        return 0;
+    }
+    s->rep->closed = 1;
+    s->count = position;
+    s->chain_ok = sodium_memcmp(s->plain + 8, s->rep->chain, 32) == 0;
+    return 0;
+}
+
+/* Opens the entry at f (body of blen bytes) and hands it over. 0, or LC_ERR_* for bytes that
+ * are not an authentic entry. */
+static int s_scan_entry(s_scan_t *s, const uint8_t *f, size_t blen)
+{
+    const uint8_t *b = f + S_FRAME_LEN;
+    uint8_t type = b[0];
+    uint64_t position = s_get64(b + 1);
+    size_t plen = blen - S_BODY_FIXED - S_TAG_LEN;
+    if (plen > s->plain_cap) {
+        uint8_t *p = realloc(s->plain, plen);
+        if (!p)
+            return LC_ERR_NOMEM;
+        s->plain = p;
+        s->plain_cap = plen;
+    }
+    uint8_t ad[S_AD_LEN];
+    s_ad(ad, s->segment, position, type, s->rep->key_version);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(s->plain, NULL, NULL, b + S_BODY_FIXED,
+                                                   blen - S_BODY_FIXED, ad, sizeof ad, b + 9,
+                                                   s->keys) != 0)
+        return LC_ERR_SIGNATURE;
+    int rc = 0;
+    if (type == S_TRAILER) {
+        rc = s_scan_trailer(s, position, plen);
+    } else if (type == S_READING && plen > LC_RECORD_ID_LEN) {
+        s_place(s, position);
+        s->rep->readings++;
+        s->on_reading(s->arg, s->segment, s->plain, s->plain + LC_RECORD_ID_LEN,
+                      plen - LC_RECORD_ID_LEN);
+    } else if (type == S_ACKS && plen % LC_RECORD_ID_LEN == 0) {
+        s_place(s, position);
+        for (size_t i = 0; i < plen; i += LC_RECORD_ID_LEN)
+            s->on_ack(s->arg, s->plain + i);
+    } else {
+        rc = LC_ERR_INVALID;
+    }
+    sodium_memzero(s->plain, plen);
+    return rc;
+}
+
+/* Walks the entries in file order. A stretch that is not an entry is skipped up to the next
+ * entry (every authentic one is replayed); with none after it, it is the segment's end. */
+static int s_scan_entries(s_scan_t *s)
+{
+    gw_wal_replay_report_t *rep = s->rep;
+    size_t off = S_HEADER_LEN;
+    rep->end = off;
+    while (off < s->len) {
+        size_t blen = s_frame_at(s->buf, s->len, off);
+        if (blen) {
+            int rc = s_scan_entry(s, s->buf + off, blen);
+            if (rc == LC_ERR_NOMEM)
+                return rc;
+            rep->unreadable += rc < 0;
+            s_chain_step(rep->chain, s->buf + off, blen);
+            off += S_FRAME_LEN + blen;
+            rep->end = off;
+            continue;
+        }
+        /* Zeros to the end of the file: the space written ahead of the data. */
+        if (s_all_zero(s->buf + off, s->len - off))
+            break;
+        size_t next = off + 1;
+        while (next < s->len && !s_frame_at(s->buf, s->len, next))
+            next++;
+        if (next < s->len) {
+            rep->unreadable++;
+            off = next;
+        } else if (s->newest) {
+            rep->torn = 1; /* a crash mid-write: the group was never acknowledged */
+            break;
+        } else {
+            /* Bytes cut short (no trailer: truncated) or after the trailer (corrupt). */
+            rep->unreadable += rep->closed;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* What the walk adds up to. */
+static void s_scan_finish(s_scan_t *s)
+{
+    gw_wal_replay_report_t *rep = s->rep;
+    uint64_t expected = rep->closed ? s->count : s->have_max ? s->max + 1 : 0;
+    uint64_t missing = expected > s->found ? expected - s->found : 0;
+    /* An unreadable stretch holds at least one entry: only what is missing beyond is a gap. */
+    rep->missing = missing > rep->unreadable ? missing - rep->unreadable : 0;
+    rep->next = s->have_max ? s->max + 1 : 0;
+    if (rep->missing)
+        rep->damage |= GW_WAL_DAMAGE_GAP;
+    if (rep->late)
+        rep->damage |= GW_WAL_DAMAGE_REORDER;
+    if (rep->unreadable)
+        rep->damage |= GW_WAL_DAMAGE_CORRUPT;
+    if (!rep->closed && !s->newest)
+        rep->damage |= GW_WAL_DAMAGE_TRUNCATED;
+    if (rep->closed && !s->chain_ok && !rep->damage)
+        rep->damage |= GW_WAL_DAMAGE_CHAIN;
+}
+
+int gw_wal_replay_segment(const lc_keyring_t *ring, uint64_t segment, int newest,
+                          const uint8_t *buf, size_t len, gw_wal_reading_fn *on_reading,
+                          gw_wal_ack_fn *on_ack, void *arg, gw_wal_replay_report_t *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    s_scan_t s = {.buf = buf,
+                  .len = len,
+                  .segment = segment,
+                  .newest = newest,
+                  .keys = sodium_malloc(S_KEYS_LEN),
+                  .on_reading = on_reading,
+                  .on_ack = on_ack,
+                  .arg = arg,
+                  .rep = rep};
+    if (!s.keys)
+        return LC_ERR_NOMEM;
+    int rc = s_scan_header(&s, ring);
+    if (rc == 0 && (rc = s_scan_entries(&s)) == 0)
+        s_scan_finish(&s);
+    if (rc == 1) {
+        rc = 0;
+        rep->unreadable = rep->damage ? 1 : 0; /* the whole segment */
+    }
+    if (s.plain)
+        sodium_memzero(s.plain, s.plain_cap);
+    free(s.plain);
+    sodium_free(s.keys);
+    return rc;
+}
+
+/* -- replay: the directory --------------------------------------------------------------- */
 
 static int s_cmp_u64(const void *a, const void *b)
 {
@@ -281,68 +633,61 @@ fail:
     return NULL;
 }
 
-typedef struct {
-    gw_wal_reading_fn *on_reading;
-    gw_wal_ack_fn *on_ack;
-    void *arg;
-    uint8_t *key; /* sodium_malloc'd scratch for the entry's key version */
-    uint32_t key_version;
-    uint8_t *plain;
-    size_t plain_cap;
-} s_replay_t;
-
-/* Opens one entry body. Returns 0, or LC_ERR_* for an entry that cannot be read. */
-static int s_replay_body(gw_wal_t *self, s_replay_t *r, uint64_t seg, const uint8_t *b, size_t n)
+/* Counts and logs (one line) what replay found in a segment. */
+static void s_report(gw_wal_t *self, const char *path, const gw_wal_replay_report_t *rep)
 {
-    if (n < S_BODY_FIXED + S_TAG_LEN)
-        return LC_ERR_INVALID;
-    uint8_t type = b[0];
-    uint32_t version = s_get32(b + 1);
-    if (version != r->key_version) {
-        if (s_derive(r->key, self->opts.ring, version) < 0) {
-            r->key_version = 0;
-            return LC_ERR_NOTFOUND;
-        }
-        r->key_version = version;
+    lc_counter_add(self->c_replayed, rep->readings);
+    if (rep->torn) {
+        lc_counter_inc(self->c_torn);
+        lc_warn("wal_torn_tail", "path=%s offset=%" PRIu64, path, rep->end);
     }
-    size_t plen = n - S_BODY_FIXED - S_TAG_LEN;
-    if (plen > r->plain_cap) {
-        uint8_t *p = realloc(r->plain, plen);
-        if (!p)
-            return LC_ERR_NOMEM;
-        r->plain = p;
-        r->plain_cap = plen;
+    if (!rep->damage)
+        return;
+    char kinds[96] = "";
+    for (unsigned i = 0; i < GW_WAL_DAMAGE_KINDS; i++) {
+        if (!(rep->damage & 1u << i))
+            continue;
+        lc_counter_inc(self->c_damage[i]);
+        size_t n = strlen(kinds);
+        snprintf(kinds + n, sizeof kinds - n, "%s%s", n ? "," : "", s_damage_names[i]);
     }
-    uint8_t ad[S_AD_LEN];
-    s_ad(ad, type, version);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(r->plain, NULL, NULL, b + S_BODY_FIXED,
-                                                   n - S_BODY_FIXED, ad, sizeof ad, b + 5,
-                                                   r->key) != 0)
-        return LC_ERR_SIGNATURE;
-    if (type == S_READING && plen > LC_RECORD_ID_LEN) {
-        lc_counter_inc(self->c_replayed);
-        r->on_reading(r->arg, seg, r->plain, r->plain + LC_RECORD_ID_LEN, plen - LC_RECORD_ID_LEN);
-    } else if (type == S_ACKS && plen % LC_RECORD_ID_LEN == 0) {
-        for (size_t i = 0; i < plen; i += LC_RECORD_ID_LEN)
-            r->on_ack(r->arg, r->plain + i);
-    } else {
-        return LC_ERR_INVALID;
-    }
-    sodium_memzero(r->plain, plen);
-    return 0;
+    lc_counter_add(self->c_damaged, rep->unreadable);
+    self->n_damaged++;
+    lc_error("wal_segment_damaged",
+             "path=%s damage=%s readings=%" PRIu64 " unreadable=%" PRIu64 " missing=%" PRIu64
+             " late=%" PRIu64 " key_version=%u hint=\"%s\"",
+             path, kinds, rep->readings, rep->unreadable, rep->missing, rep->late, rep->key_version,
+             S_DAMAGE_HINT);
 }
 
-static int s_all_zero(const uint8_t *p, size_t n)
+/* Gives the newest segment found at start-up, replayed whole, its trailer (a torn tail is cut
+ * off), so that only the segment being written lacks one. Returns its new size or 0. */
+static uint64_t s_close_replayed(gw_wal_t *self, const char *path, uint64_t no,
+                                 const gw_wal_replay_report_t *rep)
 {
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return 0;
-    return 1;
+    uint8_t *keys = sodium_malloc(S_KEYS_LEN), frame[S_TRAILER_FRAME], nonce[S_NONCE_LEN];
+    int fd = -1;
+    uint64_t size = 0;
+    if (!keys || s_derive(keys, self->opts.ring, rep->key_version) < 0)
+        goto out;
+    s_pos_t pos = {.no = no, .next = rep->next, .bytes = rep->end};
+    memcpy(pos.chain, rep->chain, 32);
+    randombytes_buf(nonce, sizeof nonce);
+    size_t n = s_seal_trailer(frame, &pos, keys, rep->key_version, nonce);
+    if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0 || s_write_trailer(fd, frame, n, rep->end))
+        lc_error("wal_close_failed", "path=%s errno=\"%s\"", path, strerror(errno));
+    else
+        size = rep->end + n;
+out:
+    if (fd >= 0)
+        close(fd);
+    sodium_free(keys);
+    return size;
 }
 
 /* Replays one segment file. newest: damage at its end is a torn write, not corruption. */
-static int s_replay_segment(gw_wal_t *self, s_replay_t *r, uint64_t no, int newest,
-                            uint64_t *readings)
+static int s_replay_file(gw_wal_t *self, uint64_t no, int newest, gw_wal_reading_fn *on_reading,
+                         gw_wal_ack_fn *on_ack, void *arg)
 {
     char path[4096];
     s_segment_path(self, path, sizeof path, no);
@@ -352,115 +697,83 @@ static int s_replay_segment(gw_wal_t *self, s_replay_t *r, uint64_t no, int newe
         lc_error("wal_read_failed", "path=%s errno=\"%s\"", path, strerror(errno));
         return LC_ERR_IO;
     }
-    int rc = 0;
-    size_t end = len; /* of the entries: the zeros written ahead of them do not count */
-    if (len < S_HEADER_LEN || memcmp(buf, S_MAGIC, 8) != 0 || s_get64(buf + 8) != no ||
-        s_get32(buf + 28) != s_crc(buf, 28)) {
-        /* A crash between creating a segment and its header's fsync leaves it short. */
-        if (newest && len < S_HEADER_LEN) {
-            lc_warn("wal_torn_segment", "path=%s bytes=%zu", path, len);
-        } else {
-            lc_error("wal_bad_segment_header", "path=%s", path);
-            lc_counter_inc(self->c_damaged);
-        }
-        goto out;
-    }
-    size_t off = S_HEADER_LEN, damaged = 0;
-    uint64_t before = lc_counter_get(self->c_replayed);
-    while (off < len) {
-        /* Zeros to the end of the file: the space written ahead of the data, not an entry. */
-        if (s_all_zero(buf + off, len - off)) {
-            end = off;
-            break;
-        }
-        uint32_t blen = off + S_FRAME_LEN <= len ? s_get32(buf + off) : 0;
-        if (off + S_FRAME_LEN > len || blen > S_MAX_BODY || off + S_FRAME_LEN + blen > len ||
-            s_get32(buf + off + 4) != s_crc(buf + off + S_FRAME_LEN, blen)) {
-            /* The length cannot be trusted past a bad frame: the rest of the file is lost. */
-            if (newest) {
-                lc_warn("wal_torn_tail", "path=%s offset=%zu bytes_dropped=%zu", path, off,
-                        len - off);
-            } else {
-                lc_error("wal_damaged", "path=%s offset=%zu bytes_dropped=%zu", path, off,
-                         len - off);
-                lc_counter_inc(self->c_damaged);
-            }
-            break;
-        }
-        int e = s_replay_body(self, r, no, buf + off + S_FRAME_LEN, blen);
-        if (e == LC_ERR_NOMEM) {
-            rc = e;
-            goto out;
-        }
-        if (e < 0) {
-            damaged++;
-            lc_counter_inc(self->c_damaged);
-        }
-        off += S_FRAME_LEN + blen;
-    }
-    if (damaged)
-        lc_error("wal_entries_unreadable",
-                 "path=%s entries=%zu hint=\"key ring missing the "
-                 "version that wrote them, or a damaged disk\"",
-                 path, damaged);
-    *readings += lc_counter_get(self->c_replayed) - before;
-out:
-    if (rc == 0) {
-        pthread_mutex_lock(&self->lock);
-        rc = s_add_segment(self, no, end);
-        pthread_mutex_unlock(&self->lock);
-    }
+    gw_wal_replay_report_t rep;
+    int rc =
+        gw_wal_replay_segment(self->opts.ring, no, newest, buf, len, on_reading, on_ack, arg, &rep);
     sodium_memzero(buf, len);
     free(buf);
+    if (rc == LC_ERR_UNSUPPORTED)
+        lc_error("wal_old_format",
+                 "path=%s hint=\"written by an older gateway (format 1); this one reads format 2 "
+                 "only: drain the log with the old gateway, or move it away\"",
+                 path);
+    if (rc < 0)
+        return rc;
+    s_report(self, path, &rep);
+    self->unacked += rep.readings;
+    if (rep.torn && rep.end == 0) /* no header: nothing was ever written to it */
+        return unlink(path) == 0 || errno == ENOENT ? 0 : LC_ERR_IO;
+    uint64_t size = len;
+    if (newest && !rep.damage && !rep.closed &&
+        (size = s_close_replayed(self, path, no, &rep)) == 0)
+        return LC_ERR_IO;
+    pthread_mutex_lock(&self->lock);
+    rc = s_add_segment(self, no, size, rep.damage != 0);
+    pthread_mutex_unlock(&self->lock);
     return rc;
 }
 
-/* Replays every segment, oldest first. *last receives the highest segment number (0: none). */
-static int s_replay(gw_wal_t *self, gw_wal_reading_fn *on_reading, gw_wal_ack_fn *on_ack, void *arg,
-                    uint64_t *last)
+/* The segment numbers in the directory, sorted; counts <name>.damaged files on the way. */
+static int s_list_segments(gw_wal_t *self, uint64_t **nos_p, size_t *n_p)
 {
     DIR *d = opendir(self->dir);
     if (!d)
         return LC_ERR_IO;
     uint64_t *nos = NULL;
     size_t n = 0, cap = 0;
-    int rc = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         const char *name = de->d_name;
-        if (strlen(name) != 20 || strcmp(name + 16, ".wal") != 0 ||
-            strspn(name, "0123456789abcdef") != 16)
+        if (strspn(name, "0123456789abcdef") != 16 || strncmp(name + 16, ".wal", 4) != 0)
+            continue;
+        if (strcmp(name + 20, ".damaged") == 0)
+            self->n_damaged++;
+        if (name[20] != '\0')
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             uint64_t *p = realloc(nos, cap * sizeof *p);
             if (!p) {
-                rc = LC_ERR_NOMEM;
-                goto out;
+                free(nos);
+                closedir(d);
+                return LC_ERR_NOMEM;
             }
             nos = p;
         }
         nos[n++] = strtoull(name, NULL, 16);
     }
+    closedir(d);
     if (n)
         qsort(nos, n, sizeof *nos, s_cmp_u64);
-    s_replay_t r = {on_reading, on_ack, arg, sodium_malloc(32), 0, NULL, 0};
-    if (!r.key) {
-        rc = LC_ERR_NOMEM;
-        goto out;
-    }
-    uint64_t readings = 0;
+    *nos_p = nos;
+    *n_p = n;
+    return 0;
+}
+
+/* Replays every segment, oldest first. *last receives the highest segment number (0: none). */
+static int s_replay(gw_wal_t *self, gw_wal_reading_fn *on_reading, gw_wal_ack_fn *on_ack, void *arg,
+                    uint64_t *last)
+{
+    uint64_t *nos = NULL;
+    size_t n = 0;
+    int rc = s_list_segments(self, &nos, &n);
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = s_replay_segment(self, &r, nos[i], i + 1 == n, &readings);
-    sodium_free(r.key);
-    free(r.plain);
-    self->unacked = readings;
+        rc = s_replay_file(self, nos[i], i + 1 == n, on_reading, on_ack, arg);
     *last = n ? nos[n - 1] : 0;
-    if (n)
-        lc_info("wal_replayed", "segments=%zu readings=%" PRIu64, n, readings);
-out:
+    if (n && rc == 0)
+        lc_info("wal_replayed", "segments=%zu readings=%" PRIu64 " damaged_segments=%" PRIu64, n,
+                self->unacked, self->n_damaged);
     free(nos);
-    closedir(d);
     return rc;
 }
 
@@ -482,17 +795,9 @@ static int s_mkdirs(const char *dir)
     return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-gw_wal_t *gw_wal_open(const gw_wal_opts_t *opts, gw_wal_reading_fn *on_reading,
-                      gw_wal_ack_fn *on_ack, void *arg)
+/* The log's metrics, in the service's registry. */
+static void s_register_metrics(gw_wal_t *self, lc_metrics_t *m)
 {
-    gw_wal_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->opts = *opts;
-    self->dir_fd = self->lock_fd = self->fd = self->wake_fd = -1;
-    self->wake_armed = 1;
-    pthread_mutex_init(&self->lock, NULL);
-    lc_metrics_t *m = opts->metrics;
     self->g_bytes = lc_metrics_gauge(m, "lcore_gateway_wal_bytes", "Size of the log on disk", NULL);
     self->g_readings =
         lc_metrics_gauge(m, "lcore_gateway_wal_readings",
@@ -518,17 +823,41 @@ gw_wal_t *gw_wal_open(const gw_wal_opts_t *opts, gw_wal_reading_fn *on_reading,
     self->c_damaged =
         lc_metrics_counter(m, "lcore_gateway_wal_damaged_entries_total",
                            "Log entries or segments that could not be read back", NULL);
+    self->c_torn = lc_metrics_counter(m, "lcore_gateway_wal_torn_tails_total",
+                                      "Torn writes cut off the newest segment at start-up", NULL);
+    self->g_damaged = lc_metrics_gauge(m, "lcore_gateway_wal_damaged_segments",
+                                       "Damaged log segments kept for inspection", NULL);
+    for (unsigned i = 0; i < GW_WAL_DAMAGE_KINDS; i++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "kind=\"%s\"", s_damage_names[i]);
+        self->c_damage[i] =
+            lc_metrics_counter(m, "lcore_gateway_wal_damage_total",
+                               "Damaged log segments found at replay, by kind of damage", labels);
+    }
+}
+
+gw_wal_t *gw_wal_open(const gw_wal_opts_t *opts, gw_wal_reading_fn *on_reading,
+                      gw_wal_ack_fn *on_ack, void *arg)
+{
+    gw_wal_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->opts = *opts;
+    self->dir_fd = self->lock_fd = self->fd = self->wake_fd = -1;
+    self->wake_armed = 1;
+    pthread_mutex_init(&self->lock, NULL);
+    s_register_metrics(self, opts->metrics);
     lc_gauge_set(self->g_limit_bytes, (double)opts->max_bytes);
     lc_gauge_set(self->g_limit_readings, (double)opts->max_entries);
 
     const lc_keyring_entry_t *cur = lc_keyring_current(opts->ring);
     uint64_t last = 0;
-    if (!(self->dir = strdup(opts->dir)) || !cur || !(self->key = sodium_malloc(32)))
+    if (!(self->dir = strdup(opts->dir)) || !cur || !(self->keys = sodium_malloc(S_KEYS_LEN)))
         goto fail;
     self->key_version = cur->version;
-    if (s_derive(self->key, opts->ring, cur->version) < 0)
+    if (s_derive(self->keys, opts->ring, cur->version) < 0)
         goto fail;
-    sodium_mprotect_readonly(self->key);
+    sodium_mprotect_readonly(self->keys);
     randombytes_buf(self->nonce_prefix, sizeof self->nonce_prefix);
     if (s_mkdirs(self->dir) != 0 ||
         (self->dir_fd = open(self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -547,11 +876,15 @@ gw_wal_t *gw_wal_open(const gw_wal_opts_t *opts, gw_wal_reading_fn *on_reading,
     }
     if ((self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
         goto fail;
-    if (s_replay(self, on_reading, on_ack, arg, &last) < 0 || s_open_segment(self, last + 1) < 0)
+    if (s_replay(self, on_reading, on_ack, arg, &last) < 0)
+        goto fail;
+    s_pos_start(&self->seal, self->keys, last + 1, self->key_version);
+    if (s_open_segment(self, last + 1) < 0)
         goto fail;
     lc_gauge_set(self->g_readings, (double)self->unacked);
     lc_gauge_set(self->g_bytes, (double)self->live_bytes);
     lc_gauge_set(self->g_segments, (double)self->n_segments);
+    lc_gauge_set(self->g_damaged, (double)self->n_damaged);
     lc_info("wal_open",
             "dir=%s segment=%" PRIu64 " key_version=%u max_bytes=%" PRIu64 " max_readings=%" PRIu64,
             self->dir, last + 1, self->key_version, opts->max_bytes, opts->max_entries);
@@ -580,7 +913,7 @@ void gw_wal_destroy(gw_wal_t **self_p)
             sodium_memzero(bufs[i]->data, bufs[i]->cap);
         free(bufs[i]->data);
     }
-    sodium_free(self->key);
+    sodium_free(self->keys);
     free(self->waiters);
     free(self->segments);
     free(self->dir);
@@ -751,6 +1084,40 @@ static void s_wake_waiters(gw_wal_t *self, int status)
     }
 }
 
+/* Passes each reading of a group just made durable to on_reading. */
+static void s_hand_over(const s_buf_t *readings, uint64_t seg, gw_wal_reading_fn *on_reading,
+                        void *arg)
+{
+    for (size_t off = 0; off < readings->len;) {
+        const uint8_t *p = readings->data + off;
+        size_t len = s_get32(p);
+        on_reading(arg, seg, p + 4, p + 4 + LC_RECORD_ID_LEN, len);
+        off += 4 + LC_RECORD_ID_LEN + len;
+    }
+}
+
+/* The group starts with the open segment's trailer: writes it, then opens the next segment. */
+static int s_roll(gw_wal_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    s_segment_t *cur = &self->segments[self->n_segments - 1];
+    uint64_t at = cur->bytes, no = cur->no;
+    pthread_mutex_unlock(&self->lock);
+    if (s_write_trailer(self->fd, self->out_frames.data, self->out_roll, at) != 0) {
+        s_fail(self, "close");
+        return LC_ERR_IO;
+    }
+    pthread_mutex_lock(&self->lock);
+    self->segments[self->n_segments - 1].bytes += self->out_roll;
+    self->live_bytes += self->out_roll;
+    pthread_mutex_unlock(&self->lock);
+    if (s_open_segment(self, no + 1) < 0) {
+        s_fail(self, "segment");
+        return LC_ERR_IO;
+    }
+    return 0;
+}
+
 int gw_wal_sync(gw_wal_t *self, gw_wal_reading_fn *on_reading, void *arg)
 {
     if (atomic_load(&self->failed))
@@ -764,6 +1131,8 @@ int gw_wal_sync(gw_wal_t *self, gw_wal_reading_fn *on_reading, void *arg)
     self->out_readings = t;
     size_t n_readings = self->n_readings;
     self->n_readings = 0;
+    self->out_roll = self->roll;
+    self->roll = 0;
     uint64_t upto = self->last_lsn;
     self->wake_armed = 1;
     pthread_mutex_unlock(&self->lock);
@@ -772,17 +1141,16 @@ int gw_wal_sync(gw_wal_t *self, gw_wal_reading_fn *on_reading, void *arg)
 
     uint64_t t0 = lc_mono_us();
     int rc = 0;
-    s_segment_t *cur = &self->segments[self->n_segments - 1];
-    if (cur->bytes >= self->opts.segment_bytes && (rc = s_open_segment(self, cur->no + 1)) < 0) {
-        s_fail(self, "segment");
+    if (self->out_roll && (rc = s_roll(self)) < 0)
         goto out;
-    }
+    const uint8_t *data = self->out_frames.data + self->out_roll;
+    size_t group = self->out_frames.len - self->out_roll;
     pthread_mutex_lock(&self->lock);
     uint64_t at = self->segments[self->n_segments - 1].bytes;
     pthread_mutex_unlock(&self->lock);
     /* Past the zeros written ahead: write the next stretch with this group, so most groups'
      * fdatasync flush only data blocks and not the inode (the file size does not change). */
-    uint64_t need = at + self->out_frames.len;
+    uint64_t need = at + group;
     if (self->opts.prefill_bytes && need > self->prefilled) {
         if (s_zero_fill(self->fd, need, need + self->opts.prefill_bytes) != 0) {
             s_fail(self, "write");
@@ -791,7 +1159,7 @@ int gw_wal_sync(gw_wal_t *self, gw_wal_reading_fn *on_reading, void *arg)
         }
         self->prefilled = need + self->opts.prefill_bytes;
     }
-    if (s_pwrite_all(self->fd, self->out_frames.data, self->out_frames.len, at) != 0) {
+    if (s_pwrite_all(self->fd, data, group, at) != 0) {
         s_fail(self, "write");
         rc = LC_ERR_IO;
         goto out;
@@ -809,26 +1177,22 @@ int gw_wal_sync(gw_wal_t *self, gw_wal_reading_fn *on_reading, void *arg)
     }
     pthread_mutex_lock(&self->lock);
     s_segment_t *last = &self->segments[self->n_segments - 1];
-    last->bytes += self->out_frames.len;
-    self->live_bytes += self->out_frames.len;
+    last->bytes += group;
+    self->live_bytes += group;
     self->durable_lsn = upto;
     lc_gauge_set(self->g_bytes, (double)self->live_bytes);
     lc_gauge_set(self->g_segments, (double)self->n_segments);
     uint64_t seg = last->no;
     pthread_mutex_unlock(&self->lock);
     s_wake_waiters(self, 0);
-    for (size_t off = 0; off < self->out_readings.len;) {
-        const uint8_t *p = self->out_readings.data + off;
-        size_t len = s_get32(p);
-        on_reading(arg, seg, p + 4, p + 4 + LC_RECORD_ID_LEN, len);
-        off += 4 + LC_RECORD_ID_LEN + len;
-    }
+    s_hand_over(&self->out_readings, seg, on_reading, arg);
 out:
     /* The clear copies are wiped: only the sealed log (and the relay's queue) keep readings. */
     if (self->out_readings.len)
         sodium_memzero(self->out_readings.data, self->out_readings.len);
     self->out_readings.len = 0;
     self->out_frames.len = 0;
+    self->out_roll = 0;
     if (rc < 0)
         s_wake_waiters(self, LC_ERR_IO);
     return rc;
@@ -844,15 +1208,27 @@ void gw_wal_release(gw_wal_t *self, uint64_t n)
     pthread_mutex_unlock(&self->lock);
 }
 
+/* A damaged segment whose readings are all acknowledged: out of replay, kept for inspection. */
+static void s_set_aside(gw_wal_t *self, uint64_t no)
+{
+    char path[4096], to[4096 + 16];
+    s_segment_path(self, path, sizeof path, no);
+    snprintf(to, sizeof to, "%s.damaged", path);
+    if (rename(path, to) != 0)
+        lc_warn("wal_rename_failed", "path=%s errno=\"%s\"", path, strerror(errno));
+    else
+        lc_info("wal_segment_set_aside", "path=%s", to);
+}
+
 void gw_wal_trim(gw_wal_t *self, uint64_t keep_from)
 {
-    uint64_t gone[64];
+    s_segment_t gone[64];
     size_t n_gone = 0;
     pthread_mutex_lock(&self->lock);
     /* Oldest first; the last segment is being written and always stays. */
     while (self->n_segments > 1 && self->segments[0].no < keep_from &&
            n_gone < LC_ARRAY_LEN(gone)) {
-        gone[n_gone++] = self->segments[0].no;
+        gone[n_gone++] = self->segments[0];
         self->live_bytes -= self->segments[0].bytes;
         memmove(self->segments, self->segments + 1,
                 (self->n_segments - 1) * sizeof *self->segments);
@@ -863,11 +1239,13 @@ void gw_wal_trim(gw_wal_t *self, uint64_t keep_from)
     pthread_mutex_unlock(&self->lock);
     for (size_t i = 0; i < n_gone; i++) {
         char path[4096];
-        s_segment_path(self, path, sizeof path, gone[i]);
-        if (unlink(path) != 0)
+        s_segment_path(self, path, sizeof path, gone[i].no);
+        if (gone[i].damaged)
+            s_set_aside(self, gone[i].no);
+        else if (unlink(path) != 0)
             lc_warn("wal_unlink_failed", "path=%s errno=\"%s\"", path, strerror(errno));
         else
-            lc_debug("wal_segment_deleted", "segment=%" PRIu64, gone[i]);
+            lc_debug("wal_segment_deleted", "segment=%" PRIu64, gone[i].no);
     }
 }
 
