@@ -214,11 +214,10 @@ static int s_build_insert(st_db_t *self, size_t n)
     return 0;
 }
 
-/* One record's parameters, in s_build_insert's column order (store_id is $1). */
-static void s_add_record(lc_pg_params_t *p, const Lcore__V1__SealedRecord *s, uint64_t position)
+/* A sealed record's device_id, seq, device_ts_ms and envelope (key_version, nonces,
+ * ciphertext, envelope_hash), in that order: the columns records and seq_conflicts share. */
+static void s_add_sealed(lc_pg_params_t *p, const Lcore__V1__SealedRecord *s)
 {
-    lc_pg_add_bytes(p, s->record_id.data, s->record_id.len);
-    lc_pg_add_u64(p, position);
     lc_pg_add_text(p, s->device_id);
     lc_pg_add_u64(p, s->seq);
     lc_pg_add_u64(p, s->device_ts_ms);
@@ -227,6 +226,14 @@ static void s_add_record(lc_pg_params_t *p, const Lcore__V1__SealedRecord *s, ui
     lc_pg_add_bytes(p, s->xchacha_nonce.data, s->xchacha_nonce.len);
     lc_pg_add_bytes(p, s->ciphertext.data, s->ciphertext.len);
     lc_pg_add_bytes(p, s->envelope_hash.data, s->envelope_hash.len);
+}
+
+/* One record's parameters, in s_build_insert's column order (store_id is $1). */
+static void s_add_record(lc_pg_params_t *p, const Lcore__V1__SealedRecord *s, uint64_t position)
+{
+    lc_pg_add_bytes(p, s->record_id.data, s->record_id.len);
+    lc_pg_add_u64(p, position);
+    s_add_sealed(p, s);
     lc_pg_add_time_us(p, s->received_at_us);
     lc_pg_add_bytes(p, s->reading_hash.data, s->reading_hash.len);
 }
@@ -356,14 +363,7 @@ static int s_keep_conflict(st_db_t *self, const Lcore__V1__SealedRecord *s)
     lc_pg_add_bytes(p, s->record_id.data, s->record_id.len);
     lc_pg_add_bytes(p, s->reading_hash.data, s->reading_hash.len);
     lc_pg_add_text(p, self->store_id);
-    lc_pg_add_text(p, s->device_id);
-    lc_pg_add_u64(p, s->seq);
-    lc_pg_add_u64(p, s->device_ts_ms);
-    lc_pg_add_u64(p, s->key_version);
-    lc_pg_add_bytes(p, s->aes_nonce.data, s->aes_nonce.len);
-    lc_pg_add_bytes(p, s->xchacha_nonce.data, s->xchacha_nonce.len);
-    lc_pg_add_bytes(p, s->ciphertext.data, s->ciphertext.len);
-    lc_pg_add_bytes(p, s->envelope_hash.data, s->envelope_hash.len);
+    s_add_sealed(p, s);
     lc_pg_add_text(p, s->gateway_id);
     lc_pg_add_time_us(p, s->received_at_us);
     int rc = lc_pg_exec(self->pg, s_conflict_sql, p);

@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 
+from anchoring import wait_for
 from chain import Anvil, Rpc, abi_words, calldata, topic
 from harness import STACK, Checks, Device, Stack, expect, http
 
@@ -145,16 +146,6 @@ def post_readings(st, dev, seqs):
         code, _, body = dev.post(dev.sign(dev.reading(s)))
         expect(code == 202, f"post {s}: {code} {body}")
     st.wait_rows(f"device_id = '{dev.id}'", len(seqs))
-
-
-def wait_for(what, fn, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 ANCHORED = topic("Anchored(uint64,bytes32,uint32)")
