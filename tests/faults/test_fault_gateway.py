@@ -28,7 +28,7 @@ def main():
                 time.sleep(1)
             return end
         run_phase(stack, checks, "f5_sigterm_all", "SIGTERM each service in turn, restart each",
-                  sigterm_each, duration=30, fault_at=3)
+                  sigterm_each, duration=40, fault_at=3)
         checks.run("f5: every service exits 0 on SIGTERM",
                    lambda: expect(all(c == 0 for c in codes.values()), f"exit codes {codes}"))
     checks.done()
