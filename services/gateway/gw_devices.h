@@ -20,7 +20,8 @@ typedef struct {
     uint8_t public_key[65];
     size_t public_key_len;
     /* One past the highest seq of the device known here: the store's Device.next_seq when the
-     * key was fetched, raised by the readings this gateway logged since (gw_devices_note_seq). */
+     * key was fetched, raised by the readings of this gateway stored since (gw_devices_note_seq).
+     */
     uint64_t next_seq;
 } gw_device_key_t;
 
@@ -50,8 +51,8 @@ int gw_devices_lookup(gw_devices_t *self, const char *device_id, const gw_peer_t
 /* Takes one token of the device's rate limit: 0, or LC_ERR_TIMEOUT when over the limit. */
 int gw_devices_take(gw_devices_t *self, const char *device_id) LC_WUR;
 
-/* A reading of the device at seq was logged here: its next_seq is past it (a later reading at
- * or below it is checked for a conflict with the store). */
+/* A reading of the device at seq, logged here, was stored: its next_seq is past it (a later
+ * reading at or below it is checked for a conflict with the store). */
 void gw_devices_note_seq(gw_devices_t *self, const char *device_id, uint64_t seq);
 /* Whether the store answers (main.c's readiness ping; a failed lookup also says 0). */
 void gw_devices_set_store_ready(gw_devices_t *self, int ready);

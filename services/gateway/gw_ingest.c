@@ -266,7 +266,6 @@ void gw_ingest_accept(gw_ingest_t *self, const char *jws, size_t len, const gw_c
             gw_seq_forget(self->opts.seq, res->record_id);
         return;
     }
-    gw_devices_note_seq(self->devices, reading->device_id, reading->seq);
     lc_counter_inc(self->accepted);
     res->status = 202;
 }

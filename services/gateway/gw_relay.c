@@ -227,7 +227,7 @@ static void s_drop(gw_relay_t *self, s_entry_t *e)
         s->live--;
     zhashx_delete(self->table, e->record_id);
     if (self->opts.on_drop)
-        self->opts.on_drop(self->opts.on_drop_arg, e->record_id);
+        self->opts.on_drop(self->opts.on_drop_arg, e->record_id, e->data, e->len);
     s_release(self, 1);
     sodium_memzero(e->data, e->len);
     free(e);

@@ -40,8 +40,9 @@ typedef struct {
     unsigned heartbeat_ms;     /* a heartbeat through the pipeline this often (0: none) */
     lc_metrics_t *metrics;
     /* Called (relay thread) when a reading leaves the table: acknowledged (stored, or a
-     * (device_id, seq) conflict the store kept aside) or dead-lettered. NULL: not told. */
-    void (*on_drop)(void *arg, const uint8_t record_id[32]);
+     * (device_id, seq) conflict the store kept aside) or dead-lettered; data is its packed
+     * Reading, borrowed for the call. NULL: not told. */
+    void (*on_drop)(void *arg, const uint8_t record_id[32], const uint8_t *data, size_t len);
     void *on_drop_arg;
 } gw_relay_opts_t;
 

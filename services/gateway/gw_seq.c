@@ -20,7 +20,7 @@ struct gw_seq {
     size_t max_entries;
     pthread_mutex_t lock;
     zhashx_t *table; /* record_id -> s_noted_t */
-    lc_counter_t *conflicts, *not_noted, *store_unanswered;
+    lc_counter_t *conflicts, *not_noted, *store_unanswered, *store_checks;
     lc_gauge_t *noted;
 };
 
@@ -81,6 +81,9 @@ gw_seq_t *gw_seq_new(lc_query_client_t *store, size_t max_entries, lc_metrics_t 
                            "Conflict checks the store did not answer (the reading was accepted "
                            "and the store decides)",
                            NULL);
+    self->store_checks = lc_metrics_counter(
+        m, "lcore_gateway_seq_store_checks_total",
+        "Readings below their device's next_seq checked against the store (get_record)", NULL);
     self->noted = lc_metrics_gauge(m, "lcore_gateway_seq_noted_readings",
                                    "Readings in the log the conflict check knows", NULL);
     return self;
@@ -139,6 +142,7 @@ static Lcore__V1__QueryReply *s_ask(gw_seq_t *self, Lcore__V1__Query *q)
  * stored before reading hashes, or no answer). */
 static int s_stored_differs(gw_seq_t *self, const gw_seq_reading_t *r)
 {
+    lc_counter_inc(self->store_checks);
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_GET_RECORD;
     q.get_record = (ProtobufCBinaryData){LC_RECORD_ID_LEN, (uint8_t *)r->record_id};
@@ -193,6 +197,22 @@ void gw_seq_note_logged(gw_seq_t *self, const uint8_t record_id[LC_RECORD_ID_LEN
         sodium_memzero(r->jws.data, r->jws.len);
         lcore__v1__reading__free_unpacked(r, NULL);
     }
+}
+
+int gw_seq_reading_of(const uint8_t *data, size_t len, char device_id[LC_DEVICE_ID_MAX + 1],
+                      uint64_t *seq)
+{
+    Lcore__V1__Reading *r = lcore__v1__reading__unpack(NULL, len, data);
+    int ok = r && r->device_id && strlen(r->device_id) <= LC_DEVICE_ID_MAX;
+    if (ok) {
+        memcpy(device_id, r->device_id, strlen(r->device_id) + 1);
+        *seq = r->seq;
+    }
+    if (r) {
+        sodium_memzero(r->jws.data, r->jws.len);
+        lcore__v1__reading__free_unpacked(r, NULL);
+    }
+    return ok ? 0 : -1;
 }
 
 void gw_seq_forget(gw_seq_t *self, const uint8_t record_id[LC_RECORD_ID_LEN])

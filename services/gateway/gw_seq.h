@@ -44,6 +44,10 @@ int gw_seq_check(gw_seq_t *self, const gw_seq_reading_t *r, uint64_t *next_seq) 
 void gw_seq_note_logged(gw_seq_t *self, const uint8_t record_id[LC_RECORD_ID_LEN],
                         const uint8_t *data, size_t len);
 
+/* The device and seq of a packed Reading (data, len): 0, or -1 if it does not unpack. */
+int gw_seq_reading_of(const uint8_t *data, size_t len, char device_id[LC_DEVICE_ID_MAX + 1],
+                      uint64_t *seq);
+
 /* The reading left the log (the relay dropped it), or its append failed. */
 void gw_seq_forget(gw_seq_t *self, const uint8_t record_id[LC_RECORD_ID_LEN]);
 

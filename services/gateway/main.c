@@ -46,10 +46,10 @@ typedef struct {
     lc_keyring_t *ring;
     lc_query_client_t *store; /* the stores' query links */
     lc_query_client_t *chain; /* the relayer's: record status, the anchor part */
-    gw_seq_t *seq;            /* (device_id, seq) conflicts: the readings in the log */
+    gw_devices_t *devices;
+    gw_seq_t *seq; /* (device_id, seq) conflicts: the readings in the log */
     gw_relay_t *relay;
     gw_wal_t *wal;
-    gw_devices_t *devices;
     gw_ingest_t *ingest;
     gw_http_t *http;
 } s_gateway_t;
@@ -72,10 +72,19 @@ static int s_config(int argc, char **argv, gw_config_t *cfg, uint8_t token_hash[
     return -1;
 }
 
-/* A reading left the relay's table: the conflict check forgets it. */
-static void s_dropped(void *arg, const uint8_t record_id[32])
+/* A reading left the relay's table (stored, a conflict, or dead-lettered): the conflict check
+ * forgets it, and its device's next_seq moves past it, so that a reading of a seq up to it,
+ * arriving later, is checked with the store. Raised here rather than when the reading is logged:
+ * readings of one device overtaking each other in flight are then not checked (the table of
+ * logged readings covers them). */
+static void s_dropped(void *arg, const uint8_t record_id[32], const uint8_t *data, size_t len)
 {
-    gw_seq_forget(((s_gateway_t *)arg)->seq, record_id);
+    s_gateway_t *gw = arg;
+    gw_seq_forget(gw->seq, record_id);
+    char device_id[LC_DEVICE_ID_MAX + 1];
+    uint64_t seq;
+    if (gw_seq_reading_of(data, len, device_id, &seq) == 0)
+        gw_devices_note_seq(gw->devices, device_id, seq);
 }
 
 /* Replay: a reading from the log goes to the relay, and the conflict check knows it. */
@@ -129,7 +138,7 @@ static int s_open_log(s_gateway_t *gw)
 }
 
 /* Resources: the service's own (metrics, admin listener, CURVE), the key ring, the store link,
- * the log and relay, then the accept path and its listeners. 0, or -1 (logged). */
+ * the devices, the log and relay, then the accept path and its listeners. 0, or -1 (logged). */
 static int s_open(s_gateway_t *gw)
 {
     const gw_config_t *cfg = gw->cfg;
@@ -147,9 +156,9 @@ static int s_open(s_gateway_t *gw)
                                           (int)cfg->query_timeout_ms, curve)) ||
         /* A record lookup must not hang on a relayer that is down: it answers "stored". */
         !(gw->chain = lc_query_client_new(cfg->chain_queries_connect, LC_ROLE_CHAIN,
-                                          (int)(cfg->query_timeout_ms + 3) / 4, curve)) ||
-        s_open_log(gw) < 0)
+                                          (int)(cfg->query_timeout_ms + 3) / 4, curve)))
         return -1;
+    /* The devices before the relay, which tells them what was stored (s_dropped). */
     gw_devices_opts_t dopts = {.store = gw->store,
                                .ttl_ms = (int)cfg->device_cache_ttl_ms,
                                .rate = (double)cfg->device_rate,
@@ -157,7 +166,7 @@ static int s_open(s_gateway_t *gw)
                                .lookups_per_ip = (double)cfg->unknown_lookups_per_ip,
                                .lookups_burst = (double)cfg->unknown_lookups_burst,
                                .metrics = metrics};
-    if (!(gw->devices = gw_devices_new(&dopts)))
+    if (!(gw->devices = gw_devices_new(&dopts)) || s_open_log(gw) < 0)
         return -1;
     gw_ingest_opts_t iopts = {.gateway_id = cfg->gateway_id,
                               .max_reading_bytes = (size_t)cfg->max_reading_bytes,
@@ -202,8 +211,8 @@ static void s_close(s_gateway_t *gw)
 {
     gw_http_destroy(&gw->http); /* answers requests waiting for the log (the relay still runs) */
     gw_ingest_destroy(&gw->ingest);
+    gw_relay_destroy(&gw->relay); /* drains acks, logs them (and tells the devices) */
     gw_devices_destroy(&gw->devices);
-    gw_relay_destroy(&gw->relay); /* drains acks, logs them */
     gw_wal_destroy(&gw->wal);
     gw_seq_destroy(&gw->seq);
     lc_query_client_destroy(&gw->chain);
