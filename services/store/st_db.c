@@ -934,9 +934,9 @@ static void s_answer_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
 const char *st_db_query_invalid(const Lcore__V1__Query *q)
 {
     static const char bad_id[] = "record_id must be 32 bytes";
-    const Lcore__V1__Device *d = q->register_device;
-    const Lcore__V1__RecordsAfter *ra = q->records_after;
-    switch (q->body_case) {
+    const Lcore__V1__Device *d;
+    const Lcore__V1__RecordsAfter *ra;
+    switch (q->body_case) { /* each case reads only its own member of the oneof */
     case LCORE__V1__QUERY__BODY_PING:
     case LCORE__V1__QUERY__BODY_GET_DEVICE:
     case LCORE__V1__QUERY__BODY_STORE_POSITIONS:
@@ -944,12 +944,14 @@ const char *st_db_query_invalid(const Lcore__V1__Query *q)
     case LCORE__V1__QUERY__BODY_DEAD_LETTER:
         return q->dead_letter ? st_db_dead_letter_invalid(q->dead_letter) : "dead_letter is empty";
     case LCORE__V1__QUERY__BODY_REGISTER_DEVICE:
+        d = q->register_device;
         return !d || !d->device_id || !d->alg ? "incomplete" : s_registration_error(d);
     case LCORE__V1__QUERY__BODY_GET_RECORD:
         return q->get_record.len == LC_RECORD_ID_LEN ? NULL : bad_id;
     case LCORE__V1__QUERY__BODY_GET_SEALED:
         return q->get_sealed.len == LC_RECORD_ID_LEN ? NULL : bad_id;
     case LCORE__V1__QUERY__BODY_RECORDS_AFTER:
+        ra = q->records_after;
         if (!ra || !ra->store_id || !lc_store_id_valid(ra->store_id, strlen(ra->store_id)))
             return "store_id must be 1..64 bytes of [A-Za-z0-9._:-]";
         return NULL;
