@@ -148,28 +148,35 @@ static int s_verify(gw_ingest_t *self, lc_jws_t *jw, uint8_t *payload_buf, const
     return 0;
 }
 
+const char *gw_ingest_payload_invalid(const uint8_t *payload, size_t len, const char *device_id,
+                                      const json_t *compat_data, uint64_t *seq, uint64_t *ts)
+{
+    json_error_t jerr;
+    json_t *reading = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, &jerr);
+    const char *payload_device = json_string_value(json_object_get(reading, "device_id"));
+    const char *why = NULL;
+    if (!json_is_object(reading) || !payload_device || s_get_u64(reading, "seq", seq) ||
+        s_get_u64(reading, "ts", ts) || !json_object_get(reading, "data"))
+        why = "payload must be a JSON object with device_id, seq (u63), ts (ms) and data";
+    else if (strcmp(payload_device, device_id) != 0)
+        why = "payload device_id does not match kid";
+    else if (compat_data && !json_equal((json_t *)compat_data, json_object_get(reading, "data")))
+        why = "data does not match the signed data";
+    json_decref(reading);
+    return why;
+}
+
 /* The signature is good: checks what the device signed (and, for /device/data, that the
  * body's data is what was signed). 0 with *seq and *ts, or -1 with res filled. */
 static int s_check_signed(gw_ingest_t *self, const lc_jws_t *jw, const char *device_id,
                           const json_t *compat_data, uint64_t *seq, uint64_t *ts, gw_result_t *res)
 {
-    json_error_t jerr;
-    json_t *reading =
-        json_loadb((const char *)jw->payload, jw->payload_len, JSON_REJECT_DUPLICATES, &jerr);
-    const char *payload_device = json_string_value(json_object_get(reading, "device_id"));
-    int rc = -1;
-    if (!json_is_object(reading) || !payload_device || s_get_u64(reading, "seq", seq) ||
-        s_get_u64(reading, "ts", ts) || !json_object_get(reading, "data"))
-        s_fail(self, res, R_MALFORMED, 400, "malformed",
-               "payload must be a JSON object with device_id, seq (u63), ts (ms) and data");
-    else if (strcmp(payload_device, device_id) != 0)
-        s_fail(self, res, R_MALFORMED, 400, "malformed", "payload device_id does not match kid");
-    else if (compat_data && !json_equal((json_t *)compat_data, json_object_get(reading, "data")))
-        s_fail(self, res, R_MALFORMED, 400, "malformed", "data does not match the signed data");
-    else
-        rc = 0;
-    json_decref(reading);
-    return rc;
+    const char *why =
+        gw_ingest_payload_invalid(jw->payload, jw->payload_len, device_id, compat_data, seq, ts);
+    if (!why)
+        return 0;
+    s_fail(self, res, R_MALFORMED, 400, "malformed", "%s", why);
+    return -1;
 }
 
 /* Appends the Reading (record_id in res) to the log (res->lsn). 0, or -1 with res filled. */

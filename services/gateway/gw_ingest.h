@@ -53,6 +53,13 @@ int gw_ingest_check(gw_ingest_t *self, const char *jws, size_t len, const gw_pee
                     const char *compat_device, const json_t *compat_data, gw_checked_t *out,
                     gw_result_t *res);
 
+/* The checks of what a device signed (the verified JWS's payload, payload[0..len)): a JSON
+ * object with device_id (equal to device_id, the kid), seq and ts (integers 0..2^63-1) and data
+ * (equal to compat_data when that is not NULL). NULL with *seq and *ts, or why not (the 400's
+ * message). Pure: gw_ingest_check's last step, and a fuzz target's. */
+const char *gw_ingest_payload_invalid(const uint8_t *payload, size_t len, const char *device_id,
+                                      const json_t *compat_data, uint64_t *seq, uint64_t *ts);
+
 /* Takes a checked reading (the same jws bytes): the device's rate limit, the (device_id, seq)
  * conflict check (409 seq_conflict with res->next_seq), then the log. res says 202 (wait for
  * res->lsn) or why not. */

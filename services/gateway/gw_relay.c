@@ -350,19 +350,46 @@ static void s_log_acks(gw_relay_t *self)
     self->n_acked = 0;
 }
 
+int gw_relay_parse_ack(const uint8_t *body, size_t len, gw_relay_ack_fn *fn, void *arg)
+{
+    Lcore__V1__Ack *ack = body ? lcore__v1__ack__unpack(NULL, len, body) : NULL;
+    if (!ack || ack->version != 1) {
+        if (ack)
+            lcore__v1__ack__free_unpacked(ack, NULL);
+        return -1;
+    }
+    int bad = 0;
+    for (size_t k = 0; k < 2; k++) {
+        size_t n = k ? ack->n_conflicts : ack->n_record_ids;
+        const ProtobufCBinaryData *ids = k ? ack->conflicts : ack->record_ids;
+        for (size_t i = 0; i < n; i++) {
+            if (ids[i].len == LC_RECORD_ID_LEN)
+                fn(arg, ids[i].data, (int)k);
+            else
+                bad++;
+        }
+    }
+    lcore__v1__ack__free_unpacked(ack, NULL);
+    return bad;
+}
+
+/* s_ack_one's argument: the relay, and when the Ack came. */
+typedef struct {
+    gw_relay_t *self;
+    uint64_t now;
+} s_ack_ctx_t;
+
 /* One acknowledged reading: stored, dead-lettered, or (conflict) refused by the store because
  * its (device_id, seq) holds another reading; it leaves the log in every case. */
-static void s_ack_one(gw_relay_t *self, const ProtobufCBinaryData *id, int conflict, uint64_t now)
+static void s_ack_one(void *arg, const uint8_t id[LC_RECORD_ID_LEN], int conflict)
 {
-    if (id->len != LC_RECORD_ID_LEN) {
-        lc_counter_inc(self->c_bad);
-        return;
-    }
-    s_entry_t *e = zhashx_lookup(self->table, id->data);
+    const s_ack_ctx_t *ctx = arg;
+    gw_relay_t *self = ctx->self;
+    s_entry_t *e = zhashx_lookup(self->table, id);
     if (!e)
         return; /* a second ack (redelivered duplicate), or another life's reading */
     lc_counter_inc(self->c_acked);
-    lc_histogram_observe(self->h_ack_seconds, (double)(now - e->durable_us) / 1e6);
+    lc_histogram_observe(self->h_ack_seconds, (double)(ctx->now - e->durable_us) / 1e6);
     if (conflict) {
         lc_counter_inc(self->c_conflicts);
         static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
@@ -378,20 +405,10 @@ static void s_ack_one(gw_relay_t *self, const ProtobufCBinaryData *id, int confl
 static void s_on_ack_message(gw_relay_t *self, zmsg_t *msg)
 {
     zframe_t *body = zmsg_size(msg) == 2 ? zmsg_last(msg) : NULL;
-    Lcore__V1__Ack *ack =
-        body ? lcore__v1__ack__unpack(NULL, zframe_size(body), zframe_data(body)) : NULL;
-    if (!ack || ack->version != 1) {
-        lc_counter_inc(self->c_bad);
-        goto out;
-    }
-    uint64_t now = lc_mono_us();
-    for (size_t i = 0; i < ack->n_record_ids; i++)
-        s_ack_one(self, &ack->record_ids[i], 0, now);
-    for (size_t i = 0; i < ack->n_conflicts; i++)
-        s_ack_one(self, &ack->conflicts[i], 1, now);
-out:
-    if (ack)
-        lcore__v1__ack__free_unpacked(ack, NULL);
+    s_ack_ctx_t ctx = {self, lc_mono_us()};
+    int bad = body ? gw_relay_parse_ack(zframe_data(body), zframe_size(body), s_ack_one, &ctx) : -1;
+    if (bad)
+        lc_counter_add(self->c_bad, bad < 0 ? 1 : (uint64_t)bad);
 }
 
 /* A dead letter this gateway sealed, sent back by the store for a replay: opened, checked and

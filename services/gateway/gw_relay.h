@@ -51,6 +51,13 @@ gw_relay_t *gw_relay_new(const gw_relay_opts_t *opts);
 void gw_relay_replay_reading(void *relay, uint64_t segment, const uint8_t record_id[32],
                              const uint8_t *data, size_t len);
 void gw_relay_replay_ack(void *relay, const uint8_t record_id[32]);
+/* An Ack from the store (the body frame of topic "ack/<gateway_id>/"), parsed without a relay:
+ * fn(arg, record_id, conflict) for each id of exactly 32 bytes, record_ids (conflict 0) then
+ * conflicts (1), in order. Returns how many ids were not 32 bytes (skipped), or -1 when body is
+ * not a version 1 Ack. Pure: the relay's ack handler, and a fuzz target. */
+typedef void(gw_relay_ack_fn)(void *arg, const uint8_t record_id[32], int conflict);
+int gw_relay_parse_ack(const uint8_t *body, size_t len, gw_relay_ack_fn *fn, void *arg);
+
 /* Binds and connects the sockets and starts the actor. The log must outlive the relay. */
 int gw_relay_start(gw_relay_t *self, gw_wal_t *wal) LC_WUR;
 /* Thread-safe: whether the store can write (it answers ping OK). While it cannot, expired

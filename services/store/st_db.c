@@ -730,11 +730,6 @@ static lc_pg_params_t *s_device_params(st_db_t *self, const Lcore__V1__Device *d
 
 static void s_register(st_db_t *self, const Lcore__V1__Device *d, Lcore__V1__QueryReply *reply)
 {
-    const char *invalid = s_registration_error(d);
-    if (invalid) {
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, invalid);
-        return;
-    }
     int rc = lc_pg_exec(self->pg,
                         "INSERT INTO devices (device_id, alg, public_key, did_document)"
                         " VALUES ($1, $2, $3, NULLIF($4, '')::jsonb)"
@@ -831,11 +826,6 @@ static Lcore__V1__StoredRecords *s_stored_records(const PGresult *r, const char 
 static void s_records_after(st_db_t *self, const Lcore__V1__RecordsAfter *ra,
                             Lcore__V1__QueryReply *reply)
 {
-    if (!ra || !ra->store_id || !lc_store_id_valid(ra->store_id, strlen(ra->store_id))) {
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
-                      "store_id must be 1..64 bytes of [A-Za-z0-9._:-]");
-        return;
-    }
     size_t limit = ra->limit == 0 || ra->limit > ST_AFTER_MAX ? ST_AFTER_MAX : ra->limit;
     lc_pg_params_t *p = lc_pg_params(self->pg);
     lc_pg_add_text(p, ra->store_id);
@@ -926,11 +916,6 @@ static void s_get_sealed(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1
 static void s_answer_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
                                  Lcore__V1__QueryReply *reply)
 {
-    const char *why = dl ? st_db_dead_letter_invalid(dl) : "dead_letter is empty";
-    if (why) {
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, why);
-        return;
-    }
     st_dead_letter_outcome_t outcome = ST_DEAD_LETTERED;
     int rc = st_db_dead_letter(self, dl, &outcome);
     if (rc == 0) {
@@ -946,13 +931,33 @@ static void s_answer_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
                       rc == LC_ERR_UNAVAILABLE ? "database unavailable" : "out of memory");
 }
 
-/* A record_id in a query: 32 bytes, else BAD_REQUEST. */
-static int s_record_id_ok(const ProtobufCBinaryData *id, Lcore__V1__QueryReply *reply)
+const char *st_db_query_invalid(const Lcore__V1__Query *q)
 {
-    if (id->len == LC_RECORD_ID_LEN)
-        return 1;
-    s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, "record_id must be 32 bytes");
-    return 0;
+    static const char bad_id[] = "record_id must be 32 bytes";
+    const Lcore__V1__Device *d;
+    const Lcore__V1__RecordsAfter *ra;
+    switch (q->body_case) { /* each case reads only its own member of the oneof */
+    case LCORE__V1__QUERY__BODY_PING:
+    case LCORE__V1__QUERY__BODY_GET_DEVICE:
+    case LCORE__V1__QUERY__BODY_STORE_POSITIONS:
+        return NULL;
+    case LCORE__V1__QUERY__BODY_DEAD_LETTER:
+        return q->dead_letter ? st_db_dead_letter_invalid(q->dead_letter) : "dead_letter is empty";
+    case LCORE__V1__QUERY__BODY_REGISTER_DEVICE:
+        d = q->register_device;
+        return !d || !d->device_id || !d->alg ? "incomplete" : s_registration_error(d);
+    case LCORE__V1__QUERY__BODY_GET_RECORD:
+        return q->get_record.len == LC_RECORD_ID_LEN ? NULL : bad_id;
+    case LCORE__V1__QUERY__BODY_GET_SEALED:
+        return q->get_sealed.len == LC_RECORD_ID_LEN ? NULL : bad_id;
+    case LCORE__V1__QUERY__BODY_RECORDS_AFTER:
+        ra = q->records_after;
+        if (!ra || !ra->store_id || !lc_store_id_valid(ra->store_id, strlen(ra->store_id)))
+            return "store_id must be 1..64 bytes of [A-Za-z0-9._:-]";
+        return NULL;
+    default:
+        return "unknown query";
+    }
 }
 
 void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
@@ -960,6 +965,11 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
 {
     reply->version = 1;
     reply->request_id = q->request_id;
+    const char *why = st_db_query_invalid(q); /* before the database: it may be down */
+    if (why) {
+        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, why);
+        return;
+    }
     /* Readiness is the writer's view (can it make progress?), not a round trip: a ping must stay
      * cheap however often gateways ask. */
     if (q->body_case == LCORE__V1__QUERY__BODY_PING) {
@@ -970,7 +980,7 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
         return;
     }
     if (q->body_case == LCORE__V1__QUERY__BODY_DEAD_LETTER) {
-        s_answer_dead_letter(self, q->dead_letter, reply); /* validates before connecting */
+        s_answer_dead_letter(self, q->dead_letter, reply); /* connects only when needed */
         return;
     }
     if (!st_db_ok(self)) {
@@ -982,14 +992,10 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
         s_get_device(self, q->get_device, reply);
         break;
     case LCORE__V1__QUERY__BODY_REGISTER_DEVICE:
-        if (!q->register_device || !q->register_device->device_id || !q->register_device->alg)
-            s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, "incomplete");
-        else
-            s_register(self, q->register_device, reply);
+        s_register(self, q->register_device, reply);
         break;
     case LCORE__V1__QUERY__BODY_GET_RECORD:
-        if (s_record_id_ok(&q->get_record, reply))
-            s_get_record(self, &q->get_record, reply);
+        s_get_record(self, &q->get_record, reply);
         break;
     case LCORE__V1__QUERY__BODY_RECORDS_AFTER:
         s_records_after(self, q->records_after, reply);
@@ -998,11 +1004,9 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
         s_store_positions(self, reply);
         break;
     case LCORE__V1__QUERY__BODY_GET_SEALED:
-        if (s_record_id_ok(&q->get_sealed, reply))
-            s_get_sealed(self, &q->get_sealed, reply);
+        s_get_sealed(self, &q->get_sealed, reply);
         break;
-    default:
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, "unknown query");
+    default: /* refused by st_db_query_invalid */
         break;
     }
 }

@@ -102,6 +102,11 @@ int st_db_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
  * BAD_REQUEST. Authorization is the caller's (by peer role). Fills reply (strings and bytes it sets
  * are owned by the caller's arena: free with st_db_reply_clear). A ping is answered from `writable`
  * (0 while the writer backs off because PostgreSQL is down) without touching the database. */
+/* NULL when st_db_answer may take the query to the database (or answer a ping), else why it
+ * is a BAD_REQUEST: the checks of every body (dead letter, registration, record_id, store_id;
+ * an unknown body). Pure: no connection needed (st_db_answer's first step, and a fuzz target). */
+const char *st_db_query_invalid(const Lcore__V1__Query *q);
+
 void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
                   Lcore__V1__QueryReply *reply);
 void st_db_reply_clear(Lcore__V1__QueryReply *reply);

@@ -64,11 +64,6 @@ static Lcore__V1__DeadLetter *s_listed(const PGresult *r, int i)
 static void s_list(const st_letters_t *self, const Lcore__V1__DeadLetterList *l,
                    Lcore__V1__QueryReply *reply)
 {
-    if (!l || (l->after.len != 0 && l->after.len != LC_RECORD_ID_LEN)) {
-        s_reply(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
-                "after must be empty or a 32-byte record_id");
-        return;
-    }
     uint32_t limit = l->limit && l->limit < ST_LETTERS_LIST_MAX ? l->limit : ST_LETTERS_LIST_MAX;
     lc_pg_params_t *p = lc_pg_params(self->pg);
     lc_pg_add_bytes(p, l->after.len ? l->after.data : NULL, l->after.len);
@@ -170,19 +165,10 @@ static int s_replay_gateway(const st_letters_t *self, const PGresult *r, int i)
 static void s_replay(const st_letters_t *self, const Lcore__V1__DeadLetterReplay *rp,
                      Lcore__V1__QueryReply *reply)
 {
-    size_t n = rp ? rp->n_record_ids : 0;
+    size_t n = rp->n_record_ids; /* 1..ST_LETTERS_REPLAY_MAX: st_letters_query_invalid */
     uint8_t ids[ST_LETTERS_REPLAY_MAX][LC_RECORD_ID_LEN];
-    int bad = n == 0 || n > ST_LETTERS_REPLAY_MAX;
-    for (size_t i = 0; !bad && i < n; i++) {
-        bad = rp->record_ids[i].len != LC_RECORD_ID_LEN;
-        if (!bad)
-            memcpy(ids[i], rp->record_ids[i].data, LC_RECORD_ID_LEN);
-    }
-    if (bad) {
-        s_reply(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
-                "record_ids: 1..100 ids of 32 bytes");
-        return;
-    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(ids[i], rp->record_ids[i].data, LC_RECORD_ID_LEN);
     lc_pg_params_t *p = lc_pg_params(self->pg);
     lc_pg_add_bytes_array(p, ids, LC_RECORD_ID_LEN, LC_RECORD_ID_LEN, n);
     PGresult *r = NULL;
@@ -206,10 +192,31 @@ static void s_replay(const st_letters_t *self, const Lcore__V1__DeadLetterReplay
             reply->replayed_store, reply->replayed_gateway, reply->replay_skipped);
 }
 
+const char *st_letters_query_invalid(const Lcore__V1__Query *q)
+{
+    if (q->body_case == LCORE__V1__QUERY__BODY_LIST_DEAD_LETTERS) {
+        const Lcore__V1__DeadLetterList *l = q->list_dead_letters;
+        if (!l || (l->after.len != 0 && l->after.len != LC_RECORD_ID_LEN))
+            return "after must be empty or a 32-byte record_id";
+        return NULL;
+    }
+    if (q->body_case != LCORE__V1__QUERY__BODY_REPLAY_DEAD_LETTERS)
+        return "not a dead-letter query";
+    const Lcore__V1__DeadLetterReplay *rp = q->replay_dead_letters;
+    size_t n = rp ? rp->n_record_ids : 0;
+    int bad = n == 0 || n > ST_LETTERS_REPLAY_MAX;
+    for (size_t i = 0; !bad && i < n; i++)
+        bad = rp->record_ids[i].len != LC_RECORD_ID_LEN;
+    return bad ? "record_ids: 1..100 ids of 32 bytes" : NULL;
+}
+
 void st_letters_answer(const st_letters_t *self, const Lcore__V1__Query *q,
                        Lcore__V1__QueryReply *reply)
 {
-    if (q->body_case == LCORE__V1__QUERY__BODY_LIST_DEAD_LETTERS)
+    const char *why = st_letters_query_invalid(q);
+    if (why)
+        s_reply(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, why);
+    else if (q->body_case == LCORE__V1__QUERY__BODY_LIST_DEAD_LETTERS)
         s_list(self, q->list_dead_letters, reply);
     else
         s_replay(self, q->replay_dead_letters, reply);

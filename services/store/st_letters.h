@@ -28,6 +28,11 @@ typedef struct {
  * created_at_us, oldest first, after the given record_id) and replay_dead_letters (the counts
  * replayed_store, replayed_gateway and replay_skipped: resolved, unknown, or kept no reading).
  * Fills reply; st_db_reply_clear frees it. */
+/* NULL when st_letters_answer may take the query to the database, else why it is a
+ * BAD_REQUEST (list: after empty or 32 bytes; replay: 1..100 ids of 32 bytes; another body).
+ * Pure (st_letters_answer's first step, and a fuzz target). */
+const char *st_letters_query_invalid(const Lcore__V1__Query *q);
+
 void st_letters_answer(const st_letters_t *self, const Lcore__V1__Query *q,
                        Lcore__V1__QueryReply *reply);
 
