@@ -938,9 +938,12 @@ const char *st_db_query_invalid(const Lcore__V1__Query *q)
     const Lcore__V1__RecordsAfter *ra;
     switch (q->body_case) { /* each case reads only its own member of the oneof */
     case LCORE__V1__QUERY__BODY_PING:
-    case LCORE__V1__QUERY__BODY_GET_DEVICE:
     case LCORE__V1__QUERY__BODY_STORE_POSITIONS:
         return NULL;
+    case LCORE__V1__QUERY__BODY_GET_DEVICE:
+        return q->get_device && lc_device_id_valid(q->get_device, strlen(q->get_device))
+                   ? NULL
+                   : "device_id must be 1..128 bytes of [A-Za-z0-9._:-]";
     case LCORE__V1__QUERY__BODY_DEAD_LETTER:
         return q->dead_letter ? st_db_dead_letter_invalid(q->dead_letter) : "dead_letter is empty";
     case LCORE__V1__QUERY__BODY_REGISTER_DEVICE:
