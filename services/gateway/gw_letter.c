@@ -55,6 +55,41 @@ int gw_letter_seal(const lc_keyring_t *ring, const uint8_t record_id[LC_RECORD_I
     return 0;
 }
 
+int gw_letter_reading(const lc_keyring_t *ring, const uint8_t *msg, size_t len,
+                      Lcore__V1__Reading **out)
+{
+    *out = NULL;
+    Lcore__V1__DeadLetter *dl = lcore__v1__dead_letter__unpack(NULL, len, msg);
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    int rc = dl && dl->record_id.len == LC_RECORD_ID_LEN
+                 ? gw_letter_open(ring, dl->gateway_key_version, dl->record_id.data,
+                                  dl->gateway_sealed.data, dl->gateway_sealed.len, &plain, &plen)
+                 : LC_ERR_INVALID;
+    Lcore__V1__Reading *r = rc == 0 ? lcore__v1__reading__unpack(NULL, plen, plain) : NULL;
+    if (rc == 0 && (!r || r->record_id.len != LC_RECORD_ID_LEN ||
+                    memcmp(r->record_id.data, dl->record_id.data, LC_RECORD_ID_LEN) != 0))
+        rc = LC_ERR_INVALID;
+    if (rc == 0)
+        *out = r;
+    else
+        gw_letter_reading_free(&r);
+    if (plain)
+        sodium_free(plain);
+    if (dl)
+        lcore__v1__dead_letter__free_unpacked(dl, NULL);
+    return rc;
+}
+
+void gw_letter_reading_free(Lcore__V1__Reading **r)
+{
+    if (!r || !*r)
+        return;
+    sodium_memzero((*r)->jws.data, (*r)->jws.len);
+    lcore__v1__reading__free_unpacked(*r, NULL);
+    *r = NULL;
+}
+
 int gw_letter_open(const lc_keyring_t *ring, uint32_t version,
                    const uint8_t record_id[LC_RECORD_ID_LEN], const uint8_t *sealed, size_t len,
                    uint8_t **out, size_t *out_len)

@@ -13,6 +13,7 @@
 
 #include "lc_keyring.h"
 #include "lc_record.h"
+#include "lcore.pb-c.h"
 
 #define GW_LETTER_OVERHEAD (24 + 16)
 
@@ -29,5 +30,14 @@ int gw_letter_seal(const lc_keyring_t *ring, const uint8_t record_id[LC_RECORD_I
 int gw_letter_open(const lc_keyring_t *ring, uint32_t version,
                    const uint8_t record_id[LC_RECORD_ID_LEN], const uint8_t *sealed, size_t len,
                    uint8_t **out, size_t *out_len) LC_WUR;
+
+/* A replayed dead letter, as it comes back on the events topic (a packed DeadLetter): opened and
+ * unpacked into the Reading it keeps, which must be the dead letter's record. 0 with *out (free
+ * with gw_letter_reading_free: its JWS is plaintext), LC_ERR_INVALID (undecodable, does not open,
+ * or another record), LC_ERR_NOTFOUND (no such key version) or LC_ERR_NOMEM. Pure: the relay's
+ * replay path and the fuzz target call it. */
+int gw_letter_reading(const lc_keyring_t *ring, const uint8_t *msg, size_t len,
+                      Lcore__V1__Reading **out) LC_WUR;
+void gw_letter_reading_free(Lcore__V1__Reading **r);
 
 #endif

@@ -411,41 +411,21 @@ static void s_on_ack_message(gw_relay_t *self, zmsg_t *msg)
         lc_counter_add(self->c_bad, bad < 0 ? 1 : (uint64_t)bad);
 }
 
-/* A dead letter this gateway sealed, sent back by the store for a replay: opened, checked and
- * logged again as a fresh reading (its attempts start over). 0, or why not (counted). */
-static int s_replay(gw_relay_t *self, const Lcore__V1__DeadLetter *dl)
-{
-    uint8_t *plain = NULL;
-    size_t plen = 0;
-    uint64_t lsn;
-    int rc = dl->record_id.len == LC_RECORD_ID_LEN
-                 ? gw_letter_open(self->opts.ring, dl->gateway_key_version, dl->record_id.data,
-                                  dl->gateway_sealed.data, dl->gateway_sealed.len, &plain, &plen)
-                 : LC_ERR_INVALID;
-    Lcore__V1__Reading *r = rc == 0 ? lcore__v1__reading__unpack(NULL, plen, plain) : NULL;
-    if (rc == 0 && (!r || r->record_id.len != LC_RECORD_ID_LEN ||
-                    memcmp(r->record_id.data, dl->record_id.data, LC_RECORD_ID_LEN) != 0))
-        rc = LC_ERR_INVALID;
-    if (rc == 0) {
-        r->attempt = 0;
-        r->max_attempts = 0;
-        rc = gw_wal_append_pb(self->wal, dl->record_id.data, &r->base, &lsn);
-    }
-    if (r) {
-        sodium_memzero(r->jws.data, r->jws.len);
-        lcore__v1__reading__free_unpacked(r, NULL);
-    }
-    if (plain)
-        sodium_free(plain);
-    return rc;
-}
-
+/* A dead letter this gateway sealed, sent back by the store for a replay: opened, checked
+ * (gw_letter_reading) and logged again as a fresh reading (its attempts start over). */
 static void s_on_replay_message(gw_relay_t *self, zmsg_t *msg)
 {
     zframe_t *body = zmsg_size(msg) == 2 ? zmsg_last(msg) : NULL;
-    Lcore__V1__DeadLetter *dl =
-        body ? lcore__v1__dead_letter__unpack(NULL, zframe_size(body), zframe_data(body)) : NULL;
-    int rc = dl ? s_replay(self, dl) : LC_ERR_INVALID;
+    Lcore__V1__Reading *r = NULL;
+    uint64_t lsn;
+    int rc = body ? gw_letter_reading(self->opts.ring, zframe_data(body), zframe_size(body), &r)
+                  : LC_ERR_INVALID;
+    if (rc == 0) {
+        r->attempt = 0;
+        r->max_attempts = 0;
+        rc = gw_wal_append_pb(self->wal, r->record_id.data, &r->base, &lsn);
+    }
+    gw_letter_reading_free(&r);
     if (rc == 0) {
         lc_counter_inc(self->c_replayed);
     } else {
@@ -454,8 +434,6 @@ static void s_on_replay_message(gw_relay_t *self, zmsg_t *msg)
         lc_log_limited(&limit, 10000, LC_LOG_WARN, "dead_letter_replay_refused", "err=\"%s\"",
                        lc_strerror(rc));
     }
-    if (dl)
-        lcore__v1__dead_letter__free_unpacked(dl, NULL);
 }
 
 static void s_take_acks(gw_relay_t *self)

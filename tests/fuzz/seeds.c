@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fuzz_support.h"
+#include "gw_letter.h"
 #include "gw_wal.h"
 #include "lc_record.h"
 #include "lc_seal.h"
@@ -407,6 +408,44 @@ static void s_wal_seeds(void)
     lc_keyring_destroy(&ring);
 }
 
+/* One dead letter as the store sends it back for a replay (gw_gw_letter's input): a Reading
+ * sealed with the fixed gateway ring, then variants that must not open. */
+static void s_letter(const char *name, lc_keyring_t *ring, uint64_t seq, uint32_t version_delta,
+                     int other_id, size_t cut)
+{
+    uint8_t id[32], hash[32], other[32];
+    Lcore__V1__Reading r = s_reading(seq, id, hash);
+    size_t len;
+    uint8_t *packed = s_pack(&r.base, &len), *sealed = NULL;
+    size_t slen = 0;
+    uint32_t version = 0;
+    if (!packed || gw_letter_seal(ring, id, packed, len, &sealed, &slen, &version) < 0)
+        abort();
+    lc_record_id(other, "sensor-01", 9, seq + 1);
+    Lcore__V1__DeadLetter dl = LCORE__V1__DEAD_LETTER__INIT;
+    dl.record_id = (ProtobufCBinaryData){32, other_id ? other : id};
+    dl.device_id = (char *)"sensor-01";
+    dl.seq = seq;
+    dl.gateway_id = (char *)"gw-1";
+    dl.gateway_sealed = (ProtobufCBinaryData){slen > cut ? slen - cut : 0, sealed};
+    dl.gateway_key_version = version + version_delta;
+    s_write_pb("gw_letter", name, &dl.base);
+    free(packed);
+    free(sealed);
+}
+
+static void s_letter_seeds(void)
+{
+    lc_keyring_t *ring = fz_ring(FZ_GATEWAY_RING, LC_KEYRING_GATEWAY);
+    s_letter("valid", ring, 7, 0, 0, 0);
+    s_letter("key_version_unknown", ring, 7, 1, 0, 0);
+    s_letter("other_record", ring, 7, 0, 1, 0);
+    s_letter("cut_tag", ring, 7, 0, 0, 5);
+    s_letter("cut_to_nonce", ring, 7, 0, 0, 16 + 3);
+    s_write("gw_letter", "empty", "", 0, "", 0);
+    lc_keyring_destroy(&ring);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2 || sodium_init() < 0) {
@@ -423,6 +462,7 @@ int main(int argc, char **argv)
     s_query_seeds(sealer);
     s_ack_seeds();
     s_wal_seeds();
+    s_letter_seeds();
     lc_sealer_destroy(&sealer);
     lc_keyring_destroy(&seal);
     return 0;
