@@ -77,6 +77,24 @@ static void s_answer(st_db_t *db, Lcore__V1__Query *q, Lcore__V1__QueryReply *re
     st_db_answer(db, q, 1, reply);
 }
 
+/* Registers the device `device_id` (an Ed25519 key of its own) through the writer's connection. */
+static void s_register(st_db_t *db, const char *device_id)
+{
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_keypair(pk, sk);
+    Lcore__V1__Device d = LCORE__V1__DEVICE__INIT;
+    d.device_id = (char *)device_id;
+    d.alg = (char *)"EdDSA";
+    d.public_key = (ProtobufCBinaryData){sizeof pk, pk};
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    q.body_case = LCORE__V1__QUERY__BODY_REGISTER_DEVICE;
+    q.register_device = &d;
+    Lcore__V1__QueryReply reply;
+    s_answer(db, &q, &reply);
+    assert_int_equal(reply.status, LCORE__V1__QUERY_REPLY__STATUS__CREATED);
+    st_db_reply_clear(&reply);
+}
+
 static int s_setup(void **state)
 {
     const char *dsn = getenv("LCORE_TEST_PG_DSN");
@@ -92,20 +110,8 @@ static int s_setup(void **state)
     assert_int_equal(st_db_migrate(owner, NULL, NULL, out), 0);
     fclose(out);
     /* The device the records refer to. */
-    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
     assert_int_equal(sodium_init() >= 0, 1);
-    crypto_sign_keypair(pk, sk);
-    Lcore__V1__Device d = LCORE__V1__DEVICE__INIT;
-    d.device_id = f->device_id;
-    d.alg = (char *)"EdDSA";
-    d.public_key = (ProtobufCBinaryData){sizeof pk, pk};
-    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
-    q.body_case = LCORE__V1__QUERY__BODY_REGISTER_DEVICE;
-    q.register_device = &d;
-    Lcore__V1__QueryReply reply;
-    s_answer(owner, &q, &reply);
-    assert_int_equal(reply.status, LCORE__V1__QUERY_REPLY__STATUS__CREATED);
-    st_db_reply_clear(&reply);
+    s_register(owner, f->device_id);
     st_db_destroy(&owner);
     assert_non_null(f->db = st_db_new(dsn, f->store_id));
     *state = f;
@@ -381,24 +387,6 @@ static void test_refused_write_batch_and_dead_letters(void **state)
     assert_non_null(strstr(st_db_last_error(f->db), "record_id"));
     free(recs[0]);
     free(recs[1]);
-}
-
-/* Registers the device `device_id` (an Ed25519 key of its own) through the writer's connection. */
-static void s_register(st_db_t *db, const char *device_id)
-{
-    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-    crypto_sign_keypair(pk, sk);
-    Lcore__V1__Device d = LCORE__V1__DEVICE__INIT;
-    d.device_id = (char *)device_id;
-    d.alg = (char *)"EdDSA";
-    d.public_key = (ProtobufCBinaryData){sizeof pk, pk};
-    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
-    q.body_case = LCORE__V1__QUERY__BODY_REGISTER_DEVICE;
-    q.register_device = &d;
-    Lcore__V1__QueryReply reply;
-    s_answer(db, &q, &reply);
-    assert_int_equal(reply.status, LCORE__V1__QUERY_REPLY__STATUS__CREATED);
-    st_db_reply_clear(&reply);
 }
 
 /* device_status's answer for device_id: its status, and the report as "last/contiguous gaps". */
