@@ -15,6 +15,7 @@
 #include "gw_budget.h"
 #include "gw_conn_limit.h"
 #include "gw_request_batch.h"
+#include "gw_status.h"
 #include "lc_codec.h"
 #include "lc_jws.h"
 #include "lc_log.h"
@@ -425,6 +426,38 @@ static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const
     return s_json(self, c, 200, rec);
 }
 
+/* GET /v1/devices/{device_id}/status (gw_status.h): the store's completeness report. Served on
+ * the device listener without a token for now, as GET /v1/records/{id} is; reader tokens come
+ * with the rest of the reader API (issue 15). Answered here from the headers alone, and counted
+ * by response code only (no route label of its own yet). */
+static enum MHD_Result s_device_status(gw_http_t *self, struct MHD_Connection *c,
+                                       const char *method, const char *url)
+{
+    char id[LC_DEVICE_ID_MAX + 1];
+    gw_status_path(url, id, sizeof id);
+    if (strcmp(method, "GET") != 0)
+        return s_error(self, c, 405, "method_not_allowed", "wrong method for this endpoint", 0);
+    if (!id[0])
+        return s_error(self, c, 400, "malformed",
+                       "device_id must be 1..128 characters of [A-Za-z0-9._:-]", 0);
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    q.body_case = LCORE__V1__QUERY__BODY_DEVICE_STATUS;
+    q.device_status = id;
+    int err = 0;
+    Lcore__V1__QueryReply *r = lc_query_call(self->deps.store, &q, &err);
+    enum MHD_Result ret;
+    if (!r)
+        return s_error(self, c, 503, "not_ready", "store unavailable", 1);
+    if (r->status == LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND)
+        ret = s_error(self, c, 404, "not_found", "no such device", 0);
+    else if (r->status != LCORE__V1__QUERY_REPLY__STATUS__OK || !r->device_status)
+        ret = s_error(self, c, 503, "not_ready", r->message ? r->message : "store error", 1);
+    else
+        ret = s_json(self, c, 200, gw_status_json(r->device_status));
+    lcore__v1__query_reply__free_unpacked(r, NULL);
+    return ret;
+}
+
 /* The route of a request on `listener`; a route of the other listener is ROUTE_OTHER (404). */
 static s_route_t s_route(s_listener_t listener, const char *method, const char *url, int *method_ok)
 {
@@ -540,6 +573,8 @@ static void s_req_free(gw_http_t *self, s_req_t *req)
 static enum MHD_Result s_begin(gw_http_t *self, s_listener_t listener, struct MHD_Connection *c,
                                const char *url, const char *method, void **con_cls)
 {
+    if (listener == LISTENER_DEVICE && gw_status_path(url, NULL, 0))
+        return s_device_status(self, c, method, url);
     int method_ok = 0;
     s_route_t route = s_route(listener, method, url, &method_ok);
     lc_counter_inc(self->requests[route]);

@@ -12,6 +12,7 @@
 #include "lc_record.h"
 #include "lc_seal.h"
 #include "st_schema.h"
+#include "st_seq_ranges.h"
 
 #define ST_COLS 12        /* parameters per record in the insert */
 #define ST_REASON_MAX 300 /* bytes kept of a dead letter's reason */
@@ -188,7 +189,18 @@ static int s_build_insert(st_db_t *self, size_t n)
         " received_at, reading_hash) SELECT * FROM (VALUES ";
     static const char tail[] =
         ") AS v WHERE EXISTS (SELECT 1 FROM moved) ON CONFLICT (record_id) DO NOTHING"
-        " RETURNING record_id, envelope_hash, position, stored_at, received_at)"
+        " RETURNING record_id, envelope_hash, position, stored_at, received_at, device_id, seq),"
+        /* The new rows' seqs as runs per device (st_seq_ranges.h): in this statement, so they
+         * commit with the records; a duplicate is not in `ins`, so it changes nothing. */
+        " runs AS (SELECT device_id, min(seq) AS f, max(seq) AS t, max(received_at) AS at FROM"
+        " (SELECT device_id, seq, received_at,"
+        " seq - row_number() OVER (PARTITION BY device_id ORDER BY seq) AS run FROM ins) x"
+        " GROUP BY device_id, run),"
+        " ranged AS (INSERT INTO device_seq_ranges (device_id, from_seq, to_seq, last_received_at)"
+        " SELECT device_id, f, t, at FROM runs ON CONFLICT (device_id, from_seq) DO UPDATE"
+        " SET to_seq = GREATEST(device_seq_ranges.to_seq, EXCLUDED.to_seq),"
+        " last_received_at = GREATEST(device_seq_ranges.last_received_at,"
+        " EXCLUDED.last_received_at))"
         " SELECT (SELECT count(*) FROM moved), i.record_id, i.envelope_hash, i.position,"
         " i.stored_at, i.received_at FROM (SELECT 1) AS one LEFT JOIN ins i ON true"
         " ORDER BY i.position";
@@ -331,6 +343,8 @@ int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, si
     self->position = after + n;
     *inserted = s_keep_written(self, r, after, n);
     PQclear(r);
+    if (*inserted && st_seq_ranges_merge(self->pg, self->store_id, after, after + n) < 0)
+        lc_warn("seq_ranges_merge_failed", "err=\"%s\"", lc_pg_last_error(self->pg));
     return 0;
 }
 
@@ -913,6 +927,17 @@ static void s_get_sealed(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
 }
 
+static void s_device_status(st_db_t *self, const char *device_id, Lcore__V1__QueryReply *reply)
+{
+    int rc = st_seq_ranges_status(self->pg, device_id, &reply->device_status);
+    if (rc == 0)
+        reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
+    else if (rc == LC_ERR_NOTFOUND)
+        reply->status = LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND;
+    else
+        s_reply_failure(reply, rc, "device_status refused by the database");
+}
+
 static void s_answer_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
                                  Lcore__V1__QueryReply *reply)
 {
@@ -934,6 +959,7 @@ static void s_answer_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
 const char *st_db_query_invalid(const Lcore__V1__Query *q)
 {
     static const char bad_id[] = "record_id must be 32 bytes";
+    static const char bad_device[] = "device_id must be 1..128 bytes of [A-Za-z0-9._:-]";
     const Lcore__V1__Device *d;
     const Lcore__V1__RecordsAfter *ra;
     switch (q->body_case) { /* each case reads only its own member of the oneof */
@@ -943,7 +969,11 @@ const char *st_db_query_invalid(const Lcore__V1__Query *q)
     case LCORE__V1__QUERY__BODY_GET_DEVICE:
         return q->get_device && lc_device_id_valid(q->get_device, strlen(q->get_device))
                    ? NULL
-                   : "device_id must be 1..128 bytes of [A-Za-z0-9._:-]";
+                   : bad_device;
+    case LCORE__V1__QUERY__BODY_DEVICE_STATUS:
+        return q->device_status && lc_device_id_valid(q->device_status, strlen(q->device_status))
+                   ? NULL
+                   : bad_device;
     case LCORE__V1__QUERY__BODY_DEAD_LETTER:
         return q->dead_letter ? st_db_dead_letter_invalid(q->dead_letter) : "dead_letter is empty";
     case LCORE__V1__QUERY__BODY_REGISTER_DEVICE:
@@ -1009,6 +1039,9 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
     case LCORE__V1__QUERY__BODY_GET_SEALED:
         s_get_sealed(self, &q->get_sealed, reply);
         break;
+    case LCORE__V1__QUERY__BODY_DEVICE_STATUS:
+        s_device_status(self, q->device_status, reply);
+        break;
     default: /* refused by st_db_query_invalid */
         break;
     }
@@ -1073,5 +1106,6 @@ void st_db_reply_clear(Lcore__V1__QueryReply *reply)
     for (size_t i = 0; i < reply->n_dead_letters; i++)
         lcore__v1__dead_letter__free_unpacked(reply->dead_letters[i], NULL);
     free(reply->dead_letters);
+    st_seq_ranges_free(reply->device_status);
     lcore__v1__query_reply__init(reply);
 }

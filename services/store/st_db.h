@@ -51,7 +51,8 @@ int st_db_schema_check(st_db_t *self, char *why, size_t cap) LC_WUR;
 /* Inserts the write batch in one transaction: row i gets position P + 1 + i (P: the store's
  * position), ON CONFLICT (record_id) DO NOTHING (a duplicate leaves a hole), and the store's row
  * in `stores` moves from P to P + n (only if it still says P: else LC_ERR_UNAVAILABLE after a
- * rollback, and the position is re-read). *inserted receives the number of new rows.
+ * rollback, and the position is re-read). *inserted receives the number of new rows. The new
+ * rows' seqs go into device_seq_ranges in the same statement, then are merged (st_seq_ranges.h).
  * Returns 0, LC_ERR_UNAVAILABLE (connection lost: retry the same write batch later) or
  * LC_ERR_INVALID (the database refused the data: retry row by row to isolate it). */
 int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
@@ -98,10 +99,12 @@ int st_db_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
  * when more remain (more = 1), else the store_id's position in `stores`, so the asker moves past
  * holes; after = the asked `after`), store_positions (every row of `stores`, by store_id, at most
  * 1000), get_sealed (the stored envelope as a SealedRecord: record_id, device_id, seq,
- * device_ts_ms, received_at_us, key_version, nonces, ciphertext, envelope_hash). Any other body:
- * BAD_REQUEST. Authorization is the caller's (by peer role). Fills reply (strings and bytes it sets
- * are owned by the caller's arena: free with st_db_reply_clear). A ping is answered from `writable`
- * (0 while the writer backs off because PostgreSQL is down) without touching the database. */
+ * device_ts_ms, received_at_us, key_version, nonces, ciphertext, envelope_hash), device_status
+ * (the device's completeness report, st_seq_ranges.h; NOT_FOUND for no such device). Any other
+ * body: BAD_REQUEST. Authorization is the caller's (by peer role). Fills reply (strings and bytes
+ * it sets are owned by the caller's arena: free with st_db_reply_clear). A ping is answered from
+ * `writable` (0 while the writer backs off because PostgreSQL is down) without touching the
+ * database. */
 /* NULL when st_db_answer may take the query to the database (or answer a ping), else why it
  * is a BAD_REQUEST: the checks of every body (dead letter, registration, record_id, store_id;
  * an unknown body). Pure: no connection needed (st_db_answer's first step, and a fuzz target). */

@@ -103,15 +103,39 @@ static const lc_migration_t s_migrations[] = {
      "     AND envelope_hash IS NOT NULL AND reading_hash IS NOT NULL)"
      "    OR (stage = 'crypto' AND gateway_sealed IS NOT NULL"
      "     AND gateway_key_version IS NOT NULL)) NOT VALID;"},
+    {4, "received seq ranges per device (completeness)",
+     /* Derived from records, for GET /v1/devices/{id}/status: the runs of seqs each device's
+      * stored readings cover, written in the write batch's own statement (st_db.c) and merged
+      * after it (st_seq_ranges.c). Rows may be adjacent or overlap for a while (two stores
+      * writing one device): readers merge them; coverage only grows. last_received_at: the
+      * latest received_at of the run's readings (a device's last_seen). Filled here from the
+      * records already stored. */
+     "CREATE TABLE device_seq_ranges ("
+     "  device_id        text NOT NULL REFERENCES devices (device_id),"
+     "  from_seq         bigint NOT NULL CHECK (from_seq >= 0),"
+     "  to_seq           bigint NOT NULL CHECK (to_seq >= from_seq),"
+     "  last_received_at timestamptz NOT NULL,"
+     "  PRIMARY KEY (device_id, from_seq)"
+     ");"
+     "INSERT INTO device_seq_ranges (device_id, from_seq, to_seq, last_received_at)"
+     " SELECT device_id, min(seq), max(seq), max(received_at) FROM"
+     " (SELECT device_id, seq, received_at,"
+     "  seq - row_number() OVER (PARTITION BY device_id ORDER BY seq) AS run FROM records) r"
+     " GROUP BY device_id, run;"},
 };
 
 /* Exactly the statements services/store/st_db.c runs: records, devices and dead letters are
  * written once, never updated or deleted (so are seq conflicts); a store's position moves (UPDATE
- * on stores). */
+ * on stores). device_seq_ranges is derived (which seqs arrived, never a reading's data): its
+ * runs are merged in place, so UPDATE and DELETE there change no record. */
 static const lc_grant_t s_grants[] = {
-    {"SELECT, INSERT", "TABLE records"},       {"SELECT, INSERT", "TABLE devices"},
-    {"SELECT, INSERT", "TABLE dead_letters"},  {"SELECT, INSERT, UPDATE", "TABLE stores"},
-    {"SELECT, INSERT", "TABLE seq_conflicts"}, {"SELECT", "TABLE store_migrations"},
+    {"SELECT, INSERT", "TABLE records"},
+    {"SELECT, INSERT", "TABLE devices"},
+    {"SELECT, INSERT", "TABLE dead_letters"},
+    {"SELECT, INSERT, UPDATE", "TABLE stores"},
+    {"SELECT, INSERT", "TABLE seq_conflicts"},
+    {"SELECT", "TABLE store_migrations"},
+    {"SELECT, INSERT, UPDATE, DELETE", "TABLE device_seq_ranges"},
 };
 
 const lc_schema_t st_migrations = {

@@ -118,11 +118,19 @@ def main():
                      f" envelope_hash, gateway_id, received_at) VALUES ({rid}, '\\x{'01' * 32}',"
                      f" 'roles-probe', 'roles-probe', 0, 0, 1, '\\x{'00' * 12}', '\\x{'00' * 24}',"
                      f" '\\x00', '\\x{'00' * 32}', 'gw', now());"
+                     # The derived seq ranges: inserted, merged in place (UPDATE, DELETE).
+                     "INSERT INTO device_seq_ranges (device_id, from_seq, to_seq,"
+                     " last_received_at) VALUES ('roles-probe', 0, 0, now()),"
+                     " ('roles-probe', 1, 1, now());"
+                     "UPDATE device_seq_ranges SET to_seq = 1 WHERE from_seq = 0"
+                     " AND device_id = 'roles-probe';"
+                     "DELETE FROM device_seq_ranges WHERE from_seq = 1"
+                     " AND device_id = 'roles-probe';"
                      "SELECT count(*) FROM records r JOIN devices d USING (device_id)"
                      " WHERE d.device_id = 'roles-probe';"
                      "SELECT max(version) FROM store_migrations;"
                      "ROLLBACK;")
-            expect(out.split() == ["1", "1", "3"], f"store role's inserts and reads: {out!r}")
+            expect(out.split() == ["1", "1", "4"], f"store role's inserts and reads: {out!r}")
             refused(store, "UPDATE devices SET status = 'revoked'")
             refused(store, "DELETE FROM dead_letters")
             refused(store, "UPDATE dead_letters SET reason = 'x'")
@@ -171,7 +179,7 @@ def main():
 
         def chain_role_sees_none_of_the_stores_tables():
             for table in ("records", "devices", "dead_letters", "seq_conflicts", "stores",
-                          "store_migrations"):
+                          "store_migrations", "device_seq_ranges"):
                 refused(chain, f"SELECT * FROM {table}")
             refused(chain, "INSERT INTO devices (device_id, alg, public_key) VALUES"
                            " ('x', 'EdDSA', '\\x" + "11" * 32 + "')")
@@ -186,7 +194,7 @@ def main():
             expect("roles-1" in out.stdout, f"lcore-cli decrypt with the owner DSN: {out.stdout}")
 
         def migrates_are_idempotent():
-            for svc, role, version in (("store", "lcore_store", 3), ("chain", "lcore_chain", 2)):
+            for svc, role, version in (("store", "lcore_store", 4), ("chain", "lcore_chain", 2)):
                 out = migrate(svc, owner)
                 expect(out.returncode == 0, f"lcore-{svc} migrate again exited {out.returncode}:"
                        f" {out.stderr}")

@@ -24,6 +24,7 @@
 #include "lc_pg.h"
 #include "lc_record.h"
 #include "st_db.h"
+#include "st_seq_ranges.h"
 
 typedef struct {
     const char *dsn;
@@ -76,6 +77,24 @@ static void s_answer(st_db_t *db, Lcore__V1__Query *q, Lcore__V1__QueryReply *re
     st_db_answer(db, q, 1, reply);
 }
 
+/* Registers the device `device_id` (an Ed25519 key of its own) through the writer's connection. */
+static void s_register(st_db_t *db, const char *device_id)
+{
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_keypair(pk, sk);
+    Lcore__V1__Device d = LCORE__V1__DEVICE__INIT;
+    d.device_id = (char *)device_id;
+    d.alg = (char *)"EdDSA";
+    d.public_key = (ProtobufCBinaryData){sizeof pk, pk};
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    q.body_case = LCORE__V1__QUERY__BODY_REGISTER_DEVICE;
+    q.register_device = &d;
+    Lcore__V1__QueryReply reply;
+    s_answer(db, &q, &reply);
+    assert_int_equal(reply.status, LCORE__V1__QUERY_REPLY__STATUS__CREATED);
+    st_db_reply_clear(&reply);
+}
+
 static int s_setup(void **state)
 {
     const char *dsn = getenv("LCORE_TEST_PG_DSN");
@@ -91,20 +110,8 @@ static int s_setup(void **state)
     assert_int_equal(st_db_migrate(owner, NULL, NULL, out), 0);
     fclose(out);
     /* The device the records refer to. */
-    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
     assert_int_equal(sodium_init() >= 0, 1);
-    crypto_sign_keypair(pk, sk);
-    Lcore__V1__Device d = LCORE__V1__DEVICE__INIT;
-    d.device_id = f->device_id;
-    d.alg = (char *)"EdDSA";
-    d.public_key = (ProtobufCBinaryData){sizeof pk, pk};
-    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
-    q.body_case = LCORE__V1__QUERY__BODY_REGISTER_DEVICE;
-    q.register_device = &d;
-    Lcore__V1__QueryReply reply;
-    s_answer(owner, &q, &reply);
-    assert_int_equal(reply.status, LCORE__V1__QUERY_REPLY__STATUS__CREATED);
-    st_db_reply_clear(&reply);
+    s_register(owner, f->device_id);
     st_db_destroy(&owner);
     assert_non_null(f->db = st_db_new(dsn, f->store_id));
     *state = f;
@@ -382,6 +389,120 @@ static void test_refused_write_batch_and_dead_letters(void **state)
     free(recs[1]);
 }
 
+/* device_status's answer for device_id: its status, and the report as "last/contiguous gaps". */
+static Lcore__V1__QueryReply__Status s_status(st_db_t *db, const char *device_id, char *out,
+                                              size_t cap)
+{
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    q.body_case = LCORE__V1__QUERY__BODY_DEVICE_STATUS;
+    q.device_status = (char *)device_id;
+    Lcore__V1__QueryReply reply;
+    s_answer(db, &q, &reply);
+    Lcore__V1__QueryReply__Status st = reply.status;
+    const Lcore__V1__DeviceStatus *ds = reply.device_status;
+    out[0] = '\0';
+    if (ds) {
+        assert_string_equal(ds->device_id, device_id);
+        assert_string_equal(ds->status, "active");
+        size_t off = (size_t)snprintf(out, cap, "%s%llu/%llu",
+                                      ds->has_seqs ? "" : "none:", (unsigned long long)ds->last_seq,
+                                      (unsigned long long)ds->contiguous_through);
+        for (size_t i = 0; i < ds->n_gaps && off < cap; i++)
+            off += (size_t)snprintf(out + off, cap - off, " %llu-%llu",
+                                    (unsigned long long)ds->gaps[i]->from,
+                                    (unsigned long long)ds->gaps[i]->to);
+        if (ds->gaps_capped && off < cap)
+            snprintf(out + off, cap - off, " ...");
+        assert_true(!ds->has_seqs || ds->last_seen_us >= 1700000000000000ull);
+    }
+    st_db_reply_clear(&reply);
+    return st;
+}
+
+/* Rows of device_seq_ranges for the device (merged after each write batch). */
+static long s_range_rows(st_db_t *db, const char *device_id)
+{
+    lc_pg_params_t *p = lc_pg_params(st_db_pg(db));
+    lc_pg_add_text(p, device_id);
+    PGresult *r = NULL;
+    assert_int_equal(lc_pg_query(st_db_pg(db), &r,
+                                 "SELECT count(*) FROM device_seq_ranges WHERE device_id = $1", p),
+                     0);
+    long n = (long)lc_pg_i64(r, 0, 0);
+    PQclear(r);
+    return n;
+}
+
+/* Completeness: seqs 1,2,3,5 then 6,9 leave the gaps 4 and 7-8; 4 arriving late closes its gap
+ * (and the runs merge); a redelivered duplicate changes nothing; 7 and 8 close the rest. The
+ * gauge counts this device while it has gaps. Unknown and malformed device ids are refused. */
+static void test_device_status_gaps(void **state)
+{
+    s_fixture_t *f = *state;
+    S_NEED_DB(f);
+    s_fixture_t g = *f;
+    snprintf(g.device_id, sizeof g.device_id, "gaps-%s", f->store_id);
+    char got[256];
+    assert_int_equal(s_status(f->db, g.device_id, got, sizeof got),
+                     LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND);
+    assert_int_equal(s_status(f->db, "bad id", got, sizeof got),
+                     LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST);
+    s_register(f->db, g.device_id);
+    assert_int_equal(s_status(f->db, g.device_id, got, sizeof got), 0);
+    assert_string_equal(got, "none:0/0");
+    uint64_t before = 0, during = 0, after = 0;
+    assert_int_equal(st_seq_ranges_devices_with_gaps(st_db_pg(f->db), &before), 0);
+    const uint64_t a[] = {1, 2, 3, 5}, b[] = {9, 6}, late[] = {4}, again[] = {4, 9},
+                   rest[] = {8, 7};
+    assert_int_equal(s_insert(&g, f->db, a, 4, 0), 4);
+    assert_int_equal(s_insert(&g, f->db, b, 2, 0), 2);
+    assert_int_equal(s_status(f->db, g.device_id, got, sizeof got), 0);
+    assert_string_equal(got, "9/3 4-4 7-8");
+    assert_int_equal(st_seq_ranges_devices_with_gaps(st_db_pg(f->db), &during), 0);
+    assert_int_equal(during, before + 1);
+    assert_int_equal(s_insert(&g, f->db, late, 1, 0), 1);
+    assert_int_equal(s_status(f->db, g.device_id, got, sizeof got), 0);
+    assert_string_equal(got, "9/6 7-8");
+    assert_int_equal(s_range_rows(f->db, g.device_id), 2);
+    assert_int_equal(s_insert(&g, f->db, again, 2, 0), 0);
+    assert_int_equal(s_status(f->db, g.device_id, got, sizeof got), 0);
+    assert_string_equal(got, "9/6 7-8");
+    assert_int_equal(s_insert(&g, f->db, rest, 2, 0), 2);
+    assert_int_equal(s_status(f->db, g.device_id, got, sizeof got), 0);
+    assert_string_equal(got, "9/9");
+    assert_int_equal(s_range_rows(f->db, g.device_id), 1);
+    assert_int_equal(st_seq_ranges_devices_with_gaps(st_db_pg(f->db), &after), 0);
+    assert_int_equal(after, before);
+}
+
+/* More gaps than an answer holds: the lowest ST_STATUS_GAPS_MAX, and gaps_capped. */
+static void test_device_status_capped(void **state)
+{
+    s_fixture_t *f = *state;
+    S_NEED_DB(f);
+    s_fixture_t g = *f;
+    snprintf(g.device_id, sizeof g.device_id, "capped-%s", f->store_id);
+    s_register(f->db, g.device_id);
+    for (uint64_t base = 0; base < 208; base += 8) { /* 0, 2, ..., 206: 103 gaps */
+        const uint64_t even[] = {base, base + 2, base + 4, base + 6};
+        assert_int_equal(s_insert(&g, f->db, even, 4, 0), 4);
+    }
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    q.body_case = LCORE__V1__QUERY__BODY_DEVICE_STATUS;
+    q.device_status = g.device_id;
+    Lcore__V1__QueryReply reply;
+    s_answer(f->db, &q, &reply);
+    assert_int_equal(reply.status, 0);
+    const Lcore__V1__DeviceStatus *ds = reply.device_status;
+    assert_int_equal(ds->n_gaps, ST_STATUS_GAPS_MAX);
+    assert_true(ds->gaps_capped);
+    assert_int_equal(ds->contiguous_through, 0);
+    assert_int_equal(ds->last_seq, 206);
+    assert_int_equal(ds->gaps[0]->from, 1);
+    assert_int_equal(ds->gaps[ST_STATUS_GAPS_MAX - 1]->to, 2 * ST_STATUS_GAPS_MAX - 1);
+    st_db_reply_clear(&reply);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +512,8 @@ int main(void)
         cmocka_unit_test(test_one_writer_per_store_id_and_reconnect),
         cmocka_unit_test(test_refused_write_batch_and_dead_letters),
         cmocka_unit_test(test_seq_conflicts),
+        cmocka_unit_test(test_device_status_gaps),
+        cmocka_unit_test(test_device_status_capped),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
