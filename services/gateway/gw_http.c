@@ -349,14 +349,16 @@ out:
 /* The chain's part of a record's status: once its anchor is mined, the leaf, the proof and the
  * anchor ("batch" in the API: id, root, tx_hash, block, confirmations), and the status becomes
  * the anchor's. While the relayer has not taken the record in, has not anchored it yet, or does
- * not answer, the record is "stored" with no anchor (leaf null, proof [], batch null). */
-static void s_add_anchor(gw_http_t *self, const uint8_t id[LC_RECORD_ID_LEN], json_t *rec)
+ * not answer, the record is "stored" with no anchor (leaf null, proof [], batch null). 1 anchored
+ * (`chain`, when not NULL, gets the anchor's chain_id and contract), 0 not (yet), -1 no answer. */
+static int s_add_anchor(gw_http_t *self, const uint8_t id[LC_RECORD_ID_LEN], json_t *rec,
+                        json_t *chain)
 {
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_GET_ANCHOR;
     q.get_anchor.data = (uint8_t *)id;
     q.get_anchor.len = LC_RECORD_ID_LEN;
-    int err = 0;
+    int err = 0, anchored = 0;
     Lcore__V1__QueryReply *r = lc_query_call(self->deps.chain, &q, &err);
     const Lcore__V1__AnchorInfo *a = r ? r->anchor : NULL;
     if (r && r->status == LCORE__V1__QUERY_REPLY__STATUS__OK && a && a->status &&
@@ -373,38 +375,54 @@ static void s_add_anchor(gw_http_t *self, const uint8_t id[LC_RECORD_ID_LEN], js
                       s_hex0x(a->root.data, 32), "tx_hash",
                       a->tx_hash.len == 32 ? s_hex0x(a->tx_hash.data, 32) : json_null(), "block",
                       (json_int_t)a->block_number, "confirmations", (json_int_t)a->confirmations));
+        if (chain) {
+            json_object_set_new(chain, "chain_id", json_integer((json_int_t)a->chain_id));
+            json_object_set_new(chain, "contract",
+                                a->contract.len == 20 ? s_hex0x(a->contract.data, 20)
+                                                      : json_null());
+        }
+        anchored = 1;
     } else if (!r || (r->status != LCORE__V1__QUERY_REPLY__STATUS__OK &&
                       r->status != LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND)) {
         lc_counter_inc(self->chain_unanswered);
+        anchored = -1;
     }
     if (r)
         lcore__v1__query_reply__free_unpacked(r, NULL);
+    return anchored;
 }
 
-/* GET /v1/records/{id}: the store's record (404 when it has none), with the chain's part. */
-static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const char *hex)
+/* The store's record `hex` (hex_len characters) with the chain's part (s_add_anchor: `chain`,
+ * *anchored), as GET /v1/records/{id} answers it. NULL once it has answered 400, 404 or 503
+ * itself (*ret). */
+static json_t *s_record_get(gw_http_t *self, struct MHD_Connection *c, const char *hex,
+                            size_t hex_len, json_t *chain, int *anchored, enum MHD_Result *ret)
 {
     uint8_t id[LC_RECORD_ID_LEN];
-    if (lc_record_id_parse(id, hex, strlen(hex)) != 0)
-        return s_error(self, c, 400, "malformed", "record_id must be 64 hex digits", 0);
+    if (lc_record_id_parse(id, hex, hex_len) != 0) {
+        *ret = s_error(self, c, 400, "malformed", "record_id must be 64 hex digits", 0);
+        return NULL;
+    }
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_GET_RECORD;
     q.get_record.data = id;
     q.get_record.len = sizeof id;
     int err = 0;
     Lcore__V1__QueryReply *r = lc_query_call(self->deps.store, &q, &err);
-    if (!r)
-        return s_error(self, c, 503, "not_ready", "store unavailable", 1);
+    if (!r) {
+        *ret = s_error(self, c, 503, "not_ready", "store unavailable", 1);
+        return NULL;
+    }
     if (r->status == LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND) {
         lcore__v1__query_reply__free_unpacked(r, NULL);
-        return s_error(self, c, 404, "not_found",
+        *ret = s_error(self, c, 404, "not_found",
                        "no stored record with this id (it may still be in flight)", 0);
+        return NULL;
     }
     if (r->status != LCORE__V1__QUERY_REPLY__STATUS__OK || !r->record) {
-        enum MHD_Result ret =
-            s_error(self, c, 503, "not_ready", r->message ? r->message : "store error", 1);
+        *ret = s_error(self, c, 503, "not_ready", r->message ? r->message : "store error", 1);
         lcore__v1__query_reply__free_unpacked(r, NULL);
-        return ret;
+        return NULL;
     }
     const Lcore__V1__RecordInfo *ri = r->record;
     char stored_at[96];
@@ -421,9 +439,65 @@ static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const
         "key_version", (int)ri->key_version, "stored_at", stored_at, "envelope_hash",
         s_hex_json(ri->envelope_hash.data, ri->envelope_hash.len), "leaf", "proof", "batch");
     lcore__v1__query_reply__free_unpacked(r, NULL);
-    if (rec)
-        s_add_anchor(self, id, rec);
-    return s_json(self, c, 200, rec);
+    if (!rec) {
+        *ret = s_error(self, c, 500, "internal", "cannot compose the record", 0);
+        return NULL;
+    }
+    *anchored = s_add_anchor(self, id, rec, chain);
+    return rec;
+}
+
+/* GET /v1/records/{id}/receipt: the anchored record as a self-contained receipt (docs/RECEIPTS.md),
+ * checkable against the chain alone. Served like GET /v1/records/{id}, without a token, until
+ * reader tokens come (issue 15); then it takes the same read scope. 409 not_anchored while the
+ * record is stored but its anchor is not mined; 503 when the relayer does not answer. */
+static enum MHD_Result s_receipt(gw_http_t *self, struct MHD_Connection *c, const char *hex,
+                                 size_t hex_len)
+{
+    enum MHD_Result ret = MHD_NO;
+    int anchored = 0;
+    json_t *chain = json_object();
+    json_t *rec = s_record_get(self, c, hex, hex_len, chain, &anchored, &ret);
+    if (!rec) {
+        json_decref(chain);
+        return ret;
+    }
+    if (anchored < 0) {
+        ret = s_error(self, c, 503, "not_ready", "the chain relayer did not answer", 1);
+    } else if (anchored == 0) {
+        ret = s_error(self, c, 409, "not_anchored",
+                      "the record is stored but its anchor is not on chain yet; retry later", 0);
+    } else {
+        const json_t *batch = json_object_get(rec, "batch");
+        const char *rid = json_string_value(json_object_get(rec, "record_id"));
+        const char *env = json_string_value(json_object_get(rec, "envelope_hash"));
+        ret = s_json(
+            self, c, 200,
+            json_pack("{s:s, s:s+, s:s+, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "format",
+                      "lcore-receipt/1", "record_id", "0x", rid ? rid : "", "envelope_hash", "0x",
+                      env ? env : "", "leaf", json_object_get(rec, "leaf"), "proof",
+                      json_object_get(rec, "proof"), "root", json_object_get(batch, "root"),
+                      "anchor_id", json_object_get(batch, "id"), "chain_id",
+                      json_object_get(chain, "chain_id"), "contract",
+                      json_object_get(chain, "contract"), "tx_hash",
+                      json_object_get(batch, "tx_hash"), "block", json_object_get(batch, "block")));
+    }
+    json_decref(rec);
+    json_decref(chain);
+    return ret;
+}
+
+/* GET /v1/records/{id}[/receipt]: the store's record (404 when it has none), with the chain's
+ * part. */
+static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const char *path)
+{
+    const char *slash = strchr(path, '/');
+    if (slash && strcmp(slash, "/receipt") == 0)
+        return s_receipt(self, c, path, (size_t)(slash - path));
+    enum MHD_Result ret = MHD_NO;
+    int anchored = 0;
+    json_t *rec = s_record_get(self, c, path, strlen(path), NULL, &anchored, &ret);
+    return rec ? s_json(self, c, 200, rec) : ret;
 }
 
 /* GET /v1/devices/{device_id}/status (gw_status.h): the store's completeness report. Served on

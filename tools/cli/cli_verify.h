@@ -1,7 +1,8 @@
-/* cli_verify.h: `lcore-cli verify --receipt FILE`: checks a record's receipt (the JSON that
- * GET /v1/records/{id} answers, or its /receipt) with nothing but the chain's RPC: the leaf from
- * record_id and envelope_hash, the Merkle proof up to the root, and the anchor contract's
- * verify(root, proof, leaf). No database, no lcore service. */
+/* cli_verify.h: `lcore-cli verify --receipt FILE`: checks a record's receipt (GET
+ * /v1/records/{id}/receipt, docs/RECEIPTS.md, or the GET /v1/records/{id} answer) with nothing but
+ * the chain's RPC: the leaf from record_id and envelope_hash, the Merkle proof up to the root, the
+ * chain id, the anchor contract's verify(root, proof, leaf), and the Anchored(anchor_id, root)
+ * event of the receipt's transaction in its block. No database, no lcore service. */
 #ifndef CLI_VERIFY_H
 #define CLI_VERIFY_H
 
