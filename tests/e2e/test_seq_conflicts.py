@@ -5,22 +5,15 @@ stored seq below the device's next_seq, and at the store when the gateway could 
 store did not answer, or another gateway took the first reading: the reading got its 202; the
 store keeps it aside, sealed, in seq_conflicts). A device that lost its
 counter recovers by going on from the 409's next_seq."""
-import signal
-import subprocess
-import sys
 import os
+import signal
+import sys
 import time
 
-from harness import STACK, Checks, Device, Stack, expect
+from harness import Checks, Device, Stack, expect
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "faults"))
-from faults import alive, kill, pid_of  # noqa: E402
-
-
-def stack_up(st):
-    out = subprocess.run([STACK, "up"], env=st.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True, timeout=180)
-    expect(out.returncode == 0, f"stack up: {out.stderr[-1000:]}")
+from faults import alive, kill, pid_of, stack_up  # noqa: E402
 
 
 def main():
