@@ -6,11 +6,12 @@
  * - the readings this gateway has in its log and not yet acknowledged: a table record_id ->
  *   reading_hash, filled at ingest (and replay) and emptied as the relay drops readings;
  * - for a seq below the device's next_seq (one past the highest seq the store held when the
- *   device's key was fetched, gw_device_key_t), the store's get_record.
- * What neither sees (a reading another gateway took, or one stored since the key was fetched)
- * the store decides: it keeps the later reading aside in seq_conflicts, sealed, and acknowledges
- * it as a conflict (lcore_gateway_seq_conflicts_total{where="store"}). While the store cannot
- * answer, a reading is accepted and the store decides: accepting is never held up by the check.
+ *   device's key was fetched, raised as this gateway's readings are stored; gw_device_key_t),
+ *   the store's get_record.
+ * What neither sees (a reading another gateway took since the key was fetched) the store
+ * decides: it keeps the later reading aside in seq_conflicts, sealed, and acknowledges it as a
+ * conflict (lcore_gateway_seq_conflicts_total{where="store"}). A check the store does not answer
+ * within the query timeout lets the reading in, and the store decides.
  * Thread-safe (one mutex around the table; the store is asked without it). */
 #ifndef GW_SEQ_H
 #define GW_SEQ_H
