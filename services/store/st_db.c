@@ -644,8 +644,8 @@ static char *s_dup(const char *s)
     return strdup(s ? s : "");
 }
 
-static void s_reply_error(Lcore__V1__QueryReply *reply, Lcore__V1__QueryReply__Status st,
-                          const char *msg)
+void st_db_reply_error(Lcore__V1__QueryReply *reply, Lcore__V1__QueryReply__Status st,
+                       const char *msg)
 {
     reply->status = st;
     reply->message = s_dup(msg);
@@ -658,17 +658,17 @@ static void s_reply_incomplete(Lcore__V1__QueryReply *reply)
     st_db_reply_clear(reply);
     reply->version = 1;
     reply->request_id = request_id;
-    s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
+    st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
 }
 
 /* The reply to a failed statement: the data's fault (BAD_REQUEST, msg) or the database's. */
 static void s_reply_failure(Lcore__V1__QueryReply *reply, int rc, const char *msg)
 {
     if (rc == LC_ERR_INVALID)
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, msg);
+        st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, msg);
     else
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR,
-                      rc == LC_ERR_NOMEM ? "out of memory" : "database error");
+        st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR,
+                          rc == LC_ERR_NOMEM ? "out of memory" : "database error");
 }
 
 /* A query for one row by a key: 1 with *out when found, 0 after replying (NOT_FOUND or the
@@ -949,11 +949,11 @@ static void s_answer_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
                                : outcome == ST_ALREADY_STORED ? "already_stored"
                                                               : "already_dead_lettered");
     } else if (rc == LC_ERR_INVALID)
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
-                      "dead letter refused by the database");
+        st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
+                          "dead letter refused by the database");
     else
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR,
-                      rc == LC_ERR_UNAVAILABLE ? "database unavailable" : "out of memory");
+        st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR,
+                          rc == LC_ERR_UNAVAILABLE ? "database unavailable" : "out of memory");
 }
 
 const char *st_db_query_invalid(const Lcore__V1__Query *q)
@@ -1000,7 +1000,7 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
     reply->request_id = q->request_id;
     const char *why = st_db_query_invalid(q); /* before the database: it may be down */
     if (why) {
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, why);
+        st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, why);
         return;
     }
     /* Readiness is the writer's view (can it make progress?), not a round trip: a ping must stay
@@ -1009,7 +1009,8 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
         if (writable)
             reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
         else
-            s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "PostgreSQL unavailable");
+            st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR,
+                              "PostgreSQL unavailable");
         return;
     }
     if (q->body_case == LCORE__V1__QUERY__BODY_DEAD_LETTER) {
@@ -1017,7 +1018,7 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
         return;
     }
     if (!st_db_ok(self)) {
-        s_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database unavailable");
+        st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database unavailable");
         return;
     }
     switch (q->body_case) {

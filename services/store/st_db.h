@@ -113,6 +113,9 @@ const char *st_db_query_invalid(const Lcore__V1__Query *q);
 void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
                   Lcore__V1__QueryReply *reply);
 void st_db_reply_clear(Lcore__V1__QueryReply *reply);
+/* Sets reply's status and message (copied; NULL: ""), for the answers of st_db and st_letters. */
+void st_db_reply_error(Lcore__V1__QueryReply *reply, Lcore__V1__QueryReply__Status st,
+                       const char *msg);
 
 /* The connection (queries that live in other files: st_letters). */
 lc_pg_t *st_db_pg(st_db_t *self);

@@ -8,18 +8,13 @@
 #include "lc_log.h"
 #include "lc_record.h"
 #include "lc_zmq.h"
-
-static void s_reply(Lcore__V1__QueryReply *reply, Lcore__V1__QueryReply__Status status,
-                    const char *message)
-{
-    reply->status = status;
-    reply->message = message ? strdup(message) : NULL;
-}
+#include "st_db.h"
 
 static void s_reply_db(Lcore__V1__QueryReply *reply, int rc)
 {
-    s_reply(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR,
-            rc == LC_ERR_UNAVAILABLE ? "database unavailable" : "refused by the database");
+    st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR,
+                      rc == LC_ERR_UNAVAILABLE ? "database unavailable"
+                                               : "refused by the database");
 }
 
 /* -- list -------------------------------------------------------------------------------- */
@@ -84,7 +79,7 @@ static void s_list(const st_letters_t *self, const Lcore__V1__DeadLetterList *l,
     }
     PQclear(r);
     if ((size_t)n != reply->n_dead_letters)
-        s_reply(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
+        st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
     else
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
 }
@@ -215,7 +210,7 @@ void st_letters_answer(const st_letters_t *self, const Lcore__V1__Query *q,
 {
     const char *why = st_letters_query_invalid(q);
     if (why)
-        s_reply(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, why);
+        st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, why);
     else if (q->body_case == LCORE__V1__QUERY__BODY_LIST_DEAD_LETTERS)
         s_list(self, q->list_dead_letters, reply);
     else

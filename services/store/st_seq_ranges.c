@@ -10,6 +10,8 @@
 #define ST_STARTS(partition)                                                                       \
     "CASE WHEN from_seq - 1 <= max(to_seq) OVER (" partition "ORDER BY from_seq"                   \
     " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) THEN 0 ELSE 1 END"
+#define ST_STARTS_PER_DEVICE ST_STARTS("PARTITION BY device_id ")
+#define ST_STARTS_ONE_DEVICE ST_STARTS("")
 
 /* $1 store_id, $2 after, $3 upto: the devices of the write batch, their runs locked in key
  * order, numbered into islands; each island of more than one run becomes its first run widened
@@ -20,25 +22,17 @@ static const char s_merge_sql[] =
     " locked AS (SELECT r.device_id, r.from_seq, r.to_seq, r.last_received_at"
     " FROM device_seq_ranges r JOIN touched t ON t.device_id = r.device_id"
     " ORDER BY r.device_id, r.from_seq FOR UPDATE OF r),"
-    " marked AS (SELECT *, " ST_STARTS(
-        "PARTITION BY device_id ") " AS starts FROM locked),"
-                                   " islands AS (SELECT *, sum(starts) OVER (PARTITION BY "
-                                   "device_id ORDER BY from_seq) AS island"
-                                   " FROM marked),"
-                                   " merged AS (SELECT device_id, island, min(from_seq) AS f, "
-                                   "max(to_seq) AS t,"
-                                   " max(last_received_at) AS at FROM islands GROUP BY device_id, "
-                                   "island HAVING count(*) > 1),"
-                                   " gone AS (DELETE FROM device_seq_ranges d USING islands i, "
-                                   "merged m"
-                                   " WHERE d.device_id = i.device_id AND d.from_seq = i.from_seq "
-                                   "AND i.device_id = m.device_id"
-                                   " AND i.island = m.island AND i.from_seq > m.f RETURNING 1)"
-                                   " UPDATE device_seq_ranges d SET to_seq = GREATEST(d.to_seq, "
-                                   "m.t),"
-                                   " last_received_at = GREATEST(d.last_received_at, m.at)"
-                                   " FROM merged m WHERE d.device_id = m.device_id AND d.from_seq "
-                                   "= m.f";
+    " marked AS (SELECT *, " ST_STARTS_PER_DEVICE " AS starts FROM locked),"
+    " islands AS (SELECT *, sum(starts) OVER (PARTITION BY device_id ORDER BY from_seq)"
+    " AS island FROM marked),"
+    " merged AS (SELECT device_id, island, min(from_seq) AS f, max(to_seq) AS t,"
+    " max(last_received_at) AS at FROM islands GROUP BY device_id, island HAVING count(*) > 1),"
+    " gone AS (DELETE FROM device_seq_ranges d USING islands i, merged m"
+    " WHERE d.device_id = i.device_id AND d.from_seq = i.from_seq AND i.device_id = m.device_id"
+    " AND i.island = m.island AND i.from_seq > m.f RETURNING 1)"
+    " UPDATE device_seq_ranges d SET to_seq = GREATEST(d.to_seq, m.t),"
+    " last_received_at = GREATEST(d.last_received_at, m.at)"
+    " FROM merged m WHERE d.device_id = m.device_id AND d.from_seq = m.f";
 
 int st_seq_ranges_merge(lc_pg_t *pg, const char *store_id, uint64_t after, uint64_t upto)
 {
@@ -55,19 +49,15 @@ int st_seq_ranges_merge(lc_pg_t *pg, const char *store_id, uint64_t after, uint6
  * there are; each row's last two columns are one gap (NULL when there is none), lowest first. */
 static const char s_status_sql[] =
     "WITH d AS (SELECT status FROM devices WHERE device_id = $1),"
-    " r AS (SELECT from_seq, to_seq, last_received_at, " ST_STARTS(
-        "") " AS starts"
-            " FROM device_seq_ranges WHERE device_id = $1),"
-            " i AS (SELECT from_seq, to_seq, sum(starts) OVER (ORDER BY from_seq) AS island FROM "
-            "r),"
-            " isl AS (SELECT island, min(from_seq) AS f, max(to_seq) AS t FROM i GROUP BY island),"
-            " gaps AS (SELECT lag(t) OVER (ORDER BY island) + 1 AS gf, f - 1 AS gt FROM isl)"
-            " SELECT d.status, (SELECT max(to_seq) FROM r), (SELECT t FROM isl ORDER BY island "
-            "LIMIT 1),"
-            " (SELECT max(last_received_at) FROM r), (SELECT count(*) FROM gaps WHERE gf IS NOT "
-            "NULL),"
-            " g.gf, g.gt FROM d LEFT JOIN LATERAL (SELECT gf, gt FROM gaps WHERE gf IS NOT NULL"
-            " ORDER BY gf LIMIT $2) g ON true ORDER BY g.gf";
+    " r AS (SELECT from_seq, to_seq, last_received_at, " ST_STARTS_ONE_DEVICE " AS starts"
+    " FROM device_seq_ranges WHERE device_id = $1),"
+    " i AS (SELECT from_seq, to_seq, sum(starts) OVER (ORDER BY from_seq) AS island FROM r),"
+    " isl AS (SELECT island, min(from_seq) AS f, max(to_seq) AS t FROM i GROUP BY island),"
+    " gaps AS (SELECT lag(t) OVER (ORDER BY island) + 1 AS gf, f - 1 AS gt FROM isl)"
+    " SELECT d.status, (SELECT max(to_seq) FROM r), (SELECT t FROM isl ORDER BY island LIMIT 1),"
+    " (SELECT max(last_received_at) FROM r), (SELECT count(*) FROM gaps WHERE gf IS NOT NULL),"
+    " g.gf, g.gt FROM d LEFT JOIN LATERAL (SELECT gf, gt FROM gaps WHERE gf IS NOT NULL"
+    " ORDER BY gf LIMIT $2) g ON true ORDER BY g.gf";
 
 /* The gaps of s_status_sql's rows (at most ST_STATUS_GAPS_MAX) into ds. 0 or LC_ERR_NOMEM. */
 static int s_gaps(const PGresult *r, Lcore__V1__DeviceStatus *ds)
@@ -143,9 +133,8 @@ int st_seq_ranges_devices_with_gaps(lc_pg_t *pg, uint64_t *n)
     PGresult *r = NULL;
     int rc = lc_pg_query(
         pg, &r,
-        "SELECT count(*) FROM (SELECT device_id FROM (SELECT device_id, " ST_STARTS(
-            "PARTITION BY device_id ") " AS starts FROM device_seq_ranges)"
-                                       " x GROUP BY device_id HAVING sum(starts) > 1) y",
+        "SELECT count(*) FROM (SELECT device_id FROM (SELECT device_id, " ST_STARTS_PER_DEVICE
+        " AS starts FROM device_seq_ranges) x GROUP BY device_id HAVING sum(starts) > 1) y",
         NULL);
     if (rc < 0)
         return rc;
