@@ -170,11 +170,18 @@ class Stack:
             raise RuntimeError(f"psql: {out.stderr}")
         return out.stdout.strip()
 
-    def cli(self, *args, stdin=None, check=True):
-        env = dict(self.env, **{k: self.vars[k] for k in ("LCORE_KEYRING", "LCORE_CLI_CURVE_CERT",
-                                                          "LCORE_CURVE_TRUST_DIR", "LCORE_STORE_QUERIES_CONNECT")
-                                if k in self.vars})
-        out = subprocess.run([os.path.join(BIN, "lcore-cli")] + list(args), input=stdin, env=env,
+    def cli(self, *args, stdin=None, check=True, env=None):
+        """lcore-cli with the stack's key ring and operator CURVE identity; env: more variables
+        for this run (the operator verbs' LCORE_GATEWAY_ADMIN_URL, say), None unsets one."""
+        run_env = dict(self.env, **{k: self.vars[k] for k in ("LCORE_KEYRING", "LCORE_CLI_CURVE_CERT",
+                                                              "LCORE_CURVE_TRUST_DIR", "LCORE_STORE_QUERIES_CONNECT")
+                                    if k in self.vars})
+        for k, v in (env or {}).items():
+            if v is None:
+                run_env.pop(k, None)
+            else:
+                run_env[k] = v
+        out = subprocess.run([os.path.join(BIN, "lcore-cli")] + list(args), input=stdin, env=run_env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
         if check and out.returncode != 0:
             raise RuntimeError(f"lcore-cli {args[0]}: {out.stderr}")

@@ -1,8 +1,9 @@
 /* lcore-cli: operator tool. Key rings (keygen, rotate, keyring-split), operator token hashes
  * (token-hash), device keys (device-keygen, sign), reading a stored record back from a store
  * (decrypt, cli_decrypt.c), checking a receipt on chain (verify, cli_verify.c) and the anchor
- * contract's relayer (set-relayer, cli_relayer.c). It reads no database: it talks to the
- * services' interfaces and the chain. Configuration by LCORE_* variables (--help). */
+ * contract's relayer (set-relayer, cli_relayer.c) and the operator verbs (device, token, audit:
+ * the gateway's operator API, cli_admin.c). It reads no database: it talks to the services'
+ * interfaces and the chain. Configuration by LCORE_* variables (--help). */
 #include <getopt.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -13,6 +14,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "cli_admin.h"
 #include "cli_curve.h"
 #include "cli_decrypt.h"
 #include "cli_letters.h"
@@ -75,8 +77,10 @@ static void s_usage(FILE *out)
           "                              verify(root, proof, leaf) and its transaction's\n"
           "                              Anchored event; no database (docs/RECEIPTS.md)\n"
           "  set-relayer ADDRESS         make ADDRESS the anchor contract's relayer: a\n"
-          "                              setRelayer transaction signed with the owner's key\n"
-          "Environment: LCORE_KEYRING (seal ring, default lcore.keyring),\n"
+          "                              setRelayer transaction signed with the owner's key\n",
+          out);
+    cli_admin_help(out);
+    fputs("Environment: LCORE_KEYRING (seal ring, default lcore.keyring),\n"
           "             LCORE_GATEWAY_KEYRING (gateway ring, default lcore-gateway.keyring),\n"
           "             LCORE_STORE_QUERIES_CONNECT (decrypt, dead-letters: the stores'\n"
           "             query endpoints, default tcp://127.0.0.1:5554), LCORE_CLI_CURVE_CERT\n"
@@ -84,8 +88,11 @@ static void s_usage(FILE *out)
           "             LCORE_CURVE_TRUST_DIR,\n"
           "             LCORE_CHAIN_RPC, LCORE_CONTRACT_ADDRESS (verify, set-relayer),\n"
           "             LCORE_CHAIN_OWNER_KEY_FILE, LCORE_CHAIN_ID (set-relayer),\n"
-          "             LCORE_CA_FILE (verify: PEM CA certificates for an https RPC URL;\n"
-          "             default the system's, verification is never off)\n",
+          "             LCORE_CA_FILE (verify, operator verbs: PEM CA certificates for an\n"
+          "             https URL; default the system's, verification is never off),\n"
+          "             LCORE_GATEWAY_ADMIN_URL (operator verbs, default\n"
+          "             http://127.0.0.1:9101), LCORE_ADMIN_TOKEN_FILE or LCORE_ADMIN_TOKEN\n"
+          "             (operator verbs: the operator token; never on the command line)\n",
           out);
 }
 
@@ -336,6 +343,8 @@ int main(int argc, char **argv)
         return cli_decrypt(argc > 2 ? argv[2] : NULL);
     if (strcmp(cmd, "dead-letters") == 0)
         return cli_letters(argc - 1, argv + 1);
+    if (strcmp(cmd, "device") == 0 || strcmp(cmd, "token") == 0 || strcmp(cmd, "audit") == 0)
+        return cli_admin(argc - 1, argv + 1);
     fprintf(stderr, "lcore-cli: unknown command '%s'\n", cmd);
     s_usage(stderr);
     return 2;
