@@ -14,11 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cmocka.h>
-#include <netinet/in.h>
 #include <sodium.h>
 
 #include "cw_open.h"
@@ -28,7 +26,7 @@
 #include "lc_record.h"
 #include "lc_seal.h"
 #include "lc_zmq.h"
-#include "test_keys.h"
+#include "test_zmq.h"
 
 #define S_TIMEOUT_MS 1000
 #define S_MAX_READING 65536
@@ -78,13 +76,7 @@ static zsock_t *s_router(fx_t *fx, lc_curve_t *curve, lc_zmq_peers_t **peers)
 static void s_bind_gateway(fx_t *fx)
 {
     for (int attempt = 0; attempt < 20 && !fx->open; attempt++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof a;
-        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-        close(fd);
-        snprintf(fx->endpoint, sizeof fx->endpoint, "tcp://127.0.0.1:%u", ntohs(a.sin_port));
+        test_free_endpoint(fx->endpoint, sizeof fx->endpoint);
         gw_open_opts_t o = {.bind = fx->endpoint,
                             .curve = fx->gw_curve,
                             .timeout_ms = S_TIMEOUT_MS,

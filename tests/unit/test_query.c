@@ -16,7 +16,7 @@
 #include "lc_curve.h"
 #include "lc_query.h"
 #include "lc_zmq.h"
-#include "test_keys.h"
+#include "test_zmq.h"
 
 typedef struct {
     char dir[64], trust[96], endpoint[128];

@@ -1,9 +1,15 @@
-/* test_keys.h: CURVE key pairs for the unit tests that run real ZeroMQ links with CURVE
- * (test_query, test_gw_open). Header-only: every tests/unit/test_*.c is an executable of its
- * own. A test directory holds each instance's key pair in <dir>/<name>/ and the public
- * certificates it trusts in <trust>/<role>/, as scripts/stack lays them out. */
-#ifndef TEST_KEYS_H
-#define TEST_KEYS_H
+/* test_zmq.h: for the unit tests that run real ZeroMQ links (test_query, test_gw_open,
+ * test_ch_query): CURVE key pairs and a free loopback port. Header-only: every
+ * tests/unit/test_*.c is an executable of its own. A test directory holds each instance's key
+ * pair in <dir>/<name>/ and the public certificates it trusts in <trust>/<role>/, as
+ * scripts/stack lays them out. */
+#ifndef TEST_ZMQ_H
+#define TEST_ZMQ_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,19 @@ static inline lc_curve_t *test_curve(const char *dir, const char *trust, const c
     snprintf(cfg.cert, sizeof cfg.cert, "%s/%s/%s.cert_secret", dir, name, name);
     snprintf(cfg.trust_dir, sizeof cfg.trust_dir, "%s", trust);
     return lc_curve_new(&cfg, "test", m);
+}
+
+/* "tcp://127.0.0.1:<port>" with a port the kernel just had free, for a service that binds
+ * what its configuration says (another process may take it meanwhile: bind, and try again). */
+static inline void test_free_endpoint(char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    snprintf(out, cap, "tcp://127.0.0.1:%u", ntohs(a.sin_port));
 }
 
 #endif
