@@ -82,6 +82,7 @@ enum { LC_CFG_SECRET_VALUE = 1, LC_CFG_SECRET_URLS = 2 };
 #define LC_LINK_EVENTS "5553"        /* store binds, gateways and the relayer subscribe */
 #define LC_LINK_QUERIES "5554"       /* store binds, gateways, the relayer and operators ask */
 #define LC_LINK_CHAIN_QUERIES "5555" /* the relayer binds, gateways ask */
+#define LC_LINK_OPEN "5556"          /* a gateway binds, crypto workers answer its opens */
 #define LC_CFG_LINK_BIND(name, st, field, link, help)                                              \
     LC_CFG_S(name, st, field, "tcp://*:" link, help)
 #define LC_CFG_LINK_CONNECT(name, st, field, link, help)                                           \

@@ -3,7 +3,9 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <sodium.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,33 @@ int lc_zmq_send_pb(void *socket, const char *topic, const ProtobufCMessage *msg,
     if (zmq_msg_send(&m, handle, flags) < 0) {
         int e = errno;
         zmq_msg_close(&m);
+        return e == EAGAIN ? LC_ERR_TIMEOUT : LC_ERR_IO;
+    }
+    return 0;
+}
+
+/* zmq_msg_init_data's free function: the length travels in the hint. */
+static void s_wipe_free(void *data, void *hint)
+{
+    sodium_memzero(data, (size_t)(uintptr_t)hint);
+    free(data);
+}
+
+int lc_zmq_send_pb_wiped(void *socket, const ProtobufCMessage *msg, int flags)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    zmq_msg_t m;
+    if (!buf)
+        return LC_ERR_NOMEM;
+    protobuf_c_message_pack(msg, buf);
+    if (zmq_msg_init_data(&m, buf, len, s_wipe_free, (void *)(uintptr_t)len) != 0) {
+        s_wipe_free(buf, (void *)(uintptr_t)len);
+        return LC_ERR_NOMEM;
+    }
+    if (zmq_msg_send(&m, zsock_resolve(socket), flags) < 0) {
+        int e = errno;
+        zmq_msg_close(&m); /* wipes */
         return e == EAGAIN ? LC_ERR_TIMEOUT : LC_ERR_IO;
     }
     return 0;

@@ -12,6 +12,9 @@
 /* Sends [topic?][message]. flags: ZMQ_DONTWAIT to fail with LC_ERR_TIMEOUT instead of blocking
  * (high-water mark reached or no peer). Returns 0 or a negative error. */
 int lc_zmq_send_pb(void *socket, const char *topic, const ProtobufCMessage *msg, int flags) LC_WUR;
+/* As lc_zmq_send_pb (no topic), for a message that carries plaintext (an OpenReply): it is packed
+ * into memory of its own that is wiped (sodium_memzero) when ZeroMQ lets go of it, sent or not. */
+int lc_zmq_send_pb_wiped(void *socket, const ProtobufCMessage *msg, int flags) LC_WUR;
 
 /* Common socket set-up: high-water marks, linger on close, ZMQ_IMMEDIATE for connecting
  * sockets so messages are never queued to a peer that is not there. */

@@ -860,108 +860,244 @@ int ch_db_count_nonces(ch_db_t *self, const uint8_t from[20], uint64_t lo, uint6
 
 /* -- what the gateways ask ----------------------------------------------------------------- */
 
-/* The record, and its live mined anchor if any (the newest, should there be two). */
+/* The records asked for ($1, bytea[]) that the relayer took in, one row each, with its live
+ * mined anchor if any (the newest, should there be two). */
 static const char s_anchor_info_sql[] =
-    "SELECT c.envelope_hash, b.id, b.status, b.root, lf.leaf_index, t.mined_hash,"
-    " t.block_number, (SELECT block FROM chain_head WHERE id = 1) FROM chain_records c"
+    "SELECT DISTINCT ON (c.record_id) c.record_id, c.envelope_hash, b.id, b.status, b.root,"
+    " lf.leaf_index, t.mined_hash, t.block_number, (SELECT block FROM chain_head WHERE id = 1),"
+    " b.leaf_count FROM chain_records c"
     " LEFT JOIN (anchor_leaves lf JOIN anchors b ON b.id = lf.anchor_id"
     " AND b.status IN ('anchored', 'confirmed', 'finalized')) ON lf.arrival = c.arrival"
     " LEFT JOIN anchor_txs t ON t.anchor_id = b.id AND t.block_number IS NOT NULL"
     " AND t.state <> 'fatal_error'"
-    " WHERE c.record_id = $1 ORDER BY b.id DESC NULLS LAST LIMIT 1";
+    " WHERE c.record_id = ANY($1) ORDER BY c.record_id, b.id DESC NULLS LAST";
 
-/* out->proof for leaf `index` of the anchor: its tree rebuilt from its leaves (cheap: at most
- * a few thousand). */
-static int s_anchor_proof(ch_db_t *self, int64_t anchor_id, size_t index,
-                          Lcore__V1__AnchorInfo *out)
+/* The leaves of the anchors $1 (int8[]), each anchor's in leaf order. */
+static const char s_anchor_leaves_sql[] =
+    "SELECT anchor_id, leaf FROM anchor_leaves"
+    " WHERE anchor_id = ANY($1) ORDER BY anchor_id, leaf_index";
+
+/* Leaves read by one statement at most (8 MiB), whatever was asked: whole anchors are read
+ * together up to it, one larger than it alone. */
+#define S_PROOF_LEAVES (1u << 18)
+
+/* One row of s_anchor_info_sql, and the answer made of it. */
+typedef struct {
+    uint8_t record_id[32];
+    int row;
+    int64_t anchor;              /* 0: in no mined anchor */
+    uint64_t index;              /* its leaf's index in the anchor */
+    uint64_t leaves;             /* the anchor's leaf count */
+    Lcore__V1__AnchorInfo *info; /* its answer, once asked for */
+} s_found_t;
+
+static int s_by_record(const void *a, const void *b)
 {
-    lc_pg_params_t *p = lc_pg_params(self->pg);
-    lc_pg_add_i64(p, anchor_id);
-    PGresult *r = NULL;
-    int rc = lc_pg_query(
-        self->pg, &r, "SELECT leaf FROM anchor_leaves WHERE anchor_id = $1 ORDER BY leaf_index", p);
-    size_t n = rc == 0 ? (size_t)PQntuples(r) : 0;
-    if (rc == 0 && n <= index)
-        rc = LC_ERR_INVALID; /* its leaf is not among its anchor's */
-    uint8_t *leaves = rc == 0 ? malloc(n * 32) : NULL;
-    if (rc == 0 && !leaves)
-        rc = LC_ERR_NOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = lc_pg_bytes(r, (int)i, 0, leaves + 32 * i, 32);
-    PQclear(r);
-    lc_merkle_t *tree = NULL;
-    uint8_t proof[LC_MERKLE_MAX_PROOF * 32];
-    size_t plen = 0;
-    if (rc == 0 && !(tree = lc_merkle_new(leaves, n, &rc)))
-        rc = rc < 0 ? rc : LC_ERR_INVALID;
-    if (rc == 0)
-        rc = lc_merkle_proof(tree, proof, LC_MERKLE_MAX_PROOF, &plen, index);
-    if (rc == 0 && !(out->proof = calloc(plen ? plen : 1, sizeof *out->proof)))
-        rc = LC_ERR_NOMEM;
-    for (size_t i = 0; rc == 0 && i < plen; i++) {
-        if (!(out->proof[i].data = malloc(32))) {
-            rc = LC_ERR_NOMEM;
-            break;
-        }
+    return memcmp(((const s_found_t *)a)->record_id, ((const s_found_t *)b)->record_id, 32);
+}
+
+static int s_by_anchor(const void *a, const void *b)
+{
+    int64_t x = (*(s_found_t *const *)a)->anchor, y = (*(s_found_t *const *)b)->anchor;
+    return (x > y) - (x < y);
+}
+
+/* out from row f->row: record_id, leaf, status and, in a mined anchor, the anchor's part
+ * (the proof comes from s_proofs). */
+static int s_info_from_row(const PGresult *r, const s_found_t *f, Lcore__V1__AnchorInfo *out)
+{
+    int row = f->row;
+    uint8_t eh[32];
+    if (lc_pg_bytes(r, row, 1, eh, sizeof eh) != 0)
+        return LC_ERR_INVALID;
+    out->record_id.data = malloc(32);
+    out->leaf.data = malloc(LC_MERKLE_HASH_LEN);
+    out->status = f->anchor ? lc_pg_text_dup(r, row, 3) : strdup("pending");
+    if (!out->record_id.data || !out->leaf.data || !out->status)
+        return LC_ERR_NOMEM;
+    memcpy(out->record_id.data, f->record_id, out->record_id.len = 32);
+    lc_merkle_leaf(out->leaf.data, f->record_id, eh);
+    out->leaf.len = LC_MERKLE_HASH_LEN;
+    if (!f->anchor)
+        return 0;
+    out->anchor_id = (uint64_t)f->anchor;
+    int rc = lc_pg_bytes_dup(r, row, 4, &out->root.data, &out->root.len);
+    if (rc == 0 && !lc_pg_null(r, row, 6))
+        rc = lc_pg_bytes_dup(r, row, 6, &out->tx_hash.data, &out->tx_hash.len);
+    out->block_number = lc_pg_u64(r, row, 7);
+    uint64_t head = lc_pg_u64(r, row, 8);
+    out->confirmations =
+        out->block_number && head >= out->block_number ? head - out->block_number + 1 : 0;
+    return rc;
+}
+
+static int s_set_proof(Lcore__V1__AnchorInfo *out, const uint8_t *proof, size_t plen)
+{
+    if (!(out->proof = calloc(plen ? plen : 1, sizeof *out->proof)))
+        return LC_ERR_NOMEM;
+    for (size_t i = 0; i < plen; i++) {
+        if (!(out->proof[i].data = malloc(32)))
+            return LC_ERR_NOMEM;
         memcpy(out->proof[i].data, proof + 32 * i, 32);
         out->proof[i].len = 32;
         out->n_proof++;
+    }
+    return 0;
+}
+
+/* The proofs of found[0 .. n) (sorted by anchor) in anchor `anchor`, whose leaves are rows
+ * [first, first + count) of r; *used: how many of found were in it. */
+static int s_anchor_proofs(const PGresult *r, int first, int count, s_found_t *const *found,
+                           size_t n, size_t *used)
+{
+    uint8_t *leaves = malloc((size_t)count * 32), proof[LC_MERKLE_MAX_PROOF * 32];
+    int rc = leaves ? 0 : LC_ERR_NOMEM;
+    for (int i = 0; rc == 0 && i < count; i++)
+        rc = lc_pg_bytes(r, first + i, 1, leaves + 32 * (size_t)i, 32);
+    lc_merkle_t *tree = NULL;
+    if (rc == 0 && !(tree = lc_merkle_new(leaves, (size_t)count, &rc)))
+        rc = rc < 0 ? rc : LC_ERR_INVALID;
+    *used = 0;
+    for (; rc == 0 && *used < n && found[*used]->anchor == found[0]->anchor; (*used)++) {
+        size_t plen = 0;
+        rc = lc_merkle_proof(tree, proof, LC_MERKLE_MAX_PROOF, &plen, found[*used]->index);
+        if (rc == LC_ERR_NOTFOUND)
+            rc = LC_ERR_INVALID; /* its leaf is not among its anchor's */
+        if (rc == 0)
+            rc = s_set_proof(found[*used]->info, proof, plen);
     }
     lc_merkle_destroy(&tree);
     free(leaves);
     return rc;
 }
 
-/* The anchor's part of out from a row of s_anchor_info_sql. */
-static int s_anchor_from_row(const PGresult *r, Lcore__V1__AnchorInfo *out)
+/* The proofs of found[0 .. n) (sorted by anchor, whose ids are ids[0 .. n_ids)): each anchor's
+ * tree rebuilt from its leaves, all read with one statement. */
+static int s_proof_batch(ch_db_t *self, const int64_t *ids, size_t n_ids, s_found_t *const *found,
+                         size_t n)
 {
-    out->anchor_id = lc_pg_u64(r, 0, 1);
-    free(out->status);
-    if (!(out->status = lc_pg_text_dup(r, 0, 2)))
-        return LC_ERR_NOMEM;
-    int rc = lc_pg_bytes_dup(r, 0, 3, &out->root.data, &out->root.len);
-    if (rc == 0 && !lc_pg_null(r, 0, 5))
-        rc = lc_pg_bytes_dup(r, 0, 5, &out->tx_hash.data, &out->tx_hash.len);
-    out->block_number = lc_pg_u64(r, 0, 6);
-    uint64_t head = lc_pg_u64(r, 0, 7);
-    out->confirmations =
-        out->block_number && head >= out->block_number ? head - out->block_number + 1 : 0;
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_i64_array(p, ids, sizeof *ids, n_ids);
+    PGresult *r = NULL;
+    int rc = lc_pg_query(self->pg, &r, s_anchor_leaves_sql, p);
+    int rows = rc == 0 ? PQntuples(r) : 0;
+    size_t done = 0;
+    for (int first = 0; rc == 0 && first < rows;) {
+        int64_t anchor = lc_pg_i64(r, first, 0);
+        int count = 1;
+        while (first + count < rows && lc_pg_i64(r, first + count, 0) == anchor)
+            count++;
+        size_t used = 0;
+        if (done < n && found[done]->anchor == anchor)
+            rc = s_anchor_proofs(r, first, count, found + done, n - done, &used);
+        done += used;
+        first += count;
+    }
+    if (rc == 0 && done < n)
+        rc = LC_ERR_INVALID; /* an anchor without leaves */
+    PQclear(r);
     return rc;
+}
+
+/* The proofs of found[0 .. n) (sorted by anchor), whole anchors read together, at most
+ * S_PROOF_LEAVES leaves a statement (one larger anchor alone). */
+static int s_proofs(ch_db_t *self, s_found_t *const *found, size_t n)
+{
+    int64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    int rc = ids ? 0 : LC_ERR_NOMEM;
+    for (size_t i = 0; rc == 0 && i < n;) {
+        size_t j = i, n_ids = 0;
+        uint64_t leaves = 0;
+        for (; j < n; j++) {
+            if (n_ids && ids[n_ids - 1] == found[j]->anchor)
+                continue;
+            if (n_ids && leaves + found[j]->leaves > S_PROOF_LEAVES)
+                break;
+            ids[n_ids++] = found[j]->anchor;
+            leaves += found[j]->leaves;
+        }
+        rc = s_proof_batch(self, ids, n_ids, found + i, j - i);
+        i = j;
+    }
+    free(ids);
+    return rc;
+}
+
+/* The answers, in the order asked (each record once), from the rows of s_anchor_info_sql;
+ * *in_anchor: how many are in a mined anchor, listed first in by_anchor. */
+static int s_answers(const PGresult *r, s_found_t *found, size_t rows, const uint8_t *record_ids,
+                     size_t n, Lcore__V1__AnchorInfo *out, size_t *k, s_found_t **by_anchor,
+                     size_t *in_anchor)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        s_found_t key, *f;
+        memcpy(key.record_id, record_ids + 32 * i, 32);
+        if (!(f = bsearch(&key, found, rows, sizeof *found, s_by_record)) || f->info)
+            continue; /* unknown, or asked for twice */
+        f->info = &out[*k];
+        lcore__v1__anchor_info__init(f->info);
+        (*k)++;
+        rc = s_info_from_row(r, f, f->info);
+        if (rc == 0 && f->anchor)
+            by_anchor[(*in_anchor)++] = f;
+    }
+    return rc;
+}
+
+/* found[i] from row i of s_anchor_info_sql, sorted by record_id. */
+static int s_found(const PGresult *r, s_found_t *found, size_t rows)
+{
+    for (size_t i = 0; i < rows; i++) {
+        s_found_t *f = &found[i];
+        f->row = (int)i;
+        f->info = NULL;
+        if (lc_pg_bytes(r, (int)i, 0, f->record_id, 32) != 0)
+            return LC_ERR_INVALID;
+        f->anchor = lc_pg_null(r, (int)i, 2) ? 0 : lc_pg_i64(r, (int)i, 2);
+        f->index = lc_pg_u64(r, (int)i, 5);
+        f->leaves = lc_pg_u64(r, (int)i, 9);
+    }
+    qsort(found, rows, sizeof *found, s_by_record);
+    return 0;
+}
+
+int ch_db_anchor_infos(ch_db_t *self, const uint8_t *record_ids, size_t n,
+                       Lcore__V1__AnchorInfo *out, size_t *found_n)
+{
+    *found_n = 0;
+    lc_pg_params_t *p = lc_pg_params(self->pg);
+    lc_pg_add_bytes_array(p, record_ids, 32, 32, n);
+    PGresult *r = NULL;
+    int rc = lc_pg_query(self->pg, &r, s_anchor_info_sql, p);
+    size_t rows = rc == 0 ? (size_t)PQntuples(r) : 0, k = 0, in_anchor = 0;
+    s_found_t *found = rc == 0 ? malloc((rows ? rows : 1) * sizeof *found) : NULL;
+    s_found_t **by_anchor = found ? malloc((rows ? rows : 1) * sizeof *by_anchor) : NULL;
+    if (rc == 0 && !by_anchor)
+        rc = LC_ERR_NOMEM;
+    if (rc == 0)
+        rc = s_found(r, found, rows);
+    if (rc == 0)
+        rc = s_answers(r, found, rows, record_ids, n, out, &k, by_anchor, &in_anchor);
+    PQclear(r);
+    if (rc == 0) {
+        qsort(by_anchor, in_anchor, sizeof *by_anchor, s_by_anchor);
+        rc = s_proofs(self, by_anchor, in_anchor);
+    }
+    for (size_t i = 0; rc < 0 && i < k; i++)
+        ch_db_anchor_info_clear(&out[i]);
+    free(by_anchor);
+    free(found);
+    if (rc == 0)
+        *found_n = k;
+    return rc == 0 || rc == LC_ERR_INVALID || rc == LC_ERR_NOMEM ? rc : LC_ERR_UNAVAILABLE;
 }
 
 int ch_db_anchor_info(ch_db_t *self, const uint8_t record_id[32], Lcore__V1__AnchorInfo *out)
 {
-    lc_pg_params_t *p = lc_pg_params(self->pg);
-    lc_pg_add_bytes(p, record_id, 32);
-    PGresult *r = NULL;
-    int rc = lc_pg_query_row(self->pg, &r, s_anchor_info_sql, p);
-    uint8_t eh[32];
-    if (rc == 0 && lc_pg_bytes(r, 0, 0, eh, sizeof eh))
-        rc = LC_ERR_INVALID;
-    if (rc < 0) {
-        PQclear(r);
-        return rc == LC_ERR_NOTFOUND || rc == LC_ERR_INVALID ? rc : LC_ERR_UNAVAILABLE;
-    }
-    out->record_id.data = malloc(32);
-    out->leaf.data = malloc(LC_MERKLE_HASH_LEN);
-    out->status = strdup("pending");
-    rc = out->record_id.data && out->leaf.data && out->status ? 0 : LC_ERR_NOMEM;
-    if (rc == 0) {
-        memcpy(out->record_id.data, record_id, out->record_id.len = 32);
-        lc_merkle_leaf(out->leaf.data, record_id, eh);
-        out->leaf.len = LC_MERKLE_HASH_LEN;
-    }
-    int anchored = rc == 0 && !lc_pg_null(r, 0, 1);
-    int64_t anchor_id = anchored ? lc_pg_i64(r, 0, 1) : 0;
-    size_t index = anchored ? (size_t)lc_pg_u64(r, 0, 4) : 0;
-    if (anchored)
-        rc = s_anchor_from_row(r, out);
-    PQclear(r);
-    if (rc == 0 && anchored)
-        rc = s_anchor_proof(self, anchor_id, index, out);
-    if (rc < 0)
-        ch_db_anchor_info_clear(out);
-    return rc;
+    size_t found = 0;
+    int rc = ch_db_anchor_infos(self, record_id, 1, out, &found);
+    return rc == 0 && found == 0 ? LC_ERR_NOTFOUND : rc;
 }
 
 static void s_free_str(char *s)

@@ -62,6 +62,13 @@ struct Lcore__V1__AnchorInfo;
 int ch_db_anchor_info(ch_db_t *self, const uint8_t record_id[32],
                       struct Lcore__V1__AnchorInfo *out) LC_WUR;
 void ch_db_anchor_info_clear(struct Lcore__V1__AnchorInfo *info);
+/* The same for many records (get_anchors): out[0 .. *found) are the record_ids (n of them, 32
+ * bytes each, back to back) the relayer has taken in, in the order asked, each once (unknown
+ * ones left out); out holds n entries, each cleared with ch_db_anchor_info_clear. Two
+ * statements whatever n (the records, then their anchors' leaves; more only when the anchors
+ * hold more than 2^18 leaves together). On error nothing is left to clear. */
+int ch_db_anchor_infos(ch_db_t *self, const uint8_t *record_ids, size_t n,
+                       struct Lcore__V1__AnchorInfo *out, size_t *found) LC_WUR;
 
 /* Highest arrival already in a live (not superseded) anchor; 0 when none. */
 int ch_db_cursor(ch_db_t *self, int64_t *last_arrival) LC_WUR;

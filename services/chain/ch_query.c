@@ -25,7 +25,8 @@ struct ch_query {
  * link is no one else's business. */
 static unsigned s_roles(Lcore__V1__Query__BodyCase body)
 {
-    return body == LCORE__V1__QUERY__BODY_GET_ANCHOR || body == LCORE__V1__QUERY__BODY_PING
+    return body == LCORE__V1__QUERY__BODY_GET_ANCHOR ||
+                   body == LCORE__V1__QUERY__BODY_GET_ANCHORS || body == LCORE__V1__QUERY__BODY_PING
                ? LC_ROLE_GATEWAY
                : 0;
 }
@@ -49,6 +50,71 @@ static ch_db_t *s_db(ch_query_t *self)
     return self->db;
 }
 
+/* The chain's part of an answer: ours, not the database's (s_clear leaves it). */
+static void s_stamp(const ch_query_t *self, Lcore__V1__AnchorInfo *info)
+{
+    info->chain_id = (uint64_t)self->cfg->chain_id;
+    info->contract.data = (uint8_t *)self->contract;
+    info->contract.len = sizeof self->contract;
+}
+
+static void s_clear_info(Lcore__V1__AnchorInfo *info)
+{
+    info->contract.data = NULL; /* ours, not the answer's */
+    info->contract.len = 0;
+    ch_db_anchor_info_clear(info);
+}
+
+/* get_anchors: 1..CH_QUERY_ANCHORS_MAX record ids of 32 bytes, answered in one pass over the
+ * database (ch_db_anchor_infos). */
+static void s_answer_anchors(ch_query_t *self, ch_db_t *db, const Lcore__V1__AnchorsQuery *aq,
+                             Lcore__V1__QueryReply *reply)
+{
+    size_t n = aq ? aq->n_record_ids : 0, found = 0;
+    int bad = n == 0 || n > CH_QUERY_ANCHORS_MAX;
+    for (size_t i = 0; !bad && i < n; i++)
+        bad = aq->record_ids[i].len != LC_RECORD_ID_LEN;
+    if (bad) {
+        s_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
+                "get_anchors: 1 to 1000 record_ids of 32 bytes each");
+        return;
+    }
+    uint8_t *ids = db ? malloc(n * LC_RECORD_ID_LEN) : NULL;
+    Lcore__V1__AnchorInfo *infos = ids ? calloc(n, sizeof *infos) : NULL;
+    Lcore__V1__AnchorInfo **list = infos ? calloc(n, sizeof *list) : NULL;
+    int rc = !db ? LC_ERR_UNAVAILABLE : list ? 0 : LC_ERR_NOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        memcpy(ids + i * LC_RECORD_ID_LEN, aq->record_ids[i].data, LC_RECORD_ID_LEN);
+    if (rc == 0)
+        rc = ch_db_anchor_infos(db, ids, n, infos, &found);
+    free(ids);
+    size_t bytes = 0;
+    for (size_t i = 0; i < found; i++) {
+        s_stamp(self, &infos[i]);
+        list[i] = &infos[i]; /* s_clear frees infos through list[0] */
+        bytes += lcore__v1__anchor_info__get_packed_size(&infos[i]) + 8;
+    }
+    /* Over the asker's ZMQ_MAXMSGSIZE the reply would cut its connection instead (deep proofs:
+     * 1000 records fit up to LCORE_CHAIN_ANCHOR_MAX's bound). */
+    if (rc == 0 && bytes > LC_ZMQ_REPLY_MAX - LC_ZMQ_ENVELOPE_OVERHEAD)
+        rc = LC_ERR_TOOBIG;
+    if (rc < 0 || found == 0) {
+        for (size_t i = 0; i < found; i++)
+            s_clear_info(&infos[i]);
+        free(list);
+        free(infos);
+        if (rc < 0)
+            s_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR,
+                    !db                   ? "database unavailable"
+                    : rc == LC_ERR_TOOBIG ? "get_anchors: the answer is too large, ask for fewer"
+                    : rc == LC_ERR_NOMEM  ? "out of memory"
+                                          : "database error");
+        return;
+    }
+    reply->anchors = list;
+    reply->n_anchors = found;
+}
+
 static void s_answer(void *ctx, const Lcore__V1__Query *q, Lcore__V1__QueryReply *reply)
 {
     ch_query_t *self = ctx;
@@ -56,6 +122,10 @@ static void s_answer(void *ctx, const Lcore__V1__Query *q, Lcore__V1__QueryReply
     if (q->body_case == LCORE__V1__QUERY__BODY_PING) {
         if (!db)
             s_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database unavailable");
+        return;
+    }
+    if (q->body_case == LCORE__V1__QUERY__BODY_GET_ANCHORS) {
+        s_answer_anchors(self, db, q->get_anchors, reply);
         return;
     }
     if (q->get_anchor.len != LC_RECORD_ID_LEN) {
@@ -84,9 +154,7 @@ static void s_answer(void *ctx, const Lcore__V1__Query *q, Lcore__V1__QueryReply
             s_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database error");
         return;
     }
-    info->chain_id = (uint64_t)self->cfg->chain_id;
-    info->contract.data = self->contract;
-    info->contract.len = sizeof self->contract;
+    s_stamp(self, info);
     reply->anchor = info;
 }
 
@@ -94,11 +162,17 @@ static void s_clear(void *ctx, Lcore__V1__QueryReply *reply)
 {
     (void)ctx;
     if (reply->anchor) {
-        reply->anchor->contract.data = NULL; /* ours, not the answer's */
-        reply->anchor->contract.len = 0;
-        ch_db_anchor_info_clear(reply->anchor);
+        s_clear_info(reply->anchor);
         free(reply->anchor);
         reply->anchor = NULL;
+    }
+    if (reply->n_anchors) {
+        for (size_t i = 0; i < reply->n_anchors; i++)
+            s_clear_info(reply->anchors[i]);
+        free(reply->anchors[0]); /* the array of answers, one block */
+        free(reply->anchors);
+        reply->anchors = NULL;
+        reply->n_anchors = 0;
     }
 }
 

@@ -8,6 +8,9 @@ const lc_cfg_opt_t cw_config_opts[] = {
                         "gateway readings endpoint(s), comma-separated, to PULL from"),
     LC_CFG_LINK_CONNECT("LCORE_CRYPTO_SEALED_CONNECT", T, sealed_connect, LC_LINK_SEALED,
                         "store sealed-records endpoint to PUSH to"),
+    LC_CFG_LINK_CONNECT("LCORE_CRYPTO_OPEN_CONNECT", T, open_connect, LC_LINK_OPEN,
+                        "gateway open endpoint(s), comma-separated (every gateway), to answer "
+                        "record opens on"),
     LC_CFG_S("LCORE_KEYRING", T, keyring, "lcore.keyring", "key ring file (mode 0600)"),
     LC_CFG_E("LCORE_CRYPTO_AES_IMPL", T, aes_impl, "auto", "auto|aesni|portable",
              "AES-256-GCM implementation: AES-NI (libsodium) or constant-time software"),

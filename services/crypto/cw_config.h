@@ -9,6 +9,7 @@ typedef struct {
     char admin_bind[64];
     char readings_connect[1024];
     char sealed_connect[1024];
+    char open_connect[1024];
     char keyring[512];
     int aes_impl; /* lc_aes_impl_t */
     long long hwm;

@@ -17,6 +17,8 @@ struct cw_worker {
     uint8_t *ct; /* ciphertext buffer, reused */
     lc_counter_t *received, *sealed, *bad, *failed, *heartbeats;
     lc_histogram_t *seal_seconds, *queue_seconds;
+    void (*on_wait)(void *arg);
+    void *on_wait_arg;
 #ifdef LCORE_FAULT_HOOKS
     const char *crash_device;
 #endif
@@ -49,6 +51,12 @@ cw_worker_t *cw_worker_new(lc_sealer_t *sealer, size_t max_reading, lc_metrics_t
                                                "Gateway receipt to the start of sealing", NULL,
                                                lc_latency_buckets, lc_latency_buckets_len);
     return self;
+}
+
+void cw_worker_on_wait(cw_worker_t *self, void (*fn)(void *arg), void *arg)
+{
+    self->on_wait = fn;
+    self->on_wait_arg = arg;
 }
 
 #ifdef LCORE_FAULT_HOOKS
@@ -166,7 +174,8 @@ int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *o
     /* The store may be briefly away: wait for it (the readings socket fills up meanwhile and
      * the gateway feels the backpressure) rather than drop a reading. */
     while ((rc = lc_zmq_send_pb(out, NULL, &m.base, 0)) == LC_ERR_TIMEOUT && !zsys_interrupted)
-        ;
+        if (self->on_wait)
+            self->on_wait(self->on_wait_arg);
     if (rc == 0)
         lc_counter_inc(self->sealed);
 out:

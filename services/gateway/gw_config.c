@@ -41,6 +41,11 @@ const lc_cfg_opt_t gw_config_opts[] = {
     LC_CFG_LINK_CONNECT("LCORE_GATEWAY_CHAIN_QUERIES_CONNECT", T, chain_queries_connect,
                         LC_LINK_CHAIN_QUERIES,
                         "the relayer's query ROUTER endpoint: a record's anchor and proof"),
+    LC_CFG_LINK_BIND("LCORE_GATEWAY_OPEN_BIND", T, open_bind, LC_LINK_OPEN,
+                     "open DEALER socket, bound: crypto workers connect and open records for "
+                     "POST /v1/records/{id}/open (the gateway holds no sealing key)"),
+    LC_CFG_I("LCORE_GATEWAY_OPEN_TIMEOUT_MS", T, open_timeout_ms, "5000", 100, 60000,
+             "how long an open waits for a crypto worker's answer (none: 503 + Retry-After)"),
     LC_CFG_I("LCORE_GATEWAY_MAX_READING_BYTES", T, max_reading_bytes, "65536", 256, 1048576,
              "largest accepted reading (JWS bytes); larger ones get 413"),
     LC_CFG_I("LCORE_GATEWAY_MAX_REQUEST_BATCH_BYTES", T, max_request_batch_bytes, "16777216", 4096,

@@ -19,6 +19,8 @@ typedef struct {
     char events_connect[512];
     char queries_connect[512];
     char chain_queries_connect[512];
+    char open_bind[512];
+    long long open_timeout_ms;
     long long max_reading_bytes;
     long long max_request_batch_bytes;
     long long max_connections;

@@ -9,6 +9,7 @@
 
 #include "gw_config.h"
 #include "gw_ingest.h"
+#include "gw_open.h"
 #include "lc_http.h"
 
 typedef struct gw_http gw_http_t;
@@ -21,6 +22,7 @@ typedef struct {
     gw_devices_t *devices;
     lc_query_client_t *store;
     lc_query_client_t *chain; /* record status: the anchor part */
+    gw_open_t *open;          /* POST /v1/records/{id}/open: a crypto worker opens the record */
     lc_admin_t *admin;        /* the operator API is added to it, and removed by gw_http_destroy */
     lc_metrics_t *metrics;
 } gw_http_deps_t;

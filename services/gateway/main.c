@@ -8,11 +8,13 @@
 
 #include "gw_config.h"
 #include "gw_http.h"
+#include "gw_open.h"
 #include "gw_relay.h"
 #include "gw_wal.h"
 #include "lc_keyring.h"
 #include "lc_log.h"
 #include "lc_service.h"
+#include "lc_zmq.h"
 
 /* Readiness: the store answers (and can write to PostgreSQL) and the log works. The relay
  * learns from the same ping whether overdue readings are lost or only waiting, the device
@@ -46,6 +48,7 @@ typedef struct {
     lc_keyring_t *ring;
     lc_query_client_t *store; /* the stores' query links */
     lc_query_client_t *chain; /* the relayer's: record status, the anchor part */
+    gw_open_t *open;          /* the crypto workers': opening a record for a reader */
     gw_devices_t *devices;
     gw_seq_t *seq; /* (device_id, seq) conflicts: the readings in the log */
     gw_relay_t *relay;
@@ -137,8 +140,9 @@ static int s_open_log(s_gateway_t *gw)
     return gw_relay_start(gw->relay, gw->wal) < 0 ? -1 : 0;
 }
 
-/* Resources: the service's own (metrics, admin listener, CURVE), the key ring, the store link,
- * the devices, the log and relay, then the accept path and its listeners. 0, or -1 (logged). */
+/* Resources: the service's own (metrics, admin listener, CURVE), the key ring, the query links
+ * (stores, relayer) and the open link (workers), the devices, the log and relay, then the accept
+ * path and its listeners. 0, or -1 (logged). */
 static int s_open(s_gateway_t *gw)
 {
     const gw_config_t *cfg = gw->cfg;
@@ -157,6 +161,15 @@ static int s_open(s_gateway_t *gw)
         /* A record lookup must not hang on a relayer that is down: it answers "stored". */
         !(gw->chain = lc_query_client_new(cfg->chain_queries_connect, LC_ROLE_CHAIN,
                                           (int)(cfg->query_timeout_ms + 3) / 4, curve)))
+        return -1;
+    /* The largest answer is the largest reading this gateway takes in. */
+    gw_open_opts_t oopts = {.bind = cfg->open_bind,
+                            .curve = curve,
+                            .timeout_ms = (int)cfg->open_timeout_ms,
+                            .max_reply_bytes =
+                                (size_t)cfg->max_reading_bytes + LC_ZMQ_ENVELOPE_OVERHEAD,
+                            .metrics = metrics};
+    if (!(gw->open = gw_open_new(&oopts)))
         return -1;
     /* The devices before the relay, which tells them what was stored (s_dropped). */
     gw_devices_opts_t dopts = {.store = gw->store,
@@ -180,6 +193,7 @@ static int s_open(s_gateway_t *gw)
                            .devices = gw->devices,
                            .store = gw->store,
                            .chain = gw->chain,
+                           .open = gw->open,
                            .admin = lc_service_admin(gw->svc),
                            .metrics = metrics};
     if (!(gw->http = gw_http_new(&deps)))
@@ -197,6 +211,7 @@ static int s_run(s_gateway_t *gw)
     lc_admin_t *admin = lc_service_admin(gw->svc);
     while (!zsys_interrupted && !gw_wal_failed(gw->wal)) {
         s_check_ready(gw->store, gw->relay, gw->devices, gw->wal, admin);
+        gw_open_tick(gw->open);
         for (int i = 0; i < 10 && !zsys_interrupted; i++)
             zclock_sleep(100);
     }
@@ -215,6 +230,7 @@ static void s_close(s_gateway_t *gw)
     gw_devices_destroy(&gw->devices);
     gw_wal_destroy(&gw->wal);
     gw_seq_destroy(&gw->seq);
+    gw_open_destroy(&gw->open);
     lc_query_client_destroy(&gw->chain);
     lc_query_client_destroy(&gw->store);
     lc_keyring_destroy(&gw->ring);

@@ -32,7 +32,7 @@ def make_tls_cert(directory):
 
 
 def _ports_free(offset):
-    for base in (8080, 9101, 9102, 9112, 9103, 5551, 5552, 5553, 5554, 15432, 8545, 9104):
+    for base in (8080, 9101, 9102, 9112, 9103, 5551, 5552, 5553, 5554, 5555, 5556, 15432, 8545, 9104):
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:

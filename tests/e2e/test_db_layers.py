@@ -1,7 +1,8 @@
 """The services' PostgreSQL layers against a real PostgreSQL: the unit suites test_st_db (the
 store: positions, holes, records_after, store_positions, get_sealed, the store_id lock, a
-reconnection, a spoiled write batch, dead letters) and test_ch_db (the relayer: its own tables
-only, the feed, anchors and anchor info) need a scratch database (LCORE_TEST_PG_DSN) and skip
+reconnection, a spoiled write batch, dead letters), test_ch_db (the relayer: its own tables
+only, the feed, anchors and anchor info, one record or many) and test_ch_query (its query link:
+get_anchor, get_anchors) need a scratch database (LCORE_TEST_PG_DSN) and skip
 without one; here each gets a fresh database of the stack's private cluster, the relayer's with
 none of the store's tables, so they always run."""
 import os
@@ -30,6 +31,8 @@ def main():
                    lambda: run_suite(st, superuser, "test_st_db", "scratch_store"))
         checks.run("test_ch_db: the relayer's layer on a database of its own",
                    lambda: run_suite(st, superuser, "test_ch_db", "scratch_chain"))
+        checks.run("test_ch_query: get_anchor and get_anchors over the relayer's query link",
+                   lambda: run_suite(st, superuser, "test_ch_query", "scratch_chain_query"))
     checks.done()
 
 

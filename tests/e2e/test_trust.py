@@ -1,7 +1,7 @@
 """Trust boundary on the ZeroMQ links, tried as an attacker on the same network would: a plain
 ZeroMQ peer (tests/tools/zpeer.c) with no keys, with a made-up key, with a wrong idea of the
-server's key, or with a real key of a role not admitted on that link, against each of the four
-endpoints of a running stack, while readings flow. None of them completes a handshake, receives
+server's key, or with a real key of a role not admitted on that link, against each of the five
+endpoints of a running stack (the open link included), while readings flow. None of them completes a handshake, receives
 anything or injects anything, and the refusal counters move. Positive controls with a key the
 stack trusts show that the same peer does get through, so the refusals are not an accident.
 Then: a frame over the socket's size limit is dropped and counted without the store's memory
@@ -30,12 +30,14 @@ def main():
         trust = st.vars["LCORE_CURVE_TRUST_DIR"]
         off = st.offset
         ep = {"readings": f"tcp://127.0.0.1:{5551 + off}", "sealed": f"tcp://127.0.0.1:{5552 + off}",
-              "events": f"tcp://127.0.0.1:{5553 + off}", "queries": f"tcp://127.0.0.1:{5554 + off}"}
+              "events": f"tcp://127.0.0.1:{5553 + off}", "queries": f"tcp://127.0.0.1:{5554 + off}",
+              "open": f"tcp://127.0.0.1:{5556 + off}"}
         # socket -> (zpeer type, extra args, binding service's admin variable, server role)
         links = {"readings": ("pull", [], "LCORE_GATEWAY_ADMIN_URL", "gateway"),
                  "sealed": ("push", ["--send-bytes", "200", "--count", "50"], "LCORE_STORE_ADMIN_URL", "store"),
                  "events": ("sub", [], "LCORE_STORE_ADMIN_URL", "store"),
-                 "queries": ("dealer", ["--ping"], "LCORE_STORE_ADMIN_URL", "store")}
+                 "queries": ("dealer", ["--ping"], "LCORE_STORE_ADMIN_URL", "store"),
+                 "open": ("router", [], "LCORE_GATEWAY_ADMIN_URL", "gateway")}
         server_cert = {"gateway": os.path.join(trust, "gateway", "gw-1.cert"),
                        "store": os.path.join(trust, "store", "store.cert")}
         curve_dir = os.path.join(st.dir, "curve")
@@ -83,6 +85,8 @@ def main():
                    lambda: refused_on("sealed", "gateway-role", ["--cert", gw_secret, "--server-cert", server_cert["store"]]))
         checks.run("readings: a gateway's key is not admitted (only workers take readings)",
                    lambda: refused_on("readings", "gateway-role", ["--cert", gw_secret, "--server-cert", server_cert["gateway"]]))
+        checks.run("open: a gateway's key is not admitted (only workers open records)",
+                   lambda: refused_on("open", "gateway-role", ["--cert", gw_secret, "--server-cert", server_cert["gateway"]]))
 
         def control_queries():
             r = zpeer("--endpoint", ep["queries"], "--type", "dealer", "--ping", "--seconds", "2",
@@ -90,6 +94,17 @@ def main():
             expect(r["handshakes_ok"] >= 1 and r["received"] == 1, f"the gateway's own key got no answer: {r}")
 
         checks.run("control: the gateway's key does get an answer on queries", control_queries)
+
+        def control_open():
+            # The stack's two workers hold connections to the open socket (their handshakes,
+            # with the gateway's server key from the trust directory, went through).
+            deadline, n = time.time() + 10, 0
+            while time.time() < deadline and n < 2:
+                n = st.metric("LCORE_GATEWAY_ADMIN_URL", "lcore_gateway_open_workers_connected")
+                time.sleep(0.2)
+            expect(n == 2, f"{n} workers connected to the open socket, want 2")
+
+        checks.run("control: the workers are connected on the open link", control_open)
 
         # A forged SealedRecord, well formed and sealed with the real key ring, for a future seq of
         # a registered device: without a worker key it never lands; with one (the control) it does.

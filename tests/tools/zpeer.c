@@ -4,7 +4,8 @@
  * receives for --seconds, or sends frames (random bytes, a Query ping, or a well-formed
  * SealedRecord sealed with the key ring in LCORE_KEYRING), and prints what happened:
  *   handshakes_ok=N handshakes_failed=N received=N sent=N
- * Usage: lcore-zpeer --endpoint E --type pull|push|sub|dealer [--cert SECRET_CERT | --random-key]
+ * Usage: lcore-zpeer --endpoint E --type pull|push|sub|dealer|router [--cert SECRET_CERT |
+ *        --random-key]
  *        [--server-cert PUBLIC_CERT | --random-server-key] [--seconds S] [--count N]
  *        [--send-bytes N | --ping | --forge-sealed DEVICE_ID --seq N] */
 #include <czmq.h>
@@ -95,6 +96,7 @@ static int s_type(const char *name)
            : strcmp(name, "push") == 0   ? ZMQ_PUSH
            : strcmp(name, "sub") == 0    ? ZMQ_SUB
            : strcmp(name, "dealer") == 0 ? ZMQ_DEALER
+           : strcmp(name, "router") == 0 ? ZMQ_ROUTER /* where workers take opens */
                                          : -1;
 }
 

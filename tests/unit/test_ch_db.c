@@ -2,7 +2,8 @@
  * a database with none of the store's tables, the feed (records taken in once, in order, the
  * feed position moved only from the expected one), anchors over arrival ranges, and the anchor
  * info a record lookup gets: pending, then, once its anchor is mined, the proof that leads to
- * the root (lc_merkle_verify) and the confirmations from chain_head.
+ * the root (lc_merkle_verify) and the confirmations from chain_head; and the same for many
+ * records at once (get_anchors), in the order asked.
  *
  * Needs LCORE_TEST_PG_DSN as test_st_db does (the owner's DSN of a scratch database); rows are
  * written under a store_id and record ids of the test's own, so it can run again. Skipped
@@ -93,6 +94,48 @@ static void test_feed(void **state)
     assert_int_equal(n, 0);
 }
 
+/* An anchor mined at block 10 (head 12), as the relayer makes one. */
+typedef struct {
+    ch_record_t recs[256]; /* what it covers, in arrival order */
+    size_t n;
+    uint8_t root[32], tx_hash[32];
+    int64_t anchor_id, tx_id;
+} s_anchor_t;
+
+static const uint8_t s_from[20] = {1};
+
+/* One anchor over everything not yet in one (other tests' rows too), its transaction mined. */
+static void s_mine_anchor(s_anchor_t *a)
+{
+    int64_t cursor = -1;
+    assert_int_equal(ch_db_cursor(s_db, &cursor), 0);
+    uint64_t age = 0;
+    assert_int_equal(ch_db_records_after(s_db, cursor, 256, a->recs, &a->n, &age), 0);
+    assert_true(a->n >= 1 && a->n < 256);
+    uint8_t *leaves = malloc(a->n * 32);
+    for (size_t i = 0; i < a->n; i++)
+        lc_merkle_leaf(leaves + 32 * i, a->recs[i].record_id, a->recs[i].envelope_hash);
+    int err = 0;
+    lc_merkle_t *tree = lc_merkle_new(leaves, a->n, &err);
+    lc_merkle_root(tree, a->root);
+    lc_merkle_destroy(&tree);
+    assert_int_equal(ch_db_create_anchor(s_db, a->recs, leaves, a->n, a->root, NULL, &a->anchor_id),
+                     0);
+    free(leaves);
+    assert_int_equal(ch_db_cursor(s_db, &cursor), 0);
+    assert_true(cursor == a->recs[a->n - 1].arrival);
+    const uint8_t block_hash[32] = {3}, raw[4] = {4};
+    memset(a->tx_hash, 2, sizeof a->tx_hash); /* unique per run: attempt hashes are */
+    memcpy(a->tx_hash + 1, &a->anchor_id, sizeof a->anchor_id);
+    assert_int_equal(ch_db_insert_tx(s_db, a->anchor_id, s_from, (uint64_t)a->anchor_id, 100000, 1,
+                                     2, a->tx_hash, raw, sizeof raw, &a->tx_id),
+                     0);
+    assert_int_equal(ch_db_mark_broadcast(s_db, a->tx_id), 0);
+    assert_int_equal(
+        ch_db_mark_mined(s_db, a->tx_id, a->anchor_id, a->tx_hash, 10, block_hash, 21000, 7), 0);
+    assert_int_equal(ch_db_set_head(s_db, 12), 0);
+}
+
 /* The anchor over the records after the cursor, mined at block 10 with the head at 12. */
 static void test_anchor_and_info(void **state)
 {
@@ -111,40 +154,19 @@ static void test_anchor_and_info(void **state)
     lc_merkle_leaf(leaf, feed[1].record_id, feed[1].envelope_hash);
     assert_memory_equal(info.leaf.data, leaf, 32);
     ch_db_anchor_info_clear(&info);
-    /* Everything not yet in an anchor (other tests' rows too): one anchor over all of it. */
-    int64_t cursor = -1;
-    assert_int_equal(ch_db_cursor(s_db, &cursor), 0);
-    ch_record_t recs[256];
-    uint64_t age = 0;
-    assert_int_equal(ch_db_records_after(s_db, cursor, 256, recs, &n, &age), 0);
-    assert_true(n >= 3 && n < 256);
+    static s_anchor_t a;
+    s_mine_anchor(&a);
+    ch_record_t *recs = a.recs;
+    n = a.n;
+    assert_true(n >= 3);
     size_t mine = n;
     for (size_t i = 0; i < n; i++)
         if (memcmp(recs[i].record_id, feed[1].record_id, 32) == 0)
             mine = i;
     assert_true(mine < n);
     assert_true(recs[n - 1].arrival > recs[0].arrival);
-    uint8_t *leaves = malloc(n * 32), root[32];
-    for (size_t i = 0; i < n; i++)
-        lc_merkle_leaf(leaves + 32 * i, recs[i].record_id, recs[i].envelope_hash);
-    int err = 0;
-    lc_merkle_t *tree = lc_merkle_new(leaves, n, &err);
-    lc_merkle_root(tree, root);
-    lc_merkle_destroy(&tree);
-    int64_t anchor_id = 0, tx_id = 0;
-    assert_int_equal(ch_db_create_anchor(s_db, recs, leaves, n, root, NULL, &anchor_id), 0);
-    free(leaves);
-    assert_int_equal(ch_db_cursor(s_db, &cursor), 0);
-    assert_true(cursor == recs[n - 1].arrival);
-    const uint8_t from[20] = {1}, block_hash[32] = {3}, raw[4] = {4};
-    uint8_t hash[32] = {2}; /* unique per run: attempt hashes are */
-    memcpy(hash + 1, &anchor_id, sizeof anchor_id);
-    assert_int_equal(ch_db_insert_tx(s_db, anchor_id, from, (uint64_t)anchor_id, 100000, 1, 2, hash,
-                                     raw, sizeof raw, &tx_id),
-                     0);
-    assert_int_equal(ch_db_mark_broadcast(s_db, tx_id), 0);
-    assert_int_equal(ch_db_mark_mined(s_db, tx_id, anchor_id, hash, 10, block_hash, 21000, 7), 0);
-    assert_int_equal(ch_db_set_head(s_db, 12), 0);
+    int64_t anchor_id = a.anchor_id, tx_id = a.tx_id;
+    const uint8_t *root = a.root, *hash = a.tx_hash, *from = s_from;
     assert_int_equal(ch_db_anchor_info(s_db, feed[1].record_id, &info), 0);
     assert_string_equal(info.status, "anchored");
     assert_true(info.anchor_id == (uint64_t)anchor_id);
@@ -176,11 +198,89 @@ static void test_anchor_and_info(void **state)
     assert_int_equal(ch_db_mark_fatal(s_db, tx_id, "test done", 1), 0);
 }
 
+/* Two equal answers: one from ch_db_anchor_infos, one from ch_db_anchor_info. */
+static void s_same_info(const Lcore__V1__AnchorInfo *x, const Lcore__V1__AnchorInfo *y)
+{
+    assert_memory_equal(x->record_id.data, y->record_id.data, 32);
+    assert_string_equal(x->status, y->status);
+    assert_memory_equal(x->leaf.data, y->leaf.data, 32);
+    assert_int_equal(x->anchor_id, y->anchor_id);
+    assert_int_equal(x->root.len, y->root.len);
+    assert_int_equal(x->tx_hash.len, y->tx_hash.len);
+    if (x->root.len)
+        assert_memory_equal(x->root.data, y->root.data, x->root.len);
+    if (x->tx_hash.len)
+        assert_memory_equal(x->tx_hash.data, y->tx_hash.data, x->tx_hash.len);
+    assert_int_equal(x->block_number, y->block_number);
+    assert_int_equal(x->confirmations, y->confirmations);
+    assert_int_equal(x->n_proof, y->n_proof);
+    for (size_t i = 0; i < x->n_proof; i++)
+        assert_memory_equal(x->proof[i].data, y->proof[i].data, 32);
+}
+
+/* get_anchors: records of two mined anchors and a pending one, an unknown id and a repeated
+ * one, asked at once: one answer per known record, in the order asked, each equal to its
+ * get_anchor answer, each proof leading to its anchor's root. */
+static void test_anchor_infos(void **state)
+{
+    (void)state;
+    if (!s_db)
+        skip();
+    ch_feed_record_t feed[5];
+    s_feed_records(10, 5, feed);
+    size_t n = 0;
+    static s_anchor_t first, second;
+    assert_int_equal(ch_db_feed_add(s_db, s_store_id, 9, 11, feed, 2, &n), 0);
+    s_mine_anchor(&first);
+    assert_int_equal(ch_db_feed_add(s_db, s_store_id, 11, 13, feed + 2, 2, &n), 0);
+    s_mine_anchor(&second);
+    assert_int_equal(ch_db_feed_add(s_db, s_store_id, 13, 14, feed + 4, 1, &n), 0);
+    /* Asked: 14 (pending), unknown, 10 (first), 13 (second), 11, 12, 10 again. */
+    const int order[] = {4, -1, 0, 3, 1, 2, 0};
+    uint8_t ids[7 * 32];
+    for (size_t i = 0; i < 7; i++)
+        if (order[i] < 0)
+            memset(ids + 32 * i, 0xee, 32);
+        else
+            memcpy(ids + 32 * i, feed[order[i]].record_id, 32);
+    Lcore__V1__AnchorInfo out[7];
+    size_t found = 0;
+    assert_int_equal(ch_db_anchor_infos(s_db, ids, 7, out, &found), 0);
+    assert_int_equal(found, 5);
+    const int want[] = {4, 0, 3, 1, 2};
+    for (size_t i = 0; i < found; i++) {
+        const ch_feed_record_t *f = &feed[want[i]];
+        assert_memory_equal(out[i].record_id.data, f->record_id, 32);
+        Lcore__V1__AnchorInfo one = LCORE__V1__ANCHOR_INFO__INIT;
+        assert_int_equal(ch_db_anchor_info(s_db, f->record_id, &one), 0);
+        s_same_info(&out[i], &one);
+        ch_db_anchor_info_clear(&one);
+        if (want[i] == 4) {
+            assert_string_equal(out[i].status, "pending");
+        } else {
+            const s_anchor_t *a = want[i] < 2 ? &first : &second;
+            assert_string_equal(out[i].status, "anchored");
+            assert_true(out[i].anchor_id == (uint64_t)a->anchor_id);
+            uint8_t proof[LC_MERKLE_MAX_PROOF * 32];
+            for (size_t k = 0; k < out[i].n_proof; k++)
+                memcpy(proof + 32 * k, out[i].proof[k].data, 32);
+            assert_int_equal(lc_merkle_verify(a->root, out[i].leaf.data, proof, out[i].n_proof), 0);
+        }
+        ch_db_anchor_info_clear(&out[i]);
+    }
+    /* None known: nothing, and no error. */
+    assert_int_equal(ch_db_anchor_infos(s_db, ids + 32, 1, out, &found), 0);
+    assert_int_equal(found, 0);
+    assert_int_equal(ch_db_mark_fatal(s_db, first.tx_id, "test done", 1), 0);
+    assert_int_equal(ch_db_mark_fatal(s_db, second.tx_id, "test done", 1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_feed),
         cmocka_unit_test(test_anchor_and_info),
+        cmocka_unit_test(test_anchor_infos),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -16,6 +16,7 @@
 #include "lc_curve.h"
 #include "lc_query.h"
 #include "lc_zmq.h"
+#include "test_zmq.h"
 
 typedef struct {
     char dir[64], trust[96], endpoint[128];
@@ -29,22 +30,12 @@ typedef struct {
 
 static void s_keygen(fx_t *fx, const char *role, const char *name)
 {
-    char out[200], cmd[600];
-    snprintf(out, sizeof out, "%s/%s", fx->dir, name);
-    mkdir(out, 0700);
-    snprintf(cmd, sizeof cmd, "%s/%s.cert", out, name);
-    assert_int_equal(lc_curve_keygen(cmd, role, name), 0);
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/%s && cp %s/%s.cert %s/%s/", fx->trust, role, out, name,
-             fx->trust, role);
-    assert_int_equal(system(cmd), 0);
+    test_keygen(fx->dir, fx->trust, role, name);
 }
 
 static lc_curve_t *s_curve(fx_t *fx, const char *name)
 {
-    lc_curve_cfg_t cfg = {.enabled = 1};
-    snprintf(cfg.cert, sizeof cfg.cert, "%s/%s/%s.cert_secret", fx->dir, name, name);
-    snprintf(cfg.trust_dir, sizeof cfg.trust_dir, "%s", fx->trust);
-    return lc_curve_new(&cfg, "test", fx->metrics);
+    return test_curve(fx->dir, fx->trust, name, fx->metrics);
 }
 
 /* Gateways may ask for a device; only the relayer for the stores' positions. */
