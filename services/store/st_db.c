@@ -47,7 +47,6 @@ struct st_db {
     Lcore__V1__StoredRecords written; /* st_db_last_written */
     s_stored_t *written_items;
     Lcore__V1__StoredRecord **written_ptrs;
-    unsigned char *revoked; /* st_db_last_revoked */
     size_t written_cap;
     zsock_t *changes; /* st_db_publish_changes */
 };
@@ -148,7 +147,6 @@ void st_db_destroy(st_db_t **self_p)
     free(self->insert_sql);
     free(self->written_items);
     free(self->written_ptrs);
-    free(self->revoked);
     free(self->store_id);
     free(self);
     *self_p = NULL;
@@ -182,24 +180,25 @@ int st_db_schema_check(st_db_t *self, char *why, size_t cap)
 /* INSERT ... SELECT from a VALUES list of n rows (one statement, one transaction): the store's
  * row in `stores` moves from $2 to $3 only if it still says $2, and the records go in only if
  * it did. Row i: $(4 + 12i) ...; $1 is the store_id of every row. A row received (received_at,
- * the gateway's accept time) once its device was revoked is not a record: it leaves a hole, as a
- * duplicate does. The answer, by position: whether the position moved, the new rows' leaf inputs
- * (one row of NULLs if none) and the revoked rows' positions (last column true). */
+ * the gateway's accept time) once its device was revoked is not a record: it is left out (a hole,
+ * as a duplicate leaves; st_db_find_conflicts tells the two apart). The answer: whether the
+ * position moved, then the new rows' leaf inputs by position (one row of NULLs if none). */
 static int s_build_insert(st_db_t *self, size_t n)
 {
-    static const char head[] = "WITH moved AS (UPDATE stores SET position = $3, updated_at = now()"
-                               " WHERE store_id = $1 AND position = $2 RETURNING 1),"
-                               " v AS NOT MATERIALIZED (SELECT * FROM (VALUES ";
-    static const char tail[] =
-        ") AS x (record_id, store_id, position, device_id, seq, device_ts_ms, key_version,"
-        " aes_nonce, xchacha_nonce, ciphertext, envelope_hash, received_at, reading_hash)"
-        " WHERE EXISTS (SELECT 1 FROM moved)),"
-        " revoked AS (SELECT v.position FROM v JOIN devices d ON d.device_id = v.device_id"
-        " WHERE d.status = 'revoked' AND v.received_at >= coalesce(d.revoked_at, '-infinity')),"
+    static const char head[] =
+        "WITH moved AS (UPDATE stores SET position = $3, updated_at = now()"
+        " WHERE store_id = $1 AND position = $2 RETURNING 1),"
         " ins AS (INSERT INTO records (record_id, store_id, position, device_id, seq,"
         " device_ts_ms, key_version, aes_nonce, xchacha_nonce, ciphertext, envelope_hash,"
-        " received_at, reading_hash) SELECT * FROM v"
-        " WHERE v.position NOT IN (SELECT position FROM revoked) ON CONFLICT (record_id) DO NOTHING"
+        " received_at, reading_hash) SELECT * FROM (VALUES ";
+    static const char tail[] =
+        ") AS v (record_id, store_id, position, device_id, seq, device_ts_ms, key_version,"
+        " aes_nonce, xchacha_nonce, ciphertext, envelope_hash, received_at, reading_hash)"
+        " WHERE EXISTS (SELECT 1 FROM moved)"
+        /* revoked before it was received: not a record (an anti-join on devices' key) */
+        " AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.device_id = v.device_id"
+        " AND d.status = 'revoked' AND v.received_at >= coalesce(d.revoked_at, '-infinity'))"
+        " ON CONFLICT (record_id) DO NOTHING"
         " RETURNING record_id, envelope_hash, position, stored_at, received_at, device_id, seq),"
         /* The new rows' seqs as runs per device (st_seq_ranges.h): in this statement, so they
          * commit with the records; a duplicate is not in `ins`, so it changes nothing. */
@@ -213,9 +212,8 @@ static int s_build_insert(st_db_t *self, size_t n)
         " last_received_at = GREATEST(device_seq_ranges.last_received_at,"
         " EXCLUDED.last_received_at))"
         " SELECT (SELECT count(*) FROM moved), i.record_id, i.envelope_hash, i.position,"
-        " i.stored_at, i.received_at, false FROM (SELECT 1) AS one LEFT JOIN ins i ON true"
-        " UNION ALL SELECT (SELECT count(*) FROM moved), NULL, NULL, position, NULL, NULL, true"
-        " FROM revoked ORDER BY 4";
+        " i.stored_at, i.received_at FROM (SELECT 1) AS one LEFT JOIN ins i ON true"
+        " ORDER BY i.position";
     if (self->insert_sql && self->insert_rows == n)
         return 0;
     size_t cap = sizeof head + sizeof tail + n * 96;
@@ -274,10 +272,7 @@ static int s_reserve_written(st_db_t *self, size_t n)
     Lcore__V1__StoredRecord **ptrs = realloc(self->written_ptrs, n * sizeof *ptrs);
     if (ptrs)
         self->written_ptrs = ptrs;
-    unsigned char *revoked = realloc(self->revoked, n);
-    if (revoked)
-        self->revoked = revoked;
-    if (!items || !ptrs || !revoked)
+    if (!items || !ptrs)
         return LC_ERR_NOMEM;
     self->written_cap = n;
     return 0;
@@ -300,8 +295,8 @@ static int s_stored_from_row(const PGresult *r, int row, int col, s_stored_t *it
     return 0;
 }
 
-/* st_db_last_written and st_db_last_revoked from the insert's answer: the write batch moved the
- * position from after to after + n. Returns how many rows are new. */
+/* st_db_last_written from the insert's answer: the write batch moved the position from after to
+ * after + n. Returns how many rows are new. */
 static size_t s_keep_written(st_db_t *self, const PGresult *r, uint64_t after, size_t n)
 {
     Lcore__V1__StoredRecords *w = &self->written;
@@ -311,13 +306,8 @@ static size_t s_keep_written(st_db_t *self, const PGresult *r, uint64_t after, s
     w->after = after;
     w->upto = after + n;
     w->records = self->written_ptrs;
-    memset(self->revoked, 0, n);
-    for (int i = 0; i < PQntuples(r); i++) {
-        uint64_t pos = lc_pg_u64(r, i, 3);
-        if (lc_pg_bool(r, i, 6) && pos > after && pos <= after + n)
-            self->revoked[pos - after - 1] = 1;
-        if (w->n_records == n || lc_pg_bool(r, i, 6) || lc_pg_null(r, i, 1) ||
-            s_stored_from_row(r, i, 1, &self->written_items[w->n_records]))
+    for (int i = 0; i < PQntuples(r) && w->n_records < n; i++) {
+        if (lc_pg_null(r, i, 1) || s_stored_from_row(r, i, 1, &self->written_items[w->n_records]))
             continue;
         w->records[w->n_records] = &self->written_items[w->n_records].rec;
         w->n_records++;
@@ -369,8 +359,7 @@ int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, si
 }
 
 /* Rows of the last insert (recs, n, numbered from the written batch's `after`) that were not
- * new, and not refused for their revoked device: their indexes into idx, in order. Returns how
- * many. */
+ * new: their indexes into idx, in order. Returns how many. */
 static size_t s_not_new(const st_db_t *self, size_t n, size_t *idx)
 {
     const Lcore__V1__StoredRecords *w = &self->written;
@@ -379,7 +368,7 @@ static size_t s_not_new(const st_db_t *self, size_t n, size_t *idx)
         uint64_t pos = w->after + 1 + i;
         while (j < w->n_records && w->records[j]->position < pos)
             j++;
-        if ((j < w->n_records && w->records[j]->position == pos) || self->revoked[i])
+        if (j < w->n_records && w->records[j]->position == pos)
             continue;
         idx[k++] = i;
     }
@@ -406,10 +395,10 @@ static int s_keep_conflict(st_db_t *self, const Lcore__V1__SealedRecord *s)
 }
 
 int st_db_find_conflicts(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
-                         unsigned char *conflict, size_t *found)
+                         unsigned char *mark, size_t *found)
 {
     *found = 0;
-    memset(conflict, 0, n);
+    memset(mark, ST_ROW_WRITTEN, n);
     size_t *idx = malloc(n * sizeof *idx);
     uint8_t *ids = malloc(n * LC_RECORD_ID_LEN);
     int rc = idx && ids ? 0 : LC_ERR_NOMEM;
@@ -421,19 +410,27 @@ int st_db_find_conflicts(st_db_t *self, Lcore__V1__SealedRecord *const *recs, si
         lc_pg_params_t *p = lc_pg_params(self->pg);
         lc_pg_add_bytes_array(p, ids, LC_RECORD_ID_LEN, LC_RECORD_ID_LEN, k);
         rc = lc_pg_query(self->pg, &r,
-                         "SELECT r.reading_hash FROM unnest($1::bytea[]) WITH ORDINALITY"
-                         " AS u(id, i) LEFT JOIN records r ON r.record_id = u.id ORDER BY u.i",
+                         "SELECT r.record_id IS NOT NULL, r.reading_hash FROM unnest($1::bytea[])"
+                         " WITH ORDINALITY AS u(id, i) LEFT JOIN records r ON r.record_id = u.id"
+                         " ORDER BY u.i",
                          p);
     }
     for (size_t i = 0; rc == 0 && k > 0 && i < k && i < (size_t)PQntuples(r); i++) {
         const Lcore__V1__SealedRecord *s = recs[idx[i]];
         uint8_t stored[32];
-        /* No row (it cannot be gone: no DELETE) or no hash (written before hashes): a duplicate. */
-        if (lc_pg_null(r, (int)i, 0) || lc_pg_bytes(r, (int)i, 0, stored, sizeof stored) ||
+        /* No row: the insert left it out, its device being revoked when it was received (a
+         * record is never deleted, and one that another store's insert held was committed
+         * before ours ended). */
+        if (!lc_pg_bool(r, (int)i, 0)) {
+            mark[idx[i]] = ST_ROW_REVOKED;
+            continue;
+        }
+        /* No hash (written before hashes) or the same one: a duplicate. */
+        if (lc_pg_null(r, (int)i, 1) || lc_pg_bytes(r, (int)i, 1, stored, sizeof stored) ||
             memcmp(stored, s->reading_hash.data, sizeof stored) == 0)
             continue;
         if ((rc = s_keep_conflict(self, s)) == 0) {
-            conflict[idx[i]] = 1;
+            mark[idx[i]] = ST_ROW_CONFLICT;
             (*found)++;
         }
     }
@@ -451,11 +448,6 @@ lc_pg_t *st_db_pg(st_db_t *self)
 const Lcore__V1__StoredRecords *st_db_last_written(const st_db_t *self)
 {
     return &self->written;
-}
-
-const unsigned char *st_db_last_revoked(const st_db_t *self)
-{
-    return self->revoked;
 }
 
 void st_db_publish_changes(st_db_t *self, zsock_t *changes)

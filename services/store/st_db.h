@@ -55,30 +55,34 @@ int st_db_schema_check(st_db_t *self, char *why, size_t cap) LC_WUR;
  * rollback, and the position is re-read). *inserted receives the number of new rows. The new
  * rows' seqs go into device_seq_ranges in the same statement, then are merged (st_seq_ranges.h).
  * A row whose device is revoked and that was received (received_at_us, the gateway's accept
- * time) at or after its revoked_at is not written (a hole too): st_db_last_revoked marks it.
+ * time) at or after its revoked_at is left out (a hole too; st_db_find_conflicts finds it).
  * Returns 0, LC_ERR_UNAVAILABLE (connection lost: retry the same write batch later) or
  * LC_ERR_INVALID (the database refused the data: retry row by row to isolate it). */
 int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
                          size_t *inserted) LC_WUR;
 
-/* After st_db_insert_records returned 0 for recs[0..n): the rows that were not new (their
- * record_id was stored before; not the revoked ones) and carry other bytes than the stored reading
- * (reading_hash differs) are (device_id, seq) conflicts: each is kept in seq_conflicts, sealed as
- * the worker sent it, and marked conflict[i] = 1 (*found of them). A row stored before without a
- * reading hash counts as a duplicate. Not in the insert's transaction: after a failure the caller
- * retries the write batch (its rows then all come back as not new). Returns 0,
- * LC_ERR_UNAVAILABLE, LC_ERR_INVALID or LC_ERR_NOMEM. */
+/* What st_db_find_conflicts says of each row of a write batch. */
+enum {
+    ST_ROW_WRITTEN = 0,  /* stored now, or before with the same reading (a duplicate) */
+    ST_ROW_CONFLICT = 1, /* (device_id, seq) stored with another reading: kept in seq_conflicts */
+    ST_ROW_REVOKED = 2,  /* not stored: its device was revoked before it was received */
+};
+
+/* After st_db_insert_records returned 0 for recs[0..n), marks each row (mark[0..n)) with one
+ * of ST_ROW_*, asking the database only about the rows that were not new (one statement; none
+ * when all were new). A row that is not in `records` now was left out for its revoked device. A
+ * row stored before with other bytes than the stored reading (reading_hash differs) is a
+ * (device_id, seq) conflict: kept in seq_conflicts, sealed as the worker sent it (*found counts
+ * them). A row stored before without a reading hash counts as a duplicate. Not in the insert's
+ * transaction: after a failure the caller retries the write batch (its rows then all come back
+ * as not new). Returns 0, LC_ERR_UNAVAILABLE, LC_ERR_INVALID or LC_ERR_NOMEM. */
 int st_db_find_conflicts(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
-                         unsigned char *conflict, size_t *found) LC_WUR;
+                         unsigned char *mark, size_t *found) LC_WUR;
 
 /* What the last successful st_db_insert_records committed, as the relayer needs it: store_id,
  * after = P, upto = P + n, and the new rows' leaf inputs (record_id, envelope_hash, position,
  * stored_at_us, received_at_us) in position order. Owned by self, valid until the next insert. */
 const Lcore__V1__StoredRecords *st_db_last_written(const st_db_t *self);
-
-/* After st_db_insert_records returned 0 for n rows: n marks, 1 for a row refused because its
- * device was revoked before it was received. Owned by self, valid until the next insert. */
-const unsigned char *st_db_last_revoked(const st_db_t *self);
 
 /* The events socket on which the operator API's changes (st_admin.h: topic "changes/") go out
  * once committed (borrowed; NULL: none). */

@@ -281,30 +281,6 @@ out:
     free(done);
 }
 
-/* After rows were written (recs[0..n), ok[0..n) marked S_STORED): marks the (device_id, seq)
- * conflicts among them S_CONFLICT (kept in seq_conflicts by st_db_find_conflicts), counts and
- * logs them. Returns how many, or an error (retry the write batch later). */
-static int s_conflicts(st_writer_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
-                       unsigned char *ok)
-{
-    unsigned char one[1], *mark = n == 1 ? one : malloc(n);
-    size_t found = 0;
-    int rc = mark ? st_db_find_conflicts(self->db, recs, n, mark, &found) : LC_ERR_NOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (!mark[i])
-            continue;
-        ok[i] = S_CONFLICT;
-        lc_counter_inc(self->conflicts);
-        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
-        lc_log_limited(&limit, 10000, LC_LOG_WARN, "seq_conflict",
-                       "device_id=%s seq=%llu gateway_id=%s", recs[i]->device_id,
-                       (unsigned long long)recs[i]->seq, recs[i]->gateway_id);
-    }
-    if (mark != one)
-        free(mark);
-    return rc < 0 ? rc : (int)found;
-}
-
 /* A record that is not stored: recorded in dead_letters (stage "store", why) so that its
  * gateway, once acked, stops redelivering it; kept as the worker sealed it, for a replay.
  * Returns 0 when recorded (or already recorded, or its record is stored), LC_ERR_UNAVAILABLE
@@ -326,6 +302,52 @@ static int s_dead_letter(st_writer_t *self, const Lcore__V1__SealedRecord *r, co
     return st_db_dead_letter(self->db, &dl, &outcome);
 }
 
+/* A reading its device's revocation left out of the insert: dead-lettered ("device revoked";
+ * replayed once the device is active again, it is stored) and so acknowledged (*ok
+ * S_DEAD_LETTERED), counted, logged. 0 or LC_ERR_UNAVAILABLE (retry the write batch later). */
+static int s_revoked(st_writer_t *self, const Lcore__V1__SealedRecord *r, unsigned char *ok)
+{
+    int rc = s_dead_letter(self, r, "device revoked");
+    if (rc == LC_ERR_UNAVAILABLE)
+        return rc;
+    *ok = rc == 0 ? S_DEAD_LETTERED : S_NOT_ACKED;
+    lc_counter_inc(self->revoked);
+    static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+    lc_log_limited(&limit, 10000, LC_LOG_WARN, "record_revoked",
+                   "device_id=%s seq=%llu gateway_id=%s", r->device_id, (unsigned long long)r->seq,
+                   r->gateway_id);
+    return 0;
+}
+
+/* After rows were written (recs[0..n), ok[0..n) marked S_STORED) and some were not new: marks
+ * the (device_id, seq) conflicts among them S_CONFLICT (kept in seq_conflicts by
+ * st_db_find_conflicts), counts and logs them, and dead-letters those left out for their revoked
+ * device (s_revoked). Returns how many conflicts, or an error (retry the write batch later). */
+static int s_not_new(st_writer_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
+                     unsigned char *ok)
+{
+    unsigned char one[1], *mark = n == 1 ? one : malloc(n);
+    size_t found = 0;
+    int rc = mark ? st_db_find_conflicts(self->db, recs, n, mark, &found) : LC_ERR_NOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (mark[i] == ST_ROW_REVOKED) {
+            rc = s_revoked(self, recs[i], &ok[i]);
+            continue;
+        }
+        if (mark[i] != ST_ROW_CONFLICT)
+            continue;
+        ok[i] = S_CONFLICT;
+        lc_counter_inc(self->conflicts);
+        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+        lc_log_limited(&limit, 10000, LC_LOG_WARN, "seq_conflict",
+                       "device_id=%s seq=%llu gateway_id=%s", recs[i]->device_id,
+                       (unsigned long long)recs[i]->seq, recs[i]->gateway_id);
+    }
+    if (mark != one)
+        free(mark);
+    return rc < 0 ? rc : (int)found;
+}
+
 /* Tells the relayer what one committed insert added, on topic "stored/<store_id>/": it anchors
  * from these, and asks records_after when it sees one's `after` differ from where it stands (a
  * message lost to a full queue or a restart). Sent even when every row was a duplicate, so that
@@ -340,40 +362,14 @@ static void s_publish_stored(st_writer_t *self)
                  (unsigned long long)ev->upto);
 }
 
-/* After an insert of recs[0..n) committed: its rows refused because their device was revoked
- * before they were received (st_db_last_revoked) are dead-lettered ("device revoked"; replayed
- * once the device is active again, they are stored) and marked S_DEAD_LETTERED, so that they
- * are acknowledged. Returns 0 or LC_ERR_UNAVAILABLE (retry the write batch later). */
-static int s_revoked(st_writer_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
-                     unsigned char *ok)
-{
-    const unsigned char *revoked = st_db_last_revoked(self->db);
-    for (size_t i = 0; i < n; i++) {
-        if (!revoked[i])
-            continue;
-        int rc = s_dead_letter(self, recs[i], "device revoked");
-        if (rc == LC_ERR_UNAVAILABLE)
-            return rc;
-        ok[i] = rc == 0 ? S_DEAD_LETTERED : S_NOT_ACKED;
-        lc_counter_inc(self->revoked);
-        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
-        lc_log_limited(&limit, 10000, LC_LOG_WARN, "record_revoked",
-                       "device_id=%s seq=%llu gateway_id=%s", recs[i]->device_id,
-                       (unsigned long long)recs[i]->seq, recs[i]->gateway_id);
-    }
-    return 0;
-}
-
 /* What follows a committed insert of recs[0..n) (inserted new rows; ok[0..n) S_STORED): the
- * relayer is told, the rows of revoked devices are dead-lettered, the rows that were not new are
- * compared with the stored ones. Returns how many conflicts, or LC_ERR_UNAVAILABLE. */
+ * relayer is told; the rows that were not new are sorted out (s_not_new). Returns how many
+ * conflicts, or LC_ERR_UNAVAILABLE. */
 static int s_after_insert(st_writer_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
                           size_t inserted, unsigned char *ok)
 {
     s_publish_stored(self);
-    if (s_revoked(self, recs, n, ok) < 0)
-        return LC_ERR_UNAVAILABLE;
-    int conflicts = inserted < n ? s_conflicts(self, recs, n, ok) : 0;
+    int conflicts = inserted < n ? s_not_new(self, recs, n, ok) : 0;
     return conflicts < 0 ? LC_ERR_UNAVAILABLE : conflicts;
 }
 
