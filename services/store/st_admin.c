@@ -15,6 +15,7 @@
 #define S_TARGET_MAX 128         /* bytes of an audit entry's target */
 #define S_TOKEN_HASH_LEN 32      /* SHA-256 of a token */
 #define S_TOKEN_DEVICES_MAX 1000 /* devices one token may name */
+#define S_PAGE_BYTES 524288      /* packed items in one list answer, at most (about) */
 
 static const char s_bad_device[] = "device_id must be 1..128 bytes of [A-Za-z0-9._:-]";
 static const char s_bad_limit[] = "limit must be 1..1000";
@@ -303,16 +304,24 @@ static ProtobufCMessage *s_record_msg(const PGresult *r, int row)
 /* The answer to a page of `rows` rows of r, limit + 1 of which were asked (one more means more):
  * each made by fn into a new array *items (a repeated field of reply, as protobuf-c keeps it:
  * an array of message pointers), OK; ERROR when memory ran out (what was made stays for
- * st_db_reply_clear). */
+ * st_db_reply_clear). A page is cut short (more) past S_PAGE_BYTES packed: a gateway takes an
+ * answer of 1 MiB at most, and 1000 devices may carry 16 KiB DID documents each. */
 static void s_page(const PGresult *r, size_t rows, uint32_t limit, s_row_fn fn,
                    ProtobufCMessage ***items, size_t *n_items, Lcore__V1__QueryReply *reply)
 {
-    size_t n = rows > limit ? limit : rows;
+    size_t n = rows > limit ? limit : rows, bytes = 0;
     reply->more = rows > limit;
     *items = calloc(n ? n : 1, sizeof **items);
     for (size_t i = 0; *items && i < n; i++) {
         if (!((*items)[i] = fn(r, (int)i)))
             break;
+        bytes += protobuf_c_message_get_packed_size((*items)[i]) + 8;
+        if (i > 0 && bytes > S_PAGE_BYTES) {
+            protobuf_c_message_free_unpacked((*items)[i], NULL);
+            reply->more = 1;
+            n = i;
+            break;
+        }
         (*n_items)++;
     }
     if (*n_items == n && *items)

@@ -2,7 +2,8 @@
  * query link (role gateway only; the gateway checked the bearer token and names it in
  * Query.actor): devices (list, revoke or reactivate, key rotation), bearer tokens (create, list,
  * delete, look up by hash), the audit log (append an "open", list) and a device's records page by
- * page. Called from st_db_answer (its checks from st_db_query_invalid).
+ * page. Called from st_db_answer (its checks from st_db_query_invalid). A list answer holds at
+ * most its limit and about 512 KiB of items (`more` set when either cut it short).
  *
  * Every change and its audit_log row are one statement, so they commit together or not at all.
  * Once a change a gateway caches has committed (a device's status or key, a token deleted), it is

@@ -349,6 +349,56 @@ static void test_list_and_get_devices(void **state)
     st_db_reply_clear(&reply);
 }
 
+/* 40 devices with 16 KiB DID documents: a page of them stops short of 1 MiB (about 512 KiB of
+ * devices), with more set, and the next page goes on from its last device. */
+static void test_list_devices_cut_by_size(void **state)
+{
+    s_fixture_t *f = *state;
+    S_NEED_DB(f);
+    static char did[16001];
+    memset(did, 'a', sizeof did - 1);
+    memcpy(did, "{\"x\":\"", 6);
+    memcpy(did + sizeof did - 3, "\"}", 2);
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    Lcore__V1__QueryReply reply;
+    for (int i = 0; i < 40; i++) {
+        uint8_t pk[32], sk[64];
+        char id[64];
+        crypto_sign_keypair(pk, sk);
+        snprintf(id, sizeof id, "%s-big-%02d", f->tag, i);
+        Lcore__V1__Device d = LCORE__V1__DEVICE__INIT;
+        d.device_id = id;
+        d.alg = (char *)"EdDSA";
+        d.public_key = (ProtobufCBinaryData){32, pk};
+        d.did_document = did;
+        q.body_case = LCORE__V1__QUERY__BODY_REGISTER_DEVICE;
+        q.register_device = &d;
+        assert_int_equal(s_ask(f, &q, &reply), LCORE__V1__QUERY_REPLY__STATUS__CREATED);
+        st_db_reply_clear(&reply);
+    }
+    Lcore__V1__DeviceList dl = LCORE__V1__DEVICE_LIST__INIT;
+    char after[64], last[64];
+    snprintf(after, sizeof after, "%s-big-", f->tag);
+    dl.after = after;
+    dl.limit = 1000;
+    q.body_case = LCORE__V1__QUERY__BODY_LIST_DEVICES;
+    q.list_devices = &dl;
+    assert_int_equal(s_ask(f, &q, &reply), LCORE__V1__QUERY_REPLY__STATUS__OK);
+    size_t first = reply.n_devices;
+    assert_true(first >= 20 && first < 40);
+    assert_true(reply.more);
+    assert_true(strlen(reply.devices[0]->did_document) >= 16000); /* as jsonb prints it */
+    assert_true(protobuf_c_message_get_packed_size(&reply.base) < 600000);
+    snprintf(last, sizeof last, "%s", reply.devices[first - 1]->device_id);
+    st_db_reply_clear(&reply);
+    dl.after = last;
+    assert_int_equal(s_ask(f, &q, &reply), LCORE__V1__QUERY_REPLY__STATUS__OK);
+    char want[64];
+    snprintf(want, sizeof want, "%s-big-%02zu", f->tag, first);
+    assert_string_equal(reply.devices[0]->device_id, want);
+    st_db_reply_clear(&reply);
+}
+
 /* set_device_status as actor: the reply's status. */
 static Lcore__V1__QueryReply__Status s_set_status(s_fixture_t *f, const char *device_id,
                                                   int revoked, Lcore__V1__QueryReply *reply)
@@ -846,6 +896,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checks_before_the_database),
         cmocka_unit_test(test_list_and_get_devices),
+        cmocka_unit_test(test_list_devices_cut_by_size),
         cmocka_unit_test(test_revoke_and_reactivate),
         cmocka_unit_test(test_rotate_key),
         cmocka_unit_test(test_tokens),
