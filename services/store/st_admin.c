@@ -367,8 +367,8 @@ static void s_list_devices(lc_pg_t *pg, const Lcore__V1__DeviceList *l,
     lc_pg_add_u64(p, (uint64_t)l->limit + 1);
     PGresult *r = NULL;
     int rc = lc_pg_query(pg, &r,
-                         "SELECT " ST_DEVICE_COLUMNS ST_DEVICE_FROM(
-                             "devices") " WHERE d.device_id > $1 ORDER BY d.device_id LIMIT $2",
+                         "SELECT " ST_DEVICE_COLUMNS " FROM devices d" ST_DEVICE_KEYS
+                         " WHERE d.device_id > $1 ORDER BY d.device_id LIMIT $2",
                          p);
     if (rc < 0)
         st_db_reply_failure(reply, rc, "list_devices refused by the database");
@@ -385,7 +385,7 @@ static const char s_status_sql[] =
     " revoked_at = CASE WHEN NOT $2 THEN NULL WHEN status = 'revoked'"
     " THEN coalesce(revoked_at, now()) ELSE now() END WHERE device_id = $1 RETURNING *),"
     " a AS (INSERT INTO audit_log (token_id, action, target) SELECT $3, $4, device_id FROM d)"
-    " SELECT " ST_DEVICE_COLUMNS ST_DEVICE_FROM("d");
+    " SELECT " ST_DEVICE_COLUMNS " FROM d" ST_DEVICE_KEYS;
 
 static void s_set_status(lc_pg_t *pg, zsock_t *changes, const Lcore__V1__SetDeviceStatus *s,
                          const char *actor, Lcore__V1__QueryReply *reply)
@@ -412,25 +412,22 @@ static void s_set_status(lc_pg_t *pg, zsock_t *changes, const Lcore__V1__SetDevi
  * racing another one finds its key_no taken: nothing inserted), the audit row, then one row: the
  * device as it is now (ST_DEVICE_COLUMNS, NULLs when nothing was inserted), whether the device
  * exists, whether the key asked for is the current one. */
+#define S_CURRENT_KEY                                                                              \
+    "SELECT d.device_id, coalesce(c.key_no, 1) AS key_no, coalesce(c.alg, d.alg) AS alg,"          \
+    " coalesce(c.public_key, d.public_key) AS public_key FROM devices d" ST_DEVICE_KEYS            \
+    " WHERE d.device_id = $1"
 static const char s_rotate_sql[] =
-    "WITH cur AS (SELECT d.device_id, coalesce(c.key_no, 1) AS key_no,"
-    " coalesce(c.alg, d.alg) AS alg, coalesce(c.public_key, d.public_key) AS "
-    "public_key" ST_DEVICE_FROM(
-        "devices") " WHERE d.device_id = $1),"
-                   " k AS (INSERT INTO device_keys (device_id, key_no, alg, public_key, since, "
-                   "prev_until)"
-                   " SELECT device_id, key_no + 1, $2, $3, now(), now() + $4 * interval '1 second' "
-                   "FROM cur"
-                   " WHERE NOT (alg = $2 AND public_key = $3) ON CONFLICT DO NOTHING RETURNING *),"
-                   " a AS (INSERT INTO audit_log (token_id, action, target)"
-                   " SELECT $5, 'device.rotate', device_id FROM k)"
-                   " SELECT d.device_id, k.alg, k.public_key, d.status, "
-                   "coalesce(d.did_document::text, ''),"
-                   " d.registered_at, d.revoked_at, k.key_no, k.since, cur.alg, cur.public_key, "
-                   "k.prev_until,"
-                   " (SELECT count(*) FROM cur), (SELECT alg = $2 AND public_key = $3 FROM cur)"
-                   " FROM (SELECT 1) AS one LEFT JOIN k ON true LEFT JOIN cur ON true"
-                   " LEFT JOIN devices d ON d.device_id = k.device_id";
+    "WITH cur AS (" S_CURRENT_KEY "),"
+    " k AS (INSERT INTO device_keys (device_id, key_no, alg, public_key, since, prev_until)"
+    " SELECT device_id, key_no + 1, $2, $3, now(), now() + $4 * interval '1 second' FROM cur"
+    " WHERE NOT (alg = $2 AND public_key = $3) ON CONFLICT DO NOTHING RETURNING *),"
+    " a AS (INSERT INTO audit_log (token_id, action, target)"
+    " SELECT $5, 'device.rotate', device_id FROM k)"
+    " SELECT d.device_id, k.alg, k.public_key, d.status, coalesce(d.did_document::text, ''),"
+    " d.registered_at, d.revoked_at, k.key_no, k.since, cur.alg, cur.public_key, k.prev_until,"
+    " (SELECT count(*) FROM cur), (SELECT alg = $2 AND public_key = $3 FROM cur)"
+    " FROM (SELECT 1) AS one LEFT JOIN k ON true LEFT JOIN cur ON true"
+    " LEFT JOIN devices d ON d.device_id = k.device_id";
 
 static void s_rotate(lc_pg_t *pg, zsock_t *changes, const Lcore__V1__RotateKey *rk,
                      const char *actor, Lcore__V1__QueryReply *reply)

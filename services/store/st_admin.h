@@ -25,16 +25,16 @@
 #define ST_ADMIN_OVERLAP_MAX 2592000u /* a rotation's overlap: 30 days at most */
 #define ST_ADMIN_ACTOR "admin"        /* the actor of a registration that names none */
 
-/* A device with its current and previous key: the columns st_admin_device_row reads, then
- * ST_DEVICE_FROM(source) with the devices row as `d` (a table or a CTE with devices' columns). */
+/* A device with its current and previous key: the columns st_admin_device_row reads, from a
+ * devices row named `d` (a table or a CTE with devices' columns) joined with ST_DEVICE_KEYS. */
 #define ST_DEVICE_COLUMNS                                                                          \
     "d.device_id, coalesce(c.alg, d.alg), coalesce(c.public_key, d.public_key), d.status,"         \
     " coalesce(d.did_document::text, ''), d.registered_at, d.revoked_at, coalesce(c.key_no, 1),"   \
     " coalesce(c.since, d.registered_at), coalesce(p.alg, ''), p.public_key, c.prev_until"
 #define ST_DEVICE_NCOLS 12
-#define ST_DEVICE_FROM(source)                                                                     \
-    " FROM " source " d LEFT JOIN LATERAL (SELECT key_no, alg, public_key, since, prev_until"      \
-    " FROM device_keys k WHERE k.device_id = d.device_id ORDER BY key_no DESC LIMIT 1) c ON true"  \
+#define ST_DEVICE_KEYS                                                                             \
+    " LEFT JOIN LATERAL (SELECT key_no, alg, public_key, since, prev_until FROM device_keys k"     \
+    " WHERE k.device_id = d.device_id ORDER BY key_no DESC LIMIT 1) c ON true"                     \
     " LEFT JOIN device_keys p ON p.device_id = d.device_id AND p.key_no = c.key_no - 1"
 
 /* A record as get_record answers it: the columns st_admin_record_row reads. */

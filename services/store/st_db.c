@@ -710,12 +710,11 @@ static void s_get_device(st_db_t *self, const char *device_id, Lcore__V1__QueryR
     lc_pg_params_t *p = lc_pg_params(self->pg);
     lc_pg_add_text(p, device_id);
     PGresult *r = NULL;
-    if (!s_one_row(
-            self, &r,
-            "SELECT " ST_DEVICE_COLUMNS
-            ", (SELECT max(seq) + 1 FROM records r WHERE r.device_id = d.device_id)" ST_DEVICE_FROM(
-                "devices") " WHERE d.device_id = $1",
-            p, reply))
+    if (!s_one_row(self, &r,
+                   "SELECT " ST_DEVICE_COLUMNS
+                   ", (SELECT max(seq) + 1 FROM records r WHERE r.device_id = d.device_id)"
+                   " FROM devices d" ST_DEVICE_KEYS " WHERE d.device_id = $1",
+                   p, reply))
         return;
     if ((reply->device = st_admin_device_row(r, 0))) {
         reply->device->next_seq = lc_pg_u64(r, 0, ST_DEVICE_NCOLS); /* NULL (none yet): 0 */
@@ -780,12 +779,12 @@ static void s_register(st_db_t *self, const Lcore__V1__Device *d, const char *ac
     /* Already there: its current key again is fine (idempotent), another key conflicts. */
     PGresult *r = NULL;
     if (rc == 0)
-        rc = lc_pg_query(
-            self->pg, &r,
-            "SELECT 1" ST_DEVICE_FROM("devices") " WHERE d.device_id = $1"
-                                                 " AND coalesce(c.alg, d.alg) = $2"
-                                                 " AND coalesce(c.public_key, d.public_key) = $3",
-            s_device_params(self, d, 0));
+        rc = lc_pg_query(self->pg, &r,
+                         "SELECT 1"
+                         " FROM devices d" ST_DEVICE_KEYS " WHERE d.device_id = $1"
+                         " AND coalesce(c.alg, d.alg) = $2"
+                         " AND coalesce(c.public_key, d.public_key) = $3",
+                         s_device_params(self, d, 0));
     if (rc < 0)
         st_db_reply_failure(reply, rc, "registration refused by the database");
     else
