@@ -27,12 +27,14 @@
 /* Which peers may ask what: devices, record status and dead letters are the gateways' (a
  * registration only after the gateway checked the operator token), and so are the operator and
  * reader APIs' bodies (st_admin: the gateway checked the bearer token and names it in
- * Query.actor); the relayer catches up with the stores' records; an operator's lcore-cli reads a
- * sealed record and its device back to decrypt it locally; gateways and the relayer may ping. */
+ * Query.actor); the relayer catches up with the stores' records; a sealed record goes to a
+ * gateway for a reader's open (the crypto tier opens it) and to an operator's lcore-cli, which
+ * decrypts it locally; gateways and the relayer may ping. */
 static unsigned s_query_roles(Lcore__V1__Query__BodyCase body)
 {
     switch (body) {
-    case LCORE__V1__QUERY__BODY_GET_SEALED:
+    case LCORE__V1__QUERY__BODY_GET_SEALED: /* a reader's open goes through a gateway */
+        return LC_ROLE_GATEWAY | LC_ROLE_OPERATOR;
     case LCORE__V1__QUERY__BODY_LIST_DEAD_LETTERS:
     case LCORE__V1__QUERY__BODY_REPLAY_DEAD_LETTERS:
         return LC_ROLE_OPERATOR;
