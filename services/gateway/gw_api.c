@@ -74,6 +74,10 @@ int gw_cursor_parse(const char *text, uint8_t kind, void *pos, size_t cap)
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
         n < 1 || raw[0] != kind || n - 1 > cap)
         return -1;
+    char again[GW_CURSOR_MAX]; /* only the text gw_cursor_make writes: one spelling per cursor */
+    sodium_bin2base64(again, sizeof again, raw, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    if (strcmp(again, text) != 0)
+        return -1;
     memcpy(pos, raw + 1, n - 1);
     return (int)(n - 1);
 }

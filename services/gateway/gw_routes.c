@@ -69,8 +69,10 @@ gw_route_id_t gw_routes_match(gw_listener_t listener, const char *method, const 
         const gw_route_t *r = &gw_routes[i];
         if (r->listener != listener || !s_fits(r->path, url, param, cap))
             continue;
-        if (strcmp(r->method, method) == 0)
+        if (strcmp(r->method, method) == 0) {
+            *wrong_method = 0; /* another route of the path may have said so */
             return (gw_route_id_t)i;
+        }
         *wrong_method = 1;
     }
     if (param && cap)
