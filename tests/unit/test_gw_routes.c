@@ -70,6 +70,7 @@ static void test_segments_and_methods(void **state)
     assert_int_equal(wrong, 1);
     assert_int_equal(s_match(GW_LISTENER_ADMIN, "GET", "/v1/devices", p, &wrong),
                      GW_ROUTE_DEVICE_LIST);
+    assert_int_equal(wrong, 0); /* POST /v1/devices came first in the table: still a match */
     assert_int_equal(s_match(GW_LISTENER_ADMIN, "POST", "/v1/devices", p, &wrong),
                      GW_ROUTE_REGISTER);
     assert_int_equal(s_match(GW_LISTENER_ADMIN, "GET", "/v1/devicesx", p, &wrong), GW_ROUTE_NONE);
