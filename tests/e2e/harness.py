@@ -121,6 +121,17 @@ class Stack:
     def token(self):
         return self.vars["LCORE_ADMIN_TOKEN"]
 
+    @property
+    def reader_token(self):
+        """LCORE_READER_TOKEN: scopes read and decrypt, every device."""
+        return self.vars["LCORE_READER_TOKEN"]
+
+    def read(self, path, method="GET", token=None):
+        """A reader's request on the device listener, with the reader token (token "": none)."""
+        tok = self.reader_token if token is None else token
+        return http(method, self.url + path, None, {"Authorization": "Bearer " + tok} if tok else {},
+                    cafile=self.ca_file)
+
     def secrets(self):
         """Every secret the stack's state directory holds, as it could be printed: the operator
         and reader tokens, key ring keys (hex), CURVE secret keys (Z85), PostgreSQL passwords, the

@@ -49,7 +49,7 @@ def main():
             seen = []
             deadline = time.time() + 60
             while time.time() < deadline:
-                s, _, rec = http("GET", st.url + "/v1/records/" + body["record_id"])
+                s, _, rec = st.read("/v1/records/" + body["record_id"])
                 if s == 200 and (not seen or seen[-1] != rec["status"]):
                     seen.append(rec["status"])
                 if s == 200 and rec["status"] == "confirmed":
@@ -123,7 +123,7 @@ def main():
         def every_proof_verifies_on_chain():
             ids = open(ids_file).read().split() + [state["walker"]]
             for rid in ids:
-                s, _, rec = http("GET", st.url + "/v1/records/" + rid)
+                s, _, rec = st.read("/v1/records/" + rid)
                 expect(s == 200 and rec["status"] in ("confirmed", "finalized"), f"{rid}: {s} {rec.get('status')}")
                 data = calldata("verify(bytes32,bytes32[],bytes32)", rec["batch"]["root"], rec["proof"], rec["leaf"])
                 ok = abi_words(rpc.call(contract, data))[0][-1] == 1
@@ -142,7 +142,7 @@ def main():
                                       text=True, timeout=30)
             rids = random.sample(open(ids_file).read().split(), 3)
             for rid in rids:
-                s, _, rec = http("GET", st.url + "/v1/records/" + rid)
+                s, _, rec = st.read("/v1/records/" + rid)
                 out = verify(rec)
                 expect(out.returncode == 0 and out.stdout.startswith("VERIFIED"), f"{rid}: {out.stdout}{out.stderr}")
             flip = lambda h: h[:-1] + ("0" if h[-1] != "0" else "1")  # noqa: E731

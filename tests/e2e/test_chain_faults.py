@@ -211,7 +211,7 @@ def start_relayer(st):
 
 def proofs_verify(st, contract, rpc, device_id):
     for rid in st.sql(f"SELECT encode(record_id, 'hex') FROM records WHERE device_id = '{device_id}'").split():
-        s, _, rec = http("GET", st.url + "/v1/records/" + rid)
+        s, _, rec = st.read("/v1/records/" + rid)
         expect(s == 200 and rec["leaf"], f"{rid}: {rec}")
         data = calldata("verify(bytes32,bytes32[],bytes32)", rec["batch"]["root"], rec["proof"], rec["leaf"])
         expect(abi_words(rpc.call(contract, data))[0][-1] == 1, f"{rid}: proof refused on chain")

@@ -137,7 +137,7 @@ def main():
                           " (SELECT id FROM chain_identity WHERE retired_at IS NOT NULL)")
             expect(int(kept) >= 2, f"the old chain's anchors were not kept as abandoned ({kept})")
             for rid in stored:
-                s, _, rec = http("GET", st.url + "/v1/records/" + rid)
+                s, _, rec = st.read("/v1/records/" + rid)
                 expect(s == 200 and rec["status"] in ("confirmed", "finalized"), f"{rid}: {s} {rec}")
                 receipt = rpc("eth_getTransactionReceipt", rec["batch"]["tx_hash"])
                 expect(receipt and int(receipt["status"], 16) == 1,

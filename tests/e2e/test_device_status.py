@@ -15,7 +15,7 @@ def main():
         expect(s == 201, "register")
 
         def status():
-            return http("GET", f"{st.url}/v1/devices/status-1/status")
+            return st.read("/v1/devices/status-1/status")
 
         signed = {}
 
@@ -81,11 +81,14 @@ def main():
 
         def bad_input():
             ranges = st.sql("SELECT count(*) FROM device_seq_ranges")
-            s, _, body = http("GET", f"{st.url}/v1/devices/nobody/status")
+            s, _, body = st.read("/v1/devices/nobody/status")
             expect(s == 404 and body["error"] == "not_found", f"unknown device: {s} {body}")
-            for bad in ("bad%20id", "x" * 129, "a/b", ""):
-                s, _, body = http("GET", f"{st.url}/v1/devices/{bad}/status")
+            for bad in ("bad%20id", "x" * 129, "bad%2Fid"):
+                s, _, body = st.read(f"/v1/devices/{bad}/status")
                 expect(s == 400 and body["error"] == "malformed", f"device id {bad!r}: {s} {body}")
+            for no_route in ("a/b", ""):  # not one path segment: no such route
+                s, _, body = st.read(f"/v1/devices/{no_route}/status")
+                expect(s == 404 and body["error"] == "not_found", f"path {no_route!r}: {s} {body}")
             s, _, body = http("POST", f"{st.url}/v1/devices/status-1/status", body="{}")
             expect(s == 405, f"POST: {s} {body}")
             s, _, body = http("GET", f"{st.admin_url}/v1/devices/status-1/status")

@@ -21,7 +21,7 @@ def sample(ids, n):
 def check_records_api(st, rpc, ids, n=12):
     """GET /v1/records/{id} shows the chain's part and the contract accepts its proof."""
     for rid in sample(ids, n):
-        s, _, rec = http("GET", st.url + "/v1/records/" + rid)
+        s, _, rec = st.read("/v1/records/" + rid)
         expect(s == 200 and rec["status"] in ("anchored", "confirmed", "finalized"), f"{rid}: {s} {rec}")
         expect(proof_verifies(rpc, st.vars["LCORE_CONTRACT_ADDRESS"], rec), f"{rid}: proof refused on chain")
 

@@ -69,7 +69,7 @@ def main():
             out = st.cli("decrypt", rid)
             expect(payload in out.stdout, f"decrypt did not give the reading back: {out.stdout}")
             expect("device_signature=valid" in out.stdout and "envelope_hash=ok" in out.stdout, out.stdout)
-            s, _, rec = http("GET", st.url + "/v1/records/" + rid)
+            s, _, rec = st.read("/v1/records/" + rid)
             expect(s == 200 and rec["status"] == "stored" and rec["device_id"] == "probe-1" and rec["seq"] == 1,
                    f"GET record: {s} {rec}")
             eh = st.sql(f"SELECT encode(envelope_hash, 'hex') FROM records WHERE record_id = '\\x{rid}'")
@@ -209,13 +209,13 @@ def main():
                 expect(s == 200, f"{var} not ready")
             s, _, _ = http("GET", st.admin_url + "/healthz")
             expect(s == 200, "gateway /healthz")
-            s, _, body = http("GET", st.url + "/v1/records/" + "00" * 32)
+            s, _, body = st.read("/v1/records/" + "00" * 32)
             expect(s == 404, f"unknown record: {s} {body}")
-            s, _, body = http("GET", st.url + "/v1/records/zz")
+            s, _, body = st.read("/v1/records/zz")
             expect(s == 400, f"bad record id: {s} {body}")
-            s, _, body = http("GET", st.url + "/v1/records/0x" + "00" * 31)  # 31 bytes: not an id
+            s, _, body = st.read("/v1/records/0x" + "00" * 31)  # 31 bytes: not an id
             expect(s == 400, f"a 31-byte record id: {s} {body}")
-            s, _, body = http("GET", st.url + "/v1/records/0x" + "00" * 32)
+            s, _, body = st.read("/v1/records/0x" + "00" * 32)
             expect(s == 404, f"0x + 64 hex digits is a record id: {s} {body}")
 
         checks.run("1000 readings from 50 devices -> exactly 1000 rows", load_1000)

@@ -32,7 +32,7 @@ def main():
         state = {}
 
         def receipt_url(rid):
-            return st.url + "/v1/records/" + rid + "/receipt"
+            return "/v1/records/" + rid + "/receipt"
 
         def verifiers(receipt):
             """(lcore-cli verify, verify_receipt.js) on one receipt file: [(exit code, output)]."""
@@ -57,7 +57,7 @@ def main():
                 expect(s == 202, f"post {s} {body}")
                 state.setdefault("rids", []).append(body["record_id"])
             got = {rid: wait_for("the receipt", lambda rid=rid: (lambda a: a[2] if a[0] == 200 else None)(
-                http("GET", receipt_url(rid))), timeout=40) for rid in state["rids"]}
+                st.read(receipt_url(rid))), timeout=40) for rid in state["rids"]}
             # The one with the longest proof, so that tampering with a proof element is tested.
             rid, rec = max(got.items(), key=lambda kv: len(kv[1]["proof"]))
             expect(rec["proof"], f"three readings posted together, each alone in its anchor: {got}")
@@ -68,7 +68,7 @@ def main():
             expect(rec["chain_id"] == int(rpc("eth_chainId"), 16), f"chain_id {rec['chain_id']}")
             expect(rec["contract"].lower() == st.vars["LCORE_CONTRACT_ADDRESS"].lower(), f"contract {rec}")
             expect(isinstance(rec["block"], int) and isinstance(rec["anchor_id"], int), f"numbers {rec}")
-            s, _, full = http("GET", st.url + "/v1/records/" + rid)
+            s, _, full = st.read("/v1/records/" + rid)
             expect(s == 200 and full["leaf"] == rec["leaf"] and full["proof"] == rec["proof"]
                    and full["batch"]["root"] == rec["root"] and full["batch"]["tx_hash"] == rec["tx_hash"],
                    f"receipt disagrees with GET /v1/records: {full}")
@@ -94,13 +94,13 @@ def main():
         def bad_ids():
             rid = state["rids"][0]
             for bad in (rid[:-1], rid + "0", "zz" + rid[2:], "0x" + rid[:-2], "-"):
-                s, _, body = http("GET", receipt_url(bad))
+                s, _, body = st.read(receipt_url(bad))
                 expect(s == 400 and body.get("error") == "malformed", f"{bad}: {s} {body}")
-            s, _, body = http("GET", receipt_url("0x" + rid))
+            s, _, body = st.read(receipt_url("0x" + rid))
             expect(s == 200 and body["record_id"] == "0x" + rid, f"0x id: {s} {body}")
-            s, _, body = http("GET", receipt_url("ab" * 32))
+            s, _, body = st.read(receipt_url("ab" * 32))
             expect(s == 404 and body.get("error") == "not_found", f"unknown: {s} {body}")
-            s, _, body = http("POST", receipt_url(rid), "")
+            s, _, body = http("POST", st.url + receipt_url(rid), "")
             expect(s == 405, f"POST: {s} {body}")
 
         def not_anchored_409():
@@ -109,13 +109,13 @@ def main():
                 s, _, body = dev.post(dev.sign(dev.reading(10)))
                 expect(s == 202, f"post {s} {body}")
                 rid = body["record_id"]
-                wait_for("stored", lambda: http("GET", st.url + "/v1/records/" + rid)[0] == 200, timeout=20)
-                s, _, body = http("GET", receipt_url(rid))
+                wait_for("stored", lambda: st.read("/v1/records/" + rid)[0] == 200, timeout=20)
+                s, _, body = st.read(receipt_url(rid))
                 expect(s == 409 and body.get("error") == "not_anchored", f"not anchored: {s} {body}")
             finally:
                 rpc("evm_setIntervalMining", 1)
             wait_for("anchored after mining resumed",
-                     lambda: http("GET", receipt_url(rid))[0] == 200, timeout=30)
+                     lambda: st.read(receipt_url(rid))[0] == 200, timeout=30)
 
         checks.run("an anchored record's receipt: exactly the documented fields, agreeing with GET /v1/records",
                    anchored_receipt)
