@@ -127,8 +127,8 @@ static int s_register(st_db_t *db, const bench_device_t *dev)
     return ok ? 0 : -1;
 }
 
-/* Deletes the bench rows, then the device (and its seq ranges) if no record refers to it. *deleted
- * and *kept receive the row counts. */
+/* Deletes the bench rows, then the device (its seq ranges and keys) if no record refers to it.
+ * *deleted and *kept receive the row counts. */
 static int s_cleanup(PGconn *conn, const char *device_id, long *deleted, long *kept)
 {
     const char *v[1] = {device_id};
@@ -144,9 +144,11 @@ static int s_cleanup(PGconn *conn, const char *device_id, long *deleted, long *k
     *kept = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
     if (ok && *kept == 0) {
-        /* The device's seq ranges (derived from its records) go with it. */
+        /* The device's seq ranges (derived from its records) and its keys go with it (its
+         * registration's audit_log row stays: the log is append-only). */
         r = PQexecParams(conn,
-                         "WITH g AS (DELETE FROM device_seq_ranges WHERE device_id = $1)"
+                         "WITH g AS (DELETE FROM device_seq_ranges WHERE device_id = $1),"
+                         " k AS (DELETE FROM device_keys WHERE device_id = $1)"
                          " DELETE FROM devices WHERE device_id = $1",
                          1, NULL, v, NULL, NULL, 0);
         ok = PQresultStatus(r) == PGRES_COMMAND_OK;

@@ -189,6 +189,10 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *conn, const ch
         return MHD_YES;
     }
     enum MHD_Result res;
+    int builtin =
+        strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 || strcmp(url, "/metrics") == 0;
+    if (!builtin) /* whatever the method: 405 only says the path exists */
+        return lc_http_reply_error(conn, 404, "not_found", "no such admin endpoint", 0);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return lc_http_reply_error(conn, 405, "method_not_allowed", "use GET", 0);
     if (s_builtin(self, conn, url, &res))

@@ -251,8 +251,9 @@ int lc_migrate(lc_pg_t *pg, const lc_schema_t *s, const char *role, FILE *out)
 }
 
 /* Whether the connected role holds every privilege of s's grants, in one statement: the
- * objects and their privilege lists go in as two ';'-separated texts. Missing objects count as
- * not granted. 0 with *granted set, or an error code. */
+ * objects and their privilege lists go in as two ';'-separated texts. A privilege may name
+ * columns ("UPDATE (status, revoked_at)"): then each of those columns is checked. Missing objects
+ * count as not granted. 0 with *granted set, or an error code. */
 static int s_holds_grants(lc_pg_t *pg, const lc_schema_t *s, int *granted)
 {
     size_t olen = 1, plen = 1;
@@ -273,11 +274,16 @@ static int s_holds_grants(lc_pg_t *pg, const lc_schema_t *s, int *granted)
         lc_pg_add_text(p, privileges);
         rc = lc_pg_query_row(
             pg, &r,
-            "SELECT coalesce(bool_and(coalesce(CASE split_part(g.o, ' ', 1) WHEN 'SEQUENCE'"
-            " THEN has_sequence_privilege(to_regclass(split_part(g.o, ' ', 2)), trim(v))"
-            " ELSE has_table_privilege(to_regclass(split_part(g.o, ' ', 2)), trim(v)) END,"
+            "SELECT coalesce(bool_and(coalesce(CASE WHEN split_part(g.o, ' ', 1) = 'SEQUENCE'"
+            " THEN has_sequence_privilege(to_regclass(split_part(g.o, ' ', 2)), v[1])"
+            " WHEN v[2] IS NULL"
+            " THEN has_table_privilege(to_regclass(split_part(g.o, ' ', 2)), v[1])"
+            " ELSE (SELECT bool_and(has_column_privilege(to_regclass(split_part(g.o, ' ', 2)),"
+            " trim(c), v[1])) FROM unnest(string_to_array(v[2], ',')) AS c) END,"
             " false)), false) FROM unnest(string_to_array($1, ';'), string_to_array($2, ';'))"
-            " AS g(o, ps), unnest(string_to_array(g.ps, ',')) AS v",
+            /* each privilege, and the columns it names: "UPDATE (a, b)" -> {UPDATE, "a, b"} */
+            " AS g(o, ps), regexp_matches(g.ps, '\\s*([A-Z]+)\\s*(?:\\(([^)]*)\\))?\\s*(?:,|$)',"
+            " 'g') AS v",
             p);
         if (rc == 0)
             *granted = lc_pg_bool(r, 0, 0);

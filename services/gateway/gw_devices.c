@@ -339,6 +339,14 @@ static int s_take_record(gw_devices_t *self, const Lcore__V1__Device *d, const c
     }
     memcpy(key.public_key, d->public_key.data, d->public_key.len);
     key.public_key_len = d->public_key.len;
+    lc_alg_t prev = d->prev_alg ? lc_alg_from_name(d->prev_alg) : LC_ALG_NONE;
+    if (prev != LC_ALG_NONE && d->prev_until_us &&
+        d->prev_public_key.len <= sizeof key.prev_public_key) {
+        key.prev_alg = prev;
+        memcpy(key.prev_public_key, d->prev_public_key.data, d->prev_public_key.len);
+        key.prev_public_key_len = d->prev_public_key.len;
+        key.prev_until_us = d->prev_until_us;
+    }
     s_store_entry(self, device_id, active, &key);
     if (active)
         *out = key;
@@ -423,6 +431,34 @@ void gw_devices_note_seq(gw_devices_t *self, const char *device_id, uint64_t seq
     pthread_mutex_unlock(s_lock(self, b));
 }
 
+int gw_device_key_verifies(const gw_device_key_t *key, const lc_jws_t *jw, uint64_t now_us)
+{
+    if (jw->alg == key->alg &&
+        lc_jws_verify(jw, key->alg, key->public_key, key->public_key_len) == 0)
+        return 1;
+    return key->prev_until_us > now_us && jw->alg == key->prev_alg &&
+           lc_jws_verify(jw, key->prev_alg, key->prev_public_key, key->prev_public_key_len) == 0;
+}
+
+void gw_devices_forget(gw_devices_t *self, const char *device_id)
+{
+    uint64_t h = s_hash(self, device_id, strlen(device_id));
+    size_t b = (size_t)(h % GW_DEV_BUCKETS);
+    pthread_mutex_lock(s_lock(self, b));
+    s_entry_t *e = s_find(self, b, device_id, 0);
+    if (e)
+        e->expires_ms = 0;
+    pthread_mutex_unlock(s_lock(self, b));
+    size_t set;
+    s_unknown_t *ways = s_unknown_set(self, h, &set);
+    uint64_t tag = h ? h : 1;
+    pthread_mutex_lock(s_lock(self, set));
+    for (int i = 0; i < GW_UNKNOWN_WAYS; i++)
+        if (ways[i].tag == tag)
+            ways[i].expires_ms = 0;
+    pthread_mutex_unlock(s_lock(self, set));
+}
+
 void gw_devices_set_store_ready(gw_devices_t *self, int ready)
 {
     atomic_store(&self->store_ready, ready != 0);
@@ -436,7 +472,7 @@ void gw_devices_count(gw_devices_t *self, size_t *known, size_t *unknown)
 
 int gw_devices_register(gw_devices_t *self, const char *device_id, lc_alg_t alg,
                         const uint8_t *public_key, size_t public_key_len, const char *did_document,
-                        int *created)
+                        const char *actor, int *created)
 {
     Lcore__V1__Device dev = LCORE__V1__DEVICE__INIT;
     dev.device_id = (char *)device_id;
@@ -448,6 +484,7 @@ int gw_devices_register(gw_devices_t *self, const char *device_id, lc_alg_t alg,
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_REGISTER_DEVICE;
     q.register_device = &dev;
+    q.actor = (char *)actor;
     int err = 0;
     Lcore__V1__QueryReply *r = lc_query_call(self->o.store, &q, &err);
     if (!r)

@@ -23,7 +23,18 @@ typedef struct {
      * key was fetched, raised by the readings of this gateway stored since (gw_devices_note_seq).
      */
     uint64_t next_seq;
+    /* Key rotation (POST /v1/devices/{id}/keys): the key before this one still verifies until
+     * prev_until_us (wall clock, µs; 0: no previous key). */
+    lc_alg_t prev_alg;
+    uint8_t prev_public_key[65];
+    size_t prev_public_key_len;
+    uint64_t prev_until_us;
 } gw_device_key_t;
+
+/* Whether the signature of jw verifies with the device's key, or with its previous key while the
+ * rotation's overlap lasts (now_us: wall clock). The algorithm is the key's, never the header's:
+ * a header naming another one does not verify. */
+int gw_device_key_verifies(const gw_device_key_t *key, const lc_jws_t *jw, uint64_t now_us);
 
 /* A client's address: IPv6, or IPv4 mapped (::ffff:a.b.c.d). */
 typedef struct {
@@ -54,16 +65,22 @@ int gw_devices_take(gw_devices_t *self, const char *device_id) LC_WUR;
 /* A reading of the device at seq, logged here, was stored: its next_seq is past it (a later
  * reading at or below it is checked for a conflict with the store). */
 void gw_devices_note_seq(gw_devices_t *self, const char *device_id, uint64_t seq);
+/* The store says the device changed (revoked, reactivated, its key rotated: a Change on topic
+ * "changes/"): the next lookup asks the store again, so the change takes effect here at once
+ * rather than when the cached entry expires. */
+void gw_devices_forget(gw_devices_t *self, const char *device_id);
+
 /* Whether the store answers (main.c's readiness ping; a failed lookup also says 0). */
 void gw_devices_set_store_ready(gw_devices_t *self, int ready);
 
 /* Entries held: known devices (with their rate buckets) and cached unknown ids. */
 void gw_devices_count(gw_devices_t *self, size_t *known, size_t *unknown);
 
-/* Registers through the store. Returns 0 with *created set, LC_ERR_CONFLICT (a different
- * registration exists), LC_ERR_INVALID (store refused it) or LC_ERR_UNAVAILABLE. */
+/* Registers through the store on behalf of the operator token `actor` (audited there). Returns 0
+ * with *created set, LC_ERR_CONFLICT (a different registration exists), LC_ERR_INVALID (store
+ * refused it) or LC_ERR_UNAVAILABLE. */
 int gw_devices_register(gw_devices_t *self, const char *device_id, lc_alg_t alg,
                         const uint8_t *public_key, size_t public_key_len, const char *did_document,
-                        int *created) LC_WUR;
+                        const char *actor, int *created) LC_WUR;
 
 #endif

@@ -14,8 +14,8 @@
 
 #include "gw_budget.h"
 #include "gw_conn_limit.h"
+#include "gw_handlers.h"
 #include "gw_request_batch.h"
-#include "gw_status.h"
 #include "lc_codec.h"
 #include "lc_jws.h"
 #include "lc_log.h"
@@ -25,38 +25,23 @@
  * part of the gateway's memory bound (docs/SECURITY.md). */
 #define GW_HTTP_CONNECTION_MEMORY (32 * 1024)
 
-/* Which listener a request came in on: each serves only its own routes (DESIGN "HTTP API"). */
-typedef enum { LISTENER_DEVICE, LISTENER_ADMIN } s_listener_t;
-
-typedef enum {
-    ROUTE_DEVICES,
-    ROUTE_DATA,
-    ROUTE_REQUEST_BATCH,
-    ROUTE_COMPAT,
-    ROUTE_RECORD,
-    ROUTE_OTHER,
-    ROUTE_COUNT
-} s_route_t;
-/* Metric route labels name the paths: "batch" is POST /v1/data/batch (a request batch). */
-static const char *const s_route_names[ROUTE_COUNT] = {"devices", "data",   "batch",
-                                                       "compat",  "record", "other"};
+/* Metric series per route (gw_routes.h labels) and one for requests of no route ("other"). */
+#define N_ROUTE_SERIES (GW_ROUTE_COUNT + 1)
 static const unsigned s_codes[] = {200, 201, 202, 207, 400, 401, 403, 404,
                                    405, 409, 413, 415, 429, 500, 503};
 #define N_CODES (sizeof s_codes / sizeof s_codes[0])
 
 struct gw_http {
     gw_http_deps_t deps;
-    uint8_t token_hash[crypto_hash_sha256_BYTES];
-    int token_set;
     struct MHD_Daemon *daemon;
     gw_budget_t *budget; /* request bodies in flight, across all connections */
     gw_conn_limit_t *per_ip;
     atomic_int started;   /* the device listener runs: libmicrohttpd's messages are per client */
     atomic_int stopping;  /* SIGTERM: readings get 503, waiting requests finish */
     atomic_int suspended; /* requests waiting for the log */
-    lc_counter_t *requests[ROUTE_COUNT];
+    lc_counter_t *requests[N_ROUTE_SERIES];
     lc_counter_t *responses[N_CODES];
-    lc_histogram_t *latency[ROUTE_COUNT];
+    lc_histogram_t *latency[N_ROUTE_SERIES];
     lc_gauge_t *waiting;
     lc_counter_t *chain_unanswered;
 };
@@ -65,7 +50,9 @@ struct gw_http {
  * readings were appended to the log is suspended until the log says they are durable; the
  * relay thread resumes it and MHD calls the handler again to answer. */
 typedef struct {
-    s_route_t route;
+    gw_route_id_t route;
+    char param[LC_DEVICE_ID_MAX + 1]; /* the path's "{...}" segment */
+    gw_token_t token;                 /* the caller's, on routes that take one */
     gw_peer_t peer;
     char *body;
     size_t len, cap, limit;
@@ -106,21 +93,17 @@ static enum MHD_Result s_json(gw_http_t *self, struct MHD_Connection *c, unsigne
     return r;
 }
 
-static json_t *s_hex_json(const uint8_t *b, size_t n)
+enum MHD_Result gw_reply_error(const gw_call_t *call, unsigned status, const char *code,
+                               const char *message, unsigned retry_after)
 {
-    char hex[2 * 64 + 1];
-    if (n > 64 || lc_hex_encode(hex, sizeof hex, b, n) < 0)
-        return json_null();
-    return json_string(hex);
+    return s_error(call->http, call->c, status, code, message, retry_after);
 }
 
-/* "0x"-prefixed hex, the way chain tools and OpenZeppelin's libraries spell bytes32. */
-static json_t *s_hex0x(const uint8_t *b, size_t n)
+enum MHD_Result gw_reply_json(const gw_call_t *call, unsigned status, json_t *j)
 {
-    char hex[2 + 2 * 64 + 1] = "0x";
-    if (n > 64 || lc_hex_encode(hex + 2, sizeof hex - 2, b, n) < 0)
-        return json_null();
-    return json_string(hex);
+    if (!j)
+        return s_error(call->http, call->c, 500, "internal", "cannot compose the answer", 0);
+    return s_json(call->http, call->c, status, j);
 }
 
 /* The result of one reading as a JSON object (for single and request batch answers). */
@@ -128,10 +111,10 @@ static json_t *s_result_json(const gw_result_t *r)
 {
     if (r->status == 202)
         return json_pack("{s:i, s:o}", "status", 202, "record_id",
-                         s_hex_json(r->record_id, LC_RECORD_ID_LEN));
+                         gw_json_hex(r->record_id, LC_RECORD_ID_LEN));
     if (r->status == 409) /* seq_conflict: where the device's counter can go on */
         return json_pack("{s:i, s:s, s:s, s:o, s:I}", "status", 409, "error", r->error, "message",
-                         r->message, "record_id", s_hex_json(r->record_id, LC_RECORD_ID_LEN),
+                         r->message, "record_id", gw_json_hex(r->record_id, LC_RECORD_ID_LEN),
                          "next_seq", (json_int_t)r->next_seq);
     return json_pack("{s:i, s:s, s:s}", "status", (int)r->status, "error", r->error, "message",
                      r->message);
@@ -148,7 +131,7 @@ static enum MHD_Result s_reply_result(gw_http_t *self, struct MHD_Connection *c,
     if (r->status != 202)
         return s_error(self, c, r->status, r->error, r->message, r->retry_after);
     return s_json(self, c, 202,
-                  json_pack("{s:o, s:s}", "record_id", s_hex_json(r->record_id, LC_RECORD_ID_LEN),
+                  json_pack("{s:o, s:s}", "record_id", gw_json_hex(r->record_id, LC_RECORD_ID_LEN),
                             "status", "accepted"));
 }
 
@@ -264,295 +247,6 @@ static enum MHD_Result s_compat(gw_http_t *self, struct MHD_Connection *c, s_req
     return s_reply_result(self, c, &req->one);
 }
 
-static int s_token_ok(gw_http_t *self, struct MHD_Connection *c)
-{
-    const char *auth =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!self->token_set || !auth || strncasecmp(auth, "Bearer ", 7) != 0)
-        return 0;
-    uint8_t h[crypto_hash_sha256_BYTES];
-    const char *tok = auth + 7;
-    crypto_hash_sha256(h, (const uint8_t *)tok, strlen(tok));
-    return sodium_memcmp(h, self->token_hash, sizeof h) == 0;
-}
-
-static enum MHD_Result s_devices(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
-{
-    if (!self->token_set)
-        return s_error(self, c, 403, "registration_disabled",
-                       "no operator token is configured (LCORE_ADMIN_TOKEN)", 0);
-    if (!s_token_ok(self, c))
-        return s_error(self, c, 401, "unauthorized", "operator bearer token required", 0);
-    json_error_t err;
-    json_t *body = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &err);
-    const char *device_id = json_string_value(json_object_get(body, "device_id"));
-    const char *alg_name = json_string_value(json_object_get(body, "alg"));
-    json_t *pk = json_object_get(body, "public_key");
-    json_t *did = json_object_get(body, "did_document");
-    enum MHD_Result ret;
-    char *pk_text = NULL, *did_text = NULL;
-    if (!json_is_object(body) || !device_id || !alg_name || !pk) {
-        ret = s_error(self, c, 400, "malformed",
-                      "body must be JSON {device_id, alg, public_key[, did_document]}", 0);
-        goto out;
-    }
-    if (!lc_device_id_valid(device_id, strlen(device_id))) {
-        ret = s_error(self, c, 400, "malformed",
-                      "device_id must be 1-128 characters of [A-Za-z0-9._:-]", 0);
-        goto out;
-    }
-    lc_alg_t alg = lc_alg_from_name(alg_name);
-    if (alg == LC_ALG_NONE) {
-        ret = s_error(self, c, 400, "malformed", "alg must be EdDSA or ES256K", 0);
-        goto out;
-    }
-    pk_text = json_is_string(pk) ? strdup(json_string_value(pk)) : json_dumps(pk, JSON_COMPACT);
-    uint8_t raw[65];
-    size_t raw_len = 0;
-    if (!pk_text || lc_pubkey_parse(raw, sizeof raw, &raw_len, alg, pk_text, strlen(pk_text))) {
-        ret = s_error(self, c, 400, "malformed",
-                      "public_key is not a valid key for alg (hex or JWK)", 0);
-        goto out;
-    }
-    if (did && !json_is_null(did)) {
-        did_text = json_dumps(did, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!did_text || strlen(did_text) > 16384) {
-            ret = s_error(self, c, 400, "malformed", "did_document too large (16 KiB)", 0);
-            goto out;
-        }
-    }
-    int created = 0;
-    int rc =
-        gw_devices_register(self->deps.devices, device_id, alg, raw, raw_len, did_text, &created);
-    if (rc == LC_ERR_CONFLICT) {
-        ret = s_error(self, c, 409, "conflict",
-                      "device_id is registered with a different key or algorithm", 0);
-    } else if (rc == LC_ERR_INVALID) {
-        ret = s_error(self, c, 400, "malformed", "registration refused by the store", 0);
-    } else if (rc < 0) {
-        ret = s_error(self, c, 503, "not_ready", "device registry unavailable", 1);
-    } else {
-        lc_info("device_registered", "device_id=%s alg=%s created=%d", device_id, alg_name,
-                created);
-        ret = s_json(self, c, created ? 201 : 200,
-                     json_pack("{s:s, s:s, s:o, s:s}", "device_id", device_id, "alg",
-                               lc_alg_name(alg), "public_key", s_hex_json(raw, raw_len), "status",
-                               created ? "registered" : "exists"));
-    }
-out:
-    free(pk_text);
-    free(did_text);
-    json_decref(body);
-    return ret;
-}
-
-/* The chain's part of a record's status: once its anchor is mined, the leaf, the proof and the
- * anchor ("batch" in the API: id, root, tx_hash, block, confirmations), and the status becomes
- * the anchor's. While the relayer has not taken the record in, has not anchored it yet, or does
- * not answer, the record is "stored" with no anchor (leaf null, proof [], batch null). 1 anchored
- * (`chain`, when not NULL, gets the anchor's chain_id and contract), 0 not (yet), -1 no answer. */
-static int s_add_anchor(gw_http_t *self, const uint8_t id[LC_RECORD_ID_LEN], json_t *rec,
-                        json_t *chain)
-{
-    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
-    q.body_case = LCORE__V1__QUERY__BODY_GET_ANCHOR;
-    q.get_anchor.data = (uint8_t *)id;
-    q.get_anchor.len = LC_RECORD_ID_LEN;
-    int err = 0, anchored = 0;
-    Lcore__V1__QueryReply *r = lc_query_call(self->deps.chain, &q, &err);
-    const Lcore__V1__AnchorInfo *a = r ? r->anchor : NULL;
-    if (r && r->status == LCORE__V1__QUERY_REPLY__STATUS__OK && a && a->status &&
-        strcmp(a->status, "pending") != 0 && a->leaf.len == 32 && a->root.len == 32) {
-        json_t *proof = json_array();
-        for (size_t i = 0; i < a->n_proof; i++)
-            json_array_append_new(proof, s_hex0x(a->proof[i].data, a->proof[i].len));
-        json_object_set_new(rec, "status", json_string(a->status));
-        json_object_set_new(rec, "leaf", s_hex0x(a->leaf.data, 32));
-        json_object_set_new(rec, "proof", proof);
-        json_object_set_new(
-            rec, "batch",
-            json_pack("{s:I, s:o, s:o, s:I, s:I}", "id", (json_int_t)a->anchor_id, "root",
-                      s_hex0x(a->root.data, 32), "tx_hash",
-                      a->tx_hash.len == 32 ? s_hex0x(a->tx_hash.data, 32) : json_null(), "block",
-                      (json_int_t)a->block_number, "confirmations", (json_int_t)a->confirmations));
-        if (chain) {
-            json_object_set_new(chain, "chain_id", json_integer((json_int_t)a->chain_id));
-            json_object_set_new(chain, "contract",
-                                a->contract.len == 20 ? s_hex0x(a->contract.data, 20)
-                                                      : json_null());
-        }
-        anchored = 1;
-    } else if (!r || (r->status != LCORE__V1__QUERY_REPLY__STATUS__OK &&
-                      r->status != LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND)) {
-        lc_counter_inc(self->chain_unanswered);
-        anchored = -1;
-    }
-    if (r)
-        lcore__v1__query_reply__free_unpacked(r, NULL);
-    return anchored;
-}
-
-/* The store's record `hex` (hex_len characters) with the chain's part (s_add_anchor: `chain`,
- * *anchored), as GET /v1/records/{id} answers it. NULL once it has answered 400, 404 or 503
- * itself (*ret). */
-static json_t *s_record_get(gw_http_t *self, struct MHD_Connection *c, const char *hex,
-                            size_t hex_len, json_t *chain, int *anchored, enum MHD_Result *ret)
-{
-    uint8_t id[LC_RECORD_ID_LEN];
-    if (lc_record_id_parse(id, hex, hex_len) != 0) {
-        *ret = s_error(self, c, 400, "malformed", "record_id must be 64 hex digits", 0);
-        return NULL;
-    }
-    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
-    q.body_case = LCORE__V1__QUERY__BODY_GET_RECORD;
-    q.get_record.data = id;
-    q.get_record.len = sizeof id;
-    int err = 0;
-    Lcore__V1__QueryReply *r = lc_query_call(self->deps.store, &q, &err);
-    if (!r) {
-        *ret = s_error(self, c, 503, "not_ready", "store unavailable", 1);
-        return NULL;
-    }
-    if (r->status == LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND) {
-        lcore__v1__query_reply__free_unpacked(r, NULL);
-        *ret = s_error(self, c, 404, "not_found",
-                       "no stored record with this id (it may still be in flight)", 0);
-        return NULL;
-    }
-    if (r->status != LCORE__V1__QUERY_REPLY__STATUS__OK || !r->record) {
-        *ret = s_error(self, c, 503, "not_ready", r->message ? r->message : "store error", 1);
-        lcore__v1__query_reply__free_unpacked(r, NULL);
-        return NULL;
-    }
-    const Lcore__V1__RecordInfo *ri = r->record;
-    char stored_at[96];
-    time_t secs = (time_t)(ri->stored_at_us / 1000000u);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(stored_at, sizeof stored_at, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (unsigned)(ri->stored_at_us % 1000000u));
-    json_t *rec = json_pack(
-        "{s:o, s:s, s:I, s:I, s:s, s:i, s:s, s:o, s:n, s:[], s:n}", "record_id",
-        s_hex_json(ri->record_id.data, ri->record_id.len), "device_id", ri->device_id, "seq",
-        (json_int_t)ri->seq, "ts", (json_int_t)ri->device_ts_ms, "status", ri->status,
-        "key_version", (int)ri->key_version, "stored_at", stored_at, "envelope_hash",
-        s_hex_json(ri->envelope_hash.data, ri->envelope_hash.len), "leaf", "proof", "batch");
-    lcore__v1__query_reply__free_unpacked(r, NULL);
-    if (!rec) {
-        *ret = s_error(self, c, 500, "internal", "cannot compose the record", 0);
-        return NULL;
-    }
-    *anchored = s_add_anchor(self, id, rec, chain);
-    return rec;
-}
-
-/* GET /v1/records/{id}/receipt: the anchored record as a self-contained receipt (docs/RECEIPTS.md),
- * checkable against the chain alone. Served like GET /v1/records/{id}, without a token, until
- * reader tokens come (issue 15); then it takes the same read scope. 409 not_anchored while the
- * record is stored but its anchor is not mined; 503 when the relayer does not answer. */
-static enum MHD_Result s_receipt(gw_http_t *self, struct MHD_Connection *c, const char *hex,
-                                 size_t hex_len)
-{
-    enum MHD_Result ret = MHD_NO;
-    int anchored = 0;
-    json_t *chain = json_object();
-    json_t *rec = s_record_get(self, c, hex, hex_len, chain, &anchored, &ret);
-    if (!rec) {
-        json_decref(chain);
-        return ret;
-    }
-    if (anchored < 0) {
-        ret = s_error(self, c, 503, "not_ready", "the chain relayer did not answer", 1);
-    } else if (anchored == 0) {
-        ret = s_error(self, c, 409, "not_anchored",
-                      "the record is stored but its anchor is not on chain yet; retry later", 0);
-    } else {
-        const json_t *batch = json_object_get(rec, "batch");
-        const char *rid = json_string_value(json_object_get(rec, "record_id"));
-        const char *env = json_string_value(json_object_get(rec, "envelope_hash"));
-        ret = s_json(
-            self, c, 200,
-            json_pack("{s:s, s:s+, s:s+, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "format",
-                      "lcore-receipt/1", "record_id", "0x", rid ? rid : "", "envelope_hash", "0x",
-                      env ? env : "", "leaf", json_object_get(rec, "leaf"), "proof",
-                      json_object_get(rec, "proof"), "root", json_object_get(batch, "root"),
-                      "anchor_id", json_object_get(batch, "id"), "chain_id",
-                      json_object_get(chain, "chain_id"), "contract",
-                      json_object_get(chain, "contract"), "tx_hash",
-                      json_object_get(batch, "tx_hash"), "block", json_object_get(batch, "block")));
-    }
-    json_decref(rec);
-    json_decref(chain);
-    return ret;
-}
-
-/* GET /v1/records/{id}[/receipt]: the store's record (404 when it has none), with the chain's
- * part. */
-static enum MHD_Result s_record(gw_http_t *self, struct MHD_Connection *c, const char *path)
-{
-    const char *slash = strchr(path, '/');
-    if (slash && strcmp(slash, "/receipt") == 0)
-        return s_receipt(self, c, path, (size_t)(slash - path));
-    enum MHD_Result ret = MHD_NO;
-    int anchored = 0;
-    json_t *rec = s_record_get(self, c, path, strlen(path), NULL, &anchored, &ret);
-    return rec ? s_json(self, c, 200, rec) : ret;
-}
-
-/* GET /v1/devices/{device_id}/status (gw_status.h): the store's completeness report. Served on
- * the device listener without a token for now, as GET /v1/records/{id} is; reader tokens come
- * with the rest of the reader API (issue 15). Answered here from the headers alone, and counted
- * by response code only (no route label of its own yet). */
-static enum MHD_Result s_device_status(gw_http_t *self, struct MHD_Connection *c,
-                                       const char *method, const char *url)
-{
-    char id[LC_DEVICE_ID_MAX + 1];
-    gw_status_path(url, id, sizeof id);
-    if (strcmp(method, "GET") != 0)
-        return s_error(self, c, 405, "method_not_allowed", "wrong method for this endpoint", 0);
-    if (!id[0])
-        return s_error(self, c, 400, "malformed",
-                       "device_id must be 1..128 characters of [A-Za-z0-9._:-]", 0);
-    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
-    q.body_case = LCORE__V1__QUERY__BODY_DEVICE_STATUS;
-    q.device_status = id;
-    int err = 0;
-    Lcore__V1__QueryReply *r = lc_query_call(self->deps.store, &q, &err);
-    enum MHD_Result ret;
-    if (!r)
-        return s_error(self, c, 503, "not_ready", "store unavailable", 1);
-    if (r->status == LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND)
-        ret = s_error(self, c, 404, "not_found", "no such device", 0);
-    else if (r->status != LCORE__V1__QUERY_REPLY__STATUS__OK || !r->device_status)
-        ret = s_error(self, c, 503, "not_ready", r->message ? r->message : "store error", 1);
-    else
-        ret = s_json(self, c, 200, gw_status_json(r->device_status));
-    lcore__v1__query_reply__free_unpacked(r, NULL);
-    return ret;
-}
-
-/* The route of a request on `listener`; a route of the other listener is ROUTE_OTHER (404). */
-static s_route_t s_route(s_listener_t listener, const char *method, const char *url, int *method_ok)
-{
-    int post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
-    s_route_t r = ROUTE_OTHER;
-    if (strcmp(url, "/v1/devices") == 0)
-        r = ROUTE_DEVICES;
-    else if (strcmp(url, "/v1/data") == 0)
-        r = ROUTE_DATA;
-    else if (strcmp(url, "/v1/data/batch") == 0)
-        r = ROUTE_REQUEST_BATCH;
-    else if (strcmp(url, "/device/data") == 0)
-        r = ROUTE_COMPAT;
-    else if (strncmp(url, "/v1/records/", 12) == 0)
-        r = ROUTE_RECORD;
-    if ((r == ROUTE_DEVICES) != (listener == LISTENER_ADMIN))
-        r = ROUTE_OTHER;
-    *method_ok = r == ROUTE_RECORD ? get : (r == ROUTE_OTHER ? get : post);
-    return r;
-}
-
 /* A request resumed by the log: answers it with what the log said. */
 static enum MHD_Result s_resumed(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
 {
@@ -560,7 +254,7 @@ static enum MHD_Result s_resumed(gw_http_t *self, struct MHD_Connection *c, s_re
     atomic_fetch_sub(&self->suspended, 1);
     lc_gauge_add(self->waiting, -1);
     enum MHD_Result ret;
-    if (req->route == ROUTE_REQUEST_BATCH) {
+    if (req->route == GW_ROUTE_REQUEST_BATCH) {
         ret = s_request_batch_reply(self, c, req);
     } else {
         s_settle(&req->one, req->log_status);
@@ -571,29 +265,29 @@ static enum MHD_Result s_resumed(gw_http_t *self, struct MHD_Connection *c, s_re
 }
 
 /* The Content-Type a route with a body needs: NULL when c has it, else the message for 415. */
-static const char *s_media_refused(s_route_t route, struct MHD_Connection *c)
+static const char *s_media_refused(gw_route_id_t route, struct MHD_Connection *c)
 {
-    if (route == ROUTE_DATA && !s_content_type_is(c, "application/jose"))
+    if (route == GW_ROUTE_DATA && !s_content_type_is(c, "application/jose"))
         return "Content-Type must be application/jose";
-    if (route == ROUTE_REQUEST_BATCH && !s_content_type_is(c, "text/plain") &&
+    if (route == GW_ROUTE_REQUEST_BATCH && !s_content_type_is(c, "text/plain") &&
         !s_content_type_is(c, "application/jose"))
         return "Content-Type must be text/plain (one JWS per line)";
-    if ((route == ROUTE_DEVICES || route == ROUTE_COMPAT) &&
+    if (route != GW_ROUTE_DATA && route != GW_ROUTE_REQUEST_BATCH &&
         !s_content_type_is(c, "application/json"))
         return "Content-Type must be application/json";
     return NULL;
 }
 
 /* The largest body a route takes. */
-static size_t s_body_limit(const gw_http_t *self, s_route_t route)
+static size_t s_body_limit(const gw_http_t *self, gw_route_id_t route)
 {
     const gw_config_t *cfg = self->deps.cfg;
-    if (route == ROUTE_REQUEST_BATCH)
+    if (route == GW_ROUTE_REQUEST_BATCH)
         return (size_t)cfg->max_request_batch_bytes;
-    if (route == ROUTE_DEVICES)
-        return 65536;
-    if (route == ROUTE_COMPAT) /* wraps the JWS in JSON: allow for the wrapping */
+    if (route == GW_ROUTE_COMPAT) /* wraps the JWS in JSON: allow for the wrapping */
         return (size_t)cfg->max_reading_bytes * 2;
+    if (route != GW_ROUTE_DATA) /* the operator API's JSON bodies */
+        return 65536;
     return (size_t)cfg->max_reading_bytes;
 }
 
@@ -617,7 +311,7 @@ static void s_peer(struct MHD_Connection *c, gw_peer_t *p)
  * as the body comes). 0, or -1: no room (503). */
 static int s_reserve(gw_http_t *self, s_req_t *req, unsigned long long content_length)
 {
-    if (req->route == ROUTE_REQUEST_BATCH) {
+    if (req->route == GW_ROUTE_REQUEST_BATCH) {
         gw_request_batch_opts_t o = {.ingest = self->deps.ingest,
                                      .budget = self->budget,
                                      .peer = &req->peer,
@@ -642,46 +336,159 @@ static void s_req_free(gw_http_t *self, s_req_t *req)
     gw_request_batch_destroy(&req->batch);
 }
 
-/* The first call for a request: routes it, answers what can be answered from the headers
- * alone, else allocates its state (*con_cls) to collect the body. */
-static enum MHD_Result s_begin(gw_http_t *self, s_listener_t listener, struct MHD_Connection *c,
-                               const char *url, const char *method, void **con_cls)
+/* The handlers of the reader and operator routes (gw_handlers.h); the device routes, which
+ * go through the log, are s_data, s_request_batch and s_compat. */
+typedef enum MHD_Result (*s_handler_t)(const gw_call_t *call);
+static const s_handler_t s_handlers[GW_ROUTE_COUNT] = {
+    [GW_ROUTE_RECORD] = gw_reader_record,
+    [GW_ROUTE_RECEIPT] = gw_reader_receipt,
+    [GW_ROUTE_OPEN] = gw_reader_open,
+    [GW_ROUTE_DEVICE_RECORDS] = gw_reader_device_records,
+    [GW_ROUTE_DEVICE_STATUS] = gw_reader_device_status,
+    [GW_ROUTE_REGISTER] = gw_op_register,
+    [GW_ROUTE_DEVICE_LIST] = gw_op_device_list,
+    [GW_ROUTE_DEVICE_GET] = gw_op_device_get,
+    [GW_ROUTE_REVOKE] = gw_op_device_revoke,
+    [GW_ROUTE_REACTIVATE] = gw_op_device_revoke,
+    [GW_ROUTE_ROTATE] = gw_op_rotate,
+    [GW_ROUTE_TOKEN_CREATE] = gw_op_token_create,
+    [GW_ROUTE_TOKEN_LIST] = gw_op_token_list,
+    [GW_ROUTE_TOKEN_DELETE] = gw_op_token_delete,
+    [GW_ROUTE_AUDIT] = gw_op_audit,
+};
+
+/* A route's bearer token and scope (DESIGN "HTTP API": 401 without a valid token, 403 for a
+ * scope the token lacks). NULL when the request may go on, else the answer's status with
+ * *code and the message returned. */
+static const char *s_refused_caller(gw_http_t *self, struct MHD_Connection *c, gw_route_id_t route,
+                                    const gw_peer_t *peer, gw_token_t *token, unsigned *status,
+                                    const char **code)
 {
-    if (listener == LISTENER_DEVICE && gw_status_path(url, NULL, 0))
-        return s_device_status(self, c, method, url);
-    int method_ok = 0;
-    s_route_t route = s_route(listener, method, url, &method_ok);
-    lc_counter_inc(self->requests[route]);
-    if (route == ROUTE_OTHER)
-        return s_error(self, c, 404, "not_found", "no such endpoint", 0);
-    if (atomic_load(&self->stopping) && route != ROUTE_RECORD)
-        return s_error(self, c, 503, "not_ready", "the gateway is shutting down", 1);
-    if (!method_ok)
-        return s_error(self, c, 405, "method_not_allowed", "wrong method for this endpoint", 0);
-    if (route == ROUTE_RECORD)
-        return s_record(self, c, url + 12);
+    gw_auth_t need = gw_routes[route].auth;
+    if (need == GW_AUTH_NONE)
+        return NULL;
+    const char *auth =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    int rc = gw_tokens_check(self->deps.tokens, auth, peer, token);
+    *status = rc == LC_ERR_NOTFOUND ? 401 : rc == LC_ERR_FULL ? 429 : 503;
+    *code = rc == LC_ERR_NOTFOUND ? "unauthorized"
+            : rc == LC_ERR_FULL   ? "rate_limited"
+                                  : "not_ready";
+    if (rc == LC_ERR_NOTFOUND)
+        return need == GW_AUTH_OPERATOR ? "operator bearer token required"
+                                        : "bearer token required (missing, unknown, deleted or "
+                                          "expired)";
+    if (rc == LC_ERR_FULL)
+        return "too many unknown tokens from this address; retry later";
+    if (rc < 0)
+        return "token registry unavailable";
+    if (gw_token_allows(token, need, NULL))
+        return NULL;
+    gw_token_clear(token);
+    *status = 403;
+    *code = "forbidden";
+    return need == GW_AUTH_OPERATOR  ? "this route needs a token of scope operator"
+           : need == GW_AUTH_DECRYPT ? "this route needs a token of scope decrypt"
+                                     : "this route needs a token of scope read or decrypt";
+}
+
+/* Runs a route without a body (its answer comes from the headers, the path and the query
+ * string). */
+static enum MHD_Result s_run_bodiless(gw_http_t *self, struct MHD_Connection *c,
+                                      gw_route_id_t route, const char *param,
+                                      const gw_token_t *token)
+{
+    uint64_t t0 = lc_mono_us();
+    gw_call_t call = {.http = self,
+                      .c = c,
+                      .deps = &self->deps,
+                      .route = route,
+                      .param = param,
+                      .token = token,
+                      .body = "",
+                      .chain_unanswered = self->chain_unanswered};
+    enum MHD_Result ret = s_handlers[route](&call);
+    lc_histogram_observe(self->latency[route], (double)(lc_mono_us() - t0) / 1e6);
+    return ret;
+}
+
+/* The request state of a route with a body, its room reserved (NULL after answering). */
+static s_req_t *s_new_req(gw_http_t *self, struct MHD_Connection *c, gw_route_id_t route,
+                          const gw_peer_t *peer, enum MHD_Result *ret)
+{
+    *ret = MHD_NO;
     const char *refused = s_media_refused(route, c);
-    if (refused)
-        return s_error(self, c, 415, "unsupported_media_type", refused, 0);
+    if (refused) {
+        *ret = s_error(self, c, 415, "unsupported_media_type", refused, 0);
+        return NULL;
+    }
     size_t limit = s_body_limit(self, route);
     const char *cl =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long content_length = cl ? strtoull(cl, NULL, 10) : 0;
-    if (content_length > limit)
-        return s_error(self, c, 413, "too_large", "body exceeds the size limit", 0);
+    if (content_length > limit) {
+        *ret = s_error(self, c, 413, "too_large", "body exceeds the size limit", 0);
+        return NULL;
+    }
     s_req_t *req = calloc(1, sizeof *req);
     if (!req)
-        return MHD_NO;
+        return NULL;
     req->route = route;
     req->limit = limit;
     req->start_us = lc_mono_us();
-    s_peer(c, &req->peer);
+    req->peer = *peer;
     if (s_reserve(self, req, content_length) < 0) {
         s_req_free(self, req);
         free(req);
-        return s_error(self, c, 503, "overloaded",
+        *ret = s_error(self, c, 503, "overloaded",
                        "the gateway holds too many request bodies; retry later", 1);
+        return NULL;
     }
+    return req;
+}
+
+static int s_is_ingest(gw_route_id_t route)
+{
+    return route == GW_ROUTE_DATA || route == GW_ROUTE_REQUEST_BATCH || route == GW_ROUTE_COMPAT;
+}
+
+/* The first call for a request: routes it, checks its token, answers what can be answered from
+ * the headers alone, else allocates its state (*con_cls) to collect the body. */
+static enum MHD_Result s_begin(gw_http_t *self, gw_listener_t listener, struct MHD_Connection *c,
+                               const char *url, const char *method, void **con_cls)
+{
+    char param[LC_DEVICE_ID_MAX + 1];
+    int wrong_method = 0;
+    gw_route_id_t route =
+        gw_routes_match(listener, method, url, param, sizeof param, &wrong_method);
+    lc_counter_inc(self->requests[route]);
+    if (route == GW_ROUTE_NONE && !wrong_method)
+        return s_error(self, c, 404, "not_found", "no such endpoint", 0);
+    if (route == GW_ROUTE_NONE)
+        return s_error(self, c, 405, "method_not_allowed", "wrong method for this endpoint", 0);
+    if (atomic_load(&self->stopping) && s_is_ingest(route))
+        return s_error(self, c, 503, "not_ready", "the gateway is shutting down", 1);
+    gw_peer_t peer;
+    s_peer(c, &peer);
+    gw_token_t token = {0};
+    unsigned status = 0;
+    const char *code = NULL;
+    const char *why = s_refused_caller(self, c, route, &peer, &token, &status, &code);
+    if (why)
+        return s_error(self, c, status, code, why, status == 401 ? 0 : 1);
+    if (!gw_routes[route].body) {
+        enum MHD_Result ret = s_run_bodiless(self, c, route, param, &token);
+        gw_token_clear(&token);
+        return ret;
+    }
+    enum MHD_Result ret;
+    s_req_t *req = s_new_req(self, c, route, &peer, &ret);
+    if (!req) {
+        gw_token_clear(&token);
+        return ret;
+    }
+    req->token = token;
+    memcpy(req->param, param, sizeof req->param);
     *con_cls = req;
     return MHD_YES;
 }
@@ -719,7 +526,7 @@ static enum MHD_Result s_complete(gw_http_t *self, struct MHD_Connection *c, s_r
     if (req->over_budget)
         return s_error(self, c, 503, "overloaded",
                        "the gateway holds too many request bodies; retry later", 1);
-    if (req->route != ROUTE_REQUEST_BATCH) {
+    if (req->route != GW_ROUTE_REQUEST_BATCH) {
         void *body = req->body;
         if (gw_budget_grow(self->budget, 0, &req->held, &body, &req->cap, req->len + 1, 1) < 0)
             return s_error(self, c, 503, "overloaded",
@@ -728,19 +535,23 @@ static enum MHD_Result s_complete(gw_http_t *self, struct MHD_Connection *c, s_r
         req->body[req->len] = '\0';
     }
     enum MHD_Result ret;
-    switch (req->route) {
-    case ROUTE_DATA:
+    if (req->route == GW_ROUTE_DATA) {
         ret = s_data(self, c, req);
-        break;
-    case ROUTE_REQUEST_BATCH:
+    } else if (req->route == GW_ROUTE_REQUEST_BATCH) {
         ret = s_request_batch(self, c, req);
-        break;
-    case ROUTE_COMPAT:
+    } else if (req->route == GW_ROUTE_COMPAT) {
         ret = s_compat(self, c, req);
-        break;
-    default:
-        ret = s_devices(self, c, req);
-        break;
+    } else {
+        gw_call_t call = {.http = self,
+                          .c = c,
+                          .deps = &self->deps,
+                          .route = req->route,
+                          .param = req->param,
+                          .token = &req->token,
+                          .body = req->body,
+                          .len = req->len,
+                          .chain_unanswered = self->chain_unanswered};
+        ret = s_handlers[req->route](&call);
     }
     if (req->waiting)
         return ret; /* answered on resume */
@@ -750,7 +561,7 @@ static enum MHD_Result s_complete(gw_http_t *self, struct MHD_Connection *c, s_r
 
 /* libmicrohttpd calls this for a request's headers, each body chunk, the body's end, and once
  * more after a resume. */
-static enum MHD_Result s_handle(gw_http_t *self, s_listener_t listener, struct MHD_Connection *c,
+static enum MHD_Result s_handle(gw_http_t *self, gw_listener_t listener, struct MHD_Connection *c,
                                 const char *url, const char *method, const char *upload,
                                 size_t *upload_size, void **con_cls)
 {
@@ -772,7 +583,7 @@ static enum MHD_Result s_on_device(void *cls, struct MHD_Connection *c, const ch
                                    size_t *upload_size, void **con_cls)
 {
     (void)version;
-    return s_handle(cls, LISTENER_DEVICE, c, url, method, upload, upload_size, con_cls);
+    return s_handle(cls, GW_LISTENER_DEVICE, c, url, method, upload, upload_size, con_cls);
 }
 
 /* The operator API, a route of the admin listener (lc_admin_add_route). */
@@ -781,7 +592,7 @@ static enum MHD_Result s_on_admin(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_size, void **con_cls)
 {
     (void)version;
-    return s_handle(cls, LISTENER_ADMIN, c, url, method, upload, upload_size, con_cls);
+    return s_handle(cls, GW_LISTENER_ADMIN, c, url, method, upload, upload_size, con_cls);
 }
 
 static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -792,6 +603,7 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     s_req_t *req = *con_cls;
     if (req) {
         s_req_free(cls, req); /* wipes */
+        gw_token_clear(&req->token);
         free(req);
         *con_cls = NULL;
     }
@@ -911,13 +723,9 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
     if (!self)
         return NULL;
     self->deps = *deps;
-    if (deps->admin_token_hash) {
-        memcpy(self->token_hash, deps->admin_token_hash, sizeof self->token_hash);
-        self->token_set = 1;
-    }
-    for (int i = 0; i < ROUTE_COUNT; i++) {
+    for (int i = 0; i < N_ROUTE_SERIES; i++) {
         char l[48];
-        snprintf(l, sizeof l, "route=\"%s\"", s_route_names[i]);
+        snprintf(l, sizeof l, "route=\"%s\"", i < GW_ROUTE_COUNT ? gw_routes[i].label : "other");
         self->requests[i] = lc_metrics_counter(deps->metrics, "lcore_gateway_requests_total",
                                                "HTTP requests by route", l);
         self->latency[i] =
@@ -950,7 +758,7 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
         free(self);
         return NULL;
     }
-    lc_admin_route_t operator_api = {"/v1/devices", s_on_admin, s_completed, self};
+    lc_admin_route_t operator_api = {"/v1", s_on_admin, s_completed, self};
     if (lc_admin_add_route(deps->admin, &operator_api) < 0) {
         lc_error("admin_route_failed", "path=%s", operator_api.path);
         MHD_stop_daemon(self->daemon);
@@ -979,7 +787,6 @@ void gw_http_destroy(gw_http_t **self_p)
     MHD_stop_daemon(self->daemon);
     gw_budget_destroy(&self->budget);
     gw_conn_limit_destroy(&self->per_ip);
-    sodium_memzero(self->token_hash, sizeof self->token_hash);
     free(self);
     *self_p = NULL;
 }

@@ -138,7 +138,7 @@ static int s_verify(gw_ingest_t *self, lc_jws_t *jw, uint8_t *payload_buf, const
         s_fail(self, res, R_UNAVAILABLE, 503, "not_ready", "device registry unavailable");
         return -1;
     }
-    if (jw->alg != key.alg || lc_jws_verify(jw, key.alg, key.public_key, key.public_key_len)) {
+    if (!gw_device_key_verifies(&key, jw, lc_now_us())) {
         s_fail(self, res, R_SIGNATURE, 401, "bad_signature",
                "signature does not verify with the device's registered key");
         return -1;

@@ -436,6 +436,22 @@ static void s_on_replay_message(gw_relay_t *self, zmsg_t *msg)
     }
 }
 
+/* Something gateways cache changed in the store (a device revoked, reactivated or rotated; a
+ * token deleted): handed to on_change, which forgets the cached copy. */
+static void s_on_change_message(gw_relay_t *self, zmsg_t *msg)
+{
+    zframe_t *body = zmsg_size(msg) == 2 ? zmsg_last(msg) : NULL;
+    Lcore__V1__Change *ch =
+        body ? lcore__v1__change__unpack(NULL, zframe_size(body), zframe_data(body)) : NULL;
+    if (!ch || ch->version != 1) {
+        lc_counter_inc(self->c_bad);
+    } else if (self->opts.on_change) {
+        self->opts.on_change(self->opts.on_change_arg, ch->device_id, ch->token_id);
+    }
+    if (ch)
+        lcore__v1__change__free_unpacked(ch, NULL);
+}
+
 static void s_take_acks(gw_relay_t *self)
 {
     for (int i = 0; i < S_ACKS_PER_TURN && (zsock_events(self->events) & ZMQ_POLLIN); i++) {
@@ -445,6 +461,8 @@ static void s_take_acks(gw_relay_t *self)
         char *topic = zmsg_size(msg) == 2 ? zframe_strdup(zmsg_first(msg)) : NULL;
         if (topic && strncmp(topic, "replay/", 7) == 0)
             s_on_replay_message(self, msg);
+        else if (topic && strcmp(topic, "changes/") == 0)
+            s_on_change_message(self, msg);
         else
             s_on_ack_message(self, msg);
         zstr_free(&topic);
@@ -744,6 +762,7 @@ int gw_relay_start(gw_relay_t *self, gw_wal_t *wal)
     zsock_set_subscribe(self->events, topic);
     snprintf(topic, sizeof topic, "replay/%s/", self->opts.gateway_id);
     zsock_set_subscribe(self->events, topic);
+    zsock_set_subscribe(self->events, "changes/");
     if (!(self->actor = zactor_new(s_actor, self)))
         return LC_ERR_NOMEM;
     return 0;

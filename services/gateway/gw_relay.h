@@ -1,6 +1,7 @@
 /* gw_relay.h: what happens to a reading after the log has it. The relay is an actor that owns
  * the log's group commit (gw_wal_sync), the readings PUSH socket (crypto workers connect), the
- * SUB socket on the store's events (topic "ack/<gateway_id>/") and the table of readings that
+ * SUB socket on the store's events (topics "ack/<gateway_id>/", "replay/<gateway_id>/" and
+ * "changes/") and the table of readings that
  * are durable but not yet acknowledged. It pushes each reading once, at most `window` awaiting
  * an ack; redelivers what stays unacknowledged past a timeout (doubling per attempt, with
  * jitter) while the store reports itself able to write; delivers readings lost twice one at
@@ -44,6 +45,10 @@ typedef struct {
      * Reading, borrowed for the call. NULL: not told. */
     void (*on_drop)(void *arg, const uint8_t record_id[32], const uint8_t *data, size_t len);
     void *on_drop_arg;
+    /* Called (relay thread) for each Change the store publishes on topic "changes/": a device
+     * or a token (either may be "") that gateways must not keep serving from a cache. */
+    void (*on_change)(void *arg, const char *device_id, const char *token_id);
+    void *on_change_arg;
 } gw_relay_opts_t;
 
 gw_relay_t *gw_relay_new(const gw_relay_opts_t *opts);

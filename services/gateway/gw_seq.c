@@ -223,6 +223,14 @@ void gw_seq_forget(gw_seq_t *self, const uint8_t record_id[LC_RECORD_ID_LEN])
     pthread_mutex_unlock(&self->lock);
 }
 
+int gw_seq_logged(gw_seq_t *self, const uint8_t record_id[LC_RECORD_ID_LEN])
+{
+    pthread_mutex_lock(&self->lock);
+    int found = zhashx_lookup(self->table, record_id) != NULL;
+    pthread_mutex_unlock(&self->lock);
+    return found;
+}
+
 size_t gw_seq_size(gw_seq_t *self)
 {
     pthread_mutex_lock(&self->lock);

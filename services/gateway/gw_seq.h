@@ -52,6 +52,10 @@ int gw_seq_reading_of(const uint8_t *data, size_t len, char device_id[LC_DEVICE_
 /* The reading left the log (the relay dropped it), or its append failed. */
 void gw_seq_forget(gw_seq_t *self, const uint8_t record_id[LC_RECORD_ID_LEN]);
 
+/* Whether the reading of record_id is in this gateway's log, not yet acknowledged (GET
+ * /v1/records/{id} answers "accepted" for it: a 202'd reading is never 404 here). */
+int gw_seq_logged(gw_seq_t *self, const uint8_t record_id[LC_RECORD_ID_LEN]);
+
 /* Readings noted (tests, metrics). */
 size_t gw_seq_size(gw_seq_t *self);
 

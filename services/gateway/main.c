@@ -5,11 +5,13 @@
 #include <czmq.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "gw_config.h"
 #include "gw_http.h"
 #include "gw_open.h"
 #include "gw_relay.h"
+#include "gw_routes.h"
 #include "gw_wal.h"
 #include "lc_keyring.h"
 #include "lc_log.h"
@@ -50,6 +52,7 @@ typedef struct {
     lc_query_client_t *chain; /* the relayer's: record status, the anchor part */
     gw_open_t *open;          /* the crypto workers': opening a record for a reader */
     gw_devices_t *devices;
+    gw_tokens_t *tokens;
     gw_seq_t *seq; /* (device_id, seq) conflicts: the readings in the log */
     gw_relay_t *relay;
     gw_wal_t *wal;
@@ -61,6 +64,10 @@ typedef struct {
  * what the table cannot check alone. -1 to go on, else the exit code. */
 static int s_config(int argc, char **argv, gw_config_t *cfg, uint8_t token_hash[32], int *token_set)
 {
+    if (argc == 2 && strcmp(argv[1], "routes") == 0) { /* docs/openapi.yaml's test */
+        gw_routes_print(stdout);
+        return 0;
+    }
     int rc = lc_service_start(argc, argv, "lcore-gateway",
                               "HTTP ingest: device signatures, registration, record status.", cfg,
                               gw_config_opts, gw_config_opts_len);
@@ -99,6 +106,19 @@ static void s_replay_reading(void *arg, uint64_t segment, const uint8_t record_i
     gw_relay_replay_reading(gw->relay, segment, record_id, data, len);
 }
 
+/* The store changed a device or deleted a token: the caches forget it (pushed, so revocation
+ * does not wait for a cache entry to expire). */
+static void s_changed(void *arg, const char *device_id, const char *token_id)
+{
+    s_gateway_t *gw = arg;
+    if (device_id && device_id[0]) {
+        gw_devices_forget(gw->devices, device_id);
+        lc_info("device_changed", "device_id=%s", device_id);
+    }
+    if (token_id && token_id[0])
+        gw_tokens_forget(gw->tokens, token_id);
+}
+
 static void s_replay_ack(void *arg, const uint8_t record_id[32])
 {
     gw_relay_replay_ack(((s_gateway_t *)arg)->relay, record_id);
@@ -125,6 +145,8 @@ static int s_open_log(s_gateway_t *gw)
                              .heartbeat_ms = (unsigned)cfg->heartbeat_ms,
                              .on_drop = s_dropped,
                              .on_drop_arg = gw,
+                             .on_change = s_changed,
+                             .on_change_arg = gw,
                              .metrics = lc_service_metrics(gw->svc)};
     gw_wal_opts_t wopts = {.dir = cfg->wal_dir,
                            .ring = gw->ring,
@@ -179,7 +201,8 @@ static int s_open(s_gateway_t *gw)
                                .lookups_per_ip = (double)cfg->unknown_lookups_per_ip,
                                .lookups_burst = (double)cfg->unknown_lookups_burst,
                                .metrics = metrics};
-    if (!(gw->devices = gw_devices_new(&dopts)) || s_open_log(gw) < 0)
+    if (!(gw->devices = gw_devices_new(&dopts)) ||
+        !(gw->tokens = gw_tokens_new(gw->token_hash, gw->store, metrics)) || s_open_log(gw) < 0)
         return -1;
     gw_ingest_opts_t iopts = {.gateway_id = cfg->gateway_id,
                               .max_reading_bytes = (size_t)cfg->max_reading_bytes,
@@ -187,12 +210,13 @@ static int s_open(s_gateway_t *gw)
     if (!(gw->ingest = gw_ingest_new(&iopts, gw->devices, gw->wal, metrics)))
         return -1;
     gw_http_deps_t deps = {.cfg = cfg,
-                           .admin_token_hash = gw->token_hash,
+                           .tokens = gw->tokens,
                            .ingest = gw->ingest,
                            .wal = gw->wal,
                            .devices = gw->devices,
                            .store = gw->store,
                            .chain = gw->chain,
+                           .seq = gw->seq,
                            .open = gw->open,
                            .admin = lc_service_admin(gw->svc),
                            .metrics = metrics};
@@ -227,6 +251,7 @@ static void s_close(s_gateway_t *gw)
     gw_http_destroy(&gw->http); /* answers requests waiting for the log (the relay still runs) */
     gw_ingest_destroy(&gw->ingest);
     gw_relay_destroy(&gw->relay); /* drains acks, logs them (and tells the devices) */
+    gw_tokens_destroy(&gw->tokens);
     gw_devices_destroy(&gw->devices);
     gw_wal_destroy(&gw->wal);
     gw_seq_destroy(&gw->seq);

@@ -25,13 +25,16 @@
 #include "st_writer.h"
 
 /* Which peers may ask what: devices, record status and dead letters are the gateways' (a
- * registration only after the gateway checked the operator token); the relayer catches up with
- * the stores' records; an operator's lcore-cli reads a sealed record and its device back to
- * decrypt it locally; gateways and the relayer may ping. */
+ * registration only after the gateway checked the operator token), and so are the operator and
+ * reader APIs' bodies (st_admin: the gateway checked the bearer token and names it in
+ * Query.actor); the relayer catches up with the stores' records; a sealed record goes to a
+ * gateway for a reader's open (the crypto tier opens it) and to an operator's lcore-cli, which
+ * decrypts it locally; gateways and the relayer may ping. */
 static unsigned s_query_roles(Lcore__V1__Query__BodyCase body)
 {
     switch (body) {
-    case LCORE__V1__QUERY__BODY_GET_SEALED:
+    case LCORE__V1__QUERY__BODY_GET_SEALED: /* a reader's open goes through a gateway */
+        return LC_ROLE_GATEWAY | LC_ROLE_OPERATOR;
     case LCORE__V1__QUERY__BODY_LIST_DEAD_LETTERS:
     case LCORE__V1__QUERY__BODY_REPLAY_DEAD_LETTERS:
         return LC_ROLE_OPERATOR;
@@ -42,6 +45,17 @@ static unsigned s_query_roles(Lcore__V1__Query__BodyCase body)
         return LC_ROLE_CHAIN;
     case LCORE__V1__QUERY__BODY_PING:
         return LC_ROLE_GATEWAY | LC_ROLE_CHAIN;
+    case LCORE__V1__QUERY__BODY_LIST_DEVICES:
+    case LCORE__V1__QUERY__BODY_SET_DEVICE_STATUS:
+    case LCORE__V1__QUERY__BODY_ROTATE_KEY:
+    case LCORE__V1__QUERY__BODY_CREATE_TOKEN:
+    case LCORE__V1__QUERY__BODY_LIST_TOKENS:
+    case LCORE__V1__QUERY__BODY_DELETE_TOKEN:
+    case LCORE__V1__QUERY__BODY_GET_TOKEN:
+    case LCORE__V1__QUERY__BODY_APPEND_AUDIT:
+    case LCORE__V1__QUERY__BODY_LIST_AUDIT:
+    case LCORE__V1__QUERY__BODY_LIST_RECORDS:
+        return LC_ROLE_GATEWAY;
     default:
         return LC_ROLE_GATEWAY;
     }
@@ -234,6 +248,7 @@ static void s_register_metrics(s_store_t *s)
                                                 "stage=\"store\"");
     st_db_count_dead_letters(s->db, dl_crypto, dl_store);
     st_db_count_dead_letters(s->qdb, dl_crypto, dl_store);
+    st_db_publish_changes(s->qdb, s->events); /* revocations, rotations, deleted tokens */
     s->sealed_unauthorized = lc_metrics_counter(
         m, "lcore_store_unauthorized_messages_total",
         "Messages refused because the authenticated peer's role may not send them, by socket",

@@ -11,6 +11,7 @@
 #include "lc_pg.h"
 #include "lc_record.h"
 #include "lc_seal.h"
+#include "st_admin.h"
 #include "st_schema.h"
 #include "st_seq_ranges.h"
 
@@ -47,6 +48,7 @@ struct st_db {
     s_stored_t *written_items;
     Lcore__V1__StoredRecord **written_ptrs;
     size_t written_cap;
+    zsock_t *changes; /* st_db_publish_changes */
 };
 
 /* Takes store_id's session advisory lock without waiting: 0, LC_ERR_CONFLICT (another session
@@ -177,7 +179,9 @@ int st_db_schema_check(st_db_t *self, char *why, size_t cap)
 
 /* INSERT ... SELECT from a VALUES list of n rows (one statement, one transaction): the store's
  * row in `stores` moves from $2 to $3 only if it still says $2, and the records go in only if
- * it did. Row i: $(4 + 12i) ...; $1 is the store_id of every row. The answer: whether the
+ * it did. Row i: $(4 + 12i) ...; $1 is the store_id of every row. A row received (received_at,
+ * the gateway's accept time) once its device was revoked is not a record: it is left out (a hole,
+ * as a duplicate leaves; st_db_find_conflicts tells the two apart). The answer: whether the
  * position moved, then the new rows' leaf inputs by position (one row of NULLs if none). */
 static int s_build_insert(st_db_t *self, size_t n)
 {
@@ -188,7 +192,13 @@ static int s_build_insert(st_db_t *self, size_t n)
         " device_ts_ms, key_version, aes_nonce, xchacha_nonce, ciphertext, envelope_hash,"
         " received_at, reading_hash) SELECT * FROM (VALUES ";
     static const char tail[] =
-        ") AS v WHERE EXISTS (SELECT 1 FROM moved) ON CONFLICT (record_id) DO NOTHING"
+        ") AS v (record_id, store_id, position, device_id, seq, device_ts_ms, key_version,"
+        " aes_nonce, xchacha_nonce, ciphertext, envelope_hash, received_at, reading_hash)"
+        " WHERE EXISTS (SELECT 1 FROM moved)"
+        /* revoked before it was received: not a record (an anti-join on devices' key) */
+        " AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.device_id = v.device_id"
+        " AND d.status = 'revoked' AND v.received_at >= coalesce(d.revoked_at, '-infinity'))"
+        " ON CONFLICT (record_id) DO NOTHING"
         " RETURNING record_id, envelope_hash, position, stored_at, received_at, device_id, seq),"
         /* The new rows' seqs as runs per device (st_seq_ranges.h): in this statement, so they
          * commit with the records; a duplicate is not in `ins`, so it changes nothing. */
@@ -385,10 +395,10 @@ static int s_keep_conflict(st_db_t *self, const Lcore__V1__SealedRecord *s)
 }
 
 int st_db_find_conflicts(st_db_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
-                         unsigned char *conflict, size_t *found)
+                         unsigned char *mark, size_t *found)
 {
     *found = 0;
-    memset(conflict, 0, n);
+    memset(mark, ST_ROW_WRITTEN, n);
     size_t *idx = malloc(n * sizeof *idx);
     uint8_t *ids = malloc(n * LC_RECORD_ID_LEN);
     int rc = idx && ids ? 0 : LC_ERR_NOMEM;
@@ -400,19 +410,27 @@ int st_db_find_conflicts(st_db_t *self, Lcore__V1__SealedRecord *const *recs, si
         lc_pg_params_t *p = lc_pg_params(self->pg);
         lc_pg_add_bytes_array(p, ids, LC_RECORD_ID_LEN, LC_RECORD_ID_LEN, k);
         rc = lc_pg_query(self->pg, &r,
-                         "SELECT r.reading_hash FROM unnest($1::bytea[]) WITH ORDINALITY"
-                         " AS u(id, i) LEFT JOIN records r ON r.record_id = u.id ORDER BY u.i",
+                         "SELECT r.record_id IS NOT NULL, r.reading_hash FROM unnest($1::bytea[])"
+                         " WITH ORDINALITY AS u(id, i) LEFT JOIN records r ON r.record_id = u.id"
+                         " ORDER BY u.i",
                          p);
     }
     for (size_t i = 0; rc == 0 && k > 0 && i < k && i < (size_t)PQntuples(r); i++) {
         const Lcore__V1__SealedRecord *s = recs[idx[i]];
         uint8_t stored[32];
-        /* No row (it cannot be gone: no DELETE) or no hash (written before hashes): a duplicate. */
-        if (lc_pg_null(r, (int)i, 0) || lc_pg_bytes(r, (int)i, 0, stored, sizeof stored) ||
+        /* No row: the insert left it out, its device being revoked when it was received (a
+         * record is never deleted, and one that another store's insert held was committed
+         * before ours ended). */
+        if (!lc_pg_bool(r, (int)i, 0)) {
+            mark[idx[i]] = ST_ROW_REVOKED;
+            continue;
+        }
+        /* No hash (written before hashes) or the same one: a duplicate. */
+        if (lc_pg_null(r, (int)i, 1) || lc_pg_bytes(r, (int)i, 1, stored, sizeof stored) ||
             memcmp(stored, s->reading_hash.data, sizeof stored) == 0)
             continue;
         if ((rc = s_keep_conflict(self, s)) == 0) {
-            conflict[idx[i]] = 1;
+            mark[idx[i]] = ST_ROW_CONFLICT;
             (*found)++;
         }
     }
@@ -430,6 +448,11 @@ lc_pg_t *st_db_pg(st_db_t *self)
 const Lcore__V1__StoredRecords *st_db_last_written(const st_db_t *self)
 {
     return &self->written;
+}
+
+void st_db_publish_changes(st_db_t *self, zsock_t *changes)
+{
+    self->changes = changes;
 }
 
 const char *st_db_last_error(const st_db_t *self)
@@ -651,8 +674,7 @@ void st_db_reply_error(Lcore__V1__QueryReply *reply, Lcore__V1__QueryReply__Stat
     reply->message = s_dup(msg);
 }
 
-/* A reply that could not be completed: what was set of it goes, the error stays. */
-static void s_reply_incomplete(Lcore__V1__QueryReply *reply)
+void st_db_reply_incomplete(Lcore__V1__QueryReply *reply)
 {
     uint64_t request_id = reply->request_id;
     st_db_reply_clear(reply);
@@ -661,8 +683,7 @@ static void s_reply_incomplete(Lcore__V1__QueryReply *reply)
     st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "out of memory");
 }
 
-/* The reply to a failed statement: the data's fault (BAD_REQUEST, msg) or the database's. */
-static void s_reply_failure(Lcore__V1__QueryReply *reply, int rc, const char *msg)
+void st_db_reply_failure(Lcore__V1__QueryReply *reply, int rc, const char *msg)
 {
     if (rc == LC_ERR_INVALID)
         st_db_reply_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST, msg);
@@ -680,7 +701,7 @@ static int s_one_row(st_db_t *self, PGresult **out, const char *sql, const lc_pg
     if (rc == LC_ERR_NOTFOUND)
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND;
     else if (rc < 0)
-        s_reply_failure(reply, rc, "refused by the database");
+        st_db_reply_failure(reply, rc, "refused by the database");
     return rc == 0;
 }
 
@@ -690,26 +711,17 @@ static void s_get_device(st_db_t *self, const char *device_id, Lcore__V1__QueryR
     lc_pg_add_text(p, device_id);
     PGresult *r = NULL;
     if (!s_one_row(self, &r,
-                   "SELECT alg, public_key, status, coalesce(did_document::text, ''),"
-                   " (SELECT max(seq) + 1 FROM records r WHERE r.device_id = d.device_id)"
-                   " FROM devices d WHERE device_id = $1",
+                   "SELECT " ST_DEVICE_COLUMNS
+                   ", (SELECT max(seq) + 1 FROM records r WHERE r.device_id = d.device_id)"
+                   " FROM devices d" ST_DEVICE_KEYS " WHERE d.device_id = $1",
                    p, reply))
         return;
-    Lcore__V1__Device *d = calloc(1, sizeof *d);
-    if (d) {
-        lcore__v1__device__init(d);
-        reply->device = d; /* owned by the reply from here: st_db_reply_clear frees what is set */
-        d->device_id = s_dup(device_id);
-        d->alg = lc_pg_text_dup(r, 0, 0);
-        d->status = lc_pg_text_dup(r, 0, 2);
-        d->did_document = lc_pg_text_dup(r, 0, 3);
-        d->next_seq = lc_pg_u64(r, 0, 4); /* NULL (no record yet): 0 */
-    }
-    if (!d || !d->device_id || !d->alg || !d->status || !d->did_document ||
-        lc_pg_bytes_dup(r, 0, 1, &d->public_key.data, &d->public_key.len))
-        s_reply_incomplete(reply);
-    else
+    if ((reply->device = st_admin_device_row(r, 0))) {
+        reply->device->next_seq = lc_pg_u64(r, 0, ST_DEVICE_NCOLS); /* NULL (none yet): 0 */
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
+    } else {
+        st_db_reply_incomplete(reply);
+    }
     PQclear(r);
 }
 
@@ -718,13 +730,11 @@ static void s_get_device(st_db_t *self, const char *device_id, Lcore__V1__QueryR
  * to have done it. */
 static const char *s_registration_error(const Lcore__V1__Device *d)
 {
-    lc_alg_t alg = lc_alg_from_name(d->alg);
     if (!lc_device_id_valid(d->device_id, strlen(d->device_id)))
         return "device_id must be 1-128 characters of [A-Za-z0-9._:-]";
-    if (alg == LC_ALG_NONE)
-        return "alg must be EdDSA or ES256K";
-    if (!lc_pubkey_valid(alg, d->public_key.data, d->public_key.len))
-        return "public_key is not a canonical key on the algorithm's curve";
+    const char *why = st_admin_key_invalid(d->alg, &d->public_key);
+    if (why)
+        return why;
     if (d->did_document && strlen(d->did_document) > 16384)
         return "did_document too large (16 KiB)";
     return NULL;
@@ -742,26 +752,41 @@ static lc_pg_params_t *s_device_params(st_db_t *self, const Lcore__V1__Device *d
     return p;
 }
 
-static void s_register(st_db_t *self, const Lcore__V1__Device *d, Lcore__V1__QueryReply *reply)
+/* A new device, its key 1 (device_keys) and its audit row in one statement: one audit row
+ * written means the device is new. */
+static const char s_register_sql[] =
+    "WITH d AS (INSERT INTO devices (device_id, alg, public_key, did_document)"
+    " VALUES ($1, $2, $3, NULLIF($4, '')::jsonb) ON CONFLICT (device_id) DO NOTHING"
+    " RETURNING device_id, alg, public_key, registered_at),"
+    " k AS (INSERT INTO device_keys (device_id, key_no, alg, public_key, since)"
+    " SELECT device_id, 1, alg, public_key, registered_at FROM d)"
+    " INSERT INTO audit_log (token_id, action, target)"
+    " SELECT $5, 'device.register', device_id FROM d";
+
+static void s_register(st_db_t *self, const Lcore__V1__Device *d, const char *actor,
+                       Lcore__V1__QueryReply *reply)
 {
-    int rc = lc_pg_exec(self->pg,
-                        "INSERT INTO devices (device_id, alg, public_key, did_document)"
-                        " VALUES ($1, $2, $3, NULLIF($4, '')::jsonb)"
-                        " ON CONFLICT (device_id) DO NOTHING",
-                        s_device_params(self, d, 1));
+    lc_pg_params_t *p = s_device_params(self, d, 1);
+    if (!actor || !actor[0])
+        actor = ST_ADMIN_ACTOR; /* callers from before the audit log name no token */
+    lc_pg_add_text(p, actor);
+    int rc = lc_pg_exec(self->pg, s_register_sql, p);
     if (rc == 1) {
+        lc_info("device_registered", "device_id=%s alg=%s actor=%s", d->device_id, d->alg, actor);
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__CREATED;
         return;
     }
-    /* Already there: identical registration is fine (idempotent), a different one conflicts. */
+    /* Already there: its current key again is fine (idempotent), another key conflicts. */
     PGresult *r = NULL;
     if (rc == 0)
         rc = lc_pg_query(self->pg, &r,
-                         "SELECT 1 FROM devices WHERE device_id = $1 AND alg = $2"
-                         " AND public_key = $3",
+                         "SELECT 1"
+                         " FROM devices d" ST_DEVICE_KEYS " WHERE d.device_id = $1"
+                         " AND coalesce(c.alg, d.alg) = $2"
+                         " AND coalesce(c.public_key, d.public_key) = $3",
                          s_device_params(self, d, 0));
     if (rc < 0)
-        s_reply_failure(reply, rc, "registration refused by the database");
+        st_db_reply_failure(reply, rc, "registration refused by the database");
     else
         reply->status = PQntuples(r) == 1 ? LCORE__V1__QUERY_REPLY__STATUS__OK
                                           : LCORE__V1__QUERY_REPLY__STATUS__CONFLICT;
@@ -773,30 +798,13 @@ static void s_get_record(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1
     lc_pg_params_t *p = lc_pg_params(self->pg);
     lc_pg_add_bytes(p, id->data, id->len);
     PGresult *r = NULL;
-    if (!s_one_row(self, &r,
-                   "SELECT device_id, seq, key_version, envelope_hash, device_ts_ms, stored_at,"
-                   " record_id, reading_hash FROM records WHERE record_id = $1",
-                   p, reply))
+    if (!s_one_row(self, &r, "SELECT " ST_RECORD_COLUMNS " FROM records WHERE record_id = $1", p,
+                   reply))
         return;
-    Lcore__V1__RecordInfo *ri = calloc(1, sizeof *ri);
-    if (ri) {
-        lcore__v1__record_info__init(ri);
-        reply->record = ri; /* owned by the reply from here: st_db_reply_clear frees what is set */
-        ri->device_id = lc_pg_text_dup(r, 0, 0);
-        ri->seq = lc_pg_u64(r, 0, 1);
-        ri->key_version = (uint32_t)lc_pg_u64(r, 0, 2);
-        ri->device_ts_ms = lc_pg_u64(r, 0, 4);
-        ri->stored_at_us = lc_pg_time_us(r, 0, 5);
-        ri->status = strdup("stored");
-    }
-    if (!ri || !ri->device_id || !ri->status ||
-        lc_pg_bytes_dup(r, 0, 3, &ri->envelope_hash.data, &ri->envelope_hash.len) ||
-        lc_pg_bytes_dup(r, 0, 6, &ri->record_id.data, &ri->record_id.len) ||
-        (!lc_pg_null(r, 0, 7) &&
-         lc_pg_bytes_dup(r, 0, 7, &ri->reading_hash.data, &ri->reading_hash.len)))
-        s_reply_incomplete(reply);
-    else
+    if ((reply->record = st_admin_record_row(r, 0)))
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
+    else
+        st_db_reply_incomplete(reply);
     PQclear(r);
 }
 
@@ -848,7 +856,7 @@ static void s_records_after(st_db_t *self, const Lcore__V1__RecordsAfter *ra,
     PGresult *r = NULL;
     int rc = lc_pg_query(self->pg, &r, s_records_after_sql, p);
     if (rc < 0) {
-        s_reply_failure(reply, rc, "records_after refused by the database");
+        st_db_reply_failure(reply, rc, "records_after refused by the database");
         return;
     }
     size_t want = lc_pg_null(r, 0, 1) ? 0 : (size_t)PQntuples(r);
@@ -856,7 +864,7 @@ static void s_records_after(st_db_t *self, const Lcore__V1__RecordsAfter *ra,
     PQclear(r);
     if (!reply->stored || !reply->stored->store_id ||
         reply->stored->n_records != (want > limit ? limit : want))
-        s_reply_incomplete(reply);
+        st_db_reply_incomplete(reply);
     else
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
 }
@@ -869,7 +877,7 @@ static void s_store_positions(st_db_t *self, Lcore__V1__QueryReply *reply)
     int rc = lc_pg_query(self->pg, &r,
                          "SELECT store_id, position FROM stores ORDER BY store_id LIMIT $1", p);
     if (rc < 0) {
-        s_reply_failure(reply, rc, "store_positions refused by the database");
+        st_db_reply_failure(reply, rc, "store_positions refused by the database");
         return;
     }
     size_t n = (size_t)PQntuples(r);
@@ -887,7 +895,7 @@ static void s_store_positions(st_db_t *self, Lcore__V1__QueryReply *reply)
     int complete = reply->n_positions == n && (n == 0 || reply->positions[n - 1]->store_id);
     PQclear(r);
     if (!complete)
-        s_reply_incomplete(reply);
+        st_db_reply_incomplete(reply);
     else
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
 }
@@ -922,7 +930,7 @@ static void s_get_sealed(st_db_t *self, const ProtobufCBinaryData *id, Lcore__V1
     }
     PQclear(r);
     if (rc < 0)
-        s_reply_incomplete(reply);
+        st_db_reply_incomplete(reply);
     else
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__OK;
 }
@@ -935,7 +943,7 @@ static void s_device_status(st_db_t *self, const char *device_id, Lcore__V1__Que
     else if (rc == LC_ERR_NOTFOUND)
         reply->status = LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND;
     else
-        s_reply_failure(reply, rc, "device_status refused by the database");
+        st_db_reply_failure(reply, rc, "device_status refused by the database");
 }
 
 static void s_answer_dead_letter(st_db_t *self, const Lcore__V1__DeadLetter *dl,
@@ -978,7 +986,10 @@ const char *st_db_query_invalid(const Lcore__V1__Query *q)
         return q->dead_letter ? st_db_dead_letter_invalid(q->dead_letter) : "dead_letter is empty";
     case LCORE__V1__QUERY__BODY_REGISTER_DEVICE:
         d = q->register_device;
-        return !d || !d->device_id || !d->alg ? "incomplete" : s_registration_error(d);
+        if (!d || !d->device_id || !d->alg)
+            return "incomplete";
+        return s_registration_error(d) ? s_registration_error(d)
+                                       : st_admin_actor_invalid(q->actor, 1);
     case LCORE__V1__QUERY__BODY_GET_RECORD:
         return q->get_record.len == LC_RECORD_ID_LEN ? NULL : bad_id;
     case LCORE__V1__QUERY__BODY_GET_SEALED:
@@ -988,8 +999,8 @@ const char *st_db_query_invalid(const Lcore__V1__Query *q)
         if (!ra || !ra->store_id || !lc_store_id_valid(ra->store_id, strlen(ra->store_id)))
             return "store_id must be 1..64 bytes of [A-Za-z0-9._:-]";
         return NULL;
-    default:
-        return "unknown query";
+    default: /* the operator and reader APIs' bodies (st_admin), or none of the store's */
+        return st_admin_owns(q->body_case) ? st_admin_invalid(q) : "unknown query";
     }
 }
 
@@ -1026,7 +1037,7 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
         s_get_device(self, q->get_device, reply);
         break;
     case LCORE__V1__QUERY__BODY_REGISTER_DEVICE:
-        s_register(self, q->register_device, reply);
+        s_register(self, q->register_device, q->actor, reply);
         break;
     case LCORE__V1__QUERY__BODY_GET_RECORD:
         s_get_record(self, &q->get_record, reply);
@@ -1043,7 +1054,8 @@ void st_db_answer(st_db_t *self, const Lcore__V1__Query *q, int writable,
     case LCORE__V1__QUERY__BODY_DEVICE_STATUS:
         s_device_status(self, q->device_status, reply);
         break;
-    default: /* refused by st_db_query_invalid */
+    default: /* st_admin's (st_db_query_invalid refused any other body) */
+        st_admin_answer(self->pg, self->changes, q, reply);
         break;
     }
 }
@@ -1075,26 +1087,25 @@ static void s_free_sealed(Lcore__V1__SealedRecord *s)
     free(s);
 }
 
+/* A repeated message field whose items were made with malloc (protobuf-c's layout). */
+static void s_free_items(ProtobufCMessage **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        protobuf_c_message_free_unpacked(items[i], NULL);
+    free(items);
+}
+
 void st_db_reply_clear(Lcore__V1__QueryReply *reply)
 {
     s_free_str(reply->message);
-    if (reply->device) {
-        s_free_str(reply->device->device_id);
-        s_free_str(reply->device->alg);
-        free(reply->device->public_key.data);
-        s_free_str(reply->device->status);
-        s_free_str(reply->device->did_document);
-        free(reply->device);
-    }
-    if (reply->record) {
-        Lcore__V1__RecordInfo *ri = reply->record;
-        free(ri->record_id.data);
-        s_free_str(ri->device_id);
-        free(ri->envelope_hash.data);
-        free(ri->reading_hash.data);
-        s_free_str(ri->status);
-        free(ri);
-    }
+    if (reply->device)
+        lcore__v1__device__free_unpacked(reply->device, NULL);
+    if (reply->record)
+        lcore__v1__record_info__free_unpacked(reply->record, NULL);
+    s_free_items((ProtobufCMessage **)reply->devices, reply->n_devices);
+    s_free_items((ProtobufCMessage **)reply->tokens, reply->n_tokens);
+    s_free_items((ProtobufCMessage **)reply->audit, reply->n_audit);
+    s_free_items((ProtobufCMessage **)reply->records, reply->n_records);
     if (reply->stored)
         s_free_stored(reply->stored);
     for (size_t i = 0; i < reply->n_positions; i++) {

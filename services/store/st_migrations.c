@@ -122,15 +122,60 @@ static const lc_migration_t s_migrations[] = {
      " (SELECT device_id, seq, received_at,"
      "  seq - row_number() OVER (PARTITION BY device_id ORDER BY seq) AS run FROM records) r"
      " GROUP BY device_id, run;"},
+    {5, "device keys, tokens, audit log (operator API)",
+     /* Every key a device has held, append-only (never updated: a rotation adds the next key, so
+      * a record signed under an older key can still be checked). Key 1 is the registration's,
+      * filled here for the devices already registered; the current key is the newest row, and
+      * the one before it keeps verifying until the current row's prev_until. devices.alg and
+      * devices.public_key stay the registration's key. */
+     "CREATE TABLE device_keys ("
+     "  device_id     text NOT NULL REFERENCES devices (device_id),"
+     "  key_no        integer NOT NULL CHECK (key_no > 0),"
+     "  alg           text NOT NULL CHECK (alg IN ('EdDSA', 'ES256K')),"
+     "  public_key    bytea NOT NULL CHECK (length(public_key) IN (32, 33)),"
+     "  since         timestamptz NOT NULL DEFAULT now(),"
+     "  prev_until    timestamptz,"
+     "  PRIMARY KEY (device_id, key_no)"
+     ");"
+     "INSERT INTO device_keys (device_id, key_no, alg, public_key, since)"
+     " SELECT device_id, 1, alg, public_key, registered_at FROM devices;"
+     /* Bearer tokens: only SHA-256 of a token is ever stored. devices NULL: every device. A
+      * token is deleted by setting deleted_at (the row stays: the audit log names it). */
+     "CREATE TABLE tokens ("
+     "  id            text PRIMARY KEY CHECK (id ~ '^tok_[0-9a-f]{16}$'),"
+     "  hash          bytea NOT NULL UNIQUE CHECK (length(hash) = 32),"
+     "  scope         text NOT NULL CHECK (scope IN ('read', 'decrypt', 'operator')),"
+     "  devices       text[] CHECK (cardinality(devices) BETWEEN 1 AND 1000),"
+     "  expires_at    timestamptz,"
+     "  created_at    timestamptz NOT NULL DEFAULT now(),"
+     "  created_by    text NOT NULL,"
+     "  deleted_at    timestamptz"
+     ");"
+     "CREATE INDEX tokens_live ON tokens (created_at) WHERE deleted_at IS NULL;"
+     /* Operator actions and decrypts ("open"), append-only for the services' roles: written in
+      * the same statement as the change it records. */
+     "CREATE TABLE audit_log ("
+     "  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+     "  at            timestamptz NOT NULL DEFAULT now(),"
+     "  token_id      text NOT NULL CHECK (length(token_id) BETWEEN 1 AND 64),"
+     "  action        text NOT NULL CHECK (length(action) BETWEEN 1 AND 64),"
+     "  target        text NOT NULL CHECK (length(target) BETWEEN 1 AND 128)"
+     ");"},
 };
 
-/* Exactly the statements services/store/st_db.c runs: records, devices and dead letters are
- * written once, never updated or deleted (so are seq conflicts); a store's position moves (UPDATE
- * on stores). device_seq_ranges is derived (which seqs arrived, never a reading's data): its
- * runs are merged in place, so UPDATE and DELETE there change no record. */
+/* Exactly the statements services/store/st_db.c and st_admin.c run: records and dead letters
+ * are written once, never updated or deleted (so are seq conflicts, device keys and the audit
+ * log); a device's status and revoked_at change (revoke, reactivate), nothing else of it; a
+ * token is only ever marked deleted; a store's position moves (UPDATE on stores).
+ * device_seq_ranges is derived (which seqs arrived, never a reading's data): its runs are merged
+ * in place, so UPDATE and DELETE there change no record. audit_log's identity needs no grant on
+ * its sequence. */
 static const lc_grant_t s_grants[] = {
     {"SELECT, INSERT", "TABLE records"},
-    {"SELECT, INSERT", "TABLE devices"},
+    {"SELECT, INSERT, UPDATE (status, revoked_at)", "TABLE devices"},
+    {"SELECT, INSERT", "TABLE device_keys"},
+    {"SELECT, INSERT, UPDATE (deleted_at)", "TABLE tokens"},
+    {"SELECT, INSERT", "TABLE audit_log"},
     {"SELECT, INSERT", "TABLE dead_letters"},
     {"SELECT, INSERT, UPDATE", "TABLE stores"},
     {"SELECT, INSERT", "TABLE seq_conflicts"},

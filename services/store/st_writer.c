@@ -25,6 +25,7 @@ struct st_writer {
     size_t n_write;    /* the first n_write rows are this flush's (see s_split) */
     uint64_t first_us; /* when the oldest pending record arrived */
     lc_counter_t *received, *bad, *stored, *duplicates, *refused, *acks_sent, *conflicts;
+    lc_counter_t *revoked;
     lc_histogram_t *write_batch_rows, *commit_seconds, *lag_seconds, *device_lag_seconds;
     lc_counter_t *heartbeats;
     lc_gauge_t *heartbeat_lag, *heartbeat_at, *last_commit_at;
@@ -71,6 +72,11 @@ st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t write_batch_max,
     self->refused = lc_metrics_counter(
         m, "lcore_store_records_refused_total",
         "Records the database refused (acknowledged only once dead-lettered)", NULL);
+    self->revoked = lc_metrics_counter(
+        m, "lcore_store_records_revoked_total",
+        "Readings not stored because their device was revoked before they were received "
+        "(dead-lettered, acknowledged)",
+        NULL);
     self->conflicts = lc_metrics_counter(
         m, "lcore_store_seq_conflicts_total",
         "Readings not stored because their (device_id, seq) holds other bytes (kept in "
@@ -275,17 +281,60 @@ out:
     free(done);
 }
 
-/* After rows were written (recs[0..n), ok[0..n) marked S_STORED): marks the (device_id, seq)
- * conflicts among them S_CONFLICT (kept in seq_conflicts by st_db_find_conflicts), counts and
- * logs them. Returns how many, or an error (retry the write batch later). */
-static int s_conflicts(st_writer_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
-                       unsigned char *ok)
+/* A record that is not stored: recorded in dead_letters (stage "store", why) so that its
+ * gateway, once acked, stops redelivering it; kept as the worker sealed it, for a replay.
+ * Returns 0 when recorded (or already recorded, or its record is stored), LC_ERR_UNAVAILABLE
+ * (retry the write batch later), or another error (left unacknowledged: redelivered). */
+static int s_dead_letter(st_writer_t *self, const Lcore__V1__SealedRecord *r, const char *why)
+{
+    Lcore__V1__DeadLetter dl = LCORE__V1__DEAD_LETTER__INIT;
+    dl.record_id = r->record_id;
+    dl.device_id = r->device_id;
+    dl.seq = r->seq;
+    dl.device_ts_ms = r->device_ts_ms;
+    dl.received_at_us = r->received_at_us;
+    dl.gateway_id = r->gateway_id;
+    dl.attempts = r->attempt ? r->attempt : 1; /* 0: a sender from before attempts were counted */
+    dl.stage = (char *)"store";
+    dl.sealed = (Lcore__V1__SealedRecord *)r; /* kept, sealed, for a replay */
+    dl.reason = (char *)why;
+    st_dead_letter_outcome_t outcome;
+    return st_db_dead_letter(self->db, &dl, &outcome);
+}
+
+/* A reading its device's revocation left out of the insert: dead-lettered ("device revoked";
+ * replayed once the device is active again, it is stored) and so acknowledged (*ok
+ * S_DEAD_LETTERED), counted, logged. 0 or LC_ERR_UNAVAILABLE (retry the write batch later). */
+static int s_revoked(st_writer_t *self, const Lcore__V1__SealedRecord *r, unsigned char *ok)
+{
+    int rc = s_dead_letter(self, r, "device revoked");
+    if (rc == LC_ERR_UNAVAILABLE)
+        return rc;
+    *ok = rc == 0 ? S_DEAD_LETTERED : S_NOT_ACKED;
+    lc_counter_inc(self->revoked);
+    static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+    lc_log_limited(&limit, 10000, LC_LOG_WARN, "record_revoked",
+                   "device_id=%s seq=%llu gateway_id=%s", r->device_id, (unsigned long long)r->seq,
+                   r->gateway_id);
+    return 0;
+}
+
+/* After rows were written (recs[0..n), ok[0..n) marked S_STORED) and some were not new: marks
+ * the (device_id, seq) conflicts among them S_CONFLICT (kept in seq_conflicts by
+ * st_db_find_conflicts), counts and logs them, and dead-letters those left out for their revoked
+ * device (s_revoked). Returns how many conflicts, or an error (retry the write batch later). */
+static int s_not_new(st_writer_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
+                     unsigned char *ok)
 {
     unsigned char one[1], *mark = n == 1 ? one : malloc(n);
     size_t found = 0;
     int rc = mark ? st_db_find_conflicts(self->db, recs, n, mark, &found) : LC_ERR_NOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (!mark[i])
+        if (mark[i] == ST_ROW_REVOKED) {
+            rc = s_revoked(self, recs[i], &ok[i]);
+            continue;
+        }
+        if (mark[i] != ST_ROW_CONFLICT)
             continue;
         ok[i] = S_CONFLICT;
         lc_counter_inc(self->conflicts);
@@ -297,29 +346,6 @@ static int s_conflicts(st_writer_t *self, Lcore__V1__SealedRecord *const *recs, 
     if (mark != one)
         free(mark);
     return rc < 0 ? rc : (int)found;
-}
-
-/* A record the database refused on its last allowed delivery: recorded in dead_letters (stage
- * "store", the database's reason) so that its gateway, once acked, stops redelivering it.
- * Returns 0 when recorded (or already recorded), LC_ERR_UNAVAILABLE (retry the write batch later),
- * or another error (left unacknowledged: redelivered). */
-static int s_dead_letter(st_writer_t *self, const Lcore__V1__SealedRecord *r)
-{
-    Lcore__V1__DeadLetter dl = LCORE__V1__DEAD_LETTER__INIT;
-    dl.record_id = r->record_id;
-    dl.device_id = r->device_id;
-    dl.seq = r->seq;
-    dl.device_ts_ms = r->device_ts_ms;
-    dl.received_at_us = r->received_at_us;
-    dl.gateway_id = r->gateway_id;
-    dl.attempts = r->attempt;
-    dl.stage = (char *)"store";
-    dl.sealed = (Lcore__V1__SealedRecord *)r; /* kept, sealed, for a replay */
-    char reason[256];
-    snprintf(reason, sizeof reason, "refused by PostgreSQL: %s", st_db_last_error(self->db));
-    dl.reason = reason;
-    st_dead_letter_outcome_t outcome;
-    return st_db_dead_letter(self->db, &dl, &outcome);
 }
 
 /* Tells the relayer what one committed insert added, on topic "stored/<store_id>/": it anchors
@@ -336,6 +362,17 @@ static void s_publish_stored(st_writer_t *self)
                  (unsigned long long)ev->upto);
 }
 
+/* What follows a committed insert of recs[0..n) (inserted new rows; ok[0..n) S_STORED): the
+ * relayer is told; the rows that were not new are sorted out (s_not_new). Returns how many
+ * conflicts, or LC_ERR_UNAVAILABLE. */
+static int s_after_insert(st_writer_t *self, Lcore__V1__SealedRecord *const *recs, size_t n,
+                          size_t inserted, unsigned char *ok)
+{
+    s_publish_stored(self);
+    int conflicts = inserted < n ? s_not_new(self, recs, n, ok) : 0;
+    return conflicts < 0 ? LC_ERR_UNAVAILABLE : conflicts;
+}
+
 /* The write batch one row at a time, after the database refused it whole: keeps the good rows, and
  * dead-letters a refused row on its last allowed delivery. ok[i] says what became of row i.
  * Returns 0 or LC_ERR_UNAVAILABLE (retry the whole write batch later; rows already in are
@@ -350,8 +387,7 @@ static int s_write_one_by_one(st_writer_t *self, unsigned char *ok, size_t *inse
         ok[i] = r1 == 0 ? S_STORED : S_NOT_ACKED;
         *inserted += one;
         if (r1 == 0) {
-            s_publish_stored(self);
-            if (one == 0 && (r1 = s_conflicts(self, &self->write_batch[i], 1, &ok[i])) < 0)
+            if (s_after_insert(self, &self->write_batch[i], 1, one, &ok[i]) < 0)
                 return LC_ERR_UNAVAILABLE;
             continue;
         }
@@ -361,7 +397,9 @@ static int s_write_one_by_one(st_writer_t *self, unsigned char *ok, size_t *inse
                 rec->device_id, (unsigned long long)rec->seq, rec->attempt, rec->max_attempts);
         /* Earlier attempts stay unacknowledged: the gateway redelivers them. */
         if (r1 == LC_ERR_INVALID && rec->max_attempts > 0 && rec->attempt >= rec->max_attempts) {
-            int d = s_dead_letter(self, rec);
+            char why[256];
+            snprintf(why, sizeof why, "refused by PostgreSQL: %s", st_db_last_error(self->db));
+            int d = s_dead_letter(self, rec, why);
             if (d == LC_ERR_UNAVAILABLE)
                 return d;
             if (d == 0) {
@@ -411,8 +449,7 @@ int st_writer_flush(st_writer_t *self)
     int rc = st_db_insert_records(self->db, self->write_batch, n, &inserted);
     if (rc == 0) {
         memset(ok, S_STORED, n);
-        s_publish_stored(self);
-        if (inserted < n && (conflicts = s_conflicts(self, self->write_batch, n, ok)) < 0)
+        if ((conflicts = s_after_insert(self, self->write_batch, n, inserted, ok)) < 0)
             rc = LC_ERR_UNAVAILABLE;
     } else if (rc == LC_ERR_INVALID) {
         /* One row spoils the statement: write them one by one to keep the good ones. */

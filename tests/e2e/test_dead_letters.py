@@ -2,7 +2,10 @@
 dead_letters as the worker sealed it (never plaintext), listed by `lcore-cli dead-letters list`,
 and once the cause is fixed `lcore-cli dead-letters replay` writes it: every accepted reading is
 stored. (The crypto stage, sealed by the gateway, is tests/faults/test_fault_workers.py's.)
-The refusal is real: a CHECK constraint the operator added, refusing one device's rows."""
+The refusal is real: a CHECK constraint the operator added, refusing one device's rows.
+A reading received after its device was revoked is refused by the store too (it got past the
+gateway on its cached key): dead-lettered with reason "device revoked", counted in
+lcore_store_records_revoked_total, and stored by a replay once the device is active again."""
 from harness import Checks, Device, Stack, expect
 import time
 
@@ -53,6 +56,39 @@ def main():
             expect("skipped=1" in again, f"replay of a resolved one: {again.strip()}")
             expect(st.sql("SELECT count(*) FROM records WHERE device_id = 'refused-1'") == "5", "a duplicate")
         checks.run("cause fixed: replay writes every one, decryptable, resolved", replay_after_fix)
+
+        def revoked_at_write_time():
+            rev = Device(st, "revoked-1")
+            s, _, body = rev.register()
+            expect(s == 201, f"register: {s} {body}")
+            s, _, body = rev.post(rev.sign(rev.reading(1)))
+            expect(s == 202, f"seq 1: {s} {body}")
+            expect(st.wait_rows("device_id = 'revoked-1'", 1) == 1, "seq 1 not stored")
+            # Revoked in the database (as set_device_status does, without its Change): the
+            # gateway still holds the key it fetched for seq 1, so only the store can refuse.
+            st.sql("UPDATE devices SET status = 'revoked', revoked_at = now()"
+                   " WHERE device_id = 'revoked-1'")
+            s, _, body = rev.post(rev.sign(rev.reading(2)))
+            expect(s == 202, f"seq 2 after the revocation in SQL (the gateway's cached key): {s} {body}")
+            deadline = time.time() + 30
+            row = ""
+            while time.time() < deadline and not row:
+                row = st.sql("SELECT stage || '|' || reason FROM dead_letters"
+                             " WHERE device_id = 'revoked-1' AND seq = 2")
+                time.sleep(0.2)
+            expect(row == "store|device revoked", f"dead letter of seq 2: {row!r}")
+            expect(st.sql("SELECT count(*) FROM records WHERE device_id = 'revoked-1'") == "1",
+                   "a reading received after the revocation was stored")
+            n = st.metric("LCORE_STORE_ADMIN_URL", "lcore_store_records_revoked_total")
+            expect(n == 1, f"lcore_store_records_revoked_total = {n}")
+            st.sql("UPDATE devices SET status = 'active', revoked_at = NULL"
+                   " WHERE device_id = 'revoked-1'")
+            out = st.cli("dead-letters", "replay").stdout
+            expect("replayed_store=1" in out, f"replay: {out.strip()}")
+            expect(st.sql("SELECT count(*) FROM records WHERE device_id = 'revoked-1'") == "2",
+                   "the replayed reading was not stored after the reactivation")
+        checks.run("revoked: a reading received after it is dead-lettered, replayed once active",
+                   revoked_at_write_time)
 
     checks.done()
 

@@ -1,7 +1,9 @@
 """PostgreSQL least privilege, end to end on the native stack: lcore-store and lcore-chain connect
 as their own roles (lcore_store, lcore_chain; DSNs in the stack's pg/ state dir), which may do what
 their service does and nothing else: no DELETE or UPDATE of records, no COPY TO PROGRAM, no CREATE,
-no superuser. Each service owns its tables (docs/ARCHITECTURE.md "Database roles"): the store's
+no superuser. The operator API's tables: the store's role may change a device's status and
+revoked_at only (never its key: device_keys is append-only), mark a token deleted only, and only
+append to audit_log. Each service owns its tables (docs/ARCHITECTURE.md "Database roles"): the store's
 role cannot touch the chain's tables and the chain's role cannot read the store's (records
 included). The store numbers its records' positions 1..n. The owner DSN that `scripts/stack up`
 prints still works for operators, both migrates are idempotent, and a store or a relayer started
@@ -126,12 +128,40 @@ def main():
                      " AND device_id = 'roles-probe';"
                      "DELETE FROM device_seq_ranges WHERE from_seq = 1"
                      " AND device_id = 'roles-probe';"
+                     # The operator API (st_admin.c): a device's key, its status, a token, the
+                     # audit log.
+                     "INSERT INTO device_keys (device_id, key_no, alg, public_key) VALUES"
+                     " ('roles-probe', 1, 'EdDSA', '\\x" + "11" * 32 + "');"
+                     "UPDATE devices SET status = 'revoked', revoked_at = now()"
+                     " WHERE device_id = 'roles-probe';"
+                     "INSERT INTO tokens (id, hash, scope, devices, created_by) VALUES"
+                     " ('tok_00000000000000aa', '\\x" + "22" * 32 + "', 'read', '{roles-probe}',"
+                     " 'admin');"
+                     "UPDATE tokens SET deleted_at = now() WHERE id = 'tok_00000000000000aa';"
+                     "INSERT INTO audit_log (token_id, action, target) VALUES"
+                     " ('admin', 'device.revoke', 'roles-probe');"
                      "SELECT count(*) FROM records r JOIN devices d USING (device_id)"
                      " WHERE d.device_id = 'roles-probe';"
                      "SELECT max(version) FROM store_migrations;"
+                     "SELECT count(*) FROM audit_log a JOIN tokens t ON t.created_by = a.token_id"
+                     " WHERE t.deleted_at IS NOT NULL AND a.target = 'roles-probe';"
                      "ROLLBACK;")
-            expect(out.split() == ["1", "1", "4"], f"store role's inserts and reads: {out!r}")
-            refused(store, "UPDATE devices SET status = 'revoked'")
+            expect(out.split() == ["1", "1", "5", "1"], f"store role's inserts and reads: {out!r}")
+            # A device's key is never overwritten (a rotation appends to device_keys), nor its
+            # registration; a token's hash, scope or devices never change; the audit log only
+            # grows.
+            for column in ("public_key", "alg", "device_id", "registered_at", "did_document"):
+                refused(store, f"UPDATE devices SET {column} = {column}")
+            refused(store, "DELETE FROM devices")
+            refused(store, "UPDATE device_keys SET public_key = public_key")
+            refused(store, "DELETE FROM device_keys")
+            for column in ("hash", "scope", "devices", "expires_at", "id", "created_by"):
+                refused(store, f"UPDATE tokens SET {column} = {column}")
+            refused(store, "DELETE FROM tokens")
+            refused(store, "UPDATE audit_log SET action = action")
+            refused(store, "DELETE FROM audit_log")
+            refused(store, "TRUNCATE audit_log")
+            refused(store, "TRUNCATE tokens")
             refused(store, "DELETE FROM dead_letters")
             refused(store, "UPDATE dead_letters SET reason = 'x'")
             refused(store, "DELETE FROM seq_conflicts")
@@ -179,7 +209,8 @@ def main():
 
         def chain_role_sees_none_of_the_stores_tables():
             for table in ("records", "devices", "dead_letters", "seq_conflicts", "stores",
-                          "store_migrations", "device_seq_ranges"):
+                          "store_migrations", "device_seq_ranges", "device_keys", "tokens",
+                          "audit_log"):
                 refused(chain, f"SELECT * FROM {table}")
             refused(chain, "INSERT INTO devices (device_id, alg, public_key) VALUES"
                            " ('x', 'EdDSA', '\\x" + "11" * 32 + "')")
@@ -194,7 +225,7 @@ def main():
             expect("roles-1" in out.stdout, f"lcore-cli decrypt with the owner DSN: {out.stdout}")
 
         def migrates_are_idempotent():
-            for svc, role, version in (("store", "lcore_store", 4), ("chain", "lcore_chain", 2)):
+            for svc, role, version in (("store", "lcore_store", 5), ("chain", "lcore_chain", 2)):
                 out = migrate(svc, owner)
                 expect(out.returncode == 0, f"lcore-{svc} migrate again exited {out.returncode}:"
                        f" {out.stderr}")

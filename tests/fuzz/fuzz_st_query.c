@@ -4,6 +4,7 @@
  * (st_db_answer / st_letters_answer with no database): BAD_REQUEST with a message, freed by
  * st_db_reply_clear (LeakSanitizer checks). What passes is checked here against the bounds the
  * database relies on. */
+#include "st_admin.h"
 #include "st_db.h"
 #include "st_letters.h"
 
@@ -21,6 +22,35 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     lc_log_init("fuzz_st_query", LC_LOG_ERROR);
     return 0;
+}
+
+/* An operator or reader body st_admin_invalid let through: the bounds its SQL relies on (a page
+ * of 1..1000, a token id as the tokens table's CHECK wants it, an audited actor). */
+static void s_check_admin(const Lcore__V1__Query *q)
+{
+    const Lcore__V1__Token *t = q->create_token;
+    switch (q->body_case) {
+    case LCORE__V1__QUERY__BODY_LIST_DEVICES:
+        assert(q->list_devices->limit >= 1 && q->list_devices->limit <= ST_ADMIN_PAGE_MAX);
+        break;
+    case LCORE__V1__QUERY__BODY_LIST_RECORDS:
+        assert(q->list_records->limit >= 1 && q->list_records->limit <= ST_ADMIN_PAGE_MAX);
+        break;
+    case LCORE__V1__QUERY__BODY_CREATE_TOKEN:
+        assert(strlen(t->id) == 20 && t->hash.len == 32 && t->n_devices <= 1000);
+        assert(strlen(q->actor) >= 1 && strlen(q->actor) <= 64);
+        break;
+    case LCORE__V1__QUERY__BODY_SET_DEVICE_STATUS:
+    case LCORE__V1__QUERY__BODY_ROTATE_KEY:
+    case LCORE__V1__QUERY__BODY_DELETE_TOKEN:
+        assert(strlen(q->actor) >= 1 && strlen(q->actor) <= 64);
+        break;
+    case LCORE__V1__QUERY__BODY_APPEND_AUDIT:
+        assert(strcmp(q->append_audit->action, "open") == 0);
+        break;
+    default:
+        break;
+    }
 }
 
 /* A dead letter st_db_dead_letter_invalid let through: what the INSERT binds. */
@@ -62,6 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st_db_reply_clear(&reply);
     } else if (q->body_case == LCORE__V1__QUERY__BODY_DEAD_LETTER) {
         s_check_dead_letter(q->dead_letter);
+    } else if (st_admin_owns(q->body_case)) {
+        s_check_admin(q);
     } else if (q->body_case == LCORE__V1__QUERY__BODY_REPLAY_DEAD_LETTERS) {
         const Lcore__V1__DeadLetterReplay *rp = q->replay_dead_letters;
         assert(rp->n_record_ids >= 1 && rp->n_record_ids <= ST_LETTERS_REPLAY_MAX);

@@ -300,6 +300,71 @@ static void s_query_seeds(lc_sealer_t *sealer)
     s_write("st_query", "empty", "", 0, "", 0);
 }
 
+/* The operator and reader APIs' bodies (st_admin), valid ones and a few refused. */
+static void s_admin_query_seeds(void)
+{
+    uint8_t pk[32], sk[64], hash[32];
+    crypto_sign_keypair(pk, sk);
+    crypto_hash_sha256(hash, (const uint8_t *)"token", 5);
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    q.actor = (char *)"tok_0123456789abcdef";
+    Lcore__V1__DeviceList dl = LCORE__V1__DEVICE_LIST__INIT;
+    dl.after = (char *)"sensor-01";
+    dl.limit = 100;
+    q.body_case = LCORE__V1__QUERY__BODY_LIST_DEVICES;
+    q.list_devices = &dl;
+    s_query("list_devices", &q);
+    Lcore__V1__SetDeviceStatus ss = LCORE__V1__SET_DEVICE_STATUS__INIT;
+    ss.device_id = (char *)"sensor-01";
+    ss.revoked = 1;
+    q.body_case = LCORE__V1__QUERY__BODY_SET_DEVICE_STATUS;
+    q.set_device_status = &ss;
+    s_query("set_device_status", &q);
+    Lcore__V1__RotateKey rk = LCORE__V1__ROTATE_KEY__INIT;
+    rk.device_id = (char *)"sensor-01";
+    rk.alg = (char *)"EdDSA";
+    rk.public_key = (ProtobufCBinaryData){32, pk};
+    rk.overlap_s = 3600;
+    q.body_case = LCORE__V1__QUERY__BODY_ROTATE_KEY;
+    q.rotate_key = &rk;
+    s_query("rotate_key", &q);
+    char *devices[] = {(char *)"sensor-01", (char *)"sensor-02"};
+    Lcore__V1__Token t = LCORE__V1__TOKEN__INIT;
+    t.id = (char *)"tok_0123456789abcdef";
+    t.hash = (ProtobufCBinaryData){32, hash};
+    t.scope = (char *)"read";
+    t.devices = devices;
+    t.n_devices = 2;
+    q.body_case = LCORE__V1__QUERY__BODY_CREATE_TOKEN;
+    q.create_token = &t;
+    s_query("create_token", &q);
+    q.body_case = LCORE__V1__QUERY__BODY_DELETE_TOKEN;
+    q.delete_token = (char *)"tok_0123456789abcdef";
+    s_query("delete_token", &q);
+    q.body_case = LCORE__V1__QUERY__BODY_GET_TOKEN;
+    q.get_token = (ProtobufCBinaryData){32, hash};
+    s_query("get_token", &q);
+    Lcore__V1__AuditEntry e = LCORE__V1__AUDIT_ENTRY__INIT;
+    e.token_id = (char *)"tok_0123456789abcdef";
+    e.action = (char *)"open";
+    e.target = (char *)"00ff";
+    q.body_case = LCORE__V1__QUERY__BODY_APPEND_AUDIT;
+    q.append_audit = &e;
+    s_query("append_audit", &q);
+    Lcore__V1__RecordList rl = LCORE__V1__RECORD_LIST__INIT;
+    rl.device_id = (char *)"sensor-01";
+    rl.to_seq = INT64_MAX;
+    rl.has_after = 1;
+    rl.after_seq = 10;
+    rl.limit = 50;
+    q.body_case = LCORE__V1__QUERY__BODY_LIST_RECORDS;
+    q.list_records = &rl;
+    s_query("list_records", &q);
+    q.actor = (char *)"";
+    q.body_case = LCORE__V1__QUERY__BODY_SET_DEVICE_STATUS;
+    s_query("set_device_status_no_actor", &q);
+}
+
 static void s_ack_seeds(void)
 {
     uint8_t a[32], b[32], h[32];
@@ -460,6 +525,7 @@ int main(int argc, char **argv)
     s_worker_seeds();
     s_writer_seeds(sealer);
     s_query_seeds(sealer);
+    s_admin_query_seeds();
     s_ack_seeds();
     s_wal_seeds();
     s_letter_seeds();
