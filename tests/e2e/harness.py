@@ -31,8 +31,20 @@ def make_tls_cert(directory):
     return cert, key
 
 
-def _ports_free(offset):
-    for base in (8080, 9101, 9102, 9112, 9103, 5551, 5552, 5553, 5554, 5555, 5556, 15432, 8545, 9104):
+def stack_ports(workers=2, stores=1, gateways=1):
+    """Every port scripts/stack listens on at offset 0: instance i > 1 of a gateway, worker or
+    store on its first one's ports + 10*(i-1)."""
+    ports = [15432, 8545, 9104, 5555]  # PostgreSQL, anvil, the relayer (admin, queries)
+    for i in range(gateways):
+        ports += [p + 10 * i for p in (8080, 9101, 5551, 5556)]  # device, admin, readings, open
+    ports += [9102 + 10 * i for i in range(workers)]  # admin
+    for i in range(stores):
+        ports += [p + 10 * i for p in (9103, 5552, 5553, 5554)]  # admin, sealed, events, queries
+    return ports
+
+
+def _ports_free(offset, ports):
+    for base in ports:
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -49,9 +61,14 @@ class Stack:
         self.dir = tempfile.mkdtemp(prefix="lcore-e2e-")
         os.chmod(self.dir, 0o755)
         self.offset = None
+        # Every port this stack will listen on, extra instances included, must be free: offsets
+        # are 100*k + 0..9, so another stack's port (an extra gateway's +10, a store's 5553 at an
+        # offset 1 lower, ...) can be any one of this stack's.
+        extra = extra_env or {}
+        ports = stack_ports(workers, int(extra.get("LCORE_STORES", 1)), int(extra.get("LCORE_GATEWAYS", 1)))
         for _ in range(50):
             off = random.randrange(10, 90) * 100 + random.randrange(0, 10)
-            if _ports_free(off):
+            if _ports_free(off, ports):
                 self.offset = off
                 break
         if self.offset is None:
