@@ -76,6 +76,11 @@ const lc_cfg_opt_t gw_config_opts[] = {
              "readings per second allowed per device (0: unlimited); over it: 429"),
     LC_CFG_I("LCORE_GATEWAY_DEVICE_BURST", T, device_burst, "2000", 1, 10000000,
              "burst allowance per device for the rate limit"),
+    LC_CFG_I("LCORE_GATEWAY_TOKEN_RATE", T, token_rate, "50", 0, 1000000,
+             "reader and operator API requests per second allowed per bearer token (0: "
+             "unlimited); over it: 429, so that no reader can crowd out ingest"),
+    LC_CFG_I("LCORE_GATEWAY_TOKEN_BURST", T, token_burst, "100", 1, 10000000,
+             "burst allowance per token for its rate limit"),
     LC_CFG_I("LCORE_GATEWAY_READINGS_HWM", T, readings_hwm, "1000", 10, 1000000,
              "readings queued per connected worker before the relay waits for room"),
     LC_CFG_S("LCORE_GATEWAY_KEYRING", T, keyring, "lcore-gateway.keyring",

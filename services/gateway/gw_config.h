@@ -33,6 +33,8 @@ typedef struct {
     long long device_cache_ttl_ms;
     long long device_rate;
     long long device_burst;
+    long long token_rate;
+    long long token_burst;
     long long readings_hwm;
     char keyring[512];
     char wal_dir[512];

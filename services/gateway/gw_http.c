@@ -370,16 +370,17 @@ static const char *s_refused_caller(gw_http_t *self, struct MHD_Connection *c, g
     const char *auth =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     int rc = gw_tokens_check(self->deps.tokens, auth, peer, token);
-    *status = rc == LC_ERR_NOTFOUND ? 401 : rc == LC_ERR_FULL ? 429 : 503;
-    *code = rc == LC_ERR_NOTFOUND ? "unauthorized"
-            : rc == LC_ERR_FULL   ? "rate_limited"
-                                  : "not_ready";
+    int limited = rc == LC_ERR_FULL || rc == LC_ERR_TIMEOUT;
+    *status = rc == LC_ERR_NOTFOUND ? 401 : limited ? 429 : 503;
+    *code = rc == LC_ERR_NOTFOUND ? "unauthorized" : limited ? "rate_limited" : "not_ready";
     if (rc == LC_ERR_NOTFOUND)
         return need == GW_AUTH_OPERATOR ? "operator bearer token required"
                                         : "bearer token required (missing, unknown, deleted or "
                                           "expired)";
     if (rc == LC_ERR_FULL)
         return "too many unknown tokens from this address; retry later";
+    if (rc == LC_ERR_TIMEOUT)
+        return "this token is over its request rate (LCORE_GATEWAY_TOKEN_RATE); retry later";
     if (rc < 0)
         return "token registry unavailable";
     if (gw_token_allows(token, need, NULL))

@@ -19,6 +19,7 @@
 #define GW_TOKEN_PEER_SLOTS 4096
 #define GW_TOKEN_LOOKUPS_PER_S 5.0 /* store lookups of uncached tokens per client address */
 #define GW_TOKEN_LOOKUPS_BURST 20.0
+#define GW_TOKEN_RATE_SLOTS 4096 /* rate buckets, by the token's hash */
 
 typedef enum { SLOT_EMPTY, SLOT_KNOWN, SLOT_UNKNOWN } s_state_t;
 
@@ -35,6 +36,11 @@ typedef struct {
     uint64_t refill_us;
 } s_peer_t;
 
+typedef struct {
+    double tokens;
+    uint64_t refill_us;
+} s_bucket_t;
+
 struct gw_tokens {
     uint8_t admin_hash[32];
     int admin_set;
@@ -42,28 +48,35 @@ struct gw_tokens {
     pthread_mutex_t lock;
     s_slot_t *slots;
     s_peer_t *peers;
+    s_bucket_t *rates; /* GW_TOKEN_RATE_SLOTS */
+    double rate, burst;
     uint8_t peer_key[crypto_shorthash_KEYBYTES];
-    lc_counter_t *lookups, *refused, *unavailable;
+    lc_counter_t *lookups, *refused, *unavailable, *limited;
 };
 
-gw_tokens_t *gw_tokens_new(const uint8_t *admin_hash, lc_query_client_t *store, lc_metrics_t *m)
+gw_tokens_t *gw_tokens_new(const gw_tokens_opts_t *o)
 {
     gw_tokens_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->slots = calloc(GW_TOKEN_SLOTS, sizeof *self->slots);
     self->peers = calloc(GW_TOKEN_PEER_SLOTS, sizeof *self->peers);
-    if (!self->slots || !self->peers) {
+    self->rates = calloc(GW_TOKEN_RATE_SLOTS, sizeof *self->rates);
+    if (!self->slots || !self->peers || !self->rates) {
         free(self->slots);
         free(self->peers);
+        free(self->rates);
         free(self);
         return NULL;
     }
-    if (admin_hash) {
-        memcpy(self->admin_hash, admin_hash, sizeof self->admin_hash);
+    if (o->admin_hash) {
+        memcpy(self->admin_hash, o->admin_hash, sizeof self->admin_hash);
         self->admin_set = 1;
     }
-    self->store = store;
+    self->store = o->store;
+    self->rate = o->rate;
+    self->burst = o->burst;
+    lc_metrics_t *m = o->metrics;
     crypto_shorthash_keygen(self->peer_key);
     pthread_mutex_init(&self->lock, NULL);
     self->lookups = lc_metrics_counter(m, "lcore_gateway_token_store_lookups_total",
@@ -73,6 +86,9 @@ gw_tokens_t *gw_tokens_new(const uint8_t *admin_hash, lc_query_client_t *store, 
         "Uncached tokens answered 429 without asking the store (per-address limit)", NULL);
     self->unavailable = lc_metrics_counter(m, "lcore_gateway_token_unanswered_total",
                                            "Token lookups the store did not answer (503)", NULL);
+    self->limited = lc_metrics_counter(
+        m, "lcore_gateway_token_rate_limited_total",
+        "Reader and operator API requests answered 429: their token was over its rate", NULL);
     return self;
 }
 
@@ -94,6 +110,7 @@ void gw_tokens_destroy(gw_tokens_t **self_p)
     sodium_memzero(self->slots, GW_TOKEN_SLOTS * sizeof *self->slots);
     free(self->slots);
     free(self->peers);
+    free(self->rates);
     free(self);
     *self_p = NULL;
 }
@@ -221,6 +238,37 @@ static void s_put(gw_tokens_t *self, const uint8_t hash[32], const gw_token_t *t
     pthread_mutex_unlock(&self->lock);
 }
 
+/* Refills a token bucket for the time since it was last used and takes one: 0, or -1 empty. A
+ * bucket never used starts full. */
+static int s_take(double *tokens, uint64_t *refill_us, double rate, double burst, uint64_t now)
+{
+    if (*refill_us == 0)
+        *tokens = burst;
+    else
+        *tokens += (double)(now - *refill_us) / 1e6 * rate;
+    if (*tokens > burst)
+        *tokens = burst;
+    *refill_us = now;
+    if (*tokens < 1.0)
+        return -1;
+    *tokens -= 1.0;
+    return 0;
+}
+
+/* One request of the token of hash against its rate: 0, or -1 (over it). */
+static int s_rate_take(gw_tokens_t *self, const uint8_t hash[32])
+{
+    if (self->rate <= 0)
+        return 0;
+    uint64_t h;
+    memcpy(&h, hash + 8, sizeof h); /* not the bytes that pick the cache slot */
+    pthread_mutex_lock(&self->lock);
+    s_bucket_t *b = &self->rates[h % GW_TOKEN_RATE_SLOTS];
+    int rc = s_take(&b->tokens, &b->refill_us, self->rate, self->burst, lc_mono_us());
+    pthread_mutex_unlock(&self->lock);
+    return rc;
+}
+
 /* Takes one of peer's store lookups: 0, or -1 when it has none left. IPv6 by its /64. */
 static int s_peer_take(gw_tokens_t *self, const gw_peer_t *peer)
 {
@@ -235,21 +283,14 @@ static int s_peer_take(gw_tokens_t *self, const gw_peer_t *peer)
     crypto_shorthash(h, a, sizeof a, self->peer_key);
     uint64_t i;
     memcpy(&i, h, sizeof i);
-    uint64_t now = lc_mono_us();
     pthread_mutex_lock(&self->lock);
     s_peer_t *p = &self->peers[i % GW_TOKEN_PEER_SLOTS];
-    if (p->refill_us == 0 || memcmp(p->addr, a, sizeof a) != 0) {
+    if (memcmp(p->addr, a, sizeof a) != 0) { /* a newcomer in the slot starts full */
         memcpy(p->addr, a, sizeof a);
-        p->tokens = GW_TOKEN_LOOKUPS_BURST;
-        p->refill_us = now;
+        p->refill_us = 0;
     }
-    p->tokens += (double)(now - p->refill_us) / 1e6 * GW_TOKEN_LOOKUPS_PER_S;
-    if (p->tokens > GW_TOKEN_LOOKUPS_BURST)
-        p->tokens = GW_TOKEN_LOOKUPS_BURST;
-    p->refill_us = now;
-    int rc = p->tokens >= 1.0 ? 0 : -1;
-    if (rc == 0)
-        p->tokens -= 1.0;
+    int rc = s_take(&p->tokens, &p->refill_us, GW_TOKEN_LOOKUPS_PER_S, GW_TOKEN_LOOKUPS_BURST,
+                    lc_mono_us());
     pthread_mutex_unlock(&self->lock);
     return rc;
 }
@@ -304,7 +345,12 @@ int gw_tokens_check(gw_tokens_t *self, const char *authorization, const gw_peer_
     if (self->admin_set && sodium_memcmp(hash, self->admin_hash, sizeof hash) == 0) {
         snprintf(out->id, sizeof out->id, "admin");
         out->scope = GW_AUTH_OPERATOR;
-        return 0;
+        return 0; /* the configured operator token is not rate limited: it must always work */
+    }
+    if (s_rate_take(self, hash) < 0) {
+        lc_counter_inc(self->limited);
+        sodium_memzero(hash, sizeof hash);
+        return LC_ERR_TIMEOUT;
     }
     pthread_mutex_lock(&self->lock);
     int rc = s_cached(self, hash, out);

@@ -5,7 +5,9 @@
  * store by hash, cached here for a few seconds. The store's Change (topic "changes/") of a
  * deleted token makes every gateway forget it at once; the cache's short life covers a lost
  * Change. Unknown hashes are asked of the store at most a few times a second per client address
- * (a guessing client costs the store little), then 429. Thread-safe. */
+ * (a guessing client costs the store little), then 429. Each token may make `rate` requests a
+ * second (burst `burst`; tokens sharing a bucket slot share it), then 429: a reader polling
+ * hard cannot crowd out ingest. Thread-safe. */
 #ifndef GW_TOKENS_H
 #define GW_TOKENS_H
 
@@ -29,14 +31,20 @@ typedef struct {
     uint64_t expires_at_us; /* 0: never */
 } gw_token_t;
 
-/* admin_hash: SHA-256 of the configured operator token (NULL: none). store is borrowed. */
-gw_tokens_t *gw_tokens_new(const uint8_t *admin_hash, lc_query_client_t *store, lc_metrics_t *m);
+typedef struct {
+    const uint8_t *admin_hash; /* SHA-256 of the configured operator token (NULL: none) */
+    lc_query_client_t *store;  /* borrowed */
+    double rate, burst;        /* requests per second per token (rate 0: unlimited) */
+    lc_metrics_t *metrics;
+} gw_tokens_opts_t;
+
+gw_tokens_t *gw_tokens_new(const gw_tokens_opts_t *opts);
 void gw_tokens_destroy(gw_tokens_t **self_p);
 
 /* Checks an Authorization header value ("Bearer <token>"; NULL: none). Returns 0 with *out
  * filled, LC_ERR_NOTFOUND (missing, malformed, unknown, deleted or expired: 401),
- * LC_ERR_FULL (this address asked about too many unknown tokens: 429) or LC_ERR_UNAVAILABLE
- * (the store did not answer: 503). */
+ * LC_ERR_FULL (this address asked about too many unknown tokens: 429), LC_ERR_TIMEOUT (the
+ * token is over its rate: 429) or LC_ERR_UNAVAILABLE (the store did not answer: 503). */
 int gw_tokens_check(gw_tokens_t *self, const char *authorization, const gw_peer_t *peer,
                     gw_token_t *out) LC_WUR;
 

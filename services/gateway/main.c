@@ -201,8 +201,13 @@ static int s_open(s_gateway_t *gw)
                                .lookups_per_ip = (double)cfg->unknown_lookups_per_ip,
                                .lookups_burst = (double)cfg->unknown_lookups_burst,
                                .metrics = metrics};
-    if (!(gw->devices = gw_devices_new(&dopts)) ||
-        !(gw->tokens = gw_tokens_new(gw->token_hash, gw->store, metrics)) || s_open_log(gw) < 0)
+    gw_tokens_opts_t topts = {.admin_hash = gw->token_hash,
+                              .store = gw->store,
+                              .rate = (double)cfg->token_rate,
+                              .burst = (double)cfg->token_burst,
+                              .metrics = metrics};
+    if (!(gw->devices = gw_devices_new(&dopts)) || !(gw->tokens = gw_tokens_new(&topts)) ||
+        s_open_log(gw) < 0)
         return -1;
     gw_ingest_opts_t iopts = {.gateway_id = cfg->gateway_id,
                               .max_reading_bytes = (size_t)cfg->max_reading_bytes,

@@ -5,7 +5,7 @@ dead-lettered, replayable after reactivation); key rotation with an overlap; rea
 (scopes, device lists, expiry, deletion seen at once on both gateways); opening a record
 through the crypto tier; the audit log of every operator action and every open; a device's
 records paged exactly once while it writes; "accepted" while a reading is in flight; bad input on
-every new route is a clear 4xx and changes nothing; and lcore-cli's device, token and audit verbs
+every new route is a clear 4xx and changes nothing; a token over its rate gets 429; and lcore-cli's device, token and audit verbs
 (cli_admin_checks)."""
 import json
 import os
@@ -102,7 +102,8 @@ def first_403(api, signer, gw, seq0, timeout=5.0):
 
 def main():
     checks = Checks()
-    with Stack(workers=1, extra_env={"LCORE_GATEWAYS": "2"}) as st:
+    limits = {"LCORE_GATEWAY_TOKEN_RATE": "20", "LCORE_GATEWAY_TOKEN_BURST": "40"}
+    with Stack(workers=1, extra_env=dict(limits, LCORE_GATEWAYS="2")) as st:
         api = Api(st)
         devs = {}
         for name in ("op-a", "op-b", "op-c"):
@@ -305,13 +306,14 @@ def main():
                     if s != 202:
                         errors.append((s, body))
                     time.sleep(0.01)
+            pager = api.token("read", devices=["op-page"])["token"]  # its own rate bucket
             t = threading.Thread(target=writer)
             t.start()
             seen, after, from_seq = [], "", 0
             deadline = time.time() + 60
             while time.time() < deadline:
                 q = f"/v1/devices/op-page/records?limit=7&from_seq={from_seq}" + (f"&after={after}" if after else "")
-                s, _, page = api.read(q)
+                s, _, page = api.read(q, pager)
                 expect(s == 200 and len(page["records"]) <= 7, f"page: {s} {page}")
                 seen += [r["seq"] for r in page["records"]]
                 if page["next"]:
@@ -326,7 +328,7 @@ def main():
             t.join()
             expect(not errors, f"posts: {errors[:3]}")
             expect(seen == list(range(1, n + 1)), f"every record once, in seq order: {seen}")
-            s, _, page = api.read("/v1/devices/op-page/records?limit=1000")
+            s, _, page = api.read("/v1/devices/op-page/records?limit=1000", pager)
             expect(s == 200 and [r["seq"] for r in page["records"]] == list(range(1, n + 1))
                    and page["next"] is None, "one page of all")
             r0 = page["records"][0]
@@ -334,6 +336,25 @@ def main():
                                "leaf", "proof", "batch"}, f"a listed record: {r0}")
         checks.run("a device's records paged while it writes: each exactly once, in seq order",
                    paging_under_writes)
+
+        def rate_limited():
+            hot, calm = api.token("read")["token"], api.token("read")["token"]
+            answers = [api.read("/v1/devices/op-a/status", hot) for _ in range(70)]
+            limited = [(s, h, b) for s, h, b in answers if s == 429]
+            expect(len(limited) >= 10 and all(s in (200, 429) for s, _, _ in answers),
+                   f"70 quick requests at 20/s (burst 40): {len(limited)} got 429")
+            _, hdrs, body = limited[0]
+            expect(body["error"] == "rate_limited" and int(hdrs.get("Retry-After", 0)) >= 1,
+                   f"429: {hdrs} {body}")
+            s, _, _ = api.read("/v1/devices/op-a/status", calm)
+            expect(s == 200, f"another token is not limited by the first: {s}")
+            time.sleep(1.2)
+            s, _, _ = api.read("/v1/devices/op-a/status", hot)
+            expect(s == 200, f"the limited token a second later: {s}")
+            s, _, _ = api.op("GET", "/v1/devices?limit=1")
+            expect(s == 200, "the configured operator token is never limited")
+        checks.run("a token over its rate (LCORE_GATEWAY_TOKEN_RATE) gets 429 + Retry-After; "
+                   "other tokens do not", rate_limited)
 
         def bad_input():
             audit_n = len(api.audit())

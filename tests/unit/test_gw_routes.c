@@ -152,7 +152,8 @@ static void test_admin_token_without_store(void **state)
     uint8_t h[32];
     assert_int_equal(lc_token_hash(h, tok, strlen(tok)), 0);
     lc_metrics_t *m = lc_metrics_new();
-    gw_tokens_t *t = gw_tokens_new(h, NULL, m);
+    gw_tokens_opts_t o = {.admin_hash = h, .rate = 1, .burst = 1, .metrics = m};
+    gw_tokens_t *t = gw_tokens_new(&o);
     assert_non_null(t);
     gw_token_t out;
     char auth[80];
