@@ -8,7 +8,8 @@
  * as the gateway's GET /v1/devices/{id}/records asks for a page of records. Timed: each call's
  * wall time, this process's CPU time and, when it can be read (/proc, a server on this
  * machine), the CPU time of the PostgreSQL backend serving the connection. The first call is
- * reported on its own (a fresh connection, nothing cached); every answer of the first and last
+ * reported on its own (a fresh connection, the proof cache empty; --cache-leaves 0 makes every
+ * call like it, as every call was before the cache); every answer of the first and last
  * call is checked (one per record, each proof leading to its anchor's root). Needs a database
  * where no record waits for an anchor (point --dsn at one nothing else uses: a relayer running
  * on it would anchor the bench's records itself); the bench's rows are deleted at the end unless
@@ -33,6 +34,7 @@
 typedef struct {
     const char *dsn;
     uint64_t anchors, leaves, records, calls;
+    uint64_t cache_leaves; /* the handle's proof cache bound */
     int keep;
 } proofs_opts_t;
 
@@ -40,23 +42,33 @@ static void s_usage(FILE *out)
 {
     fprintf(out,
             "usage: " PROG " --dsn DSN [--anchors 30] [--leaves 1000] [--records 100]\n"
-            "          [--calls 200] [--keep]\n"
+            "          [--calls 200] [--cache-leaves N] [--keep]\n"
             "  Saves ANCHORS mined anchors of LEAVES records each, then times CALLS calls of\n"
             "  ch_db_anchor_infos (get_anchors) for RECORDS records spread over all of them.\n"
             "  --dsn DSN  PostgreSQL connection string, the owner's (default: $LCORE_PG_DSN);\n"
             "             a database where no record waits for an anchor\n"
+            "  --cache-leaves N  the proof cache's bound (default: ch_db's, 524288); 0: every\n"
+            "             call reads and hashes every leaf of its anchors, as before the cache\n"
             "  --keep     leave the bench's records and anchors in the database\n");
 }
 
 static int s_parse(proofs_opts_t *o, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"dsn", required_argument, NULL, 'd'},    {"anchors", required_argument, NULL, 'a'},
-        {"leaves", required_argument, NULL, 'l'}, {"records", required_argument, NULL, 'r'},
-        {"calls", required_argument, NULL, 'c'},  {"keep", no_argument, NULL, 'K'},
-        {"help", no_argument, NULL, 'h'},         {0}};
-    *o = (proofs_opts_t){
-        .dsn = getenv("LCORE_PG_DSN"), .anchors = 30, .leaves = 1000, .records = 100, .calls = 200};
+    static const struct option longopts[] = {{"dsn", required_argument, NULL, 'd'},
+                                             {"anchors", required_argument, NULL, 'a'},
+                                             {"leaves", required_argument, NULL, 'l'},
+                                             {"records", required_argument, NULL, 'r'},
+                                             {"calls", required_argument, NULL, 'c'},
+                                             {"keep", no_argument, NULL, 'K'},
+                                             {"cache-leaves", required_argument, NULL, 'C'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
+    *o = (proofs_opts_t){.dsn = getenv("LCORE_PG_DSN"),
+                         .anchors = 30,
+                         .leaves = 1000,
+                         .records = 100,
+                         .calls = 200,
+                         .cache_leaves = CH_DB_PROOF_CACHE_LEAVES};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         int bad = 0;
@@ -75,6 +87,9 @@ static int s_parse(proofs_opts_t *o, int argc, char **argv)
             break;
         case 'c':
             bad = bench_parse_u64(PROG, "--calls", optarg, 1, 1000000, &o->calls);
+            break;
+        case 'C':
+            bad = bench_parse_u64(PROG, "--cache-leaves", optarg, 0, 1u << 30, &o->cache_leaves);
             break;
         case 'K':
             o->keep = 1;
@@ -310,6 +325,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot connect to PostgreSQL or apply the migrations\n");
         goto out;
     }
+    ch_db_set_proof_cache(db, (size_t)o.cache_leaves);
     double t0 = bench_now();
     for (uint64_t a = 0; a < o.anchors; a++) {
         int64_t anchor_id = 0;
@@ -336,12 +352,14 @@ int main(int argc, char **argv)
         goto out;
     }
     printf("{\"anchors\":%llu,\"leaves_per_anchor\":%llu,\"records_asked\":%llu,\"calls\":%llu,"
+           "\"cache_leaves\":%llu,"
            "\"first_call_ms\":%.3f,\"p50_call_ms\":%.3f,\"mean_call_ms\":%.3f,"
            "\"bench_cpu_ms_per_call\":%.3f,\"pg_backend_cpu_ms_per_call\":%.3f,"
            "\"setup_seconds\":%.1f,\"store_id\":\"%s\"}\n",
            (unsigned long long)o.anchors, (unsigned long long)o.leaves,
-           (unsigned long long)o.records, (unsigned long long)o.calls, res.first_ms, res.p50_ms,
-           res.mean_ms, res.self_cpu_ms, res.pg_cpu_ms, setup_s, store_id);
+           (unsigned long long)o.records, (unsigned long long)o.calls,
+           (unsigned long long)o.cache_leaves, res.first_ms, res.p50_ms, res.mean_ms,
+           res.self_cpu_ms, res.pg_cpu_ms, setup_s, store_id);
     exit_code = 0;
 out:
     if (conn && !o.keep && s_cleanup(conn, store_id) < 0) {
