@@ -1,8 +1,12 @@
 /* ch_config.c: the relayer's configuration table. KC-Chain is a configuration, not code. */
 #include "ch_config.h"
 
+#include "ch_db.h"
+
 /* lc_cfg stores an enum setting's index as an int. */
 _Static_assert(sizeof(ch_fee_mode_t) == sizeof(int), "fee_mode is set as an int");
+/* LCORE_CHAIN_PROOF_CACHE_LEAVES's default is ch_db's. */
+_Static_assert(CH_DB_PROOF_CACHE_LEAVES == 524288, "the table's default is ch_db's");
 
 #define T ch_config_t
 const lc_cfg_opt_t ch_config_opts[] = {
@@ -31,6 +35,9 @@ const lc_cfg_opt_t ch_config_opts[] = {
                         "a gap"),
     LC_CFG_LINK_BIND("LCORE_CHAIN_QUERIES_BIND", T, queries_bind, LC_LINK_CHAIN_QUERIES,
                      "query ROUTER socket, bound: gateways ask for a record's anchor and proof"),
+    LC_CFG_I("LCORE_CHAIN_PROOF_CACHE_LEAVES", T, proof_cache_leaves, "524288", 0, 16777216,
+             "leaves of the anchor Merkle trees the query thread keeps for proofs, least recently "
+             "used out first (about 72 bytes a leaf: 36 MiB by default); 0: rebuilt per query"),
     LC_CFG_I("LCORE_CHAIN_CATCH_UP_MS", T, catch_up_ms, "10000", 100, 3600000,
              "how often every store's position is compared with what the relayer has"),
     LC_CFG_I("LCORE_CHAIN_CONFIRMATIONS", T, confirmations, "3", 1, 10000,

@@ -18,6 +18,7 @@ typedef struct {
     char events_connect[512];
     char store_queries_connect[512];
     char queries_bind[512];
+    long long proof_cache_leaves;
     long long catch_up_ms;
     long long confirmations;
     long long finality;

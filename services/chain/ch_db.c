@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ch_migrations.h"
+#include "ch_proof_cache.h"
 #include "lc_log.h"
 #include "lc_merkle.h"
 #include "lc_pg.h"
@@ -13,6 +14,8 @@
 
 struct ch_db {
     lc_pg_t *pg;
+    ch_proof_cache_t *proofs; /* the trees of the anchors asked for lately */
+    ch_db_proof_stats_t proof_stats;
 };
 
 static const char *const s_states[] = {"in_progress", "unconfirmed", "confirmed", "finalized",
@@ -48,7 +51,8 @@ ch_db_t *ch_db_new(const char *dsn)
 {
     ch_db_t *self = calloc(1, sizeof *self);
     char why[192];
-    if (!self || !(self->pg = lc_pg_new(dsn, "lcore-chain")))
+    if (!self || !(self->proofs = ch_proof_cache_new(CH_DB_PROOF_CACHE_LEAVES)) ||
+        !(self->pg = lc_pg_new(dsn, "lcore-chain")))
         goto fail;
     if (lc_migrate_check(self->pg, &ch_migrations, why, sizeof why) != 0) {
         lc_info("waiting_for_schema", "version=%d reason=\"%s\"",
@@ -66,6 +70,7 @@ void ch_db_destroy(ch_db_t **self_p)
     if (!self_p || !*self_p)
         return;
     lc_pg_destroy(&(*self_p)->pg);
+    ch_proof_cache_destroy(&(*self_p)->proofs);
     free(*self_p);
     *self_p = NULL;
 }
@@ -861,11 +866,12 @@ int ch_db_count_nonces(ch_db_t *self, const uint8_t from[20], uint64_t lo, uint6
 /* -- what the gateways ask ----------------------------------------------------------------- */
 
 /* The records asked for ($1, bytea[]) that the relayer took in, one row each, with its live
- * mined anchor if any (the newest, should there be two). */
+ * mined anchor if any (the newest, should there be two), and its leaf there (a cached tree is
+ * checked against it). */
 static const char s_anchor_info_sql[] =
     "SELECT DISTINCT ON (c.record_id) c.record_id, c.envelope_hash, b.id, b.status, b.root,"
     " lf.leaf_index, t.mined_hash, t.block_number, (SELECT block FROM chain_head WHERE id = 1),"
-    " b.leaf_count FROM chain_records c"
+    " b.leaf_count, lf.leaf FROM chain_records c"
     " LEFT JOIN (anchor_leaves lf JOIN anchors b ON b.id = lf.anchor_id"
     " AND b.status IN ('anchored', 'confirmed', 'finalized')) ON lf.arrival = c.arrival"
     " LEFT JOIN anchor_txs t ON t.anchor_id = b.id AND t.block_number IS NOT NULL"
@@ -888,6 +894,7 @@ typedef struct {
     int64_t anchor;              /* 0: in no mined anchor */
     uint64_t index;              /* its leaf's index in the anchor */
     uint64_t leaves;             /* the anchor's leaf count */
+    uint8_t root[32], leaf[32];  /* the anchor's root, the record's leaf in it */
     Lcore__V1__AnchorInfo *info; /* its answer, once asked for */
 } s_found_t;
 
@@ -945,27 +952,49 @@ static int s_set_proof(Lcore__V1__AnchorInfo *out, const uint8_t *proof, size_t 
     return 0;
 }
 
-/* The proofs of found[0 .. n) (sorted by anchor) in anchor `anchor`, whose leaves are rows
- * [first, first + count) of r; *used: how many of found were in it. */
-static int s_anchor_proofs(const PGresult *r, int first, int count, s_found_t *const *found,
-                           size_t n, size_t *used)
+/* How many of found[0 .. n) (n >= 1, sorted by anchor) are in found[0]'s anchor. */
+static size_t s_same_anchor(s_found_t *const *found, size_t n)
 {
-    uint8_t *leaves = malloc((size_t)count * 32), proof[LC_MERKLE_MAX_PROOF * 32];
+    size_t k = 1;
+    while (k < n && found[k]->anchor == found[0]->anchor)
+        k++;
+    return k;
+}
+
+/* The proofs of found[0 .. n), all in the anchor whose tree this is. */
+static int s_tree_proofs(const lc_merkle_t *tree, s_found_t *const *found, size_t n)
+{
+    uint8_t proof[LC_MERKLE_MAX_PROOF * 32];
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t plen = 0;
+        rc = lc_merkle_proof(tree, proof, LC_MERKLE_MAX_PROOF, &plen, found[i]->index);
+        if (rc == LC_ERR_NOTFOUND)
+            rc = LC_ERR_INVALID; /* its leaf is not among its anchor's */
+        if (rc == 0)
+            rc = s_set_proof(found[i]->info, proof, plen);
+    }
+    return rc;
+}
+
+/* The proofs of found[0 .. n) (sorted by anchor) in found[0]'s anchor, whose leaves are rows
+ * [first, first + count) of r; the tree built from them is kept in the cache. *used: how many
+ * of found were in it. */
+static int s_anchor_proofs(ch_db_t *self, const PGresult *r, int first, int count,
+                           s_found_t *const *found, size_t n, size_t *used)
+{
+    uint8_t *leaves = malloc((size_t)count * 32);
     int rc = leaves ? 0 : LC_ERR_NOMEM;
     for (int i = 0; rc == 0 && i < count; i++)
         rc = lc_pg_bytes(r, first + i, 1, leaves + 32 * (size_t)i, 32);
     lc_merkle_t *tree = NULL;
     if (rc == 0 && !(tree = lc_merkle_new(leaves, (size_t)count, &rc)))
         rc = rc < 0 ? rc : LC_ERR_INVALID;
-    *used = 0;
-    for (; rc == 0 && *used < n && found[*used]->anchor == found[0]->anchor; (*used)++) {
-        size_t plen = 0;
-        rc = lc_merkle_proof(tree, proof, LC_MERKLE_MAX_PROOF, &plen, found[*used]->index);
-        if (rc == LC_ERR_NOTFOUND)
-            rc = LC_ERR_INVALID; /* its leaf is not among its anchor's */
-        if (rc == 0)
-            rc = s_set_proof(found[*used]->info, proof, plen);
-    }
+    *used = s_same_anchor(found, n);
+    if (rc == 0)
+        rc = s_tree_proofs(tree, found, *used);
+    if (rc == 0)
+        ch_proof_cache_put(self->proofs, found[0]->anchor, &tree);
     lc_merkle_destroy(&tree);
     free(leaves);
     return rc;
@@ -981,6 +1010,7 @@ static int s_proof_batch(ch_db_t *self, const int64_t *ids, size_t n_ids, s_foun
     PGresult *r = NULL;
     int rc = lc_pg_query(self->pg, &r, s_anchor_leaves_sql, p);
     int rows = rc == 0 ? PQntuples(r) : 0;
+    self->proof_stats.leaves_read += (uint64_t)rows;
     size_t done = 0;
     for (int first = 0; rc == 0 && first < rows;) {
         int64_t anchor = lc_pg_i64(r, first, 0);
@@ -989,7 +1019,7 @@ static int s_proof_batch(ch_db_t *self, const int64_t *ids, size_t n_ids, s_foun
             count++;
         size_t used = 0;
         if (done < n && found[done]->anchor == anchor)
-            rc = s_anchor_proofs(r, first, count, found + done, n - done, &used);
+            rc = s_anchor_proofs(self, r, first, count, found + done, n - done, &used);
         done += used;
         first += count;
     }
@@ -999,12 +1029,58 @@ static int s_proof_batch(ch_db_t *self, const int64_t *ids, size_t n_ids, s_foun
     return rc;
 }
 
-/* The proofs of found[0 .. n) (sorted by anchor), whole anchors read together, at most
- * S_PROOF_LEAVES leaves a statement (one larger anchor alone). */
-static int s_proofs(ch_db_t *self, s_found_t *const *found, size_t n)
+/* The cached tree of the anchor of found[0 .. n) (all in it), if it is the tree these rows
+ * describe: the anchor's root and leaf count, each record's leaf at its index. Anchor leaves
+ * are never changed or deleted, so this holds unless the database was replaced under the
+ * relayer (a restore: the id may then name other leaves): a tree that fails is dropped. */
+static const lc_merkle_t *s_cached_tree(ch_db_t *self, s_found_t *const *found, size_t n)
 {
-    int64_t *ids = malloc((n ? n : 1) * sizeof *ids);
-    int rc = ids ? 0 : LC_ERR_NOMEM;
+    const lc_merkle_t *tree = ch_proof_cache_get(self->proofs, found[0]->anchor);
+    uint8_t root[LC_MERKLE_HASH_LEN];
+    if (tree)
+        lc_merkle_root(tree, root);
+    int same = tree && lc_merkle_leaf_count(tree) == found[0]->leaves &&
+               memcmp(root, found[0]->root, sizeof root) == 0;
+    for (size_t i = 0; same && i < n; i++) {
+        const uint8_t *leaf = lc_merkle_node(tree, lc_merkle_tree_index(tree, found[i]->index));
+        same = leaf && memcmp(leaf, found[i]->leaf, LC_MERKLE_HASH_LEN) == 0;
+    }
+    if (tree && !same)
+        ch_proof_cache_drop(self->proofs, found[0]->anchor);
+    return same ? tree : NULL;
+}
+
+/* The proofs of found[0 .. n) (sorted by anchor) whose anchor's tree is cached; the others
+ * are moved to found[0 .. *missed), still sorted. */
+static int s_cached_proofs(ch_db_t *self, s_found_t **found, size_t n, size_t *missed)
+{
+    int rc = 0;
+    *missed = 0;
+    for (size_t i = 0, k = 0; rc == 0 && i < n; i += k) {
+        k = s_same_anchor(found + i, n - i);
+        const lc_merkle_t *tree = s_cached_tree(self, found + i, k);
+        if (tree) {
+            self->proof_stats.hits++;
+            rc = s_tree_proofs(tree, found + i, k);
+        } else {
+            self->proof_stats.misses++;
+            memmove(found + *missed, found + i, k * sizeof *found);
+            *missed += k;
+        }
+    }
+    return rc;
+}
+
+/* The proofs of found[0 .. n) (sorted by anchor): from the cached trees, then for the other
+ * anchors from their leaves, whole anchors read together, at most S_PROOF_LEAVES leaves a
+ * statement (one larger anchor alone). */
+static int s_proofs(ch_db_t *self, s_found_t **found, size_t asked)
+{
+    size_t n = 0; /* found[0 .. n): those whose anchor's tree is not cached */
+    int rc = s_cached_proofs(self, found, asked, &n);
+    int64_t *ids = rc == 0 ? malloc((n ? n : 1) * sizeof *ids) : NULL;
+    if (rc == 0 && !ids)
+        rc = LC_ERR_NOMEM;
     for (size_t i = 0; rc == 0 && i < n;) {
         size_t j = i, n_ids = 0;
         uint64_t leaves = 0;
@@ -1057,6 +1133,9 @@ static int s_found(const PGresult *r, s_found_t *found, size_t rows)
         f->anchor = lc_pg_null(r, (int)i, 2) ? 0 : lc_pg_i64(r, (int)i, 2);
         f->index = lc_pg_u64(r, (int)i, 5);
         f->leaves = lc_pg_u64(r, (int)i, 9);
+        if (f->anchor && (lc_pg_bytes(r, (int)i, 4, f->root, 32) != 0 ||
+                          lc_pg_bytes(r, (int)i, 10, f->leaf, 32) != 0))
+            return LC_ERR_INVALID;
     }
     qsort(found, rows, sizeof *found, s_by_record);
     return 0;
@@ -1098,6 +1177,18 @@ int ch_db_anchor_info(ch_db_t *self, const uint8_t record_id[32], Lcore__V1__Anc
     size_t found = 0;
     int rc = ch_db_anchor_infos(self, record_id, 1, out, &found);
     return rc == 0 && found == 0 ? LC_ERR_NOTFOUND : rc;
+}
+
+void ch_db_set_proof_cache(ch_db_t *self, size_t max_leaves)
+{
+    ch_proof_cache_set_max(self->proofs, max_leaves);
+}
+
+void ch_db_proof_stats(const ch_db_t *self, ch_db_proof_stats_t *out)
+{
+    *out = self->proof_stats;
+    out->leaves = ch_proof_cache_leaves(self->proofs);
+    out->trees = ch_proof_cache_trees(self->proofs);
 }
 
 static void s_free_str(char *s)

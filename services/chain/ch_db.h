@@ -64,11 +64,30 @@ int ch_db_anchor_info(ch_db_t *self, const uint8_t record_id[32],
 void ch_db_anchor_info_clear(struct Lcore__V1__AnchorInfo *info);
 /* The same for many records (get_anchors): out[0 .. *found) are the record_ids (n of them, 32
  * bytes each, back to back) the relayer has taken in, in the order asked, each once (unknown
- * ones left out); out holds n entries, each cleared with ch_db_anchor_info_clear. Two
- * statements whatever n (the records, then their anchors' leaves; more only when the anchors
+ * ones left out); out holds n entries, each cleared with ch_db_anchor_info_clear. At most two
+ * statements whatever n (the records, then the leaves of those of their anchors whose Merkle
+ * trees are not in this handle's proof cache: none when all are; more only when those anchors
  * hold more than 2^18 leaves together). On error nothing is left to clear. */
 int ch_db_anchor_infos(ch_db_t *self, const uint8_t *record_ids, size_t n,
                        struct Lcore__V1__AnchorInfo *out, size_t *found) LC_WUR;
+
+/* The proof cache: each handle keeps the Merkle trees of the anchors it answered for lately
+ * (ch_proof_cache; a tree costs about 72 bytes a leaf), the least recently used going first
+ * once they hold more than this many leaves together; 0 keeps none. An anchor's leaves never
+ * change, and each cached tree is checked against its anchor's root and the record's leaf before
+ * use, so answers are the same with or without it. The handle's own: no locking (the query
+ * thread has a handle of its own). New handles start with CH_DB_PROOF_CACHE_LEAVES (2^19, the
+ * default of LCORE_CHAIN_PROOF_CACHE_LEAVES). */
+#define CH_DB_PROOF_CACHE_LEAVES 524288
+void ch_db_set_proof_cache(ch_db_t *self, size_t max_leaves);
+typedef struct {
+    uint64_t hits;        /* anchors of an answer whose tree was in the cache */
+    uint64_t misses;      /* anchors of an answer whose leaves were read to build it */
+    uint64_t leaves_read; /* leaves read from PostgreSQL for proofs */
+    size_t leaves, trees; /* held now */
+} ch_db_proof_stats_t;
+/* Counts since the handle was made. */
+void ch_db_proof_stats(const ch_db_t *self, ch_db_proof_stats_t *out);
 
 /* Highest arrival already in a live (not superseded) anchor; 0 when none. */
 int ch_db_cursor(ch_db_t *self, int64_t *last_arrival) LC_WUR;

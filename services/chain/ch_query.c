@@ -17,6 +17,11 @@ struct ch_query {
     lc_query_server_t server;
     ch_db_t *db; /* the actor's; connected on demand */
     int64_t connect_at;
+    /* Its proof cache's counts (ch_db_proof_stats), as last published to the metrics: db and
+     * these are the actor thread's alone. */
+    ch_db_proof_stats_t proofs_seen;
+    lc_counter_t *proof_hits, *proof_misses;
+    lc_gauge_t *proof_leaves;
     zactor_t *actor;
     int started; /* the actor bound its socket */
 };
@@ -45,7 +50,8 @@ static ch_db_t *s_db(ch_query_t *self)
     int64_t now = zclock_mono();
     if (!self->db && now >= self->connect_at) {
         self->connect_at = now + 1000;
-        self->db = ch_db_new(self->cfg->pg_dsn);
+        if ((self->db = ch_db_new(self->cfg->pg_dsn)))
+            ch_db_set_proof_cache(self->db, (size_t)self->cfg->proof_cache_leaves);
     }
     return self->db;
 }
@@ -115,20 +121,11 @@ static void s_answer_anchors(ch_query_t *self, ch_db_t *db, const Lcore__V1__Anc
     reply->n_anchors = found;
 }
 
-static void s_answer(void *ctx, const Lcore__V1__Query *q, Lcore__V1__QueryReply *reply)
+/* get_anchor: one record id of 32 bytes. */
+static void s_answer_anchor(ch_query_t *self, ch_db_t *db, const ProtobufCBinaryData *record_id,
+                            Lcore__V1__QueryReply *reply)
 {
-    ch_query_t *self = ctx;
-    ch_db_t *db = s_db(self);
-    if (q->body_case == LCORE__V1__QUERY__BODY_PING) {
-        if (!db)
-            s_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database unavailable");
-        return;
-    }
-    if (q->body_case == LCORE__V1__QUERY__BODY_GET_ANCHORS) {
-        s_answer_anchors(self, db, q->get_anchors, reply);
-        return;
-    }
-    if (q->get_anchor.len != LC_RECORD_ID_LEN) {
+    if (record_id->len != LC_RECORD_ID_LEN) {
         s_error(reply, LCORE__V1__QUERY_REPLY__STATUS__BAD_REQUEST,
                 "get_anchor: record_id must be 32 bytes");
         return;
@@ -143,7 +140,7 @@ static void s_answer(void *ctx, const Lcore__V1__Query *q, Lcore__V1__QueryReply
         return;
     }
     lcore__v1__anchor_info__init(info);
-    int rc = ch_db_anchor_info(db, q->get_anchor.data, info);
+    int rc = ch_db_anchor_info(db, record_id->data, info);
     if (rc < 0) {
         ch_db_anchor_info_clear(info);
         free(info);
@@ -156,6 +153,33 @@ static void s_answer(void *ctx, const Lcore__V1__Query *q, Lcore__V1__QueryReply
     }
     s_stamp(self, info);
     reply->anchor = info;
+}
+
+/* What the proof cache did since the last answer, into the metrics. */
+static void s_count_proofs(ch_query_t *self, const ch_db_t *db)
+{
+    ch_db_proof_stats_t now;
+    ch_db_proof_stats(db, &now);
+    lc_counter_add(self->proof_hits, now.hits - self->proofs_seen.hits);
+    lc_counter_add(self->proof_misses, now.misses - self->proofs_seen.misses);
+    lc_gauge_set(self->proof_leaves, (double)now.leaves);
+    self->proofs_seen = now;
+}
+
+static void s_answer(void *ctx, const Lcore__V1__Query *q, Lcore__V1__QueryReply *reply)
+{
+    ch_query_t *self = ctx;
+    ch_db_t *db = s_db(self);
+    if (q->body_case == LCORE__V1__QUERY__BODY_PING) {
+        if (!db)
+            s_error(reply, LCORE__V1__QUERY_REPLY__STATUS__ERROR, "database unavailable");
+    } else if (q->body_case == LCORE__V1__QUERY__BODY_GET_ANCHORS) {
+        s_answer_anchors(self, db, q->get_anchors, reply);
+    } else {
+        s_answer_anchor(self, db, &q->get_anchor, reply);
+    }
+    if (db)
+        s_count_proofs(self, db);
 }
 
 static void s_clear(void *ctx, Lcore__V1__QueryReply *reply)
@@ -217,6 +241,15 @@ ch_query_t *ch_query_new(const ch_config_t *cfg, lc_curve_t *curve, lc_metrics_t
     self->server = (lc_query_server_t){
         .roles = s_roles, .answer = s_answer, .clear = s_clear, .ctx = self, .curve = curve};
     lc_query_server_count(&self->server, m, "lcore_chain");
+    self->proof_hits = lc_metrics_counter(
+        m, "lcore_chain_proof_cache_hits_total",
+        "Anchors of a proof answer whose Merkle tree the query thread had cached", NULL);
+    self->proof_misses = lc_metrics_counter(
+        m, "lcore_chain_proof_cache_misses_total",
+        "Anchors of a proof answer whose leaves were read from PostgreSQL to build the tree", NULL);
+    self->proof_leaves = lc_metrics_gauge(
+        m, "lcore_chain_proof_cache_leaves",
+        "Leaves of the anchor trees the query thread holds (LCORE_CHAIN_PROOF_CACHE_LEAVES)", NULL);
     self->actor = zactor_new(s_actor, self);
     if (!self->actor || !self->started)
         ch_query_destroy(&self);

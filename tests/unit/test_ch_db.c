@@ -3,7 +3,12 @@
  * feed position moved only from the expected one), anchors over arrival ranges, and the anchor
  * info a record lookup gets: pending, then, once its anchor is mined, the proof that leads to
  * the root (lc_merkle_verify) and the confirmations from chain_head; and the same for many
- * records at once (get_anchors), in the order asked.
+ * records at once (get_anchors), in the order asked; and the proof cache: a handle with it
+ * answers exactly (byte for byte) what a handle without it answers, for many records across
+ * anchors, a second time without reading a leaf, under a bound too small for all the trees (and
+ * one too small for the largest), and after an anchor's leaves were changed under it (a database
+ * restored under the relayer: a cached tree that no longer matches its anchor's root, or its
+ * leaf order, is not used).
  *
  * Needs LCORE_TEST_PG_DSN as test_st_db does (the owner's DSN of a scratch database); rows are
  * written under a store_id and record ids of the test's own, so it can run again. Skipped
@@ -21,13 +26,16 @@
 #include <unistd.h>
 
 #include "ch_db.h"
+#include "lc_codec.h"
 #include "lc_merkle.h"
+#include "lc_pg.h"
 #include "lc_record.h"
 #include "lcore.pb-c.h"
 
 /* The group's connection and store_id (set up once; NULL: no database, every test skips). */
 static ch_db_t *s_db;
 static char s_store_id[32];
+static const char *s_dsn;
 
 static int s_setup(void **state)
 {
@@ -39,6 +47,7 @@ static int s_setup(void **state)
     assert_int_equal(ch_db_migrate(dsn, NULL, out, NULL, NULL), 0);
     fclose(out);
     snprintf(s_store_id, sizeof s_store_id, "c-%d-%lld", (int)getpid(), (long long)time(NULL));
+    s_dsn = dsn;
     return (s_db = ch_db_new(dsn)) ? 0 : -1;
 }
 
@@ -275,12 +284,249 @@ static void test_anchor_infos(void **state)
     assert_int_equal(ch_db_mark_fatal(s_db, second.tx_id, "test done", 1), 0);
 }
 
+/* -- the proof cache ----------------------------------------------------------------------- */
+
+/* x and y pack to the same bytes (the chain's part, stamped by ch_query, is not in either). */
+static void s_same_bytes(const Lcore__V1__AnchorInfo *x, const Lcore__V1__AnchorInfo *y)
+{
+    size_t len = lcore__v1__anchor_info__get_packed_size(x);
+    assert_int_equal(len, lcore__v1__anchor_info__get_packed_size(y));
+    uint8_t *a = malloc(len + 1), *b = malloc(len + 1);
+    lcore__v1__anchor_info__pack(x, a);
+    lcore__v1__anchor_info__pack(y, b);
+    assert_memory_equal(a, b, len);
+    free(a);
+    free(b);
+}
+
+/* ids[0 .. n) asked of db and of cold (no proof cache): want answers from each, the same ones
+ * byte for byte, every proof leading to its root. */
+static void s_same_as_cold(ch_db_t *db, ch_db_t *cold, const uint8_t *ids, size_t n, size_t want)
+{
+    Lcore__V1__AnchorInfo *a = calloc(n, sizeof *a), *b = calloc(n, sizeof *b);
+    size_t found_a = 0, found_b = 0;
+    assert_int_equal(ch_db_anchor_infos(db, ids, n, a, &found_a), 0);
+    assert_int_equal(ch_db_anchor_infos(cold, ids, n, b, &found_b), 0);
+    assert_int_equal(found_a, want);
+    assert_int_equal(found_b, want);
+    for (size_t i = 0; i < want; i++) {
+        s_same_info(&a[i], &b[i]);
+        s_same_bytes(&a[i], &b[i]);
+        if (a[i].anchor_id) {
+            uint8_t proof[LC_MERKLE_MAX_PROOF * 32];
+            for (size_t k = 0; k < a[i].n_proof; k++)
+                memcpy(proof + 32 * k, a[i].proof[k].data, 32);
+            assert_int_equal(lc_merkle_verify(a[i].root.data, a[i].leaf.data, proof, a[i].n_proof),
+                             0);
+        }
+        ch_db_anchor_info_clear(&a[i]);
+        ch_db_anchor_info_clear(&b[i]);
+    }
+    free(a);
+    free(b);
+}
+
+/* The proof cache's counts moved by exactly these since *before (then *before = now). */
+static void s_moved(ch_db_t *db, ch_db_proof_stats_t *before, uint64_t hits, uint64_t misses,
+                    uint64_t leaves_read)
+{
+    ch_db_proof_stats_t now;
+    ch_db_proof_stats(db, &now);
+    assert_int_equal(now.hits - before->hits, hits);
+    assert_int_equal(now.misses - before->misses, misses);
+    assert_int_equal(now.leaves_read - before->leaves_read, leaves_read);
+    *before = now;
+}
+
+/* A statement as the owner, behind the relayer's back ($1 = anchor id, $2 = 32 bytes or none). */
+static void s_owner_sql(const char *sql, int64_t anchor_id, const uint8_t *bytes)
+{
+    PGconn *conn = lc_pg_connect(s_dsn, "test_ch_db");
+    assert_non_null(conn);
+    char id[24], hex[2 + 64 + 1] = "\\x";
+    snprintf(id, sizeof id, "%lld", (long long)anchor_id);
+    if (bytes)
+        assert_int_equal(lc_hex_encode(hex + 2, sizeof hex - 2, bytes, 32), 0);
+    const char *v[2] = {id, hex};
+    PGresult *r = PQexecParams(conn, sql, bytes ? 2 : 1, NULL, v, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    assert_int_equal(atoi(PQcmdTuples(r)), 1);
+    PQclear(r);
+    PQfinish(conn);
+}
+
+#define S_CACHE_ANCHORS 8
+
+/* Anchors of 1, 2, 3, 5, 8, 13, 21 and 34 records (the first also takes what earlier tests left
+ * waiting), each mined; then one record left pending. ids: every record of them, taken from
+ * each anchor in turn (the order asked is not the anchors'), the pending one and an unknown id
+ * among them; *n ids, *want known. */
+static void s_cache_anchors(s_anchor_t *a, uint8_t *ids, size_t *n, size_t *want)
+{
+    static const size_t sizes[S_CACHE_ANCHORS] = {1, 2, 3, 5, 8, 13, 21, 34};
+    ch_feed_record_t feed[34];
+    uint64_t pos = 0;
+    size_t got = 0;
+    assert_int_equal(ch_db_feed_position(s_db, s_store_id, &pos), 0);
+    for (size_t k = 0; k < S_CACHE_ANCHORS; k++) {
+        s_feed_records(pos + 1, sizes[k], feed);
+        assert_int_equal(
+            ch_db_feed_add(s_db, s_store_id, pos, pos + sizes[k], feed, sizes[k], &got), 0);
+        s_mine_anchor(&a[k]);
+        pos += sizes[k];
+    }
+    s_feed_records(pos + 1, 1, feed);
+    assert_int_equal(ch_db_feed_add(s_db, s_store_id, pos, pos + 1, feed, 1, &got), 0);
+    *n = 0;
+    for (size_t r = 0; r < 256; r++)
+        for (size_t k = 0; k < S_CACHE_ANCHORS; k++)
+            if (r < a[k].n)
+                memcpy(ids + 32 * (*n)++, a[k].recs[r].record_id, 32);
+    *want = *n + 1;
+    memcpy(ids + 32 * (*n)++, feed[0].record_id, 32);
+    memset(ids + 32 * (*n)++, 0xee, 32);
+}
+
+/* What the proof cache's tests share: a handle without a cache (its answers are the relayer's
+ * before the cache), the anchors of s_cache_anchors, the ids asked and how many leaves. */
+typedef struct {
+    ch_db_t *cold;
+    s_anchor_t a[S_CACHE_ANCHORS];
+    uint8_t ids[S_CACHE_ANCHORS * 256 * 32];
+    size_t n, want, leaves;
+} s_cache_fx_t;
+
+static s_cache_fx_t *s_cache_fx_new(void)
+{
+    s_cache_fx_t *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    assert_non_null(fx->cold = ch_db_new(s_dsn));
+    ch_db_set_proof_cache(fx->cold, 0);
+    s_cache_anchors(fx->a, fx->ids, &fx->n, &fx->want);
+    for (size_t k = 0; k < S_CACHE_ANCHORS; k++)
+        fx->leaves += fx->a[k].n;
+    return fx;
+}
+
+static void s_cache_fx_destroy(s_cache_fx_t **fx_p)
+{
+    s_cache_fx_t *fx = *fx_p;
+    ch_db_destroy(&fx->cold);
+    for (size_t k = 0; k < S_CACHE_ANCHORS; k++)
+        assert_int_equal(ch_db_mark_fatal(s_db, fx->a[k].tx_id, "test done", 1), 0);
+    free(fx);
+    *fx_p = NULL;
+}
+
+/* The answers with the cache equal a cold handle's, for many records across anchors: the
+ * first time every anchor's leaves are read, the second time none are. */
+static void test_proof_cache(void **state)
+{
+    (void)state;
+    if (!s_db)
+        skip();
+    s_cache_fx_t *fx = s_cache_fx_new();
+    ch_db_t *cold = fx->cold;
+    const uint8_t *ids = fx->ids;
+    size_t n = fx->n, want = fx->want, leaves = fx->leaves;
+    ch_db_proof_stats_t st, st_cold;
+    ch_db_proof_stats(s_db, &st);
+    ch_db_proof_stats(cold, &st_cold);
+    s_same_as_cold(s_db, cold, ids, n, want);
+    s_moved(s_db, &st, 0, S_CACHE_ANCHORS, leaves);
+    s_same_as_cold(s_db, cold, ids, n, want);
+    s_moved(s_db, &st, S_CACHE_ANCHORS, 0, 0); /* no leaf read */
+    s_moved(cold, &st_cold, 0, 2 * S_CACHE_ANCHORS, 2 * leaves);
+    assert_true(st.leaves >= leaves && st_cold.leaves == 0 && st_cold.trees == 0);
+    /* One record (get_anchor): the same. */
+    Lcore__V1__AnchorInfo one = LCORE__V1__ANCHOR_INFO__INIT, other = LCORE__V1__ANCHOR_INFO__INIT;
+    const uint8_t *last = fx->a[S_CACHE_ANCHORS - 1].recs[33].record_id;
+    assert_int_equal(ch_db_anchor_info(s_db, last, &one), 0);
+    assert_int_equal(ch_db_anchor_info(cold, last, &other), 0);
+    s_same_bytes(&one, &other);
+    ch_db_anchor_info_clear(&one);
+    ch_db_anchor_info_clear(&other);
+    s_moved(s_db, &st, 1, 0, 0);
+    /* Room for 34 leaves: a few trees at a time, the least recently used out; then room for
+     * fewer leaves than the largest anchor has: that one is never kept. */
+    const size_t bounds[] = {34, 34, 20, 20, 0};
+    for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
+        uint64_t read_before = st.leaves_read;
+        ch_db_set_proof_cache(s_db, bounds[i]);
+        s_same_as_cold(s_db, cold, ids, n, want);
+        ch_db_proof_stats(s_db, &st);
+        assert_true(st.leaves <= bounds[i] && st.leaves_read > read_before);
+    }
+    ch_db_set_proof_cache(s_db, CH_DB_PROOF_CACHE_LEAVES);
+    s_cache_fx_destroy(&fx);
+}
+
+/* The root of the tree over leaves[0 .. n). */
+static void s_root(const uint8_t *leaves, size_t n, uint8_t root[32])
+{
+    int err = 0;
+    lc_merkle_t *tree = lc_merkle_new(leaves, n, &err);
+    assert_non_null(tree);
+    lc_merkle_root(tree, root);
+    lc_merkle_destroy(&tree);
+}
+
+/* Leaves changed under a relayer that cached their trees (as a database restored from another
+ * history could): two leaves of one anchor swapped (its root stays: the same leaves), then a
+ * leaf of another anchor replaced, with the root to match, while only its other records are
+ * asked for. Each time the cached tree is not used (the answers are a cold handle's, the
+ * anchor's leaves are read again), and the new one is. */
+static void test_proof_cache_stale(void **state)
+{
+    (void)state;
+    if (!s_db)
+        skip();
+    s_cache_fx_t *fx = s_cache_fx_new();
+    ch_db_t *cold = fx->cold;
+    uint8_t *ids = fx->ids;
+    size_t n = fx->n, want = fx->want;
+    s_same_as_cold(s_db, cold, ids, n, want);
+    ch_db_proof_stats_t st;
+    ch_db_proof_stats(s_db, &st);
+    const s_anchor_t *big = &fx->a[S_CACHE_ANCHORS - 1], *other = &fx->a[S_CACHE_ANCHORS - 2];
+    s_owner_sql("UPDATE anchor_leaves SET leaf_index = -1 WHERE anchor_id = $1 AND leaf_index = 0",
+                big->anchor_id, NULL);
+    s_owner_sql("UPDATE anchor_leaves SET leaf_index = 0 WHERE anchor_id = $1 AND leaf_index = 1",
+                big->anchor_id, NULL);
+    s_owner_sql("UPDATE anchor_leaves SET leaf_index = 1 WHERE anchor_id = $1 AND leaf_index = -1",
+                big->anchor_id, NULL);
+    s_same_as_cold(s_db, cold, ids, n, want);
+    s_moved(s_db, &st, S_CACHE_ANCHORS - 1, 1, big->n);
+    s_same_as_cold(s_db, cold, ids, n, want);
+    s_moved(s_db, &st, S_CACHE_ANCHORS, 0, 0);
+    /* Leaf 5 of the other anchor replaced; its records but that one asked. */
+    uint8_t leaves[256 * 32], root[32];
+    for (size_t i = 0; i < other->n; i++)
+        lc_merkle_leaf(leaves + 32 * i, other->recs[i].record_id, other->recs[i].envelope_hash);
+    memset(leaves + 32 * 5, 0x5a, 32);
+    s_root(leaves, other->n, root);
+    s_owner_sql("UPDATE anchor_leaves SET leaf = $2 WHERE anchor_id = $1 AND leaf_index = 5",
+                other->anchor_id, leaves + 32 * 5);
+    s_owner_sql("UPDATE anchors SET root = $2 WHERE id = $1", other->anchor_id, root);
+    size_t m = 0;
+    for (size_t i = 0; i < other->n; i++)
+        if (i != 5)
+            memcpy(ids + 32 * m++, other->recs[i].record_id, 32);
+    s_same_as_cold(s_db, cold, ids, m, m);
+    s_moved(s_db, &st, 0, 1, other->n);
+    s_same_as_cold(s_db, cold, ids, m, m);
+    s_moved(s_db, &st, 1, 0, 0);
+    s_cache_fx_destroy(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_feed),
         cmocka_unit_test(test_anchor_and_info),
         cmocka_unit_test(test_anchor_infos),
+        cmocka_unit_test(test_proof_cache),
+        cmocka_unit_test(test_proof_cache_stale),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

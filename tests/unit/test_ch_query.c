@@ -2,7 +2,8 @@
  * asks it (lc_query; CURVE off here: test_query and test_curve cover the keys): get_anchors
  * refuses anything but 1..1000 record ids of 32 bytes (BAD_REQUEST); with a database it answers
  * one AnchorInfo per record the relayer knows, in the order asked, unknown ones left out, each
- * with the chain id and the contract; get_anchor answers as before.
+ * with the chain id and the contract; get_anchor answers as before; the query thread's proof
+ * cache (LCORE_CHAIN_PROOF_CACHE_LEAVES) is counted in lcore_chain_proof_cache_* as it is used.
  *
  * The answers need LCORE_TEST_PG_DSN as test_ch_db does (the owner's DSN of a scratch
  * database); without it those tests skip and the refusals are still checked. */
@@ -20,6 +21,7 @@
 
 #include "ch_db.h"
 #include "ch_query.h"
+#include "lc_merkle.h"
 #include "lc_query.h"
 #include "lc_record.h"
 #include "test_zmq.h"
@@ -49,6 +51,7 @@ static int s_setup(void **state)
     snprintf(fx->cfg.pg_dsn, sizeof fx->cfg.pg_dsn, "%s",
              fx->has_db ? dsn : "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1");
     fx->cfg.chain_id = 31337;
+    fx->cfg.proof_cache_leaves = CH_DB_PROOF_CACHE_LEAVES;
     fx->metrics = lc_metrics_new();
     lc_curve_cfg_t plain = {.enabled = 0};
     fx->curve = lc_curve_new(&plain, "test", fx->metrics);
@@ -169,6 +172,90 @@ static void test_answers_known_records_in_the_order_asked(void **state)
     lcore__v1__query_reply__free_unpacked(r, NULL);
 }
 
+/* The value of the unlabelled metric name in fx's registry (-1: not there). */
+static double s_metric(fx_t *fx, const char *name)
+{
+    size_t len = 0, nlen = strlen(name);
+    char *text = lc_metrics_render(fx->metrics, &len);
+    assert_non_null(text);
+    double v = -1;
+    for (const char *line = text; line && *line;) {
+        if (strncmp(line, name, nlen) == 0 && line[nlen] == ' ')
+            v = strtod(line + nlen + 1, NULL);
+        if ((line = strchr(line, '\n')))
+            line++;
+    }
+    free(text);
+    return v;
+}
+
+/* Records of a store of this run's own in one mined anchor (with whatever else waited); ids
+ * gets the store's n record ids; *leaves: the anchor's leaf count. */
+static void s_mined_records(fx_t *fx, const char *store, size_t n, uint8_t *ids, size_t *leaves)
+{
+    ch_feed_record_t recs[8];
+    assert_true(n <= 8);
+    memset(recs, 0, sizeof recs);
+    for (size_t i = 0; i < n; i++) {
+        recs[i].position = i + 1;
+        lc_record_id(recs[i].record_id, store, strlen(store), i + 1);
+        lc_record_id(recs[i].envelope_hash, "eh", 2, i + 1);
+        memcpy(ids + 32 * i, recs[i].record_id, 32);
+    }
+    ch_db_t *db = ch_db_new(fx->cfg.pg_dsn);
+    assert_non_null(db);
+    size_t got = 0;
+    assert_int_equal(ch_db_feed_add(db, store, 0, n, recs, n, &got), 0);
+    int64_t cursor = 0, anchor_id = 0, tx_id = 0;
+    uint64_t age = 0;
+    static ch_record_t waiting[256];
+    static uint8_t leaf_bytes[256 * 32];
+    assert_int_equal(ch_db_cursor(db, &cursor), 0);
+    assert_int_equal(ch_db_records_after(db, cursor, 256, waiting, leaves, &age), 0);
+    assert_true(*leaves >= n && *leaves < 256);
+    for (size_t i = 0; i < *leaves; i++)
+        lc_merkle_leaf(leaf_bytes + 32 * i, waiting[i].record_id, waiting[i].envelope_hash);
+    int err = 0;
+    uint8_t root[32], hash[32], from[32], block_hash[32] = {1}, raw[1] = {0};
+    lc_merkle_t *tree = lc_merkle_new(leaf_bytes, *leaves, &err);
+    lc_merkle_root(tree, root);
+    lc_merkle_destroy(&tree);
+    lc_record_id(hash, store, strlen(store), 1000); /* this run's own */
+    lc_record_id(from, store, strlen(store), 1001);
+    assert_int_equal(ch_db_create_anchor(db, waiting, leaf_bytes, *leaves, root, NULL, &anchor_id),
+                     0);
+    assert_int_equal(ch_db_insert_tx(db, anchor_id, from, 0, 100000, 1, 2, hash, raw, 1, &tx_id),
+                     0);
+    assert_int_equal(ch_db_mark_mined(db, tx_id, anchor_id, hash, 10, block_hash, 21000, 7), 0);
+    ch_db_destroy(&db);
+}
+
+static void test_counts_the_proof_cache(void **state)
+{
+    fx_t *fx = *state;
+    assert_true(s_metric(fx, "lcore_chain_proof_cache_hits_total") == 0);
+    assert_true(s_metric(fx, "lcore_chain_proof_cache_misses_total") == 0);
+    assert_true(s_metric(fx, "lcore_chain_proof_cache_leaves") == 0);
+    if (!fx->has_db)
+        skip();
+    char store[32];
+    snprintf(store, sizeof store, "p-%d-%lld", (int)getpid(), (long long)time(NULL));
+    uint8_t ids[4 * 32];
+    size_t leaves = 0;
+    s_mined_records(fx, store, 4, ids, &leaves);
+    /* The first page reads the anchor's leaves; the second finds its tree. */
+    for (int page = 1; page <= 2; page++) {
+        Lcore__V1__QueryReply *r = s_ask_anchors(fx, ids, 4, 32);
+        assert_int_equal(r->status, LCORE__V1__QUERY_REPLY__STATUS__OK);
+        assert_int_equal(r->n_anchors, 4);
+        assert_string_equal(r->anchors[3]->status, "anchored");
+        lcore__v1__query_reply__free_unpacked(r, NULL);
+        assert_true(s_metric(fx, "lcore_chain_proof_cache_misses_total") == 1);
+        assert_true(s_metric(fx, "lcore_chain_proof_cache_hits_total") == page - 1);
+        assert_true(s_metric(fx, "lcore_chain_proof_cache_leaves") == (double)leaves);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -176,6 +263,7 @@ int main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_answers_known_records_in_the_order_asked, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_counts_the_proof_cache, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
