@@ -114,6 +114,10 @@ static const lc_migration_t s_migrations[] = {
      "DROP INDEX anchor_txs_live_nonce;"
      "CREATE UNIQUE INDEX anchor_txs_live_nonce ON anchor_txs (from_address, nonce)"
      "  WHERE state NOT IN ('fatal_error', 'abandoned');"},
+    {3, "anchor transactions by anchor",
+     /* get_anchors (a reader's page of records) joins each record's anchor to its mined
+      * transaction: without this index that is a scan of anchor_txs per record. */
+     "CREATE INDEX anchor_txs_anchor ON anchor_txs (anchor_id);"},
 };
 
 /* Exactly the statements services/chain/ch_db.c runs. Records and leaves are written once.

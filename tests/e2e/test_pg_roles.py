@@ -201,7 +201,7 @@ def main():
                      " WHERE c.store_id = 'probe';"
                      "SELECT max(version) FROM chain_migrations;"
                      "ROLLBACK;")
-            expect(out.split() == ["t", "1", "2"], f"chain role's inserts and reads: {out!r}")
+            expect(out.split() == ["t", "1", "3"], f"chain role's inserts and reads: {out!r}")
             refused(chain, "UPDATE chain_records SET position = position")
             refused(chain, "UPDATE anchor_leaves SET leaf = leaf")
             refused(chain, "DELETE FROM anchors")
@@ -225,7 +225,7 @@ def main():
             expect("roles-1" in out.stdout, f"lcore-cli decrypt with the owner DSN: {out.stdout}")
 
         def migrates_are_idempotent():
-            for svc, role, version in (("store", "lcore_store", 5), ("chain", "lcore_chain", 2)):
+            for svc, role, version in (("store", "lcore_store", 5), ("chain", "lcore_chain", 3)):
                 out = migrate(svc, owner)
                 expect(out.returncode == 0, f"lcore-{svc} migrate again exited {out.returncode}:"
                        f" {out.stderr}")
