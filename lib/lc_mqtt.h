@@ -6,7 +6,8 @@
  *
  * What it does: one TCP connection at a time (no TLS), CONNECT with Clean Start 0 and a session
  * expiry (a persistent session), Receive Maximum = the messages the application may hold
- * unacknowledged, our Maximum Packet Size, Topic Alias Maximum 0 (an alias from the server is a
+ * unacknowledged (a server going past it is counted, not refused: see lc_mqtt_over_window), our
+ * Maximum Packet Size, Topic Alias Maximum 0 (an alias from the server is a
  * protocol error); SUBSCRIBE (QoS 1) to the filters at every connection; incoming PUBLISH QoS 0
  * and 1 handed to on_message; PUBACK when the application calls lc_mqtt_ack; outgoing PUBLISH
  * QoS 0 and 1, QoS 1 ones kept until their PUBACK and sent again (DUP) after a reconnection,
@@ -93,6 +94,10 @@ int lc_mqtt_ack(lc_mqtt_t *self, uint32_t conn, uint16_t pid);
 
 /* Messages received and not yet acknowledged on the current connection. */
 unsigned lc_mqtt_unacked(const lc_mqtt_t *self);
+
+/* QoS 1 messages the server sent past our Receive Maximum (taken, not refused: Mosquitto 2.0.11
+ * does so after a PUBACK while it has messages queued for us). */
+uint64_t lc_mqtt_over_window(const lc_mqtt_t *self);
 
 /* Stops (1) or resumes (0) reading: no message is handed over while paused (what the server
  * sends waits in the socket; TCP pushes back). */
