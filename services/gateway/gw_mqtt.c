@@ -758,6 +758,12 @@ static void s_metrics(gw_mqtt_t *self, lc_metrics_t *mx)
                                          "1 while connected and subscribed to the broker", NULL);
 }
 
+void gw_mqtt_export_off(lc_metrics_t *metrics)
+{
+    gw_mqtt_t off;
+    s_metrics(&off, metrics); /* all zero */
+}
+
 /* The broker connection, with the password read from its file and wiped here. */
 static int s_open_mqtt(gw_mqtt_t *self)
 {

@@ -39,6 +39,10 @@ gw_mqtt_t *gw_mqtt_new(const gw_mqtt_deps_t *deps);
  * group). NULL-safe. */
 void gw_mqtt_destroy(gw_mqtt_t **self_p);
 
+/* MQTT is not configured: its metrics are exported all the same (zero, connected 0), so the
+ * dashboards and alerts find every series whatever the configuration. */
+void gw_mqtt_export_off(lc_metrics_t *metrics);
+
 /* 1 while connected and subscribed (readiness). Thread-safe. */
 int gw_mqtt_connected(const gw_mqtt_t *self);
 

@@ -191,7 +191,9 @@ static int s_open_ingest(s_gateway_t *gw)
     if (!(gw->http = gw_http_new(&deps)))
         return -1;
     gw_mqtt_deps_t mdeps = {.cfg = cfg, .ingest = gw->ingest, .wal = gw->wal, .metrics = metrics};
-    if (cfg->mqtt_url[0] && !(gw->mqtt = gw_mqtt_new(&mdeps)))
+    if (!cfg->mqtt_url[0])
+        gw_mqtt_export_off(metrics);
+    else if (!(gw->mqtt = gw_mqtt_new(&mdeps)))
         return -1;
     return 0;
 }

@@ -42,8 +42,8 @@ class Broker:
         for i, (user, password) in enumerate(self.passwords.items()):
             subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) + [pw, user, password],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
-        # Mosquitto 2.0.11 checks a shared subscription against its filter without the
-        # $share/<group>/ prefix: the gateway's rights name the plain topics.
+        # The gateway's rights name the plain topics: with Mosquitto 2.0.11 that is what its
+        # $share/lcore/... subscription needs.
         acl = (f"user {GW_USER}\ntopic read lcore/v1/+/data\ntopic read lcore/v1/+/batch\n"
                "topic write lcore/v1/+/result\ntopic write lcore/v1/+/response/#\n\n"
                f"user {DEV}\ntopic write lcore/v1/{DEV}/data\ntopic write lcore/v1/{DEV}/batch\n"
