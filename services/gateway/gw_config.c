@@ -8,6 +8,7 @@
 
 #include <sodium.h>
 
+#include "gw_mqtt.h"
 #include "lc_token.h"
 
 #define T gw_config_t
@@ -105,6 +106,22 @@ const lc_cfg_opt_t gw_config_opts[] = {
              "on SIGTERM, how long to wait for acks of readings in flight"),
     LC_CFG_I("LCORE_GATEWAY_HEARTBEAT_MS", T, heartbeat_ms, "1000", 0, 3600000,
              "a heartbeat through workers to the store this often (0: none)"),
+    LC_CFG_URLS("LCORE_GATEWAY_MQTT_URL", T, mqtt_url, "",
+                "MQTT broker, mqtt://host:port: readings from devices over MQTT (empty: no MQTT "
+                "ingest; mqtts:// is not built yet)"),
+    LC_CFG_S("LCORE_GATEWAY_MQTT_USERNAME", T, mqtt_username, "",
+             "this gateway's broker user (default lcore-gw-<gateway id>)"),
+    LC_CFG_S("LCORE_GATEWAY_MQTT_PASSWORD_FILE", T, mqtt_password_file, "",
+             "file holding the broker user's password (first line; required with "
+             "LCORE_GATEWAY_MQTT_URL)"),
+    LC_CFG_S("LCORE_GATEWAY_MQTT_CA_FILE", T, mqtt_ca_file, "",
+             "PEM CA file to verify the broker with (for mqtts://, not built yet)"),
+    LC_CFG_I("LCORE_GATEWAY_MQTT_INFLIGHT", T, mqtt_inflight, "1000", 1, 65535,
+             "MQTT messages held unacknowledged at once (our Receive Maximum): the group commit "
+             "groups them"),
+    LC_CFG_S("LCORE_GATEWAY_MQTT_CLIENT_ID", T, mqtt_client_id, "",
+             "MQTT client id, the persistent session's name: keep it across restarts (default "
+             "lcore-gw-<gateway id>)"),
     LC_CURVE_CFG_ROWS(T),
 };
 #undef T
@@ -167,6 +184,37 @@ out:
     return rc;
 }
 
+/* The broker settings, once gateway_id is known (the defaults are made from it). */
+static int s_check_mqtt(gw_config_t *cfg, char *err, size_t err_len)
+{
+    char host[256], port[16];
+    if (!cfg->mqtt_url[0])
+        return 0;
+    if (strncmp(cfg->mqtt_url, "mqtts://", 8) == 0) {
+        snprintf(err, err_len,
+                 "invalid configuration: LCORE_GATEWAY_MQTT_URL: TLS to the broker is not built "
+                 "yet (use mqtt:// to a broker on this host or a private network)");
+        return -1;
+    }
+    if (gw_mqtt_url_parse(cfg->mqtt_url, host, sizeof host, port, sizeof port) != 0) {
+        snprintf(err, err_len,
+                 "invalid configuration: LCORE_GATEWAY_MQTT_URL must be mqtt://host:port "
+                 "(credentials go in LCORE_GATEWAY_MQTT_USERNAME and _PASSWORD_FILE)");
+        return -1;
+    }
+    if (!cfg->mqtt_password_file[0]) {
+        snprintf(err, err_len,
+                 "invalid configuration: LCORE_GATEWAY_MQTT_URL needs "
+                 "LCORE_GATEWAY_MQTT_PASSWORD_FILE (the broker allows no anonymous access)");
+        return -1;
+    }
+    if (!cfg->mqtt_username[0])
+        snprintf(cfg->mqtt_username, sizeof cfg->mqtt_username, "lcore-gw-%s", cfg->gateway_id);
+    if (!cfg->mqtt_client_id[0])
+        snprintf(cfg->mqtt_client_id, sizeof cfg->mqtt_client_id, "lcore-gw-%s", cfg->gateway_id);
+    return 0;
+}
+
 int gw_config_check(gw_config_t *cfg, char *err, size_t err_len)
 {
     if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
@@ -190,5 +238,5 @@ int gw_config_check(gw_config_t *cfg, char *err, size_t err_len)
         snprintf(cfg->gateway_id, sizeof cfg->gateway_id, "%s-%s", host,
                  strrchr(cfg->http_bind, ':') + 1); /* LC_CFG_A: always host:port */
     }
-    return 0;
+    return s_check_mqtt(cfg, err, err_len);
 }

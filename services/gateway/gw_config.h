@@ -47,6 +47,12 @@ typedef struct {
     long long max_attempts;
     long long drain_ms;
     long long heartbeat_ms;
+    char mqtt_url[512];
+    char mqtt_username[128];
+    char mqtt_password_file[512];
+    char mqtt_ca_file[512];
+    long long mqtt_inflight;
+    char mqtt_client_id[128];
     lc_curve_cfg_t curve;
 } gw_config_t;
 
@@ -62,9 +68,11 @@ int gw_config_admin_token(gw_config_t *cfg, uint8_t hash[32], int *set, char *er
                           size_t err_len) LC_WUR;
 
 /* What the table cannot check alone: the TLS certificate and key come together or not at all;
- * the body budget holds at least eight of the largest readings.
- * Fills the default gateway_id (hostname-port of the device listener). -1 (reason in err) on an
- * invalid combination. */
+ * the body budget holds at least eight of the largest readings; an MQTT broker URL is
+ * mqtt://host:port (mqtts:// is refused until TLS to the broker is built) and comes with a
+ * password file. Fills the default gateway_id (hostname-port of the device listener) and the
+ * broker username and client id (lcore-gw-<gateway_id>). -1 (reason in err) on an invalid
+ * combination. */
 int gw_config_check(gw_config_t *cfg, char *err, size_t err_len) LC_WUR;
 
 #endif

@@ -1,4 +1,4 @@
-/* lcore-gateway: HTTP ingest. Authenticates signed readings, makes them durable in its
+/* lcore-gateway: HTTP and MQTT ingest. Authenticates signed readings, makes them durable in its
  * write-ahead log (202), and relays them to the crypto workers until the store acknowledges
  * them; registers devices and answers record status through the store.
  * main: config -> log -> resources -> loop -> teardown in reverse. */
@@ -9,6 +9,7 @@
 
 #include "gw_config.h"
 #include "gw_http.h"
+#include "gw_mqtt.h"
 #include "gw_open.h"
 #include "gw_relay.h"
 #include "gw_routes.h"
@@ -18,11 +19,12 @@
 #include "lc_service.h"
 #include "lc_zmq.h"
 
-/* Readiness: the store answers (and can write to PostgreSQL) and the log works. The relay
- * learns from the same ping whether overdue readings are lost or only waiting, the device
- * cache whether an unknown id can be asked about. */
+/* Readiness: the store answers (and can write to PostgreSQL), the log works and, when MQTT is
+ * configured, the broker connection is up. The relay learns from the same ping whether overdue
+ * readings are lost or only waiting, the device cache whether an unknown id can be asked
+ * about. */
 static void s_check_ready(lc_query_client_t *store, gw_relay_t *relay, gw_devices_t *devices,
-                          gw_wal_t *wal, lc_admin_t *admin)
+                          gw_wal_t *wal, const gw_mqtt_t *mqtt, lc_admin_t *admin)
 {
     Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
     q.body_case = LCORE__V1__QUERY__BODY_PING;
@@ -34,6 +36,8 @@ static void s_check_ready(lc_query_client_t *store, gw_relay_t *relay, gw_device
     gw_devices_set_store_ready(devices, store_ok); /* unknown ids answered at once while away */
     if (gw_wal_failed(wal))
         lc_admin_set_ready(admin, 0, "write-ahead log failed");
+    else if (store_ok && mqtt && !gw_mqtt_connected(mqtt))
+        lc_admin_set_ready(admin, 0, "broker not connected");
     else if (store_ok)
         lc_admin_set_ready(admin, 1, "");
     else
@@ -58,6 +62,7 @@ typedef struct {
     gw_wal_t *wal;
     gw_ingest_t *ingest;
     gw_http_t *http;
+    gw_mqtt_t *mqtt; /* NULL: no MQTT ingest configured */
 } s_gateway_t;
 
 /* Config: the table, then the operator token, hashed and wiped before anything else runs, then
@@ -162,6 +167,37 @@ static int s_open_log(s_gateway_t *gw)
     return gw_relay_start(gw->relay, gw->wal) < 0 ? -1 : 0;
 }
 
+/* The accept path and what feeds it: the HTTP listeners and, when configured, the broker. */
+static int s_open_ingest(s_gateway_t *gw)
+{
+    const gw_config_t *cfg = gw->cfg;
+    lc_metrics_t *metrics = lc_service_metrics(gw->svc);
+    gw_ingest_opts_t iopts = {.gateway_id = cfg->gateway_id,
+                              .max_reading_bytes = (size_t)cfg->max_reading_bytes,
+                              .seq = gw->seq};
+    if (!(gw->ingest = gw_ingest_new(&iopts, gw->devices, gw->wal, metrics)))
+        return -1;
+    gw_http_deps_t deps = {.cfg = cfg,
+                           .tokens = gw->tokens,
+                           .ingest = gw->ingest,
+                           .wal = gw->wal,
+                           .devices = gw->devices,
+                           .store = gw->store,
+                           .chain = gw->chain,
+                           .seq = gw->seq,
+                           .open = gw->open,
+                           .admin = lc_service_admin(gw->svc),
+                           .metrics = metrics};
+    if (!(gw->http = gw_http_new(&deps)))
+        return -1;
+    gw_mqtt_deps_t mdeps = {.cfg = cfg, .ingest = gw->ingest, .wal = gw->wal, .metrics = metrics};
+    if (!cfg->mqtt_url[0])
+        gw_mqtt_export_off(metrics);
+    else if (!(gw->mqtt = gw_mqtt_new(&mdeps)))
+        return -1;
+    return 0;
+}
+
 /* Resources: the service's own (metrics, admin listener, CURVE), the key ring, the query links
  * (stores, relayer) and the open link (workers), the devices, the log and relay, then the accept
  * path and its listeners. 0, or -1 (logged). */
@@ -209,26 +245,10 @@ static int s_open(s_gateway_t *gw)
     if (!(gw->devices = gw_devices_new(&dopts)) || !(gw->tokens = gw_tokens_new(&topts)) ||
         s_open_log(gw) < 0)
         return -1;
-    gw_ingest_opts_t iopts = {.gateway_id = cfg->gateway_id,
-                              .max_reading_bytes = (size_t)cfg->max_reading_bytes,
-                              .seq = gw->seq};
-    if (!(gw->ingest = gw_ingest_new(&iopts, gw->devices, gw->wal, metrics)))
+    if (s_open_ingest(gw) < 0)
         return -1;
-    gw_http_deps_t deps = {.cfg = cfg,
-                           .tokens = gw->tokens,
-                           .ingest = gw->ingest,
-                           .wal = gw->wal,
-                           .devices = gw->devices,
-                           .store = gw->store,
-                           .chain = gw->chain,
-                           .seq = gw->seq,
-                           .open = gw->open,
-                           .admin = lc_service_admin(gw->svc),
-                           .metrics = metrics};
-    if (!(gw->http = gw_http_new(&deps)))
-        return -1;
-    lc_info("started", "gateway_id=%s registration=%s wal_dir=%s", cfg->gateway_id,
-            gw->token_hash ? "enabled" : "disabled", cfg->wal_dir);
+    lc_info("started", "gateway_id=%s registration=%s wal_dir=%s mqtt=%s", cfg->gateway_id,
+            gw->token_hash ? "enabled" : "disabled", cfg->wal_dir, gw->mqtt ? "on" : "off");
     return 0;
 }
 
@@ -239,7 +259,7 @@ static int s_run(s_gateway_t *gw)
 {
     lc_admin_t *admin = lc_service_admin(gw->svc);
     while (!zsys_interrupted && !gw_wal_failed(gw->wal)) {
-        s_check_ready(gw->store, gw->relay, gw->devices, gw->wal, admin);
+        s_check_ready(gw->store, gw->relay, gw->devices, gw->wal, gw->mqtt, admin);
         gw_open_tick(gw->open);
         for (int i = 0; i < 10 && !zsys_interrupted; i++)
             zclock_sleep(100);
@@ -253,6 +273,7 @@ static int s_run(s_gateway_t *gw)
 /* Teardown, in reverse; what s_open did not get to is NULL. */
 static void s_close(s_gateway_t *gw)
 {
+    gw_mqtt_destroy(&gw->mqtt); /* acks what becomes durable (the relay still runs), DISCONNECT */
     gw_http_destroy(&gw->http); /* answers requests waiting for the log (the relay still runs) */
     gw_ingest_destroy(&gw->ingest);
     gw_relay_destroy(&gw->relay); /* drains acks, logs them (and tells the devices) */
