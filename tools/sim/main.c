@@ -11,6 +11,7 @@
 #include "lc_log.h"
 #include "sim_config.h"
 #include "sim_devices.h"
+#include "sim_ids.h"
 #include "sim_load.h"
 #include "sim_pool.h"
 #include "sim_readings.h"
@@ -93,9 +94,9 @@ int main(int argc, char **argv)
         lc_error("record_ids_open_failed", "path=%s", cfg.record_ids);
         goto out;
     }
-    /* sim_load flushes whole lines before this buffer fills: readers never see half an id. */
+    /* sim_ids flushes whole lines before this buffer fills: readers never see half an id. */
     if (record_ids)
-        setvbuf(record_ids, NULL, _IOFBF, SIM_LOAD_IDS_BUFSIZE);
+        setvbuf(record_ids, NULL, _IOFBF, SIM_IDS_BUFSIZE);
     if (!(pool = sim_pool_new(cfg.url, (unsigned)cfg.concurrency, cfg.timeout_s, cfg.ca_file)))
         goto out;
     if (!(devices = sim_devices_new(cfg.device_prefix, (size_t)cfg.devices, cfg.alg)))
