@@ -16,9 +16,11 @@
 
 #include "lc_log.h"
 #include "lc_record.h"
+#include "sim_mqtt.h"
 
 #define SIM_DEFAULT_URL "http://127.0.0.1:8080"
 #define SIM_DEFAULT_ADMIN_URL "http://127.0.0.1:9101"
+#define SIM_DEFAULT_MQTT_URL "mqtt://127.0.0.1:1883"
 #define SIM_UNPACED_RATE_GUESS 20000 /* readings/s pre-signed for --rate 0 with --duration */
 #define SIM_UNPACED_MAX 1000000      /* ...but never more than this (~350 MB of JWS) */
 
@@ -45,9 +47,11 @@ static const opt_row_t s_opts[] = {
      "gateway device listener base URL (readings)"},
     {"admin-url", OPT_STR, F(admin_url), SIM_DEFAULT_ADMIN_URL, "LCORE_GATEWAY_ADMIN_URL", 0, 0,
      NULL, 0, "URL", "gateway admin listener base URL (POST /v1/devices registers the devices)"},
+    {"mqtt-url", OPT_STR, F(mqtt_url), SIM_DEFAULT_MQTT_URL, "LCORE_MQTT_URL", 0, 0, NULL, 0, "URL",
+     "MQTT broker for the mqtt modes: mqtt://host:port, or mqtts://host:port (TLS)"},
     {"cacert", OPT_STR, F(ca_file), "", "LCORE_CA_FILE", 0, 0, NULL, 0, "FILE",
-     "PEM CA certificate(s) to verify https URLs with (default: the system's; verification is "
-     "never off)"},
+     "PEM CA certificate(s) to verify https and mqtts URLs with (default: the system's; "
+     "verification is never off)"},
     {"admin-token", OPT_STR, F(admin_token), "", "LCORE_ADMIN_TOKEN", 0, 0, NULL, 1, "TOKEN",
      "operator token for POST /v1/devices"},
     {"devices", OPT_U64, F(devices), "100", NULL, 1, 1000000, NULL, 0, "N",
@@ -59,12 +63,16 @@ static const opt_row_t s_opts[] = {
     {"rate", OPT_DBL, F(rate), "1000", NULL, 0, 1e7, NULL, 0, "R",
      "total readings/s offered (0 = as fast as possible)"},
     {"concurrency", OPT_U64, F(concurrency), "16", NULL, 1, 1024, NULL, 0, "C",
-     "keep-alive HTTP connections"},
-    {"mode", OPT_ENUM, F(mode), "single", NULL, 0, 0, "single|batch|compat", 0, "MODE",
+     "keep-alive HTTP connections; mqtt modes: messages awaiting their result, across devices"},
+    {"mode", OPT_ENUM, F(mode), "single", NULL, 0, 0, "single|batch|compat|mqtt|mqtt-batch", 0,
+     "MODE",
      "single: POST /v1/data (application/jose); batch: request batches, POST /v1/data/batch "
-     "(text/plain, one JWS a line); compat: POST /device/data (JSON)"},
+     "(text/plain, one JWS a line); compat: POST /device/data (JSON); mqtt: each device "
+     "connects to the broker as itself (MQTT 5), publishes a reading a message with QoS 1 to "
+     "lcore/v1/<device_id>/data and reads its results, matched by seq, from .../result; "
+     "mqtt-batch: B readings of one device a message, one JWS a line, to .../batch"},
     {"batch-size", OPT_U64, F(batch_size), "100", NULL, 1, SIM_BATCH_MAX, NULL, 0, "B",
-     "readings per request batch (batch mode)"},
+     "readings per request batch (batch mode) or per message (mqtt-batch)"},
     {"alg", OPT_ENUM, F(alg), "EdDSA", NULL, 0, 0, "EdDSA|ES256K|mixed", 0, "ALG",
      "signature algorithm (mixed: even devices EdDSA, odd ES256K)"},
     {"payload-bytes", OPT_U64, F(payload_bytes), "64", NULL, 0, 4194304, NULL, 0, "P",
@@ -83,7 +91,8 @@ static const opt_row_t s_opts[] = {
      "errors=<n>\" on stdout (cumulative counts; t from the first send; overloaded: 429/503 "
      "answers; errors: no answer)"},
     {"timeout", OPT_DBL, F(timeout_s), "30", NULL, 0.1, 3600, NULL, 0, "SECONDS",
-     "per-request timeout"},
+     "per-request timeout; mqtt modes: how long a reading waits for its result after its "
+     "publish (then it counts in results_missing), and for the devices to connect"},
     {"retry", OPT_FLAG, F(retry), "0", NULL, 0, 0, NULL, 0, NULL,
      "send a reading again, like a device would, when its request got no answer (connection "
      "error, timeout) or a 429 or 5xx (batch mode: the whole request batch, for its lines "
@@ -198,7 +207,7 @@ static void s_help(FILE *out)
                  "Options:\n");
     for (size_t i = 0; i < SIM_N_OPTS; i++) {
         const opt_row_t *o = &s_opts[i];
-        char flag[64], text[512];
+        char flag[64], text[1024];
         snprintf(flag, sizeof flag, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         int n = snprintf(text, sizeof text, "%s", o->help);
         if (o->type == OPT_ENUM && n > 0 && (size_t)n < sizeof text)
@@ -213,17 +222,24 @@ static void s_help(FILE *out)
     }
     fprintf(out, "  %-24s %s\n\n", "-h, --help", "show this help and exit");
     fprintf(out,
-            "Environment: LCORE_GATEWAY_URL, LCORE_GATEWAY_ADMIN_URL, LCORE_CA_FILE,\n"
-            "LCORE_ADMIN_TOKEN (defaults for --url, --admin-url, --cacert and --admin-token),\n"
-            "LCORE_LOG_LEVEL (debug|info|warn|error, default info).\n"
+            "Environment: LCORE_GATEWAY_URL, LCORE_GATEWAY_ADMIN_URL, LCORE_MQTT_URL,\n"
+            "LCORE_CA_FILE, LCORE_ADMIN_TOKEN (defaults for --url, --admin-url, --mqtt-url,\n"
+            "--cacert and --admin-token), LCORE_LOG_LEVEL (debug|info|warn|error, default info).\n"
             "Summary keys: mode alg devices [registered register_failed] sent accepted\n"
             "rejected rejected_<status>... backpressure backpressure_<429|503> errors\n"
             "record_id_mismatch retried unanswered duration_s rate_per_s responses p50_ms\n"
             "p90_ms p99_ms max_ms accepted (sent = accepted + rejected + backpressure +\n"
             "errors, every attempt of a reading counted; accepted counts a reading once;\n"
             "retried: requests sent again; unanswered: readings with no definitive answer).\n"
+            "mqtt modes: connected (after registered); a result's error counts as the\n"
+            "HTTP status it names (rejected_409 for seq_conflict, backpressure_503 for\n"
+            "overloaded, an unknown name as rejected_0); latency is publish -> result;\n"
+            "errors = publish_failed + puback_refused + results_missing; also results_late\n"
+            "results_duplicate results_unmatched pubacks puback_p50_ms puback_p90_ms\n"
+            "puback_p99_ms puback_max_ms (publish -> the broker's PUBACK, per message).\n"
             "Exit status: 0 when the run completed (even with rejections), 1 on a setup\n"
-            "failure (bad options, no device registered, gateway unreachable).\n");
+            "failure (bad options, no device registered, gateway unreachable, no device\n"
+            "connected to the broker, no result at all over MQTT).\n");
 }
 
 static int s_defaults(sim_config_t *cfg)
@@ -252,9 +268,38 @@ static int s_check_url(char *url, const char *flag)
     return 0;
 }
 
+/* The MQTT modes' own rules: a broker URL, credentials only registration gives, no --retry. */
+static int s_finish_mqtt(const sim_config_t *cfg)
+{
+    char host[SIM_MQTT_HOST_MAX];
+    int port, tls;
+    if (sim_mqtt_url_parse(cfg->mqtt_url, host, &port, &tls) < 0) {
+        fprintf(stderr,
+                "lcore-sim: --mqtt-url: '%s' is not an mqtt://host[:port] or "
+                "mqtts://host[:port] URL\n",
+                cfg->mqtt_url);
+        return -1;
+    }
+    if (cfg->no_register) {
+        fprintf(stderr,
+                "lcore-sim: --mode %s needs registration: a device's broker password "
+                "comes only in the answer that registers it (drop --no-register)\n",
+                sim_mode_name(cfg->mode));
+        return -1;
+    }
+    if (cfg->retry) {
+        fprintf(stderr, "lcore-sim: --retry is for the HTTP modes: over MQTT the broker "
+                        "redelivers (QoS 1); --timeout sets how long a result may take\n");
+        return -1;
+    }
+    return 0;
+}
+
 static int s_finish(sim_config_t *cfg)
 {
     if (s_check_url(cfg->url, "url") < 0 || s_check_url(cfg->admin_url, "admin-url") < 0)
+        return -1;
+    if (sim_mode_is_mqtt(cfg->mode) && s_finish_mqtt(cfg) < 0)
         return -1;
     if (cfg->ca_file[0] && access(cfg->ca_file, R_OK) != 0) {
         fprintf(stderr, "lcore-sim: --cacert: cannot read '%s'\n", cfg->ca_file);
@@ -286,7 +331,8 @@ static int s_finish(sim_config_t *cfg)
         fprintf(stderr, "lcore-sim: --rate x --duration offers less than one reading\n");
         return -1;
     }
-    uint64_t per_device = sim_config_total_readings(cfg) / cfg->devices + 1;
+    /* mqtt-batch hands out seqs a message (batch_size) at a time. */
+    uint64_t per_device = sim_config_total_readings(cfg) / cfg->devices + 1 + cfg->batch_size;
     if (cfg->seq_start > UINT64_MAX - per_device) {
         fprintf(stderr, "lcore-sim: --seq-start: seq would overflow 64 bits\n");
         return -1;

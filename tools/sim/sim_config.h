@@ -16,6 +16,7 @@
 typedef struct {
     char url[SIM_URL_MAX];           /* gateway device listener base URL, no trailing '/' */
     char admin_url[SIM_URL_MAX];     /* gateway admin listener (operator API), no trailing '/' */
+    char mqtt_url[SIM_URL_MAX];      /* broker, mqtt:// or mqtts:// (mqtt modes) */
     char ca_file[SIM_PATH_MAX];      /* CA certificates for https URLs; empty: the system's */
     char admin_token[SIM_TOKEN_MAX]; /* operator token for POST /v1/devices */
     uint64_t devices;
@@ -33,13 +34,13 @@ typedef struct {
     char record_ids[SIM_PATH_MAX]; /* empty: do not write record ids */
     int quiet;
     int progress;       /* "progress t=..." lines on stdout */
-    double timeout_s;   /* per request */
+    double timeout_s;   /* per request; mqtt modes: per result, and to connect */
     int retry;          /* send again what got no definitive answer */
     double retry_for_s; /* how long after the paced load retries may go on */
 } sim_config_t;
 
 /* Fills cfg from the defaults, the environment (LCORE_GATEWAY_URL, LCORE_GATEWAY_ADMIN_URL,
- * LCORE_CA_FILE, LCORE_ADMIN_TOKEN) and argv.
+ * LCORE_MQTT_URL, LCORE_CA_FILE, LCORE_ADMIN_TOKEN) and argv.
  * Returns 0 to go on, 1 when help was printed (exit 0), -1 on a bad option (reason on stderr). */
 int sim_config_parse(sim_config_t *cfg, int argc, char **argv);
 

@@ -1,7 +1,7 @@
 /* sim_devices.c: simulated device identities, keys and registration. See sim_devices.h.
  * All secret keys live in one sodium_malloc'd arena (guard pages, read-only once generated,
- * wiped by sodium_free); devices refer to their key by slot, so dropping unregistered devices
- * never moves key material. */
+ * wiped by sodium_free), the broker passwords in another; devices refer to theirs by slot, so
+ * dropping unregistered devices never moves secret material. */
 #include "sim_devices.h"
 
 #include <jansson.h>
@@ -17,6 +17,7 @@
 #define SIM_KEY_SLOT 64         /* max(LC_ED25519_SK_LEN, LC_SECP256K1_SK_LEN) */
 #define SIM_PK_MAX 65           /* uncompressed secp256k1 is the longest public key */
 #define SIM_REGISTER_LOG_MAX 10 /* failures logged one by one; the rest only counted */
+#define SIM_MQTT_PW_SLOT 256    /* one broker password, NUL-terminated */
 
 typedef struct {
     char id[LC_DEVICE_ID_MAX + 1];
@@ -25,8 +26,9 @@ typedef struct {
     uint8_t pk[SIM_PK_MAX];
     size_t pk_len;
     size_t sk_len;
-    size_t slot; /* index of the secret key in the arena */
+    size_t slot; /* index of the secret key (and broker password) in the arenas */
     int registered;
+    char mqtt_username[LC_DEVICE_ID_MAX + 1]; /* "" without broker credentials */
 } device_t;
 
 struct sim_devices {
@@ -37,6 +39,8 @@ struct sim_devices {
     size_t failures;
     size_t failures_logged;
     uint64_t failures_by_status[600]; /* [0]: transport errors */
+    int want_mqtt;
+    char *mqtt_pw; /* sodium_malloc: n_slots * SIM_MQTT_PW_SLOT; read-only after registration */
 };
 
 sim_devices_t *sim_devices_new(const char *prefix, size_t n, sim_alg_mode_t alg)
@@ -83,6 +87,7 @@ void sim_devices_destroy(sim_devices_t **self_p)
         return;
     sim_devices_t *self = *self_p;
     sim_devices_wipe_keys(self);
+    sim_devices_wipe_mqtt(self);
     free(self->devices);
     free(self);
     *self_p = NULL;
@@ -96,6 +101,28 @@ void sim_devices_wipe_keys(sim_devices_t *self)
     sodium_memzero(self->keys, self->n_slots * SIM_KEY_SLOT);
     sodium_free(self->keys); /* wipes again; explicit above for readers */
     self->keys = NULL;
+}
+
+void sim_devices_wipe_mqtt(sim_devices_t *self)
+{
+    if (!self->mqtt_pw)
+        return;
+    sodium_mprotect_readwrite(self->mqtt_pw);
+    sodium_memzero(self->mqtt_pw, self->n_slots * SIM_MQTT_PW_SLOT);
+    sodium_free(self->mqtt_pw);
+    self->mqtt_pw = NULL;
+}
+
+const char *sim_devices_mqtt_username(const sim_devices_t *self, size_t i)
+{
+    const device_t *d = &self->devices[i];
+    return self->mqtt_pw && d->mqtt_username[0] ? d->mqtt_username : NULL;
+}
+
+const char *sim_devices_mqtt_password(const sim_devices_t *self, size_t i)
+{
+    const device_t *d = &self->devices[i];
+    return self->mqtt_pw && d->mqtt_username[0] ? self->mqtt_pw + d->slot * SIM_MQTT_PW_SLOT : NULL;
 }
 
 size_t sim_devices_count(const sim_devices_t *self)
@@ -139,23 +166,47 @@ typedef struct {
     sim_devices_t *self;
 } register_ctx_t;
 
-/* Registration is never retried: a device that failed is left out of the run. */
-static int s_register_reply(void *ctx, size_t job, const sim_reply_t *r)
+/* Takes the broker credentials out of a 201 answer: {"mqtt": {"username", "password"}}.
+ * Returns 0, or -1 when they are missing or unusable. */
+static int s_take_mqtt(sim_devices_t *self, device_t *d, const sim_reply_t *r)
 {
-    sim_devices_t *self = ((register_ctx_t *)ctx)->self;
-    device_t *d = &self->devices[job];
-    if (r->status == 200 || r->status == 201) {
-        d->registered = 1;
-        return 0;
-    }
+    int rc = -1;
+    json_t *root = json_loadb(r->body, r->body_len, 0, NULL);
+    json_t *mqtt = root ? json_object_get(root, "mqtt") : NULL;
+    json_t *user = mqtt ? json_object_get(mqtt, "username") : NULL;
+    json_t *pw = mqtt ? json_object_get(mqtt, "password") : NULL;
+    if (!json_is_string(user) || !json_is_string(pw))
+        goto out;
+    size_t user_len = json_string_length(user), pw_len = json_string_length(pw);
+    if (user_len == 0 || user_len >= sizeof d->mqtt_username || pw_len == 0 ||
+        pw_len >= SIM_MQTT_PW_SLOT || strlen(json_string_value(pw)) != pw_len)
+        goto out;
+    memcpy(d->mqtt_username, json_string_value(user), user_len + 1);
+    memcpy(self->mqtt_pw + d->slot * SIM_MQTT_PW_SLOT, json_string_value(pw), pw_len + 1);
+    rc = 0;
+out:
+    /* jansson's copy of the password is plain heap: wipe it before it is freed. */
+    if (json_is_string(pw))
+        sodium_memzero((char *)json_string_value(pw), json_string_length(pw));
+    json_decref(root);
+    return rc;
+}
+
+static void s_register_failed(sim_devices_t *self, const device_t *d, const sim_reply_t *r)
+{
     self->failures++;
     self->failures_by_status[r->status > 0 && r->status < 600 ? r->status : 0]++;
     if (self->failures_logged >= SIM_REGISTER_LOG_MAX)
-        return 0;
+        return;
     self->failures_logged++;
     if (r->status == 0) {
         lc_warn("register_failed", "device_id=%s error=\"%s\"", d->id, r->error);
-        return 0;
+        return;
+    }
+    if (r->status == 200 || r->status == 201) { /* only with want_mqtt */
+        lc_warn("register_failed", "device_id=%s status=%ld error=%s", d->id, r->status,
+                r->status == 200 ? "exists_no_mqtt_password" : "no_mqtt_credentials");
+        return;
     }
     /* Log the error code the gateway gave, never the whole body. */
     const char *code = "-";
@@ -167,39 +218,78 @@ static int s_register_reply(void *ctx, size_t job, const sim_reply_t *r)
     lc_warn("register_failed", "device_id=%s status=%ld error=%.*s", d->id, r->status,
             (int)strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789_-"), code);
     json_decref(root);
+}
+
+/* Registration is never retried: a device that failed is left out of the run. */
+static int s_register_reply(void *ctx, size_t job, const sim_reply_t *r)
+{
+    sim_devices_t *self = ((register_ctx_t *)ctx)->self;
+    device_t *d = &self->devices[job];
+    int ok = self->want_mqtt ? r->status == 201 && s_take_mqtt(self, d, r) == 0
+                             : r->status == 200 || r->status == 201;
+    if (ok)
+        d->registered = 1;
+    else
+        s_register_failed(self, d, r);
     return 0;
 }
 
-long sim_devices_register(sim_devices_t *self, sim_pool_t *pool, const char *admin_token,
-                          const volatile sig_atomic_t *stop)
+/* With want_mqtt a 200 or a 201 without credentials leaves a device unusable: say why once. */
+static void s_explain_mqtt_failures(const sim_devices_t *self)
 {
-    long rc = 0;
-    const size_t n = self->n;
-    char **bodies = calloc(n, sizeof *bodies);
-    sim_job_t *jobs = calloc(n, sizeof *jobs);
-    if (!bodies || !jobs) {
-        rc = LC_ERR_NOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
+    if (self->failures_by_status[200])
+        lc_error("mqtt_password_unavailable",
+                 "devices=%llu reason=\"already registered: a device's broker password is shown "
+                 "only once, in the 201 answer that created it\" hint=\"use a new "
+                 "--device-prefix\"",
+                 (unsigned long long)self->failures_by_status[200]);
+    if (self->failures_by_status[201])
+        lc_error("mqtt_credentials_missing",
+                 "devices=%llu reason=\"the registration answer has no usable mqtt object "
+                 "{username, password}\" hint=\"does this gateway provision broker "
+                 "credentials?\"",
+                 (unsigned long long)self->failures_by_status[201]);
+}
+
+/* One POST /v1/devices body per device (bodies[i] malloc'd; jobs[i] points at it). */
+static int s_register_bodies(sim_devices_t *self, char **bodies, sim_job_t *jobs)
+{
+    for (size_t i = 0; i < self->n; i++) {
         device_t *d = &self->devices[i];
         char pk_hex[LC_HEX_LEN(SIM_PK_MAX) + 1];
-        if (lc_hex_encode(pk_hex, sizeof pk_hex, d->pk, d->pk_len) < 0) {
-            rc = LC_ERR_INVALID;
-            goto out;
-        }
+        if (lc_hex_encode(pk_hex, sizeof pk_hex, d->pk, d->pk_len) < 0)
+            return LC_ERR_INVALID;
         /* device ids are [A-Za-z0-9._:-]: nothing to escape */
         int len =
             asprintf(&bodies[i], "{\"device_id\":\"%s\",\"alg\":\"%s\",\"public_key\":\"%s\"}",
                      d->id, lc_alg_name(d->alg), pk_hex);
         if (len < 0) {
             bodies[i] = NULL;
-            rc = LC_ERR_NOMEM;
-            goto out;
+            return LC_ERR_NOMEM;
         }
         jobs[i] = (sim_job_t){.body = bodies[i], .body_len = (size_t)len, .units = 1};
         d->registered = 0;
     }
+    return 0;
+}
+
+long sim_devices_register(sim_devices_t *self, sim_pool_t *pool, const char *admin_token,
+                          int want_mqtt, const volatile sig_atomic_t *stop)
+{
+    long rc = 0;
+    const size_t n = self->n;
+    char **bodies = calloc(n, sizeof *bodies);
+    sim_job_t *jobs = calloc(n, sizeof *jobs);
+    self->want_mqtt = want_mqtt;
+    if (want_mqtt && !self->mqtt_pw &&
+        (self->mqtt_pw = sodium_malloc(self->n_slots * SIM_MQTT_PW_SLOT)))
+        sodium_memzero(self->mqtt_pw, self->n_slots * SIM_MQTT_PW_SLOT);
+    if (!bodies || !jobs || (want_mqtt && !self->mqtt_pw)) {
+        rc = LC_ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = s_register_bodies(self, bodies, jobs)) < 0)
+        goto out;
 
     self->failures = 0;
     self->failures_logged = 0;
@@ -214,9 +304,15 @@ long sim_devices_register(sim_devices_t *self, sim_pool_t *pool, const char *adm
         .on_reply = s_register_reply,
     };
     double elapsed = 0;
+    if (self->mqtt_pw)
+        sodium_mprotect_readwrite(self->mqtt_pw);
     rc = sim_pool_run(pool, &run, jobs, n, &elapsed);
+    if (self->mqtt_pw)
+        sodium_mprotect_readonly(self->mqtt_pw);
     if (rc < 0)
         goto out;
+    if (want_mqtt)
+        s_explain_mqtt_failures(self);
 
     for (size_t code = 0; code < LC_ARRAY_LEN(self->failures_by_status); code++) {
         if (self->failures_by_status[code])

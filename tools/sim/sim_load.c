@@ -13,23 +13,20 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "lc_codec.h"
 #include "lc_log.h"
-#include "lc_record.h"
-
-#define SIM_LOAD_LOG_MAX 10 /* protocol and transport errors logged one by one, then counted */
+#include "sim_ids.h"
+#include "sim_log.h"
 
 typedef struct {
     const sim_readings_t *readings;
     const sim_job_t *jobs;
     sim_stats_t *stats;
     const sim_load_opts_t *opts;
-    unsigned logged;
+    sim_log_limit_t log_limit;
     uint8_t *answered;            /* bit per reading: got a definitive answer */
     uint64_t offered, n_answered; /* readings sent at least once; of those, answered */
-    size_t ids_buffered;          /* bytes written to record_ids since its last flush */
+    sim_ids_t *ids;               /* record-id check and file */
 } load_ctx_t;
 
 static int s_is_accepted(long status)
@@ -63,53 +60,10 @@ static uint32_t s_pending(const load_ctx_t *ctx, uint64_t first, uint32_t units)
     return n;
 }
 
-static void s_ids_flush(load_ctx_t *ctx)
-{
-    if (ctx->opts->record_ids && ctx->ids_buffered > 0)
-        fflush(ctx->opts->record_ids);
-    ctx->ids_buffered = 0;
-}
-
 /* Logs the first few problems in detail; after that they are only counted. */
 static int s_may_log(load_ctx_t *ctx)
 {
-    if (ctx->logged > SIM_LOAD_LOG_MAX)
-        return 0;
-    if (ctx->logged++ < SIM_LOAD_LOG_MAX)
-        return 1;
-    lc_warn("log_limit", "reason=\"further request problems are only counted\"");
-    return 0;
-}
-
-/* Checks the record_id of accepted reading r (NULL when the reply had none) and writes it. */
-static void s_accepted_id(load_ctx_t *ctx, uint64_t r, const char *got)
-{
-    const char *id;
-    size_t id_len;
-    uint64_t seq;
-    sim_readings_identity(ctx->readings, r, &id, &id_len, &seq);
-    uint8_t raw[LC_RECORD_ID_LEN];
-    char want[LC_HEX_LEN(LC_RECORD_ID_LEN) + 1];
-    lc_record_id(raw, id, id_len, seq);
-    if (lc_hex_encode(want, sizeof want, raw, sizeof raw) < 0)
-        return;
-    int match = got && strlen(got) == LC_HEX_LEN(LC_RECORD_ID_LEN) && strcasecmp(got, want) == 0;
-    if (!match) {
-        sim_stats_record_id_mismatch(ctx->stats);
-        if (s_may_log(ctx))
-            /* got comes from the server: log only its leading hex digits */
-            lc_warn("record_id_mismatch", "device_id=%s seq=%llu want=%s got=%.*s", id,
-                    (unsigned long long)seq, want,
-                    got ? (int)strspn(got, "0123456789abcdefABCDEF") : 1, got ? got : "-");
-    }
-    /* The file holds what PostgreSQL must hold: the id the contract defines. Flushed before the
-     * stdio buffer could fill, so what a reader sees always ends with a whole line. */
-    if (ctx->opts->record_ids) {
-        if (ctx->ids_buffered + sizeof want > SIM_LOAD_IDS_BUFSIZE)
-            s_ids_flush(ctx);
-        fprintf(ctx->opts->record_ids, "%s\n", want);
-        ctx->ids_buffered += sizeof want;
-    }
+    return sim_log_may(&ctx->log_limit, "request problems");
 }
 
 static const char *s_record_id(json_t *obj)
@@ -138,7 +92,7 @@ static int s_reading_outcome(load_ctx_t *ctx, uint64_t r, long status, json_t *r
     else
         sim_stats_outcome(ctx->stats, status, 1);
     if (s_is_accepted(status))
-        s_accepted_id(ctx, r, s_record_id(reply));
+        sim_ids_accepted(ctx->ids, ctx->readings, r, s_record_id(reply));
     if (s_is_transient(status))
         return 1;
     s_set_answered(ctx, r);
@@ -219,7 +173,7 @@ static void s_on_tick(void *arg, double elapsed_s)
         sim_stats_progress(ctx->stats, elapsed_s);
     if (ctx->opts->progress)
         sim_stats_progress_line(ctx->stats, stdout, elapsed_s);
-    s_ids_flush(ctx);
+    sim_ids_flush(ctx->ids);
 }
 
 int sim_load_run(sim_pool_t *pool, const sim_readings_t *readings, sim_stats_t *stats,
@@ -234,7 +188,10 @@ int sim_load_run(sim_pool_t *pool, const sim_readings_t *readings, sim_stats_t *
     };
     uint64_t n_readings = sim_readings_count(readings);
     ctx.answered = calloc(n_readings / 8 + 1, 1);
-    if (!ctx.answered) {
+    ctx.ids = sim_ids_new(opts->record_ids, stats);
+    if (!ctx.answered || !ctx.ids) {
+        free(ctx.answered);
+        sim_ids_destroy(&ctx.ids);
         lc_error("load_failed", "error=\"%s\" readings=%llu", lc_strerror(LC_ERR_NOMEM),
                  (unsigned long long)n_readings);
         return LC_ERR_NOMEM;
@@ -255,7 +212,7 @@ int sim_load_run(sim_pool_t *pool, const sim_readings_t *readings, sim_stats_t *
             sim_mode_name(opts->mode), run.path, (unsigned long long)n_readings, n_jobs, opts->rate,
             opts->duration_s);
     int rc = sim_pool_run(pool, &run, ctx.jobs, n_jobs, duration_s);
-    s_ids_flush(&ctx);
+    sim_ids_destroy(&ctx.ids);
     uint64_t unanswered = ctx.offered - ctx.n_answered;
     sim_stats_set_unanswered(stats, unanswered);
     if (opts->retry && unanswered > 0)

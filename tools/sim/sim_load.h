@@ -13,15 +13,11 @@
 #include "sim_readings.h"
 #include "sim_stats.h"
 
-/* Give the record-id file a stdio buffer of this size (setvbuf): sim_load flushes it before it
- * fills and once a second, so a reader of the file never sees half a line. */
-#define SIM_LOAD_IDS_BUFSIZE 65536
-
 typedef struct {
     sim_mode_t mode;
     double rate;        /* readings per second; 0 = unpaced */
     double duration_s;  /* 0 = until every reading is sent */
-    FILE *record_ids;   /* borrowed; NULL = do not write */
+    FILE *record_ids;   /* borrowed; NULL = do not write (see sim_ids.h) */
     int quiet;          /* no progress lines on stderr */
     int progress;       /* a "progress t=..." line on stdout every second */
     int retry;          /* send again what got no definitive answer */

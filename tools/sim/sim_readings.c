@@ -21,6 +21,7 @@ struct sim_readings {
     sim_mode_t mode;
     uint64_t count;
     uint32_t per_job;
+    uint32_t group; /* readings of one device in a row: batch_size in mqtt-batch, else 1 */
     uint64_t seq_start;
     size_t payload_bytes;
     size_t n_jobs;
@@ -82,13 +83,22 @@ static int s_data(buf_t *out, uint64_t r, size_t payload_bytes)
     return s_buf_append(out, "\"}", 2);
 }
 
+/* The device and seq of reading r (see the header for the layout). */
+static void s_locate(const sim_readings_t *self, uint64_t r, size_t *dev, uint64_t *seq)
+{
+    uint64_t n_dev = sim_devices_count(self->devices);
+    uint64_t g = self->group;
+    *dev = (size_t)((r / g) % n_dev);
+    *seq = self->seq_start + r / (g * n_dev) * g + r % g;
+}
+
 /* Appends the compact JWS of reading r to out (and, in compat mode, the wrapping object). */
 static int s_reading(const sim_readings_t *self, uint64_t r, buf_t *data, buf_t *payload,
                      buf_t *out)
 {
-    size_t n_dev = sim_devices_count(self->devices);
-    size_t dev = (size_t)(r % n_dev);
-    uint64_t seq = self->seq_start + r / n_dev;
+    size_t dev;
+    uint64_t seq;
+    s_locate(self, r, &dev, &seq);
     const char *id = sim_devices_id(self->devices, dev);
     if (s_data(data, r, self->payload_bytes) < 0)
         return LC_ERR_NOMEM;
@@ -165,7 +175,9 @@ sim_readings_t *sim_readings_new(const sim_devices_t *devices, const sim_reading
     self->devices = devices;
     self->mode = opts->mode;
     self->count = opts->count;
-    self->per_job = opts->mode == SIM_MODE_BATCH ? opts->batch_size : 1;
+    int batched = opts->mode == SIM_MODE_BATCH || opts->mode == SIM_MODE_MQTT_BATCH;
+    self->per_job = batched ? opts->batch_size : 1;
+    self->group = opts->mode == SIM_MODE_MQTT_BATCH ? opts->batch_size : 1;
     self->seq_start = opts->seq_start;
     self->payload_bytes = opts->payload_bytes;
     if (self->per_job == 0 || self->per_job > SIM_BATCH_MAX || sim_devices_count(devices) == 0) {
@@ -245,6 +257,11 @@ uint64_t sim_readings_count(const sim_readings_t *self)
     return self->count;
 }
 
+sim_mode_t sim_readings_mode(const sim_readings_t *self)
+{
+    return self->mode;
+}
+
 uint64_t sim_readings_first(const sim_readings_t *self, size_t job)
 {
     return (uint64_t)job * self->per_job;
@@ -253,27 +270,68 @@ uint64_t sim_readings_first(const sim_readings_t *self, size_t job)
 void sim_readings_identity(const sim_readings_t *self, uint64_t r, const char **device_id,
                            size_t *device_id_len, uint64_t *seq)
 {
-    size_t n_dev = sim_devices_count(self->devices);
-    size_t dev = (size_t)(r % n_dev);
+    size_t dev;
+    s_locate(self, r, &dev, seq);
     *device_id = sim_devices_id(self->devices, dev);
     *device_id_len = sim_devices_id_len(self->devices, dev);
-    *seq = self->seq_start + r / n_dev;
 }
+
+size_t sim_readings_job(const sim_readings_t *self, uint64_t r)
+{
+    return (size_t)(r / self->per_job);
+}
+
+size_t sim_readings_device(const sim_readings_t *self, uint64_t r)
+{
+    size_t dev;
+    uint64_t seq;
+    s_locate(self, r, &dev, &seq);
+    return dev;
+}
+
+int sim_readings_find(const sim_readings_t *self, size_t device, uint64_t seq, uint64_t *r)
+{
+    uint64_t n_dev = sim_devices_count(self->devices);
+    uint64_t g = self->group;
+    if (device >= n_dev || seq < self->seq_start)
+        return -1;
+    uint64_t k = seq - self->seq_start; /* the device's k-th reading */
+    /* Past the last reading of this run (also keeps the product below from overflowing). */
+    if (k / g > self->count / g / n_dev + 1)
+        return -1;
+    uint64_t idx = (k / g * n_dev + device) * g + k % g;
+    if (idx >= self->count)
+        return -1;
+    *r = idx;
+    return 0;
+}
+
+static const struct {
+    const char *name, *path, *content_type;
+} s_modes[] = {
+    [SIM_MODE_SINGLE] = {"single", "/v1/data", "application/jose"},
+    [SIM_MODE_BATCH] = {"batch", "/v1/data/batch", "text/plain"},
+    [SIM_MODE_COMPAT] = {"compat", "/device/data", "application/json"},
+    [SIM_MODE_MQTT] = {"mqtt", "data", NULL},
+    [SIM_MODE_MQTT_BATCH] = {"mqtt-batch", "batch", NULL},
+};
 
 const char *sim_mode_name(sim_mode_t mode)
 {
-    static const char *const names[] = {"single", "batch", "compat"};
-    return names[mode];
+    return s_modes[mode].name;
 }
 
 const char *sim_mode_path(sim_mode_t mode)
 {
-    static const char *const paths[] = {"/v1/data", "/v1/data/batch", "/device/data"};
-    return paths[mode];
+    return s_modes[mode].path;
 }
 
 const char *sim_mode_content_type(sim_mode_t mode)
 {
-    static const char *const types[] = {"application/jose", "text/plain", "application/json"};
-    return types[mode];
+    return s_modes[mode].content_type;
+}
+
+int sim_mode_is_mqtt(sim_mode_t mode)
+{
+    return mode == SIM_MODE_MQTT || mode == SIM_MODE_MQTT_BATCH;
 }

@@ -13,20 +13,30 @@
 #define SIM_HIST_SUB 64
 #define SIM_HIST_BUCKETS (SIM_HIST_LINEAR + 57 * SIM_HIST_SUB) /* up to 2^64 us */
 
+typedef struct {
+    uint64_t buckets[SIM_HIST_BUCKETS];
+    uint64_t samples, max_us;
+} hist_t;
+
 struct sim_stats {
     uint64_t sent, accepted, rejected, backpressure, errors, replies, id_mismatch;
     uint64_t retried, unanswered;
     uint64_t by_status[SIM_HTTP_CODES]; /* readings per HTTP status, any outcome */
-    uint64_t hist[SIM_HIST_BUCKETS];
-    uint64_t samples, max_us;
+    hist_t latency;                     /* request -> reply; over MQTT publish -> result */
+    int mqtt;
+    hist_t puback; /* MQTT: publish -> the broker's PUBACK, per message */
+    uint64_t mqtt_counts[SIM_MQTT_COUNT];
     /* progress: values at the previous line */
     double last_elapsed;
     uint64_t last_sent, last_accepted;
 };
 
-sim_stats_t *sim_stats_new(void)
+sim_stats_t *sim_stats_new(int mqtt)
 {
-    return calloc(1, sizeof(sim_stats_t));
+    sim_stats_t *self = calloc(1, sizeof(sim_stats_t));
+    if (self)
+        self->mqtt = mqtt;
+    return self;
 }
 
 void sim_stats_destroy(sim_stats_t **self_p)
@@ -100,30 +110,50 @@ static uint64_t s_bucket_value(size_t b)
     return (top << shift) + ((1ull << shift) >> 1);
 }
 
-void sim_stats_latency(sim_stats_t *self, uint64_t us)
+static void s_hist_add(hist_t *h, uint64_t us)
 {
-    self->hist[s_bucket(us)]++;
-    self->samples++;
-    if (us > self->max_us)
-        self->max_us = us;
+    h->buckets[s_bucket(us)]++;
+    h->samples++;
+    if (us > h->max_us)
+        h->max_us = us;
 }
 
-uint64_t sim_stats_latency_percentile(const sim_stats_t *self, double q)
+static uint64_t s_hist_percentile(const hist_t *h, double q)
 {
-    if (self->samples == 0)
+    if (h->samples == 0)
         return 0;
-    uint64_t rank = (uint64_t)(q * (double)self->samples + 0.999999);
+    uint64_t rank = (uint64_t)(q * (double)h->samples + 0.999999);
     if (rank == 0)
         rank = 1;
     uint64_t seen = 0;
     for (size_t b = 0; b < SIM_HIST_BUCKETS; b++) {
-        seen += self->hist[b];
+        seen += h->buckets[b];
         if (seen >= rank) {
             uint64_t v = s_bucket_value(b);
-            return v < self->max_us ? v : self->max_us;
+            return v < h->max_us ? v : h->max_us;
         }
     }
-    return self->max_us;
+    return h->max_us;
+}
+
+void sim_stats_latency(sim_stats_t *self, uint64_t us)
+{
+    s_hist_add(&self->latency, us);
+}
+
+void sim_stats_puback_latency(sim_stats_t *self, uint64_t us)
+{
+    s_hist_add(&self->puback, us);
+}
+
+void sim_stats_mqtt(sim_stats_t *self, sim_mqtt_count_t what, uint64_t n)
+{
+    self->mqtt_counts[what] += n;
+}
+
+uint64_t sim_stats_latency_percentile(const sim_stats_t *self, double q)
+{
+    return s_hist_percentile(&self->latency, q);
 }
 
 uint64_t sim_stats_accepted(const sim_stats_t *self)
@@ -179,6 +209,34 @@ static void s_report_codes(const sim_stats_t *self, FILE *out, const char *prefi
     }
 }
 
+static void s_report_hist(const hist_t *h, FILE *out, const char *prefix)
+{
+    static const struct {
+        const char *name;
+        double q;
+    } pct[] = {{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}};
+    for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++)
+        fprintf(out, "%s%s_ms=%.3f\n", prefix, pct[i].name,
+                (double)s_hist_percentile(h, pct[i].q) / 1000.0);
+    fprintf(out, "%smax_ms=%.3f\n", prefix, (double)h->max_us / 1000.0);
+}
+
+static void s_report_mqtt(const sim_stats_t *self, FILE *out)
+{
+    static const char *const names[SIM_MQTT_COUNT] = {
+        [SIM_MQTT_PUBLISH_FAILED] = "publish_failed",
+        [SIM_MQTT_PUBACK_REFUSED] = "puback_refused",
+        [SIM_MQTT_RESULTS_MISSING] = "results_missing",
+        [SIM_MQTT_RESULTS_LATE] = "results_late",
+        [SIM_MQTT_RESULTS_DUPLICATE] = "results_duplicate",
+        [SIM_MQTT_RESULTS_UNMATCHED] = "results_unmatched",
+    };
+    for (int i = 0; i < SIM_MQTT_COUNT; i++)
+        fprintf(out, "%s=%llu\n", names[i], (unsigned long long)self->mqtt_counts[i]);
+    fprintf(out, "pubacks=%llu\n", (unsigned long long)self->puback.samples);
+    s_report_hist(&self->puback, out, "puback_");
+}
+
 void sim_stats_report(const sim_stats_t *self, FILE *out, double duration_s)
 {
     fprintf(out, "sent=%llu\n", (unsigned long long)self->sent);
@@ -193,11 +251,10 @@ void sim_stats_report(const sim_stats_t *self, FILE *out, double duration_s)
     fprintf(out, "unanswered=%llu\n", (unsigned long long)self->unanswered);
     fprintf(out, "duration_s=%.3f\n", duration_s);
     fprintf(out, "rate_per_s=%.1f\n", duration_s > 0 ? (double)self->accepted / duration_s : 0.0);
-    fprintf(out, "responses=%llu\n", (unsigned long long)self->samples);
-    fprintf(out, "p50_ms=%.3f\n", (double)sim_stats_latency_percentile(self, 0.50) / 1000.0);
-    fprintf(out, "p90_ms=%.3f\n", (double)sim_stats_latency_percentile(self, 0.90) / 1000.0);
-    fprintf(out, "p99_ms=%.3f\n", (double)sim_stats_latency_percentile(self, 0.99) / 1000.0);
-    fprintf(out, "max_ms=%.3f\n", (double)self->max_us / 1000.0);
+    fprintf(out, "responses=%llu\n", (unsigned long long)self->latency.samples);
+    s_report_hist(&self->latency, out, "");
+    if (self->mqtt)
+        s_report_mqtt(self, out);
     /* Scripts read the last line: keep it exactly accepted=<n>. */
     fprintf(out, "accepted=%llu\n", (unsigned long long)self->accepted);
 }
