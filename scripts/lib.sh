@@ -42,3 +42,27 @@ lc_is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
 # lc_http_ok URL: 0 if URL answers 2xx within 2 s.
 lc_http_ok() { curl -fs -o /dev/null --max-time 2 "$1" 2>/dev/null; }
+
+# lc_mosquitto: the path of the Mosquitto broker (Debian: /usr/sbin/mosquitto, which is not on
+# every user's PATH), or fail.
+lc_mosquitto() {
+    local m
+    m=$(command -v mosquitto 2>/dev/null) || m=/usr/sbin/mosquitto
+    [ -x "$m" ] || return 1
+    printf '%s\n' "$m"
+}
+
+# lc_mosquitto_dynsec_plugin: the path of Mosquitto's dynamic-security plugin
+# (LCORE_MQTT_DYNSEC_PLUGIN when set; Debian: /usr/lib/<multiarch>/mosquitto_dynamic_security.so),
+# or fail.
+lc_mosquitto_dynsec_plugin() {
+    local f
+    for f in ${LCORE_MQTT_DYNSEC_PLUGIN:-} /usr/lib/*/mosquitto_dynamic_security.so \
+        /usr/lib/mosquitto_dynamic_security.so /usr/local/lib/mosquitto_dynamic_security.so; do
+        if [ -f "$f" ]; then
+            printf '%s\n' "$f"
+            return 0
+        fi
+    done
+    return 1
+}

@@ -34,7 +34,7 @@ def make_tls_cert(directory):
 def stack_ports(workers=2, stores=1, gateways=1):
     """Every port scripts/stack listens on at offset 0: instance i > 1 of a gateway, worker or
     store on its first one's ports + 10*(i-1)."""
-    ports = [15432, 8545, 9104, 5555]  # PostgreSQL, anvil, the relayer (admin, queries)
+    ports = [15432, 8545, 9104, 5555, 1883]  # PostgreSQL, anvil, the relayer (admin, queries), MQTT
     for i in range(gateways):
         ports += [p + 10 * i for p in (8080, 9101, 5551, 5556)]  # device, admin, readings, open
     ports += [9102 + 10 * i for i in range(workers)]  # admin
@@ -152,7 +152,8 @@ class Stack:
     def secrets(self):
         """Every secret the stack's state directory holds, as it could be printed: the operator
         and reader tokens, key ring keys (hex), CURVE secret keys (Z85), PostgreSQL passwords, the
-        relayer's key and device secret keys. A test greps the logs for each."""
+        relayer's key, device secret keys and the MQTT broker's passwords (<state>/mqtt/*.password).
+        A test greps the logs for each."""
         found = {v for k, v in self.vars.items() if k.endswith("_TOKEN") and v}
         for root, _, files in os.walk(self.dir):
             if os.path.basename(root) == "log":
@@ -171,6 +172,8 @@ class Stack:
                     found.update(line.rsplit(":", 1)[1] for line in text.splitlines() if line.count(":") >= 4)
                 elif name.endswith(".key") and text.lstrip().startswith("{"):
                     found.update(re.findall(r'"secret_key"\s*:\s*"([0-9a-f]{64,128})"', text))
+                elif name.endswith(".password") and os.path.basename(root) == "mqtt":
+                    found.add(text.strip())
                 elif name == "chain.key":
                     found.update(re.findall(r"(?:0x)?([0-9a-fA-F]{64})", text))
         return {x for x in found if len(x) >= 16}

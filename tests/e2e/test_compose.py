@@ -5,7 +5,9 @@ executable lists in `--help` (or is on the allow-list below), no secret value is
 crypto scales (`--scale crypto=4`), every service has a /healthz healthcheck on its real admin
 port, start order waits on health or on a one-shot's success, every endpoint names a compose
 service and the port its peer binds. The Dockerfile's stages are checked against
-scripts/install-deps and against the libraries the built executables link.
+scripts/install-deps and against the libraries the built executables link. The MQTT broker
+(mosquitto, from the lcore image) publishes only its TLS device listener, keeps its store on a
+named volume and runs the configuration lcore-init writes, which refuses anonymous clients.
 
 Allow-list (variables not in any lcore `--help`):
   - lcore services whose executable talks to PostgreSQL (its --help lists LCORE_PG_DSN): libpq's
@@ -45,6 +47,8 @@ LCORE_SERVICES = {
     "init-contract": ["lcore-chain"],
     "migrate-db": ["lcore-store", "lcore-chain"],
     "tools": ["lcore-cli", "lcore-sim"],
+    # The MQTT broker runs from the lcore image but is no lcore executable: no variables at all.
+    "mosquitto": [],
 }
 LONG_RUNNING = ("gateway", "crypto", "store", "chain")
 # Third-party images: the variables each may set (a predicate on the name).
@@ -82,6 +86,9 @@ SECRET_VOLUMES = {
     "secrets": {"init-secrets"},  # the single volume of stacks before the split
     "postgres-secret": {"postgres", "init-secrets", "init-db"},
     "grafana-secret": {"grafana", "init-secrets"},
+    # The broker's configuration, dynamic-security file and TLS key; the broker writes it (its
+    # plugin saves the clients the gateway provisions).
+    "mqtt-secrets": {"mosquitto", "init-secrets"},
 }
 # Start order the stack needs (service -> what must be up first; transitively is enough).
 REQUIRED_ORDER = [("postgres", "init-secrets"), ("store", "postgres"), ("store", "init-secrets"),
@@ -89,7 +96,8 @@ REQUIRED_ORDER = [("postgres", "init-secrets"), ("store", "postgres"), ("store",
                   ("init-contract", "anvil"), ("init-contract", "init-secrets"),
                   ("chain", "init-contract"), ("chain", "store"), ("grafana", "init-secrets"),
                   ("init-db", "postgres"), ("init-db", "init-secrets"), ("migrate-db", "init-db"),
-                  ("store", "migrate-db"), ("chain", "migrate-db")]
+                  ("store", "migrate-db"), ("chain", "migrate-db"), ("mosquitto", "init-secrets"),
+                  ("gateway", "mosquitto")]
 # The PostgreSQL role each lcore service connects as (the user in its LCORE_PG_DSN), and the one
 # pgpass volume it may mount: no service is the superuser, each sees only its own password. The
 # tools (lcore-cli, lcore-sim) reach no database: they talk to the services and the chain.
@@ -302,7 +310,7 @@ def main():
 
     def services_present():
         want = {"postgres", "anvil", "init-secrets", "init-contract", "init-db", "migrate-db",
-                "gateway", "crypto", "store", "chain", "prometheus", "grafana"}
+                "gateway", "crypto", "store", "chain", "prometheus", "grafana", "mosquitto"}
         missing = want - set(svcs)
         expect(not missing, f"services missing: {sorted(missing)}")
         unknown = set(svcs) - set(LCORE_SERVICES) - set(THIRD_PARTY)
@@ -359,6 +367,7 @@ def main():
         wanted = [environment(svcs["postgres"]).get("POSTGRES_PASSWORD_FILE", ""),
                   environment(svcs["grafana"]).get("GF_SECURITY_ADMIN_PASSWORD__FILE", "")]
         wanted += re.findall(r"cat\s+(/[^\s);&|]+)", words(svcs["chain"].get("command")))
+        wanted += re.findall(r"-c\s+(/\S+)", words(svcs["mosquitto"].get("command")))
         for path in wanted:
             if not path or path not in init:
                 bad.append(f"{path or 'a secret file'} is not a file deploy/compose/lcore-init writes")
@@ -448,7 +457,7 @@ def main():
                 bad.append(f"{name}: healthcheck port {m.group(1)}, admin listener ({var}) {bind}")
             elif not bind.startswith("0.0.0.0:"):
                 bad.append(f"{name}: {var}={bind}: Prometheus cannot reach it (bind 0.0.0.0)")
-        for name in ("postgres", "anvil", "prometheus", "grafana"):
+        for name in ("postgres", "anvil", "prometheus", "grafana", "mosquitto"):
             if not healthcheck_test(svcs[name]):
                 bad.append(f"{name}: no healthcheck")
         expect(not bad, "; ".join(bad))
@@ -486,7 +495,7 @@ def main():
             env = environment(svcs[name])
             for var, val in sorted(env.items()):
                 for url in re.split(r"[,\s]+", val):
-                    m = re.match(r"^(tcp|https?|postgres(?:ql)?)://(?:[^@/]*@)?([^:/]+):?(\d*)", url)
+                    m = re.match(r"^(tcp|https?|mqtts?|postgres(?:ql)?)://(?:[^@/]*@)?([^:/]+):?(\d*)", url)
                     if not m:
                         continue
                     scheme, host, port = m.groups()
@@ -663,6 +672,66 @@ def main():
                 bad.append(f"{so} (from {', '.join(sorted(owners))})")
         expect(not bad, "runtime stage lacks libraries: " + "; ".join(bad))
 
+    def mqtt_broker():
+        """The broker's configuration is what `lcore-init secrets` writes (printed here by
+        `lcore-init mqtt-compose-conf`): no anonymous access, no debug logging, a TLS listener
+        for devices (8883, the only port published) and one for the gateway (1883, on the compose
+        network only), its files and store on the volumes the service mounts."""
+        m, bad = svcs["mosquitto"], []
+        out = subprocess.run(["sh", INIT_SCRIPT, "mqtt-compose-conf"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, timeout=30)
+        expect(out.returncode == 0, f"lcore-init mqtt-compose-conf: {out.stderr.strip()}")
+        conf = [l.split(None, 1) for l in out.stdout.splitlines() if l.strip() and not l.startswith("#")]
+        opts = {}
+        for kv in conf:
+            opts.setdefault(kv[0], []).append(kv[1] if len(kv) > 1 else "")
+        for key, want in (("allow_anonymous", "false"), ("persistence", "true"),
+                          ("per_listener_settings", "false")):
+            if opts.get(key) != [want]:
+                bad.append(f"mosquitto.conf: {key} {opts.get(key)}, want {want}")
+        if set(opts.get("log_type", [])) & {"debug", "all", "subscribe", "unsubscribe"}:
+            bad.append(f"mosquitto.conf logs {opts['log_type']}")
+        listeners = {v.split()[0]: v for v in opts.get("listener", [])}
+        if set(listeners) != {"1883", "8883"}:
+            bad.append(f"listeners {sorted(listeners)}, want 1883 (gateway) and 8883 (devices, TLS)")
+        # certfile/keyfile follow the listener they belong to: the last one, 8883.
+        keys = [kv[0] for kv in conf]
+        if "certfile" not in keys or keys.index("certfile") < max(i for i, k in enumerate(keys) if k == "listener"):
+            bad.append("mosquitto.conf: certfile is not on the 8883 listener")
+        published = set()
+        for p in m.get("ports") or []:
+            target = str(p.get("target")) if isinstance(p, dict) else str(p).split("/")[0].split(":")[-1]
+            published.add(target)
+        if published != {"8883"}:
+            bad.append(f"mosquitto publishes {sorted(published)}, want only 8883 (TLS)")
+        # Every file the broker reads or writes is on a volume it mounts; the store on mqtt-data,
+        # the plugin's file (rewritten by the broker) on a writable mqtt-secrets.
+        for key, volume, writable in (("persistence_location", "mqtt-data", True),
+                                      ("plugin_opt_config_file", "mqtt-secrets", True),
+                                      ("keyfile", "mqtt-secrets", False), ("certfile", "public", False)):
+            path = (opts.get(key) or [""])[0]
+            mnt = mount_of(m, path)
+            if not mnt or mnt[0] != "volume" or mnt[1] != volume or (writable and mnt[3]):
+                bad.append(f"{key} {path}: not on the {'writable ' if writable else ''}volume {volume}: {mnt}")
+        if 'cmd_tls "$MQTT_TLS_CERT" "$MQTT_TLS_KEY" mosquitto' not in LCORE_INIT:
+            bad.append("lcore-init makes no certificate for the broker (named mosquitto)")
+        rt = apt_packages(dockerfile_stages()[-1][1])
+        if not {"mosquitto", "mosquitto-clients"} <= rt:
+            bad.append("the runtime image lacks mosquitto or mosquitto-clients")
+        # Once the gateway takes readings from the broker: the internal listener, its own client
+        # and its password file in its own secrets volume.
+        genv = environment(svcs["gateway"])
+        if "LCORE_GATEWAY_MQTT_URL" in genv:
+            if genv["LCORE_GATEWAY_MQTT_URL"] != "mqtt://mosquitto:1883":
+                bad.append(f"gateway: LCORE_GATEWAY_MQTT_URL={genv['LCORE_GATEWAY_MQTT_URL']}")
+            if genv.get("LCORE_GATEWAY_MQTT_USERNAME") != "lcore-gw-" + genv.get("LCORE_GATEWAY_ID", ""):
+                bad.append(f"gateway: LCORE_GATEWAY_MQTT_USERNAME={genv.get('LCORE_GATEWAY_MQTT_USERNAME')}")
+            pw = genv.get("LCORE_GATEWAY_MQTT_PASSWORD_FILE", "")
+            if pw not in LCORE_INIT or (mount_of(svcs["gateway"], pw) or (0, ""))[1] != "gateway-secrets":
+                bad.append(f"gateway: LCORE_GATEWAY_MQTT_PASSWORD_FILE={pw} is not what lcore-init writes "
+                           "into gateway-secrets")
+        expect(not bad, "; ".join(bad))
+
     checks.run("every service of the stack is there, and only known ones", services_present)
     checks.run("environment: only variables the executables' --help lists (or the allow-list)",
                env_vars_known)
@@ -684,6 +753,8 @@ def main():
                listeners_and_tls)
     checks.run("one lcore image from deploy/Dockerfile; each service runs its executable", one_image)
     checks.run("CURVE on every lcore service, never switched off; workers key themselves", curve_always_on)
+    checks.run("MQTT broker: no anonymous access, TLS for devices (only 8883 published), files and "
+               "store on its volumes", mqtt_broker)
     checks.run("deploy/Dockerfile: bookworm build + bookworm-slim runtime, non-root, HEALTHCHECK",
                dockerfile_stages_ok)
     checks.run(".dockerignore keeps out build trees and state, and nothing the build reads",

@@ -1,15 +1,30 @@
 """scripts/stack as an operator uses it: `up` is idempotent and brings back a killed service,
 `status` tells the truth, and `down` leaves nothing behind. The stack runs two gateways
-(LCORE_GATEWAYS=2), both fed by every worker, and `up` makes and keeps the reader token."""
+(LCORE_GATEWAYS=2), both fed by every worker, and `up` makes and keeps the reader token. Its
+private MQTT broker refuses anonymous clients, lets each gateway in with its own password file
+(and nowhere its role does not reach) and the admin list the clients."""
 import os
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 
 from harness import STACK, Checks, Device, Stack, expect, http, metric_at
 
-SERVICES = ("store", "crypto-1", "crypto-2", "gateway", "gateway-2")
+SERVICES = ("store", "crypto-1", "crypto-2", "mosquitto", "gateway", "gateway-2")
+
+
+def mqtt_client(tool, port, user, password_file, *args, timeout=15):
+    """mosquitto_sub/_rr as USER: the password goes through the tool's options file
+    ($XDG_CONFIG_HOME/<tool>, in a private folder), never on its command line."""
+    with tempfile.TemporaryDirectory() as xdg:
+        if password_file:
+            with open(os.open(os.path.join(xdg, tool), os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write("-P " + open(password_file).read().strip() + "\n")
+        cmd = [tool, "-h", "127.0.0.1", "-p", str(port)] + (["-u", user] if user else []) + list(args)
+        return subprocess.run(cmd, env=dict(os.environ, XDG_CONFIG_HOME=xdg), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=timeout)
 
 
 def main():
@@ -111,7 +126,7 @@ def main():
             st.vars["LCORE_READER_TOKEN"] = new
 
         def killed_service_comes_back():
-            victims = {n: pid_of(n) for n in ("crypto-2", "gateway")}
+            victims = {n: pid_of(n) for n in ("crypto-2", "mosquitto", "gateway")}
             for pid in victims.values():
                 os.kill(pid, signal.SIGKILL)
             time.sleep(0.5)
@@ -146,12 +161,74 @@ def main():
                 expect(bad.returncode == 2 and len(lines) == 1 and var in lines[0],
                        f"{exe} with {var}={value}: exit {bad.returncode} {bad.stderr!r}")
 
+        def mqtt_broker():
+            url = st.vars.get("LCORE_MQTT_URL", "")
+            expect(url == f"mqtt://127.0.0.1:{1883 + st.offset}", f"LCORE_MQTT_URL={url!r}")
+            port = int(url.rsplit(":", 1)[1])
+            mqtt = os.path.join(st.dir, "mqtt")
+            admin_pw = st.vars.get("LCORE_MQTT_ADMIN_PASSWORD_FILE", "")
+            expect(st.vars.get("LCORE_MQTT_ADMIN_USERNAME") == "lcore-admin" and
+                   admin_pw == os.path.join(mqtt, "admin.password"), "admin username / password file")
+            for name in ("admin.password", "gw-1.password", "gw-2.password", "dynamic-security.json"):
+                mode = stat.S_IMODE(os.stat(os.path.join(mqtt, name)).st_mode)
+                expect(mode == 0o600, f"<state>/mqtt/{name} is {oct(mode)}, not 0600")
+            conf = open(os.path.join(mqtt, "mosquitto.conf")).read().splitlines()
+            for line in ("allow_anonymous false", "persistence true", f"listener {port} 127.0.0.1",
+                         "persistence_location " + os.path.join(mqtt, "data")):
+                expect(line in conf, f"mosquitto.conf lacks {line!r}")
+            expect(not [l for l in conf if l.startswith("log_type") and l.split()[1] in ("debug", "all")],
+                   "mosquitto.conf logs debug (packets)")
+            # Anonymous: refused at CONNECT (CONNACK 5, "not authorised"); a wrong password too.
+            out = mqtt_client("mosquitto_sub", port, None, None, "-t", "#", "-W", "2")
+            expect(out.returncode == 5 and "not authorised" in out.stderr,
+                   f"anonymous client: exit {out.returncode} {out.stderr!r}")
+            bad = os.path.join(st.dir, "wrong.password")
+            with open(bad, "w") as f:
+                f.write("0" * 48)
+            out = mqtt_client("mosquitto_sub", port, "lcore-gw-gw-1", bad, "-t", "#", "-W", "2")
+            expect(out.returncode == 5, f"a wrong password: exit {out.returncode} {out.stderr!r}")
+            # Each gateway: in with its own password; its shared subscription granted (exit 27:
+            # waited the -W second for a message), the result topics it only publishes to denied.
+            for gw in ("gw-1", "gw-2"):
+                pw = os.path.join(mqtt, gw + ".password")
+                out = mqtt_client("mosquitto_sub", port, "lcore-gw-" + gw, pw,
+                                  "-t", "$share/lcore/lcore/v1/+/data", "-t", "$share/lcore/lcore/v1/+/batch",
+                                  "-W", "1")
+                expect(out.returncode == 27, f"lcore-gw-{gw}: exit {out.returncode} {out.stderr!r}")
+                out = mqtt_client("mosquitto_sub", port, "lcore-gw-" + gw, pw,
+                                  "-t", "lcore/v1/+/result", "-W", "1")
+                expect("denied" in out.stderr, f"lcore-gw-{gw} may read results: {out.returncode} {out.stderr!r}")
+            # The gateway provisions devices: its role may send the plugin's $CONTROL commands
+            # and read the answer.
+            out = mqtt_client("mosquitto_rr", port, "lcore-gw-gw-1", os.path.join(mqtt, "gw-1.password"),
+                              "-t", "$CONTROL/dynamic-security/v1", "-e", "$CONTROL/dynamic-security/v1/response",
+                              "-m", '{"commands":[{"command":"listClients"}]}', "-W", "5")
+            expect(out.returncode == 0 and "lcore-gw-gw-2" in out.stdout,
+                   f"the gateway's $CONTROL command: exit {out.returncode} {out.stdout!r} {out.stderr!r}")
+            # The admin (password on mosquitto_ctrl's stdin) lists the clients.
+            with open(admin_pw) as pw_in:
+                out = subprocess.run(["mosquitto_ctrl", "-h", "127.0.0.1", "-p", str(port), "-u", "lcore-admin",
+                                      "dynsec", "listClients"], stdin=pw_in, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, timeout=15)
+            clients = out.stdout.split()
+            expect("lcore-gw-gw-1" in clients and "lcore-gw-gw-2" in clients and "lcore-admin" in clients,
+                   f"listClients: {out.stdout!r} {out.stderr!r}")
+            # No password in any log (the broker's included).
+            passwords = [open(os.path.join(mqtt, n)).read().strip()
+                         for n in ("admin.password", "gw-1.password", "gw-2.password")]
+            expect(not st.log_hits(passwords), f"a broker password in a log: {st.log_hits(passwords)}")
+            store, deadline = os.path.join(mqtt, "data", "mosquitto.db"), time.time() + 5
+            while not os.path.exists(store) and time.time() < deadline:
+                time.sleep(0.2)
+            expect(os.path.exists(store), "no broker store in <state>/mqtt/data (autosave: every ~2 s)")
+
         def down_stops_everything():
             pids = {n: pid_of(n) for n in SERVICES}
             out = run("down", LCORE_STACK_PURGE="1")
             expect(out.returncode == 0, out.stderr)
             stops = [l.split()[2] for l in out.stderr.splitlines() if l.startswith("stack: stopping ")]
-            expect(stops[:2] == ["gateway", "gateway-2"], f"gateways not stopped first: {stops}")
+            expect(stops[:3] == ["gateway", "gateway-2", "mosquitto"],
+                   f"gateways not stopped first, then the broker: {stops}")
             alive = [n for n, pid in pids.items() if running(pid)]
             expect(not alive, f"still running after down: {alive}")
             out = run("status")
@@ -159,17 +236,23 @@ def main():
             for name in ("gateway", "gateway-2"):
                 line = [l for l in out.stdout.splitlines() if l.split()[:1] == [name]]
                 expect(line and "stopped" in line[0], f"status after down, {name}: {line}")
-            # The token lived in the purged database: its file goes with it.
+            # The token lived in the purged database: its file goes with it; so do the broker's
+            # store and its clients (the devices' credentials mirror the purged registry).
             expect(not os.path.exists(os.path.join(st.dir, "reader_token")), "reader_token kept after purge")
+            expect(not os.path.exists(os.path.join(st.dir, "mqtt")), "<state>/mqtt kept after purge")
 
         checks.run("status: every component running and ready", status_all_ready)
         checks.run("LCORE_GATEWAYS=2: every worker serves both gateways, both store readings", two_gateways)
         checks.run("LCORE_READER_TOKEN: kept 0600, a Bearer on either gateway", reader_token)
         checks.run("up again: same output (same reader token), nothing restarted", up_is_idempotent)
         checks.run("a reader token the gateway no longer knows: up makes a new one", deleted_reader_token_is_made_again)
-        checks.run("kill -9 crypto-2 and gateway: status says so, up brings them back", killed_service_comes_back)
+        checks.run("MQTT broker: no anonymous access; each gateway in with its password, as its role allows; "
+                   "the admin lists the clients", mqtt_broker)
+        checks.run("kill -9 crypto-2, mosquitto and gateway: status says so, up brings them back",
+                   killed_service_comes_back)
         checks.run("--help lists LCORE_* variables; an invalid value exits 2 with the reason", help_lists_variables)
-        checks.run("down (purge) stops the gateways first, then everything; the reader token goes", down_stops_everything)
+        checks.run("down (purge) stops the gateways first, then the broker, then everything; the reader "
+                   "token and the broker's files go", down_stops_everything)
     checks.done()
 
 
