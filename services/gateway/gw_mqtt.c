@@ -176,18 +176,14 @@ static char *s_result_json(const s_line_t *l)
     return s;
 }
 
-/* A response topic the gateway will publish to: the device's own namespace, not its data or
- * batch topic (a device must not make the gateway publish elsewhere), no wildcard. */
+/* A response topic the gateway will publish to: under the device's own
+ * lcore/v1/<device_id>/response/ (what the broker lets the device read, and the gateway publish),
+ * no wildcard: a device must not make the gateway publish elsewhere. */
 static int s_response_topic_ok(const char *t, size_t len, const char *device_id)
 {
-    char prefix[LC_DEVICE_ID_MAX + 16];
-    size_t n = (size_t)snprintf(prefix, sizeof prefix, "lcore/v1/%s/", device_id);
-    if (len <= n || memcmp(t, prefix, n) != 0 || memchr(t, '+', len) || memchr(t, '#', len))
-        return 0;
-    const char *rest = t + n;
-    size_t rl = len - n;
-    return !(rl == 4 && memcmp(rest, "data", 4) == 0) &&
-           !(rl == 5 && memcmp(rest, "batch", 5) == 0);
+    char prefix[LC_DEVICE_ID_MAX + 24];
+    size_t n = (size_t)snprintf(prefix, sizeof prefix, "lcore/v1/%s/response/", device_id);
+    return len > n && memcmp(t, prefix, n) == 0 && !memchr(t, '+', len) && !memchr(t, '#', len);
 }
 
 static void s_send(gw_mqtt_t *self, const lc_mqtt_publish_t *p)
