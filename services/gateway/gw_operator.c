@@ -364,7 +364,7 @@ enum MHD_Result gw_op_token_create(const gw_call_t *call)
     if (s_ok(r)) {
         lc_info("token_created", "id=%s scope=%s devices=%zu token_id=%s", id, t.scope, t.n_devices,
                 call->token->id);
-        ret = gw_reply_json(call, 201, s_created_json(&t, text));
+        ret = gw_reply_json_secret(call, 201, s_created_json(&t, text));
     } else {
         ret = s_not_ok(call, r, "no such token");
     }
