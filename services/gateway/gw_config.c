@@ -106,6 +106,24 @@ const lc_cfg_opt_t gw_config_opts[] = {
     LC_CFG_I("LCORE_GATEWAY_HEARTBEAT_MS", T, heartbeat_ms, "1000", 0, 3600000,
              "a heartbeat through workers to the store this often (0: none)"),
     LC_CURVE_CFG_ROWS(T),
+    /* MQTT connection: the ingest client's rows (gw_mqtt), here only until they land on main,
+     * so that provisioning can be run and tested; drop this block when merging. */
+    LC_CFG_URLS("LCORE_GATEWAY_MQTT_URL", T, mqtt_url, "",
+                "the MQTT broker, mqtt://host[:port] (empty: no MQTT)"),
+    LC_CFG_S("LCORE_GATEWAY_MQTT_USERNAME", T, mqtt_username, "",
+             "this gateway's broker user (default lcore-gw-<LCORE_GATEWAY_ID>)"),
+    LC_CFG_S("LCORE_GATEWAY_MQTT_PASSWORD_FILE", T, mqtt_password_file, "",
+             "file holding that user's broker password (first line)"),
+    /* MQTT provisioning (gw_dynsec) */
+    LC_CFG_B("LCORE_GATEWAY_MQTT_PROVISION", T, mqtt_provision, "1",
+             "with LCORE_GATEWAY_MQTT_URL: registering a device provisions its broker credentials "
+             "and ACL through Mosquitto's dynamic-security plugin (the password shown once in "
+             "the answer), revoking disables them, reactivating enables them (0: the broker's "
+             "accounts are managed elsewhere)"),
+    LC_CFG_I("LCORE_GATEWAY_MQTT_PROVISION_TIMEOUT_MS", T, mqtt_provision_timeout_ms, "3000", 100,
+             60000,
+             "how long a registration, revoke or reactivate waits for the broker's "
+             "dynamic-security plugin, connecting included; then the answer carries a warning"),
 };
 #undef T
 const size_t gw_config_opts_len = sizeof gw_config_opts / sizeof gw_config_opts[0];

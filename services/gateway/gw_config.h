@@ -48,6 +48,13 @@ typedef struct {
     long long drain_ms;
     long long heartbeat_ms;
     lc_curve_cfg_t curve;
+    /* MQTT connection (gw_mqtt's rows; see gw_config.c) */
+    char mqtt_url[512];
+    char mqtt_username[128];
+    char mqtt_password_file[512];
+    /* MQTT provisioning (gw_dynsec) */
+    int mqtt_provision;
+    long long mqtt_provision_timeout_ms;
 } gw_config_t;
 
 extern const lc_cfg_opt_t gw_config_opts[];
