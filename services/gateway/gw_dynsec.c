@@ -326,6 +326,14 @@ static int s_call(gw_dynsec_t *self, json_t *commands, json_t **answer)
         sodium_memzero(text, len);
         free(text);
     }
+    if (rc == LC_ERR_TIMEOUT) {
+        static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
+        lc_log_limited(&limit, 30000, LC_LOG_WARN, "broker_control_no_answer",
+                       "timeout_ms=%d hint=\"is the dynamic-security plugin loaded, and may the "
+                       "gateway's user publish to $CONTROL/dynamic-security/v1, subscribe to "
+                       "and receive (publishClientReceive) .../response?\"",
+                       self->timeout_ms);
+    }
     if (rc == 0)
         rc = s_check(commands, got, stem);
     if (rc == 0 && answer)
@@ -377,27 +385,44 @@ static void s_add(json_t *commands, json_t *c, int *ok)
         *ok = 0;
 }
 
-/* The set that gives the device its identity, given what the plugin has (c): the role and its
- * ACLs (again each time: "already exists" is fine, and a missing one comes back), the client
- * with password (created, or its password reset when it exists), the role on the client, and
- * the client enabled or disabled as the device is. NULL when out of memory. */
+/* The device's ACL i: {acltype, topic, priority, allow}, as createRole and addRoleACL take it;
+ * with command set, an addRoleACL of role. */
+static json_t *s_acl(const char *device_id, size_t i, const char *role)
+{
+    char topic[LC_DEVICE_ID_MAX + 32];
+    snprintf(topic, sizeof topic, "lcore/v1/%s/%s", device_id, s_acls[i].leaf);
+    json_t *acl = json_pack("{s:s, s:s, s:i, s:b}", "acltype", s_acls[i].acltype, "topic", topic,
+                            "priority", 0, "allow", 1);
+    if (acl && role &&
+        (json_object_set_new(acl, "command", json_string("addRoleACL")) != 0 ||
+         json_object_set_new(acl, "rolename", json_string(role)) != 0)) {
+        json_decref(acl);
+        return NULL;
+    }
+    return acl;
+}
+
+/* The set that gives the device its identity, given what the plugin has (c): the role with its
+ * ACLs, then each ACL again (addRoleACL: "already exists" for a role made here, and a leftover
+ * role missing one gets it back; Mosquitto 2.0 rewrites its whole file after each change, so a
+ * new device costs two rewrites, not ten), the client with password (created, or its password
+ * reset when it exists), the role on the client, and the client enabled or disabled as the
+ * device is. NULL when out of memory. */
 static json_t *s_provision_commands(const char *device_id, const char *role, const s_client_t *c,
                                     unsigned flags, const char *password)
 {
-    json_t *commands = json_array();
-    char name[sizeof "lcore device " + LC_DEVICE_ID_MAX], topic[LC_DEVICE_ID_MAX + 32];
-    int ok = commands != NULL, revoked = (flags & GW_DYNSEC_REVOKED) != 0;
+    json_t *commands = json_array(), *acls = json_array();
+    char name[sizeof "lcore device " + LC_DEVICE_ID_MAX];
+    int ok = commands && acls, revoked = (flags & GW_DYNSEC_REVOKED) != 0;
     snprintf(name, sizeof name, "lcore device %s", device_id);
+    for (size_t i = 0; i < LC_ARRAY_LEN(s_acls); i++)
+        s_add(acls, s_acl(device_id, i, NULL), &ok);
     s_add(commands,
-          json_pack("{s:s, s:s, s:s}", "command", "createRole", "rolename", role, "textname", name),
+          json_pack("{s:s, s:s, s:s, s:o}", "command", "createRole", "rolename", role, "textname",
+                    name, "acls", acls),
           &ok);
-    for (size_t i = 0; i < LC_ARRAY_LEN(s_acls); i++) {
-        snprintf(topic, sizeof topic, "lcore/v1/%s/%s", device_id, s_acls[i].leaf);
-        s_add(commands,
-              json_pack("{s:s, s:s, s:s, s:s, s:i, s:b}", "command", "addRoleACL", "rolename", role,
-                        "acltype", s_acls[i].acltype, "topic", topic, "priority", 0, "allow", 1),
-              &ok);
-    }
+    for (size_t i = 0; i < LC_ARRAY_LEN(s_acls); i++)
+        s_add(commands, s_acl(device_id, i, role), &ok);
     if (!c->exists)
         s_add(commands,
               json_pack("{s:s, s:s, s:s, s:s, s:[{s:s}]}", "command", "createClient", "username",
