@@ -24,7 +24,7 @@
 #define S_CONTROL_TOPIC "$CONTROL/dynamic-security/v1"
 #define S_RESPONSE_TOPIC "$CONTROL/dynamic-security/v1/response"
 #define S_ROLE_PREFIX "lcore-device-"
-#define S_ROLE_MAX (sizeof S_ROLE_PREFIX + 128)
+#define S_RESERVED_PREFIX "lcore-gw-"
 #define S_KEEPALIVE_S 30
 #define S_ANSWER_MAX (4u << 20) /* larger messages on the response topic are not ours */
 
@@ -350,9 +350,10 @@ static json_t *s_client_command(const char *command, const char *device_id)
 }
 
 /* The client as the plugin has it (getClient): 0 with *exists (and, when it does, whether it
- * has the device's role and is disabled), or an error of s_call. */
+ * has the device's role, is bound to the device's client id, and is disabled), or an error of
+ * s_call. */
 typedef struct {
-    int exists, has_role, disabled;
+    int exists, has_role, bound, disabled;
 } s_client_t;
 
 static int s_get_client(gw_dynsec_t *self, const char *device_id, const char *role, s_client_t *c)
@@ -367,6 +368,8 @@ static int s_get_client(gw_dynsec_t *self, const char *device_id, const char *ro
         size_t i;
         c->exists = 1;
         c->disabled = json_is_true(json_object_get(client, "disabled"));
+        const char *id = json_string_value(json_object_get(client, "clientid"));
+        c->bound = id && strcmp(id, device_id) == 0;
         json_array_foreach(json_object_get(client, "roles"), i, r)
         {
             const char *name = json_string_value(json_object_get(r, "rolename"));
@@ -406,8 +409,9 @@ static json_t *s_acl(const char *device_id, size_t i, const char *role)
  * ACLs, then each ACL again (addRoleACL: "already exists" for a role made here, and a leftover
  * role missing one gets it back; Mosquitto 2.0 rewrites its whole file after each change, so a
  * new device costs two rewrites, not ten), the client with password (created, or its password
- * reset when it exists), the role on the client, and the client enabled or disabled as the
- * device is. NULL when out of memory. */
+ * reset when it exists), bound to the client id device_id (the broker refuses the device any
+ * other, so that it cannot take over another client's session: a gateway's, say), the role on
+ * the client, and the client enabled or disabled as the device is. NULL when out of memory. */
 static json_t *s_provision_commands(const char *device_id, const char *role, const s_client_t *c,
                                     unsigned flags, const char *password)
 {
@@ -425,14 +429,19 @@ static json_t *s_provision_commands(const char *device_id, const char *role, con
         s_add(commands, s_acl(device_id, i, role), &ok);
     if (!c->exists)
         s_add(commands,
-              json_pack("{s:s, s:s, s:s, s:s, s:[{s:s}]}", "command", "createClient", "username",
-                        device_id, "password", password, "textname", name, "roles", "rolename",
-                        role),
+              json_pack("{s:s, s:s, s:s, s:s, s:s, s:[{s:s}]}", "command", "createClient",
+                        "username", device_id, "password", password, "clientid", device_id,
+                        "textname", name, "roles", "rolename", role),
               &ok);
     else if (password)
         s_add(commands,
               json_pack("{s:s, s:s, s:s}", "command", "setClientPassword", "username", device_id,
                         "password", password),
+              &ok);
+    if (c->exists && !c->bound)
+        s_add(commands,
+              json_pack("{s:s, s:s, s:s}", "command", "setClientId", "username", device_id,
+                        "clientid", device_id),
               &ok);
     if (c->exists && !c->has_role)
         s_add(commands,
@@ -482,8 +491,14 @@ int gw_dynsec_provision(gw_dynsec_t *self, const char *device_id, unsigned flags
     uint8_t raw[GW_DYNSEC_PASSWORD_LEN / 2];
     password[0] = '\0';
     *created = 0;
-    if (!lc_device_id_valid(device_id, strlen(device_id))) /* no '/', '+' or '#' in topics */
+    /* No '/', '+' or '#' in topics; "lcore-gw-" names the gateways' own users and client ids. */
+    if (!lc_device_id_valid(device_id, strlen(device_id)) ||
+        strncmp(device_id, S_RESERVED_PREFIX, strlen(S_RESERVED_PREFIX)) == 0) {
+        lc_warn("broker_provisioning_refused", "device_id=%s reason=\"reserved or invalid name\"",
+                device_id);
+        s_count(self, S_PROVISION, S_FAILED);
         return LC_ERR_INVALID;
+    }
     snprintf(role, sizeof role, S_ROLE_PREFIX "%s", device_id);
     int rc = s_get_client(self, device_id, role, &c);
     int with_password = rc == 0 && (!c.exists || (flags & GW_DYNSEC_NEW));

@@ -1,8 +1,11 @@
 /* gw_dynsec.h: devices' broker identities (DESIGN.md "MQTT ingest": no anonymous access). The
  * broker is the enforcer: for each registered device, Mosquitto's dynamic-security plugin holds
- * a client (username = device_id, a generated password it keeps as a salted hash) and a role
- * "lcore-device-<device_id>" whose ACLs let it publish to lcore/v1/<device_id>/data and /batch
- * only, and subscribe to (and receive) lcore/v1/<device_id>/result and /response/# only.
+ * a client (username = device_id, a generated password it keeps as a salted hash, and the MQTT
+ * client id the device must connect with, its device_id too: no device can take over another
+ * client's session) and a role "lcore-device-<device_id>" whose ACLs let it publish to
+ * lcore/v1/<device_id>/data and /batch only, and subscribe to (and receive)
+ * lcore/v1/<device_id>/result and /response/# only. Device ids beginning "lcore-gw-" (the
+ * gateways' own users and client ids) get no broker identity.
  *
  * The gateway administers them over MQTT as its own broker user (LCORE_GATEWAY_MQTT_USERNAME,
  * whose role may publish to $CONTROL/dynamic-security/# and subscribe to, and receive,

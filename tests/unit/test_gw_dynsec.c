@@ -6,10 +6,11 @@
  * Then, as a device would see it with mosquitto_pub / mosquitto_sub (MQTT 5):
  *   - a provisioned device publishes to its data and batch topics; publishing to another
  *     device's topic or to its own result topic is refused (PUBACK "Not authorized"), as is a
- *     wrong password; subscribing to another device's results, or to everyone's with '+', is
- *     refused; its own results and responses reach it;
- *   - provisioning again leaves the password alone (no new one); a leftover identity of a device
- *     the store calls new gets a new password (the old one stops working);
+ *     wrong password or a client id other than its device_id; subscribing to another device's
+ *     results, or to everyone's with '+', is refused; its own results and responses reach it;
+ *   - provisioning again leaves the password alone (no new one) and repairs a missing role or
+ *     client id; a leftover identity of a device the store calls new gets a new password (the
+ *     old one stops working);
  *   - disabling kicks a connected mosquitto_sub at once and refuses its logins; enabling lets it
  *     back; an identity provisioned for a revoked device is created disabled;
  *   - without the broker, or with a gateway user that may not send commands, calls fail within
@@ -92,24 +93,32 @@ static int s_ctrl(const char *args)
     return rc;
 }
 
-/* mosquitto_pub as a user, MQTT 5, QoS 1 (so that a refusal comes back in the PUBACK): 1 when
- * the broker took the message, 0 when it refused it or the login. */
-static int s_pub(const char *user, const char *pw, const char *topic, int retain)
+/* mosquitto_pub as a user with a client id, MQTT 5, QoS 1 (so that a refusal comes back in the
+ * PUBACK): 1 when the broker took the message, 0 when it refused it or the login. */
+static int s_pub_as(const char *user, const char *pw, const char *client_id, const char *topic,
+                    int retain)
 {
     char out[1024];
     int rc = s_sh(out, sizeof out,
-                  "mosquitto_pub -h 127.0.0.1 -p %d -V mqttv5 -q 1 %s -u '%s' -P '%s' -t '%s' "
-                  "-m reading",
-                  s_env.port, retain ? "-r" : "", user, pw, topic);
+                  "mosquitto_pub -h 127.0.0.1 -p %d -V mqttv5 -q 1 %s -u '%s' -P '%s' -i '%s' "
+                  "-t '%s' -m reading",
+                  s_env.port, retain ? "-r" : "", user, pw, client_id, topic);
     return rc == 0 && !strstr(out, "Not authorized") && !strstr(out, "failed");
+}
+
+/* The same with the client id a device must use: its username. */
+static int s_pub(const char *user, const char *pw, const char *topic, int retain)
+{
+    return s_pub_as(user, pw, user, topic, retain);
 }
 
 /* mosquitto_sub as a user for one message (retained ones come at once): its output. */
 static int s_sub(char *out, size_t cap, const char *user, const char *pw, const char *topic)
 {
     return s_sh(out, cap,
-                "mosquitto_sub -h 127.0.0.1 -p %d -V mqttv5 -u '%s' -P '%s' -t '%s' -C 1 -W 2 -v",
-                s_env.port, user, pw, topic);
+                "mosquitto_sub -h 127.0.0.1 -p %d -V mqttv5 -u '%s' -P '%s' -i '%s' -t '%s' -C 1 "
+                "-W 2 -v",
+                s_env.port, user, pw, user, topic);
 }
 
 static int s_free_port(void)
@@ -355,6 +364,14 @@ static void test_device_reaches_only_its_own_topics(void **state)
     assert_false(s_pub("dev-a", pw, "lcore/v1/dev-a/data/x", 0));
     assert_false(s_pub("dev-a", "0123456789abcdef", "lcore/v1/dev-a/data", 0));
     assert_false(s_pub("dev-b", pw, "lcore/v1/dev-b/data", 0));
+    /* Its client id is its device_id: another (a gateway's, to take its session over) is
+     * refused, and so is none (the broker would make one up). */
+    assert_false(s_pub_as("dev-a", pw, "lcore-gw-test-ingest", "lcore/v1/dev-a/data", 0));
+    assert_int_equal(s_sh(out, sizeof out,
+                          "mosquitto_pub -h 127.0.0.1 -p %d -V mqttv5 -q 1 -u dev-a -P '%s' "
+                          "-t lcore/v1/dev-a/data -m reading",
+                          s_env.port, pw),
+                     135);
     /* Results waiting (retained) for dev-a and for another device. */
     assert_true(s_pub("peer", S_PEER_PW, "lcore/v1/dev-a/result", 1));
     assert_true(s_pub("peer", S_PEER_PW, "lcore/v1/dev-a/response/r1", 1));
@@ -403,6 +420,15 @@ static void test_provisioning_again_keeps_or_resets_the_password(void **state)
     assert_string_not_equal(again, pw);
     assert_false(s_pub("dev-b", pw, "lcore/v1/dev-b/data", 0));
     assert_true(s_pub("dev-b", again, "lcore/v1/dev-b/data", 0));
+    /* An identity made by hand, without role or client id: registered again (200), it gets
+     * both, and keeps its password. */
+    assert_int_equal(s_ctrl("createClient dev-old -p old-password-0123456789"), 0);
+    assert_false(s_pub("dev-old", "old-password-0123456789", "lcore/v1/dev-old/data", 0));
+    assert_int_equal(gw_dynsec_provision(f->dynsec, "dev-old", 0, again, &created), 0);
+    assert_int_equal(created, 0);
+    assert_true(s_pub("dev-old", "old-password-0123456789", "lcore/v1/dev-old/data", 0));
+    assert_false(
+        s_pub_as("dev-old", "old-password-0123456789", "any-id", "lcore/v1/dev-old/data", 0));
 }
 
 /* The broker's log says the device is connected. */
@@ -450,6 +476,8 @@ static void test_disable_kicks_and_enable_lets_back(void **state)
                     "dev-c",
                     "-P",
                     pw,
+                    "-i",
+                    "dev-c",
                     "-t",
                     "lcore/v1/dev-c/result",
                     NULL};
@@ -497,8 +525,12 @@ static void test_revoked_device_is_created_disabled(void **state)
     assert_int_equal(gw_dynsec_provision(f->dynsec, "dev-r", GW_DYNSEC_REVOKED, again, &created),
                      0);
     assert_false(s_pub("dev-r", pw, "lcore/v1/dev-r/data", 0));
-    /* Ids that would be wildcards or levels in a topic never reach the broker. */
+    /* Ids that would be wildcards or levels in a topic never reach the broker, nor a gateway's
+     * name. */
     assert_int_equal(gw_dynsec_provision(f->dynsec, "dev/+", 0, again, &created), LC_ERR_INVALID);
+    assert_int_equal(
+        gw_dynsec_provision(f->dynsec, "lcore-gw-test-dynsec", GW_DYNSEC_NEW, again, &created),
+        LC_ERR_INVALID);
     assert_int_equal(gw_dynsec_disable(f->dynsec, "#"), LC_ERR_INVALID);
 }
 
