@@ -69,25 +69,33 @@ struct gw_dynsec {
     lc_gauge_t *connected;
 };
 
+/* mqtt://host[:port] (or tcp://), an IPv6 address in brackets; 1883 by default. 0 or -1. */
 static int s_parse_url(const char *url, char *host, size_t cap, int *port)
 {
-    const char *p = NULL;
-    if (strncmp(url, "mqtt://", 7) == 0 || strncmp(url, "tcp://", 6) == 0)
-        p = strstr(url, "://") + 3;
+    const char *p = strncmp(url, "mqtt://", 7) == 0  ? url + 7
+                    : strncmp(url, "tcp://", 6) == 0 ? url + 6
+                                                     : NULL;
+    const char *port_text = NULL;
+    size_t n;
     if (!p || strpbrk(p, "@/?#"))
         return -1; /* another scheme (mqtts: not yet), credentials or a path */
-    const char *colon = p[0] == '[' ? strstr(p, "]:") : strrchr(p, ':');
-    const char *end = colon ? colon + (p[0] == '[') : p + strlen(p);
-    size_t n = (size_t)(end - p);
-    if (p[0] == '[') { /* [v6] without brackets for getaddrinfo */
-        if (!colon && p[n - 1] != ']')
+    if (p[0] == '[') {
+        const char *close = strchr(p, ']');
+        if (!close || (close[1] && close[1] != ':'))
             return -1;
+        n = (size_t)(close - p - 1);
+        port_text = close[1] ? close + 2 : NULL;
         p++;
-        n -= colon ? 1 : 2;
+    } else {
+        const char *colon = strrchr(p, ':');
+        n = colon ? (size_t)(colon - p) : strlen(p);
+        port_text = colon ? colon + 1 : NULL;
+        if (memchr(p, ':', n))
+            return -1; /* an IPv6 address without brackets */
     }
     char *stop = NULL;
-    long v = colon ? strtol(colon + 1, &stop, 10) : 1883;
-    if (n == 0 || n >= cap || (colon && (*stop || stop == colon + 1)) || v < 1 || v > 65535)
+    long v = port_text ? strtol(port_text, &stop, 10) : 1883;
+    if (n == 0 || n >= cap || (port_text && (stop == port_text || *stop)) || v < 1 || v > 65535)
         return -1;
     memcpy(host, p, n);
     host[n] = '\0';
@@ -492,10 +500,10 @@ int gw_dynsec_provision(gw_dynsec_t *self, const char *device_id, unsigned flags
     password[0] = '\0';
     *created = 0;
     /* No '/', '+' or '#' in topics; "lcore-gw-" names the gateways' own users and client ids. */
-    if (!lc_device_id_valid(device_id, strlen(device_id)) ||
-        strncmp(device_id, S_RESERVED_PREFIX, strlen(S_RESERVED_PREFIX)) == 0) {
-        lc_warn("broker_provisioning_refused", "device_id=%s reason=\"reserved or invalid name\"",
-                device_id);
+    int valid = lc_device_id_valid(device_id, strlen(device_id));
+    if (!valid || strncmp(device_id, S_RESERVED_PREFIX, strlen(S_RESERVED_PREFIX)) == 0) {
+        lc_warn("broker_provisioning_refused", "device_id=%s reason=\"%s\"",
+                valid ? device_id : "-", valid ? "a gateway's name" : "not a device id");
         s_count(self, S_PROVISION, S_FAILED);
         return LC_ERR_INVALID;
     }
