@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <assert.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,73 @@ enum MHD_Result lc_http_reply_error(struct MHD_Connection *conn, unsigned status
         return MHD_NO;
     enum MHD_Result ret = lc_http_reply_json(conn, status, j, retry_after_s);
     json_decref(j);
+    return ret;
+}
+
+char *lc_json_dump_secret(const json_t *json, size_t *len)
+{
+    /* json_dumps grows its buffer by reallocation, leaving partial copies in freed memory;
+     * json_dumpb writes straight into one buffer of the size asked first. */
+    size_t n = json_dumpb(json, NULL, 0, JSON_COMPACT);
+    char *buf = n ? malloc(n + 1) : NULL;
+    if (!buf)
+        return NULL;
+    if (json_dumpb(json, buf, n, JSON_COMPACT) != n) {
+        sodium_memzero(buf, n);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+void lc_json_wipe(json_t *json)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_is_string(json)) {
+        sodium_memzero((char *)json_string_value(json), json_string_length(json));
+    } else if (json_is_object(json)) {
+        json_object_foreach(json, key, v) lc_json_wipe(v);
+    } else if (json_is_array(json)) {
+        json_array_foreach(json, i, v) lc_json_wipe(v);
+    }
+}
+
+/* A secret answer's body, wiped when libmicrohttpd releases it. */
+typedef struct {
+    size_t len;
+    char *body;
+} s_secret_body_t;
+
+static void s_secret_body_free(void *cls)
+{
+    s_secret_body_t *b = cls;
+    sodium_memzero(b->body, b->len);
+    free(b->body);
+    free(b);
+}
+
+enum MHD_Result lc_http_reply_json_secret(struct MHD_Connection *conn, unsigned status,
+                                          const json_t *json)
+{
+    s_secret_body_t *b = calloc(1, sizeof *b);
+    if (!b || !(b->body = lc_json_dump_secret(json, &b->len))) {
+        free(b);
+        return MHD_NO;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+        b->len, b->body, s_secret_body_free, b);
+    if (!r) {
+        s_secret_body_free(b);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
     return ret;
 }
 

@@ -58,4 +58,16 @@ enum MHD_Result lc_http_reply_error(struct MHD_Connection *conn, unsigned status
 enum MHD_Result lc_http_reply_text(struct MHD_Connection *conn, unsigned status,
                                    const char *content_type, const char *body, size_t len);
 
+/* JSON that carries a secret shown once (a device's broker password). lc_json_dump_secret
+ * renders json compact into one malloc'd buffer of its exact size (*len bytes and a NUL), so no
+ * partial copy is left in freed memory; the caller wipes it (sodium_memzero) before free. NULL
+ * when out of memory. lc_json_wipe zeroes every string value of json in place: call it before
+ * the last json_decref of a tree that held a secret. lc_http_reply_json_secret answers like
+ * lc_http_reply_json (without Retry-After), and wipes the rendered body when libmicrohttpd is
+ * done with it (what libmicrohttpd copies into its connection buffer is out of reach). */
+char *lc_json_dump_secret(const json_t *json, size_t *len);
+void lc_json_wipe(json_t *json);
+enum MHD_Result lc_http_reply_json_secret(struct MHD_Connection *conn, unsigned status,
+                                          const json_t *json);
+
 #endif

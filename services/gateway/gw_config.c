@@ -123,6 +123,16 @@ const lc_cfg_opt_t gw_config_opts[] = {
              "MQTT client id, the persistent session's name: keep it across restarts (default "
              "lcore-gw-<gateway id>)"),
     LC_CURVE_CFG_ROWS(T),
+    /* MQTT provisioning (gw_dynsec) */
+    LC_CFG_B("LCORE_GATEWAY_MQTT_PROVISION", T, mqtt_provision, "1",
+             "with LCORE_GATEWAY_MQTT_URL: registering a device provisions its broker credentials "
+             "and ACL through Mosquitto's dynamic-security plugin (the password shown once in "
+             "the answer), revoking disables them, reactivating enables them (0: the broker's "
+             "accounts are managed elsewhere)"),
+    LC_CFG_I("LCORE_GATEWAY_MQTT_PROVISION_TIMEOUT_MS", T, mqtt_provision_timeout_ms, "3000", 100,
+             60000,
+             "how long a registration, revoke or reactivate waits for the broker's "
+             "dynamic-security plugin, connecting included; then the answer carries a warning"),
 };
 #undef T
 const size_t gw_config_opts_len = sizeof gw_config_opts / sizeof gw_config_opts[0];

@@ -54,6 +54,9 @@ typedef struct {
     long long mqtt_inflight;
     char mqtt_client_id[128];
     lc_curve_cfg_t curve;
+    /* MQTT provisioning (gw_dynsec) */
+    int mqtt_provision;
+    long long mqtt_provision_timeout_ms;
 } gw_config_t;
 
 extern const lc_cfg_opt_t gw_config_opts[];

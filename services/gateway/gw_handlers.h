@@ -29,6 +29,9 @@ enum MHD_Result gw_reply_error(const gw_call_t *call, unsigned status, const cha
                                const char *message, unsigned retry_after);
 /* Answers j (taken: freed here) with status; NULL j answers 500. */
 enum MHD_Result gw_reply_json(const gw_call_t *call, unsigned status, json_t *j);
+/* The same for an answer that shows a secret once (a token, a broker password): no copy is
+ * left behind (lc_http_reply_json_secret), and j's strings are wiped before it is freed. */
+enum MHD_Result gw_reply_json_secret(const gw_call_t *call, unsigned status, json_t *j);
 /* The query string's value of name, or NULL. */
 const char *gw_call_arg(const gw_call_t *call, const char *name);
 /* The 503 of a store (or relayer) that did not answer, or answered ERROR. */

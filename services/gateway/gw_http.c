@@ -106,6 +106,17 @@ enum MHD_Result gw_reply_json(const gw_call_t *call, unsigned status, json_t *j)
     return s_json(call->http, call->c, status, j);
 }
 
+enum MHD_Result gw_reply_json_secret(const gw_call_t *call, unsigned status, json_t *j)
+{
+    if (!j)
+        return s_error(call->http, call->c, 500, "internal", "cannot compose the answer", 0);
+    s_count(call->http, status);
+    enum MHD_Result r = lc_http_reply_json_secret(call->c, status, j);
+    lc_json_wipe(j);
+    json_decref(j);
+    return r;
+}
+
 /* The result of one reading as a JSON object (for single and request batch answers). */
 static json_t *s_result_json(const gw_result_t *r)
 {

@@ -8,6 +8,7 @@
 #define GW_HTTP_H
 
 #include "gw_config.h"
+#include "gw_dynsec.h"
 #include "gw_ingest.h"
 #include "gw_open.h"
 #include "gw_seq.h"
@@ -26,6 +27,7 @@ typedef struct {
     lc_query_client_t *chain; /* record status: the anchor part */
     gw_seq_t *seq;            /* the readings in the log: "accepted" while in flight */
     gw_open_t *open;          /* the crypto tier's open link (POST /v1/records/{id}/open) */
+    gw_dynsec_t *dynsec;      /* devices' broker identities; NULL without MQTT */
     lc_admin_t *admin;        /* the operator API is added to it, and removed by gw_http_destroy */
     lc_metrics_t *metrics;
 } gw_http_deps_t;

@@ -2,7 +2,9 @@
  * devices (register, list, show, revoke, reactivate, rotate a key), tokens (create, list,
  * delete) and the audit log. gw_http.c has checked that the caller's token has scope operator;
  * the store does the work, writes the audit entry in the same transaction (Query.actor: the
- * caller's token id) and tells every gateway what changed (topic "changes/"). */
+ * caller's token id) and tells every gateway what changed (topic "changes/"). With MQTT, the
+ * device's broker identity follows (gw_dynsec): made on registration (its password in the answer,
+ * shown once), disabled on revoke, enabled on reactivate. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +128,52 @@ static int s_key(const json_t *body, lc_alg_t *alg, uint8_t raw[65], size_t *raw
     return rc;
 }
 
+/* The store's view of a device being registered again: *flags gets GW_DYNSEC_REVOKED when it
+ * is revoked. 0, or -1 when the store does not answer. */
+static int s_device_flags(const gw_call_t *call, const char *device_id, unsigned *flags)
+{
+    Lcore__V1__Query q = LCORE__V1__QUERY__INIT;
+    q.body_case = LCORE__V1__QUERY__BODY_GET_DEVICE;
+    q.get_device = (char *)device_id;
+    Lcore__V1__QueryReply *r = s_ask(call, &q);
+    int rc = s_ok(r) && r->device ? 0 : -1;
+    if (rc == 0 && r->device->status && strcmp(r->device->status, "revoked") == 0)
+        *flags |= GW_DYNSEC_REVOKED;
+    if (r)
+        lcore__v1__query_reply__free_unpacked(r, NULL);
+    return rc;
+}
+
+/* With MQTT, a registration the store took gives the device its broker identity (gw_dynsec)
+ * and answer gets "mqtt": {"username", "password"} when a password was just made (shown this
+ * once), {"username"} when the identity was there already (its password unchanged), or null
+ * and a "warning" when the broker could not do it: the device is registered all the same, and
+ * registering it again retries. Returns what happened, for the log. */
+static const char *s_broker_identity(const gw_call_t *call, const char *device_id, int created,
+                                     json_t *answer)
+{
+    gw_dynsec_t *dynsec = call->deps->dynsec;
+    if (!dynsec || !answer)
+        return "off";
+    char password[GW_DYNSEC_PASSWORD_LEN + 1] = "";
+    unsigned flags = created ? GW_DYNSEC_NEW : 0;
+    int made = 0;
+    int rc = created ? 0 : s_device_flags(call, device_id, &flags);
+    if (rc == 0)
+        rc = gw_dynsec_provision(dynsec, device_id, flags, password, &made);
+    json_t *mqtt = rc != 0 ? json_null()
+                   : made  ? json_pack("{s:s, s:s}", "username", device_id, "password", password)
+                           : json_pack("{s:s}", "username", device_id);
+    sodium_memzero(password, sizeof password);
+    json_object_set_new(answer, "mqtt", mqtt);
+    if (rc != 0)
+        json_object_set_new(answer, "warning",
+                            json_string("the device is registered, but its broker credentials "
+                                        "could not be provisioned (see the gateway's log): "
+                                        "register it again to retry"));
+    return rc != 0 ? "failed" : made ? "created" : "exists";
+}
+
 /* POST /v1/devices: {device_id, alg, public_key (hex or JWK), did_document (optional)}. */
 enum MHD_Result gw_op_register(const gw_call_t *call)
 {
@@ -158,12 +206,13 @@ enum MHD_Result gw_op_register(const gw_call_t *call)
     } else if (rc < 0) {
         ret = gw_reply_error(call, 503, "not_ready", "device registry unavailable", 1);
     } else {
-        lc_info("device_registered", "device_id=%s alg=%s created=%d token_id=%s", device_id,
-                lc_alg_name(alg), created, call->token->id);
-        ret = gw_reply_json(call, created ? 201 : 200,
-                            json_pack("{s:s, s:s, s:o, s:s}", "device_id", device_id, "alg",
-                                      lc_alg_name(alg), "public_key", gw_json_hex(raw, raw_len),
-                                      "status", created ? "registered" : "exists"));
+        json_t *answer = json_pack("{s:s, s:s, s:o, s:s}", "device_id", device_id, "alg",
+                                   lc_alg_name(alg), "public_key", gw_json_hex(raw, raw_len),
+                                   "status", created ? "registered" : "exists");
+        const char *broker = s_broker_identity(call, device_id, created, answer);
+        lc_info("device_registered", "device_id=%s alg=%s created=%d broker=%s token_id=%s",
+                device_id, lc_alg_name(alg), created, broker, call->token->id);
+        ret = gw_reply_json_secret(call, created ? 201 : 200, answer);
     }
     free(did_text);
     json_decref(body);
@@ -234,12 +283,27 @@ enum MHD_Result gw_op_device_revoke(const gw_call_t *call)
     q.body_case = LCORE__V1__QUERY__BODY_SET_DEVICE_STATUS;
     q.set_device_status = &st;
     Lcore__V1__QueryReply *r = s_ask(call, &q);
-    if (s_ok(r)) {
-        gw_devices_forget(call->deps->devices, call->param);
-        lc_info(st.revoked ? "device_revoked" : "device_reactivated", "device_id=%s token_id=%s",
-                call->param, call->token->id);
-    }
-    return s_device_reply(call, r);
+    if (!s_ok(r) || !r->device)
+        return s_device_reply(call, r);
+    gw_devices_forget(call->deps->devices, call->param);
+    lc_info(st.revoked ? "device_revoked" : "device_reactivated", "device_id=%s token_id=%s",
+            call->param, call->token->id);
+    json_t *answer = s_device_json(r->device);
+    lcore__v1__query_reply__free_unpacked(r, NULL);
+    /* The broker part: the store's change stands either way (its check at write time, and this
+     * gateway's, refuse a revoked device's readings); a failure is logged, counted and said. */
+    int rc = 0;
+    if (call->deps->dynsec)
+        rc = st.revoked ? gw_dynsec_disable(call->deps->dynsec, call->param)
+                        : gw_dynsec_enable(call->deps->dynsec, call->param);
+    if (answer && rc != 0 && !(rc == LC_ERR_NOTFOUND && st.revoked))
+        json_object_set_new(answer, "warning",
+                            json_string(rc == LC_ERR_NOTFOUND
+                                            ? "the device has no broker credentials: register "
+                                              "it again to provision them"
+                                            : "the broker could not be told (see the gateway's "
+                                              "log): repeat the call to retry"));
+    return gw_reply_json(call, 200, answer);
 }
 
 /* POST /v1/devices/{device_id}/keys: {alg, public_key, overlap_s}. */
@@ -364,7 +428,7 @@ enum MHD_Result gw_op_token_create(const gw_call_t *call)
     if (s_ok(r)) {
         lc_info("token_created", "id=%s scope=%s devices=%zu token_id=%s", id, t.scope, t.n_devices,
                 call->token->id);
-        ret = gw_reply_json(call, 201, s_created_json(&t, text));
+        ret = gw_reply_json_secret(call, 201, s_created_json(&t, text));
     } else {
         ret = s_not_ok(call, r, "no such token");
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gw_config.h"
+#include "gw_dynsec.h"
 #include "gw_http.h"
 #include "gw_mqtt.h"
 #include "gw_open.h"
@@ -61,6 +62,7 @@ typedef struct {
     gw_relay_t *relay;
     gw_wal_t *wal;
     gw_ingest_t *ingest;
+    gw_dynsec_t *dynsec; /* devices' broker identities (NULL without MQTT) */
     gw_http_t *http;
     gw_mqtt_t *mqtt; /* NULL: no MQTT ingest configured */
 } s_gateway_t;
@@ -167,6 +169,36 @@ static int s_open_log(s_gateway_t *gw)
     return gw_relay_start(gw->relay, gw->wal) < 0 ? -1 : 0;
 }
 
+/* The devices' broker identities, when there is a broker (LCORE_GATEWAY_MQTT_URL) and
+ * provisioning is on. The gateway's broker user defaults to lcore-gw-<gateway_id>; its control
+ * connection has a client id of its own, apart from the ingest client's. 0, or -1 (logged). */
+static int s_open_dynsec(s_gateway_t *gw)
+{
+    const gw_config_t *cfg = gw->cfg;
+    if (!cfg->mqtt_url[0] || !cfg->mqtt_provision) {
+        gw_dynsec_metrics_off(lc_service_metrics(gw->svc));
+        return 0;
+    }
+    if (!cfg->mqtt_password_file[0]) {
+        lc_error("config_invalid", "reason=\"LCORE_GATEWAY_MQTT_PASSWORD_FILE must be set with "
+                                   "LCORE_GATEWAY_MQTT_URL\"");
+        return -1;
+    }
+    char username[128], client_id[160];
+    if (cfg->mqtt_username[0])
+        snprintf(username, sizeof username, "%s", cfg->mqtt_username);
+    else
+        snprintf(username, sizeof username, "lcore-gw-%s", cfg->gateway_id);
+    snprintf(client_id, sizeof client_id, "%s-dynsec", username);
+    gw_dynsec_opts_t o = {.url = cfg->mqtt_url,
+                          .username = username,
+                          .password_file = cfg->mqtt_password_file,
+                          .client_id = client_id,
+                          .timeout_ms = (int)cfg->mqtt_provision_timeout_ms,
+                          .metrics = lc_service_metrics(gw->svc)};
+    return (gw->dynsec = gw_dynsec_new(&o)) ? 0 : -1;
+}
+
 /* The accept path and what feeds it: the HTTP listeners and, when configured, the broker. */
 static int s_open_ingest(s_gateway_t *gw)
 {
@@ -186,6 +218,7 @@ static int s_open_ingest(s_gateway_t *gw)
                            .chain = gw->chain,
                            .seq = gw->seq,
                            .open = gw->open,
+                           .dynsec = gw->dynsec,
                            .admin = lc_service_admin(gw->svc),
                            .metrics = metrics};
     if (!(gw->http = gw_http_new(&deps)))
@@ -245,10 +278,11 @@ static int s_open(s_gateway_t *gw)
     if (!(gw->devices = gw_devices_new(&dopts)) || !(gw->tokens = gw_tokens_new(&topts)) ||
         s_open_log(gw) < 0)
         return -1;
-    if (s_open_ingest(gw) < 0)
+    if (s_open_dynsec(gw) < 0 || s_open_ingest(gw) < 0)
         return -1;
-    lc_info("started", "gateway_id=%s registration=%s wal_dir=%s mqtt=%s", cfg->gateway_id,
-            gw->token_hash ? "enabled" : "disabled", cfg->wal_dir, gw->mqtt ? "on" : "off");
+    lc_info("started", "gateway_id=%s registration=%s broker_provisioning=%s wal_dir=%s mqtt=%s",
+            cfg->gateway_id, gw->token_hash ? "enabled" : "disabled",
+            gw->dynsec ? "enabled" : "disabled", cfg->wal_dir, gw->mqtt ? "on" : "off");
     return 0;
 }
 
@@ -275,6 +309,7 @@ static void s_close(s_gateway_t *gw)
 {
     gw_mqtt_destroy(&gw->mqtt); /* acks what becomes durable (the relay still runs), DISCONNECT */
     gw_http_destroy(&gw->http); /* answers requests waiting for the log (the relay still runs) */
+    gw_dynsec_destroy(&gw->dynsec);
     gw_ingest_destroy(&gw->ingest);
     gw_relay_destroy(&gw->relay); /* drains acks, logs them (and tells the devices) */
     gw_tokens_destroy(&gw->tokens);
