@@ -503,7 +503,7 @@ static int s_parse(lc_mqtt_t *self)
         if ((rc = s_on_packet(self, hdr, pkt + body_off, total - body_off)) < 0)
             return rc; /* closed: the buffer is gone */
     }
-    if (self->fd >= 0) {
+    if (self->fd >= 0 && off) { /* off 0: nothing taken (and maybe no buffer yet) */
         memmove(self->in, self->in + off, self->in_len - off);
         self->in_len -= off;
     }
