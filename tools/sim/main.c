@@ -210,10 +210,9 @@ int main(int argc, char **argv)
     if (!(readings = s_presign(&cfg, devices)) ||
         !(stats = sim_stats_new(sim_mode_is_mqtt(cfg.mode))))
         goto out;
-    rc = sim_mode_is_mqtt(cfg.mode)
-             ? s_send_mqtt(&cfg, devices, readings, stats, record_ids, puback_ids, &connected,
-                           &duration_s)
-             : s_send_http(&cfg, readings, stats, record_ids, &duration_s);
+    rc = sim_mode_is_mqtt(cfg.mode) ? s_send_mqtt(&cfg, devices, readings, stats, record_ids,
+                                                  puback_ids, &connected, &duration_s)
+                                    : s_send_http(&cfg, readings, stats, record_ids, &duration_s);
     if (rc < 0)
         goto out;
     if (s_stop)

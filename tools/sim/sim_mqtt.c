@@ -660,9 +660,9 @@ int sim_mqtt_run(sim_mqtt_t *self, const sim_readings_t *readings, sim_stats_t *
     *duration_s = 0;
     st.ids = sim_ids_new(run->record_ids, stats);
     st.puback_ids = sim_ids_new(run->puback_ids, stats);
-    self->track = st.ids && st.puback_ids ? sim_track_new(readings, stats, st.ids,
-                                                          (uint64_t)(run->timeout_s * 1e6))
-                                          : NULL;
+    self->track = st.ids && st.puback_ids
+                      ? sim_track_new(readings, stats, st.ids, (uint64_t)(run->timeout_s * 1e6))
+                      : NULL;
     if (!self->track) {
         sim_ids_destroy(&st.ids);
         sim_ids_destroy(&st.puback_ids);
