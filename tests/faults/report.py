@@ -46,12 +46,14 @@ def table(directory):
         shares = ", ".join(f"{s_number(r)}: {' / '.join(str(int(n)) for n in r['gateway_received'])}"
                            for r in mqtt)
         failed = ", ".join(f"{s_number(r)}: {r['sim_publish_failed']}" for r in mqtt)
+        nosub = ", ".join(f"{s_number(r)}: {r.get('sim_puback_not_success', 0)}" for r in mqtt)
         out.append("")
         out.append(f"MQTT rows: {mqtt[0]['offered_per_s']} readings/s from 20 devices, two gateways; "
                    "accepted = results \"accepted\", PUBACKed = readings the broker acknowledged to "
                    "their device (`lcore-sim --puback-ids`), lost = either not stored. Messages each "
                    f"gateway received: {shares}. Readings a device could not publish (not "
-                   f"connected, never acknowledged): {failed}.")
+                   f"connected, never acknowledged): {failed}. PUBACKs with reason code 16 (no "
+                   f"matching subscribers: the message went nowhere): {nosub}.")
     return "\n".join(out) + "\n"
 
 

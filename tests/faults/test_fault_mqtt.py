@@ -25,13 +25,17 @@ RATE, DEVICES = 300, 20
 # A reading waits this long for its result: longer than a gateway's absence (its share waits in
 # its session); readings whose result was lost with a connection count as results_missing.
 RESULT_TIMEOUT_S = 12
+MAX_LOAD_S = 90  # the sim's --duration: a phase stops it (SIGINT) well before
+AFTER_S = 6      # seconds of load after the recovery: the stored rate is measured over them
 
 
 class MqttLoad(Load):
     """lcore-sim --mode mqtt in the background: paced, progress lines, the ids of accepted
-    readings (--record-ids) and of readings the broker acknowledged (--puback-ids)."""
+    readings (--record-ids) and of readings the broker acknowledged (--puback-ids). Load's
+    progress reading, waiting and ids, not its start (an HTTP run with --retry, which lcore-sim
+    refuses over MQTT)."""
 
-    def __init__(self, stack, prefix, rate, duration, devices=DEVICES):  # noqa: super not called on purpose
+    def __init__(self, stack, prefix, rate, duration, devices=DEVICES):  # pylint: disable=super-init-not-called
         self.prefix, self.rate, self.duration = prefix, rate, duration
         self.ids_path = os.path.join(stack.dir, f"{prefix}.ids")
         self.puback_path = os.path.join(stack.dir, f"{prefix}.pubacks")
@@ -82,13 +86,31 @@ def wait_gateways_connected(stack, timeout=30):
     raise AssertionError(f"gateways not connected and ready after {timeout}s: {state}")
 
 
-def mqtt_phase(stack, checks, name, title, fault=None, duration=12, fault_at=4):
+def recovered_at(sampler, since, backlog, min_rate):
+    """The first sample with at least `backlog` rows and, over a second wholly after `since`, at
+    least min_rate rows/s (Sampler.recovered_at's second may reach back before the fault, when
+    the pipeline was still storing what it had); None if there is none yet."""
+    samples = list(sampler.samples)
+    for i, (ts, n) in enumerate(samples):
+        if n < backlog:
+            continue
+        prev = [(t0, n0) for t0, n0 in samples[:i] if since <= t0 <= ts - 0.9]
+        if prev and (n - prev[-1][1]) / (ts - prev[-1][0]) >= min_rate:
+            return ts
+    return None
+
+
+def mqtt_phase(stack, checks, name, title, fault=None, duration=10, fault_at=4, restarted=()):
     """One phase under MQTT load; fault(stack) injects the fault and returns the wall time it
-    ended (the restart issued). Writes the outcome row; checks the delivery contract."""
+    ended (the restart issued). Without a fault the load runs `duration` seconds; with one, until
+    the pipeline has recovered and then AFTER_S more (the stored rate is measured over those),
+    so a slow restart (a busy host) is waited for rather than cut short. Writes the outcome row;
+    checks the delivery contract. restarted: the gateways the fault restarts (counting from 0
+    again)."""
     prefix = name.replace("_", "")
-    result = {"phase": name, "fault": title, "offered_per_s": RATE, "duration_s": duration, "mqtt": True}
+    result = {"phase": name, "fault": title, "offered_per_s": RATE, "mqtt": True}
     before = at_fault = received(stack)
-    load = MqttLoad(stack, prefix, RATE, duration)
+    load = MqttLoad(stack, prefix, RATE, MAX_LOAD_S)
     sampler = Sampler(stack, [prefix])
     try:
         if fault:
@@ -98,8 +120,21 @@ def mqtt_phase(stack, checks, name, title, fault=None, duration=12, fault_at=4):
             fault_end = fault(stack)
             result["fault_s"] = round(fault_end - t_fault, 1)
             backlog = load.accepted_at(fault_end)
+            # Recovery: every reading accepted before the restart was issued is stored and the
+            # stored rate over one second is back to 80 % of the offer.
+            deadline = time.time() + 60
+            back = None
+            while back is None and time.time() < deadline and load.proc.poll() is None:
+                time.sleep(0.25)
+                back = recovered_at(sampler, fault_end, backlog, 0.8 * RATE)
+            result["recovery_s"] = round(back - fault_end, 1) if back is not None else None
+            time.sleep(AFTER_S)  # the window the rate after is measured over: nothing to wait on
+        else:
+            load.wait_until(duration)
+        load_end = time.time()
+        load.proc.send_signal(signal.SIGINT)  # stop publishing; the sim waits for what is in flight
         summary = load.wait(timeout=120)
-        load_end = next((ts for ts, p in load.progress if p["t"] >= duration), load.started + duration)
+        result["duration_s"] = round(load_end - load.started, 1)
         accepted, pubacked = set(load.accepted_ids()), set(load.pubacked_ids())
         want = accepted | pubacked
         # Drain: everything acknowledged (by a result or by the broker) is stored.
@@ -112,12 +147,6 @@ def mqtt_phase(stack, checks, name, title, fault=None, duration=12, fault_at=4):
             time.sleep(0.5)
         time.sleep(1)  # a late redelivery would show as a duplicate: give it a moment
         sampler.stop()
-        if fault:
-            # Recovery: from the restart issued until every reading accepted before it is stored
-            # and the stored rate over one second is back to 80 % of the offer (from the samples
-            # taken all along: the fault itself may outlast part of the load).
-            back = sampler.recovered_at(fault_end, backlog, 0.8 * RATE)
-            result["recovery_s"] = round(back - fault_end, 1) if back is not None else None
         rows = ids_where(stack, "records", f"device_id LIKE '{prefix}-%'")
         dup_seq = stack.sql(f"SELECT device_id || ':' || seq FROM records WHERE device_id LIKE '{prefix}-%' "
                             "GROUP BY device_id, seq HAVING count(*) > 1").split()
@@ -126,7 +155,8 @@ def mqtt_phase(stack, checks, name, title, fault=None, duration=12, fault_at=4):
         after = received(stack)
         # A gateway restarted by the fault counts from 0 again: its share is what it had
         # received when the fault came plus what it received since.
-        share = [a - b if not fault or a >= f else (f - b) + a for a, b, f in zip(after, before, at_fault)]
+        share = [(f - b) + a if name in restarted else a - b
+                 for (name, _), a, b, f in zip(GATEWAYS, after, before, at_fault)]
         result.update({
             "accepted": len(accepted), "pubacked": len(pubacked), "stored": len(rows),
             "dead_lettered": len(dead),
@@ -137,14 +167,17 @@ def mqtt_phase(stack, checks, name, title, fault=None, duration=12, fault_at=4):
             "duplicated": (len(rows) - len(r)) + len(dup_seq) + len(r & set(dead)),
             "sim_sent": int(summary.get("sent", 0)),
             "sim_pubacks": int(summary.get("pubacks", 0)),
+            # PUBACKs with a reason code other than 0 (Mosquitto: 16, no matching subscribers;
+            # the message went nowhere): not a hand-over, not in the PUBACKed list.
+            "sim_puback_not_success": int(summary.get("pubacks", 0)) - len(pubacked),
             "sim_publish_failed": int(summary.get("publish_failed", 0)),
             "sim_results_missing": int(summary.get("results_missing", 0)),
             "sim_results_duplicate": int(summary.get("results_duplicate", 0)),
             "sim_503": int(summary.get("backpressure", 0)),
             "gateway_received": share,
         })
-        r0, r1 = sampler.rows_at(load_end - 4), sampler.rows_at(load_end)
-        result["stored_per_s_after"] = round((r1 - r0) / 4, 1) if r0 is not None and r1 is not None else None
+        r0, r1 = sampler.rows_at(load_end - AFTER_S), sampler.rows_at(load_end)
+        result["stored_per_s_after"] = round((r1 - r0) / AFTER_S, 1) if r0 is not None and r1 is not None else None
     finally:
         load.stop()
         sampler.stop()
@@ -154,8 +187,7 @@ def mqtt_phase(stack, checks, name, title, fault=None, duration=12, fault_at=4):
     print(f"RESULT {json.dumps(result)}", flush=True)
 
     def contract():
-        expect(result["accepted"] > RATE * duration * 0.5,
-               f"too few readings accepted to mean anything: {result['accepted']}")
+        expect(result["accepted"] >= RATE * 5, f"too few readings accepted to mean anything: {result['accepted']}")
         expect(result["pubacked"] >= result["accepted"] * 0.9,
                f"the sim listed {result['pubacked']} PUBACKed readings for {result['accepted']} accepted")
         expect(result["lost_accepted"] == 0, f"{result['lost_accepted']} readings with an accepted result not stored")
@@ -186,7 +218,7 @@ def main():
             expect(min(a, b) >= 0.2 * total, f"the gateways' shares: {a} and {b}")
         checks.run("f8: both gateways receive a real share (>= 20 %) of the messages", split)
 
-        restarted = {}
+        gw_restart = {}
 
         def gateway_kill(s):
             kill(s, "gateway-2")
@@ -194,11 +226,11 @@ def main():
             end = time.time()
             stack_up(s)
             wait_gateways_connected(s)
-            restarted["connected_s"] = round(time.time() - end, 1)
+            gw_restart["connected_s"] = round(time.time() - end, 1)
             return end
         res = mqtt_phase(stack, checks, "f9_mqtt_gateway_kill",
                          "MQTT, kill -9 one of two gateways, restart after 2 s (its session redelivered)",
-                         gateway_kill)
+                         gateway_kill, restarted=("gateway-2",))
 
         def redelivered():
             got = metric_at(stack.vars["LCORE_GATEWAY_2_ADMIN_URL"], "lcore_gateway_mqtt_messages_received_total")
@@ -206,7 +238,7 @@ def main():
             # It came back to its persistent session (what the broker had queued for it was there).
             expect(last_connect(stack, "gateway-2", 2), "the restarted gateway's session was gone")
         checks.run("f9: the restarted gateway resumes its persistent session and takes its share again", redelivered)
-        print(f"f9: the restarted gateway connected and ready {restarted.get('connected_s')} s after its restart was issued", flush=True)
+        print(f"f9: the restarted gateway connected and ready {gw_restart.get('connected_s')} s after its restart was issued", flush=True)
 
         def gateway_reconnects():
             return sum(metric_at(stack.vars[var], "lcore_gateway_mqtt_reconnects_total") for _, var in GATEWAYS)
@@ -214,15 +246,16 @@ def main():
         broker = {}
 
         def broker_restart(s):
+            t0 = time.time()
             kill(s, "mosquitto", signal.SIGTERM)
             end = time.time()
             stack_up(s)
             wait_gateways_connected(s)
-            broker["ready_s"] = round(time.time() - end, 1)
+            broker["ready_s"] = round(time.time() - t0, 1)
             return end
         res = mqtt_phase(stack, checks, "f10_mqtt_broker_restart",
-                         "MQTT, the broker stopped (SIGTERM) and restarted",
-                         broker_restart, duration=16)
+                         "MQTT, the broker stopped (SIGTERM) and restarted at once",
+                         broker_restart)
 
         def reconnected():
             expect(gateway_reconnects() > reconnects0, "the gateways did not count a reconnect")
@@ -230,10 +263,12 @@ def main():
             # The broker saved its store at the clean stop: both sessions survived the restart.
             expect(all(last_connect(stack, name, 2) for name, _ in GATEWAYS),
                    "a gateway's session did not survive the broker's clean restart")
-            # Devices came back: readings sent after the restart were accepted.
-            expect(res["accepted"] > RATE * 16 * 0.6, f"only {res['accepted']} accepted: devices did not reconnect")
+            # Devices came back: some could not publish while the broker was away, and the
+            # stored rate after the recovery (checked above) needs them all publishing again.
+            expect(res["sim_publish_failed"] > 0, "no device noticed the broker's restart")
         checks.run("f10: devices and both gateways reconnect (mqtt_connected 1, /readyz 200, sessions kept)", reconnected)
-        print(f"f10: gateways connected and ready {broker.get('ready_s')} s after the broker's stop (restart included)", flush=True)
+        print(f"f10: gateways connected and ready {broker.get('ready_s')} s after the broker's stop (restart included); "
+              f"PUBACKs with reason code 16 (no matching subscribers): {res['sim_puback_not_success']}", flush=True)
     checks.done()
 
 
