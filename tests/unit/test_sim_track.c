@@ -206,6 +206,47 @@ static void test_puback_refused_and_unsent(void **state)
 }
 
 /* mqtt-batch: a message carries B consecutive seqs of one device; devices take turns. */
+/* --puback-ids: the ids of the readings whose message the broker acknowledged with reason code 0,
+ * each reading of a batch message; a refused one (>= 0x80) or "no matching subscribers" (16) is
+ * not written. */
+static void test_puback_ids(void **state)
+{
+    (void)state;
+    fx_t fx;
+    s_fx_new(&fx, SIM_MODE_MQTT_BATCH, 2, 8, 2); /* 4 jobs of 2 readings */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    sim_ids_t *pub = sim_ids_new(out, fx.stats);
+    sim_track_set_puback_ids(fx.track, pub);
+    for (size_t j = 0; j < 4; j++)
+        sim_track_published(fx.track, j, 1000 * j);
+    sim_track_puback(fx.track, 0, 0, 5000);
+    sim_track_puback(fx.track, 1, 0x87, 5000);
+    sim_track_puback(fx.track, 2, 16, 5000);
+    sim_track_puback(fx.track, 3, 0, 5000);
+    sim_ids_destroy(&pub);
+    fclose(out);
+    char want[4 * (LC_HEX_LEN(LC_RECORD_ID_LEN) + 1) + 1] = "";
+    for (size_t job = 0; job < 4; job += 3) {
+        uint64_t first = sim_readings_first(fx.readings, job);
+        for (uint64_t r = first; r < first + 2; r++) {
+            const char *id;
+            size_t id_len;
+            uint64_t seq;
+            char rid[LC_HEX_LEN(LC_RECORD_ID_LEN) + 1];
+            sim_readings_identity(fx.readings, r, &id, &id_len, &seq);
+            s_record_id(rid, id, seq);
+            strcat(want, rid);
+            strcat(want, "\n");
+        }
+    }
+    assert_string_equal(buf, want);
+    assert_int_equal(s_key(&fx, "record_id_mismatch"), 0);
+    free(buf);
+    s_fx_free(&fx);
+}
+
 static void test_batch_layout_and_result_shapes(void **state)
 {
     (void)state;
@@ -291,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_error_names_count_as_their_status),
         cmocka_unit_test(test_timeout_then_late_result),
         cmocka_unit_test(test_puback_refused_and_unsent),
+        cmocka_unit_test(test_puback_ids),
         cmocka_unit_test(test_batch_layout_and_result_shapes),
         cmocka_unit_test(test_mqtt_url),
     };

@@ -127,7 +127,7 @@ static int s_send_http(const sim_config_t *cfg, const sim_readings_t *readings, 
 /* The timed phase over MQTT, on connections made once everything is signed. */
 static int s_send_mqtt(const sim_config_t *cfg, sim_devices_t *devices,
                        const sim_readings_t *readings, sim_stats_t *stats, FILE *record_ids,
-                       long *connected, double *duration_s)
+                       FILE *puback_ids, long *connected, double *duration_s)
 {
     sim_mqtt_t *mqtt = sim_mqtt_new(devices, cfg->mqtt_url, cfg->ca_file, cfg->timeout_s, &s_stop);
     /* The clients hold the broker passwords now: ours have no further use. */
@@ -141,6 +141,7 @@ static int s_send_mqtt(const sim_config_t *cfg, sim_devices_t *devices,
         .concurrency = (unsigned)cfg->concurrency,
         .timeout_s = cfg->timeout_s,
         .record_ids = record_ids,
+        .puback_ids = puback_ids,
         .quiet = cfg->quiet,
         .progress = cfg->progress,
         .stop = &s_stop,
@@ -182,7 +183,7 @@ int main(int argc, char **argv)
     }
 
     int exit_code = 1;
-    FILE *record_ids = NULL;
+    FILE *record_ids = NULL, *puback_ids = NULL;
     sim_devices_t *devices = NULL;
     sim_readings_t *readings = NULL;
     sim_stats_t *stats = NULL;
@@ -196,6 +197,12 @@ int main(int argc, char **argv)
     /* sim_ids flushes whole lines before this buffer fills: readers never see half an id. */
     if (record_ids)
         setvbuf(record_ids, NULL, _IOFBF, SIM_IDS_BUFSIZE);
+    if (cfg.puback_ids[0] && !(puback_ids = fopen(cfg.puback_ids, "a"))) {
+        lc_error("puback_ids_open_failed", "path=%s", cfg.puback_ids);
+        goto out;
+    }
+    if (puback_ids)
+        setvbuf(puback_ids, NULL, _IOFBF, SIM_IDS_BUFSIZE);
     if (!(devices = sim_devices_new(cfg.device_prefix, (size_t)cfg.devices, cfg.alg)))
         goto out;
     if (!cfg.no_register && (registered = s_register(&cfg, devices)) <= 0)
@@ -203,9 +210,9 @@ int main(int argc, char **argv)
     if (!(readings = s_presign(&cfg, devices)) ||
         !(stats = sim_stats_new(sim_mode_is_mqtt(cfg.mode))))
         goto out;
-    rc = sim_mode_is_mqtt(cfg.mode)
-             ? s_send_mqtt(&cfg, devices, readings, stats, record_ids, &connected, &duration_s)
-             : s_send_http(&cfg, readings, stats, record_ids, &duration_s);
+    rc = sim_mode_is_mqtt(cfg.mode) ? s_send_mqtt(&cfg, devices, readings, stats, record_ids,
+                                                  puback_ids, &connected, &duration_s)
+                                    : s_send_http(&cfg, readings, stats, record_ids, &duration_s);
     if (rc < 0)
         goto out;
     if (s_stop)
@@ -220,6 +227,10 @@ int main(int argc, char **argv)
         lc_error("record_ids_write_failed", "path=%s", cfg.record_ids);
         goto out;
     }
+    if (puback_ids && (fflush(puback_ids) != 0 || ferror(puback_ids))) {
+        lc_error("puback_ids_write_failed", "path=%s", cfg.puback_ids);
+        goto out;
+    }
     if (s_check_answered(&cfg, stats) == 0)
         exit_code = 0;
 out:
@@ -228,6 +239,8 @@ out:
     sim_devices_destroy(&devices);
     if (record_ids)
         fclose(record_ids);
+    if (puback_ids)
+        fclose(puback_ids);
     curl_global_cleanup();
     return exit_code;
 }

@@ -85,6 +85,9 @@ static const opt_row_t s_opts[] = {
      "do not register the devices first"},
     {"record-ids", OPT_STR, F(record_ids), "", NULL, 0, 0, NULL, 0, "FILE",
      "append the record_id (hex, as DESIGN.md defines it) of every accepted reading, one a line"},
+    {"puback-ids", OPT_STR, F(puback_ids), "", NULL, 0, 0, NULL, 0, "FILE",
+     "mqtt modes: append the record_id of every reading whose message the broker acknowledged "
+     "(PUBACK reason code 0; 16, no matching subscribers, is not a hand-over), one a line"},
     {"quiet", OPT_FLAG, F(quiet), "0", NULL, 0, 0, NULL, 0, NULL, "no progress lines on stderr"},
     {"progress", OPT_FLAG, F(progress), "0", NULL, 0, 0, NULL, 0, NULL,
      "every second print \"progress t=<s> sent=<n> accepted=<n> rejected=<n> overloaded=<n> "
@@ -301,6 +304,10 @@ static int s_finish(sim_config_t *cfg)
         return -1;
     if (sim_mode_is_mqtt(cfg->mode) && s_finish_mqtt(cfg) < 0)
         return -1;
+    if (!sim_mode_is_mqtt(cfg->mode) && cfg->puback_ids[0]) {
+        fprintf(stderr, "lcore-sim: --puback-ids is for the mqtt modes\n");
+        return -1;
+    }
     if (cfg->ca_file[0] && access(cfg->ca_file, R_OK) != 0) {
         fprintf(stderr, "lcore-sim: --cacert: cannot read '%s'\n", cfg->ca_file);
         return -1;

@@ -32,6 +32,7 @@ typedef struct {
     uint64_t seq_start;
     int no_register;
     char record_ids[SIM_PATH_MAX]; /* empty: do not write record ids */
+    char puback_ids[SIM_PATH_MAX]; /* mqtt modes: ids of readings the broker PUBACKed */
     int quiet;
     int progress;       /* "progress t=..." lines on stdout */
     double timeout_s;   /* per request; mqtt modes: per result, and to connect */

@@ -43,16 +43,43 @@ void sim_ids_flush(sim_ids_t *self)
     self->buffered = 0;
 }
 
+/* Flushed before the stdio buffer could fill: what a reader sees ends with a whole line. */
+static void s_append(sim_ids_t *self, const char *hex, size_t size)
+{
+    if (!self->out)
+        return;
+    if (self->buffered + size > SIM_IDS_BUFSIZE)
+        sim_ids_flush(self);
+    fprintf(self->out, "%s\n", hex);
+    self->buffered += size;
+}
+
+/* Reading r's defined record id, hex; -1 when it cannot be encoded. */
+static int s_defined(const sim_readings_t *readings, uint64_t r,
+                     char want[LC_HEX_LEN(LC_RECORD_ID_LEN) + 1], const char **id, uint64_t *seq)
+{
+    size_t id_len;
+    sim_readings_identity(readings, r, id, &id_len, seq);
+    uint8_t raw[LC_RECORD_ID_LEN];
+    lc_record_id(raw, *id, id_len, *seq);
+    return lc_hex_encode(want, LC_HEX_LEN(LC_RECORD_ID_LEN) + 1, raw, sizeof raw) < 0 ? -1 : 0;
+}
+
+void sim_ids_write(sim_ids_t *self, const sim_readings_t *readings, uint64_t r)
+{
+    const char *id;
+    uint64_t seq;
+    char want[LC_HEX_LEN(LC_RECORD_ID_LEN) + 1];
+    if (self->out && s_defined(readings, r, want, &id, &seq) == 0)
+        s_append(self, want, sizeof want);
+}
+
 int sim_ids_accepted(sim_ids_t *self, const sim_readings_t *readings, uint64_t r, const char *got)
 {
     const char *id;
-    size_t id_len;
     uint64_t seq;
-    sim_readings_identity(readings, r, &id, &id_len, &seq);
-    uint8_t raw[LC_RECORD_ID_LEN];
     char want[LC_HEX_LEN(LC_RECORD_ID_LEN) + 1];
-    lc_record_id(raw, id, id_len, seq);
-    if (lc_hex_encode(want, sizeof want, raw, sizeof raw) < 0)
+    if (s_defined(readings, r, want, &id, &seq) < 0)
         return 1;
     int match = got && strlen(got) == LC_HEX_LEN(LC_RECORD_ID_LEN) && strcasecmp(got, want) == 0;
     if (!match) {
@@ -63,12 +90,6 @@ int sim_ids_accepted(sim_ids_t *self, const sim_readings_t *readings, uint64_t r
                     (unsigned long long)seq, want,
                     got ? (int)strspn(got, "0123456789abcdefABCDEF") : 1, got ? got : "-");
     }
-    /* Flushed before the stdio buffer could fill: what a reader sees ends with a whole line. */
-    if (self->out) {
-        if (self->buffered + sizeof want > SIM_IDS_BUFSIZE)
-            sim_ids_flush(self);
-        fprintf(self->out, "%s\n", want);
-        self->buffered += sizeof want;
-    }
+    s_append(self, want, sizeof want);
     return !match;
 }

@@ -28,6 +28,9 @@ void sim_ids_destroy(sim_ids_t **self_p);
  * defined id is written either way: the file holds what PostgreSQL must hold. */
 int sim_ids_accepted(sim_ids_t *self, const sim_readings_t *readings, uint64_t r, const char *got);
 
+/* Appends reading r's defined record id, unchecked (e.g. the readings the broker acknowledged). */
+void sim_ids_write(sim_ids_t *self, const sim_readings_t *readings, uint64_t r);
+
 /* Hands the whole lines written so far to the file (about once a second, and at the end). */
 void sim_ids_flush(sim_ids_t *self);
 

@@ -545,6 +545,7 @@ typedef struct {
     size_t n_jobs, next_job;
     sim_stats_t *stats;
     sim_ids_t *ids;
+    sim_ids_t *puback_ids;
     int dispatching;
     double tokens, burst;
     uint64_t start, deadline, last_refill, next_tick;
@@ -605,6 +606,7 @@ static void s_tick(run_t *st, double elapsed_s)
     if (st->opts->progress)
         sim_stats_progress_line(st->stats, stdout, elapsed_s);
     sim_ids_flush(st->ids);
+    sim_ids_flush(st->puback_ids);
 }
 
 /* One round: refill, publish, give up on late results, housekeeping; returns how long to wait
@@ -657,12 +659,16 @@ int sim_mqtt_run(sim_mqtt_t *self, const sim_readings_t *readings, sim_stats_t *
     st.jobs = sim_readings_jobs(readings, &st.n_jobs);
     *duration_s = 0;
     st.ids = sim_ids_new(run->record_ids, stats);
-    self->track =
-        st.ids ? sim_track_new(readings, stats, st.ids, (uint64_t)(run->timeout_s * 1e6)) : NULL;
+    st.puback_ids = sim_ids_new(run->puback_ids, stats);
+    self->track = st.ids && st.puback_ids
+                      ? sim_track_new(readings, stats, st.ids, (uint64_t)(run->timeout_s * 1e6))
+                      : NULL;
     if (!self->track) {
         sim_ids_destroy(&st.ids);
+        sim_ids_destroy(&st.puback_ids);
         return LC_ERR_NOMEM;
     }
+    sim_track_set_puback_ids(self->track, st.puback_ids);
     uint32_t max_units = 1;
     for (size_t j = 0; j < st.n_jobs; j++)
         max_units = st.jobs[j].units > max_units ? st.jobs[j].units : max_units;
@@ -690,5 +696,6 @@ int sim_mqtt_run(sim_mqtt_t *self, const sim_readings_t *readings, sim_stats_t *
     sim_stats_set_unanswered(stats, sim_track_unanswered(self->track));
     sim_track_destroy(&self->track);
     sim_ids_destroy(&st.ids);
+    sim_ids_destroy(&st.puback_ids);
     return 0;
 }

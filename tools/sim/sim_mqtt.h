@@ -47,6 +47,7 @@ typedef struct {
     unsigned concurrency; /* messages awaiting their result, across devices */
     double timeout_s;     /* how long a reading waits for its result */
     FILE *record_ids;     /* borrowed; NULL = do not write (see sim_ids.h) */
+    FILE *puback_ids;     /* borrowed; ids of the readings the broker acknowledged; NULL: none */
     int quiet;            /* no progress lines on stderr */
     int progress;         /* a "progress t=..." line on stdout every second */
     const volatile sig_atomic_t *stop; /* stop publishing, wait for what is in flight */

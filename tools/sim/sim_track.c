@@ -23,6 +23,7 @@ struct sim_track {
     uint64_t n_readings;
     sim_stats_t *stats;
     sim_ids_t *ids;
+    sim_ids_t *puback_ids; /* NULL: not written */
     uint64_t timeout_us;
     uint8_t *state;       /* per reading: R_* */
     uint64_t *publish_us; /* per job */
@@ -68,6 +69,11 @@ void sim_track_destroy(sim_track_t **self_p)
     free(self->pending);
     free(self);
     *self_p = NULL;
+}
+
+void sim_track_set_puback_ids(sim_track_t *self, sim_ids_t *ids)
+{
+    self->puback_ids = ids;
 }
 
 long sim_track_error_status(const char *name)
@@ -154,6 +160,11 @@ void sim_track_puback(sim_track_t *self, size_t job, int reason_code, uint64_t n
     self->last_event_us = now_us;
     if (reason_code < 0x80) {
         sim_stats_puback_latency(self->stats, now_us - self->publish_us[job]);
+        if (reason_code == 0 && self->puback_ids) {
+            uint64_t first = sim_readings_first(self->readings, job);
+            for (uint32_t i = 0; i < self->jobs[job].units; i++)
+                sim_ids_write(self->puback_ids, self->readings, first + i);
+        }
         return;
     }
     sim_stats_mqtt(self->stats, SIM_MQTT_PUBACK_REFUSED, s_give_up(self, job));

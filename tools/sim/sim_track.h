@@ -26,6 +26,9 @@ typedef struct sim_track sim_track_t;
 sim_track_t *sim_track_new(const sim_readings_t *readings, sim_stats_t *stats, sim_ids_t *ids,
                            uint64_t timeout_us);
 void sim_track_destroy(sim_track_t **self_p);
+/* Where to write the ids of the readings the broker acknowledged (PUBACK reason code 0);
+ * borrowed; NULL (the default): nowhere. */
+void sim_track_set_puback_ids(sim_track_t *self, sim_ids_t *ids);
 
 /* Jobs are handed over in order (job 0, 1, 2 ...), each once, as published or as unsent. */
 /* Job was published at now_us: its readings await their results. */
