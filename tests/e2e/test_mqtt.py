@@ -3,7 +3,7 @@ they are: a device key made with openssl, a reading signed with openssl (Ed25519
 published with Debian's mosquitto_rr / mosquitto_pub as the device's provisioned broker user.
 Registration provisions the device (the 201 answer's "mqtt" password, shown once); the reading is
 stored and its result comes on lcore/v1/<id>/result, and on an MQTT 5 response topic with the
-correlation data; the broker refuses a wrong password and another device's topic; a bad signature
+correlation data; the batch topic takes one reading a line; the broker refuses a wrong password and another device's topic; a bad signature
 and an oversized message get their error result and nothing is stored; revoking the device kicks
 its connection and refuses the next; lcore-sim --mode mqtt drives many devices at once."""
 import base64
@@ -104,6 +104,16 @@ def main():
             expect(st.wait_rows("device_id = 'mq-a' AND seq = 2", 1) == 1, "not stored")
         checks.run("MQTT 5: the result also on the device's response topic, with its correlation data",
                    response_topic)
+
+        def batch_topic():
+            lines = "\n".join(a.jws(seq) for seq in (11, 12, 13))
+            rc, out, err = rr(st, a, "lcore/v1/mq-a/batch", lines, "lcore/v1/mq-a/result")
+            expect(rc == 0 and json.loads(out) == {**json.loads(out), "seq": 11, "status": "accepted"},
+                   f"the batch's first result: {rc} {out} {err}")
+            expect(st.wait_rows("device_id = 'mq-a' AND seq BETWEEN 11 AND 13", 3) == 3,
+                   "the batch's three readings not stored")
+        checks.run("the batch topic: three readings, one a line, all stored; the first line's result comes first",
+                   batch_topic)
 
         def refused_by_the_broker():
             rc, _, err = rr(st, a, "lcore/v1/mq-a/data", a.jws(3), "lcore/v1/mq-a/result",
