@@ -83,7 +83,7 @@ def main():
             ranges = st.sql("SELECT count(*) FROM device_seq_ranges")
             s, _, body = st.read("/v1/devices/nobody/status")
             expect(s == 404 and body["error"] == "not_found", f"unknown device: {s} {body}")
-            for bad in ("bad%20id", "x" * 129, "bad%2Fid"):
+            for bad in ("bad%20id", "x" * 129, "bad%21id"):
                 s, _, body = st.read(f"/v1/devices/{bad}/status")
                 expect(s == 400 and body["error"] == "malformed", f"device id {bad!r}: {s} {body}")
             for no_route in ("a/b", ""):  # not one path segment: no such route
