@@ -172,8 +172,9 @@ static void test_unknown_flood_leaves_known_devices_alone(void **state)
     s_fx_t *fx = *state;
     gw_device_key_t key;
     int created = 0;
-    assert_int_equal(
-        gw_devices_register(fx->devices, "dev-rl", LC_ALG_EDDSA, s_pub, 32, NULL, "admin", &created), 0);
+    assert_int_equal(gw_devices_register(fx->devices, "dev-rl", LC_ALG_EDDSA, s_pub, 32, NULL,
+                                         "admin", &created),
+                     0);
     for (int i = 0; i < 3; i++) /* its burst, spent */
         assert_int_equal(gw_devices_take(fx->devices, "dev-rl"), 0);
     assert_int_equal(gw_devices_take(fx->devices, "dev-rl"), LC_ERR_TIMEOUT);
