@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,6 +93,7 @@ static int s_setup(void **state)
     fclose(f);
     b.pid = fork();
     if (b.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a test killed (a timeout) takes its broker along */
         execl(MOSQUITTO, "mosquitto", "-c", conf, (char *)NULL);
         _exit(127);
     }
