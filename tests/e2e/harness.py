@@ -144,10 +144,17 @@ class Stack:
         return self.vars["LCORE_READER_TOKEN"]
 
     def read(self, path, method="GET", token=None):
-        """A reader's request on the device listener, with the reader token (token "": none)."""
+        """A reader's request on the device listener, with the reader token (token "": none). Like
+        a well-behaved client it waits out a 429 (the token's request rate,
+        LCORE_GATEWAY_TOKEN_RATE) for Retry-After and asks again, up to 30 times."""
         tok = self.reader_token if token is None else token
-        return http(method, self.url + path, None, {"Authorization": "Bearer " + tok} if tok else {},
-                    cafile=self.ca_file)
+        for _ in range(30):
+            s, h, body = http(method, self.url + path, None,
+                              {"Authorization": "Bearer " + tok} if tok else {}, cafile=self.ca_file)
+            if s != 429:
+                break
+            time.sleep(float(h.get("Retry-After", 1)))
+        return s, h, body
 
     def secrets(self):
         """Every secret the stack's state directory holds, as it could be printed: the operator

@@ -109,7 +109,8 @@ def main():
                 s, _, body = dev.post(dev.sign(dev.reading(10)))
                 expect(s == 202, f"post {s} {body}")
                 rid = body["record_id"]
-                wait_for("stored", lambda: st.read("/v1/records/" + rid)[0] == 200, timeout=20)
+                wait_for("stored", lambda: st.read("/v1/records/" + rid)[2].get("status") == "stored",
+                         timeout=20)
                 s, _, body = st.read(receipt_url(rid))
                 expect(s == 409 and body.get("error") == "not_anchored", f"not anchored: {s} {body}")
             finally:
