@@ -189,6 +189,17 @@ def pg_ctl(stack, *args):
     subprocess.run(cmd, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=60)
 
 
+def await_recovery(load, recovered_at, timeout):
+    """recovered_at() polled every 0.25 s while the load runs, at most timeout seconds: the time
+    it returns once not None (recovered), or None."""
+    deadline = time.time() + timeout
+    back = None
+    while back is None and time.time() < deadline and load.proc.poll() is None:
+        time.sleep(0.25)
+        back = recovered_at()
+    return back
+
+
 def last_exit_code(stack, name):
     """The code in the component's last 'event=exited' log line (None if it has none)."""
     code = None
@@ -230,11 +241,7 @@ def run_phase(stack, checks, name, title, fault, rate=800, duration=20, fault_at
 
         # Recovery: every reading accepted before the fault ended is stored, and the stored rate
         # over one second is back to 80 % of the offered rate.
-        deadline = time.time() + 180
-        back = None
-        while back is None and time.time() < deadline and load.proc.poll() is None:
-            time.sleep(0.25)
-            back = sampler.recovered_at(fault_end, backlog, 0.8 * rate)
+        back = await_recovery(load, lambda: sampler.recovered_at(fault_end, backlog, 0.8 * rate), 180)
         result["recovery_s"] = round(back - fault_end, 1) if back is not None else None
 
         summary = load.wait()

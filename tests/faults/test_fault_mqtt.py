@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 
-from faults import (BIN, FAULT_ENV, OUT, Checks, Load, Sampler, expect, ids_where, kill, stack_up,
+from faults import (BIN, FAULT_ENV, OUT, Checks, Load, Sampler, await_recovery, expect, ids_where, kill, stack_up,
                     Stack)
 from harness import metric_at, readyz
 
@@ -122,11 +122,7 @@ def mqtt_phase(stack, checks, name, title, fault=None, duration=10, fault_at=4, 
             backlog = load.accepted_at(fault_end)
             # Recovery: every reading accepted before the restart was issued is stored and the
             # stored rate over one second is back to 80 % of the offer.
-            deadline = time.time() + 60
-            back = None
-            while back is None and time.time() < deadline and load.proc.poll() is None:
-                time.sleep(0.25)
-                back = recovered_at(sampler, fault_end, backlog, 0.8 * RATE)
+            back = await_recovery(load, lambda: recovered_at(sampler, fault_end, backlog, 0.8 * RATE), 60)
             result["recovery_s"] = round(back - fault_end, 1) if back is not None else None
             time.sleep(AFTER_S)  # the window the rate after is measured over: nothing to wait on
         else:
