@@ -1,5 +1,6 @@
 """Faults 4 and 5: the gateway killed mid-load (its log replays); SIGTERM on every service in
 turn during load (each exits 0, is restarted, nothing is lost)."""
+import os
 import signal
 import time
 
@@ -17,12 +18,15 @@ def main():
         checks.run("f4: the restarted gateway replayed its log",
                    lambda: expect(replayed > 0, "nothing replayed"))
 
-        codes = {}
+        codes, tails = {}, {}
 
         def sigterm_each(s):
             for name in SERVICES:
                 kill(s, name, signal.SIGTERM, wait=30)
                 codes[name] = last_exit_code(s, name)
+                if codes[name] != 0:  # what it said last (a fatal_signal line, if it died of one)
+                    with open(os.path.join(s.dir, "log", f"{name}.log")) as f:
+                        tails[name] = f.readlines()[-8:]
                 end = time.time()
                 stack_up(s)
                 time.sleep(1)
@@ -30,7 +34,7 @@ def main():
         run_phase(stack, checks, "f5_sigterm_all", "SIGTERM each service in turn, restart each",
                   sigterm_each, duration=40, fault_at=3)
         checks.run("f5: every service exits 0 on SIGTERM",
-                   lambda: expect(all(c == 0 for c in codes.values()), f"exit codes {codes}"))
+                   lambda: expect(all(c == 0 for c in codes.values()), f"exit codes {codes}; last lines {tails}"))
     checks.done()
 
 
