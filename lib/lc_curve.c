@@ -62,7 +62,6 @@ struct lc_curve {
     s_logged_t logged[S_LOGGED_MAX];
     zactor_t *zap;
     atomic_int zap_ok;
-    uint64_t forced_at_us; /* the ZAP actor's last forced read of the directory */
 };
 
 const char *lc_role_name(unsigned role)
@@ -313,13 +312,13 @@ static void s_zap_answer(lc_curve_t *self, zsock_t *handler)
         goto reply;
     }
     /* A key not known yet may have been installed a moment ago (a worker writes its certificate,
-     * then connects): look at the directory again before refusing. libzmq does not retry a
-     * client that was refused. */
+     * then connects): look at the directory again before refusing, every time, since libzmq
+     * does not retry a client that was refused. It is read again only if it changed (or changed
+     * within the last seconds): unknown keys from an attacker cost a few stat(2) calls each. */
     s_peer_t peer;
     int found = s_lookup(self, domain, zframe_data(key), &peer);
-    if (!found && lc_mono_us() - self->forced_at_us > 100000u) {
-        self->forced_at_us = lc_mono_us(); /* at most ten forced reads a second */
-        s_reload(self, 1);
+    if (!found) {
+        s_reload(self, 0);
         found = s_lookup(self, domain, zframe_data(key), &peer);
     }
     if (found) {

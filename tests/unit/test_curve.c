@@ -144,6 +144,12 @@ static void test_new_certificate_is_admitted_while_running(void **state)
     assert_non_null(server);
     s_keygen(fx, "crypto", "w2", 1); /* installed after the server read the directory */
     assert_true(s_delivered(fx, server, "w2"));
+    /* Two more workers installed and connecting one right after the other (within the same
+     * 100 ms): libzmq never retries a refused client, so each must be admitted at once. */
+    s_keygen(fx, "crypto", "w3", 1);
+    assert_true(s_delivered(fx, server, "w3"));
+    s_keygen(fx, "crypto", "w4", 1);
+    assert_true(s_delivered(fx, server, "w4"));
     lc_curve_destroy(&server);
 }
 
