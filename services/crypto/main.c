@@ -164,14 +164,16 @@ static int s_open(s_crypto_t *cw)
 }
 
 /* Loop: seals what arrives and answers opens until a signal; ready while a gateway and the
- * store are connected (checked at least once a second). */
+ * store are connected (checked at least once a second, every 50 ms while not ready so that a
+ * worker is ready as soon as its connections are). */
 static void s_run(s_crypto_t *cw)
 {
     lc_admin_t *admin = lc_service_admin(cw->svc);
+    int ready = 0;
     while (!zsys_interrupted) {
         zmq_pollitem_t items[2] = {{zsock_resolve(cw->readings), 0, ZMQ_POLLIN, 0},
                                    {zsock_resolve(cw->opens), 0, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(items, 2, 1000);
+        int n = zmq_poll(items, 2, ready ? 1000 : 50);
         if (n < 0 && errno != EINTR)
             break;
         if (items[1].revents & ZMQ_POLLIN)
@@ -182,8 +184,8 @@ static void s_run(s_crypto_t *cw)
         int gws = lc_zmq_peers_update(cw->gw_peers), stores = lc_zmq_peers_update(cw->store_peers);
         lc_gauge_set(cw->g_gw, gws);
         lc_gauge_set(cw->g_store, stores);
-        lc_admin_set_ready(admin, gws > 0 && stores > 0,
-                           !gws ? "no gateway connected" : "store not connected");
+        ready = gws > 0 && stores > 0;
+        lc_admin_set_ready(admin, ready, !gws ? "no gateway connected" : "store not connected");
     }
     lc_info("stopping", "reason=signal");
     lc_admin_set_ready(admin, 0, "shutting down");
