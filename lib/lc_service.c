@@ -29,6 +29,7 @@ static void s_no_core_dumps(void)
                 strerror(rlimit_ok ? errno : rlimit_errno));
 }
 
+#ifndef __SANITIZE_ADDRESS__
 /* A service that dies on a signal says so in its log (one write(2), async-signal-safe), then
  * dies of it as before. Sanitizer builds keep their own reports instead. */
 static void s_on_fatal(int sig)
@@ -41,6 +42,7 @@ static void s_on_fatal(int sig)
     signal(sig, SIG_DFL);
     raise(sig);
 }
+#endif
 
 /* SIGPIPE ignored: a peer that closes its socket (libmosquitto writes with write(2), not
  * send(MSG_NOSIGNAL)) is an EPIPE to handle, not a silent death of the service. */
