@@ -60,17 +60,16 @@ enum MHD_Result lc_http_reply_text(struct MHD_Connection *conn, unsigned status,
     return ret;
 }
 
-enum MHD_Result lc_http_reply_json(struct MHD_Connection *conn, unsigned status, json_t *json,
-                                   unsigned retry_after_s)
+struct MHD_Response *lc_http_response_json(const json_t *json, unsigned retry_after_s)
 {
     char *body = json_dumps(json, JSON_COMPACT);
     if (!body)
-        return MHD_NO;
+        return NULL;
     size_t len = strlen(body);
     struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (retry_after_s > 0) {
@@ -78,20 +77,37 @@ enum MHD_Result lc_http_reply_json(struct MHD_Connection *conn, unsigned status,
         snprintf(ra, sizeof ra, "%u", retry_after_s);
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
+    return r;
+}
+
+struct MHD_Response *lc_http_response_error(const char *code, const char *message,
+                                            unsigned retry_after_s)
+{
+    json_t *j = json_pack("{s:s, s:s}", "error", code, "message", message);
+    struct MHD_Response *r = j ? lc_http_response_json(j, retry_after_s) : NULL;
+    json_decref(j);
+    return r;
+}
+
+enum MHD_Result lc_http_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *r)
+{
+    if (!r)
+        return MHD_NO;
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
+enum MHD_Result lc_http_reply_json(struct MHD_Connection *conn, unsigned status, json_t *json,
+                                   unsigned retry_after_s)
+{
+    return lc_http_queue(conn, status, lc_http_response_json(json, retry_after_s));
+}
+
 enum MHD_Result lc_http_reply_error(struct MHD_Connection *conn, unsigned status, const char *code,
                                     const char *message, unsigned retry_after_s)
 {
-    json_t *j = json_pack("{s:s, s:s}", "error", code, "message", message);
-    if (!j)
-        return MHD_NO;
-    enum MHD_Result ret = lc_http_reply_json(conn, status, j, retry_after_s);
-    json_decref(j);
-    return ret;
+    return lc_http_queue(conn, status, lc_http_response_error(code, message, retry_after_s));
 }
 
 char *lc_json_dump_secret(const json_t *json, size_t *len)
@@ -140,25 +156,28 @@ static void s_secret_body_free(void *cls)
     free(b);
 }
 
-enum MHD_Result lc_http_reply_json_secret(struct MHD_Connection *conn, unsigned status,
-                                          const json_t *json)
+struct MHD_Response *lc_http_response_json_secret(const json_t *json)
 {
     s_secret_body_t *b = calloc(1, sizeof *b);
     if (!b || !(b->body = lc_json_dump_secret(json, &b->len))) {
         free(b);
-        return MHD_NO;
+        return NULL;
     }
     struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
         b->len, b->body, s_secret_body_free, b);
     if (!r) {
         s_secret_body_free(b);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return r;
+}
+
+enum MHD_Result lc_http_reply_json_secret(struct MHD_Connection *conn, unsigned status,
+                                          const json_t *json)
+{
+    return lc_http_queue(conn, status, lc_http_response_json_secret(json));
 }
 
 /* /healthz, /readyz and /metrics. Returns 1 and sets *result if url was one of them, else 0. */

@@ -70,4 +70,13 @@ void lc_json_wipe(json_t *json);
 enum MHD_Result lc_http_reply_json_secret(struct MHD_Connection *conn, unsigned status,
                                           const json_t *json);
 
+/* The same answers built but not queued (any thread may build one; only libmicrohttpd's
+ * handler may queue it): NULL when out of memory. lc_http_queue queues r with status and
+ * releases it (MHD_NO, and nothing queued, when r is NULL). */
+struct MHD_Response *lc_http_response_json(const json_t *json, unsigned retry_after_s);
+struct MHD_Response *lc_http_response_error(const char *code, const char *message,
+                                            unsigned retry_after_s);
+struct MHD_Response *lc_http_response_json_secret(const json_t *json);
+enum MHD_Result lc_http_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *r);
+
 #endif

@@ -11,6 +11,7 @@ typedef struct {
     char tls_cert[512];
     char tls_key[512];
     long long threads;
+    long long query_threads;
     char gateway_id[64];
     char admin_token_sha256_file[512];
     char admin_token[256]; /* wiped by gw_config_admin_token */

@@ -13,9 +13,17 @@
 #include "gw_routes.h"
 #include "gw_tokens.h"
 
+/* An answer built on a query thread, queued by libmicrohttpd's thread once the connection is
+ * resumed. */
+typedef struct {
+    unsigned status;
+    struct MHD_Response *resp; /* NULL: out of memory (the connection is closed) */
+} gw_answer_t;
+
 typedef struct {
     gw_http_t *http;
-    struct MHD_Connection *c;
+    struct MHD_Connection *c; /* on a query thread: suspended, only read (query arguments) */
+    gw_answer_t *answer;      /* set on a query thread: gw_reply_* build into it */
     const gw_http_deps_t *deps;
     gw_route_id_t route;
     const char *param;       /* the path's "{...}" segment ("" when none, or too long) */

@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,7 +39,15 @@ struct gw_http {
     gw_conn_limit_t *per_ip;
     atomic_int started;   /* the device listener runs: libmicrohttpd's messages are per client */
     atomic_int stopping;  /* SIGTERM: readings get 503, waiting requests finish */
-    atomic_int suspended; /* requests waiting for the log */
+    atomic_int suspended; /* requests waiting for the log or a query thread */
+    /* Query threads: the device listener's reader routes and registration wait for the store,
+     * the relayer, a crypto worker or the broker there, not on libmicrohttpd's threads. */
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cond;
+    struct s_req *q_head, *q_tail; /* under q_lock */
+    int q_stop;                    /* under q_lock */
+    pthread_t *q_threads;
+    size_t n_q_threads;
     lc_counter_t *requests[N_ROUTE_SERIES];
     lc_counter_t *responses[N_CODES];
     lc_histogram_t *latency[N_ROUTE_SERIES];
@@ -48,9 +57,11 @@ struct gw_http {
 
 /* Per-request state, created on the first call for a connection's request. A request whose
  * readings were appended to the log is suspended until the log says they are durable; the
- * relay thread resumes it and MHD calls the handler again to answer. */
-typedef struct {
+ * relay thread resumes it and MHD calls the handler again to answer. A device listener request
+ * of another route is suspended while a query thread runs it (s_defer). */
+typedef struct s_req {
     gw_route_id_t route;
+    gw_listener_t listener;
     char param[LC_DEVICE_ID_MAX + 1]; /* the path's "{...}" segment */
     gw_token_t token;                 /* the caller's, on routes that take one */
     gw_peer_t peer;
@@ -61,7 +72,10 @@ typedef struct {
     int over_budget; /* the body budget was spent: what it held is given back, 503 at the end */
     uint64_t start_us;
     struct MHD_Connection *conn;
-    int waiting;               /* suspended on the log */
+    int waiting;  /* suspended on the log, or on a query thread (deferred) */
+    int deferred; /* run on a query thread: its answer is in answer */
+    gw_answer_t answer;
+    struct s_req *q_next;      /* on the query threads' queue */
     int log_status;            /* set before the resume: 0 durable, < 0 the log failed */
     gw_result_t one;           /* /v1/data, /device/data */
     gw_request_batch_t *batch; /* /v1/data/batch */
@@ -93,25 +107,44 @@ static enum MHD_Result s_json(gw_http_t *self, struct MHD_Connection *c, unsigne
     return r;
 }
 
+/* On a query thread: keeps the answer for libmicrohttpd's thread (counted when queued). */
+static enum MHD_Result s_keep(const gw_call_t *call, unsigned status, struct MHD_Response *resp)
+{
+    call->answer->status = status;
+    call->answer->resp = resp;
+    return resp ? MHD_YES : MHD_NO;
+}
+
 enum MHD_Result gw_reply_error(const gw_call_t *call, unsigned status, const char *code,
                                const char *message, unsigned retry_after)
 {
+    if (call->answer)
+        return s_keep(call, status, lc_http_response_error(code, message, retry_after));
     return s_error(call->http, call->c, status, code, message, retry_after);
 }
 
 enum MHD_Result gw_reply_json(const gw_call_t *call, unsigned status, json_t *j)
 {
     if (!j)
-        return s_error(call->http, call->c, 500, "internal", "cannot compose the answer", 0);
-    return s_json(call->http, call->c, status, j);
+        return gw_reply_error(call, 500, "internal", "cannot compose the answer", 0);
+    if (!call->answer)
+        return s_json(call->http, call->c, status, j);
+    enum MHD_Result r = s_keep(call, status, lc_http_response_json(j, 0));
+    json_decref(j);
+    return r;
 }
 
 enum MHD_Result gw_reply_json_secret(const gw_call_t *call, unsigned status, json_t *j)
 {
     if (!j)
-        return s_error(call->http, call->c, 500, "internal", "cannot compose the answer", 0);
-    s_count(call->http, status);
-    enum MHD_Result r = lc_http_reply_json_secret(call->c, status, j);
+        return gw_reply_error(call, 500, "internal", "cannot compose the answer", 0);
+    enum MHD_Result r;
+    if (call->answer) {
+        r = s_keep(call, status, lc_http_response_json_secret(j));
+    } else {
+        s_count(call->http, status);
+        r = lc_http_reply_json_secret(call->c, status, j);
+    }
     lc_json_wipe(j);
     json_decref(j);
     return r;
@@ -258,18 +291,26 @@ static enum MHD_Result s_compat(gw_http_t *self, struct MHD_Connection *c, s_req
     return s_reply_result(self, c, &req->one);
 }
 
-/* A request resumed by the log: answers it with what the log said. */
+/* A request resumed by the log (answers it with what the log said) or by its query thread
+ * (queues the answer built there). */
 static enum MHD_Result s_resumed(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
 {
     req->waiting = 0;
     atomic_fetch_sub(&self->suspended, 1);
-    lc_gauge_add(self->waiting, -1);
     enum MHD_Result ret;
-    if (req->route == GW_ROUTE_REQUEST_BATCH) {
-        ret = s_request_batch_reply(self, c, req);
+    if (req->deferred) {
+        if (req->answer.resp)
+            s_count(self, req->answer.status);
+        ret = lc_http_queue(c, req->answer.status, req->answer.resp);
+        req->answer.resp = NULL;
     } else {
-        s_settle(&req->one, req->log_status);
-        ret = s_reply_result(self, c, &req->one);
+        lc_gauge_add(self->waiting, -1);
+        if (req->route == GW_ROUTE_REQUEST_BATCH) {
+            ret = s_request_batch_reply(self, c, req);
+        } else {
+            s_settle(&req->one, req->log_status);
+            ret = s_reply_result(self, c, &req->one);
+        }
     }
     lc_histogram_observe(self->latency[req->route], (double)(lc_mono_us() - req->start_us) / 1e6);
     return ret;
@@ -424,6 +465,92 @@ static enum MHD_Result s_run_bodiless(gw_http_t *self, struct MHD_Connection *c,
     return ret;
 }
 
+/* Runs the request on a query thread: suspends the connection and queues the request; the
+ * thread builds the answer and resumes the connection (s_resumed queues it). */
+static enum MHD_Result s_defer(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+{
+    req->conn = c;
+    req->waiting = 1;
+    req->deferred = 1;
+    req->q_next = NULL;
+    atomic_fetch_add(&self->suspended, 1);
+    MHD_suspend_connection(c);
+    pthread_mutex_lock(&self->q_lock);
+    if (self->q_tail)
+        self->q_tail->q_next = req;
+    else
+        self->q_head = req;
+    self->q_tail = req;
+    pthread_cond_signal(&self->q_cond);
+    pthread_mutex_unlock(&self->q_lock);
+    return MHD_YES;
+}
+
+static void s_run_deferred(gw_http_t *self, s_req_t *req)
+{
+    gw_call_t call = {.http = self,
+                      .c = req->conn,
+                      .answer = &req->answer,
+                      .deps = &self->deps,
+                      .route = req->route,
+                      .param = req->param,
+                      .token = &req->token,
+                      .body = req->body ? req->body : "",
+                      .len = req->len,
+                      .chain_unanswered = self->chain_unanswered};
+    (void)s_handlers[req->route](&call);
+    MHD_resume_connection(req->conn);
+}
+
+/* A query thread: runs what is queued until told to stop with the queue empty. */
+static void *s_query_thread(void *arg)
+{
+    gw_http_t *self = arg;
+    pthread_mutex_lock(&self->q_lock);
+    for (;;) {
+        while (!self->q_head && !self->q_stop)
+            pthread_cond_wait(&self->q_cond, &self->q_lock);
+        s_req_t *req = self->q_head;
+        if (!req)
+            break;
+        self->q_head = req->q_next;
+        if (!self->q_head)
+            self->q_tail = NULL;
+        pthread_mutex_unlock(&self->q_lock);
+        s_run_deferred(self, req);
+        pthread_mutex_lock(&self->q_lock);
+    }
+    pthread_mutex_unlock(&self->q_lock);
+    return NULL;
+}
+
+static int s_start_query_threads(gw_http_t *self)
+{
+    size_t want = (size_t)self->deps.cfg->query_threads;
+    pthread_mutex_init(&self->q_lock, NULL);
+    pthread_cond_init(&self->q_cond, NULL);
+    if (!(self->q_threads = calloc(want, sizeof *self->q_threads)))
+        return -1;
+    for (; self->n_q_threads < want; self->n_q_threads++)
+        if (pthread_create(&self->q_threads[self->n_q_threads], NULL, s_query_thread, self) != 0)
+            return -1;
+    return 0;
+}
+
+/* After libmicrohttpd stopped: the queue is empty (nothing is suspended any more). */
+static void s_stop_query_threads(gw_http_t *self)
+{
+    pthread_mutex_lock(&self->q_lock);
+    self->q_stop = 1;
+    pthread_cond_broadcast(&self->q_cond);
+    pthread_mutex_unlock(&self->q_lock);
+    for (size_t i = 0; i < self->n_q_threads; i++)
+        pthread_join(self->q_threads[i], NULL);
+    free(self->q_threads);
+    pthread_cond_destroy(&self->q_cond);
+    pthread_mutex_destroy(&self->q_lock);
+}
+
 /* The request state of a route with a body, its room reserved (NULL after answering). */
 static s_req_t *s_new_req(gw_http_t *self, struct MHD_Connection *c, gw_route_id_t route,
                           const gw_peer_t *peer, enum MHD_Result *ret)
@@ -488,17 +615,21 @@ static enum MHD_Result s_begin(gw_http_t *self, gw_listener_t listener, struct M
     const char *why = s_refused_caller(self, c, route, &peer, &token, &status, &code);
     if (why)
         return s_error(self, c, status, code, why, status == 401 ? 0 : 1);
-    if (!gw_routes[route].body) {
+    if (!gw_routes[route].body && listener != GW_LISTENER_DEVICE) {
         enum MHD_Result ret = s_run_bodiless(self, c, route, param, &token);
         gw_token_clear(&token);
         return ret;
     }
-    enum MHD_Result ret;
-    s_req_t *req = s_new_req(self, c, route, &peer, &ret);
+    enum MHD_Result ret = MHD_NO;
+    s_req_t *req = gw_routes[route].body ? s_new_req(self, c, route, &peer, &ret)
+                                         : calloc(1, sizeof *req); /* run at its end (s_defer) */
     if (!req) {
         gw_token_clear(&token);
         return ret;
     }
+    req->route = route;
+    req->listener = listener;
+    req->start_us = req->start_us ? req->start_us : lc_mono_us();
     req->token = token;
     memcpy(req->param, param, sizeof req->param);
     *con_cls = req;
@@ -553,6 +684,8 @@ static enum MHD_Result s_complete(gw_http_t *self, struct MHD_Connection *c, s_r
         ret = s_request_batch(self, c, req);
     } else if (req->route == GW_ROUTE_COMPAT) {
         ret = s_compat(self, c, req);
+    } else if (req->listener == GW_LISTENER_DEVICE) {
+        ret = s_defer(self, c, req);
     } else {
         gw_call_t call = {.http = self,
                           .c = c,
@@ -614,6 +747,8 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     s_req_t *req = *con_cls;
     if (req) {
+        if (req->answer.resp)
+            MHD_destroy_response(req->answer.resp);
         s_req_free(cls, req); /* wipes */
         gw_token_clear(&req->token);
         free(req);
@@ -764,7 +899,9 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
     self->chain_unanswered = lc_metrics_counter(
         deps->metrics, "lcore_gateway_chain_unanswered_total",
         "Record lookups answered without the chain's part: the relayer did not answer", NULL);
-    if (s_listen(self) < 0) {
+    if (s_start_query_threads(self) < 0 || s_listen(self) < 0) {
+        lc_error("http_start_failed", "query_threads=%zu", self->n_q_threads);
+        s_stop_query_threads(self);
         gw_budget_destroy(&self->budget);
         gw_conn_limit_destroy(&self->per_ip);
         free(self);
@@ -774,6 +911,7 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
     if (lc_admin_add_route(deps->admin, &operator_api) < 0) {
         lc_error("admin_route_failed", "path=%s", operator_api.path);
         MHD_stop_daemon(self->daemon);
+        s_stop_query_threads(self);
         gw_budget_destroy(&self->budget);
         gw_conn_limit_destroy(&self->per_ip);
         free(self);
@@ -788,8 +926,9 @@ void gw_http_destroy(gw_http_t **self_p)
         return;
     gw_http_t *self = *self_p;
     lc_admin_remove_routes(self->deps.admin, self);
-    /* No new connections; readings on open ones get 503; requests waiting for the log get
-     * their answer (the relay still runs) before MHD stops: it must not hold suspended ones. */
+    /* No new connections; readings on open ones get 503; requests waiting for the log (the
+     * relay still runs) or on a query thread get their answer before MHD stops: it must not
+     * hold suspended ones. */
     atomic_store(&self->stopping, 1);
     MHD_quiesce_daemon(self->daemon);
     for (int i = 0; i < 3000 && atomic_load(&self->suspended) > 0; i++)
@@ -797,6 +936,7 @@ void gw_http_destroy(gw_http_t **self_p)
     if (atomic_load(&self->suspended) > 0)
         lc_warn("http_stop_with_waiting_requests", "n=%d", atomic_load(&self->suspended));
     MHD_stop_daemon(self->daemon);
+    s_stop_query_threads(self);
     gw_budget_destroy(&self->budget);
     gw_conn_limit_destroy(&self->per_ip);
     free(self);
