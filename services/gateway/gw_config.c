@@ -123,9 +123,6 @@ const lc_cfg_opt_t gw_config_opts[] = {
     LC_CFG_I("LCORE_GATEWAY_MQTT_INFLIGHT", T, mqtt_inflight, "1000", 1, 65535,
              "MQTT messages held unacknowledged at once (our Receive Maximum): the group commit "
              "groups them"),
-    LC_CFG_I("LCORE_GATEWAY_MQTT_VERIFIERS", T, mqtt_verifiers, "2", 1, 64,
-             "threads that check MQTT readings' signatures and log them (the MQTT thread only "
-             "reads, acknowledges and publishes results)"),
     LC_CFG_S("LCORE_GATEWAY_MQTT_CLIENT_ID", T, mqtt_client_id, "",
              "MQTT client id, the persistent session's name: keep it across restarts (default "
              "lcore-gw-<gateway id>)"),

@@ -53,7 +53,6 @@ typedef struct {
     char mqtt_password_file[512];
     char mqtt_ca_file[512];
     long long mqtt_inflight;
-    long long mqtt_verifiers;
     char mqtt_client_id[128];
     lc_curve_cfg_t curve;
     /* MQTT provisioning (gw_dynsec) */

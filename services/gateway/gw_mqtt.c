@@ -52,13 +52,11 @@ typedef struct {
 typedef struct s_msg {
     struct s_msg *prev, *next;
     struct s_msg *durable_next; /* on the durable list (under the lock) */
-    struct s_msg *work_next;    /* on the verifiers' queue (under work_lock) */
     gw_mqtt_t *owner;
     uint32_t conn;
     uint16_t pid;
     uint8_t qos;
-    int waiting;    /* with a verifier, or a gw_wal_notify outstanding: it must live until the
-                     * verifier or the log puts it on the durable list */
+    int waiting;    /* a gw_wal_notify is outstanding: the message must live until it comes */
     int log_status; /* set by the relay thread under the lock */
     unsigned attempts;
     uint64_t retry_at_us; /* 0: no retry scheduled */
@@ -83,13 +81,6 @@ struct gw_mqtt {
     int wake_fd;
     pthread_mutex_t lock;
     s_msg_t *durable; /* under the lock: messages whose log entries are durable (newest first) */
-    /* The verifiers: signatures are checked and readings logged off the MQTT thread. */
-    pthread_mutex_t work_lock;
-    pthread_cond_t work_cond;
-    s_msg_t *work_head, *work_tail; /* under work_lock: messages to run through the ingest */
-    int work_stop;                  /* under work_lock */
-    pthread_t *verifiers;
-    size_t n_verifiers;
     /* The MQTT thread's own: */
     s_msg_t *head, *tail;
     size_t n_msgs, bytes, window, max_bytes;
@@ -328,6 +319,19 @@ static void s_logged(s_msg_t *m, int status)
     }
 }
 
+/* Waits for log entry lsn (the pass's last: the log is written in order). */
+static void s_wait(gw_mqtt_t *self, s_msg_t *m, uint64_t lsn)
+{
+    m->waiting = 1;
+    self->n_waiting++;
+    int rc = gw_wal_notify(self->d.wal, lsn, s_durable, m);
+    if (rc != 0) { /* already durable, or no callback will come */
+        m->waiting = 0;
+        self->n_waiting--;
+        s_logged(m, rc < 0 ? rc : 0);
+    }
+}
+
 static void s_take_durable(gw_mqtt_t *self)
 {
     pthread_mutex_lock(&self->lock);
@@ -401,10 +405,8 @@ static void s_ingest_line(gw_mqtt_t *self, s_msg_t *m, s_line_t *l)
         l->has_seq = s_seq_of(jws, l->len, &l->seq) == 0;
 }
 
-/* A verifier: runs the message's pending readings through the ingest, then has the log put
- * it on the durable list once its last entry is durable (or puts it there now: nothing was
- * logged, the entry is durable already, or the log failed). Touches only the message. */
-static void s_verify(gw_mqtt_t *self, s_msg_t *m)
+/* Runs the readings still pending, then waits for the log or settles. */
+static void s_ingest(gw_mqtt_t *self, s_msg_t *m)
 {
     uint64_t lsn = 0;
     for (size_t i = 0; i < m->n_lines; i++) {
@@ -415,46 +417,9 @@ static void s_verify(gw_mqtt_t *self, s_msg_t *m)
         if (l->res.status == 202 && l->res.lsn > lsn)
             lsn = l->res.lsn;
     }
-    int rc = lsn ? gw_wal_notify(self->d.wal, lsn, s_durable, m) : 1;
-    if (rc != 0) /* no callback will come: 1 already durable (or nothing logged), < 0 failed */
-        s_durable(m, rc < 0 ? rc : 0);
-}
-
-static void *s_verifier(void *arg)
-{
-    gw_mqtt_t *self = arg;
-    pthread_mutex_lock(&self->work_lock);
-    for (;;) {
-        while (!self->work_head && !self->work_stop)
-            pthread_cond_wait(&self->work_cond, &self->work_lock);
-        if (self->work_stop)
-            break; /* what is still queued is the destroyer's */
-        s_msg_t *m = self->work_head;
-        self->work_head = m->work_next;
-        if (!self->work_head)
-            self->work_tail = NULL;
-        pthread_mutex_unlock(&self->work_lock);
-        s_verify(self, m);
-        pthread_mutex_lock(&self->work_lock);
-    }
-    pthread_mutex_unlock(&self->work_lock);
-    return NULL;
-}
-
-/* Hands the message's pending readings to the verifiers; s_take_durable settles it after. */
-static void s_ingest(gw_mqtt_t *self, s_msg_t *m)
-{
-    m->waiting = 1;
-    self->n_waiting++;
-    m->work_next = NULL;
-    pthread_mutex_lock(&self->work_lock);
-    if (self->work_tail)
-        self->work_tail->work_next = m;
-    else
-        self->work_head = m;
-    self->work_tail = m;
-    pthread_cond_signal(&self->work_cond);
-    pthread_mutex_unlock(&self->work_lock);
+    if (lsn)
+        s_wait(self, m, lsn);
+    s_settle(self, m);
 }
 
 /* -- messages -------------------------------------------------------------------------------- */
@@ -830,42 +795,6 @@ static int s_open_mqtt(gw_mqtt_t *self)
     return self->mq ? 0 : -1;
 }
 
-static int s_start_verifiers(gw_mqtt_t *self)
-{
-    size_t want = (size_t)self->cfg->mqtt_verifiers;
-    if (!(self->verifiers = calloc(want, sizeof *self->verifiers)))
-        return -1;
-    for (; self->n_verifiers < want; self->n_verifiers++)
-        if (pthread_create(&self->verifiers[self->n_verifiers], NULL, s_verifier, self) != 0)
-            return -1;
-    return 0;
-}
-
-/* Stops the verifiers (each finishes the message it has). The messages they did not take, and
- * those on the durable list, wait for nothing any more. */
-static void s_stop_verifiers(gw_mqtt_t *self)
-{
-    pthread_mutex_lock(&self->work_lock);
-    self->work_stop = 1;
-    pthread_cond_broadcast(&self->work_cond);
-    pthread_mutex_unlock(&self->work_lock);
-    for (size_t i = 0; i < self->n_verifiers; i++)
-        pthread_join(self->verifiers[i], NULL);
-    self->n_verifiers = 0;
-    for (s_msg_t *m = self->work_head; m; m = m->work_next) {
-        m->waiting = 0;
-        self->n_waiting--;
-    }
-    self->work_head = self->work_tail = NULL;
-    pthread_mutex_lock(&self->lock);
-    for (s_msg_t *m = self->durable; m; m = m->durable_next) {
-        m->waiting = 0;
-        self->n_waiting--;
-    }
-    self->durable = NULL;
-    pthread_mutex_unlock(&self->lock);
-}
-
 gw_mqtt_t *gw_mqtt_new(const gw_mqtt_deps_t *deps)
 {
     gw_mqtt_t *self = calloc(1, sizeof *self);
@@ -879,22 +808,19 @@ gw_mqtt_t *gw_mqtt_new(const gw_mqtt_deps_t *deps)
     self->backoff_ms = S_BACKOFF_MIN_MS;
     self->next_retry_us = UINT64_MAX;
     pthread_mutex_init(&self->lock, NULL);
-    pthread_mutex_init(&self->work_lock, NULL);
-    pthread_cond_init(&self->work_cond, NULL);
     s_metrics(self, deps->metrics);
     if (gw_mqtt_url_parse(self->cfg->mqtt_url, self->host, sizeof self->host, self->port,
                           sizeof self->port) != 0 ||
         !(self->line_buf = malloc((size_t)self->cfg->max_reading_bytes)) ||
         (self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 || s_open_mqtt(self) < 0 ||
-        s_start_verifiers(self) < 0 || pthread_create(&self->thread, NULL, s_thread, self) != 0) {
+        pthread_create(&self->thread, NULL, s_thread, self) != 0) {
         lc_error("mqtt_start_failed", "broker=%s", self->host);
         gw_mqtt_destroy(&self);
         return NULL;
     }
     self->started = 1;
-    lc_info("mqtt_started", "broker=%s:%s username=%s client_id=%s inflight=%zu verifiers=%zu",
-            self->host, self->port, self->cfg->mqtt_username, self->cfg->mqtt_client_id,
-            self->window, self->n_verifiers);
+    lc_info("mqtt_started", "broker=%s:%s username=%s client_id=%s inflight=%zu", self->host,
+            self->port, self->cfg->mqtt_username, self->cfg->mqtt_client_id, self->window);
     return self;
 }
 
@@ -911,8 +837,6 @@ void gw_mqtt_destroy(gw_mqtt_t **self_p)
             lc_warn("mqtt_wakeup_failed", "errno=\"%s\"", strerror(errno));
         pthread_join(self->thread, NULL);
     }
-    s_stop_verifiers(self);
-    free(self->verifiers);
     lc_mqtt_destroy(&self->mq);
     if (self->n_waiting) {
         /* The log may still call back into these messages: they (and self) are left to it. */
@@ -925,8 +849,6 @@ void gw_mqtt_destroy(gw_mqtt_t **self_p)
     if (self->wake_fd >= 0)
         close(self->wake_fd);
     pthread_mutex_destroy(&self->lock);
-    pthread_mutex_destroy(&self->work_lock);
-    pthread_cond_destroy(&self->work_cond);
     free(self->line_buf);
     free(self);
 }

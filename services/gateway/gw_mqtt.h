@@ -8,10 +8,8 @@
  * its results go to lcore/v1/<device_id>/result (and to the MQTT 5 response topic, when it is
  * the device's own). A reading that fails for a transient reason (503) keeps its message
  * unacknowledged in the window and is retried here with backoff: MQTT 5 brokers resend only on
- * reconnection. Verifier threads (cfg->mqtt_verifiers) run the readings through the ingest
- * (signatures are the costly part) and wait on the log; the relay thread says when an entry is
- * durable (gw_wal_notify): its callback only queues the message and wakes the MQTT thread; no
- * other thread touches the socket.
+ * reconnection. The log's relay thread says when an entry is durable (gw_wal_notify): its
+ * callback only queues the message and wakes this thread; no other thread touches the socket.
  *
  * Created by main after the relay (it needs the log and gw_ingest), destroyed before them. */
 #ifndef GW_MQTT_H
