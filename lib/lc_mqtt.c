@@ -2,11 +2,15 @@
  * the wire are lc_mqtt_codec's. See lc_mqtt.h. */
 #include "lc_mqtt.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -19,7 +23,7 @@
 #define S_HANDSHAKE_US (10 * 1000000ull) /* TCP + CONNACK + SUBACK */
 #define S_READ_CHUNK 65536
 
-enum { P_TCP, P_CONNACK, P_SUBACK, P_UP };
+enum { P_TCP, P_TLS, P_CONNACK, P_SUBACK, P_UP };
 
 /* A QoS 1 publish kept until the server acknowledges it, in the order it was queued. */
 typedef struct s_out {
@@ -36,6 +40,10 @@ struct lc_mqtt {
     char *client_id, *username, **filters;
     uint8_t *password; /* sodium_malloc'd */
     int fd, phase;
+    SSL_CTX *tls_ctx; /* NULL: plain TCP */
+    SSL *ssl;         /* this connection's, with tls_ctx */
+    short tls_want;   /* P_TLS: what the handshake waits for */
+    char *host;       /* the name the broker's certificate must carry */
     uint32_t conn;
     int session_present;
     uint64_t opened_us, last_sent_us, ping_sent_us;
@@ -96,6 +104,21 @@ static int s_copy_opts(lc_mqtt_t *self, const lc_mqtt_opts_t *o)
     return 0;
 }
 
+/* TLS 1.2 or later, the broker's chain verified against the CA file, its name checked
+ * (X509_check_host, through SSL_set1_host at each connection). */
+static int s_tls_ctx(lc_mqtt_t *self, const char *ca_file)
+{
+    if (!(self->tls_ctx = SSL_CTX_new(TLS_client_method())))
+        return -1;
+    SSL_CTX_set_min_proto_version(self->tls_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(self->tls_ctx, SSL_VERIFY_PEER, NULL);
+    if (SSL_CTX_load_verify_locations(self->tls_ctx, ca_file, NULL) != 1) {
+        s_set_error(self, "cannot load the CA file %s", ca_file);
+        return -1;
+    }
+    return 0;
+}
+
 lc_mqtt_t *lc_mqtt_new(const lc_mqtt_opts_t *opts)
 {
     if (!opts->client_id || !opts->on_message || opts->receive_max == 0 ||
@@ -106,7 +129,8 @@ lc_mqtt_t *lc_mqtt_new(const lc_mqtt_opts_t *opts)
         return NULL;
     self->fd = -1;
     self->next_pid = 1;
-    if (s_copy_opts(self, opts) < 0 || !(self->by_pid = calloc(65536, sizeof(s_out_t *)))) {
+    if (s_copy_opts(self, opts) < 0 || !(self->by_pid = calloc(65536, sizeof(s_out_t *))) ||
+        (opts->tls_ca_file && s_tls_ctx(self, opts->tls_ca_file) < 0)) {
         lc_mqtt_destroy(&self);
         return NULL;
     }
@@ -134,6 +158,8 @@ void lc_mqtt_destroy(lc_mqtt_t **self_p)
     free(self->by_pid);
     free(self->in);
     free(self->out);
+    free(self->host);
+    SSL_CTX_free(self->tls_ctx);
     free(self);
     *self_p = NULL;
 }
@@ -189,12 +215,16 @@ short lc_mqtt_events(const lc_mqtt_t *self)
         return 0;
     if (self->phase == P_TCP)
         return POLLOUT;
+    if (self->phase == P_TLS)
+        return self->tls_want;
     return (short)((self->paused ? 0 : POLLIN) | (self->out_len ? POLLOUT : 0));
 }
 
 /* Closes the socket; what the connection held goes (the server keeps the session). */
 static void s_close(lc_mqtt_t *self)
 {
+    SSL_free(self->ssl);
+    self->ssl = NULL;
     if (self->fd >= 0)
         close(self->fd);
     self->fd = -1;
@@ -206,6 +236,41 @@ static void s_close(lc_mqtt_t *self)
         m->sent = 0;
     self->next_unsent = self->head;
     self->ping_sent_us = 0;
+}
+
+/* The connection's bytes, through TLS when configured: what send(2) and recv(2) return, with
+ * TLS's "want read / want write" as EAGAIN. (SSL_write writes with write(2): the process must
+ * ignore SIGPIPE, as lcore's services do.) */
+static ssize_t s_send(lc_mqtt_t *self, const uint8_t *b, size_t n)
+{
+    if (!self->ssl)
+        return send(self->fd, b, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ERR_clear_error();
+    int w = SSL_write(self->ssl, b, (int)(n > INT32_MAX ? INT32_MAX : n));
+    if (w > 0)
+        return w;
+    int e = SSL_get_error(self->ssl, w);
+    errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN
+            : e == SSL_ERROR_SYSCALL && errno                     ? errno
+                                                                  : EPROTO;
+    return -1;
+}
+
+static ssize_t s_recv(lc_mqtt_t *self, uint8_t *b, size_t n)
+{
+    if (!self->ssl)
+        return recv(self->fd, b, n, MSG_DONTWAIT);
+    ERR_clear_error();
+    int r = SSL_read(self->ssl, b, (int)(n > INT32_MAX ? INT32_MAX : n));
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(self->ssl, r);
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN
+            : e == SSL_ERROR_SYSCALL && errno                     ? errno
+                                                                  : EPROTO;
+    return -1;
 }
 
 /* Queues bytes to write. */
@@ -230,10 +295,10 @@ static int s_fail(lc_mqtt_t *self, uint8_t reason, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(self->error, sizeof self->error, fmt, ap);
     va_end(ap);
-    if (reason && self->fd >= 0 && self->phase != P_TCP) {
+    if (reason && self->fd >= 0 && self->phase > P_TLS) {
         uint8_t b[3];
         size_t n = lc_mqtt_encode_disconnect(b, sizeof b, reason);
-        ssize_t w = send(self->fd, b, n, MSG_NOSIGNAL | MSG_DONTWAIT); /* best effort */
+        ssize_t w = s_send(self, b, n); /* best effort */
         (void)w;
     }
     s_close(self);
@@ -266,6 +331,13 @@ int lc_mqtt_connect(lc_mqtt_t *self, const char *host, const char *port)
         }
     }
     freeaddrinfo(res);
+    if (rc == 0 && self->tls_ctx && (!self->host || strcmp(self->host, host) != 0)) {
+        free(self->host);
+        if (!(self->host = strdup(host))) {
+            s_close(self);
+            rc = LC_ERR_NOMEM;
+        }
+    }
     if (rc == 0) {
         self->conn++;
         self->phase = P_TCP;
@@ -283,8 +355,7 @@ static int s_flush(lc_mqtt_t *self)
 {
     size_t off = 0;
     while (off < self->out_len) {
-        ssize_t n =
-            send(self->fd, self->out + off, self->out_len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = s_send(self, self->out + off, self->out_len - off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -520,8 +591,7 @@ static int s_read(lc_mqtt_t *self)
         if (!grown)
             return s_fail(self, 0, "out of memory");
         self->in = grown;
-        ssize_t n =
-            recv(self->fd, self->in + self->in_len, self->in_cap - self->in_len, MSG_DONTWAIT);
+        ssize_t n = s_recv(self, self->in + self->in_len, self->in_cap - self->in_len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -535,6 +605,25 @@ static int s_read(lc_mqtt_t *self)
     }
 }
 
+/* One step of the TLS handshake; CONNECT once it is done. */
+static int s_tls_step(lc_mqtt_t *self)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(self->ssl);
+    if (r == 1)
+        return s_send_connect(self);
+    int e = SSL_get_error(self->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        self->tls_want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        return 0;
+    }
+    long v = SSL_get_verify_result(self->ssl);
+    char why[120];
+    ERR_error_string_n(ERR_peek_last_error(), why, sizeof why);
+    return s_fail(self, 0, "TLS handshake with %s failed: %s", self->host,
+                  v != X509_V_OK ? X509_verify_cert_error_string(v) : why);
+}
+
 static int s_tcp_done(lc_mqtt_t *self)
 {
     int err = 0;
@@ -543,7 +632,20 @@ static int s_tcp_done(lc_mqtt_t *self)
         err = errno;
     if (err)
         return s_fail(self, 0, "connect: %s", strerror(err));
-    return s_send_connect(self);
+    if (!self->tls_ctx)
+        return s_send_connect(self);
+    /* The name to check: an IP address against the certificate's IP entries (and no SNI,
+     * which takes names only), a host name against its DNS names. */
+    uint8_t ip[16];
+    int is_ip = inet_pton(AF_INET, self->host, ip) == 1 || inet_pton(AF_INET6, self->host, ip) == 1;
+    if (!(self->ssl = SSL_new(self->tls_ctx)) || SSL_set_fd(self->ssl, self->fd) != 1 ||
+        (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(self->ssl), self->host) != 1
+               : SSL_set_tlsext_host_name(self->ssl, self->host) != 1 ||
+                     SSL_set1_host(self->ssl, self->host) != 1))
+        return s_fail(self, 0, "TLS: cannot set up the connection");
+    SSL_set_connect_state(self->ssl);
+    self->phase = P_TLS;
+    return s_tls_step(self);
 }
 
 /* Keep-alive and the handshake's deadline. */
@@ -553,7 +655,7 @@ static int s_timers(lc_mqtt_t *self)
     if (self->phase != P_UP && now - self->opened_us > S_HANDSHAKE_US)
         return s_fail(self, 0, "no answer to the handshake within %llu s",
                       (unsigned long long)(S_HANDSHAKE_US / 1000000));
-    if (!ka || self->phase == P_TCP)
+    if (!ka || self->phase <= P_TLS)
         return 0;
     if (self->ping_sent_us && now - self->ping_sent_us >= ka)
         return s_fail(self, LC_MQTT_RC_KEEP_ALIVE, "no PINGRESP within the keep-alive");
@@ -570,10 +672,12 @@ int lc_mqtt_timeout_ms(const lc_mqtt_t *self)
 {
     if (self->fd < 0)
         return -1;
+    if (self->ssl && self->phase > P_TLS && !self->paused && SSL_pending(self->ssl) > 0)
+        return 0; /* decrypted bytes wait in TLS's buffer: no poll would say so */
     uint64_t now = lc_mono_us(), ka = (uint64_t)self->keep_alive_s * 1000000, due = UINT64_MAX;
     if (self->phase != P_UP)
         due = self->opened_us + S_HANDSHAKE_US;
-    if (ka && self->phase != P_TCP) {
+    if (ka && self->phase > P_TLS) {
         uint64_t k = self->ping_sent_us ? self->ping_sent_us + ka : self->last_sent_us + ka;
         due = k < due ? k : due;
     }
@@ -591,6 +695,11 @@ int lc_mqtt_service(lc_mqtt_t *self, short revents)
         if (!(revents & (POLLOUT | POLLERR | POLLHUP)))
             return s_timers(self);
         if ((rc = s_tcp_done(self)) < 0)
+            return rc;
+    } else if (self->phase == P_TLS) {
+        if (!(revents & (POLLIN | POLLOUT | POLLERR | POLLHUP)))
+            return s_timers(self);
+        if ((rc = s_tls_step(self)) < 0)
             return rc;
     } else if (revents & (POLLIN | POLLERR | POLLHUP)) {
         if ((rc = s_read(self)) < 0)
@@ -673,7 +782,7 @@ void lc_mqtt_disconnect(lc_mqtt_t *self, int timeout_ms)
 {
     if (self->fd < 0)
         return;
-    if (self->phase != P_TCP) {
+    if (self->phase > P_TLS) {
         uint8_t b[3];
         if (s_queue(self, b, lc_mqtt_encode_disconnect(b, sizeof b, 0)) == 0) {
             uint64_t end = lc_mono_us() + (uint64_t)timeout_ms * 1000;

@@ -4,7 +4,9 @@
  * many messages in flight so that the log's group commit groups them (docs/ARCHITECTURE.md,
  * "MQTT ingest").
  *
- * What it does: one TCP connection at a time (no TLS), CONNECT with Clean Start 0 and a session
+ * What it does: one TCP connection at a time, in TLS (OpenSSL, 1.2 or later, the broker's
+ * certificate verified against tls_ca_file and its name against the host connected to) when
+ * tls_ca_file is set, CONNECT with Clean Start 0 and a session
  * expiry (a persistent session), Receive Maximum = the messages the application may hold
  * unacknowledged (a server going past it is counted, not refused: see lc_mqtt_over_window), our
  * Maximum Packet Size, Topic Alias Maximum 0 (an alias from the server is a
@@ -46,6 +48,8 @@ typedef struct {
     size_t max_queued; /* QoS 1 publishes kept until acknowledged (0: 1024) */
     lc_mqtt_message_fn *on_message;
     void *arg;
+    const char *tls_ca_file; /* PEM CA file: TLS to the broker (NULL: plain TCP). SSL_write
+                              * writes with write(2): the process must ignore SIGPIPE. */
 } lc_mqtt_opts_t;
 
 enum {

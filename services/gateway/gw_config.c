@@ -111,15 +111,17 @@ const lc_cfg_opt_t gw_config_opts[] = {
     LC_CFG_I("LCORE_GATEWAY_HEARTBEAT_MS", T, heartbeat_ms, "1000", 0, 3600000,
              "a heartbeat through workers to the store this often (0: none)"),
     LC_CFG_URLS("LCORE_GATEWAY_MQTT_URL", T, mqtt_url, "",
-                "MQTT broker, mqtt://host:port: readings from devices over MQTT (empty: no MQTT "
-                "ingest; mqtts:// is not built yet)"),
+                "MQTT broker, mqtt://host:port or mqtts://host:port (TLS, with "
+                "LCORE_GATEWAY_MQTT_CA_FILE): readings from devices over MQTT (empty: no MQTT "
+                "ingest)"),
     LC_CFG_S("LCORE_GATEWAY_MQTT_USERNAME", T, mqtt_username, "",
              "this gateway's broker user (default lcore-gw-<gateway id>)"),
     LC_CFG_S("LCORE_GATEWAY_MQTT_PASSWORD_FILE", T, mqtt_password_file, "",
              "file holding the broker user's password (first line; required with "
              "LCORE_GATEWAY_MQTT_URL)"),
     LC_CFG_S("LCORE_GATEWAY_MQTT_CA_FILE", T, mqtt_ca_file, "",
-             "PEM CA file to verify the broker with (for mqtts://, not built yet)"),
+             "PEM CA file the broker's certificate is verified against (mqtts://; its name "
+             "must be the URL's host)"),
     LC_CFG_I("LCORE_GATEWAY_MQTT_INFLIGHT", T, mqtt_inflight, "1000", 1, 65535,
              "MQTT messages held unacknowledged at once (our Receive Maximum): the group commit "
              "groups them"),
@@ -202,18 +204,20 @@ out:
 static int s_check_mqtt(gw_config_t *cfg, char *err, size_t err_len)
 {
     char host[256], port[16];
+    int tls = 0;
     if (!cfg->mqtt_url[0])
         return 0;
-    if (strncmp(cfg->mqtt_url, "mqtts://", 8) == 0) {
+    if (gw_mqtt_url_parse(cfg->mqtt_url, host, sizeof host, port, sizeof port, &tls) != 0) {
         snprintf(err, err_len,
-                 "invalid configuration: LCORE_GATEWAY_MQTT_URL: TLS to the broker is not built "
-                 "yet (use mqtt:// to a broker on this host or a private network)");
+                 "invalid configuration: LCORE_GATEWAY_MQTT_URL must be mqtt://host:port or "
+                 "mqtts://host:port (credentials go in LCORE_GATEWAY_MQTT_USERNAME and "
+                 "_PASSWORD_FILE)");
         return -1;
     }
-    if (gw_mqtt_url_parse(cfg->mqtt_url, host, sizeof host, port, sizeof port) != 0) {
+    if (tls && !cfg->mqtt_ca_file[0]) {
         snprintf(err, err_len,
-                 "invalid configuration: LCORE_GATEWAY_MQTT_URL must be mqtt://host:port "
-                 "(credentials go in LCORE_GATEWAY_MQTT_USERNAME and _PASSWORD_FILE)");
+                 "invalid configuration: mqtts:// needs LCORE_GATEWAY_MQTT_CA_FILE (the PEM CA "
+                 "the broker's certificate is checked against)");
         return -1;
     }
     if (!cfg->mqtt_password_file[0]) {

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gw_mqtt.h"
 #include "lc_http.h"
 #include "lc_log.h"
 #include "lc_record.h"
@@ -50,7 +51,7 @@ static const char *const s_result_names[S_RESULTS] = {"ok", "exists", "not_found
 struct gw_dynsec {
     struct mosquitto *mosq;
     char host[256];
-    int port;
+    int port, tls;
     int timeout_ms;
     pthread_t actor;
     int actor_started;
@@ -68,40 +69,6 @@ struct gw_dynsec {
     lc_counter_t *count[S_ACTIONS][S_RESULTS];
     lc_gauge_t *connected;
 };
-
-/* mqtt://host[:port] (or tcp://), an IPv6 address in brackets; 1883 by default. 0 or -1. */
-static int s_parse_url(const char *url, char *host, size_t cap, int *port)
-{
-    const char *p = strncmp(url, "mqtt://", 7) == 0  ? url + 7
-                    : strncmp(url, "tcp://", 6) == 0 ? url + 6
-                                                     : NULL;
-    const char *port_text = NULL;
-    size_t n;
-    if (!p || strpbrk(p, "@/?#"))
-        return -1; /* another scheme (mqtts: not yet), credentials or a path */
-    if (p[0] == '[') {
-        const char *close = strchr(p, ']');
-        if (!close || (close[1] && close[1] != ':'))
-            return -1;
-        n = (size_t)(close - p - 1);
-        port_text = close[1] ? close + 2 : NULL;
-        p++;
-    } else {
-        const char *colon = strrchr(p, ':');
-        n = colon ? (size_t)(colon - p) : strlen(p);
-        port_text = colon ? colon + 1 : NULL;
-        if (memchr(p, ':', n))
-            return -1; /* an IPv6 address without brackets */
-    }
-    char *stop = NULL;
-    long v = port_text ? strtol(port_text, &stop, 10) : 1883;
-    if (n == 0 || n >= cap || (port_text && (stop == port_text || *stop)) || v < 1 || v > 65535)
-        return -1;
-    memcpy(host, p, n);
-    host[n] = '\0';
-    *port = (int)v;
-    return 0;
-}
 
 /* ---- the connection (the actor's thread runs the callbacks) ---- */
 
@@ -619,7 +586,8 @@ static int s_setup(gw_dynsec_t *self, const gw_dynsec_opts_t *opts)
          mosquitto_int_option(self->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5) ||
          mosquitto_threaded_set(self->mosq, true) ||
          mosquitto_username_pw_set(self->mosq, opts->username, password) ||
-         mosquitto_reconnect_delay_set(self->mosq, 1, 1, false);
+         mosquitto_reconnect_delay_set(self->mosq, 1, 1, false) ||
+         (self->tls && mosquitto_tls_set(self->mosq, opts->ca_file, NULL, NULL, NULL, NULL));
     sodium_memzero(password, sizeof password);
     if (rc) {
         lc_error("broker_control_setup_failed", "client_id=%s", opts->client_id);
@@ -649,17 +617,22 @@ gw_dynsec_t *gw_dynsec_new(const gw_dynsec_opts_t *opts)
     randombytes_buf(stem, sizeof stem);
     sodium_bin2hex(self->stem, sizeof self->stem, stem, sizeof stem);
     s_metrics(self, opts->metrics);
-    if (s_parse_url(opts->url, self->host, sizeof self->host, &self->port) != 0) {
-        lc_error("broker_url_invalid", "want=\"mqtt://host[:port]\"");
+    char port[16];
+    if (gw_mqtt_url_parse(opts->url, self->host, sizeof self->host, port, sizeof port,
+                          &self->tls) != 0 ||
+        (self->tls && !(opts->ca_file && opts->ca_file[0]))) {
+        lc_error("broker_url_invalid", "want=\"mqtt://host[:port] or mqtts://host[:port] with a "
+                                       "CA file\"");
         goto fail;
     }
+    self->port = atoi(port);
     if (!opts->username[0] || s_setup(self, opts) != 0)
         goto fail;
     if (pthread_create(&self->actor, NULL, s_actor, self) != 0)
         goto fail;
     self->actor_started = 1;
-    lc_info("broker_control_started", "host=%s port=%d username=%s client_id=%s", self->host,
-            self->port, opts->username, opts->client_id);
+    lc_info("broker_control_started", "host=%s port=%d tls=%s username=%s client_id=%s", self->host,
+            self->port, self->tls ? "on" : "off", opts->username, opts->client_id);
     return self;
 fail:
     gw_dynsec_destroy(&self);

@@ -29,8 +29,9 @@ typedef struct gw_dynsec gw_dynsec_t;
 #define GW_DYNSEC_PASSWORD_LEN 64 /* 32 random bytes, hex */
 
 typedef struct {
-    const char *url;           /* the broker: mqtt://host[:port] (LCORE_GATEWAY_MQTT_URL) */
-    const char *username;      /* this gateway's broker user (LCORE_GATEWAY_MQTT_USERNAME) */
+    const char *url;      /* the broker: mqtt:// or mqtts://host[:port] (LCORE_GATEWAY_MQTT_URL) */
+    const char *ca_file;  /* mqtts: the PEM CA the broker is verified against */
+    const char *username; /* this gateway's broker user (LCORE_GATEWAY_MQTT_USERNAME) */
     const char *password_file; /* its password, first line (read here; the copy here wiped) */
     const char *client_id;     /* the control connection's MQTT client id (unique per gateway) */
     int timeout_ms;            /* how long a call waits for the broker (3000 if 0) */

@@ -93,12 +93,15 @@ struct gw_mqtt {
     lc_gauge_t *inflight, *g_connected;
 };
 
-int gw_mqtt_url_parse(const char *url, char *host, size_t host_cap, char *port, size_t port_cap)
+int gw_mqtt_url_parse(const char *url, char *host, size_t host_cap, char *port, size_t port_cap,
+                      int *tls)
 {
-    if (strncmp(url, "mqtt://", 7) != 0)
+    *tls = strncmp(url, "mqtts://", 8) == 0;
+    if (!*tls && strncmp(url, "mqtt://", 7) != 0)
         return LC_ERR_INVALID;
-    const char *h = url + 7, *end = h + strlen(h), *colon;
-    if (*h == '[') { /* [IPv6]:port */
+    const char *h = url + (*tls ? 8 : 7), *end = h + strlen(h), *colon;
+    int bracketed = *h == '[';
+    if (bracketed) { /* [IPv6]:port */
         const char *close = strchr(h, ']');
         if (!close || (close[1] != '\0' && close[1] != ':'))
             return LC_ERR_INVALID;
@@ -111,9 +114,9 @@ int gw_mqtt_url_parse(const char *url, char *host, size_t host_cap, char *port, 
             end = colon;
     }
     size_t hl = (size_t)(end - h);
-    if (hl == 0 || hl >= host_cap || strcspn(h, "@/?#") < hl)
+    if (hl == 0 || hl >= host_cap || strcspn(h, "@/?#") < hl || (!bracketed && memchr(h, ':', hl)))
         return LC_ERR_INVALID;
-    const char *p = colon ? colon + 1 : "1883";
+    const char *p = colon ? colon + 1 : *tls ? "8883" : "1883";
     char *stop = NULL;
     long n = strtol(p, &stop, 10);
     if (*p < '0' || *p > '9' || *stop != '\0' || n < 1 || n > 65535 || strlen(p) >= port_cap)
@@ -761,7 +764,7 @@ void gw_mqtt_export_off(lc_metrics_t *metrics)
 }
 
 /* The broker connection, with the password read from its file and wiped here. */
-static int s_open_mqtt(gw_mqtt_t *self)
+static int s_open_mqtt(gw_mqtt_t *self, int tls)
 {
     const gw_config_t *cfg = self->cfg;
     char password[512];
@@ -787,7 +790,8 @@ static int s_open_mqtt(gw_mqtt_t *self)
         .n_filters = LC_ARRAY_LEN(s_filters),
         .max_queued = 65535,
         .on_message = s_on_message,
-        .arg = self};
+        .arg = self,
+        .tls_ca_file = tls ? cfg->mqtt_ca_file : NULL};
     self->mq = lc_mqtt_new(&o);
     sodium_memzero(password, sizeof password);
     if (!self->mq)
@@ -809,18 +813,20 @@ gw_mqtt_t *gw_mqtt_new(const gw_mqtt_deps_t *deps)
     self->next_retry_us = UINT64_MAX;
     pthread_mutex_init(&self->lock, NULL);
     s_metrics(self, deps->metrics);
+    int tls = 0;
     if (gw_mqtt_url_parse(self->cfg->mqtt_url, self->host, sizeof self->host, self->port,
-                          sizeof self->port) != 0 ||
+                          sizeof self->port, &tls) != 0 ||
         !(self->line_buf = malloc((size_t)self->cfg->max_reading_bytes)) ||
-        (self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 || s_open_mqtt(self) < 0 ||
-        pthread_create(&self->thread, NULL, s_thread, self) != 0) {
+        (self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+        s_open_mqtt(self, tls) < 0 || pthread_create(&self->thread, NULL, s_thread, self) != 0) {
         lc_error("mqtt_start_failed", "broker=%s", self->host);
         gw_mqtt_destroy(&self);
         return NULL;
     }
     self->started = 1;
-    lc_info("mqtt_started", "broker=%s:%s username=%s client_id=%s inflight=%zu", self->host,
-            self->port, self->cfg->mqtt_username, self->cfg->mqtt_client_id, self->window);
+    lc_info("mqtt_started", "broker=%s:%s tls=%s username=%s client_id=%s inflight=%zu", self->host,
+            self->port, tls ? "on" : "off", self->cfg->mqtt_username, self->cfg->mqtt_client_id,
+            self->window);
     return self;
 }
 

@@ -46,9 +46,10 @@ void gw_mqtt_export_off(lc_metrics_t *metrics);
 /* 1 while connected and subscribed (readiness). Thread-safe. */
 int gw_mqtt_connected(const gw_mqtt_t *self);
 
-/* Parses "mqtt://host:port" ("mqtt://host" means port 1883; host may be [IPv6]) into host and
- * port. 0, or LC_ERR_INVALID (another scheme, credentials, a path, a bad port). Pure. */
-int gw_mqtt_url_parse(const char *url, char *host, size_t host_cap, char *port,
-                      size_t port_cap) LC_WUR;
+/* Parses "mqtt://host:port" or "mqtts://host:port" (TLS: *tls = 1) into host and port; the
+ * port is 1883 (mqtt) or 8883 (mqtts) when none is given; host may be [IPv6]. 0, or
+ * LC_ERR_INVALID (another scheme, credentials, a path, a bad port). Pure. */
+int gw_mqtt_url_parse(const char *url, char *host, size_t host_cap, char *port, size_t port_cap,
+                      int *tls) LC_WUR;
 
 #endif

@@ -191,6 +191,7 @@ static int s_open_dynsec(s_gateway_t *gw)
         snprintf(username, sizeof username, "lcore-gw-%s", cfg->gateway_id);
     snprintf(client_id, sizeof client_id, "%s-dynsec", username);
     gw_dynsec_opts_t o = {.url = cfg->mqtt_url,
+                          .ca_file = cfg->mqtt_ca_file,
                           .username = username,
                           .password_file = cfg->mqtt_password_file,
                           .client_id = client_id,

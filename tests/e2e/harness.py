@@ -34,7 +34,7 @@ def make_tls_cert(directory):
 def stack_ports(workers=2, stores=1, gateways=1):
     """Every port scripts/stack listens on at offset 0: instance i > 1 of a gateway, worker or
     store on its first one's ports + 10*(i-1)."""
-    ports = [15432, 8545, 9104, 5555, 1883]  # PostgreSQL, anvil, the relayer (admin, queries), MQTT
+    ports = [15432, 8545, 9104, 5555, 1883, 8883]  # PostgreSQL, anvil, the relayer (admin, queries), MQTT (plain, TLS)
     for i in range(gateways):
         ports += [p + 10 * i for p in (8080, 9101, 5551, 5556)]  # device, admin, readings, open
     ports += [9102 + 10 * i for i in range(workers)]  # admin

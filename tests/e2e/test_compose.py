@@ -718,12 +718,18 @@ def main():
         rt = apt_packages(dockerfile_stages()[-1][1])
         if not {"mosquitto", "mosquitto-clients"} <= rt:
             bad.append("the runtime image lacks mosquitto or mosquitto-clients")
-        # Once the gateway takes readings from the broker: the internal listener, its own client
-        # and its password file in its own secrets volume.
+        # Once the gateway takes readings from the broker: TLS to the published listener, the
+        # broker's certificate as its CA (on the public volume), its own client and its password
+        # file in its own secrets volume. Nothing else listens beyond the broker's loopback.
         genv = environment(svcs["gateway"])
         if "LCORE_GATEWAY_MQTT_URL" in genv:
-            if genv["LCORE_GATEWAY_MQTT_URL"] != "mqtt://mosquitto:1883":
+            if genv["LCORE_GATEWAY_MQTT_URL"] != "mqtts://mosquitto:8883":
                 bad.append(f"gateway: LCORE_GATEWAY_MQTT_URL={genv['LCORE_GATEWAY_MQTT_URL']}")
+            ca = genv.get("LCORE_GATEWAY_MQTT_CA_FILE", "")
+            if ca != "/run/lcore/public/mqtt-tls.crt" or (mount_of(svcs["gateway"], ca) or (0, ""))[1] != "public":
+                bad.append(f"gateway: LCORE_GATEWAY_MQTT_CA_FILE={ca} is not the broker's certificate on public")
+            if [l for l in opts.get("listener", []) if l.split()[0] == "1883" and l.split()[1:] != ["127.0.0.1"]]:
+                bad.append(f"mosquitto.conf: 1883 listens beyond loopback: {opts.get('listener')}")
             if genv.get("LCORE_GATEWAY_MQTT_USERNAME") != "lcore-gw-" + genv.get("LCORE_GATEWAY_ID", ""):
                 bad.append(f"gateway: LCORE_GATEWAY_MQTT_USERNAME={genv.get('LCORE_GATEWAY_MQTT_USERNAME')}")
             pw = genv.get("LCORE_GATEWAY_MQTT_PASSWORD_FILE", "")

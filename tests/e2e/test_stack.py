@@ -178,6 +178,26 @@ def main():
                 expect(line in conf, f"mosquitto.conf lacks {line!r}")
             expect(not [l for l in conf if l.startswith("log_type") and l.split()[1] in ("debug", "all")],
                    "mosquitto.conf logs debug (packets)")
+            # The gateways' listener: TLS with the stack's certificate; both gateways' ingest and
+            # provisioning connections are on it, verified; plain MQTT gets nowhere there.
+            tls_url, ca = st.vars.get("LCORE_MQTT_TLS_URL", ""), st.vars.get("LCORE_MQTT_CA_FILE", "")
+            tls_port = 8883 + st.offset
+            expect(tls_url == f"mqtts://127.0.0.1:{tls_port}" and ca == os.path.join(mqtt, "tls.crt"),
+                   f"LCORE_MQTT_TLS_URL={tls_url!r} LCORE_MQTT_CA_FILE={ca!r}")
+            expect(f"listener {tls_port} 127.0.0.1" in conf, "mosquitto.conf lacks the TLS listener")
+            for gw in ("gateway", "gateway-2"):
+                log = open(os.path.join(st.dir, "log", gw + ".log")).read()
+                for event in ("mqtt_started", "broker_control_started"):
+                    line = [l for l in log.splitlines() if f"event={event} " in l][-1:]
+                    expect(line and f":{tls_port}" in line[0].replace(" port=", ":") and "tls=on" in line[0],
+                           f"{gw}: {event} not over TLS to {tls_port}: {line}")
+                expect("event=mqtt_connected" in log, f"{gw}: never connected to the broker over TLS")
+            out = mqtt_client("mosquitto_sub", tls_port, "lcore-admin", admin_pw, "--cafile", ca,
+                              "-t", "$SYS/broker/version", "-C", "1", "-W", "5")
+            expect(out.returncode == 0 and "mosquitto" in out.stdout,
+                   f"the admin over TLS, verified: exit {out.returncode} {out.stderr!r}")
+            out = mqtt_client("mosquitto_sub", tls_port, "lcore-admin", admin_pw, "-t", "#", "-W", "2")
+            expect(out.returncode != 0, f"plain MQTT to the TLS listener: exit {out.returncode}")
             # Anonymous: refused at CONNECT (CONNACK 5, "not authorised"); a wrong password too.
             out = mqtt_client("mosquitto_sub", port, None, None, "-t", "#", "-W", "2")
             expect(out.returncode == 5 and "not authorised" in out.stderr,

@@ -565,18 +565,19 @@ static void test_no_broker_fails_within_the_timeout(void **state)
     assert_true(s_now() - t0 < 2.5);
     lc_metrics_destroy(&m);
     /* A bad URL or an unreadable password is refused at start. */
-    static const char *const bad[] = {"mqtts://127.0.0.1:1", "http://h:1",     "mqtt://",
-                                      "mqtt://h:",           "mqtt://h:0",     "mqtt://h:65536",
-                                      "mqtt://h:1x",         "mqtt://u:p@h:1", "mqtt://h:1/x",
-                                      "mqtt://::1:1",        "mqtt://[::1",    "mqtt://[::1]x"};
-    static const char *const good[] = {"mqtt://localhost", "tcp://127.0.0.1:1", "mqtt://[::1]:1",
+    static const char *const bad[] = {"tcp://127.0.0.1:1", "http://h:1",     "mqtt://",
+                                      "mqtt://h:",         "mqtt://h:0",     "mqtt://h:65536",
+                                      "mqtt://h:1x",       "mqtt://u:p@h:1", "mqtt://h:1/x",
+                                      "mqtt://::1:1",      "mqtt://[::1",    "mqtt://[::1]x"};
+    static const char *const good[] = {"mqtt://localhost", "mqtts://127.0.0.1:1", "mqtt://[::1]:1",
                                        "mqtt://[::1]"};
     m = lc_metrics_new();
     gw_dynsec_opts_t o = {.username = S_GW_USER,
                           .password_file = s_env.gw_pw_file,
                           .client_id = "x",
                           .timeout_ms = 100,
-                          .metrics = m};
+                          .metrics = m,
+                          .ca_file = "/etc/ssl/certs/ca-certificates.crt"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         o.url = bad[i];
         d = gw_dynsec_new(&o);
@@ -590,6 +591,9 @@ static void test_no_broker_fails_within_the_timeout(void **state)
             fail_msg("%s refused", good[i]);
         gw_dynsec_destroy(&d);
     }
+    o.url = "mqtts://127.0.0.1:1"; /* TLS without a CA file */
+    o.ca_file = NULL;
+    assert_null(gw_dynsec_new(&o));
     o.url = "mqtt://127.0.0.1:1";
     o.password_file = "/nonexistent/lcore-test";
     assert_null(gw_dynsec_new(&o));

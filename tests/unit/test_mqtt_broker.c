@@ -4,7 +4,10 @@
  * again by the broker when the same client id comes back (persistent session, even after the
  * client vanished without DISCONNECT), and not once it has been acknowledged; the broker holds
  * back what is over our Receive Maximum until we acknowledge, and then loses nothing; MQTT 5
- * response topic and correlation data come through. Skipped when mosquitto is not installed. */
+ * response topic and correlation data come through; over TLS (a second listener with a
+ * certificate made here by openssl) the broker is verified against the CA and by name, and a
+ * broker signed by another CA or connected to by another name is refused. Skipped when
+ * mosquitto is not installed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,7 +31,7 @@
 
 typedef struct {
     pid_t pid;
-    char port[16];
+    char port[16], tls_port[16];
     char dir[64];
 } s_broker_t;
 
@@ -82,14 +85,28 @@ static int s_setup(void **state)
     snprintf(b.dir, sizeof b.dir, "/tmp/lcore-mqtt-XXXXXX");
     assert_non_null(mkdtemp(b.dir));
     snprintf(b.port, sizeof b.port, "%d", s_free_port());
+    snprintf(b.tls_port, sizeof b.tls_port, "%d", s_free_port());
+    /* A CA, the broker's certificate from it (DNS:localhost only), and a CA of no relation. */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && K='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes' && "
+             "openssl req -x509 $K -keyout ca.key -out ca.crt -days 2 -subj /CN=lcore-test-ca && "
+             "openssl req -x509 $K -keyout other.key -out other.crt -days 2 -subj /CN=other && "
+             "openssl req $K -keyout srv.key -out srv.csr -subj /CN=localhost && "
+             "printf 'subjectAltName=DNS:localhost\\n' > ext && "
+             "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+             "-out srv.crt -days 2 -extfile ext",
+             b.dir);
+    assert_int_equal(system(cmd), 0);
     char conf[128];
     snprintf(conf, sizeof conf, "%s/mosquitto.conf", b.dir);
     FILE *f = fopen(conf, "w");
     assert_non_null(f);
     fprintf(f,
             "listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 100000\nlog_dest none\n",
-            b.port);
+            "max_queued_messages 100000\nlog_dest none\nuser %s\n"
+            "listener %s 127.0.0.1\ncertfile %s/srv.crt\nkeyfile %s/srv.key\n",
+            b.port, getenv("USER") ? getenv("USER") : "root", b.tls_port, b.dir, b.dir);
     fclose(f);
     b.pid = fork();
     if (b.pid == 0) {
@@ -281,6 +298,90 @@ static void test_nothing_listening(void **state)
     lc_mqtt_destroy(&c);
 }
 
+/* The client over TLS to the broker's second listener, as `host`, trusting `ca`: its state
+ * once the handshake is over (or failed). */
+static lc_mqtt_t *s_tls_client(const s_broker_t *b, const char *host, const char *ca, int *up)
+{
+    char ca_file[128];
+    snprintf(ca_file, sizeof ca_file, "%s/%s", b->dir, ca);
+    lc_mqtt_opts_t o = {.client_id = "tls-client",
+                        .keep_alive_s = 30,
+                        .receive_max = 10,
+                        .on_message = s_on_message,
+                        .arg = NULL,
+                        .tls_ca_file = ca_file};
+    lc_mqtt_t *c = lc_mqtt_new(&o);
+    assert_non_null(c);
+    int rc = lc_mqtt_connect(c, host, b->tls_port);
+    for (int i = 0; i < 100 && rc == 0 && lc_mqtt_state(c) != LC_MQTT_UP; i++)
+        rc = lc_mqtt_run(c, 50);
+    *up = rc == 0 && lc_mqtt_state(c) == LC_MQTT_UP;
+    return c;
+}
+
+static void test_tls(void **state)
+{
+    s_broker_t *b = *state;
+    if (!b)
+        skip();
+    int up = 0;
+    /* Verified: a message goes through the TLS connection and comes back. */
+    s_inbox_t in = {0};
+    lc_mqtt_t *c = s_tls_client(b, "localhost", "ca.crt", &up);
+    if (!up)
+        fail_msg("TLS to a broker with a certificate of our CA: %s", lc_mqtt_error(c));
+    lc_mqtt_destroy(&c);
+    static const char *const filters[] = {"tls/+/data"};
+    char ca_file[128];
+    snprintf(ca_file, sizeof ca_file, "%s/ca.crt", b->dir);
+    lc_mqtt_opts_t o = {.client_id = "tls-sub",
+                        .keep_alive_s = 30,
+                        .session_expiry_s = 60,
+                        .receive_max = 10,
+                        .filters = filters,
+                        .n_filters = 1,
+                        .on_message = s_on_message,
+                        .arg = &in,
+                        .tls_ca_file = ca_file};
+    c = lc_mqtt_new(&o);
+    assert_non_null(c);
+    assert_int_equal(lc_mqtt_connect(c, "localhost", b->tls_port), 0);
+    for (int i = 0; i < 100 && lc_mqtt_state(c) != LC_MQTT_UP; i++)
+        assert_int_equal(lc_mqtt_run(c, 50), 0);
+    assert_int_equal(lc_mqtt_state(c), LC_MQTT_UP);
+    lc_mqtt_publish_t p = {.qos = 1,
+                           .topic = "tls/d/data",
+                           .topic_len = 10,
+                           .payload = (const uint8_t *)"sealed-in-transit",
+                           .payload_len = 17,
+                           .payload_format = -1};
+    assert_int_equal(lc_mqtt_publish(c, &p), 0);
+    s_pump(c, &in, 1, 3000);
+    assert_int_equal(in.n, 1);
+    assert_string_equal(in.payload[0], "sealed-in-transit");
+    assert_int_equal(lc_mqtt_ack(c, in.conn[0], in.pid[0]), 0);
+    lc_mqtt_disconnect(c, 500);
+    lc_mqtt_destroy(&c);
+    /* Refused: a broker signed by another CA; a name the certificate does not carry. */
+    c = s_tls_client(b, "localhost", "other.crt", &up);
+    assert_false(up);
+    assert_non_null(strstr(lc_mqtt_error(c), "TLS handshake"));
+    lc_mqtt_destroy(&c);
+    c = s_tls_client(b, "127.0.0.1", "ca.crt", &up); /* the same broker: no IP in its names */
+    assert_false(up);
+    assert_non_null(strstr(lc_mqtt_error(c), "TLS handshake"));
+    lc_mqtt_destroy(&c);
+    /* Plain MQTT to the TLS listener gets nowhere either. */
+    lc_mqtt_opts_t plain = {.client_id = "plain", .receive_max = 10, .on_message = s_on_message};
+    c = lc_mqtt_new(&plain);
+    assert_non_null(c);
+    int rc = lc_mqtt_connect(c, "127.0.0.1", b->tls_port);
+    for (int i = 0; i < 60 && rc == 0 && lc_mqtt_state(c) != LC_MQTT_UP; i++)
+        rc = lc_mqtt_run(c, 50);
+    assert_int_not_equal(lc_mqtt_state(c), LC_MQTT_UP);
+    lc_mqtt_destroy(&c);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -288,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_unacked_is_redelivered),
         cmocka_unit_test(test_receive_maximum_holds_back),
         cmocka_unit_test(test_nothing_listening),
+        cmocka_unit_test(test_tls),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
