@@ -111,6 +111,10 @@ static int s_tls_ctx(lc_mqtt_t *self, const char *ca_file)
     if (!(self->tls_ctx = SSL_CTX_new(TLS_client_method())))
         return -1;
     SSL_CTX_set_min_proto_version(self->tls_ctx, TLS1_2_VERSION);
+    /* Like send(2): a write may take part of the bytes, and the output buffer moves (it is
+     * compacted and grown between tries). */
+    SSL_CTX_set_mode(self->tls_ctx,
+                     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_verify(self->tls_ctx, SSL_VERIFY_PEER, NULL);
     if (SSL_CTX_load_verify_locations(self->tls_ctx, ca_file, NULL) != 1) {
         s_set_error(self, "cannot load the CA file %s", ca_file);
@@ -701,7 +705,8 @@ int lc_mqtt_service(lc_mqtt_t *self, short revents)
             return s_timers(self);
         if ((rc = s_tls_step(self)) < 0)
             return rc;
-    } else if (revents & (POLLIN | POLLERR | POLLHUP)) {
+    } else if ((revents & (POLLIN | POLLERR | POLLHUP)) ||
+               (self->ssl && !self->paused && SSL_pending(self->ssl) > 0)) {
         if ((rc = s_read(self)) < 0)
             return rc;
     }

@@ -24,9 +24,8 @@ const lc_cfg_opt_t gw_config_opts[] = {
     LC_CFG_I("LCORE_GATEWAY_THREADS", T, threads, "2", 1, 64,
              "HTTP worker threads (signature checks run on them)"),
     LC_CFG_I("LCORE_GATEWAY_QUERY_THREADS", T, query_threads, "4", 1, 64,
-             "threads that run the device listener's reader routes and registration (they wait "
-             "for the store, the relayer, a crypto worker or the broker; the HTTP worker threads "
-             "stay free for readings)"),
+             "threads that run the device listener's reader routes (they wait for the store, the "
+             "relayer or a crypto worker; the HTTP worker threads stay free for readings)"),
     LC_CFG_S("LCORE_GATEWAY_ID", T, gateway_id, "",
              "this gateway's id for ack routing (default: hostname-port)"),
     LC_CFG_S("LCORE_ADMIN_TOKEN_SHA256_FILE", T, admin_token_sha256_file, "",

@@ -40,8 +40,8 @@ struct gw_http {
     atomic_int started;   /* the device listener runs: libmicrohttpd's messages are per client */
     atomic_int stopping;  /* SIGTERM: readings get 503, waiting requests finish */
     atomic_int suspended; /* requests waiting for the log or a query thread */
-    /* Query threads: the device listener's reader routes and registration wait for the store,
-     * the relayer, a crypto worker or the broker there, not on libmicrohttpd's threads. */
+    /* Query threads: the device listener's reader routes wait for the store, the relayer or a
+     * crypto worker there, not on libmicrohttpd's threads (which verify readings). */
     pthread_mutex_t q_lock;
     pthread_cond_t q_cond;
     struct s_req *q_head, *q_tail; /* under q_lock */
@@ -498,7 +498,10 @@ static void s_run_deferred(gw_http_t *self, s_req_t *req)
                       .body = req->body ? req->body : "",
                       .len = req->len,
                       .chain_unanswered = self->chain_unanswered};
-    (void)s_handlers[req->route](&call);
+    if (atomic_load(&self->stopping)) /* what is still queued at SIGTERM is not started */
+        (void)gw_reply_error(&call, 503, "not_ready", "the gateway is shutting down", 1);
+    else
+        (void)s_handlers[req->route](&call);
     MHD_resume_connection(req->conn);
 }
 
