@@ -222,6 +222,14 @@ def gateway_fsync_group(stack):
     return s / c if c else 0.0
 
 
+def write_result(name, result):
+    """A phase's outcome row: $LCORE_FAULTS_OUT/<name>.json (report.py's input), and a RESULT line."""
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, f"{name}.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"RESULT {json.dumps(result)}", flush=True)
+
+
 def run_phase(stack, checks, name, title, fault, rate=800, duration=20, fault_at=4,
               devices=20, side_loads=(), poison_prefix=None):
     """One fault under load. fault(stack) injects it and recovers, returning the wall time the
@@ -298,10 +306,7 @@ def run_phase(stack, checks, name, title, fault, rate=800, duration=20, fault_at
         for s in sides:
             s.stop()
         sampler.stop()
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, f"{name}.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"RESULT {json.dumps(result)}", flush=True)
+    write_result(name, result)
 
     def contract():
         expect(result["accepted"] > rate * duration * 0.5,

@@ -9,15 +9,14 @@ broker redelivers to the gateways, and a device that lost its connection reconne
      and gateways reconnect.
 Each phase checks against PostgreSQL: every reading whose result came back accepted, and every
 reading the broker PUBACKed to its device (lcore-sim --puback-ids), is stored exactly once."""
-import json
 import os
 import signal
 import subprocess
 import threading
 import time
 
-from faults import (BIN, FAULT_ENV, OUT, Checks, Load, Sampler, await_recovery, expect, ids_where, kill, stack_up,
-                    Stack)
+from faults import (BIN, FAULT_ENV, Checks, Load, Sampler, await_recovery, expect, ids_where, kill, stack_up,
+                    Stack, write_result)
 from harness import metric_at, readyz
 
 GATEWAYS = (("gateway", "LCORE_GATEWAY_ADMIN_URL"), ("gateway-2", "LCORE_GATEWAY_2_ADMIN_URL"))
@@ -177,10 +176,7 @@ def mqtt_phase(stack, checks, name, title, fault=None, duration=10, fault_at=4, 
     finally:
         load.stop()
         sampler.stop()
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, f"{name}.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"RESULT {json.dumps(result)}", flush=True)
+    write_result(name, result)
 
     def contract():
         expect(result["accepted"] >= RATE * 5, f"too few readings accepted to mean anything: {result['accepted']}")
