@@ -138,6 +138,11 @@ const lc_cfg_opt_t gw_config_opts[] = {
              60000,
              "how long a registration, revoke or reactivate waits for the broker's "
              "dynamic-security plugin, connecting included; then the answer carries a warning"),
+#ifdef LCORE_FAULT_HOOKS
+    LC_CFG_I("LCORE_GATEWAY_HOLD_LOGGED_MS", T, hold_logged_ms, "0", 0, 60000,
+             "fault-injection builds only: an HTTP reading waits this long on its worker thread "
+             "after the log took it, before it waits for the log to be durable"),
+#endif
 };
 #undef T
 const size_t gw_config_opts_len = sizeof gw_config_opts / sizeof gw_config_opts[0];

@@ -58,6 +58,9 @@ typedef struct {
     /* MQTT provisioning (gw_dynsec) */
     int mqtt_provision;
     long long mqtt_provision_timeout_ms;
+#ifdef LCORE_FAULT_HOOKS
+    long long hold_logged_ms;
+#endif
 } gw_config_t;
 
 extern const lc_cfg_opt_t gw_config_opts[];

@@ -37,9 +37,10 @@ struct gw_http {
     struct MHD_Daemon *daemon;
     gw_budget_t *budget; /* request bodies in flight, across all connections */
     gw_conn_limit_t *per_ip;
-    atomic_int started;   /* the device listener runs: libmicrohttpd's messages are per client */
-    atomic_int stopping;  /* SIGTERM: readings get 503, waiting requests finish */
-    atomic_int suspended; /* requests waiting for the log or a query thread */
+    atomic_int started;  /* the device listener runs: libmicrohttpd's messages are per client */
+    atomic_int stopping; /* SIGTERM: readings get 503, waiting requests finish */
+    atomic_int active;   /* device listener requests begun, their answer not yet sent */
+    atomic_int closing;  /* MHD_stop_daemon comes: nothing may be suspended (s_may_suspend) */
     /* Query threads: the device listener's reader routes wait for the store, the relayer or a
      * crypto worker there, not on libmicrohttpd's threads (which verify readings). */
     pthread_mutex_t q_lock;
@@ -73,6 +74,7 @@ typedef struct s_req {
     uint64_t start_us;
     struct MHD_Connection *conn;
     int waiting;  /* suspended on the log, or on a query thread (deferred) */
+    int counted;  /* in gw_http_t.active */
     int deferred; /* run on a query thread: its answer is in answer */
     gw_answer_t answer;
     struct s_req *q_next;      /* on the query threads' queue */
@@ -196,13 +198,61 @@ static void s_durable(void *arg, int status)
     MHD_resume_connection(req->conn);
 }
 
+/* 0 once the daemon is closing: the caller answers without suspending. A request is counted
+ * in `active` before it reads `closing`, and gw_http_destroy sets `closing` before it reads
+ * `active`: one of them sees the other, so a request that suspends is waited for. */
+static int s_may_suspend(gw_http_t *self)
+{
+    return !atomic_load(&self->closing);
+}
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, status;
+} s_sync_t;
+
+static void s_sync_durable(void *arg, int status)
+{
+    s_sync_t *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    w->status = status;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The daemon is closing (a reading logged just as SIGTERM came): waits for entry `lsn` on this
+ * thread, as the relay still runs. Returns what the log said. */
+static int s_wait_here(gw_http_t *self, uint64_t lsn)
+{
+    s_sync_t w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    int rc = gw_wal_notify(self->deps.wal, lsn, s_sync_durable, &w);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    return w.status;
+}
+
+static enum MHD_Result s_answer_logged(gw_http_t *self, struct MHD_Connection *c, s_req_t *req);
+
 /* Suspends the request until log entry `lsn` is durable; the answer comes in s_resumed. The
  * connection is suspended before the log can call back, so the resume never comes first. */
 static enum MHD_Result s_wait(gw_http_t *self, struct MHD_Connection *c, s_req_t *req, uint64_t lsn)
 {
     req->conn = c;
+#ifdef LCORE_FAULT_HOOKS
+    if (self->deps.cfg->hold_logged_ms) /* a SIGTERM can come while it holds (test_fault_gateway) */
+        usleep((useconds_t)self->deps.cfg->hold_logged_ms * 1000);
+#endif
+    if (!s_may_suspend(self)) {
+        req->log_status = s_wait_here(self, lsn);
+        return s_answer_logged(self, c, req);
+    }
     req->waiting = 1;
-    atomic_fetch_add(&self->suspended, 1);
     lc_gauge_add(self->waiting, 1);
     MHD_suspend_connection(c);
     int rc = gw_wal_notify(self->deps.wal, lsn, s_durable, req);
@@ -291,27 +341,33 @@ static enum MHD_Result s_compat(gw_http_t *self, struct MHD_Connection *c, s_req
     return s_reply_result(self, c, &req->one);
 }
 
+/* Answers a request whose readings the log took, with what the log said about them. */
+static enum MHD_Result s_answer_logged(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
+{
+    enum MHD_Result ret;
+    if (req->route == GW_ROUTE_REQUEST_BATCH) {
+        ret = s_request_batch_reply(self, c, req);
+    } else {
+        s_settle(&req->one, req->log_status);
+        ret = s_reply_result(self, c, &req->one);
+    }
+    lc_histogram_observe(self->latency[req->route], (double)(lc_mono_us() - req->start_us) / 1e6);
+    return ret;
+}
+
 /* A request resumed by the log (answers it with what the log said) or by its query thread
  * (queues the answer built there). */
 static enum MHD_Result s_resumed(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
 {
     req->waiting = 0;
-    atomic_fetch_sub(&self->suspended, 1);
-    enum MHD_Result ret;
-    if (req->deferred) {
-        if (req->answer.resp)
-            s_count(self, req->answer.status);
-        ret = lc_http_queue(c, req->answer.status, req->answer.resp);
-        req->answer.resp = NULL;
-    } else {
+    if (!req->deferred) {
         lc_gauge_add(self->waiting, -1);
-        if (req->route == GW_ROUTE_REQUEST_BATCH) {
-            ret = s_request_batch_reply(self, c, req);
-        } else {
-            s_settle(&req->one, req->log_status);
-            ret = s_reply_result(self, c, &req->one);
-        }
+        return s_answer_logged(self, c, req);
     }
+    if (req->answer.resp)
+        s_count(self, req->answer.status);
+    enum MHD_Result ret = lc_http_queue(c, req->answer.status, req->answer.resp);
+    req->answer.resp = NULL;
     lc_histogram_observe(self->latency[req->route], (double)(lc_mono_us() - req->start_us) / 1e6);
     return ret;
 }
@@ -469,11 +525,12 @@ static enum MHD_Result s_run_bodiless(gw_http_t *self, struct MHD_Connection *c,
  * thread builds the answer and resumes the connection (s_resumed queues it). */
 static enum MHD_Result s_defer(gw_http_t *self, struct MHD_Connection *c, s_req_t *req)
 {
+    if (!s_may_suspend(self))
+        return s_error(self, c, 503, "not_ready", "the gateway is shutting down", 1);
     req->conn = c;
     req->waiting = 1;
     req->deferred = 1;
     req->q_next = NULL;
-    atomic_fetch_add(&self->suspended, 1);
     MHD_suspend_connection(c);
     pthread_mutex_lock(&self->q_lock);
     if (self->q_tail)
@@ -635,6 +692,10 @@ static enum MHD_Result s_begin(gw_http_t *self, gw_listener_t listener, struct M
     req->start_us = req->start_us ? req->start_us : lc_mono_us();
     req->token = token;
     memcpy(req->param, param, sizeof req->param);
+    if (listener == GW_LISTENER_DEVICE) { /* gw_http_destroy waits until it is answered */
+        req->counted = 1;
+        atomic_fetch_add(&self->active, 1);
+    }
     *con_cls = req;
     return MHD_YES;
 }
@@ -672,6 +733,8 @@ static enum MHD_Result s_complete(gw_http_t *self, struct MHD_Connection *c, s_r
     if (req->over_budget)
         return s_error(self, c, 503, "overloaded",
                        "the gateway holds too many request bodies; retry later", 1);
+    if (atomic_load(&self->stopping) && s_is_ingest(req->route)) /* came while its body did */
+        return s_error(self, c, 503, "not_ready", "the gateway is shutting down", 1);
     if (req->route != GW_ROUTE_REQUEST_BATCH) {
         void *body = req->body;
         if (gw_budget_grow(self->budget, 0, &req->held, &body, &req->cap, req->len + 1, 1) < 0)
@@ -748,11 +811,14 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     (void)c;
     (void)toe;
+    gw_http_t *self = cls;
     s_req_t *req = *con_cls;
     if (req) {
+        if (req->counted)
+            atomic_fetch_sub(&self->active, 1);
         if (req->answer.resp)
             MHD_destroy_response(req->answer.resp);
-        s_req_free(cls, req); /* wipes */
+        s_req_free(self, req); /* wipes */
         gw_token_clear(&req->token);
         free(req);
         *con_cls = NULL;
@@ -923,21 +989,29 @@ gw_http_t *gw_http_new(const gw_http_deps_t *deps)
     return self;
 }
 
+/* Waits up to ticks * 10 ms for the requests begun to be answered. */
+static void s_drain(gw_http_t *self, int ticks)
+{
+    for (int i = 0; i < ticks && atomic_load(&self->active) > 0; i++)
+        usleep(10000);
+    if (atomic_load(&self->active) > 0)
+        lc_warn("http_stop_with_waiting_requests", "n=%d", atomic_load(&self->active));
+}
+
 void gw_http_destroy(gw_http_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     gw_http_t *self = *self_p;
     lc_admin_remove_routes(self->deps.admin, self);
-    /* No new connections; readings on open ones get 503; requests waiting for the log (the
-     * relay still runs) or on a query thread get their answer before MHD stops: it must not
-     * hold suspended ones. */
+    /* No new connections; new readings on open ones get 503; the requests begun, those waiting
+     * for the log (the relay still runs) or on a query thread included, are answered before
+     * MHD stops: it would cut their answers and abort on a suspended connection. */
     atomic_store(&self->stopping, 1);
     MHD_quiesce_daemon(self->daemon);
-    for (int i = 0; i < 3000 && atomic_load(&self->suspended) > 0; i++)
-        usleep(10000);
-    if (atomic_load(&self->suspended) > 0)
-        lc_warn("http_stop_with_waiting_requests", "n=%d", atomic_load(&self->suspended));
+    s_drain(self, 3000);
+    atomic_store(&self->closing, 1);
+    s_drain(self, 3000); /* those begun before they saw `closing` (s_may_suspend) */
     MHD_stop_daemon(self->daemon);
     s_stop_query_threads(self);
     gw_budget_destroy(&self->budget);
