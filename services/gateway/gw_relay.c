@@ -31,6 +31,8 @@ typedef struct s_entry {
     uint64_t segment;
     uint64_t durable_us; /* monotonic: when the log made it durable (or replayed it) */
     uint64_t due_us;     /* in flight: when it counts as lost */
+    uint64_t sent_us;    /* monotonic: its last delivery (0: none yet) */
+    uint64_t wait_us;    /* that delivery's timeout */
     uint32_t attempts;   /* deliveries so far */
     uint8_t record_id[LC_RECORD_ID_LEN];
     size_t len;
@@ -67,11 +69,14 @@ struct gw_relay {
     size_t n_segs, cap_segs;
     uint64_t replay_released;
     uint64_t rng;
+    uint64_t last_ack_us;   /* monotonic: the last ack of a reading still in the log */
+    uint64_t away_us;       /* monotonic: the last scan that found the store away */
+    uint64_t acked_sent_us; /* the latest delivery time among the readings acknowledged */
     uint8_t (*acked)[LC_RECORD_ID_LEN]; /* ids acknowledged this turn, for the log */
     size_t n_acked, cap_acked;
 
     lc_counter_t *c_sent, *c_redelivered, *c_acked, *c_dead, *c_dups, *c_bad, *c_blocked;
-    lc_counter_t *c_conflicts, *c_replayed, *c_replay_bad;
+    lc_counter_t *c_conflicts, *c_replayed, *c_replay_bad, *c_deferred;
     lc_gauge_t *g_in_flight, *g_unsent, *g_suspects, *g_oldest, *g_workers;
     lc_counter_t *c_heartbeats;
     lc_histogram_t *h_ack_seconds;
@@ -302,7 +307,9 @@ static int s_send_one(gw_relay_t *self, void *sock, s_entry_t *e, int solo, uint
     s_unlink(s_list_of(self, e), e);
     e->attempts++;
     e->where = S_IN_FLIGHT;
-    e->due_us = now + s_timeout_us(self, solo ? 1 : e->attempts);
+    e->sent_us = now;
+    e->wait_us = s_timeout_us(self, solo ? 1 : e->attempts);
+    e->due_us = now + e->wait_us;
     s_push_back(&self->in_flight, e);
     lc_counter_inc(e->attempts == 1 ? self->c_sent : self->c_redelivered);
     return 0;
@@ -390,6 +397,9 @@ static void s_ack_one(void *arg, const uint8_t id[LC_RECORD_ID_LEN], int conflic
         return; /* a second ack (redelivered duplicate), or another life's reading */
     lc_counter_inc(self->c_acked);
     lc_histogram_observe(self->h_ack_seconds, (double)(ctx->now - e->durable_us) / 1e6);
+    self->last_ack_us = ctx->now;
+    if (e->sent_us > self->acked_sent_us)
+        self->acked_sent_us = e->sent_us;
     if (conflict) {
         lc_counter_inc(self->c_conflicts);
         static lc_log_limit_t limit = LC_LOG_LIMIT_INIT;
@@ -522,11 +532,27 @@ static int s_dead_letter(gw_relay_t *self, s_entry_t *e)
     return rc;
 }
 
+/* Whether an overdue delivery is lost: a delivery made a whole timeout after it is already
+ * acknowledged (workers and the store take readings roughly in order), or no ack came for a
+ * timeout since the store was last away (nothing moves). Otherwise the acks still coming are
+ * for readings sent before it, or the store has just come back: it waits in a queue that is
+ * catching up, which is not an attempt. */
+static int s_lost(const gw_relay_t *self, const s_entry_t *e, uint64_t now)
+{
+    uint64_t moved = self->last_ack_us > self->away_us ? self->last_ack_us : self->away_us;
+    return self->acked_sent_us >= e->sent_us + e->wait_us || now - moved >= e->wait_us;
+}
+
 /* Readings whose ack is overdue go back to the front of the queue, or to the dead letters. */
 static void s_scan(gw_relay_t *self)
 {
     uint64_t now = lc_mono_us();
-    int ready = atomic_load(&self->store_ready);
+    /* Away: its ping fails, or no store is connected to the events socket (a store killed is
+     * seen at once there, a ping only after its timeout). */
+    int linked = !self->store_events || lc_zmq_peers_update(self->store_events) > 0;
+    int ready = atomic_load(&self->store_ready) && linked;
+    if (!ready)
+        self->away_us = now;
     int dead_budget = S_DEAD_PER_TICK;
     s_list_t again = {0};
     uint64_t oldest = UINT64_MAX;
@@ -546,6 +572,11 @@ static void s_scan(gw_relay_t *self)
         if (!ready) {
             /* The store cannot write: the reading is waiting, not lost. Not an attempt. */
             e->due_us = now + s_timeout_us(self, 1);
+            continue;
+        }
+        if (!s_lost(self, e, now)) {
+            e->due_us = now + s_timeout_us(self, 1) / 4;
+            lc_counter_inc(self->c_deferred);
             continue;
         }
         if (e->attempts >= self->opts.max_attempts) {
@@ -580,8 +611,6 @@ static void s_scan(gw_relay_t *self)
     lc_gauge_set(self->g_suspects, (double)self->suspects.n);
     lc_gauge_set(self->g_oldest, oldest == UINT64_MAX ? 0 : (double)(now - oldest) / 1e6);
     lc_gauge_set(self->g_workers, (double)lc_zmq_peers_update(self->workers));
-    if (self->store_events)
-        lc_zmq_peers_update(self->store_events);
 }
 
 /* A heartbeat: an empty Reading that the workers pass through unsealed to the store. Skipped
@@ -682,6 +711,11 @@ gw_relay_t *gw_relay_new(const gw_relay_opts_t *opts)
     self->c_redelivered =
         lc_metrics_counter(m, "lcore_gateway_readings_redelivered_total",
                            "Readings sent again after their ack was overdue", NULL);
+    self->c_deferred = lc_metrics_counter(
+        m, "lcore_gateway_redeliveries_deferred_total",
+        "Overdue deliveries given more time, not counted as lost: acks were still coming for "
+        "readings sent before them, or the store had just come back",
+        NULL);
     self->c_conflicts = lc_metrics_counter(
         m, "lcore_gateway_seq_conflicts_total",
         "Readings whose (device_id, seq) holds another reading: refused with 409 (gateway), or "
