@@ -44,8 +44,10 @@ const lc_cfg_opt_t ch_config_opts[] = {
              "blocks on top of an anchor's block before it counts as confirmed"),
     LC_CFG_I("LCORE_CHAIN_FINALITY", T, finality, "64", 1, 100000,
              "blocks on top before an anchor counts as finalized (no more reorg checks)"),
-    LC_CFG_I("LCORE_CHAIN_ANCHOR_MAX", T, anchor_max, "1000", 1, 100000,
-             "most records in one anchor (one transaction)"),
+    LC_CFG_I("LCORE_CHAIN_ANCHOR_MAX", T, anchor_max, "100000", 1, 100000,
+             "most records in one anchor (one transaction; the gas is per anchor, not per "
+             "record): under load an anchor takes every record waiting, up to this; 104 bytes "
+             "a record are reserved for the anchor being formed (10 MiB at 100000)"),
     LC_CFG_I("LCORE_CHAIN_ANCHOR_WINDOW_MS", T, anchor_window_ms, "2000", 0, 3600000,
              "longest a stored record waits for its anchor to fill"),
     LC_CFG_I("LCORE_CHAIN_MAX_INFLIGHT", T, max_inflight, "4", 1, 64,

@@ -9,9 +9,11 @@
 #include "lc_record.h"
 #include "lc_zmq.h"
 
-#define CH_FEED_STORES_MAX 256   /* store ids the relayer follows (positions answers are capped) */
-#define CH_FEED_PAGE 1000        /* records asked for per records_after */
-#define CH_FEED_PAGES_PER_RUN 8  /* per store and call: the relayer's tick must come round */
+#define CH_FEED_STORES_MAX 256 /* store ids the relayer follows (positions answers are capped) */
+#define CH_FEED_PAGE 1000      /* records asked for per records_after */
+/* Catch-up pages per call, across stores, for about this long: the relayer's tick must come
+ * round. */
+#define CH_FEED_RUN_MS 500
 #define CH_FEED_RECORDS_MAX 5000 /* in one message: a store's largest write batch */
 #define CH_FEED_QUERY_TIMEOUT_MS 5000
 
@@ -30,6 +32,7 @@ struct ch_feed {
     size_t n_stores;
     int64_t catch_up_ms, compare_at; /* zclock_mono */
     int stores_answer;               /* the last store_positions was answered (logged on change) */
+    int behind_any;                  /* the last catch-up left records to take (ch_feed_behind) */
     ch_feed_record_t *buf;           /* CH_FEED_RECORDS_MAX */
     lc_counter_t *taken, *from_events, *from_queries, *gaps, *bad_events, *bad_replies;
     lc_gauge_t *behind;
@@ -264,15 +267,17 @@ static int s_compare(ch_feed_t *self)
     return rc == LC_ERR_NOMEM ? 0 : rc;
 }
 
-/* Catches up with every store known to be ahead, a few pages each. */
+/* Catches up with every store known to be ahead: at least a page each, pages for about
+ * CH_FEED_RUN_MS in all. */
 static int s_catch_up(ch_feed_t *self, int *taken)
 {
     uint64_t behind = 0;
     int rc = 0;
+    int64_t until = zclock_mono() + CH_FEED_RUN_MS;
     for (size_t i = 0; i < self->n_stores && rc >= 0; i++) {
         s_store_t *st = &self->stores[i];
         int level = 0;
-        for (int page = 0; page < CH_FEED_PAGES_PER_RUN && st->position < st->seen && !level;
+        for (int page = 0; st->position < st->seen && !level && (!page || zclock_mono() < until);
              page++) {
             if ((rc = s_catch_up_page(self, st, &level)) < 0)
                 break;
@@ -281,6 +286,7 @@ static int s_catch_up(ch_feed_t *self, int *taken)
         behind += st->seen > st->position ? st->seen - st->position : 0;
     }
     lc_gauge_set(self->behind, (double)behind);
+    self->behind_any = behind > 0 && rc >= 0;
     return rc < 0 ? rc : 0;
 }
 
@@ -316,4 +322,9 @@ int ch_feed_run(ch_feed_t *self)
     /* Not reaching a store is not the relayer's failure (it anchors what it has); losing
      * PostgreSQL is. */
     return rc < 0 && !ch_db_ok(self->db) ? LC_ERR_UNAVAILABLE : taken;
+}
+
+int ch_feed_behind(const ch_feed_t *self)
+{
+    return self->behind_any;
 }

@@ -27,9 +27,13 @@ zsock_t *ch_feed_events(ch_feed_t *self);
 
 /* Takes in the messages queued on the events socket (without blocking), then catches up with
  * the stores found behind, and with every store when the periodic comparison is due. Bounded:
- * at most a few pages of records per store per call; the rest next time. Returns the number of
- * records newly taken in, or LC_ERR_UNAVAILABLE when PostgreSQL is away (nothing is lost: the
- * stores still have it, and the next comparison finds it). */
+ * pages of records for about half a second per call (at least one per store behind); the rest
+ * next time (ch_feed_behind). Returns the number of records newly taken in, or
+ * LC_ERR_UNAVAILABLE when PostgreSQL is away (nothing is lost: the stores still have it, and the
+ * next comparison finds it). */
 int ch_feed_run(ch_feed_t *self);
+/* 1 when the last run left a store behind (more pages to take): the next run should come at
+ * once, not after the poll interval. */
+int ch_feed_behind(const ch_feed_t *self);
 
 #endif

@@ -211,7 +211,9 @@ static int s_turn(s_chain_t *c)
      * so an anchor still closes when it is full or its window ends (within the gap). */
     int64_t window = c->cfg->anchor_window_ms;
     int64_t gap_ms = window / 10 < 50 ? window / 10 : 50;
-    s_wait(ch_feed_events(c->feed), (int)c->cfg->poll_ms, tick_at + gap_ms);
+    /* A store still ahead (a backlog: the relayer was down, or fell behind): at once. */
+    int timeout_ms = ch_feed_behind(c->feed) ? (int)gap_ms : (int)c->cfg->poll_ms;
+    s_wait(ch_feed_events(c->feed), timeout_ms, tick_at + gap_ms);
     return 0;
 }
 
