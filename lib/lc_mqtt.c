@@ -43,6 +43,8 @@ struct lc_mqtt {
     SSL_CTX *tls_ctx; /* NULL: plain TCP */
     SSL *ssl;         /* this connection's, with tls_ctx */
     short tls_want;   /* P_TLS: what the handshake waits for */
+    short tls_cross;  /* up: POLLOUT when a TLS read must write first, POLLIN when a write must
+                         read first (post-handshake messages); 0 otherwise */
     char *host;       /* the name the broker's certificate must carry */
     uint32_t conn;
     int session_present;
@@ -115,6 +117,9 @@ static int s_tls_ctx(lc_mqtt_t *self, const char *ca_file)
      * compacted and grown between tries). */
     SSL_CTX_set_mode(self->tls_ctx,
                      SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* A TLS 1.2 renegotiation the broker asks for is refused: a read would have to write. (A TLS
+     * 1.3 key update's answer goes out with the next write.) */
+    SSL_CTX_set_options(self->tls_ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_verify(self->tls_ctx, SSL_VERIFY_PEER, NULL);
     if (SSL_CTX_load_verify_locations(self->tls_ctx, ca_file, NULL) != 1) {
         s_set_error(self, "cannot load the CA file %s", ca_file);
@@ -221,7 +226,7 @@ short lc_mqtt_events(const lc_mqtt_t *self)
         return POLLOUT;
     if (self->phase == P_TLS)
         return self->tls_want;
-    return (short)((self->paused ? 0 : POLLIN) | (self->out_len ? POLLOUT : 0));
+    return (short)((self->paused ? 0 : POLLIN) | (self->out_len ? POLLOUT : 0) | self->tls_cross);
 }
 
 /* Closes the socket; what the connection held goes (the server keeps the session). */
@@ -229,6 +234,7 @@ static void s_close(lc_mqtt_t *self)
 {
     SSL_free(self->ssl);
     self->ssl = NULL;
+    self->tls_cross = 0;
     if (self->fd >= 0)
         close(self->fd);
     self->fd = -1;
@@ -251,9 +257,11 @@ static ssize_t s_send(lc_mqtt_t *self, const uint8_t *b, size_t n)
         return send(self->fd, b, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     ERR_clear_error();
     int w = SSL_write(self->ssl, b, (int)(n > INT32_MAX ? INT32_MAX : n));
+    int e = w > 0 ? SSL_ERROR_NONE : SSL_get_error(self->ssl, w);
+    self->tls_cross =
+        (short)((self->tls_cross & ~POLLIN) | (e == SSL_ERROR_WANT_READ ? POLLIN : 0));
     if (w > 0)
         return w;
-    int e = SSL_get_error(self->ssl, w);
     errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN
             : e == SSL_ERROR_SYSCALL && errno                     ? errno
                                                                   : EPROTO;
@@ -266,9 +274,11 @@ static ssize_t s_recv(lc_mqtt_t *self, uint8_t *b, size_t n)
         return recv(self->fd, b, n, MSG_DONTWAIT);
     ERR_clear_error();
     int r = SSL_read(self->ssl, b, (int)(n > INT32_MAX ? INT32_MAX : n));
+    int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(self->ssl, r);
+    self->tls_cross =
+        (short)((self->tls_cross & ~POLLOUT) | (e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0));
     if (r > 0)
         return r;
-    int e = SSL_get_error(self->ssl, r);
     if (e == SSL_ERROR_ZERO_RETURN)
         return 0;
     errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN
@@ -706,6 +716,7 @@ int lc_mqtt_service(lc_mqtt_t *self, short revents)
         if ((rc = s_tls_step(self)) < 0)
             return rc;
     } else if ((revents & (POLLIN | POLLERR | POLLHUP)) ||
+               ((self->tls_cross & POLLOUT) && (revents & POLLOUT)) ||
                (self->ssl && !self->paused && SSL_pending(self->ssl) > 0)) {
         if ((rc = s_read(self)) < 0)
             return rc;
