@@ -2,6 +2,7 @@
 its own ports, and gives tests real HTTP, psql and CLI access. Python standard library only.
 Every stack is stopped and purged on exit, and the harness checks nothing was left running."""
 import atexit
+import fcntl
 import json
 import os
 import random
@@ -54,25 +55,52 @@ def _ports_free(offset, ports):
     return True
 
 
+# The e2e tests run two at a time: a port free when one stack looks can be taken by another
+# stack's next service a moment later, or be free only while that service restarts. So each
+# stack reserves its ports here, under a lock, for as long as it lives; a reservation whose
+# process is gone is dropped.
+RESERVATIONS = os.path.join(tempfile.gettempdir(), "lcore-e2e-ports")
+
+
+def _reserve_offset(ports):
+    """An offset whose ports are free and reserved by no live stack; returns it with the path
+    of its reservation (removed by Stack.down)."""
+    os.makedirs(RESERVATIONS, exist_ok=True)
+    with open(os.path.join(RESERVATIONS, "lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        taken = set()
+        for name in os.listdir(RESERVATIONS):
+            path = os.path.join(RESERVATIONS, name)
+            if not name.endswith(".ports"):
+                continue
+            if not os.path.exists(f"/proc/{name.split('.')[0]}"):
+                os.unlink(path)
+                continue
+            with open(path) as f:
+                taken.update(int(p) for p in f.read().split())
+        for _ in range(200):
+            off = random.randrange(10, 90) * 100 + random.randrange(0, 10)
+            mine = {p + off for p in ports}
+            if not mine & taken and _ports_free(off, ports):
+                path = os.path.join(RESERVATIONS, f"{os.getpid()}.{off}.ports")
+                with open(path, "w") as f:
+                    f.write(" ".join(str(p) for p in sorted(mine)))
+                return off, path
+    raise RuntimeError("no free port range")
+
+
 class Stack:
     """A running native stack. Use as a context manager."""
 
     def __init__(self, workers=2, extra_env=None, tls=False):
         self.dir = tempfile.mkdtemp(prefix="lcore-e2e-")
         os.chmod(self.dir, 0o755)
-        self.offset = None
         # Every port this stack will listen on, extra instances included, must be free: offsets
         # are 100*k + 0..9, so another stack's port (an extra gateway's +10, a store's 5553 at an
         # offset 1 lower, ...) can be any one of this stack's.
         extra = extra_env or {}
         ports = stack_ports(workers, int(extra.get("LCORE_STORES", 1)), int(extra.get("LCORE_GATEWAYS", 1)))
-        for _ in range(50):
-            off = random.randrange(10, 90) * 100 + random.randrange(0, 10)
-            if _ports_free(off, ports):
-                self.offset = off
-                break
-        if self.offset is None:
-            raise RuntimeError("no free port range")
+        self.offset, self._reservation = _reserve_offset(ports)
         self.env = dict(os.environ)
         for k in list(self.env):
             if k.startswith("LCORE_") and k not in ("LCORE_BIN_DIR", "LCORE_SOURCE_DIR"):
@@ -123,6 +151,8 @@ class Stack:
             raise AssertionError(f"processes left behind after stack down: {left}")
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None
+        if os.path.exists(self._reservation):
+            os.unlink(self._reservation)
 
     # -- access -----------------------------------------------------------------------------
     @property
