@@ -200,14 +200,16 @@ def await_recovery(load, recovered_at, timeout):
     return back
 
 
+def exit_codes(stack, name):
+    """The codes of the component's 'event=exited' log lines, oldest first."""
+    with open(os.path.join(stack.dir, "log", f"{name}.log")) as f:
+        return [int(line.rsplit("code=", 1)[1].split()[0]) for line in f if "event=exited" in line]
+
+
 def last_exit_code(stack, name):
     """The code in the component's last 'event=exited' log line (None if it has none)."""
-    code = None
-    with open(os.path.join(stack.dir, "log", f"{name}.log")) as f:
-        for line in f:
-            if "event=exited" in line:
-                code = int(line.rsplit("code=", 1)[1].split()[0])
-    return code
+    codes = exit_codes(stack, name)
+    return codes[-1] if codes else None
 
 
 def ids_where(stack, table, where):

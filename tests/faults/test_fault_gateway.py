@@ -6,8 +6,8 @@ import signal
 import threading
 import time
 
-from faults import (FAULT_ENV, Checks, Device, expect, kill, kill_restart, last_exit_code, run_phase, Stack,
-                    stack_up)
+from faults import (FAULT_ENV, Checks, Device, exit_codes, expect, kill, kill_restart, last_exit_code, run_phase,
+                    Stack, stack_up)
 
 SERVICES = ("gateway", "crypto-1", "crypto-2", "store", "chain")
 
@@ -43,11 +43,6 @@ def main():
     checks.done()
 
 
-def exited_codes(stack, name):
-    with open(os.path.join(stack.dir, "log", f"{name}.log")) as f:
-        return [int(line.rsplit("code=", 1)[1].split()[0]) for line in f if "event=exited" in line]
-
-
 def sigterm_holding(stack):
     """libmicrohttpd aborts if it is stopped with a suspended connection: a reading logged just
     before SIGTERM must not suspend after the gateway's last look. The hook holds it on its
@@ -58,14 +53,14 @@ def sigterm_holding(stack):
     jws = dev.sign(dev.reading(1))
     kill(stack, "gateway", signal.SIGTERM, wait=30)
     stack_up(stack, {"LCORE_GATEWAY_HOLD_LOGGED_MS": "1500"})
-    before = len(exited_codes(stack, "gateway"))
+    before = len(exit_codes(stack, "gateway"))
     answer = {}
     t = threading.Thread(target=lambda: answer.update(r=dev.post(jws)))
     t.start()
     time.sleep(0.5)
     kill(stack, "gateway", signal.SIGTERM, wait=30)
     t.join(10)
-    codes = exited_codes(stack, "gateway")[before:]
+    codes = exit_codes(stack, "gateway")[before:]
     with open(os.path.join(stack.dir, "log", "gateway.log")) as f:
         tail = f.readlines()[-4:]
     expect(codes == [0], f"gateway exits {codes}; last lines {tail}")
