@@ -20,6 +20,24 @@ int feed_wait_input(void *sock, long timeout_ms)
     return n > 0;
 }
 
+uint64_t feed_send_batch(void *h, lc_zmq_batch_t *b, const uint8_t *buf, const size_t *off,
+                         uint64_t from, uint64_t to)
+{
+    uint64_t k = from;
+    for (; k < to; k++) {
+        size_t len = off[k + 1] - off[k];
+        uint8_t *p = lc_zmq_batch_fits(b, len) ? lc_zmq_batch_add(b, len) : NULL;
+        if (!p)
+            break;
+        memcpy(p, buf + off[k], len);
+    }
+    if (lc_zmq_batch_send(b, h, ZMQ_DONTWAIT) < 0) {
+        lc_zmq_batch_clear(b);
+        return 0;
+    }
+    return k - from;
+}
+
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: lcore-bench-feed crypto|store [options]   (--help after the mode)\n"

@@ -22,7 +22,7 @@
 
 typedef struct {
     const char *readings_bind, *sealed_bind, *gateway_id;
-    uint64_t count, devices, workers, window;
+    uint64_t count, devices, workers, window, batch;
     double timeout_s;
     lc_alg_t alg;
 } opts_t;
@@ -42,12 +42,13 @@ static void s_usage(FILE *out)
         out,
         "usage: " PROG " --readings-bind EP --sealed-bind EP [--count N] [--devices D]\n"
         "          [--workers W] [--window K] [--alg EdDSA|ES256K] [--gateway-id ID]\n"
-        "          [--timeout S]\n"
+        "          [--timeout S] [--batch B]\n"
         "  Be the gateway and the store of lcore-crypto workers started with\n"
         "  LCORE_CRYPTO_READINGS_CONNECT / LCORE_CRYPTO_SEALED_CONNECT pointing here.\n"
         "  --count N     readings (default 100000)      --devices D  devices (default 100)\n"
         "  --workers W   wait for W workers (default 1) --window K   unanswered (default 2000)\n"
-        "  --timeout S   give up after S seconds once signed (default 120)\n");
+        "  --timeout S   give up after S seconds once signed (default 120)\n"
+        "  --batch B     readings per message, as the gateway's relay sends them (default 64)\n");
 }
 
 static int s_parse(opts_t *o, int argc, char **argv)
@@ -61,6 +62,7 @@ static int s_parse(opts_t *o, int argc, char **argv)
                                              {"alg", required_argument, NULL, 'a'},
                                              {"gateway-id", required_argument, NULL, 'g'},
                                              {"timeout", required_argument, NULL, 't'},
+                                             {"batch", required_argument, NULL, 'b'},
                                              {"help", no_argument, NULL, 'h'},
                                              {0}};
     *o = (opts_t){.gateway_id = "bench-feed",
@@ -68,6 +70,7 @@ static int s_parse(opts_t *o, int argc, char **argv)
                   .devices = 100,
                   .workers = 1,
                   .window = 2000,
+                  .batch = 64,
                   .timeout_s = 120,
                   .alg = LC_ALG_EDDSA};
     int c, bad = 0;
@@ -105,6 +108,9 @@ static int s_parse(opts_t *o, int argc, char **argv)
             break;
         case 't':
             bad = bench_parse_double(PROG, "--timeout", optarg, 1, 86400, &o->timeout_s);
+            break;
+        case 'b':
+            bad = bench_parse_u64(PROG, "--batch", optarg, 1, LC_ZMQ_BATCH_MAX, &o->batch);
             break;
         case 'h':
             s_usage(stdout);
@@ -231,6 +237,7 @@ int feed_crypto_main(int argc, char **argv)
 
     int exit_code = 1;
     readings_t rd = {0};
+    lc_zmq_batch_t batch = {0};
     bench_device_t *devs = calloc(o.devices, sizeof *devs);
     zsock_t *push = NULL, *pull = NULL;
     lc_zmq_peers_t *push_peers = NULL, *pull_peers = NULL;
@@ -306,11 +313,15 @@ int feed_crypto_main(int argc, char **argv)
             goto out;
         }
         while (sent < o.count && sent - received < o.window) {
-            size_t len = rd.off[sent + 1] - rd.off[sent];
-            if (zmq_send(out_h, rd.buf + rd.off[sent], len, ZMQ_DONTWAIT) < 0)
+            uint64_t to = sent + o.batch, room = received + o.window;
+            to = to < o.count ? to : o.count;
+            uint64_t k =
+                feed_send_batch(out_h, &batch, rd.buf, rd.off, sent, to < room ? to : room);
+            if (k == 0)
                 break;
-            if (sent++ == 0)
+            if (sent == 0)
                 t_first = bench_now();
+            sent += k;
         }
         zmq_pollitem_t items[2] = {{in_h, 0, ZMQ_POLLIN, 0}, {out_h, 0, ZMQ_POLLOUT, 0}};
         int can_send = sent < o.count && sent - received < o.window;
@@ -323,16 +334,23 @@ int feed_crypto_main(int argc, char **argv)
                 zmq_msg_close(&m);
                 break;
             }
-            long idx = s_check(&rd, &o, prefix, zmq_msg_data(&m), zmq_msg_size(&m));
+            Lcore__V1__SealedBatch *sb =
+                lcore__v1__sealed_batch__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
             zmq_msg_close(&m);
-            if (idx >= 0) {
-                received++;
-                t_last = bench_now();
-            } else if (idx == -2) {
-                duplicates++;
-            } else if (invalid++ == 0) {
-                fprintf(stderr, PROG ": an invalid sealed record arrived\n");
+            for (size_t e = 0; e < (sb ? sb->n_records : 1); e++) {
+                long idx =
+                    sb ? s_check(&rd, &o, prefix, sb->records[e].data, sb->records[e].len) : -1;
+                if (idx >= 0) {
+                    received++;
+                    t_last = bench_now();
+                } else if (idx == -2) {
+                    duplicates++;
+                } else if (invalid++ == 0) {
+                    fprintf(stderr, PROG ": an invalid sealed record arrived\n");
+                }
             }
+            if (sb)
+                lcore__v1__sealed_batch__free_unpacked(sb, NULL);
         }
         if (invalid) /* the workers are not sealing what they were given: stop here */
             break;
@@ -353,6 +371,7 @@ int feed_crypto_main(int argc, char **argv)
     fflush(stdout);
     exit_code = 0;
 out:
+    lc_zmq_batch_free(&batch);
     lc_zmq_peers_destroy(&push_peers);
     lc_zmq_peers_destroy(&pull_peers);
     zsock_destroy(&push);

@@ -20,6 +20,7 @@
 #include "lc_zmq.h"
 
 #define PROG "lcore-bench-feed store"
+#define S_BATCH 64 /* records per message, as a worker sends what one gateway message held */
 
 typedef struct {
     const char *sealed_connect, *events_connect, *queries_connect, *gateway_id, *keyring;
@@ -213,6 +214,7 @@ int feed_store_main(int argc, char **argv)
     zsock_t *push = NULL, *sub = NULL;
     lc_metrics_t *metrics = lc_metrics_new();
     lc_curve_t *curve = NULL;
+    lc_zmq_batch_t batch = {0};
     static bench_device_t dev;
     char run[9], device_id[40], topic[80];
     uint8_t *buf = NULL, *acked = calloc(n, 1);
@@ -296,7 +298,7 @@ int feed_store_main(int argc, char **argv)
             goto out;
         }
         if (bench_now() >= next_probe) {
-            (void)zmq_send(out_h, buf + off[probe], off[probe + 1] - off[probe], ZMQ_DONTWAIT);
+            (void)feed_send_batch(out_h, &batch, buf, off, probe, probe + 1);
             next_probe = bench_now() + 0.5;
         }
         if (feed_wait_input(sub, 100) > 0)
@@ -312,9 +314,14 @@ int feed_store_main(int argc, char **argv)
                     (unsigned long long)o.count, (unsigned long long)sent);
             goto out;
         }
-        while (sent < o.count && sent - done < o.window &&
-               zmq_send(out_h, buf + off[sent], off[sent + 1] - off[sent], ZMQ_DONTWAIT) >= 0)
-            sent++;
+        while (sent < o.count && sent - done < o.window) {
+            uint64_t to = sent + S_BATCH < o.count ? sent + S_BATCH : o.count;
+            uint64_t k = feed_send_batch(out_h, &batch, buf, off, sent,
+                                         to < done + o.window ? to : done + o.window);
+            if (k == 0)
+                break;
+            sent += k;
+        }
         zmq_pollitem_t items[2] = {{zsock_resolve(sub), 0, ZMQ_POLLIN, 0},
                                    {out_h, 0, ZMQ_POLLOUT, 0}};
         int can_send = sent < o.count && sent - done < o.window;
@@ -339,6 +346,7 @@ int feed_store_main(int argc, char **argv)
     fflush(stdout);
     exit_code = 0;
 out:
+    lc_zmq_batch_free(&batch);
     zsock_destroy(&sub);
     zsock_destroy(&push);
     lc_curve_destroy(&curve);

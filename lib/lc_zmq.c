@@ -57,6 +57,97 @@ int lc_zmq_send_pb_wiped(void *socket, const ProtobufCMessage *msg, int flags)
     return 0;
 }
 
+/* -- batches ----------------------------------------------------------------------------- */
+
+/* Protobuf wire format: field 1 (version) as a varint, field 2 (entries) length-delimited. */
+#define S_TAG_VERSION 0x08
+#define S_TAG_ENTRY 0x12
+
+static size_t s_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+int lc_zmq_batch_fits(const lc_zmq_batch_t *b, size_t len)
+{
+    return b->n == 0 ||
+           (b->n < LC_ZMQ_BATCH_MAX && b->len + LC_ZMQ_BATCH_FRAMING + len <= LC_ZMQ_BATCH_BYTES);
+}
+
+uint8_t *lc_zmq_batch_add(lc_zmq_batch_t *b, size_t len)
+{
+    size_t need = (b->n ? b->len : 0) + LC_ZMQ_BATCH_FRAMING + len;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *p = malloc(cap);
+        if (!p)
+            return NULL;
+        if (b->buf) {
+            memcpy(p, b->buf, b->len);
+            sodium_memzero(b->buf, b->cap);
+            free(b->buf);
+        }
+        b->buf = p;
+        b->cap = cap;
+    }
+    if (b->n == 0) {
+        b->buf[0] = S_TAG_VERSION;
+        b->buf[1] = 1;
+        b->len = 2;
+    }
+    b->buf[b->len++] = S_TAG_ENTRY;
+    b->len += s_varint(b->buf + b->len, len);
+    uint8_t *at = b->buf + b->len;
+    b->len += len;
+    b->n++;
+    return at;
+}
+
+void lc_zmq_batch_clear(lc_zmq_batch_t *b)
+{
+    if (b->buf)
+        sodium_memzero(b->buf, b->len);
+    b->len = 0;
+    b->n = 0;
+}
+
+int lc_zmq_batch_send(lc_zmq_batch_t *b, void *socket, int flags)
+{
+    if (b->n == 0)
+        return 0;
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, b->len) != 0)
+        return LC_ERR_NOMEM;
+    memcpy(zmq_msg_data(&m), b->buf, b->len);
+    if (zmq_msg_send(&m, zsock_resolve(socket), flags) < 0) {
+        int e = errno;
+        zmq_msg_close(&m);
+        return e == EAGAIN ? LC_ERR_TIMEOUT : LC_ERR_IO;
+    }
+    lc_zmq_batch_clear(b);
+    return 0;
+}
+
+void lc_zmq_batch_free(lc_zmq_batch_t *b)
+{
+    lc_zmq_batch_clear(b);
+    free(b->buf);
+    *b = (lc_zmq_batch_t){0};
+}
+
+int64_t lc_zmq_batch_max_msg(int64_t entry_max)
+{
+    return (entry_max > LC_ZMQ_BATCH_BYTES ? entry_max : LC_ZMQ_BATCH_BYTES) + LC_ZMQ_BATCH_FRAMING;
+}
+
 void lc_zmq_tune(zsock_t *sock, int hwm, int linger_ms)
 {
     zsock_set_sndhwm(sock, hwm);

@@ -29,6 +29,35 @@ typedef struct lc_zmq_peers lc_zmq_peers_t;
 #define LC_ZMQ_EVENT_MAX 1048576      /* an Ack (one write batch: 5000 record ids at most) */
 #define LC_ZMQ_ENVELOPE_OVERHEAD 4096 /* protobuf fields around a reading or ciphertext */
 
+/* Batches on the readings and sealed links: a ReadingBatch or SealedBatch (lcore.proto), i.e.
+ * version 1 then each entry as repeated bytes field 2, written in place into a buffer that is
+ * reused, and sent as one ZeroMQ message. */
+#define LC_ZMQ_BATCH_MAX 128      /* entries in one batch */
+#define LC_ZMQ_BATCH_BYTES 262144 /* a batch of more than one entry stays within this */
+#define LC_ZMQ_BATCH_FRAMING 16   /* the version and one entry's tag and length */
+
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+    size_t n; /* entries */
+} lc_zmq_batch_t;
+
+/* Whether an entry of len bytes goes into b: b is empty (any size), or it holds fewer than
+ * LC_ZMQ_BATCH_MAX entries and stays within LC_ZMQ_BATCH_BYTES with it. */
+int lc_zmq_batch_fits(const lc_zmq_batch_t *b, size_t len);
+/* Appends an entry of len bytes and returns where its bytes go (the caller writes exactly len
+ * there); NULL when out of memory. Call only when lc_zmq_batch_fits. */
+uint8_t *lc_zmq_batch_add(lc_zmq_batch_t *b, size_t len) LC_WUR;
+/* Sends b as one message (copied: b's buffer is reused), then wipes and empties b (entries may
+ * carry plaintext). flags as lc_zmq_send_pb: 0, LC_ERR_TIMEOUT (b kept), or an error. An empty
+ * batch is not sent (0). */
+int lc_zmq_batch_send(lc_zmq_batch_t *b, void *socket, int flags) LC_WUR;
+/* Wipes and empties b without sending; its entries are given up. */
+void lc_zmq_batch_clear(lc_zmq_batch_t *b);
+void lc_zmq_batch_free(lc_zmq_batch_t *b);
+/* ZMQ_MAXMSGSIZE of a socket receiving batches whose single entries reach entry_max bytes. */
+int64_t lc_zmq_batch_max_msg(int64_t entry_max);
+
 /* One socket of a link. */
 typedef struct {
     const char *name;      /* the link: "readings", "sealed", "events", "queries" (ZAP domain,

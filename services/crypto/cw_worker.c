@@ -14,8 +14,10 @@
 struct cw_worker {
     lc_sealer_t *sealer;
     size_t max_reading;
-    uint8_t *ct; /* ciphertext buffer, reused */
-    lc_counter_t *received, *sealed, *bad, *failed, *heartbeats;
+    uint8_t *ct;                  /* ciphertext buffer, reused */
+    lc_zmq_batch_t out;           /* the next SealedBatch to the store */
+    size_t out_sealed, out_beats; /* readings and heartbeats in it */
+    lc_counter_t *received, *readings, *sealed, *bad, *failed, *heartbeats;
     lc_histogram_t *seal_seconds, *queue_seconds;
     void (*on_wait)(void *arg);
     void *on_wait_arg;
@@ -33,8 +35,11 @@ cw_worker_t *cw_worker_new(lc_sealer_t *sealer, size_t max_reading, lc_metrics_t
     }
     self->sealer = sealer;
     self->max_reading = max_reading;
-    self->received = lc_metrics_counter(m, "lcore_crypto_messages_received_total",
-                                        "Messages taken from the readings socket", NULL);
+    self->received =
+        lc_metrics_counter(m, "lcore_crypto_messages_received_total",
+                           "Messages (reading batches) taken from the readings socket", NULL);
+    self->readings = lc_metrics_counter(m, "lcore_crypto_readings_received_total",
+                                        "Readings and heartbeats in those messages", NULL);
     self->heartbeats = lc_metrics_counter(m, "lcore_crypto_heartbeats_total",
                                           "Gateway heartbeats passed on to the store", NULL);
     self->sealed = lc_metrics_counter(m, "lcore_crypto_readings_sealed_total",
@@ -71,6 +76,7 @@ void cw_worker_destroy(cw_worker_t **self_p)
     if (!self_p || !*self_p)
         return;
     free((*self_p)->ct);
+    lc_zmq_batch_free(&(*self_p)->out);
     free(*self_p);
     *self_p = NULL;
 }
@@ -99,6 +105,51 @@ static const char *s_invalid(const cw_worker_t *self, const Lcore__V1__Reading *
     return NULL;
 }
 
+/* Frees a batch, wiping every entry first: they carry plaintext JWS. */
+static void s_wipe_batch(Lcore__V1__ReadingBatch *b)
+{
+    for (size_t i = 0; i < b->n_readings; i++)
+        sodium_memzero(b->readings[i].data, b->readings[i].len);
+    lcore__v1__reading_batch__free_unpacked(b, NULL);
+}
+
+int cw_worker_flush(cw_worker_t *self, void *out)
+{
+    int rc;
+    /* The store may be briefly away: wait for it (the readings socket fills up meanwhile and
+     * the gateway feels the backpressure) rather than drop readings. */
+    while ((rc = lc_zmq_batch_send(&self->out, out, 0)) == LC_ERR_TIMEOUT && !zsys_interrupted)
+        if (self->on_wait)
+            self->on_wait(self->on_wait_arg);
+    if (rc == 0) {
+        lc_counter_add(self->sealed, self->out_sealed);
+        lc_counter_add(self->heartbeats, self->out_beats);
+    } else {
+        lc_zmq_batch_clear(&self->out); /* given up: the gateway redelivers */
+    }
+    self->out_sealed = self->out_beats = 0;
+    return rc;
+}
+
+/* Appends m to the outgoing batch, sending the batch first when m does not fit. 0, or an error
+ * of the send (m is not sent: the gateway redelivers). */
+static int s_out(cw_worker_t *self, const Lcore__V1__SealedRecord *m, void *out)
+{
+    size_t len = lcore__v1__sealed_record__get_packed_size(m);
+    int rc = 0;
+    if (!lc_zmq_batch_fits(&self->out, len) && (rc = cw_worker_flush(self, out)) < 0)
+        return rc;
+    uint8_t *p = lc_zmq_batch_add(&self->out, len);
+    if (!p)
+        return LC_ERR_NOMEM;
+    lcore__v1__sealed_record__pack(m, p);
+    if (m->heartbeat)
+        self->out_beats++;
+    else
+        self->out_sealed++;
+    return 0;
+}
+
 /* A heartbeat goes on to the store as it came, unsealed (it carries no reading). */
 static int s_heartbeat(cw_worker_t *self, const Lcore__V1__Reading *r, void *out)
 {
@@ -108,15 +159,13 @@ static int s_heartbeat(cw_worker_t *self, const Lcore__V1__Reading *r, void *out
     m.received_at_us = r->received_at_us;
     m.sealed_at_us = lc_now_us();
     m.gateway_id = r->gateway_id;
-    int rc = lc_zmq_send_pb(out, NULL, &m.base, ZMQ_DONTWAIT);
-    if (rc == 0)
-        lc_counter_inc(self->heartbeats);
-    return rc == LC_ERR_TIMEOUT ? 0 : rc; /* a heartbeat the store cannot take is dropped */
+    return s_out(self, &m, out);
 }
 
-int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *out)
+/* One reading of a batch: checked, sealed, and added to the outgoing batch. */
+static int s_handle_one(cw_worker_t *self, const uint8_t *data, size_t len, void *out)
 {
-    lc_counter_inc(self->received);
+    lc_counter_inc(self->readings);
     Lcore__V1__Reading *r = lcore__v1__reading__unpack(NULL, len, data);
     int rc = 0;
     if (r && r->version == 1 && r->heartbeat && r->gateway_id && *r->gateway_id &&
@@ -171,18 +220,33 @@ int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *o
     m.reading_hash = r->reading_hash; /* checked against the JWS in s_invalid */
     m.attempt = r->attempt;
     m.max_attempts = r->max_attempts;
-    /* The store may be briefly away: wait for it (the readings socket fills up meanwhile and
-     * the gateway feels the backpressure) rather than drop a reading. */
-    while ((rc = lc_zmq_send_pb(out, NULL, &m.base, 0)) == LC_ERR_TIMEOUT && !zsys_interrupted)
-        if (self->on_wait)
-            self->on_wait(self->on_wait_arg);
-    if (rc == 0)
-        lc_counter_inc(self->sealed);
+    rc = s_out(self, &m, out);
 out:
     /* The plaintext JWS was in this message: wipe it before the buffer is freed. */
     if (r) {
         sodium_memzero(r->jws.data, r->jws.len);
         lcore__v1__reading__free_unpacked(r, NULL);
     }
+    return rc;
+}
+
+int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *out)
+{
+    lc_counter_inc(self->received);
+    Lcore__V1__ReadingBatch *b = lcore__v1__reading_batch__unpack(NULL, len, data);
+    if (!b || b->version != 1 || b->n_readings > LC_ZMQ_BATCH_MAX ||
+        (b->n_readings > 1 && len > LC_ZMQ_BATCH_BYTES)) {
+        lc_counter_inc(self->bad);
+        lc_warn("batch_dropped", "reason=%s bytes=%zu", !b ? "decode" : "bounds", len);
+        if (b)
+            s_wipe_batch(b);
+        return 0;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < b->n_readings; i++) {
+        int one = s_handle_one(self, b->readings[i].data, b->readings[i].len, out);
+        rc = rc < 0 ? rc : one;
+    }
+    s_wipe_batch(b);
     return rc;
 }

@@ -1,6 +1,6 @@
-/* cw_worker.h: one crypto worker's job: a Reading in, a SealedRecord out. Validates what the
- * gateway sent, seals the JWS with lc_seal, and packs the result. Single-threaded; the pool
- * scales by running more processes. */
+/* cw_worker.h: one crypto worker's job: a ReadingBatch in, SealedRecords out in SealedBatches.
+ * Validates what the gateway sent, seals each JWS with lc_seal, and packs the results into the
+ * next batch to the store. Single-threaded; the pool scales by running more processes. */
 #ifndef CW_WORKER_H
 #define CW_WORKER_H
 
@@ -12,9 +12,16 @@ typedef struct cw_worker cw_worker_t;
 cw_worker_t *cw_worker_new(lc_sealer_t *sealer, size_t max_reading, lc_metrics_t *metrics);
 void cw_worker_destroy(cw_worker_t **self_p);
 
-/* Seals one message and sends the result on `out`. Bad input is counted and dropped.
- * Returns 0, or LC_ERR_TIMEOUT when `out` could not take it (caller retries later). */
+/* Seals the readings of one message (a ReadingBatch) into the outgoing batch, which is sent on
+ * `out` whenever the next record would not fit. Bad input is counted and dropped (a bad
+ * reading alone; a whole batch that does not decode or breaks the bounds of lc_zmq.h).
+ * Returns 0, or the error of a send that failed (its readings are given up: the gateway
+ * redelivers them). */
 int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *out) LC_WUR;
+
+/* Sends the outgoing batch, if any, on `out`, waiting while the store cannot take it (see
+ * cw_worker_on_wait) until a signal. 0, or an error (the batch is given up). */
+int cw_worker_flush(cw_worker_t *self, void *out) LC_WUR;
 
 /* While `out` cannot take a sealed record (the store is away: the worker waits rather than drop
  * the reading), fn(arg) runs between tries, once per send timeout of `out`: main answers the

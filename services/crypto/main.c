@@ -53,7 +53,8 @@ static void s_serve_opens(void *arg)
     cw_open_serve(cw->open, cw->opens, 100);
 }
 
-/* Seals up to max readings already queued on the readings socket. Returns how many were taken.
+/* Seals the readings of up to max messages already queued on the readings socket, and sends
+ * the sealed records on. Returns how many messages were taken.
  * After a signal, a send the store cannot take within its timeout is given up (the gateway
  * redelivers). */
 static int s_work(s_crypto_t *cw, int max)
@@ -72,6 +73,9 @@ static int s_work(s_crypto_t *cw, int max)
         zmq_msg_close(&m);
         s_serve_opens(cw);
     }
+    /* What these messages sealed goes on in as few messages as the batch bounds allow. */
+    if (cw_worker_flush(cw->worker, cw->sealed) < 0)
+        lc_warn("sealed_send_failed", NULL);
     return taken;
 }
 
@@ -116,12 +120,13 @@ static int s_open_sealer(s_crypto_t *cw)
 static int s_open_sockets(s_crypto_t *cw)
 {
     const cw_config_t *cfg = cw->cfg;
-    lc_zmq_opts_t ro = {.name = "readings",
-                        .type = ZMQ_PULL,
-                        .endpoints = cfg->readings_connect,
-                        .roles = LC_ROLE_GATEWAY,
-                        .hwm = (int)cfg->hwm,
-                        .max_msg = cfg->max_reading_bytes + LC_ZMQ_ENVELOPE_OVERHEAD};
+    lc_zmq_opts_t ro = {
+        .name = "readings",
+        .type = ZMQ_PULL,
+        .endpoints = cfg->readings_connect,
+        .roles = LC_ROLE_GATEWAY,
+        .hwm = (int)cfg->hwm,
+        .max_msg = lc_zmq_batch_max_msg(cfg->max_reading_bytes + LC_ZMQ_ENVELOPE_OVERHEAD)};
     lc_zmq_opts_t so = {.name = "sealed",
                         .type = ZMQ_PUSH,
                         .endpoints = cfg->sealed_connect,

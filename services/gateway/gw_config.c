@@ -86,7 +86,8 @@ const lc_cfg_opt_t gw_config_opts[] = {
     LC_CFG_I("LCORE_GATEWAY_TOKEN_BURST", T, token_burst, "100", 1, 10000000,
              "burst allowance per token for its rate limit"),
     LC_CFG_I("LCORE_GATEWAY_READINGS_HWM", T, readings_hwm, "1000", 10, 1000000,
-             "readings queued per connected worker before the relay waits for room"),
+             "messages (a batch of readings each) queued per connected worker before the relay "
+             "waits for room; LCORE_GATEWAY_INFLIGHT bounds the readings"),
     LC_CFG_S("LCORE_GATEWAY_KEYRING", T, keyring, "lcore-gateway.keyring",
              "gateway key ring (mode 0600, log keys only): seals the write-ahead log"),
     LC_CFG_S("LCORE_GATEWAY_WAL_DIR", T, wal_dir, "lcore-wal",

@@ -73,13 +73,16 @@ struct gw_relay {
     uint64_t away_us;       /* monotonic: the last scan that found the store away */
     uint64_t acked_sent_us; /* the latest delivery time among the readings acknowledged */
     uint8_t (*acked)[LC_RECORD_ID_LEN]; /* ids acknowledged this turn, for the log */
+    lc_zmq_batch_t batch;               /* the next message to the workers (empty between sends) */
+    s_entry_t *in_batch[LC_ZMQ_BATCH_MAX]; /* its readings */
+    size_t n_batch;
     size_t n_acked, cap_acked;
 
     lc_counter_t *c_sent, *c_redelivered, *c_acked, *c_dead, *c_dups, *c_bad, *c_blocked;
     lc_counter_t *c_conflicts, *c_replayed, *c_replay_bad, *c_deferred;
     lc_gauge_t *g_in_flight, *g_unsent, *g_suspects, *g_oldest, *g_workers;
     lc_counter_t *c_heartbeats;
-    lc_histogram_t *h_ack_seconds;
+    lc_histogram_t *h_ack_seconds, *h_batch;
 };
 
 /* -- table, lists and segments ----------------------------------------------------------- */
@@ -272,63 +275,96 @@ static uint64_t s_timeout_us(gw_relay_t *self, uint32_t attempts)
     return us * 3 / 4 + z % (us / 2 + 1);
 }
 
-/* The bytes of one delivery: the logged Reading, then a Reading holding only attempt and
- * max_attempts, packed by the generated code. Protobuf merges concatenated messages (a later
- * scalar wins), so the worker decodes the logged reading with this delivery's attempt, and the
- * logged bytes are sent as they are, without an unpack and repack per delivery. */
-static int s_delivery(zmq_msg_t *m, const s_entry_t *e, uint32_t attempt, uint32_t max_attempts)
+/* The bytes of one delivery, appended to the batch: the logged Reading, then a Reading holding
+ * only attempt and max_attempts, packed by the generated code. Protobuf merges concatenated
+ * messages (a later scalar wins), so the worker decodes the logged reading with this delivery's
+ * attempt, and the logged bytes are sent as they are, without an unpack and repack per delivery.
+ * 0, or LC_ERR_NOMEM. */
+static int s_delivery(lc_zmq_batch_t *b, const s_entry_t *e, uint32_t attempt,
+                      uint32_t max_attempts)
 {
     assert(attempt > 0 && max_attempts > 0); /* proto3 omits zeros: a 0 would not override */
     Lcore__V1__Reading tail = LCORE__V1__READING__INIT;
     tail.attempt = attempt;
     tail.max_attempts = max_attempts;
     size_t n = lcore__v1__reading__get_packed_size(&tail);
-    if (zmq_msg_init_size(m, e->len + n) != 0)
+    uint8_t *p = lc_zmq_batch_add(b, e->len + n);
+    if (!p)
         return LC_ERR_NOMEM;
-    uint8_t *p = zmq_msg_data(m);
     memcpy(p, e->data, e->len);
     lcore__v1__reading__pack(&tail, p + e->len);
     return 0;
 }
 
-/* Sends one reading; 0 when ZeroMQ took it. A solo delivery times out after the base timeout:
- * it is alone, its ack comes fast or not at all. */
-static int s_send_one(gw_relay_t *self, void *sock, s_entry_t *e, int solo, uint64_t now)
+/* A delivery's size in a batch (s_delivery's tail: two varint fields, at most 12 bytes). */
+static size_t s_delivery_size(const s_entry_t *e)
 {
-    zmq_msg_t m;
-    if (s_delivery(&m, e, e->attempts + 1, self->opts.max_attempts) < 0)
-        return LC_ERR_NOMEM;
-    if (zmq_msg_send(&m, sock, ZMQ_DONTWAIT) < 0) {
+    return e->len + 12;
+}
+
+/* Sends the batch of readings (entries `of`, unsent or suspect) as one message; on success they
+ * are in flight. 0 when ZeroMQ took it. A solo delivery times out after the base timeout: it is
+ * alone, its ack comes fast or not at all. */
+static int s_send_batch(gw_relay_t *self, void *sock, s_entry_t **of, int solo, uint64_t now)
+{
+    int rc = lc_zmq_batch_send(&self->batch, sock, ZMQ_DONTWAIT);
+    if (rc < 0) {
         /* No worker connected or all queues full: wait for POLLOUT. */
-        zmq_msg_close(&m);
-        lc_counter_inc(self->c_blocked);
-        return LC_ERR_TIMEOUT;
+        lc_zmq_batch_clear(&self->batch);
+        self->n_batch = 0;
+        if (rc == LC_ERR_TIMEOUT)
+            lc_counter_inc(self->c_blocked);
+        return rc;
     }
-    s_unlink(s_list_of(self, e), e);
-    e->attempts++;
-    e->where = S_IN_FLIGHT;
-    e->sent_us = now;
-    e->wait_us = s_timeout_us(self, solo ? 1 : e->attempts);
-    e->due_us = now + e->wait_us;
-    s_push_back(&self->in_flight, e);
-    lc_counter_inc(e->attempts == 1 ? self->c_sent : self->c_redelivered);
+    for (size_t i = 0; i < self->n_batch; i++) {
+        s_entry_t *e = of[i];
+        s_unlink(s_list_of(self, e), e);
+        e->attempts++;
+        e->where = S_IN_FLIGHT;
+        e->sent_us = now;
+        e->wait_us = s_timeout_us(self, solo ? 1 : e->attempts);
+        e->due_us = now + e->wait_us;
+        s_push_back(&self->in_flight, e);
+        lc_counter_inc(e->attempts == 1 ? self->c_sent : self->c_redelivered);
+    }
+    lc_histogram_observe(self->h_batch, (double)self->n_batch);
+    self->n_batch = 0;
     return 0;
 }
 
-/* Sends what the window and the socket allow: the next suspect if none is in flight, then
- * the unsent readings in order. */
+/* Adds e's delivery to the batch; 0, or LC_ERR_NOMEM. */
+static int s_batch_add(gw_relay_t *self, s_entry_t *e)
+{
+    if (s_delivery(&self->batch, e, e->attempts + 1, self->opts.max_attempts) < 0)
+        return LC_ERR_NOMEM;
+    self->in_batch[self->n_batch++] = e;
+    return 0;
+}
+
+/* Sends what the window and the socket allow: the next suspect if none is in flight (alone),
+ * then the unsent readings in order, as many to a message as a batch holds. */
 static void s_send(gw_relay_t *self)
 {
     void *sock = zsock_resolve(self->readings);
     uint64_t now = lc_mono_us();
     if (!self->solo && self->suspects.head && self->in_flight.n < self->opts.window) {
         s_entry_t *e = self->suspects.head;
-        if (s_send_one(self, sock, e, 1, now) == 0)
+        if (s_batch_add(self, e) == 0 && s_send_batch(self, sock, self->in_batch, 1, now) == 0)
             self->solo = e;
+        self->n_batch = 0;
     }
-    while (self->unsent.head && self->in_flight.n < self->opts.window)
-        if (s_send_one(self, sock, self->unsent.head, 0, now) < 0)
-            return;
+    s_entry_t *e = self->unsent.head;
+    while (e && self->in_flight.n + self->n_batch < self->opts.window) {
+        if (!lc_zmq_batch_fits(&self->batch, s_delivery_size(e)) &&
+            s_send_batch(self, sock, self->in_batch, 0, now) < 0)
+            break;
+        s_entry_t *next = e->next; /* e moves to in_flight when its batch is sent */
+        if (s_batch_add(self, e) < 0)
+            break;
+        e = next;
+    }
+    if (self->n_batch)
+        (void)s_send_batch(self, sock, self->in_batch, 0, now);
 }
 
 /* -- acknowledgements -------------------------------------------------------------------- */
@@ -622,8 +658,12 @@ static void s_heartbeat(gw_relay_t *self)
     hb.heartbeat = 1;
     hb.received_at_us = lc_now_us();
     hb.gateway_id = (char *)self->opts.gateway_id;
-    if (lc_zmq_send_pb(self->readings, NULL, &hb.base, ZMQ_DONTWAIT) == 0)
+    uint8_t *p = lc_zmq_batch_add(&self->batch, lcore__v1__reading__get_packed_size(&hb));
+    if (p)
+        lcore__v1__reading__pack(&hb, p);
+    if (p && lc_zmq_batch_send(&self->batch, self->readings, ZMQ_DONTWAIT) == 0)
         lc_counter_inc(self->c_heartbeats);
+    lc_zmq_batch_clear(&self->batch);
 }
 
 /* -- the actor --------------------------------------------------------------------------- */
@@ -760,6 +800,10 @@ gw_relay_t *gw_relay_new(const gw_relay_opts_t *opts)
     self->h_ack_seconds = lc_metrics_histogram(m, "lcore_gateway_ack_duration_seconds",
                                                "Time from a reading on disk to the store's ack",
                                                NULL, lc_latency_buckets, lc_latency_buckets_len);
+    static const double batch_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128};
+    self->h_batch = lc_metrics_histogram(m, "lcore_gateway_batch_readings",
+                                         "Readings per message to the crypto workers", NULL,
+                                         batch_buckets, LC_ARRAY_LEN(batch_buckets));
     return self;
 }
 
@@ -826,6 +870,7 @@ void gw_relay_destroy(gw_relay_t **self_p)
             free(e);
         }
     zhashx_destroy(&self->table);
+    lc_zmq_batch_free(&self->batch);
     free(self->segs);
     free(self->acked);
     free(self);

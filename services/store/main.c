@@ -208,13 +208,14 @@ static int s_store_id(st_config_t *cfg)
 static int s_open_sockets(s_store_t *s)
 {
     const st_config_t *cfg = s->cfg;
-    lc_zmq_opts_t so = {.name = "sealed",
-                        .type = ZMQ_PULL,
-                        .endpoints = cfg->sealed_bind,
-                        .bind = 1,
-                        .roles = LC_ROLE_CRYPTO,
-                        .hwm = (int)cfg->sealed_hwm,
-                        .max_msg = cfg->max_ciphertext_bytes + LC_ZMQ_ENVELOPE_OVERHEAD};
+    lc_zmq_opts_t so = {
+        .name = "sealed",
+        .type = ZMQ_PULL,
+        .endpoints = cfg->sealed_bind,
+        .bind = 1,
+        .roles = LC_ROLE_CRYPTO,
+        .hwm = (int)cfg->sealed_hwm,
+        .max_msg = lc_zmq_batch_max_msg(cfg->max_ciphertext_bytes + LC_ZMQ_ENVELOPE_OVERHEAD)};
     lc_zmq_opts_t eo = {.name = "events",
                         .type = ZMQ_PUB,
                         .endpoints = cfg->events_bind,

@@ -24,7 +24,7 @@ const lc_cfg_opt_t st_config_opts[] = {
     LC_CFG_I("LCORE_STORE_MAX_CIPHERTEXT_BYTES", T, max_ciphertext_bytes, "1114112", 64, 16777216,
              "largest sealed record accepted from a worker"),
     LC_CFG_I("LCORE_STORE_SEALED_HWM", T, sealed_hwm, "10000", 10, 1000000,
-             "sealed records queued before workers wait"),
+             "messages (a batch of sealed records each) queued before workers wait"),
     LC_CURVE_CFG_ROWS(T),
 };
 #undef T

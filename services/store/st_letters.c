@@ -135,7 +135,7 @@ static int s_replay_sealed(const st_letters_t *self, const PGresult *r, int i)
     protobuf_c_message_pack(&s.base, buf);
     int rc = st_writer_full(self->writer) ? st_writer_flush(self->writer) : 0;
     if (rc == 0)
-        st_writer_take(self->writer, buf, len); /* checked there as any sealed record */
+        st_writer_take_one(self->writer, buf, len); /* checked there as any sealed record */
     free(buf);
     return rc;
 }

@@ -18,13 +18,13 @@ enum { S_NOT_ACKED = 0, S_STORED, S_DEAD_LETTERED, S_CONFLICT };
 struct st_writer {
     st_db_t *db;
     zsock_t *events;
-    size_t write_batch_max, max_ciphertext;
+    size_t write_batch_max, cap, max_ciphertext;
     int wait_ms;
     Lcore__V1__SealedRecord **write_batch;
     size_t n;
     size_t n_write;    /* the first n_write rows are this flush's (see s_split) */
     uint64_t first_us; /* when the oldest pending record arrived */
-    lc_counter_t *received, *bad, *stored, *duplicates, *refused, *acks_sent, *conflicts;
+    lc_counter_t *messages, *received, *bad, *stored, *duplicates, *refused, *acks_sent, *conflicts;
     lc_counter_t *revoked;
     lc_histogram_t *write_batch_rows, *commit_seconds, *lag_seconds, *device_lag_seconds;
     lc_counter_t *heartbeats;
@@ -42,12 +42,13 @@ st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t write_batch_max,
                            size_t max_ciphertext, lc_metrics_t *m)
 {
     st_writer_t *self = calloc(1, sizeof *self);
-    if (!self || !(self->write_batch = calloc(write_batch_max, sizeof *self->write_batch))) {
+    size_t cap = write_batch_max + LC_ZMQ_BATCH_MAX; /* a message more than a full batch */
+    if (!self || !(self->write_batch = calloc(cap, sizeof *self->write_batch))) {
         free(self);
         return NULL;
     }
     size_t slots = 2;
-    while (slots < 2 * write_batch_max)
+    while (slots < 2 * cap)
         slots <<= 1;
     if (!(self->seen = calloc(slots, sizeof *self->seen))) {
         free(self->write_batch);
@@ -58,8 +59,11 @@ st_writer_t *st_writer_new(st_db_t *db, zsock_t *events, size_t write_batch_max,
     self->db = db;
     self->events = events;
     self->write_batch_max = write_batch_max;
+    self->cap = cap;
     self->wait_ms = wait_ms;
     self->max_ciphertext = max_ciphertext;
+    self->messages = lc_metrics_counter(m, "lcore_store_messages_received_total",
+                                        "Messages (sealed batches) received from workers", NULL);
     self->received = lc_metrics_counter(m, "lcore_store_records_received_total",
                                         "Sealed records received from workers", NULL);
     self->bad = lc_metrics_counter(m, "lcore_store_bad_messages_total",
@@ -149,8 +153,8 @@ static const char *s_invalid(const st_writer_t *self, const Lcore__V1__SealedRec
         return "field_length";
     if (!r->device_id || !lc_device_id_valid(r->device_id, strlen(r->device_id)))
         return "device_id";
-    if (r->seq > INT64_MAX || r->device_ts_ms > INT64_MAX || r->received_at_us > INT64_MAX ||
-        r->key_version == 0 || r->key_version > INT32_MAX)
+    if (r->seq > INT64_MAX || r->device_ts_ms > INT64_MAX || r->received_at_us == 0 ||
+        r->received_at_us > INT64_MAX || r->key_version == 0 || r->key_version > INT32_MAX)
         return "range";
     /* 0 is what senders from before delivery attempts were counted send. */
     if (r->attempt > ST_ATTEMPTS_MAX || r->max_attempts > ST_ATTEMPTS_MAX)
@@ -183,8 +187,13 @@ static void s_heartbeat(st_writer_t *self, const Lcore__V1__SealedRecord *r)
     lc_gauge_set(self->heartbeat_at, (double)now / 1e6);
 }
 
-void st_writer_take(st_writer_t *self, const uint8_t *data, size_t len)
+void st_writer_take_one(st_writer_t *self, const uint8_t *data, size_t len)
 {
+    if (self->n == self->cap) { /* cannot happen: messages are taken only while not full */
+        lc_counter_inc(self->bad);
+        lc_warn("sealed_record_dropped", "reason=write_batch_full bytes=%zu", len);
+        return;
+    }
     Lcore__V1__SealedRecord *r = lcore__v1__sealed_record__unpack(NULL, len, data);
     if (r && r->version == 1 && r->heartbeat) {
         s_heartbeat(self, r);
@@ -206,6 +215,22 @@ void st_writer_take(st_writer_t *self, const uint8_t *data, size_t len)
     lc_gauge_set(self->pending, (double)self->n);
 }
 
+void st_writer_take(st_writer_t *self, const uint8_t *data, size_t len)
+{
+    lc_counter_inc(self->messages);
+    Lcore__V1__SealedBatch *b = lcore__v1__sealed_batch__unpack(NULL, len, data);
+    if (!b || b->version != 1 || b->n_records > LC_ZMQ_BATCH_MAX ||
+        (b->n_records > 1 && len > LC_ZMQ_BATCH_BYTES)) {
+        lc_counter_inc(self->bad);
+        lc_warn("batch_dropped", "reason=%s bytes=%zu", !b ? "decode" : "bounds", len);
+    } else {
+        for (size_t i = 0; i < b->n_records; i++)
+            st_writer_take_one(self, b->records[i].data, b->records[i].len);
+    }
+    if (b)
+        lcore__v1__sealed_batch__free_unpacked(b, NULL);
+}
+
 size_t st_writer_pending(const st_writer_t *self)
 {
     return self->n;
@@ -220,14 +245,15 @@ uint64_t st_writer_deadline(const st_writer_t *self)
     return self->n ? self->first_us + (uint64_t)self->wait_ms * 1000u : 0;
 }
 
-/* How many rows, from the first, this flush writes: up to (not including) the first row whose
- * record_id is already among them. The same reading twice in one statement would be skipped by
- * ON CONFLICT without being compared; the later copy waits for the next flush, where it is
- * compared with the stored one (a duplicate or a conflict). */
+/* How many rows, from the first, this flush writes: at most write_batch_max, and up to (not
+ * including) the first row whose record_id is already among them. The same reading twice in one
+ * statement would be skipped by ON CONFLICT without being compared; the later copy waits for the
+ * next flush, where it is compared with the stored one (a duplicate or a conflict). */
 static size_t s_split(st_writer_t *self)
 {
     memset(self->seen, 0, (self->seen_mask + 1) * sizeof *self->seen);
-    for (size_t i = 0; i < self->n; i++) {
+    size_t n = self->n < self->write_batch_max ? self->n : self->write_batch_max;
+    for (size_t i = 0; i < n; i++) {
         const uint8_t *id = self->write_batch[i]->record_id.data;
         uint64_t h;
         memcpy(&h, id, sizeof h); /* a SHA-256 output: its first bytes are hash enough */
@@ -241,7 +267,7 @@ static size_t s_split(st_writer_t *self)
                 return i;
         }
     }
-    return self->n;
+    return n;
 }
 
 /* Publishes one Ack per gateway for the rows marked in `ok`: stored or dead-lettered ones in

@@ -17,6 +17,7 @@
 #include "gw_wal.h"
 #include "lc_record.h"
 #include "lc_seal.h"
+#include "lc_zmq.h"
 #include "lcore.pb-c.h"
 
 static const char *s_dir;
@@ -57,6 +58,36 @@ static void s_write_pb(const char *target, const char *name, const ProtobufCMess
     free(p);
 }
 
+/* Messages packed as the entries of one batch (a ReadingBatch or SealedBatch), malloc'd. */
+static uint8_t *s_pack_batch(const ProtobufCMessage *const *msgs, size_t n, size_t *len)
+{
+    lc_zmq_batch_t b = {0};
+    for (size_t i = 0; i < n; i++) {
+        size_t one = protobuf_c_message_get_packed_size(msgs[i]);
+        uint8_t *p = lc_zmq_batch_add(&b, one);
+        if (!p)
+            abort();
+        protobuf_c_message_pack(msgs[i], p);
+    }
+    uint8_t *out = malloc(b.len ? b.len : 1);
+    if (!out)
+        abort();
+    memcpy(out, b.buf, b.len);
+    *len = b.len;
+    lc_zmq_batch_free(&b);
+    return out;
+}
+
+/* DIR/target/name := the messages as one batch. */
+static void s_write_batch(const char *target, const char *name, const ProtobufCMessage *const *msgs,
+                          size_t n)
+{
+    size_t len;
+    uint8_t *p = s_pack_batch(msgs, n, &len);
+    s_write(target, name, "", 0, p, len);
+    free(p);
+}
+
 /* A valid Reading of sensor-01's seq, ids and hash filled into the caller's buffers. */
 static Lcore__V1__Reading s_reading(uint64_t seq, uint8_t id[32], uint8_t hash[32])
 {
@@ -83,30 +114,36 @@ static void s_worker_seeds(void)
     const char *t = "cw_worker";
     uint8_t id[32], hash[32];
     Lcore__V1__Reading r = s_reading(1, id, hash);
-    s_write_pb(t, "valid", &r.base);
+    s_write_batch(t, "valid", (const ProtobufCMessage *[]){&r.base}, 1);
+    s_write_pb(t, "not_a_batch", &r.base);
     r.seq = 2;
-    s_write_pb(t, "record_id_mismatch", &r.base);
+    s_write_batch(t, "record_id_mismatch", (const ProtobufCMessage *[]){&r.base}, 1);
     r.seq = 1;
     r.version = 2;
-    s_write_pb(t, "version_2", &r.base);
+    s_write_batch(t, "version_2", (const ProtobufCMessage *[]){&r.base}, 1);
     r.version = 1;
     hash[0] ^= 1;
-    s_write_pb(t, "reading_hash_wrong", &r.base);
+    s_write_batch(t, "reading_hash_wrong", (const ProtobufCMessage *[]){&r.base}, 1);
     hash[0] ^= 1;
     r.gateway_id = (char *)"g234567890123456789012345678901234567890123456789012345678901234X";
-    s_write_pb(t, "gateway_id_65", &r.base);
+    s_write_batch(t, "gateway_id_65", (const ProtobufCMessage *[]){&r.base}, 1);
     r.gateway_id = (char *)"gw-1";
     r.jws.len = 0;
-    s_write_pb(t, "jws_empty", &r.base);
+    s_write_batch(t, "jws_empty", (const ProtobufCMessage *[]){&r.base}, 1);
     Lcore__V1__Reading hb = LCORE__V1__READING__INIT;
     hb.version = 1;
     hb.heartbeat = 1;
     hb.received_at_us = 1700000000000000;
     hb.gateway_id = (char *)"gw-1";
-    s_write_pb(t, "heartbeat", &hb.base);
+    s_write_batch(t, "heartbeat", (const ProtobufCMessage *[]){&hb.base}, 1);
     hb.gateway_id = (char *)"";
-    s_write_pb(t, "heartbeat_no_gateway", &hb.base);
+    s_write_batch(t, "heartbeat_no_gateway", (const ProtobufCMessage *[]){&hb.base}, 1);
     s_write(t, "empty", "", 0, "", 0);
+    uint8_t id2[32], hash2[32];
+    Lcore__V1__Reading r2 = s_reading(2, id2, hash2), bad = s_reading(1, id, hash);
+    bad.seq = 3;
+    hb.gateway_id = (char *)"gw-1";
+    s_write_batch(t, "three", (const ProtobufCMessage *[]){&r2.base, &hb.base, &bad.base}, 3);
 }
 
 /* A SealedRecord of sensor-01's seq, sealed with the fixed seal ring into the buffers given. */
@@ -136,14 +173,15 @@ static Lcore__V1__SealedRecord s_sealed(lc_sealer_t *sealer, uint64_t seq, uint8
     return s;
 }
 
-/* The writer's input: messages framed with a 2-byte little-endian length. */
-static void s_frames(const char *name, const ProtobufCMessage *const *msgs, size_t n)
+/* The writer's input: messages framed with a 2-byte little-endian length, each a batch of `per`
+ * records (msgs[0 .. per), then msgs[per .. 2 per), ...). */
+static void s_frames_of(const char *name, const ProtobufCMessage *const *msgs, size_t n, size_t per)
 {
     uint8_t out[8192];
     size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i += per) {
         size_t len;
-        uint8_t *p = s_pack(msgs[i], &len);
+        uint8_t *p = s_pack_batch(msgs + i, n - i < per ? n - i : per, &len);
         if (off + 2 + len > sizeof out)
             abort();
         out[off] = (uint8_t)len;
@@ -153,6 +191,12 @@ static void s_frames(const char *name, const ProtobufCMessage *const *msgs, size
         free(p);
     }
     s_write("st_writer", name, "", 0, out, off);
+}
+
+/* Each record in a batch of its own. */
+static void s_frames(const char *name, const ProtobufCMessage *const *msgs, size_t n)
+{
+    s_frames_of(name, msgs, n, 1);
 }
 
 static void s_writer_seeds(lc_sealer_t *sealer)
@@ -190,6 +234,12 @@ static void s_writer_seeds(lc_sealer_t *sealer)
     bad.seq = (uint64_t)INT64_MAX + 1;
     s_frames("seq_over_i63", (const ProtobufCMessage *[]){&bad.base}, 1);
     s_write("st_writer", "garbage_then_short", "", 0, "\x03\x00\xff\xff\xff\x40\x00\x0a", 8);
+    s_frames_of("records_in_one_batch", (const ProtobufCMessage *[]){&a.base, &hb.base, &b.base}, 3,
+                3);
+    const ProtobufCMessage *beats[LC_ZMQ_BATCH_MAX + 1];
+    for (size_t i = 0; i < LC_ZMQ_BATCH_MAX + 1; i++)
+        beats[i] = &hb.base;
+    s_frames_of("heartbeats_over_max", beats, LC_ZMQ_BATCH_MAX + 1, LC_ZMQ_BATCH_MAX + 1);
 }
 
 static void s_query(const char *name, Lcore__V1__Query *q)

@@ -2,7 +2,8 @@
  * network (or, with a trusted certificate, a legitimate peer as the positive control). It
  * connects to one endpoint with no keys, a made-up key pair or a given certificate, then
  * receives for --seconds, or sends frames (random bytes, a Query ping, or a well-formed
- * SealedRecord sealed with the key ring in LCORE_KEYRING), and prints what happened:
+ * SealedRecord sealed with the key ring in LCORE_KEYRING, in a SealedBatch), and prints what
+ * happened:
  *   handshakes_ok=N handshakes_failed=N received=N sent=N
  * Usage: lcore-zpeer --endpoint E --type pull|push|sub|dealer|router [--cert SECRET_CERT |
  *        --random-key]
@@ -18,6 +19,7 @@
 #include "bench_util.h"
 #include "lc_keyring.h"
 #include "lc_seal.h"
+#include "lc_zmq.h"
 #include "lcore.pb-c.h"
 
 typedef struct {
@@ -123,7 +125,7 @@ static int s_secure(zsock_t *sock, const s_opts_t *o)
     return 0;
 }
 
-/* One SealedRecord for device_id/seq, sealed with LCORE_KEYRING, packed into a frame. */
+/* One SealedRecord for device_id/seq, sealed with LCORE_KEYRING, in a SealedBatch frame. */
 static zframe_t *s_forged_sealed(const char *device_id, uint64_t seq)
 {
     int err = 0;
@@ -135,8 +137,13 @@ static zframe_t *s_forged_sealed(const char *device_id, uint64_t seq)
     zframe_t *frame = NULL;
     if (sealer && bench_device_init(&dev, device_id, LC_ALG_EDDSA) == 0 &&
         bench_sealed_make(&s, sealer, &dev, seq, "zpeer", BENCH_DATA_BYTES) == 0) {
-        frame = zframe_new(NULL, protobuf_c_message_get_packed_size(&s.msg.base));
-        protobuf_c_message_pack(&s.msg.base, zframe_data(frame));
+        lc_zmq_batch_t b = {0};
+        uint8_t *p = lc_zmq_batch_add(&b, protobuf_c_message_get_packed_size(&s.msg.base));
+        if (p) {
+            protobuf_c_message_pack(&s.msg.base, p);
+            frame = zframe_new(b.buf, b.len);
+        }
+        lc_zmq_batch_free(&b);
         bench_sealed_clear(&s);
     }
     bench_device_wipe(&dev);

@@ -1,6 +1,7 @@
 /* test_gw_relay.c: what the relay puts on the readings socket. A reading appended to the log
- * reaches a PULL socket (a stand-in worker) as bytes that lcore__v1__reading__unpack decodes to
- * the logged reading with this delivery's attempt and max_attempts; a redelivery counts up, and
+ * reaches a PULL socket (a stand-in worker) in a ReadingBatch, as an entry that
+ * lcore__v1__reading__unpack decodes to the logged reading with this delivery's attempt and
+ * max_attempts; readings waiting together go out together, in order; a redelivery counts up, and
  * the delivery's values win over any the logged bytes carry. An overdue reading is not
  * redelivered while acks keep coming for readings sent before it, nor while no store is
  * connected (an XPUB stands in for the store's events socket). */
@@ -20,6 +21,7 @@
 #include "lc_curve.h"
 #include "lc_keyring.h"
 #include "lc_metrics.h"
+#include "lc_zmq.h"
 #include "lcore.pb-c.h"
 
 #define S_MAX_ATTEMPTS 5
@@ -31,8 +33,10 @@ typedef struct {
     lc_curve_t *curve;
     gw_relay_t *relay;
     gw_wal_t *log;
-    zsock_t *worker; /* PULL, as a crypto worker connects */
-    zsock_t *store;  /* XPUB on the events endpoint: the relay sees a store there */
+    zsock_t *worker;                /* PULL, as a crypto worker connects */
+    zsock_t *store;                 /* XPUB on the events endpoint: the relay sees a store there */
+    Lcore__V1__ReadingBatch *batch; /* the last message received, and its next entry */
+    size_t next;
 } s_fx_t;
 
 /* *state: NULL, or the redelivery timeout in ms (cmocka's prestate). */
@@ -59,7 +63,7 @@ static int s_setup(void **state)
                           .gateway_id = "gw-test",
                           .curve = f->curve,
                           .hwm = 1000,
-                          .window = 100,
+                          .window = 1000,
                           .redeliver_ms = redeliver_ms,
                           .redeliver_max_ms = redeliver_ms,
                           .max_attempts = S_MAX_ATTEMPTS,
@@ -95,6 +99,8 @@ static int s_setup(void **state)
 static int s_teardown(void **state)
 {
     s_fx_t *f = *state;
+    if (f->batch)
+        lcore__v1__reading_batch__free_unpacked(f->batch, NULL);
     zsock_destroy(&f->worker);
     gw_relay_destroy(&f->relay);
     zsock_destroy(&f->store);
@@ -135,13 +141,29 @@ static void s_reading(Lcore__V1__Reading *r, uint8_t id[LC_RECORD_ID_LEN])
     s_reading_seq(r, id, 42);
 }
 
-/* Receives one delivery and checks it decodes to `want` with the given attempt. */
-static void s_expect_delivery(s_fx_t *f, const Lcore__V1__Reading *want, uint32_t attempt)
+/* Receives a message from the relay: a ReadingBatch of 1 to LC_ZMQ_BATCH_MAX readings. */
+static void s_receive(s_fx_t *f)
 {
     zframe_t *frame = zframe_recv(f->worker);
     assert_non_null(frame);
-    Lcore__V1__Reading *got =
-        lcore__v1__reading__unpack(NULL, zframe_size(frame), zframe_data(frame));
+    if (f->batch)
+        lcore__v1__reading_batch__free_unpacked(f->batch, NULL);
+    f->batch = lcore__v1__reading_batch__unpack(NULL, zframe_size(frame), zframe_data(frame));
+    assert_non_null(f->batch);
+    assert_int_equal(f->batch->version, 1);
+    assert_in_range(f->batch->n_readings, 1, LC_ZMQ_BATCH_MAX);
+    f->next = 0;
+    zframe_destroy(&frame);
+}
+
+/* Takes the next delivery (from the last message, or a new one) and checks it decodes to `want`
+ * with the given attempt. */
+static void s_expect_delivery(s_fx_t *f, const Lcore__V1__Reading *want, uint32_t attempt)
+{
+    if (!f->batch || f->next == f->batch->n_readings)
+        s_receive(f);
+    const ProtobufCBinaryData *entry = &f->batch->readings[f->next++];
+    Lcore__V1__Reading *got = lcore__v1__reading__unpack(NULL, entry->len, entry->data);
     assert_non_null(got);
     assert_int_equal(got->attempt, attempt);
     assert_int_equal(got->max_attempts, S_MAX_ATTEMPTS);
@@ -157,7 +179,6 @@ static void s_expect_delivery(s_fx_t *f, const Lcore__V1__Reading *want, uint32_
     assert_string_equal(got->gateway_id, want->gateway_id);
     assert_false(got->heartbeat);
     lcore__v1__reading__free_unpacked(got, NULL);
-    zframe_destroy(&frame);
 }
 
 /* Logs reading r (seq 42) and takes its first delivery. */
@@ -253,6 +274,45 @@ static void test_overdue_waits_while_no_store_is_connected(void **state)
     s_expect_delivery(f, &r, 2);
 }
 
+/* No worker connected: readings wait in the log. Once one connects, the 200 waiting go out in
+ * order as two messages (a batch holds LC_ZMQ_BATCH_MAX): 128, then 72. */
+static void test_waiting_readings_go_out_together(void **state)
+{
+    s_fx_t *f = *state;
+    zsock_destroy(&f->worker);
+    enum { N = 200 };
+    static Lcore__V1__Reading r[N];
+    static uint8_t ids[N][LC_RECORD_ID_LEN];
+    uint64_t lsn = 0;
+    for (int i = 0; i < N; i++) {
+        s_reading_seq(&r[i], ids[i], (uint64_t)i + 1);
+        assert_int_equal(gw_wal_append_pb(f->log, ids[i], &r[i].base, &lsn), 0);
+    }
+    /* The relay makes them durable and finds no worker: all of them wait, unsent (its gauge
+     * is set at each 100 ms scan). */
+    for (int waited = 0;; waited += 10) {
+        assert_true(waited < 5000);
+        size_t len = 0;
+        char *text = lc_metrics_render(f->metrics, &len);
+        assert_non_null(text);
+        int all = strstr(text, "\nlcore_gateway_readings_unsent 200\n") != NULL;
+        free(text);
+        if (all)
+            break;
+        zclock_sleep(10);
+    }
+    assert_non_null(f->worker = zsock_new(ZMQ_PULL));
+    assert_int_equal(zsock_connect(f->worker, "%s", f->readings), 0);
+    zsock_set_rcvtimeo(f->worker, 5000);
+    for (int i = 0; i < N; i++) {
+        s_expect_delivery(f, &r[i], 1);
+        if (i == 0)
+            assert_int_equal(f->batch->n_readings, LC_ZMQ_BATCH_MAX);
+        if (i == LC_ZMQ_BATCH_MAX)
+            assert_int_equal(f->batch->n_readings, N - LC_ZMQ_BATCH_MAX);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +324,7 @@ int main(void)
             (void *)&s_300ms),
         cmocka_unit_test_setup_teardown(test_overdue_waits_while_no_store_is_connected, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_readings_go_out_together, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

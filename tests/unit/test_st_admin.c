@@ -28,6 +28,7 @@
 #include "lc_log.h"
 #include "lc_metrics.h"
 #include "lc_pg.h"
+#include "lc_zmq.h"
 #include "lc_record.h"
 #include "lc_seal.h"
 #include "st_admin.h"
@@ -800,16 +801,20 @@ static void test_list_records(void **state)
                      LCORE__V1__QUERY_REPLY__STATUS__NOT_FOUND);
 }
 
-/* The writer takes recs (packed, as from a worker) and writes them. */
+/* The writer takes recs (packed in one SealedBatch, as from a worker) and writes them. */
 static void s_write(st_writer_t *w, Lcore__V1__SealedRecord **recs, size_t n)
 {
+    lc_zmq_batch_t b = {0};
     for (size_t i = 0; i < n; i++) {
         size_t len = protobuf_c_message_get_packed_size(&recs[i]->base);
-        uint8_t *buf = malloc(len);
-        protobuf_c_message_pack(&recs[i]->base, buf);
-        st_writer_take(w, buf, len);
-        free(buf);
+        assert_true(lc_zmq_batch_fits(&b, len));
+        uint8_t *p = lc_zmq_batch_add(&b, len);
+        assert_non_null(p);
+        protobuf_c_message_pack(&recs[i]->base, p);
     }
+    st_writer_take(w, b.buf, b.len);
+    lc_zmq_batch_free(&b);
+    assert_int_equal(st_writer_pending(w), n);
     assert_int_equal(st_writer_flush(w), 0);
 }
 
