@@ -43,6 +43,7 @@ struct lc_pg {
     char *dsn, *app;
     PGconn *conn;
     uint64_t session, changes;
+    unsigned statements; /* prepared statement names given out */
     lc_pg_params_t *params;
     char last_error[192];
 };
@@ -370,10 +371,12 @@ void lc_pg_add_null(lc_pg_params_t *p)
 
 /* array_recv's format: header (dimensions, has-NULLs, element type, length, lower bound), then
  * each element as its length and its bytes. */
-static uint8_t *s_array(lc_pg_params_t *p, Oid array_type, Oid elem_type, size_t elem_len, size_t n)
+/* The header of an array of n elements whose bytes come to `body` in all; returns where the
+ * first element goes (NULL: out of memory, noted). */
+static uint8_t *s_array_of(lc_pg_params_t *p, Oid array_type, Oid elem_type, size_t body, size_t n)
 {
     int i = s_slot(p, array_type, 1);
-    uint8_t *at = i < 0 ? NULL : s_reserve(p, i, 20 + n * (4 + elem_len));
+    uint8_t *at = i < 0 ? NULL : s_reserve(p, i, 20 + n * 4 + body);
     if (!at)
         return NULL;
     at = s_be(at, 1, 4);
@@ -381,6 +384,41 @@ static uint8_t *s_array(lc_pg_params_t *p, Oid array_type, Oid elem_type, size_t
     at = s_be(at, elem_type, 4);
     at = s_be(at, n, 4);
     return s_be(at, 1, 4);
+}
+
+static uint8_t *s_array(lc_pg_params_t *p, Oid array_type, Oid elem_type, size_t elem_len, size_t n)
+{
+    return s_array_of(p, array_type, elem_type, n * elem_len, n);
+}
+
+/* Element k of a lc_pg_add_var_array: its bytes and length. */
+static const char *s_var_elem(const void *ptrs, const void *lens, size_t stride, size_t k,
+                              size_t *len)
+{
+    const char *e;
+    memcpy(&e, (const uint8_t *)ptrs + k * stride, sizeof e);
+    if (lens)
+        memcpy(len, (const uint8_t *)lens + k * stride, sizeof *len);
+    else
+        *len = strlen(e);
+    return e;
+}
+
+void lc_pg_add_var_array(lc_pg_params_t *p, int text, const void *ptrs, const void *lens,
+                         size_t stride, size_t n)
+{
+    size_t body = 0, len;
+    for (size_t k = 0; k < n; k++) {
+        (void)s_var_elem(ptrs, lens, stride, k, &len);
+        body += len;
+    }
+    uint8_t *at = s_array_of(p, text ? 1009 : 1001, text ? S_TEXT : S_BYTEA, body, n);
+    for (size_t k = 0; at && k < n; k++) {
+        const char *e = s_var_elem(ptrs, lens, stride, k, &len);
+        at = s_be(at, len, 4);
+        memcpy(at, e, len);
+        at += len;
+    }
 }
 
 void lc_pg_add_bytes_array(lc_pg_params_t *p, const void *first, size_t stride, size_t len,
@@ -467,17 +505,40 @@ static int s_fail(lc_pg_t *self, const PGresult *r, const char *sql)
     return data ? LC_ERR_INVALID : LC_ERR_UNAVAILABLE;
 }
 
-static PGresult *s_run(lc_pg_t *self, const char *sql, const lc_pg_params_t *p)
+/* sql with p, or the statement prepared as `name`. */
+static PGresult *s_run(lc_pg_t *self, const char *sql, const char *name, const lc_pg_params_t *p)
 {
-    if (!p || p->n == 0)
-        return PQexecParams(self->conn, sql, 0, NULL, NULL, NULL, NULL, 1);
-    for (int i = 0; i < p->n; i++)
+    int n = p ? p->n : 0;
+    for (int i = 0; i < n; i++)
         if (p->off[i] >= 0)
             p->values[i] = (const char *)p->arena + p->off[i];
-    return PQexecParams(self->conn, sql, p->n, p->types, p->values, p->lengths, p->formats, 1);
+    if (name)
+        return PQexecPrepared(self->conn, name, n, n ? p->values : NULL, n ? p->lengths : NULL,
+                              n ? p->formats : NULL, 1);
+    if (!n)
+        return PQexecParams(self->conn, sql, 0, NULL, NULL, NULL, NULL, 1);
+    return PQexecParams(self->conn, sql, n, p->types, p->values, p->lengths, p->formats, 1);
 }
 
-int lc_pg_query(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_params_t *p)
+/* Prepares stmt in this session if it is not yet (its name: "lc_" and a number of this handle).
+ * NULL when prepared, or the failed result. */
+static PGresult *s_prepare(lc_pg_t *self, lc_pg_stmt_t *stmt, const lc_pg_params_t *p)
+{
+    if (stmt->session == self->session)
+        return NULL;
+    if (!stmt->name[0])
+        snprintf(stmt->name, sizeof stmt->name, "lc_%u", ++self->statements);
+    PGresult *r = PQprepare(self->conn, stmt->name, stmt->sql, p ? p->n : 0, p ? p->types : NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return r;
+    PQclear(r);
+    stmt->session = self->session;
+    return NULL;
+}
+
+/* Runs sql (stmt NULL) or the prepared stmt, with p, and keeps or logs the outcome. */
+static int s_query(lc_pg_t *self, PGresult **out, const char *sql, lc_pg_stmt_t *stmt,
+                   const lc_pg_params_t *p)
 {
     *out = NULL;
     if (p && p->failed)
@@ -486,16 +547,28 @@ int lc_pg_query(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_para
         snprintf(self->last_error, sizeof self->last_error, "no connection");
         return LC_ERR_UNAVAILABLE;
     }
-    PGresult *r = s_run(self, sql, p);
+    PGresult *r = stmt ? s_prepare(self, stmt, p) : NULL;
+    if (!r)
+        r = s_run(self, stmt ? NULL : sql, stmt ? stmt->name : NULL, p);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         self->last_error[0] = '\0';
         *out = r;
         return 0;
     }
-    int rc = s_fail(self, r, sql);
+    int rc = s_fail(self, r, stmt ? stmt->sql : sql);
     PQclear(r);
     return rc;
+}
+
+int lc_pg_query(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_params_t *p)
+{
+    return s_query(self, out, sql, NULL, p);
+}
+
+int lc_pg_query_stmt(lc_pg_t *self, PGresult **out, lc_pg_stmt_t *stmt, const lc_pg_params_t *p)
+{
+    return s_query(self, out, NULL, stmt, p);
 }
 
 int lc_pg_query_row(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_params_t *p)

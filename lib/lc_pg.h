@@ -77,6 +77,11 @@ void lc_pg_add_null(lc_pg_params_t *p);
 void lc_pg_add_bytes_array(lc_pg_params_t *p, const void *first, size_t stride, size_t len,
                            size_t n);
 void lc_pg_add_i64_array(lc_pg_params_t *p, const void *first, size_t stride, size_t n);
+/* bytea[] (text 0) or text[] (text 1) of n elements of varying length: element i's bytes are
+ * at the pointer stored at ptrs + i * stride, its length the size_t at lens + i * stride (text
+ * with lens NULL: a NUL-terminated string). So the fields of an array of structs can be sent. */
+void lc_pg_add_var_array(lc_pg_params_t *p, int text, const void *ptrs, const void *lens,
+                         size_t stride, size_t n);
 void lc_pg_add_time_array(lc_pg_params_t *p, const void *first, size_t stride, size_t n);
 
 /* What is bound (tests, debugging): the count, and parameter i's bytes (NULL for SQL NULL),
@@ -92,6 +97,23 @@ const char *lc_pg_params_value(const lc_pg_params_t *p, int i, int *len, int *fo
  * 22 or 23: the database refused the data) or LC_ERR_NOMEM. Failures are logged (SQLSTATE, the
  * server's message unless it may quote a value, the start of the SQL). */
 int lc_pg_query(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_params_t *p) LC_WUR;
+/* A statement prepared once per connection (PQprepare, on first use and again after a
+ * reconnect), so the server parses it once and can keep its plan: for statements run often.
+ * One per connection: keep it next to the lc_pg_t that runs it (not a static shared by several
+ * connections), initialised with its SQL, the rest zero: LC_PG_STMT(sql). Its parameters must
+ * keep their types from one run to the next. */
+typedef struct {
+    const char *sql;
+    uint64_t session; /* the session it is prepared in (0: none) */
+    char name[16];
+} lc_pg_stmt_t;
+#define LC_PG_STMT(sql_)                                                                           \
+    {                                                                                              \
+        .sql = (sql_)                                                                              \
+    }
+/* As lc_pg_query, running the prepared stmt. */
+int lc_pg_query_stmt(lc_pg_t *self, PGresult **out, lc_pg_stmt_t *stmt,
+                     const lc_pg_params_t *p) LC_WUR;
 /* As lc_pg_query, exactly one row expected: LC_ERR_NOTFOUND (nothing logged) when none. */
 int lc_pg_query_row(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_params_t *p) LC_WUR;
 /* A statement whose rows are not wanted: the number of rows it affected (>= 0) or an error as

@@ -15,7 +15,6 @@
 #include "st_schema.h"
 #include "st_seq_ranges.h"
 
-#define ST_COLS 12        /* parameters per record in the insert */
 #define ST_REASON_MAX 300 /* bytes kept of a dead letter's reason */
 #define ST_AFTER_MAX 2000 /* records in one records_after answer */
 /* A gateway-sealed reading: nonce and tag around a packed Reading (gw_letter.h), whose JWS is at
@@ -40,9 +39,9 @@ struct st_db {
     uint64_t position;   /* the store's committed position, as this writer numbers it */
     char claim_why[192]; /* why the last claim failed */
     const char *invalid; /* why the last dead letter was refused before the database, or NULL */
-    /* The SQL text for the last write batch size used; rebuilt only when the size changes. */
-    char *insert_sql;
-    size_t insert_rows;
+    lc_pg_stmt_t insert; /* s_insert_sql, prepared on pg */
+    struct s_row *rows;  /* the insert's rows, gathered (s_add_rows) */
+    size_t rows_cap;
     lc_counter_t *dead_crypto, *dead_store;
     Lcore__V1__StoredRecords written; /* st_db_last_written */
     s_stored_t *written_items;
@@ -120,6 +119,47 @@ static int s_claim(st_db_t *self, int quiet)
     return rc;
 }
 
+/* INSERT ... SELECT from the write batch's rows (one statement, one transaction): the store's
+ * row in `stores` moves from $2 to $3 only if it still says $2, and the records go in only if
+ * it did. $1 is the store_id of every row; $4 .. $15 hold the rows as one array per column
+ * (unnest), so the text is the same for any number of rows and is prepared once per connection
+ * (st_db.insert): parsed and planned once, not per write batch. A row received (received_at,
+ * the gateway's accept time) once its device was revoked is not a record: it is left out (a hole,
+ * as a duplicate leaves; st_db_find_conflicts tells the two apart). The answer: whether the
+ * position moved, then the new rows' leaf inputs by position (one row of NULLs if none). */
+static const char s_insert_sql[] =
+    "WITH moved AS (UPDATE stores SET position = $3, updated_at = now()"
+    " WHERE store_id = $1 AND position = $2 RETURNING 1),"
+    " ins AS (INSERT INTO records (record_id, store_id, position, device_id, seq,"
+    " device_ts_ms, key_version, aes_nonce, xchacha_nonce, ciphertext, envelope_hash,"
+    " received_at, reading_hash) SELECT v.record_id, $1, v.position, v.device_id, v.seq,"
+    " v.device_ts_ms, v.key_version, v.aes_nonce, v.xchacha_nonce, v.ciphertext,"
+    " v.envelope_hash, v.received_at, v.reading_hash"
+    " FROM unnest($4::bytea[], $5::int8[], $6::text[], $7::int8[], $8::int8[], $9::int8[],"
+    " $10::bytea[], $11::bytea[], $12::bytea[], $13::bytea[], $14::timestamptz[], $15::bytea[])"
+    " AS v (record_id, position, device_id, seq, device_ts_ms, key_version, aes_nonce,"
+    " xchacha_nonce, ciphertext, envelope_hash, received_at, reading_hash)"
+    " WHERE EXISTS (SELECT 1 FROM moved)"
+    /* revoked before it was received: not a record (an anti-join on devices' key) */
+    " AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.device_id = v.device_id"
+    " AND d.status = 'revoked' AND v.received_at >= coalesce(d.revoked_at, '-infinity'))"
+    " ON CONFLICT (record_id) DO NOTHING"
+    " RETURNING record_id, envelope_hash, position, stored_at, received_at, device_id, seq),"
+    /* The new rows' seqs as runs per device (st_seq_ranges.h): in this statement, so they
+     * commit with the records; a duplicate is not in `ins`, so it changes nothing. */
+    " runs AS (SELECT device_id, min(seq) AS f, max(seq) AS t, max(received_at) AS at FROM"
+    " (SELECT device_id, seq, received_at,"
+    " seq - row_number() OVER (PARTITION BY device_id ORDER BY seq) AS run FROM ins) x"
+    " GROUP BY device_id, run),"
+    " ranged AS (INSERT INTO device_seq_ranges (device_id, from_seq, to_seq, last_received_at)"
+    " SELECT device_id, f, t, at FROM runs ON CONFLICT (device_id, from_seq) DO UPDATE"
+    " SET to_seq = GREATEST(device_seq_ranges.to_seq, EXCLUDED.to_seq),"
+    " last_received_at = GREATEST(device_seq_ranges.last_received_at,"
+    " EXCLUDED.last_received_at))"
+    " SELECT (SELECT count(*) FROM moved), i.record_id, i.envelope_hash, i.position,"
+    " i.stored_at, i.received_at FROM (SELECT 1) AS one LEFT JOIN ins i ON true"
+    " ORDER BY i.position";
+
 st_db_t *st_db_new(const char *dsn, const char *store_id)
 {
     if (store_id && !lc_store_id_valid(store_id, strlen(store_id))) {
@@ -133,6 +173,7 @@ st_db_t *st_db_new(const char *dsn, const char *store_id)
         return NULL;
     }
     lcore__v1__stored_records__init(&self->written);
+    self->insert = (lc_pg_stmt_t)LC_PG_STMT(s_insert_sql);
     if (self->store_id)
         (void)s_claim(self, 1); /* why it failed is st_db_schema_check's to say */
     return self;
@@ -144,7 +185,7 @@ void st_db_destroy(st_db_t **self_p)
         return;
     st_db_t *self = *self_p;
     lc_pg_destroy(&self->pg); /* the session ends: the store_id's lock with it */
-    free(self->insert_sql);
+    free(self->rows);
     free(self->written_items);
     free(self->written_ptrs);
     free(self->store_id);
@@ -177,62 +218,56 @@ int st_db_schema_check(st_db_t *self, char *why, size_t cap)
     return rc;
 }
 
-/* INSERT ... SELECT from a VALUES list of n rows (one statement, one transaction): the store's
- * row in `stores` moves from $2 to $3 only if it still says $2, and the records go in only if
- * it did. Row i: $(4 + 12i) ...; $1 is the store_id of every row. A row received (received_at,
- * the gateway's accept time) once its device was revoked is not a record: it is left out (a hole,
- * as a duplicate leaves; st_db_find_conflicts tells the two apart). The answer: whether the
- * position moved, then the new rows' leaf inputs by position (one row of NULLs if none). */
-static int s_build_insert(st_db_t *self, size_t n)
+/* One record's columns, gathered for the insert's arrays (lc_pg_add_*_array read them by
+ * stride). */
+typedef struct s_row {
+    ProtobufCBinaryData record_id, aes_nonce, xchacha_nonce, ciphertext, envelope_hash,
+        reading_hash;
+    const char *device_id;
+    uint64_t position, seq, device_ts_ms, key_version, received_at_us;
+} s_row_t;
+
+/* The insert's parameters: store_id, the position before and after, then a column each. */
+static int s_add_rows(st_db_t *self, lc_pg_params_t *p, Lcore__V1__SealedRecord *const *recs,
+                      size_t n, uint64_t after)
 {
-    static const char head[] =
-        "WITH moved AS (UPDATE stores SET position = $3, updated_at = now()"
-        " WHERE store_id = $1 AND position = $2 RETURNING 1),"
-        " ins AS (INSERT INTO records (record_id, store_id, position, device_id, seq,"
-        " device_ts_ms, key_version, aes_nonce, xchacha_nonce, ciphertext, envelope_hash,"
-        " received_at, reading_hash) SELECT * FROM (VALUES ";
-    static const char tail[] =
-        ") AS v (record_id, store_id, position, device_id, seq, device_ts_ms, key_version,"
-        " aes_nonce, xchacha_nonce, ciphertext, envelope_hash, received_at, reading_hash)"
-        " WHERE EXISTS (SELECT 1 FROM moved)"
-        /* revoked before it was received: not a record (an anti-join on devices' key) */
-        " AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.device_id = v.device_id"
-        " AND d.status = 'revoked' AND v.received_at >= coalesce(d.revoked_at, '-infinity'))"
-        " ON CONFLICT (record_id) DO NOTHING"
-        " RETURNING record_id, envelope_hash, position, stored_at, received_at, device_id, seq),"
-        /* The new rows' seqs as runs per device (st_seq_ranges.h): in this statement, so they
-         * commit with the records; a duplicate is not in `ins`, so it changes nothing. */
-        " runs AS (SELECT device_id, min(seq) AS f, max(seq) AS t, max(received_at) AS at FROM"
-        " (SELECT device_id, seq, received_at,"
-        " seq - row_number() OVER (PARTITION BY device_id ORDER BY seq) AS run FROM ins) x"
-        " GROUP BY device_id, run),"
-        " ranged AS (INSERT INTO device_seq_ranges (device_id, from_seq, to_seq, last_received_at)"
-        " SELECT device_id, f, t, at FROM runs ON CONFLICT (device_id, from_seq) DO UPDATE"
-        " SET to_seq = GREATEST(device_seq_ranges.to_seq, EXCLUDED.to_seq),"
-        " last_received_at = GREATEST(device_seq_ranges.last_received_at,"
-        " EXCLUDED.last_received_at))"
-        " SELECT (SELECT count(*) FROM moved), i.record_id, i.envelope_hash, i.position,"
-        " i.stored_at, i.received_at FROM (SELECT 1) AS one LEFT JOIN ins i ON true"
-        " ORDER BY i.position";
-    if (self->insert_sql && self->insert_rows == n)
-        return 0;
-    size_t cap = sizeof head + sizeof tail + n * 96;
-    char *sql = malloc(cap);
-    if (!sql)
-        return LC_ERR_NOMEM;
-    size_t off = (size_t)snprintf(sql, cap, "%s", head);
-    for (size_t i = 0; i < n; i++) {
-        size_t p = 4 + i * ST_COLS;
-        off += (size_t)snprintf(sql + off, cap - off, "%s($%zu", i ? "," : "", p);
-        off += (size_t)snprintf(sql + off, cap - off, ",$1");
-        for (size_t k = 1; k < ST_COLS; k++)
-            off += (size_t)snprintf(sql + off, cap - off, ",$%zu", p + k);
-        off += (size_t)snprintf(sql + off, cap - off, ")");
+    if (n > self->rows_cap) {
+        s_row_t *rows = realloc(self->rows, n * sizeof *rows);
+        if (!rows)
+            return LC_ERR_NOMEM;
+        self->rows = rows;
+        self->rows_cap = n;
     }
-    snprintf(sql + off, cap - off, "%s", tail);
-    free(self->insert_sql);
-    self->insert_sql = sql;
-    self->insert_rows = n;
+    s_row_t *r = self->rows;
+    for (size_t i = 0; i < n; i++)
+        r[i] = (s_row_t){.record_id = recs[i]->record_id,
+                         .aes_nonce = recs[i]->aes_nonce,
+                         .xchacha_nonce = recs[i]->xchacha_nonce,
+                         .ciphertext = recs[i]->ciphertext,
+                         .envelope_hash = recs[i]->envelope_hash,
+                         .reading_hash = recs[i]->reading_hash,
+                         .device_id = recs[i]->device_id,
+                         .position = after + 1 + i,
+                         .seq = recs[i]->seq,
+                         .device_ts_ms = recs[i]->device_ts_ms,
+                         .key_version = recs[i]->key_version,
+                         .received_at_us = recs[i]->received_at_us};
+    const size_t z = sizeof *r;
+    lc_pg_add_text(p, self->store_id);
+    lc_pg_add_u64(p, after);
+    lc_pg_add_u64(p, after + n);
+    lc_pg_add_var_array(p, 0, &r->record_id.data, &r->record_id.len, z, n);
+    lc_pg_add_i64_array(p, &r->position, z, n);
+    lc_pg_add_var_array(p, 1, &r->device_id, NULL, z, n);
+    lc_pg_add_i64_array(p, &r->seq, z, n);
+    lc_pg_add_i64_array(p, &r->device_ts_ms, z, n);
+    lc_pg_add_i64_array(p, &r->key_version, z, n);
+    lc_pg_add_var_array(p, 0, &r->aes_nonce.data, &r->aes_nonce.len, z, n);
+    lc_pg_add_var_array(p, 0, &r->xchacha_nonce.data, &r->xchacha_nonce.len, z, n);
+    lc_pg_add_var_array(p, 0, &r->ciphertext.data, &r->ciphertext.len, z, n);
+    lc_pg_add_var_array(p, 0, &r->envelope_hash.data, &r->envelope_hash.len, z, n);
+    lc_pg_add_time_array(p, &r->received_at_us, z, n);
+    lc_pg_add_var_array(p, 0, &r->reading_hash.data, &r->reading_hash.len, z, n);
     return 0;
 }
 
@@ -248,16 +283,6 @@ static void s_add_sealed(lc_pg_params_t *p, const Lcore__V1__SealedRecord *s)
     lc_pg_add_bytes(p, s->xchacha_nonce.data, s->xchacha_nonce.len);
     lc_pg_add_bytes(p, s->ciphertext.data, s->ciphertext.len);
     lc_pg_add_bytes(p, s->envelope_hash.data, s->envelope_hash.len);
-}
-
-/* One record's parameters, in s_build_insert's column order (store_id is $1). */
-static void s_add_record(lc_pg_params_t *p, const Lcore__V1__SealedRecord *s, uint64_t position)
-{
-    lc_pg_add_bytes(p, s->record_id.data, s->record_id.len);
-    lc_pg_add_u64(p, position);
-    s_add_sealed(p, s);
-    lc_pg_add_time_us(p, s->received_at_us);
-    lc_pg_add_bytes(p, s->reading_hash.data, s->reading_hash.len);
 }
 
 /* Room for n records in st_db_last_written, made before the insert so that nothing can fail
@@ -327,17 +352,12 @@ int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, si
         return 0;
     if (!st_db_ok(self))
         return LC_ERR_UNAVAILABLE;
-    if (s_build_insert(self, n) < 0 || s_reserve_written(self, n) < 0)
-        return LC_ERR_NOMEM;
     uint64_t after = self->position;
     lc_pg_params_t *p = lc_pg_params(self->pg);
-    lc_pg_add_text(p, self->store_id);
-    lc_pg_add_u64(p, after);
-    lc_pg_add_u64(p, after + n);
-    for (size_t i = 0; i < n; i++)
-        s_add_record(p, recs[i], after + 1 + i);
+    if (s_reserve_written(self, n) < 0 || s_add_rows(self, p, recs, n, after) < 0)
+        return LC_ERR_NOMEM;
     PGresult *r = NULL;
-    int rc = lc_pg_query(self->pg, &r, self->insert_sql, p);
+    int rc = lc_pg_query_stmt(self->pg, &r, &self->insert, p);
     if (rc < 0) {
         lc_warn("db_insert_failed", "rows=%zu err=\"%s\"", n, lc_pg_last_error(self->pg));
         return rc;

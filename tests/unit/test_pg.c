@@ -109,6 +109,32 @@ static void test_arrays(void **state)
     lc_pg_params_destroy(&p);
 }
 
+/* Arrays of elements of varying length, read through pointers in an array of structs:
+ * bytea[] with lengths, text[] of NUL-terminated strings. */
+static void test_var_arrays(void **state)
+{
+    (void)state;
+    typedef struct {
+        const uint8_t *data;
+        size_t len;
+        const char *name;
+    } s_var_t;
+    static const uint8_t a[] = {0xaa}, b[] = {0xbb, 0xcc, 0xdd};
+    const s_var_t rows[3] = {{a, 1, "x"}, {b, 3, ""}, {b, 0, "yz"}};
+    const uint8_t want_bytea[] = {0,    0, 0, 1, 0, 0,    0,    0,    0, 0, 0, 17, /* bytea */
+                                  0,    0, 0, 3, 0, 0,    0,    1,    0, 0, 0, 1,
+                                  0xaa, 0, 0, 0, 3, 0xbb, 0xcc, 0xdd, 0, 0, 0, 0};
+    const uint8_t want_text[] = {0,   0, 0, 1, 0, 0, 0, 0, 0, 0,   0,  25, /* text */
+                                 0,   0, 0, 3, 0, 0, 0, 1, 0, 0,   0,  1,
+                                 'x', 0, 0, 0, 0, 0, 0, 0, 2, 'y', 'z'};
+    lc_pg_params_t *p = lc_pg_params_new();
+    lc_pg_add_var_array(p, 0, &rows[0].data, &rows[0].len, sizeof rows[0], 3);
+    lc_pg_add_var_array(p, 1, &rows[0].name, NULL, sizeof rows[0], 3);
+    assert_memory_equal(s_param(p, 0, sizeof want_bytea, 1, 1001), want_bytea, sizeof want_bytea);
+    assert_memory_equal(s_param(p, 1, sizeof want_text, 1, 1009), want_text, sizeof want_text);
+    lc_pg_params_destroy(&p);
+}
+
 static void test_many_params_survive_growth(void **state)
 {
     (void)state;
@@ -252,6 +278,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scalars),
         cmocka_unit_test(test_arrays),
+        cmocka_unit_test(test_var_arrays),
         cmocka_unit_test(test_many_params_survive_growth),
         cmocka_unit_test(test_reads),
         cmocka_unit_test(test_reads_null),
