@@ -43,7 +43,12 @@ struct lc_pg {
     char *dsn, *app;
     PGconn *conn;
     uint64_t session, changes;
-    unsigned statements; /* prepared statement names given out */
+    struct {
+        const char *sql; /* the caller's static text: its address is the key */
+        char name[16];
+    } prepared[32]; /* prepared in this session (lc_pg_query_prepared) */
+    size_t n_prepared;
+    uint64_t prepared_session;
     lc_pg_params_t *params;
     char last_error[192];
 };
@@ -520,24 +525,37 @@ static PGresult *s_run(lc_pg_t *self, const char *sql, const char *name, const l
     return PQexecParams(self->conn, sql, n, p->types, p->values, p->lengths, p->formats, 1);
 }
 
-/* Prepares stmt in this session if it is not yet (its name: "lc_" and a number of this handle).
- * NULL when prepared, or the failed result. */
-static PGresult *s_prepare(lc_pg_t *self, lc_pg_stmt_t *stmt, const lc_pg_params_t *p)
+/* The name of sql prepared in this session, preparing it on first use: "lc_" and its index in
+ * the handle's table (which a reconnect empties). NULL with *failed set when it could not be. */
+static const char *s_prepared(lc_pg_t *self, const char *sql, const lc_pg_params_t *p,
+                              PGresult **failed)
 {
-    if (stmt->session == self->session)
+    if (self->prepared_session != self->session) {
+        self->n_prepared = 0;
+        self->prepared_session = self->session;
+    }
+    size_t i = 0;
+    while (i < self->n_prepared && self->prepared[i].sql != sql)
+        i++;
+    if (i < self->n_prepared)
+        return self->prepared[i].name;
+    if (i == LC_ARRAY_LEN(self->prepared))
+        return NULL; /* the table is full: run it unprepared */
+    snprintf(self->prepared[i].name, sizeof self->prepared[i].name, "lc_%zu", i);
+    PGresult *r =
+        PQprepare(self->conn, self->prepared[i].name, sql, p ? p->n : 0, p ? p->types : NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        *failed = r;
         return NULL;
-    if (!stmt->name[0])
-        snprintf(stmt->name, sizeof stmt->name, "lc_%u", ++self->statements);
-    PGresult *r = PQprepare(self->conn, stmt->name, stmt->sql, p ? p->n : 0, p ? p->types : NULL);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return r;
+    }
     PQclear(r);
-    stmt->session = self->session;
-    return NULL;
+    self->prepared[i].sql = sql;
+    self->n_prepared = i + 1;
+    return self->prepared[i].name;
 }
 
-/* Runs sql (stmt NULL) or the prepared stmt, with p, and keeps or logs the outcome. */
-static int s_query(lc_pg_t *self, PGresult **out, const char *sql, lc_pg_stmt_t *stmt,
+/* Runs sql (prepared first when asked), with p, and keeps or logs the outcome. */
+static int s_query(lc_pg_t *self, PGresult **out, const char *sql, int prepare,
                    const lc_pg_params_t *p)
 {
     *out = NULL;
@@ -547,28 +565,29 @@ static int s_query(lc_pg_t *self, PGresult **out, const char *sql, lc_pg_stmt_t 
         snprintf(self->last_error, sizeof self->last_error, "no connection");
         return LC_ERR_UNAVAILABLE;
     }
-    PGresult *r = stmt ? s_prepare(self, stmt, p) : NULL;
+    PGresult *r = NULL;
+    const char *name = prepare ? s_prepared(self, sql, p, &r) : NULL;
     if (!r)
-        r = s_run(self, stmt ? NULL : sql, stmt ? stmt->name : NULL, p);
+        r = s_run(self, sql, name, p);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         self->last_error[0] = '\0';
         *out = r;
         return 0;
     }
-    int rc = s_fail(self, r, stmt ? stmt->sql : sql);
+    int rc = s_fail(self, r, sql);
     PQclear(r);
     return rc;
 }
 
 int lc_pg_query(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_params_t *p)
 {
-    return s_query(self, out, sql, NULL, p);
+    return s_query(self, out, sql, 0, p);
 }
 
-int lc_pg_query_stmt(lc_pg_t *self, PGresult **out, lc_pg_stmt_t *stmt, const lc_pg_params_t *p)
+int lc_pg_query_prepared(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_params_t *p)
 {
-    return s_query(self, out, NULL, stmt, p);
+    return s_query(self, out, sql, 1, p);
 }
 
 int lc_pg_query_row(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_params_t *p)
@@ -582,16 +601,27 @@ int lc_pg_query_row(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_
     return rc;
 }
 
-int lc_pg_exec(lc_pg_t *self, const char *sql, const lc_pg_params_t *p)
+/* lc_pg_exec and lc_pg_exec_prepared. */
+static int s_exec(lc_pg_t *self, const char *sql, int prepare, const lc_pg_params_t *p)
 {
     PGresult *r;
     self->changes++;
-    int rc = lc_pg_query(self, &r, sql, p);
+    int rc = s_query(self, &r, sql, prepare, p);
     if (rc < 0)
         return rc;
     rc = atoi(PQcmdTuples(r));
     PQclear(r);
     return rc;
+}
+
+int lc_pg_exec(lc_pg_t *self, const char *sql, const lc_pg_params_t *p)
+{
+    return s_exec(self, sql, 0, p);
+}
+
+int lc_pg_exec_prepared(lc_pg_t *self, const char *sql, const lc_pg_params_t *p)
+{
+    return s_exec(self, sql, 1, p);
 }
 
 int lc_pg_script(lc_pg_t *self, const char *sql)

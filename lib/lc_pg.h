@@ -97,23 +97,14 @@ const char *lc_pg_params_value(const lc_pg_params_t *p, int i, int *len, int *fo
  * 22 or 23: the database refused the data) or LC_ERR_NOMEM. Failures are logged (SQLSTATE, the
  * server's message unless it may quote a value, the start of the SQL). */
 int lc_pg_query(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_params_t *p) LC_WUR;
-/* A statement prepared once per connection (PQprepare, on first use and again after a
- * reconnect), so the server parses it once and can keep its plan: for statements run often.
- * One per connection: keep it next to the lc_pg_t that runs it (not a static shared by several
- * connections), initialised with its SQL, the rest zero: LC_PG_STMT(sql). Its parameters must
- * keep their types from one run to the next. */
-typedef struct {
-    const char *sql;
-    uint64_t session; /* the session it is prepared in (0: none) */
-    char name[16];
-} lc_pg_stmt_t;
-#define LC_PG_STMT(sql_)                                                                           \
-    {                                                                                              \
-        .sql = (sql_)                                                                              \
-    }
-/* As lc_pg_query, running the prepared stmt. */
-int lc_pg_query_stmt(lc_pg_t *self, PGresult **out, lc_pg_stmt_t *stmt,
-                     const lc_pg_params_t *p) LC_WUR;
+/* As lc_pg_query and lc_pg_exec, for a statement run often: the handle prepares it (PQprepare)
+ * on its first use in a session and runs it prepared from then on, so the server parses it once
+ * and can keep its plan. sql must be a string that lives as long as the handle (a static
+ * constant: its address is the key), and its parameters must keep their types from one run to
+ * the next. Past 32 distinct statements a handle runs the others unprepared. */
+int lc_pg_query_prepared(lc_pg_t *self, PGresult **out, const char *sql,
+                         const lc_pg_params_t *p) LC_WUR;
+int lc_pg_exec_prepared(lc_pg_t *self, const char *sql, const lc_pg_params_t *p) LC_WUR;
 /* As lc_pg_query, exactly one row expected: LC_ERR_NOTFOUND (nothing logged) when none. */
 int lc_pg_query_row(lc_pg_t *self, PGresult **out, const char *sql, const lc_pg_params_t *p) LC_WUR;
 /* A statement whose rows are not wanted: the number of rows it affected (>= 0) or an error as

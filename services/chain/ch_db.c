@@ -142,8 +142,9 @@ int ch_db_feed_add(ch_db_t *self, const char *store_id, uint64_t after, uint64_t
     lc_pg_add_u64(p, upto);
     PGresult *r = NULL;
     int rc = lc_pg_begin(self->pg);
-    if (rc == 0 && (rc = lc_pg_query_row(self->pg, &r, s_feed_move_sql, p)) == 0 &&
-        lc_pg_i64(r, 0, 0) != 1) {
+    /* Both statements run for every message of a store: prepared (parsed and planned once). */
+    if (rc == 0 && (rc = lc_pg_query_prepared(self->pg, &r, s_feed_move_sql, p)) == 0 &&
+        (PQntuples(r) != 1 || lc_pg_i64(r, 0, 0) != 1)) {
         PQclear(r);
         lc_pg_rollback(self->pg);
         return LC_ERR_CONFLICT;
@@ -157,7 +158,7 @@ int ch_db_feed_add(ch_db_t *self, const char *store_id, uint64_t after, uint64_t
         lc_pg_add_i64_array(p, &recs[0].position, sizeof *recs, n);
         lc_pg_add_time_array(p, &recs[0].stored_at_us, sizeof *recs, n);
         lc_pg_add_time_array(p, &recs[0].received_at_us, sizeof *recs, n);
-        if ((rc = lc_pg_exec(self->pg, s_feed_insert_sql, p)) >= 0)
+        if ((rc = lc_pg_exec_prepared(self->pg, s_feed_insert_sql, p)) >= 0)
             *inserted = (size_t)rc;
     }
     if ((rc = s_finish(self, rc)) < 0)

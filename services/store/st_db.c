@@ -39,7 +39,6 @@ struct st_db {
     uint64_t position;   /* the store's committed position, as this writer numbers it */
     char claim_why[192]; /* why the last claim failed */
     const char *invalid; /* why the last dead letter was refused before the database, or NULL */
-    lc_pg_stmt_t insert; /* s_insert_sql, prepared on pg */
     struct s_row *rows;  /* the insert's rows, gathered (s_add_rows) */
     size_t rows_cap;
     lc_counter_t *dead_crypto, *dead_store;
@@ -123,10 +122,11 @@ static int s_claim(st_db_t *self, int quiet)
  * row in `stores` moves from $2 to $3 only if it still says $2, and the records go in only if
  * it did. $1 is the store_id of every row; $4 .. $15 hold the rows as one array per column
  * (unnest), so the text is the same for any number of rows and is prepared once per connection
- * (st_db.insert): parsed and planned once, not per write batch. A row received (received_at,
- * the gateway's accept time) once its device was revoked is not a record: it is left out (a hole,
- * as a duplicate leaves; st_db_find_conflicts tells the two apart). The answer: whether the
- * position moved, then the new rows' leaf inputs by position (one row of NULLs if none). */
+ * (lc_pg_query_prepared): parsed and planned once, not per write batch. A row received
+ * (received_at, the gateway's accept time) once its device was revoked is not a record: it is left
+ * out (a hole, as a duplicate leaves; st_db_find_conflicts tells the two apart). The answer:
+ * whether the position moved, then the new rows' leaf inputs by position (one row of NULLs if
+ * none). */
 static const char s_insert_sql[] =
     "WITH moved AS (UPDATE stores SET position = $3, updated_at = now()"
     " WHERE store_id = $1 AND position = $2 RETURNING 1),"
@@ -173,7 +173,6 @@ st_db_t *st_db_new(const char *dsn, const char *store_id)
         return NULL;
     }
     lcore__v1__stored_records__init(&self->written);
-    self->insert = (lc_pg_stmt_t)LC_PG_STMT(s_insert_sql);
     if (self->store_id)
         (void)s_claim(self, 1); /* why it failed is st_db_schema_check's to say */
     return self;
@@ -357,7 +356,7 @@ int st_db_insert_records(st_db_t *self, Lcore__V1__SealedRecord *const *recs, si
     if (s_reserve_written(self, n) < 0 || s_add_rows(self, p, recs, n, after) < 0)
         return LC_ERR_NOMEM;
     PGresult *r = NULL;
-    int rc = lc_pg_query_stmt(self->pg, &r, &self->insert, p);
+    int rc = lc_pg_query_prepared(self->pg, &r, s_insert_sql, p);
     if (rc < 0) {
         lc_warn("db_insert_failed", "rows=%zu err=\"%s\"", n, lc_pg_last_error(self->pg));
         return rc;
