@@ -54,6 +54,12 @@ const lc_cfg_opt_t ch_config_opts[] = {
              "anchor transactions sent and not yet mined, at consecutive nonces"),
     LC_CFG_I("LCORE_CHAIN_POLL_MS", T, poll_ms, "500", 50, 60000,
              "how often pending transactions and new blocks are checked"),
+    LC_CFG_S("LCORE_CHAIN_RELAYER_ID", T, relayer_id, "",
+             "this relayer's name in the lease (one active relayer per chain and contract; the "
+             "others stand by); empty: <host name>:<pid>"),
+    LC_CFG_I("LCORE_CHAIN_LEASE_TTL_MS", T, lease_ttl_ms, "5000", 1000, 60000,
+             "the lease lasts this long unless renewed (every fifth of it): a standby takes over "
+             "at most this long, plus its check every second, after the active relayer stops"),
     LC_CFG_E("LCORE_CHAIN_FEE_MODE", T, fee_mode, "bump", CH_FEE_MODE_CHOICES,
              "stuck transactions: bump both fees (bump) or resubmit at market price (market, "
              "Arbitrum Orbit)"),

@@ -26,6 +26,8 @@ typedef struct {
     long long anchor_window_ms;
     long long max_inflight;
     long long poll_ms;
+    char relayer_id[128]; /* the lease holder's name; empty: <host>:<pid> */
+    long long lease_ttl_ms;
     ch_fee_mode_t fee_mode; /* bump, or market (Orbit: resubmit at market price) */
     long long bump_percent;
     long long bump_after_ms;

@@ -65,6 +65,11 @@ fail:
     return NULL;
 }
 
+lc_pg_t *ch_db_pg(ch_db_t *self)
+{
+    return self->pg;
+}
+
 void ch_db_destroy(ch_db_t **self_p)
 {
     if (!self_p || !*self_p)

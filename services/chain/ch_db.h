@@ -17,6 +17,8 @@ typedef struct ch_db ch_db_t;
  * yet. */
 ch_db_t *ch_db_new(const char *dsn);
 void ch_db_destroy(ch_db_t **self_p);
+/* The connection (ch_lease runs on it: the fence checks the session's settings). */
+lc_pg_t *ch_db_pg(ch_db_t *self);
 int ch_db_ok(ch_db_t *self);
 /* `lcore-chain migrate`: connects to dsn (the owner role's), waiting with backoff until stop
  * says to give up, then applies the chain's pending migrations and grants chain_role exactly

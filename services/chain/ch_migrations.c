@@ -118,6 +118,41 @@ static const lc_migration_t s_migrations[] = {
      /* get_anchors (a reader's page of records) joins each record's anchor to its mined
       * transaction: without this index that is a scan of anchor_txs per record. */
      "CREATE INDEX anchor_txs_anchor ON anchor_txs (anchor_id);"},
+    {4, "one active relayer per chain and contract: the lease, and the fence on its writes",
+     /* ch_lease.c: the relayer named holder is the active one until expires_at; epoch goes up
+      * at each change of holder. */
+     "CREATE TABLE relayer_lease ("
+     "  chain_id      bigint NOT NULL,"
+     "  contract      bytea NOT NULL CHECK (length(contract) = 20),"
+     "  holder        text NOT NULL,"
+     "  epoch         bigint NOT NULL CHECK (epoch > 0),"
+     "  acquired_at   timestamptz NOT NULL DEFAULT clock_timestamp(),"
+     "  expires_at    timestamptz NOT NULL,"
+     "  PRIMARY KEY (chain_id, contract)"
+     ");"
+     /* Any write to what decides the transactions (anchors, their leaves, transactions and their
+      * signed attempts) needs a live lease held by this session (the settings ch_lease makes),
+      * and holds the lease row FOR SHARE until it commits: a takeover waits for it. */
+     "CREATE FUNCTION relayer_lease_fence() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN"
+     "  PERFORM 1 FROM relayer_lease"
+     "   WHERE holder = current_setting('lcore.lease_holder', true)"
+     "   AND epoch::text = current_setting('lcore.lease_epoch', true)"
+     "   AND expires_at > clock_timestamp() FOR SHARE;"
+     "  IF NOT FOUND THEN"
+     "   RAISE EXCEPTION 'relayer lease not held by this session (table %)', TG_TABLE_NAME"
+     "    USING ERRCODE = 'LC409';"
+     "  END IF;"
+     "  RETURN NULL;"
+     " END $$;"
+     "CREATE TRIGGER anchors_fence BEFORE INSERT OR UPDATE OR DELETE ON anchors"
+     "  FOR EACH STATEMENT EXECUTE FUNCTION relayer_lease_fence();"
+     "CREATE TRIGGER anchor_leaves_fence BEFORE INSERT OR UPDATE OR DELETE ON anchor_leaves"
+     "  FOR EACH STATEMENT EXECUTE FUNCTION relayer_lease_fence();"
+     "CREATE TRIGGER anchor_txs_fence BEFORE INSERT OR UPDATE OR DELETE ON anchor_txs"
+     "  FOR EACH STATEMENT EXECUTE FUNCTION relayer_lease_fence();"
+     "CREATE TRIGGER anchor_tx_attempts_fence BEFORE INSERT OR UPDATE OR DELETE"
+     "  ON anchor_tx_attempts FOR EACH STATEMENT EXECUTE FUNCTION relayer_lease_fence();"},
 };
 
 /* Exactly the statements services/chain/ch_db.c runs. Records and leaves are written once.
@@ -132,6 +167,7 @@ static const lc_grant_t s_grants[] = {
     {"SELECT, INSERT, UPDATE", "TABLE anchor_tx_attempts"},
     {"SELECT, INSERT, UPDATE", "TABLE chain_head"},
     {"SELECT, INSERT, UPDATE", "TABLE chain_identity"},
+    {"SELECT, INSERT, UPDATE", "TABLE relayer_lease"},
     {"USAGE", "SEQUENCE anchors_id_seq"},
     {"SELECT", "TABLE chain_migrations"},
 };

@@ -279,6 +279,13 @@ int ch_relayer_tick(ch_relayer_t *self)
     return rc;
 }
 
+void ch_relayer_activate(ch_relayer_t *self)
+{
+    ch_anchorer_drop_open(self->anchorer);
+    self->tracked = 0;
+    ch_relayer_progressed(self);
+}
+
 const char *ch_relayer_not_ready(ch_relayer_t *self)
 {
     uint64_t idle_us = lc_mono_us() - self->progress_us;

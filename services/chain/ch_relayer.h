@@ -26,6 +26,10 @@ void ch_relayer_destroy(ch_relayer_t **self_p);
 /* One round. Returns 0, or LC_ERR_UNAVAILABLE when the database or every RPC endpoint is away
  * (the caller waits and tries again). */
 int ch_relayer_tick(ch_relayer_t *self) LC_WUR;
+/* This relayer just became the active one (it took the lease): everything is read again from the
+ * database at the next tick, and its stall clock starts now. */
+void ch_relayer_activate(ch_relayer_t *self);
+
 /* Why the relayer cannot anchor, for /readyz: the chain is not the one it anchors on (until
  * `lcore-chain adopt-chain`), a nonce gap it cannot fill, or no anchor mined or confirmed for
  * LCORE_CHAIN_STALL_MS while records or transactions wait. NULL when it can. */

@@ -10,12 +10,14 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ch_config.h"
 #include "ch_db.h"
 #include "ch_feed.h"
 #include "ch_deploy.h"
 #include "ch_identity.h"
+#include "ch_lease.h"
 #include "lc_ethkey.h"
 #include "ch_query.h"
 #include "ch_relayer.h"
@@ -72,9 +74,20 @@ static int s_adopt_chain(const ch_config_t *cfg, const lc_ethtx_signer_t *signer
     }
     lc_rpc_t *rpc = lc_rpc_new(cfg->rpc, (int)cfg->rpc_timeout_ms, metrics);
     ch_db_t *db = rpc ? ch_db_new(cfg->pg_dsn) : NULL;
-    int rc = db ? ch_identity_adopt(db, rpc, lc_ethtx_signer_address(signer), contract,
-                                    (uint64_t)cfg->chain_id, stdout)
-                : LC_ERR_UNAVAILABLE;
+    /* The anchor tables take writes from the lease holder: in the name of the running relayer
+     * (it waits for this), or with the lease taken when none runs. */
+    char name[160];
+    snprintf(name, sizeof name, "adopt-chain:%ld", (long)getpid());
+    ch_lease_t *lease = db ? ch_lease_new(ch_db_pg(db), name, (uint64_t)cfg->chain_id, contract,
+                                          (int)cfg->lease_ttl_ms, metrics)
+                           : NULL;
+    int taken = lease ? ch_lease_borrow(lease) : LC_ERR_UNAVAILABLE;
+    int rc = taken >= 0 ? ch_identity_adopt(db, rpc, lc_ethtx_signer_address(signer), contract,
+                                            (uint64_t)cfg->chain_id, stdout)
+                        : taken;
+    if (taken == 1)
+        ch_lease_release(lease);
+    ch_lease_destroy(&lease);
     if (rc < 0)
         fprintf(stderr, "lcore-chain adopt-chain: failed: %s\n", lc_strerror(rc));
     ch_db_destroy(&db);
@@ -131,13 +144,59 @@ typedef struct {
     ch_feed_t *feed;
     ch_query_t *query;
     ch_relayer_t *relayer;
+    ch_lease_t *lease;
+    char relayer_id[128];
     uint8_t contract[20];
     int chain_checked;
+    int active;    /* holds the lease: feeds and anchors (a standby only answers queries) */
+    int said_wait; /* "standby" was logged for the holder as last seen */
 } s_chain_t;
 
 static void *s_connect(void *dsn)
 {
     return ch_db_new(dsn);
+}
+
+/* LCORE_CHAIN_RELAYER_ID, or <host name>:<pid>. */
+static void s_relayer_id(const ch_config_t *cfg, char *out, size_t cap)
+{
+    if (cfg->relayer_id[0]) {
+        snprintf(out, cap, "%s", cfg->relayer_id);
+        return;
+    }
+    char host[64] = "relayer";
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    snprintf(out, cap, "%s:%ld", host, (long)getpid());
+}
+
+/* The lease, at each turn: 1 when this relayer is (or just became) the active one; 0 when it
+ * stands by (or cannot tell: PostgreSQL away); 3 (logged) when it was active and another took
+ * the lease over: it stops at once, its state is no longer its own. */
+static int s_lease(s_chain_t *c)
+{
+    int held = ch_lease_step(c->lease);
+    if (held == 1) {
+        if (!c->active)
+            ch_relayer_activate(c->relayer);
+        c->active = 1;
+        c->said_wait = 0;
+        return 1;
+    }
+    if (c->active && (held == CH_LEASE_LOST || held == 0)) {
+        lc_error("lease_taken_over", "holder=%s epoch=%llu: stopping", ch_lease_holder(c->lease),
+                 (unsigned long long)ch_lease_epoch(c->lease));
+        return 3;
+    }
+    if (held == 0 && !c->said_wait) {
+        lc_info("standby", "holder=%s epoch=%llu relayer=%s", ch_lease_holder(c->lease),
+                (unsigned long long)ch_lease_epoch(c->lease), c->relayer_id);
+        c->said_wait = 1;
+    }
+    /* A standby is ready (it answers queries and can take over); without PostgreSQL, not. */
+    if (!c->active)
+        lc_admin_set_ready(c->admin, held == 0, held == 0 ? "" : "PostgreSQL unavailable");
+    return 0;
 }
 
 /* Resources in order: 0, -1 (logged), or 2 for a configuration error. */
@@ -159,15 +218,21 @@ static int s_open(s_chain_t *c)
     /* The schema comes from `lcore-chain migrate`: wait for it, and for PostgreSQL. */
     if (!(c->db = lc_pg_retry(s_connect, (void *)cfg->pg_dsn, 5000, lc_service_give_up, NULL)))
         return -1;
+    s_relayer_id(cfg, c->relayer_id, sizeof c->relayer_id);
     if (!(c->feed = ch_feed_new(cfg, c->db, c->curve, c->metrics)) ||
         !(c->query = ch_query_new(cfg, c->curve, c->metrics, c->contract)) ||
-        !(c->relayer = ch_relayer_new(cfg, c->db, c->rpc, c->signer, c->contract, c->metrics)))
+        !(c->relayer = ch_relayer_new(cfg, c->db, c->rpc, c->signer, c->contract, c->metrics)) ||
+        !(c->lease = ch_lease_new(ch_db_pg(c->db), c->relayer_id, (uint64_t)cfg->chain_id,
+                                  c->contract, (int)cfg->lease_ttl_ms, c->metrics)))
         return -1;
     return 0;
 }
 
 static void s_close(s_chain_t *c)
 {
+    if (c->lease)
+        ch_lease_release(c->lease); /* a standby takes over at its next look, not at expiry */
+    ch_lease_destroy(&c->lease);
     ch_relayer_destroy(&c->relayer);
     ch_query_destroy(&c->query);
     ch_feed_destroy(&c->feed);
@@ -193,10 +258,17 @@ static int s_check_chain(s_chain_t *c)
     return 0;
 }
 
-/* One turn: take in what the stores committed, then one relayer round. Returns 0, or 2 when the
- * RPC serves the wrong chain. */
+/* One turn: the lease; active, take in what the stores committed, then one relayer round.
+ * Returns 0, 2 when the RPC serves the wrong chain, or 3 when the lease was taken over. */
 static int s_turn(s_chain_t *c)
 {
+    int lease = s_lease(c);
+    if (lease == 3)
+        return 3;
+    if (!c->active) { /* standby: look at the lease again in a second */
+        zclock_sleep(1000);
+        return 0;
+    }
     int64_t tick_at = zclock_mono();
     int checked = s_check_chain(c);
     if (checked == 2)

@@ -217,6 +217,17 @@ def proofs_verify(st, contract, rpc, device_id):
         expect(abi_words(rpc.call(contract, data))[0][-1] == 1, f"{rid}: proof refused on chain")
 
 
+def as_operator(st, sql):
+    """sql as an operator repairing the relayer's tables while it is stopped: the anchor tables
+    take writes from the relayer lease's holder only, so the lease is taken for the transaction
+    (at the next epoch) and given back expired, for the relayer to take at once."""
+    st.sql("BEGIN; UPDATE relayer_lease SET holder = 'operator', epoch = epoch + 1,"
+           " expires_at = now() + interval '1 minute';"
+           " SELECT set_config('lcore.lease_holder', 'operator', true),"
+           " set_config('lcore.lease_epoch', (SELECT epoch::text FROM relayer_lease), true);"
+           f" {sql}; UPDATE relayer_lease SET expires_at = now(); COMMIT;")
+
+
 def main():
     checks = Checks()
     with Anvil(chain_id=31337, block_time=1) as anvil:
@@ -376,13 +387,14 @@ def main():
                     tx, anchor, block, mined = row.split()
                     stop_relayer(st, signal.SIGKILL)
                     if forget == "fatal":
-                        st.sql(f"UPDATE anchor_txs SET state = 'fatal_error', error = 'nonce used by another"
-                               f" transaction', mined_hash = NULL, block_number = NULL, block_hash = NULL,"
-                               f" gas_used = NULL, effective_gas_price = NULL WHERE id = {tx}")
+                        as_operator(st, f"UPDATE anchor_txs SET state = 'fatal_error', error = 'nonce used"
+                                    f" by another transaction', mined_hash = NULL, block_number = NULL,"
+                                    f" block_hash = NULL, gas_used = NULL, effective_gas_price = NULL"
+                                    f" WHERE id = {tx}")
                     else:
-                        st.sql(f"DELETE FROM anchor_tx_attempts WHERE tx_id = {tx}")
-                        st.sql(f"DELETE FROM anchor_txs WHERE id = {tx}")
-                    st.sql(f"UPDATE anchors SET status = 'pending', confirmed_at = NULL WHERE id = {anchor}")
+                        as_operator(st, f"DELETE FROM anchor_tx_attempts WHERE tx_id = {tx};"
+                                    f" DELETE FROM anchor_txs WHERE id = {tx}")
+                    as_operator(st, f"UPDATE anchors SET status = 'pending', confirmed_at = NULL WHERE id = {anchor}")
                     start_relayer(st)
                     post_readings(st, dev, [next(seq) for _ in range(5)])  # and work goes on
                     all_confirmed(st)

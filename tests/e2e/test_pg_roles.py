@@ -176,6 +176,11 @@ def main():
             # move a feed position, reserve an anchor id, anchor it, send and mine a transaction.
             h = lambda b: "'\\x" + b * 32 + "'"
             out = ok(chain, "BEGIN;"
+                     # The anchor tables take writes from the relayer lease's holder only.
+                     "INSERT INTO relayer_lease (chain_id, contract, holder, epoch, expires_at)"
+                     " VALUES (424242, '\\x" + "02" * 20 + "', 'probe', 1,"
+                     " now() + interval '1 minute');"
+                     "SET LOCAL lcore.lease_holder = 'probe'; SET LOCAL lcore.lease_epoch = '1';"
                      "INSERT INTO chain_records (record_id, envelope_hash, store_id, position,"
                      f" stored_at, received_at) VALUES ({h('ab')}, {h('cd')}, 'probe', 1, now(),"
                      " now());"
@@ -201,7 +206,9 @@ def main():
                      " WHERE c.store_id = 'probe';"
                      "SELECT max(version) FROM chain_migrations;"
                      "ROLLBACK;")
-            expect(out.split() == ["t", "1", "3"], f"chain role's inserts and reads: {out!r}")
+            expect(out.split() == ["t", "1", "4"], f"chain role's inserts and reads: {out!r}")
+            refused(chain, "UPDATE anchors SET status = status WHERE false",
+                    "relayer lease not held by this session")
             refused(chain, "UPDATE chain_records SET position = position")
             refused(chain, "UPDATE anchor_leaves SET leaf = leaf")
             refused(chain, "DELETE FROM anchors")
@@ -225,7 +232,7 @@ def main():
             expect("roles-1" in out.stdout, f"lcore-cli decrypt with the owner DSN: {out.stdout}")
 
         def migrates_are_idempotent():
-            for svc, role, version in (("store", "lcore_store", 5), ("chain", "lcore_chain", 3)):
+            for svc, role, version in (("store", "lcore_store", 5), ("chain", "lcore_chain", 4)):
                 out = migrate(svc, owner)
                 expect(out.returncode == 0, f"lcore-{svc} migrate again exited {out.returncode}:"
                        f" {out.stderr}")
@@ -322,7 +329,8 @@ def main():
                     tables = ok(o_dsn, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM"
                                        " pg_tables WHERE schemaname = 'public'")
                     expect(tables == "anchor_leaves,anchor_tx_attempts,anchor_txs,anchors,"
-                           "chain_feed,chain_head,chain_identity,chain_migrations,chain_records",
+                           "chain_feed,chain_head,chain_identity,chain_migrations,chain_records,"
+                           "relayer_lease",
                            f"tables after lcore-chain migrate alone: {tables}")
                     expect(password_free(open(log).read(), pg), "the relayer logged a password")
                 finally:

@@ -26,16 +26,31 @@
 #include <unistd.h>
 
 #include "ch_db.h"
+#include "ch_lease.h"
 #include "lc_codec.h"
 #include "lc_merkle.h"
 #include "lc_pg.h"
 #include "lc_record.h"
 #include "lcore.pb-c.h"
 
-/* The group's connection and store_id (set up once; NULL: no database, every test skips). */
+/* The group's connection and store_id (set up once; NULL: no database, every test skips), and
+ * the relayer lease it holds (on a contract of this run's own) so the fenced tables take its
+ * writes. */
 static ch_db_t *s_db;
 static char s_store_id[32];
 static const char *s_dsn;
+static lc_metrics_t *s_metrics;
+static ch_lease_t *s_lease;
+
+/* A contract address of this run's own (the lease's key), from tag. */
+static void s_contract(uint8_t contract[20], const char *tag)
+{
+    uint8_t h[32];
+    char seed[96];
+    snprintf(seed, sizeof seed, "%s-%s", s_store_id, tag);
+    lc_record_id(h, seed, strlen(seed), 0);
+    memcpy(contract, h, 20);
+}
 
 static int s_setup(void **state)
 {
@@ -48,12 +63,19 @@ static int s_setup(void **state)
     fclose(out);
     snprintf(s_store_id, sizeof s_store_id, "c-%d-%lld", (int)getpid(), (long long)time(NULL));
     s_dsn = dsn;
-    return (s_db = ch_db_new(dsn)) ? 0 : -1;
+    if (!(s_db = ch_db_new(dsn)) || !(s_metrics = lc_metrics_new()))
+        return -1;
+    uint8_t contract[20];
+    s_contract(contract, "group");
+    s_lease = ch_lease_new(ch_db_pg(s_db), "test-group", 31337, contract, 60000, s_metrics);
+    return s_lease && ch_lease_step(s_lease) == 1 ? 0 : -1;
 }
 
 static int s_teardown(void **state)
 {
     (void)state;
+    ch_lease_destroy(&s_lease);
+    lc_metrics_destroy(&s_metrics);
     ch_db_destroy(&s_db);
     return 0;
 }
@@ -338,11 +360,17 @@ static void s_moved(ch_db_t *db, ch_db_proof_stats_t *before, uint64_t hits, uin
     *before = now;
 }
 
-/* A statement as the owner, behind the relayer's back ($1 = anchor id, $2 = 32 bytes or none). */
+/* A statement as the owner, behind the relayer's back ($1 = anchor id, $2 = 32 bytes or none),
+ * in the name of the group's lease (the anchor tables take writes from its holder only). */
 static void s_owner_sql(const char *sql, int64_t anchor_id, const uint8_t *bytes)
 {
     PGconn *conn = lc_pg_connect(s_dsn, "test_ch_db");
     assert_non_null(conn);
+    char set[128];
+    snprintf(set, sizeof set,
+             "SET lcore.lease_holder = 'test-group'; SET lcore.lease_epoch = '%llu'",
+             (unsigned long long)ch_lease_epoch(s_lease));
+    PQclear(PQexec(conn, set));
     char id[24], hex[2 + 64 + 1] = "\\x";
     snprintf(id, sizeof id, "%lld", (long long)anchor_id);
     if (bytes)
@@ -519,10 +547,70 @@ static void test_proof_cache_stale(void **state)
     s_cache_fx_destroy(&fx);
 }
 
+/* A statement on the fenced tables (no row changes): 0 when the fence let it through. */
+static int s_fenced_write(ch_db_t *db)
+{
+    return lc_pg_exec(ch_db_pg(db), "UPDATE anchors SET status = status WHERE false", NULL);
+}
+
+/* Two relayers of one chain and contract: one holds the lease, the other stands by and cannot
+ * write what decides transactions; once the first stops renewing, the second takes it over at
+ * the next epoch, and the first is fenced out and told it lost the lease; released, it is free
+ * to take at once. */
+static void test_lease(void **state)
+{
+    (void)state;
+    if (!s_db)
+        skip();
+    uint8_t contract[20];
+    s_contract(contract, "lease");
+    ch_db_t *da = ch_db_new(s_dsn), *dbb = ch_db_new(s_dsn), *none = ch_db_new(s_dsn);
+    assert_non_null(da);
+    assert_non_null(dbb);
+    assert_non_null(none);
+    ch_lease_t *a = ch_lease_new(ch_db_pg(da), "relayer-a", 31337, contract, 1000, s_metrics);
+    ch_lease_t *b = ch_lease_new(ch_db_pg(dbb), "relayer-b", 31337, contract, 1000, s_metrics);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(ch_lease_step(a), 1);
+    uint64_t epoch = ch_lease_epoch(a);
+    assert_true(epoch >= 1);
+    assert_int_equal(ch_lease_step(b), 0);
+    assert_string_equal(ch_lease_holder(b), "relayer-a");
+    assert_int_equal(s_fenced_write(da), 0);
+    assert_int_equal(s_fenced_write(dbb), LC_ERR_UNAVAILABLE);  /* the standby */
+    assert_int_equal(s_fenced_write(none), LC_ERR_UNAVAILABLE); /* no lease at all */
+    /* a renews within its ttl: still a's. */
+    usleep(600 * 1000);
+    assert_int_equal(ch_lease_step(a), 1);
+    assert_int_equal(ch_lease_step(b), 0);
+    /* a stops renewing (a pause, a crash): b takes over after the ttl, at the next epoch. */
+    usleep(1100 * 1000);
+    assert_int_equal(ch_lease_step(b), 1);
+    assert_int_equal(ch_lease_epoch(b), epoch + 1);
+    assert_int_equal(s_fenced_write(dbb), 0);
+    assert_int_equal(s_fenced_write(da), LC_ERR_UNAVAILABLE); /* a woke up late: fenced */
+    assert_int_equal(ch_lease_step(a), CH_LEASE_LOST);
+    assert_string_equal(ch_lease_holder(a), "relayer-b");
+    assert_int_equal(ch_lease_step(a), 0);
+    /* b releases it (SIGTERM): a takes it at once. */
+    ch_lease_release(b);
+    assert_int_equal(s_fenced_write(dbb), LC_ERR_UNAVAILABLE);
+    assert_int_equal(ch_lease_step(a), 1);
+    assert_int_equal(ch_lease_epoch(a), epoch + 2);
+    assert_int_equal(s_fenced_write(da), 0);
+    ch_lease_destroy(&a);
+    ch_lease_destroy(&b);
+    ch_db_destroy(&da);
+    ch_db_destroy(&dbb);
+    ch_db_destroy(&none);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_feed),
+        cmocka_unit_test(test_lease),
         cmocka_unit_test(test_anchor_and_info),
         cmocka_unit_test(test_anchor_infos),
         cmocka_unit_test(test_proof_cache),
