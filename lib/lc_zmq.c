@@ -143,6 +143,11 @@ void lc_zmq_batch_free(lc_zmq_batch_t *b)
     *b = (lc_zmq_batch_t){0};
 }
 
+int lc_zmq_batch_within(size_t n, size_t len)
+{
+    return n <= LC_ZMQ_BATCH_MAX && (n <= 1 || len <= LC_ZMQ_BATCH_BYTES);
+}
+
 int64_t lc_zmq_batch_max_msg(int64_t entry_max)
 {
     return (entry_max > LC_ZMQ_BATCH_BYTES ? entry_max : LC_ZMQ_BATCH_BYTES) + LC_ZMQ_BATCH_FRAMING;

@@ -55,6 +55,9 @@ int lc_zmq_batch_send(lc_zmq_batch_t *b, void *socket, int flags) LC_WUR;
 /* Wipes and empties b without sending; its entries are given up. */
 void lc_zmq_batch_clear(lc_zmq_batch_t *b);
 void lc_zmq_batch_free(lc_zmq_batch_t *b);
+/* Whether a received batch of n entries, len bytes in all, is within the bounds above (what
+ * lc_zmq_batch_fits lets a sender make): receivers drop a batch that is not. */
+int lc_zmq_batch_within(size_t n, size_t len);
 /* ZMQ_MAXMSGSIZE of a socket receiving batches whose single entries reach entry_max bytes. */
 int64_t lc_zmq_batch_max_msg(int64_t entry_max);
 

@@ -234,8 +234,7 @@ int cw_worker_handle(cw_worker_t *self, const uint8_t *data, size_t len, void *o
 {
     lc_counter_inc(self->received);
     Lcore__V1__ReadingBatch *b = lcore__v1__reading_batch__unpack(NULL, len, data);
-    if (!b || b->version != 1 || b->n_readings > LC_ZMQ_BATCH_MAX ||
-        (b->n_readings > 1 && len > LC_ZMQ_BATCH_BYTES)) {
+    if (!b || b->version != 1 || !lc_zmq_batch_within(b->n_readings, len)) {
         lc_counter_inc(self->bad);
         lc_warn("batch_dropped", "reason=%s bytes=%zu", !b ? "decode" : "bounds", len);
         if (b)

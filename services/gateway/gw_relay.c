@@ -302,10 +302,10 @@ static size_t s_delivery_size(const s_entry_t *e)
     return e->len + 12;
 }
 
-/* Sends the batch of readings (entries `of`, unsent or suspect) as one message; on success they
+/* Sends the batch (its readings in in_batch, unsent or suspect) as one message; on success they
  * are in flight. 0 when ZeroMQ took it. A solo delivery times out after the base timeout: it is
  * alone, its ack comes fast or not at all. */
-static int s_send_batch(gw_relay_t *self, void *sock, s_entry_t **of, int solo, uint64_t now)
+static int s_send_batch(gw_relay_t *self, void *sock, int solo, uint64_t now)
 {
     int rc = lc_zmq_batch_send(&self->batch, sock, ZMQ_DONTWAIT);
     if (rc < 0) {
@@ -317,7 +317,7 @@ static int s_send_batch(gw_relay_t *self, void *sock, s_entry_t **of, int solo, 
         return rc;
     }
     for (size_t i = 0; i < self->n_batch; i++) {
-        s_entry_t *e = of[i];
+        s_entry_t *e = self->in_batch[i];
         s_unlink(s_list_of(self, e), e);
         e->attempts++;
         e->where = S_IN_FLIGHT;
@@ -349,14 +349,13 @@ static void s_send(gw_relay_t *self)
     uint64_t now = lc_mono_us();
     if (!self->solo && self->suspects.head && self->in_flight.n < self->opts.window) {
         s_entry_t *e = self->suspects.head;
-        if (s_batch_add(self, e) == 0 && s_send_batch(self, sock, self->in_batch, 1, now) == 0)
+        if (s_batch_add(self, e) == 0 && s_send_batch(self, sock, 1, now) == 0)
             self->solo = e;
-        self->n_batch = 0;
     }
     s_entry_t *e = self->unsent.head;
     while (e && self->in_flight.n + self->n_batch < self->opts.window) {
         if (!lc_zmq_batch_fits(&self->batch, s_delivery_size(e)) &&
-            s_send_batch(self, sock, self->in_batch, 0, now) < 0)
+            s_send_batch(self, sock, 0, now) < 0)
             break;
         s_entry_t *next = e->next; /* e moves to in_flight when its batch is sent */
         if (s_batch_add(self, e) < 0)
@@ -364,7 +363,7 @@ static void s_send(gw_relay_t *self)
         e = next;
     }
     if (self->n_batch)
-        (void)s_send_batch(self, sock, self->in_batch, 0, now);
+        (void)s_send_batch(self, sock, 0, now);
 }
 
 /* -- acknowledgements -------------------------------------------------------------------- */

@@ -219,8 +219,7 @@ void st_writer_take(st_writer_t *self, const uint8_t *data, size_t len)
 {
     lc_counter_inc(self->messages);
     Lcore__V1__SealedBatch *b = lcore__v1__sealed_batch__unpack(NULL, len, data);
-    if (!b || b->version != 1 || b->n_records > LC_ZMQ_BATCH_MAX ||
-        (b->n_records > 1 && len > LC_ZMQ_BATCH_BYTES)) {
+    if (!b || b->version != 1 || !lc_zmq_batch_within(b->n_records, len)) {
         lc_counter_inc(self->bad);
         lc_warn("batch_dropped", "reason=%s bytes=%zu", !b ? "decode" : "bounds", len);
     } else {

@@ -50,8 +50,7 @@ static size_t s_take_each(st_writer_t *w, const uint8_t *msg, size_t len)
 {
     Lcore__V1__SealedBatch *b = lcore__v1__sealed_batch__unpack(NULL, len, msg);
     size_t kept = 0;
-    if (b && b->version == 1 && b->n_records <= LC_ZMQ_BATCH_MAX &&
-        (b->n_records <= 1 || len <= LC_ZMQ_BATCH_BYTES)) {
+    if (b && b->version == 1 && lc_zmq_batch_within(b->n_records, len)) {
         for (size_t i = 0; i < b->n_records; i++) {
             lc_zmq_batch_t one = {0};
             uint8_t *p = lc_zmq_batch_add(&one, b->records[i].len);
